@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one start-up sequence every chitin worker executable runs.
+// Runs in: worker (sandboxed)
+//
+// Order, and why:
+//   1. applyLimitsInChild(): rlimits from argv. They must be set here, inside the sandbox's own
+//      user namespace, because since Linux 5.14 RLIMIT_NPROC is counted per (user namespace,
+//      uid): set here it caps this sandbox alone instead of every worker of the service user.
+//   2. KJ async I/O, fd 3 wrapped as a capability stream, the RPC system started with this
+//      worker's bootstrap capability (fds, epoll and eventfd exist from here on).
+//   3. lockDownInWorker(): the kind's stricter seccomp filter, stacked on the profile's.
+//   4. Serve until the supervisor disconnects; then exit.
+// A failure in 1-3 exits with status 70 before any request is read (fail closed).
+
+#pragma once
+
+#include <capnp/capability.h>
+#include <kj/async-io.h>
+#include <kj/function.h>
+
+namespace chitin {
+
+struct WorkerContext {
+  kj::AsyncIoContext& io;
+  // Resolves when the supervisor has gone (EOF on fd 3). A worker may also finish earlier by
+  // fulfilling `done` itself (tool workers exit after their one call).
+  kj::Own<kj::PromiseFulfiller<void>> done;
+};
+
+using BootstrapFactory = kj::Function<capnp::Capability::Client(WorkerContext&)>;
+
+// `kind` names the worker ("session", "model", "exec", ...) for logs and for choosing the
+// stacked seccomp filter. Returns the process exit status.
+int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBootstrap);
+
+}  // namespace chitin

@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: Apache-2.0
+# Boundary: supervisor <-> tool worker (one process per tool call, each in its own sandbox).
+#
+# The tool worker serves `ToolWorker` as its bootstrap capability and accepts exactly one `run`
+# call, then exits. The supervisor has already parsed and validated the arguments, decided
+# whether the call may run, and chosen the sandbox profile (which decides what the worker can
+# see: for file tools only the agent's workspace, mounted at /workspace). The supervisor trusts
+# nothing in the result beyond its shape: output is attacker-influenced text.
+
+@0xf25667dd34c51d5e;
+
+$import "/capnp/c++.capnp".namespace("chitin::rpc");
+
+using Common = import "common.capnp";
+
+struct ExecArgs {
+  command @0 :Text;
+  workdir @1 :Text;          # relative to the workspace root; "" = the root
+  timeoutSeconds @2 :UInt32; # already clamped by the supervisor
+}
+
+struct ReadArgs {
+  path @0 :Text;             # relative to the workspace root (or under /workspace/)
+}
+
+struct WriteArgs {
+  path @0 :Text;
+  content @1 :Text;
+}
+
+struct EditArgs {
+  path @0 :Text;
+  oldText @1 :Text;
+  newText @2 :Text;
+}
+
+struct ToolInvocation {
+  union {
+    exec @0 :ExecArgs;
+    read @1 :ReadArgs;
+    write @2 :WriteArgs;
+    edit @3 :EditArgs;
+  }
+}
+
+struct ToolResult {
+  union {
+    ok @0 :Text;        # what the model sees on success
+    failed @1 :Text;    # an expected failure (file not found, exit status != 0, timeout...)
+  }
+  exitCode @2 :Int32 = -1;    # exec only
+  truncated @3 :Bool;         # output was cut at the cap
+  timedOut @4 :Bool;
+}
+
+interface ToolWorker {
+  run @0 (invocation :ToolInvocation, output :Common.ByteSink) -> (result :ToolResult);
+  # `output` receives live output (exec only); the final `result` carries the capped text the
+  # model will see. Calling `run` with a member this worker kind does not implement, or twice,
+  # is a protocol error.
+}

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the gateway asks of the rest of the supervisor: the seam between the WebSocket edge and
+// the agent core. The gateway owns framing, authentication and per-connection state; the core
+// owns sessions, runs and transcripts. Both run on the supervisor's single loop thread.
+// Runs in: supervisor
+
+#pragma once
+
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "gateway.pb.h"
+
+namespace chitin::gateway {
+
+// Who is asking, as established by `connect` (the token proves the client may use the gateway;
+// these fields are the client's own description, used for default session keys).
+struct ClientIdentity {
+  std::string connId;
+  std::string clientId;   // "cli", "webchat", ...
+  std::string user;       // the local user the client says it runs as
+};
+
+// Receives one run's events, in order, on the loop thread. The core holds it only until
+// `finished`; the gateway must cope with its connection having closed in between.
+class RunSink {
+ public:
+  virtual ~RunSink() = default;
+  virtual void event(const AgentEvent& event) = 0;
+  virtual void finished(const AgentResult& result) = 0;
+};
+
+// An error the gateway may show to the client as is (code + message).
+struct UserError {
+  std::string code;     // "INVALID_REQUEST", "NOT_FOUND", "UNAVAILABLE", ...
+  std::string message;
+};
+
+template <typename T>
+using Result = std::variant<T, UserError>;
+
+class AgentService {
+ public:
+  virtual ~AgentService() = default;
+
+  // Validates and starts a turn. On success the sink receives events and exactly one
+  // `finished`, possibly before this returns for immediate failures (e.g. no model configured
+  // still produces a finished result with the explanation as the reply).
+  virtual Result<AgentAccepted> startRun(const AgentParams& params, const ClientIdentity& who,
+                                         std::shared_ptr<RunSink> sink) = 0;
+  virtual Result<bool> abortRun(const std::string& runId) = 0;
+  virtual Result<ChatHistory> history(const ChatHistoryParams& params,
+                                      const ClientIdentity& who) = 0;
+  virtual SessionsList sessions() = 0;
+  virtual StatusPayload status() = 0;
+};
+
+}  // namespace chitin::gateway
