@@ -1,2 +1,117 @@
 // SPDX-License-Identifier: Apache-2.0
-// PLACEHOLDER: being written.
+// The last sandbox steps, applied by the worker itself: rlimits and the kind's stacked filter.
+// Runs in: worker (sandboxed)
+
+#include "sandbox-child.h"
+
+#include <execinfo.h>
+#include <kj/debug.h>
+#include <kj/string.h>
+#include <sys/resource.h>
+
+#include "seccomp-groups.h"
+
+namespace chitin {
+
+namespace {
+
+struct LimitKey {
+  const char* key;
+  int resource;
+};
+
+// Every key is required: a limit the spawner forgot must stop the worker, not default to
+// "unlimited".
+constexpr LimitKey LIMIT_KEYS[] = {
+    {"as", RLIMIT_AS},         {"nproc", RLIMIT_NPROC}, {"nofile", RLIMIT_NOFILE},
+    {"cpu", RLIMIT_CPU},       {"fsize", RLIMIT_FSIZE},
+};
+
+uint64_t parsePositive(kj::StringPtr key, kj::StringPtr text) {
+  KJ_REQUIRE(text.size() > 0 && text.size() <= 20, "limit value is not a positive integer",
+             key, text);
+  uint64_t value = 0;
+  for (char c : text) {
+    KJ_REQUIRE(c >= '0' && c <= '9', "limit value is not a positive integer", key, text);
+    uint64_t next = value * 10 + static_cast<uint64_t>(c - '0');
+    KJ_REQUIRE(next / 10 == value, "limit value overflows", key, text);
+    value = next;
+  }
+  KJ_REQUIRE(value > 0, "limit value is not a positive integer", key, text);
+  return value;
+}
+
+}  // namespace
+
+void applyLimitsInChild(int argc, char** argv) {
+  kj::Maybe<kj::StringPtr> spec;
+  for (int i = 1; i < argc; i++) {
+    kj::StringPtr arg = argv[i];
+    if (arg.startsWith(LIMITS_FLAG)) {
+      KJ_REQUIRE(spec == nullptr, "limits flag given twice", arg);
+      spec = arg.slice(sizeof(LIMITS_FLAG) - 1);
+    }
+  }
+  KJ_IF_MAYBE(text, spec) {
+    bool seen[kj::size(LIMIT_KEYS)] = {};
+    rlimit values[kj::size(LIMIT_KEYS)] = {};
+    kj::StringPtr rest = *text;
+    while (rest.size() > 0) {
+      kj::String item;
+      KJ_IF_MAYBE(comma, rest.findFirst(',')) {
+        item = kj::heapString(rest.slice(0, *comma));
+        rest = rest.slice(*comma + 1);
+        KJ_REQUIRE(rest.size() > 0, "limits flag ends with a comma", *text);
+      } else {
+        item = kj::heapString(rest);
+        rest = "";
+      }
+      size_t eq = KJ_REQUIRE_NONNULL(item.findFirst('='), "limit is not key=value", item);
+      kj::String key = kj::heapString(item.slice(0, eq));
+      bool known = false;
+      for (size_t k = 0; k < kj::size(LIMIT_KEYS); k++) {
+        if (key == LIMIT_KEYS[k].key) {
+          KJ_REQUIRE(!seen[k], "limit given twice", key);
+          seen[k] = true;
+          uint64_t value = parsePositive(key, item.slice(eq + 1));
+          values[k] = rlimit{value, value};
+          known = true;
+        }
+      }
+      KJ_REQUIRE(known, "unknown limit key (expected as, nproc, nofile, cpu, fsize)", key);
+    }
+    for (size_t k = 0; k < kj::size(LIMIT_KEYS); k++) {
+      KJ_REQUIRE(seen[k], "limits flag is missing a key", LIMIT_KEYS[k].key, *text);
+    }
+    // Set only after everything parsed, so a bad flag leaves nothing half-applied.
+    for (size_t k = 0; k < kj::size(LIMIT_KEYS); k++) {
+      KJ_SYSCALL(setrlimit(LIMIT_KEYS[k].resource, &values[k]), LIMIT_KEYS[k].key);
+    }
+    // No core files: a crashing worker must not write its memory (which may hold a session's
+    // transcript) anywhere, nor hand it to a host core handler.
+    rlimit noCore{0, 0};
+    KJ_SYSCALL(setrlimit(RLIMIT_CORE, &noCore));
+  } else {
+    KJ_FAIL_REQUIRE("missing limits flag; workers are started by the spawner", LIMITS_FLAG);
+  }
+}
+
+void lockDownInWorker(kj::StringPtr kind) {
+  auto& lockdown = KJ_REQUIRE_NONNULL(seccomp::lockdownFor(kind), "unknown worker kind", kind);
+  auto errnoNames = KJ_MAP(name, lockdown.errnoSyscalls) { return kj::StringPtr(name); };
+  seccomp::FilterSpec spec;
+  spec.groups = lockdown.groups;
+  spec.extraRules = lockdown.extraRules;
+  spec.errnoSyscalls = errnoNames;
+  // Build before loading: building allocates, which the filter itself allows anyway, but a
+  // failure here must leave a clear error rather than a half-locked process.
+  seccomp::Filter filter(spec);
+  // KJ records a stack trace in every exception, and glibc's backtrace() dlopens libgcc_s on
+  // first use. Make that first use now, while the worker may still open files; otherwise the
+  // first exception after lockdown (even a normal disconnect) would kill a session worker.
+  void* frames[4];
+  backtrace(frames, 4);
+  filter.load();  // sets PR_SET_NO_NEW_PRIVS first
+}
+
+}  // namespace chitin

@@ -1,3 +1,374 @@
 // SPDX-License-Identifier: Apache-2.0
-// PLACEHOLDER: being written.
+// Starting sandboxed workers: the clone/exec recipe, the availability check, reaping.
+// Runs in: supervisor
+
 #include "spawner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <kj/debug.h>
+#include <poll.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "sandbox-child.h"
+
+namespace chitin::spawn {
+
+namespace {
+
+const char ROOT_REFUSAL[] =
+    "chitin never runs workers as uid 0; start as a normal user or use --user";
+
+// The recipe's inputs, prepared by the parent: the vfork child may not allocate.
+struct ChildPlan {
+  int sources[5];  // become fds 0..4: /dev/null, stdout, stderr, worker socket, seccomp
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  int failedStep;  // written by the child if it cannot exec
+  int savedErrno;
+};
+
+// Runs in the clone(CLONE_VM|CLONE_VFORK) child, on its own stack, until execve. Only
+// async-signal-safe calls; the parent is suspended and reads `failedStep` when we are gone.
+int execBwrapInChild(void* arg) {
+  auto* plan = static_cast<ChildPlan*>(arg);
+  // Step 1: the five fds in place. Every source is >= 10 (see start()), so dup2 never sees its
+  // own target and always clears close-on-exec.
+  for (int target = 0; target < 5; target++) {
+    if (dup2(plan->sources[target], target) < 0) {
+      plan->failedStep = 1;
+      plan->savedErrno = errno;
+      _exit(127);
+    }
+  }
+  // Step 2: nothing else crosses into the sandbox.
+  if (close_range(5, ~0U, 0) < 0) {
+    plan->failedStep = 2;
+    plan->savedErrno = errno;
+    _exit(127);
+  }
+  // Step 3: default signal dispositions and an empty mask (the parent blocked everything
+  // around clone; ignored signals would otherwise stay ignored across exec).
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);  // EINVAL for KILL/STOP
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Step 4: bwrap, with an empty environment.
+  execve(plan->path, plan->argv, plan->envp);
+  plan->failedStep = 4;
+  plan->savedErrno = errno;
+  _exit(127);
+}
+
+kj::AutoCloseFd dupHigh(int fd) {
+  int high;
+  KJ_SYSCALL(high = fcntl(fd, F_DUPFD_CLOEXEC, 10));
+  return kj::AutoCloseFd(high);
+}
+
+std::optional<WorkerExit> waitPidfd(int pidfd, bool block) {
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  int flags = WEXITED | (block ? 0 : WNOHANG);
+  KJ_SYSCALL(waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, flags));
+  if (info.si_pid == 0) return std::nullopt;
+  WorkerExit exit;
+  if (info.si_code == CLD_EXITED) {
+    // bwrap reports a worker's death by signal N as exit status 128 + N.
+    if (info.si_status > 128 && info.si_status < 128 + NSIG) {
+      exit.signal = info.si_status - 128;
+    } else {
+      exit.exitCode = info.si_status;
+    }
+  } else {
+    exit.signal = info.si_status;
+  }
+  return exit;
+}
+
+std::string readSysctl(const std::string& path) {
+  std::ifstream in(path);
+  std::string value;
+  if (in) std::getline(in, value);
+  return value;
+}
+
+}  // namespace
+
+struct Spawner::Compiled {
+  config::SandboxProfile profile;
+  std::string bpf;
+};
+
+std::string WorkerExit::describe() const {
+  if (signal != 0) {
+    const char* abbrev = sigabbrev_np(signal);
+    return "killed by signal " + std::to_string(signal) + " (SIG" +
+           (abbrev != nullptr ? abbrev : "?") + ")";
+  }
+  return "exited with status " + std::to_string(exitCode);
+}
+
+WorkerExit waitForExit(const SpawnedWorker& worker) {
+  return *waitPidfd(worker.pidfd.get(), true);
+}
+
+std::optional<WorkerExit> pollExit(const SpawnedWorker& worker) {
+  return waitPidfd(worker.pidfd.get(), false);
+}
+
+void killWorker(const SpawnedWorker& worker) {
+  int rc = syscall(SYS_pidfd_send_signal, worker.pidfd.get(), SIGKILL, nullptr, 0);
+  if (rc < 0 && errno != ESRCH) KJ_FAIL_SYSCALL("pidfd_send_signal", errno, worker.pid);
+}
+
+bool SystemSpawnOs::fileExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool SystemSpawnOs::isExecutable(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+std::string SystemSpawnOs::readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw SandboxUnavailable("cannot read " + path + ": " + strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> SystemSpawnOs::subdirectories(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return names;
+  KJ_DEFER(closedir(dir));
+  while (dirent* entry = readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st;
+    if (stat((path + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Spawner::Spawner(SpawnerSettings settings, SpawnOs& os) : settings_(kj::mv(settings)), os_(os) {}
+
+const Spawner::Compiled& Spawner::compiled(const std::string& name) {
+  auto it = cache_.find(name);
+  if (it != cache_.end()) return *it->second;
+  auto entry = std::make_shared<Compiled>();
+  entry->profile = loadProfile(os_, settings_.profileDir, name);
+  entry->bpf = compileSeccomp(entry->profile);
+  return *cache_.emplace(name, kj::mv(entry)).first->second;
+}
+
+SpawnedWorker Spawner::spawn(const SpawnRequest& request) {
+  if (geteuid() == 0) throw SandboxUnavailable(ROOT_REFUSAL);
+  if (!available_) {
+    if (auto reason = checkAvailable()) throw SandboxUnavailable(*reason);
+  }
+  auto& entry = compiled(request.profile);
+  return start(entry.profile, entry.bpf, request);
+}
+
+SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::string& bpf,
+                             const SpawnRequest& request) {
+  // Step 1: the argv, from the profile alone (plus the request's variables and arguments).
+  auto args = compileArgv(profile, request, SECCOMP_FD);
+
+  // Step 2: the seccomp program in a sealed memfd, read by bwrap from fd 4. A fresh one per
+  // spawn: bwrap reads from the shared file offset.
+  int memfd;
+  KJ_SYSCALL(memfd = memfd_create("chitin-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  kj::AutoCloseFd seccompFd(memfd);
+  for (size_t done = 0; done < bpf.size();) {
+    ssize_t n;
+    KJ_SYSCALL(n = write(memfd, bpf.data() + done, bpf.size() - done));
+    done += n;
+  }
+  KJ_SYSCALL(fcntl(memfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE));
+  KJ_SYSCALL(lseek(memfd, 0, SEEK_SET));
+
+  // Step 3: the worker's only channel, and its stdio (stdin /dev/null; output to our stderr
+  // unless the caller asked otherwise).
+  int pair[2];
+  KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair));
+  kj::AutoCloseFd ours(pair[0]), theirs(pair[1]);
+  int devNull;
+  KJ_SYSCALL(devNull = open("/dev/null", O_RDONLY | O_CLOEXEC));
+  kj::AutoCloseFd nullFd(devNull);
+  int outFd = request.stdoutFd >= 0 ? request.stdoutFd : STDERR_FILENO;
+  int errFd = request.stderrFd >= 0 ? request.stderrFd : STDERR_FILENO;
+  // Above 9, so that placing them on 0..4 can never overwrite one another.
+  kj::AutoCloseFd sources[5] = {dupHigh(nullFd), dupHigh(outFd), dupHigh(errFd),
+                                dupHigh(theirs), dupHigh(seccompFd)};
+
+  // Step 4: the plan for the child, all memory prepared here.
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+  ChildPlan plan{};
+  for (int i = 0; i < 5; i++) plan.sources[i] = sources[i].get();
+  plan.path = settings_.bwrapPath.c_str();
+  plan.argv = argv.data();
+  plan.envp = envp;
+
+  // Step 5: clone(CLONE_VM|CLONE_VFORK): no copy of our address space (fork() of a big
+  // supervisor costs tens of ms), and we resume only once the child has exec'd or failed.
+  // CLONE_PIDFD gives the pidfd atomically, so the pid can never be recycled under us.
+  constexpr size_t STACK_SIZE = 64 * 1024;
+  void* stack = mmap(nullptr, STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) KJ_FAIL_SYSCALL("mmap(child stack)", errno);
+  KJ_DEFER(munmap(stack, STACK_SIZE));
+  sigset_t all, saved;
+  sigfillset(&all);
+  // Blocked in the parent so no handler of ours runs on the shared stack-less child.
+  int maskRc = pthread_sigmask(SIG_SETMASK, &all, &saved);
+  KJ_REQUIRE(maskRc == 0, "pthread_sigmask", strerror(maskRc));
+  int pidfd = -1;
+  pid_t pid = clone(execBwrapInChild, static_cast<char*>(stack) + STACK_SIZE,
+                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &pidfd);
+  int cloneErrno = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid < 0) KJ_FAIL_SYSCALL("clone", cloneErrno);
+  kj::AutoCloseFd ownedPidfd(pidfd);
+
+  if (plan.failedStep != 0) {
+    waitPidfd(pidfd, true);  // reap the child that could not exec
+    if (plan.failedStep == 4) {
+      throw SandboxUnavailable("cannot run bubblewrap at " + settings_.bwrapPath + ": " +
+                               strerror(plan.savedErrno) + " (apt-get install bubblewrap)");
+    }
+    KJ_FAIL_SYSCALL(plan.failedStep == 1 ? "dup2" : "close_range", plan.savedErrno);
+  }
+
+  SpawnedWorker worker;
+  worker.pid = pid;
+  worker.pidfd = kj::mv(ownedPidfd);
+  worker.socket = kj::mv(ours);
+  worker.wallClockSeconds = profile.limits().wall_clock_seconds();
+  worker.profile = profile.name();
+  return worker;
+}
+
+std::optional<std::string> Spawner::checkAvailable() {
+  if (available_) return std::nullopt;
+  if (geteuid() == 0) return std::string(ROOT_REFUSAL);
+  if (!os_.isExecutable(settings_.bwrapPath)) {
+    return "bubblewrap is not installed (no executable " + settings_.bwrapPath +
+           "): apt-get install bubblewrap";
+  }
+  if (readSysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0") {
+    return std::string("unprivileged user namespaces are disabled: set "
+                       "kernel.unprivileged_userns_clone=1 (sysctl, and in /etc/sysctl.d/)");
+  }
+  if (readSysctl("/proc/sys/user/max_user_namespaces") == "0") {
+    return std::string("user namespaces are disabled: set user.max_user_namespaces to a "
+                       "positive number, e.g. 15000 (sysctl, and in /etc/sysctl.d/)");
+  }
+  // Level 3 is SECCOMP_RET_KILL_PROCESS, the default action of every chitin filter.
+  if (seccomp_api_get() < 3) {
+    return std::string("this kernel's seccomp lacks SECCOMP_RET_KILL_PROCESS (Linux >= 4.14 "
+                       "with CONFIG_SECCOMP_FILTER is required)");
+  }
+
+  // A real, trivial sandbox: namespaces, the usual mounts, a default-kill filter, /usr/bin/true.
+  config::SandboxProfile trial;
+  trial.set_name("availability-check");
+  trial.set_worker("true");
+  auto mount = [&](config::Mount::Kind kind, const char* src, const char* dst) {
+    auto* m = trial.add_mount();
+    m->set_kind(kind);
+    m->set_src(src);
+    m->set_dst(dst);
+  };
+  mount(config::Mount::RO_BIND, "/usr", "/usr");
+  mount(config::Mount::SYMLINK, "usr/lib", "/lib");
+  mount(config::Mount::SYMLINK, "usr/lib64", "/lib64");
+  mount(config::Mount::SYMLINK, "usr/bin", "/bin");
+  mount(config::Mount::PROC, "", "/proc");
+  mount(config::Mount::DEV, "", "/dev");
+  mount(config::Mount::TMPFS, "", "/tmp");
+  for (auto group : {config::BASIC_IO, config::MEMORY, config::PROCESS_SELF}) {
+    trial.add_syscalls(group);
+  }
+  auto* limits = trial.mutable_limits();
+  limits->set_memory_bytes(256u << 20);
+  limits->set_max_processes(8);
+  limits->set_max_open_files(64);
+  limits->set_cpu_seconds(5);
+  limits->set_max_file_bytes(1u << 20);
+
+  int pipeFds[2];
+  KJ_SYSCALL(pipe2(pipeFds, O_CLOEXEC));
+  kj::AutoCloseFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
+  SpawnRequest request;
+  request.profile = trial.name();
+  request.workerOverride = "/usr/bin/true";
+  request.stdoutFd = writeEnd.get();
+  request.stderrFd = writeEnd.get();
+  SpawnedWorker worker;
+  try {
+    worker = start(trial, compileSeccomp(trial), request);
+  } catch (const SandboxUnavailable& e) {
+    return std::string(e.what());
+  }
+  writeEnd = nullptr;
+
+  // bwrap /usr/bin/true takes ~15 ms; a sandbox that has not finished in 10 s is broken.
+  pollfd pfd{worker.pidfd.get(), POLLIN, 0};
+  int ready;
+  KJ_SYSCALL(ready = poll(&pfd, 1, 10000));
+  if (ready == 0) {
+    killWorker(worker);
+    waitForExit(worker);
+    return std::string("the trial sandbox (bwrap running /usr/bin/true) did not finish in 10 s");
+  }
+  WorkerExit exit = waitForExit(worker);
+  std::string output(4096, '\0');
+  ssize_t n = read(readEnd.get(), output.data(), output.size());
+  output.resize(n > 0 ? n : 0);
+  while (!output.empty() && output.back() == '\n') output.pop_back();
+  if (exit.exitCode == 0) {
+    available_ = true;
+    return std::nullopt;
+  }
+  std::string reason = "bubblewrap could not build a sandbox (" + exit.describe() + ")";
+  if (!output.empty()) reason += ": " + output;
+  if (exit.signal == SIGSYS) {
+    reason += "; the seccomp filter killed the trial's start-up: this kernel or libc needs a "
+              "syscall chitin does not allow yet (please report it)";
+  } else if (output.find("namespace") != std::string::npos ||
+             output.find("uid map") != std::string::npos) {
+    reason += "; unprivileged user namespaces seem unavailable: enable them (Debian: "
+              "kernel.unprivileged_userns_clone=1; Ubuntu >= 23.10: "
+              "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)";
+  }
+  return reason;
+}
+
+}  // namespace chitin::spawn

@@ -13,6 +13,8 @@
 
 #include <kj/io.h>
 #include <map>
+#include <memory>
+#include <stdexcept>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -36,9 +38,14 @@ struct SpawnerSettings {
 
 struct SpawnRequest {
   std::string profile;                         // e.g. "exec"
-  std::map<std::string, std::string> vars;     // e.g. {"WORKSPACE", "/home/u/.chitin/workspace/main"}
+  std::map<std::string, std::string> vars;     // {"WORKSPACE", "/home/u/.chitin/workspace/main"}
   std::vector<std::string> workerArgs;         // extra argv for the worker (never secrets)
   std::optional<std::string> workerOverride;   // tests only: another executable (probes)
+  // Where the worker's stdout and stderr go (the spawner dups them; the caller keeps its fds).
+  // -1: the supervisor's stderr, for both (a worker never writes to the supervisor's stdout).
+  // stdin is always /dev/null: a worker must not read the owner's terminal.
+  int stdoutFd = -1;
+  int stderrFd = -1;
 };
 
 struct SpawnedWorker {
@@ -49,6 +56,22 @@ struct SpawnedWorker {
   std::string profile;
 };
 
+// How a worker ended. bwrap reports a worker killed by signal N as exit status 128+N;
+// chitin workers never exit above 128 themselves, so both forms decode to `signal`.
+struct WorkerExit {
+  int exitCode = -1;  // when it exited normally, else -1
+  int signal = 0;     // when a signal ended it, else 0
+  std::string describe() const;  // "exited with status 0", "killed by signal 31 (SIGSYS)"
+};
+
+// Reaps the worker through its pidfd (waitid P_PIDFD). `waitForExit` blocks; `pollExit` returns
+// nullopt while it still runs. Call once the pidfd is readable to avoid blocking the loop.
+WorkerExit waitForExit(const SpawnedWorker& worker);
+std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
+// SIGKILL to the outer bwrap (the wall-clock limit). --die-with-parent and the pid namespace
+// take every process of the sandbox with it.
+void killWorker(const SpawnedWorker& worker);
+
 // The OS operations the spawner needs, so unit tests can compile profiles without running
 // anything. `SystemOs` is the real implementation.
 class SpawnOs {
@@ -57,6 +80,9 @@ class SpawnOs {
   virtual bool fileExists(const std::string& path) = 0;
   virtual bool isExecutable(const std::string& path) = 0;
   virtual std::string readFile(const std::string& path) = 0;  // throws on error
+  // Names of the directories directly inside `path` (worker lookup one level down, as in the
+  // meson build tree). Fakes that do not model directories may keep the default (none).
+  virtual std::vector<std::string> subdirectories(const std::string& path) { return {}; }
 };
 
 class SystemSpawnOs final : public SpawnOs {
@@ -64,6 +90,7 @@ class SystemSpawnOs final : public SpawnOs {
   bool fileExists(const std::string& path) override;
   bool isExecutable(const std::string& path) override;
   std::string readFile(const std::string& path) override;
+  std::vector<std::string> subdirectories(const std::string& path) override;
 };
 
 // Loads and validates a profile file. Errors name file:line:column.
@@ -94,10 +121,33 @@ class Spawner {
 
   const SpawnerSettings& settings() const { return settings_; }
 
+  // Where the worker binary is mounted inside every sandbox.
+  static constexpr const char* WORKER_PATH_INSIDE = "/run/chitin/worker";
+  // The fd bwrap reads the seccomp program from (fd 3 is the worker's socket).
+  static constexpr int SECCOMP_FD = 4;
+
  private:
+  struct Compiled;
+  const Compiled& compiled(const std::string& profile);
+  std::vector<std::string> compileArgvImpl(const config::SandboxProfile& profile,
+                                           const SpawnRequest& request, int seccompFd,
+                                           bool forExplain);
+  std::string findWorker(const config::SandboxProfile& profile, const SpawnRequest& request,
+                         bool forExplain);
+  SpawnedWorker start(const config::SandboxProfile& profile, const std::string& bpf,
+                      const SpawnRequest& request);
+
   SpawnerSettings settings_;
   SpawnOs& os_;
   bool available_ = false;
+  std::map<std::string, std::shared_ptr<const Compiled>> cache_;
 };
+
+// The argv flag carrying a profile's rlimits to the worker (common/sandbox-child.h).
+std::string limitsFlag(const config::Limits& limits);
+
+// The seccomp program bwrap loads for a profile: its groups, the bootstrap set, its errno
+// exceptions; default kill.
+std::string compileSeccomp(const config::SandboxProfile& profile);
 
 }  // namespace chitin::spawn

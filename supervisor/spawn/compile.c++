@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: Apache-2.0
+// Compiling a profile into a bwrap command line, a seccomp program and worker limits; and the
+// reviewer's view of all three (`chitin sandbox explain`).
+// Runs in: supervisor
+
+#include <kj/debug.h>
+
+#include <sstream>
+
+#include "profile.h"
+#include "sandbox-child.h"
+#include "seccomp-groups.h"
+#include "spawner.h"
+
+namespace chitin::spawn {
+
+// The profile schema and the shared group tables must agree number for number.
+static_assert(static_cast<int>(seccomp::Group::BASIC_IO) == config::BASIC_IO);
+static_assert(static_cast<int>(seccomp::Group::MEMORY) == config::MEMORY);
+static_assert(static_cast<int>(seccomp::Group::PROCESS_SELF) == config::PROCESS_SELF);
+static_assert(static_cast<int>(seccomp::Group::FILE_READ) == config::FILE_READ);
+static_assert(static_cast<int>(seccomp::Group::FILE_WRITE) == config::FILE_WRITE);
+static_assert(static_cast<int>(seccomp::Group::UNIX_IPC) == config::UNIX_IPC);
+static_assert(static_cast<int>(seccomp::Group::NETWORK) == config::NETWORK);
+static_assert(static_cast<int>(seccomp::Group::PROCESS_SPAWN) == config::PROCESS_SPAWN);
+static_assert(static_cast<int>(seccomp::Group::THREADS) == config::THREADS);
+static_assert(static_cast<int>(seccomp::Group::TERMINAL) == config::TERMINAL);
+static_assert(static_cast<int>(seccomp::Group::TIME) == config::TIME);
+static_assert(config::SyscallGroup_MAX == config::TIME, "a new SyscallGroup needs a table");
+
+namespace {
+
+std::vector<seccomp::Group> groupsOf(const config::SandboxProfile& profile) {
+  std::vector<seccomp::Group> groups;
+  for (int g : profile.syscalls()) groups.push_back(static_cast<seccomp::Group>(g));
+  return groups;
+}
+
+bool isCleanValue(const std::string& value) {
+  if (value.size() < 2 || value[0] != '/' || value.back() == '/') return false;
+  if (value.find('\0') != std::string::npos || value.find("//") != std::string::npos) return false;
+  return value.find("/../") == std::string::npos && value.find("/./") == std::string::npos &&
+         value.compare(value.size() - 3, 3, "/..") != 0 &&
+         value.compare(value.size() - 2, 2, "/.") != 0;
+}
+
+std::string expandSrc(const config::SandboxProfile& profile, const std::string& src,
+                      const std::map<std::string, std::string>& vars, bool forExplain) {
+  std::string error;
+  std::string out = src;
+  for (auto& name : variablesIn(src, error)) {
+    auto it = vars.find(name);
+    if (it == vars.end()) {
+      if (forExplain) continue;  // shown as ${NAME}
+      throw SandboxUnavailable("sandbox profile \"" + profile.name() + "\" mounts ${" + name +
+                               "} but the spawn request gives no value for it");
+    }
+    if (!isCleanValue(it->second)) {
+      throw SandboxUnavailable("${" + name + "} must be an absolute path other than / without "
+                               "'.', '..' or '//', got \"" + it->second + "\"");
+    }
+    out = substitute(out, name, it->second);
+  }
+  KJ_REQUIRE(error.empty(), "profile was validated at load", error);
+  return out;
+}
+
+bool isShellSafe(const std::string& arg) {
+  if (arg.empty()) return false;
+  for (char c : arg) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              std::string("_./=:,+-@%").find(c) != std::string::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string shellQuote(const std::string& arg) {
+  if (isShellSafe(arg)) return arg;
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string humanBytes(uint64_t bytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  uint64_t value = bytes;
+  while (unit < 4 && value >= 1024 && value % 1024 == 0) {
+    value /= 1024;
+    unit++;
+  }
+  return std::to_string(value) + " " + units[unit];
+}
+
+}  // namespace
+
+std::string limitsFlag(const config::Limits& limits) {
+  return std::string(LIMITS_FLAG) + "as=" + std::to_string(limits.memory_bytes()) +
+         ",nproc=" + std::to_string(limits.max_processes()) +
+         ",nofile=" + std::to_string(limits.max_open_files()) +
+         ",cpu=" + std::to_string(limits.cpu_seconds()) +
+         ",fsize=" + std::to_string(limits.max_file_bytes());
+}
+
+std::string compileSeccomp(const config::SandboxProfile& profile) {
+  auto groups = groupsOf(profile);
+  std::vector<kj::StringPtr> errnoNames;
+  for (auto& name : profile.errno_syscalls()) errnoNames.push_back(name.c_str());
+  seccomp::FilterSpec spec;
+  spec.groups = kj::arrayPtr(groups.data(), groups.size());
+  spec.bootstrap = true;
+  spec.errnoSyscalls = kj::arrayPtr(errnoNames.data(), errnoNames.size());
+  auto bpf = seccomp::Filter(spec).exportBpf();
+  return std::string(bpf.asChars().begin(), bpf.size());
+}
+
+std::string Spawner::findWorker(const config::SandboxProfile& profile,
+                                const SpawnRequest& request, bool forExplain) {
+  if (request.workerOverride) {
+    const std::string& path = *request.workerOverride;
+    if (path.empty() || path[0] != '/' || !os_.isExecutable(path)) {
+      throw SandboxUnavailable("worker override \"" + path + "\" is not an executable file "
+                               "given by absolute path");
+    }
+    return path;
+  }
+  std::string file = "chitin-worker-" + profile.worker();
+  std::string direct = settings_.workerDir + "/" + file;
+  if (os_.isExecutable(direct)) return direct;
+  // The meson build tree keeps each worker in build/workers/<folder>/.
+  for (auto& sub : os_.subdirectories(settings_.workerDir)) {
+    std::string nested = settings_.workerDir + "/" + sub + "/" + file;
+    if (os_.isExecutable(nested)) return nested;
+  }
+  if (forExplain) return direct + " (not found)";
+  throw SandboxUnavailable("worker executable " + file + " not found in " + settings_.workerDir +
+                           " or the folders directly inside it (is it built and installed?)");
+}
+
+std::vector<std::string> Spawner::compileArgv(const config::SandboxProfile& profile,
+                                              const SpawnRequest& request, int seccompFd) {
+  return compileArgvImpl(profile, request, seccompFd, false);
+}
+
+std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& profile,
+                                                  const SpawnRequest& request, int seccompFd,
+                                                  bool forExplain) {
+  for (auto& [name, value] : request.vars) {
+    if (KNOWN_VARIABLES.count(name) == 0) {
+      throw SandboxUnavailable("unknown sandbox variable \"" + name + "\" (known: WORKSPACE)");
+    }
+  }
+  for (auto& arg : request.workerArgs) {
+    KJ_REQUIRE(arg.rfind(LIMITS_FLAG, 0) != 0, "worker args must not carry limits", arg);
+    KJ_REQUIRE(arg.find('\0') == std::string::npos, "worker arg contains NUL");
+  }
+  KJ_REQUIRE(seccompFd > 3, "fd 0-2 are stdio and fd 3 is the worker's socket", seccompFd);
+
+  std::vector<std::string> argv{settings_.bwrapPath};
+  auto add = [&](std::initializer_list<std::string> args) {
+    argv.insert(argv.end(), args.begin(), args.end());
+  };
+  // Every namespace. The user namespace is named explicitly: bwrap then fails instead of
+  // running without one. The network namespace is kept only when the profile grants it.
+  add({"--unshare-all", "--unshare-user"});
+  if (profile.network()) add({"--share-net"});
+  // No nested user namespaces (they would re-open the kernel surface the filter closes), die
+  // with the supervisor, no controlling terminal (TIOCSTI), no capabilities, no environment.
+  add({"--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+       "--clearenv", "--hostname", "chitin-sandbox"});
+  // The worker itself is pid 1: bwrap's reaper would otherwise sit in the sandbox under the
+  // profile filter only, and a worker allowed to open /proc/1/mem could write into it and shed
+  // its own stricter lockdown.
+  add({"--as-pid-1"});
+  add({"--seccomp", std::to_string(seccompFd)});
+  for (auto& mount : profile.mount()) {
+    const std::string& dst = mount.dst();
+    switch (mount.kind()) {
+      case config::Mount::RO_BIND:
+        add({"--ro-bind", expandSrc(profile, mount.src(), request.vars, forExplain), dst});
+        break;
+      case config::Mount::RO_BIND_TRY:
+        add({"--ro-bind-try", expandSrc(profile, mount.src(), request.vars, forExplain), dst});
+        break;
+      case config::Mount::BIND:
+        add({"--bind", expandSrc(profile, mount.src(), request.vars, forExplain), dst});
+        break;
+      case config::Mount::TMPFS:
+        // RLIMIT_AS does not count tmpfs pages; cap each tmpfs at the memory limit.
+        // TODO(security): a cgroup memory limit would also cover /dev/shm and kernel memory.
+        add({"--size", std::to_string(profile.limits().memory_bytes()), "--tmpfs", dst});
+        break;
+      case config::Mount::PROC: add({"--proc", dst}); break;
+      case config::Mount::DEV: add({"--dev", dst}); break;
+      case config::Mount::SYMLINK: add({"--symlink", mount.src(), dst}); break;
+      case config::Mount::DIR: add({"--dir", dst}); break;
+      default:
+        throw SandboxUnavailable("sandbox profile \"" + profile.name() + "\" has a mount of an "
+                                 "unknown kind");
+    }
+  }
+  add({"--ro-bind", findWorker(profile, request, forExplain), WORKER_PATH_INSIDE});
+  add({"--chdir", profile.workdir().empty() ? std::string("/") : profile.workdir()});
+  add({"--", WORKER_PATH_INSIDE, limitsFlag(profile.limits())});
+  argv.insert(argv.end(), request.workerArgs.begin(), request.workerArgs.end());
+  return argv;
+}
+
+std::string Spawner::explain(const std::string& name,
+                             const std::map<std::string, std::string>& vars) {
+  auto profile = loadProfile(os_, settings_.profileDir, name);
+  SpawnRequest request;
+  request.profile = name;
+  request.vars = vars;
+  auto argv = compileArgvImpl(profile, request, SECCOMP_FD, true);
+
+  std::ostringstream out;
+  out << "sandbox profile \"" << profile.name() << "\": " << profile.description() << "\n";
+  out << "worker kind: " << profile.worker() << "\n";
+  out << "network: "
+      << (profile.network() ? "shared with the host" : "none (own namespace, loopback only)")
+      << "\n\nbwrap command line (fd 3: the worker's socket; fd " << SECCOMP_FD
+      << ": the seccomp program; empty environment):\n ";
+  for (size_t i = 0; i < argv.size(); i++) {
+    bool breakLine = i > 0 && argv[i].rfind("--", 0) == 0;
+    out << (breakLine ? " \\\n    " : " ") << shellQuote(argv[i]);
+  }
+  out << "\n\nseccomp filter (x86_64 only; i386/x32 entry points and every syscall not listed "
+         "kill the process: SIGSYS):\n";
+  auto listRules = [&](const std::string& title, kj::ArrayPtr<const seccomp::Rule> rules) {
+    out << "  " << title << ":\n   ";
+    size_t column = 3;
+    for (size_t i = 0; i < rules.size(); i++) {
+      std::string item = seccomp::describeRule(rules[i]).cStr();
+      if (i + 1 < rules.size()) item += ",";
+      if (column + 1 + item.size() > 96) {
+        out << "\n   ";
+        column = 3;
+      }
+      out << " " << item;
+      column += 1 + item.size();
+    }
+    out << "\n";
+  };
+  for (int g : profile.syscalls()) {
+    auto group = static_cast<seccomp::Group>(g);
+    listRules(seccomp::groupName(group).cStr(), seccomp::groupRules(group));
+  }
+  listRules("bootstrap (bwrap's exec of the worker, the dynamic loader and the worker's "
+            "start-up, before the worker's own filter)", seccomp::bootstrapRules());
+  out << "  errno EPERM instead of kill:";
+  if (profile.errno_syscalls_size() == 0) out << " (none)";
+  for (auto& syscall : profile.errno_syscalls()) out << " " << syscall;
+  out << "\n\nworker lockdown after start-up (a second, stacked filter):";
+  KJ_IF_MAYBE(lockdown, seccomp::lockdownFor(profile.worker())) {
+    for (auto group : lockdown->groups) out << " " << seccomp::groupName(group).cStr();
+    for (auto& rule : lockdown->extraRules) out << " " << seccomp::describeRule(rule).cStr();
+    for (auto syscall : lockdown->errnoSyscalls) out << " errno:" << syscall;
+  } else {
+    out << " none known for kind \"" << profile.worker() << "\": the worker refuses to start";
+  }
+  const auto& limits = profile.limits();
+  out << "\n\nlimits (rlimits set by the worker inside its own user namespace):\n"
+      << "  address space: " << humanBytes(limits.memory_bytes()) << "\n"
+      << "  processes and threads: " << limits.max_processes() << "\n"
+      << "  open files: " << limits.max_open_files() << "\n"
+      << "  cpu time: " << limits.cpu_seconds() << " s\n"
+      << "  file size: " << humanBytes(limits.max_file_bytes()) << "\n"
+      << "  wall clock: "
+      << (limits.wall_clock_seconds() == 0
+              ? std::string("none")
+              : std::to_string(limits.wall_clock_seconds()) +
+                    " s (the supervisor kills the sandbox)")
+      << "\n";
+  return out.str();
+}
+
+}  // namespace chitin::spawn

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: Apache-2.0
+// Unit tests of the spawner without running anything: profile loading and its error messages,
+// the bwrap argv a profile compiles to, the limits flag, and the shipped profiles themselves.
+// Runs in: tests
+
+#include <doctest/doctest.h>
+#include <kj/debug.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "seccomp-groups.h"
+#include "spawner.h"
+
+namespace chitin::spawn {
+
+namespace {
+
+// Files and executables that exist only in the test's imagination.
+class FakeOs final : public SpawnOs {
+ public:
+  std::map<std::string, std::string> files;
+  std::set<std::string> executables;
+  std::map<std::string, std::vector<std::string>> dirs;
+  bool fileExists(const std::string& path) override { return files.count(path) > 0; }
+  bool isExecutable(const std::string& path) override { return executables.count(path) > 0; }
+  std::string readFile(const std::string& path) override { return files.at(path); }
+  std::vector<std::string> subdirectories(const std::string& path) override {
+    auto it = dirs.find(path);
+    return it == dirs.end() ? std::vector<std::string>{} : it->second;
+  }
+};
+
+const char GOOD[] = R"(name: "demo"
+description: "a test profile"
+worker: "demo"
+mount { kind: RO_BIND src: "/usr" dst: "/usr" }
+mount { kind: SYMLINK src: "usr/lib" dst: "/lib" }
+mount { kind: PROC dst: "/proc" }
+mount { kind: TMPFS dst: "/tmp" }
+mount { kind: BIND src: "${WORKSPACE}" dst: "/workspace" }
+workdir: "/workspace"
+syscalls: BASIC_IO
+syscalls: MEMORY
+syscalls: PROCESS_SELF
+limits { memory_bytes: 1000 max_processes: 2 max_open_files: 3 cpu_seconds: 4
+         max_file_bytes: 5 wall_clock_seconds: 6 }
+)";
+
+std::string loadError(const std::string& text, const std::string& name = "demo") {
+  FakeOs os;
+  os.files["/p/" + name + ".textproto"] = text;
+  try {
+    loadProfile(os, "/p", name);
+  } catch (const SandboxUnavailable& e) {
+    return e.what();
+  }
+  return "(loaded)";
+}
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  auto pos = text.find(from);
+  REQUIRE(pos != std::string::npos);
+  return text.replace(pos, from.size(), to);
+}
+
+std::string sourceProfileDir() {
+  const char* dir = getenv("CHITIN_PROFILE_DIR");
+  REQUIRE(dir != nullptr);
+  return dir;
+}
+
+bool contains(const std::vector<std::string>& argv, const std::vector<std::string>& run) {
+  return std::search(argv.begin(), argv.end(), run.begin(), run.end()) != argv.end();
+}
+
+}  // namespace
+
+TEST_CASE("profile: a good file loads") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] = GOOD;
+  auto profile = loadProfile(os, "/p", "demo");
+  CHECK(profile.name() == "demo");
+  CHECK(profile.mount_size() == 5);
+  CHECK(profile.limits().wall_clock_seconds() == 6);
+}
+
+TEST_CASE("profile: errors name file:line:column and what was expected") {
+  CHECK(loadError(replaced(GOOD, "dst: \"/proc\"", "dts: \"/proc\"")) ==
+        "/p/demo.textproto:6:23: Message type \"chitin.config.Mount\" has no field named "
+        "\"dts\".");
+  // protobuf reports a bad enum value at the token after it.
+  CHECK(loadError(replaced(GOOD, "syscalls: MEMORY", "syscalls: MEMORIES")) ==
+        "/p/demo.textproto:12:1: Unknown enumeration value of \"MEMORIES\" for field "
+        "\"syscalls\".");
+  CHECK(loadError(replaced(GOOD, "worker: \"demo\"", "worker: \"demo\" worker: \"x\"")) ==
+        "/p/demo.textproto:3:22: Non-repeated field \"worker\" is specified multiple times.");
+  CHECK(loadError(replaced(GOOD, "name: \"demo\"", "name: \"other\"")) ==
+        "/p/demo.textproto:1:1: profile name \"other\" must equal the file name \"demo\"");
+  CHECK(loadError(replaced(GOOD, "${WORKSPACE}", "${HOME}")) ==
+        "/p/demo.textproto:8:20: unknown variable ${HOME} (known: ${WORKSPACE})");
+  CHECK(loadError(replaced(GOOD, "src: \"/usr\"", "src: \"/usr/../etc\"")) ==
+        "/p/demo.textproto:4:23: bind src must be an absolute path without '.', '..' or '//', "
+        "got \"/usr/../etc\"");
+  CHECK(loadError(replaced(GOOD, "cpu_seconds: 4", "")) ==
+        "/p/demo.textproto:13:1: limits.cpu_seconds must be set (> 0); only wall_clock_seconds "
+        "may be 0 (none)");
+  CHECK(loadError(replaced(GOOD, "syscalls: BASIC_IO", "syscalls: BASIC_IO network: true")) ==
+        "/p/demo.textproto:10:20: network: true needs the NETWORK syscall group");
+  CHECK(loadError(GOOD + std::string("errno_syscalls: \"openat\"\n")) ==
+        "/p/demo.textproto:15:1: \"openat\" is already allowed by a syscall group or the "
+        "bootstrap set");
+  CHECK(loadError(GOOD + std::string("errno_syscalls: \"no_such_call\"\n")) ==
+        "/p/demo.textproto:15:1: unknown syscall \"no_such_call\" (names as in seccomp, e.g. "
+        "\"clone3\")");
+  CHECK(loadError(GOOD, "../etc") ==
+        "sandbox profile name \"../etc\" is not valid (expected [a-z0-9_-]+, e.g. \"exec\")");
+  FakeOs empty;
+  CHECK_THROWS_WITH_AS(loadProfile(empty, "/p", "demo"),
+                       "sandbox profile \"demo\" not found: /p/demo.textproto does not exist",
+                       SandboxUnavailable);
+}
+
+TEST_CASE("argv: a profile without network unshares everything and loads the filter from fd 4") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] = GOOD;
+  os.executables.insert("/w/session/chitin-worker-demo");
+  os.dirs["/w"] = {"exec", "session"};
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  request.profile = "demo";
+  request.vars = {{"WORKSPACE", "/home/u/.chitin/workspace/main"}};
+  request.workerArgs = {"--verbose"};
+  auto argv = spawner.compileArgv(profile, request, 4);
+  std::vector<std::string> expected = {
+      "/usr/bin/bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
+      "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv", "--hostname",
+      "chitin-sandbox", "--as-pid-1", "--seccomp", "4", "--ro-bind", "/usr", "/usr",
+      "--symlink", "usr/lib", "/lib", "--proc", "/proc", "--size", "1000", "--tmpfs", "/tmp", "--bind",
+      "/home/u/.chitin/workspace/main", "/workspace", "--ro-bind",
+      "/w/session/chitin-worker-demo", "/run/chitin/worker", "--chdir", "/workspace", "--",
+      "/run/chitin/worker", "--chitin-limits=as=1000,nproc=2,nofile=3,cpu=4,fsize=5",
+      "--verbose"};
+  CHECK(argv == expected);
+  CHECK(std::count(argv.begin(), argv.end(), "--share-net") == 0);
+}
+
+TEST_CASE("argv: network: true adds --share-net; the worker dir is searched first") {
+  FakeOs os;
+  std::string text = replaced(GOOD, "syscalls: BASIC_IO", "syscalls: BASIC_IO syscalls: NETWORK");
+  os.files["/p/demo.textproto"] = text + "network: true\n";
+  os.executables.insert("/w/chitin-worker-demo");
+  os.executables.insert("/w/nested/chitin-worker-demo");
+  os.dirs["/w"] = {"nested"};
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  auto argv = spawner.compileArgv(profile, request, 4);
+  CHECK(contains(argv, {"--unshare-all", "--unshare-user", "--share-net", "--disable-userns"}));
+  CHECK(contains(argv, {"--ro-bind", "/w/chitin-worker-demo", "/run/chitin/worker"}));
+}
+
+TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are refused") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] = GOOD;
+  os.executables.insert("/w/chitin-worker-demo");
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
+                       "sandbox profile \"demo\" mounts ${WORKSPACE} but the spawn request gives "
+                       "no value for it",
+                       SandboxUnavailable);
+  for (const char* bad : {"relative", "/", "/a/../b", "/a//b", "/a/"}) {
+    CAPTURE(bad);
+    request.vars = {{"WORKSPACE", bad}};
+    CHECK_THROWS_AS(spawner.compileArgv(profile, request, 4), SandboxUnavailable);
+  }
+  request.vars = {{"WORKSPACE", "/srv/ws"}, {"HOME", "/root"}};
+  CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
+                       "unknown sandbox variable \"HOME\" (known: WORKSPACE)", SandboxUnavailable);
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  request.workerArgs = {"--chitin-limits=as=1"};
+  CHECK_THROWS(spawner.compileArgv(profile, request, 4));
+  request.workerArgs = {};
+  CHECK_THROWS(spawner.compileArgv(profile, request, 3));  // fd 3 is the socket
+  request.workerOverride = "relative/probe";
+  CHECK_THROWS_AS(spawner.compileArgv(profile, request, 4), SandboxUnavailable);
+  Spawner noWorkers({"/usr/bin/bwrap", "/p", "/empty"}, os);
+  request.workerOverride.reset();
+  CHECK_THROWS_WITH_AS(noWorkers.compileArgv(profile, request, 4),
+                       "worker executable chitin-worker-demo not found in /empty or the folders "
+                       "directly inside it (is it built and installed?)",
+                       SandboxUnavailable);
+}
+
+TEST_CASE("spawn refuses to run a worker as uid 0") {
+  FakeOs os;
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  SpawnRequest request;
+  request.profile = "demo";
+  if (geteuid() == 0) {
+    CHECK_THROWS_WITH_AS(spawner.spawn(request),
+                         "chitin never runs workers as uid 0; start as a normal user or use "
+                         "--user",
+                         SandboxUnavailable);
+    CHECK(*spawner.checkAvailable() ==
+          "chitin never runs workers as uid 0; start as a normal user or use --user");
+  } else {
+    // Not root: the refusal is exercised by `sudo meson test`; check the missing-bwrap path.
+    Spawner noBwrap({"/nonexistent/bwrap", "/p", "/w"}, os);
+    CHECK(*noBwrap.checkAvailable() ==
+          "bubblewrap is not installed (no executable /nonexistent/bwrap): apt-get install "
+          "bubblewrap");
+  }
+}
+
+TEST_CASE("shipped profiles: all load, compile, and match their worker kind's lockdown") {
+  SystemSpawnOs os;
+  std::string dir = sourceProfileDir();
+  for (const char* name : {"session", "model", "exec", "read", "write", "edit"}) {
+    CAPTURE(name);
+    auto profile = loadProfile(os, dir, name);
+    CHECK(profile.worker() == name);
+    CHECK(compileSeccomp(profile).size() % 8 == 0);  // whole sock_filter instructions
+    // Stacked filters intersect: a lockdown group the profile lacks would be dead weight and
+    // a sign the two tables drifted apart.
+    auto& lockdown = KJ_ASSERT_NONNULL(seccomp::lockdownFor(name));
+    std::set<int> profileGroups(profile.syscalls().begin(), profile.syscalls().end());
+    for (auto group : lockdown.groups) {
+      CAPTURE(seccomp::groupName(group).cStr());
+      CHECK(profileGroups.count(static_cast<int>(group)) == 1);
+    }
+    std::set<std::string> lockdownErrno;
+    for (auto syscall : lockdown.errnoSyscalls) lockdownErrno.insert(syscall);
+    for (auto& syscall : profile.errno_syscalls()) CHECK(lockdownErrno.count(syscall) == 1);
+    // Every exception to the default carries a `# why:` comment: count them.
+    std::ifstream in(dir + "/" + name + ".textproto");
+    std::stringstream text;
+    text << in.rdbuf();
+    CHECK(text.str().find("# why:") != std::string::npos);
+  }
+}
+
+TEST_CASE("explain: prints the exact argv, each group's syscalls, the default and the limits") {
+  SystemSpawnOs os;
+  Spawner spawner({"/usr/bin/bwrap", sourceProfileDir(), "/nonexistent-workers"}, os);
+  std::string text = spawner.explain("exec");
+  CHECK(text.find("--unshare-all \\\n    --unshare-user \\\n    --disable-userns") !=
+        std::string::npos);
+  CHECK(text.find("--bind '${WORKSPACE}' /workspace") != std::string::npos);
+  CHECK(text.find("/nonexistent-workers/chitin-worker-exec (not found)") != std::string::npos);
+  CHECK(text.find("kill the process: SIGSYS") != std::string::npos);
+  CHECK(text.find("  PROCESS_SPAWN:\n    clone(no namespace flags), clone3 -> ENOSYS, fork,") !=
+        std::string::npos);
+  CHECK(text.find("ioctl(TCGETS)") != std::string::npos);
+  CHECK(text.find("TIOCSTI") == std::string::npos);
+  CHECK(text.find("--share-net") == std::string::npos);
+  CHECK(text.find("processes and threads: 64") != std::string::npos);
+  CHECK(text.find("wall clock: 300 s") != std::string::npos);
+  std::string withVars = spawner.explain("exec", {{"WORKSPACE", "/srv/ws"}});
+  CHECK(withVars.find("--bind /srv/ws /workspace") != std::string::npos);
+  CHECK(spawner.explain("model").find("--share-net") != std::string::npos);
+}
+
+TEST_CASE("worker exit: describe() names the signal; the limits flag spells every key") {
+  CHECK(WorkerExit{-1, 31}.describe() == "killed by signal 31 (SIGSYS)");
+  CHECK(WorkerExit{0, 0}.describe() == "exited with status 0");
+  CHECK(limitsFlag([] {
+          config::Limits limits;
+          limits.set_memory_bytes(1);
+          limits.set_max_processes(2);
+          limits.set_max_open_files(3);
+          limits.set_cpu_seconds(4);
+          limits.set_max_file_bytes(5);
+          return limits;
+        }()) == "--chitin-limits=as=1,nproc=2,nofile=3,cpu=4,fsize=5");
+}
+
+}  // namespace chitin::spawn

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// Test support for the sandbox suite: run chitin-worker-probe through the real spawner with a
+// shipped profile, or unsandboxed as a control, and collect its one result line and its end.
+// Runs in: tests
+
+#pragma once
+
+#include <kj/io.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "spawner.h"
+
+namespace chitin::testing {
+
+struct ProbeSpec {
+  std::string profile;  // a shipped profile in sandbox-profiles/
+  std::string kind;     // the lockdown kind the probe applies (usually == profile)
+  std::string probe;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> vars;
+};
+
+struct ProbeRun {
+  std::string result;  // the text after "result: ", or "" if the probe printed nothing
+  spawn::WorkerExit exit;
+};
+
+// A probe still running (fork bomb, endless loop): read its first line, then finish it.
+class RunningProbe {
+ public:
+  RunningProbe(spawn::SpawnedWorker worker, kj::AutoCloseFd output);
+  RunningProbe(RunningProbe&&) = default;
+  ~RunningProbe();  // a probe still running when a test fails is killed, never left behind
+  std::string firstResult(int timeoutSeconds);  // fails the test on timeout
+  spawn::WorkerExit waitExit(int timeoutSeconds);  // kills and fails the test on timeout
+  spawn::WorkerExit kill();
+  const spawn::SpawnedWorker& worker() const { return worker_; }
+
+ private:
+  std::string readLineWithin(int timeoutMs);
+  spawn::SpawnedWorker worker_;
+  kj::AutoCloseFd output_;
+  std::string buffer_;
+  bool reaped_ = false;
+};
+
+spawn::Spawner& testSpawner();
+RunningProbe startProbe(const ProbeSpec& spec);
+ProbeRun runProbe(const ProbeSpec& spec, int timeoutSeconds = 30);
+// The control: the same probe binary, no sandbox, no lockdown (--probe-kind=none).
+ProbeRun runUnsandboxed(const std::string& probe, const std::vector<std::string>& args = {});
+// The probe binary with exactly `args` (after argv[0]), no sandbox, and one end of a
+// socketpair on fd 3 as a spawned worker would have: for start-up checks.
+ProbeRun runDirect(const std::vector<std::string>& args);
+
+// A private directory under /tmp, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& relative, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace chitin::testing

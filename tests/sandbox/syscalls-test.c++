@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sandbox claims about system calls: no network without the grant, no kernel attack surface
+// (ptrace, mount, namespaces, keyrings, bpf), no terminal injection.
+// Runs in: tests (probes run in real sandboxes)
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "probe-runner.h"
+
+namespace chitin::testing {
+
+namespace {
+
+const char SIGSYS_EXIT[] = "killed by signal 31 (SIGSYS)";
+
+// A TCP listener on 127.0.0.1 (an ephemeral port), for connect probes.
+struct Listener {
+  int fd = -1;
+  int port = 0;
+  Listener() {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(listen(fd, 8) == 0);
+    socklen_t len = sizeof(addr);
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port = ntohs(addr.sin_port);
+  }
+  ~Listener() { close(fd); }
+};
+
+// `probe` is killed by the exec profile's filter, and the same probe outside any sandbox
+// returns normally (its arguments are harmless), so the kill is the filter's doing.
+void expectKilledOnlyInside(const std::string& probe) {
+  TempDir workspace("chitin-ws");
+  auto inside = runProbe({"exec", "exec", probe, {}, {{"WORKSPACE", workspace.path()}}});
+  CHECK(inside.result == "");
+  CHECK(inside.exit.describe() == SIGSYS_EXIT);
+  auto outside = runUnsandboxed(probe);
+  CHECK(outside.exit.describe() == "exited with status 0");
+  CHECK(outside.result != "");
+}
+
+}  // namespace
+
+TEST_CASE("exec profile: socket(AF_INET, SOCK_STREAM) kills the worker (SIGSYS)") {
+  expectKilledOnlyInside("socket-tcp");
+  // Control: the model profile, which grants the network, creates the same socket.
+  auto model = runProbe({"model", "model", "socket-tcp"});
+  CHECK(model.result == "ok");
+}
+
+TEST_CASE("exec profile: socket(AF_INET, SOCK_DGRAM) kills the worker (SIGSYS)") {
+  expectKilledOnlyInside("socket-udp");
+  auto model = runProbe({"model", "model", "socket-udp"});
+  CHECK(model.result == "ok");
+}
+
+TEST_CASE("exec profile: connect() to a 127.0.0.1 listener is impossible; model profile "
+          "connects") {
+  Listener listener;
+  TempDir workspace("chitin-ws");
+  std::vector<std::string> target{"127.0.0.1", std::to_string(listener.port)};
+  auto exec = runProbe({"exec", "exec", "connect", target, {{"WORKSPACE", workspace.path()}}});
+  CHECK(exec.exit.describe() == SIGSYS_EXIT);
+  auto model = runProbe({"model", "model", "connect", target});
+  CHECK(model.result == "ok");
+}
+
+TEST_CASE("exec profile: resolving a name kills the worker (no DNS socket, no /etc/hosts)") {
+  TempDir workspace("chitin-ws");
+  auto exec = runProbe({"exec", "exec", "resolve", {"localhost"},
+                        {{"WORKSPACE", workspace.path()}}});
+  CHECK(exec.exit.describe() == SIGSYS_EXIT);
+  // Control: the model profile resolves the same name from its read-only /etc/hosts, without
+  // any traffic.
+  auto model = runProbe({"model", "model", "resolve", {"localhost"}});
+  CHECK(model.result == "ok addr=127.0.0.1");
+}
+
+TEST_CASE("exec profile: ptrace() kills the worker (SIGSYS)") { expectKilledOnlyInside("ptrace"); }
+
+TEST_CASE("exec profile: mount() kills the worker (SIGSYS)") { expectKilledOnlyInside("mount"); }
+
+TEST_CASE("exec profile: unshare() kills the worker (SIGSYS)") {
+  expectKilledOnlyInside("unshare");
+}
+
+TEST_CASE("exec profile: keyctl() kills the worker (SIGSYS)") { expectKilledOnlyInside("keyctl"); }
+
+TEST_CASE("exec profile: bpf() kills the worker (SIGSYS)") { expectKilledOnlyInside("bpf"); }
+
+TEST_CASE("exec profile: ioctl(TIOCSTI) kills the worker (SIGSYS)") {
+  expectKilledOnlyInside("tiocsti");
+}
+
+TEST_CASE("exec profile: clone(CLONE_NEWUSER) kills the worker; a plain fork() works") {
+  expectKilledOnlyInside("clone-newuser");
+  TempDir workspace("chitin-ws");
+  auto fork = runProbe({"exec", "exec", "fork", {}, {{"WORKSPACE", workspace.path()}}});
+  CHECK(fork.result == "ok");
+}
+
+}  // namespace chitin::testing
