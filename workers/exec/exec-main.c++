@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+// chitin-worker-exec: serves one `exec {command, workdir, timeoutSeconds}` call with bash in
+// the workspace (mounted read-write), streaming the output back.
+// Runs in: worker (sandboxed)
+//
+// Flags: --workspace-root=DIR (tests only; see tool-worker-common.h) and
+// --max-output-bytes=N (how much output the result keeps; default 64 KiB).
+
+#include <kj/debug.h>
+
+#include "beneath.h"
+#include "exec-runner.h"
+#include "tool-worker-common.h"
+#include "worker-main.h"
+
+namespace chitin {
+namespace {
+
+// Cap'n Proto 0.9.2's generated Server bases have no virtual destructor; kj::heap's disposer
+// destroys the concrete type, so -Wnon-virtual-dtor's concern does not arise.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class ExecToolWorker final : public rpc::ToolWorker::Server {
+ public:
+  ExecToolWorker(WorkerContext& worker, kj::AutoCloseFd rootFd, kj::String rootPath,
+                 size_t maxOutputBytes)
+      : io(worker.io),
+        oneCall(worker, rpc::ToolInvocation::EXEC),
+        rootFd(kj::mv(rootFd)),
+        rootPath(kj::mv(rootPath)),
+        maxOutputBytes(maxOutputBytes) {}
+
+  kj::Promise<void> run(RunContext context) override {
+    auto params = context.getParams();
+    oneCall.begin(params.getInvocation());
+    ExecSettings settings{rootFd, rootPath, maxOutputBytes};
+    auto work = kj::evalNow([&]() {
+      return runExec(io, settings, params.getInvocation().getExec(), params.getOutput());
+    });
+    return oneCall.finish(work.then([context](ExecOutcome outcome) mutable {
+      auto result = context.getResults().initResult();
+      if (outcome.failed) {
+        result.setFailed(outcome.text);
+      } else {
+        result.setOk(outcome.text);
+      }
+      result.setExitCode(outcome.exitCode);
+      result.setTruncated(outcome.truncated);
+      result.setTimedOut(outcome.timedOut);
+    }));
+  }
+
+ private:
+  kj::AsyncIoContext& io;
+  OneCall oneCall;
+  kj::AutoCloseFd rootFd;
+  kj::String rootPath;
+  size_t maxOutputBytes;
+};
+#pragma GCC diagnostic pop
+
+}  // namespace
+}  // namespace chitin
+
+int main(int argc, char** argv) {
+  return chitin::runWorker(
+      argc, argv, "exec", [argc, argv](chitin::WorkerContext& worker) -> capnp::Capability::Client {
+        size_t maxOutputBytes = chitin::maxOutputBytesFromArgs(argc, argv);
+        kj::StringPtr rootPath = chitin::workspaceRootFromArgs(argc, argv);
+        chitin::rpc::ToolWorker::Client client = kj::heap<chitin::ExecToolWorker>(
+            worker, chitin::openWorkspaceRoot(rootPath), kj::heapString(rootPath),
+            maxOutputBytes);
+        return client;
+      });
+}

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// UTF-8 checks for text that goes back to the model (file contents, command output).
+// Runs in: worker (sandboxed)
+//
+// Header-only so that both the file workers and the exec worker can use it without a shared
+// library between the two folders. Well-formedness follows the Unicode standard's table 3-7:
+// no overlong forms, no surrogates, nothing above U+10FFFF.
+
+#pragma once
+
+#include <kj/common.h>
+#include <kj/string.h>
+#include <kj/vector.h>
+
+namespace chitin {
+
+// Length of the well-formed UTF-8 sequence that starts at bytes[i], or 0 if it is malformed
+// or cut off by the end of `bytes`.
+inline size_t utf8SequenceLength(kj::ArrayPtr<const char> bytes, size_t i) {
+  auto at = [&](size_t k) -> unsigned { return static_cast<unsigned char>(bytes[k]); };
+  auto inRange = [&](size_t k, unsigned lo, unsigned hi) {
+    return k < bytes.size() && at(k) >= lo && at(k) <= hi;
+  };
+  unsigned lead = at(i);
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return inRange(i + 1, 0x80, 0xBF) ? 2 : 0;
+  if (lead >= 0xE0 && lead <= 0xEF) {
+    unsigned lo = lead == 0xE0 ? 0xA0 : 0x80;
+    unsigned hi = lead == 0xED ? 0x9F : 0xBF;
+    return inRange(i + 1, lo, hi) && inRange(i + 2, 0x80, 0xBF) ? 3 : 0;
+  }
+  if (lead >= 0xF0 && lead <= 0xF4) {
+    unsigned lo = lead == 0xF0 ? 0x90 : 0x80;
+    unsigned hi = lead == 0xF4 ? 0x8F : 0xBF;
+    return inRange(i + 1, lo, hi) && inRange(i + 2, 0x80, 0xBF) && inRange(i + 3, 0x80, 0xBF)
+               ? 4
+               : 0;
+  }
+  return 0;
+}
+
+inline bool isValidUtf8(kj::ArrayPtr<const char> bytes) {
+  for (size_t i = 0; i < bytes.size();) {
+    size_t n = utf8SequenceLength(bytes, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// The largest cut point <= n that does not split a character (bytes[0, cut) then ends on a
+// character boundary). Only continuation bytes are stepped over, at most three.
+inline size_t utf8BoundaryAtOrBefore(kj::ArrayPtr<const char> bytes, size_t n) {
+  if (n >= bytes.size()) return bytes.size();
+  size_t cut = n;
+  for (int back = 0; back < 3 && cut > 0; ++back) {
+    if ((static_cast<unsigned char>(bytes[cut]) & 0xC0) != 0x80) break;
+    --cut;
+  }
+  return (static_cast<unsigned char>(bytes[cut]) & 0xC0) == 0x80 ? n : cut;
+}
+
+// `bytes` as valid UTF-8: each malformed byte becomes U+FFFD, so arbitrary command output can
+// travel as Text and be encoded as JSON downstream.
+inline kj::String sanitizeUtf8(kj::ArrayPtr<const char> bytes) {
+  kj::Vector<char> out(bytes.size() + 1);
+  for (size_t i = 0; i < bytes.size();) {
+    size_t n = utf8SequenceLength(bytes, i);
+    if (n == 0) {
+      out.addAll(kj::StringPtr("\xef\xbf\xbd"));
+      ++i;
+    } else {
+      out.addAll(bytes.slice(i, i + n));
+      i += n;
+    }
+  }
+  out.add('\0');
+  return kj::String(out.releaseAsArray());
+}
+
+}  // namespace chitin

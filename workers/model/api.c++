@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// Helpers shared by the provider API adapters (see api.h).
+// Runs in: worker (sandboxed)
+
+#include "api.h"
+
+#include <kj/debug.h>
+
+#include <algorithm>
+
+#include "untrusted-json.h"
+
+namespace chitin::model {
+
+std::string joinUrl(std::string_view base, std::string_view path) {
+  while (!base.empty() && base.back() == '/') base.remove_suffix(1);
+  std::string url(base);
+  url.append(path);
+  return url;
+}
+
+nlohmann::json toolParameters(rpc::ToolSpec::Reader tool) {
+  auto text = tool.getParametersJson();
+  if (text.size() == 0) return {{"type", "object"}, {"properties", nlohmann::json::object()}};
+  auto parsed = parseUntrustedJson(std::string_view(text.cStr(), text.size()));
+  KJ_REQUIRE(parsed != std::nullopt && parsed->is_object(),
+             "ToolSpec.parametersJson must be a JSON object (a JSON Schema)", tool.getName());
+  return *parsed;
+}
+
+std::string toStd(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
+
+std::string dumpBody(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+FailureKind failureKindForErrorType(std::string_view type) {
+  auto has = [&](std::string_view word) { return type.find(word) != std::string_view::npos; };
+  if (has("rate_limit") || has("quota")) return FailureKind::RATE_LIMITED;
+  if (has("authentication") || has("permission") || has("unauthorized")) {
+    return FailureKind::UNAUTHORIZED;
+  }
+  if (has("invalid_request") || has("not_found") || has("too_large") || has("context_length")) {
+    return FailureKind::BAD_REQUEST;
+  }
+  // api_error, overloaded_error, server_error, and anything unknown: the provider's side.
+  return FailureKind::SERVER_ERROR;
+}
+
+std::string excerpt(std::string_view bytes, size_t maxChars) {
+  size_t n = std::min(maxChars, bytes.size());
+  // Cut on a character boundary, so the excerpt stays valid UTF-8 if the input was.
+  while (n > 0 && n < bytes.size() && (static_cast<unsigned char>(bytes[n]) & 0xC0) == 0x80) --n;
+  std::string out;
+  for (char c : bytes.substr(0, n)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    // Control bytes would garble a terminal or log line; anything else passes as is.
+    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+  }
+  if (n < bytes.size()) out.append("...");
+  return out;
+}
+
+}  // namespace chitin::model

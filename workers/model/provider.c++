@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+// The ModelProvider server (see provider.h).
+// Runs in: worker (sandboxed)
+
+#include "provider.h"
+
+#include <kj/debug.h>
+
+#include <algorithm>
+
+#include "anthropic.h"
+#include "openai-chat.h"
+
+namespace chitin::model {
+
+namespace {
+
+bool hasControlOrSpace(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u <= 0x20 || u == 0x7f;
+  });
+}
+
+}  // namespace
+
+ProviderSettings settingsFromConfig(rpc::ProviderConfig::Reader config) {
+  ProviderSettings settings;
+  settings.api = config.getApi();
+  KJ_REQUIRE(settings.api == Api::OPENAI_CHAT || settings.api == Api::ANTHROPIC,
+             "ProviderConfig.api is not a known API", static_cast<uint16_t>(settings.api));
+
+  std::string base = toStd(config.getBaseUrl());
+  bool http = base.rfind("http://", 0) == 0 && base.size() > 7;
+  bool https = base.rfind("https://", 0) == 0 && base.size() > 8;
+  KJ_REQUIRE((http || https) && !hasControlOrSpace(base),
+             "ProviderConfig.baseUrl must be an http:// or https:// URL without spaces",
+             config.getBaseUrl());
+  KJ_REQUIRE(base.find('?') == std::string::npos && base.find('#') == std::string::npos,
+             "ProviderConfig.baseUrl must not carry a query or fragment", config.getBaseUrl());
+  settings.url = settings.api == Api::ANTHROPIC ? anthropicMessagesUrl(base) : openAiChatUrl(base);
+
+  settings.body.model = toStd(config.getModel());
+  KJ_REQUIRE(!settings.body.model.empty(), "ProviderConfig.model must name a model");
+  settings.body.maxTokens = config.getMaxTokens();
+  KJ_REQUIRE(settings.body.maxTokens > 0, "ProviderConfig.maxTokens must be positive");
+  KJ_REQUIRE(config.getRequestTimeoutSeconds() > 0,
+             "ProviderConfig.requestTimeoutSeconds must be positive");
+  settings.idleTimeout = std::chrono::seconds(config.getRequestTimeoutSeconds());
+  settings.maxRetries = config.getMaxRetries();
+  settings.maxRetryWait = std::chrono::seconds(config.getMaxRetryWaitSeconds());
+
+  settings.apiKey = toStd(config.getApiKey());
+  // A newline would inject a header. The key is deliberately not in the message.
+  KJ_REQUIRE(!hasControlOrSpace(settings.apiKey),
+             "ProviderConfig.apiKey contains spaces or control characters");
+
+  settings.headers = {"Content-Type: application/json", "Accept: text/event-stream"};
+  if (settings.api == Api::ANTHROPIC) {
+    settings.headers.push_back(std::string("anthropic-version: ") + ANTHROPIC_VERSION);
+    if (!settings.apiKey.empty()) settings.headers.push_back("x-api-key: " + settings.apiKey);
+  } else if (!settings.apiKey.empty()) {
+    settings.headers.push_back("Authorization: Bearer " + settings.apiKey);
+  }
+  return settings;
+}
+
+void fillCompletion(rpc::Completion::Builder completion, const Outcome& outcome) {
+  completion.setStopReason(outcome.stopReason);
+  completion.setInputTokens(outcome.inputTokens);
+  completion.setOutputTokens(outcome.outputTokens);
+  if (outcome.failure) {
+    auto failed = completion.initFailed();
+    failed.setKind(outcome.failure->kind);
+    failed.setMessage(outcome.failure->message);
+    failed.setHttpStatus(outcome.failure->httpStatus);
+    return;
+  }
+  auto message = completion.initMessage();
+  message.setRole(rpc::Role::ASSISTANT);
+  message.setContent(outcome.content);
+  auto calls = message.initToolCalls(static_cast<capnp::uint>(outcome.toolCalls.size()));
+  for (size_t i = 0; i < outcome.toolCalls.size(); ++i) {
+    auto call = calls[static_cast<capnp::uint>(i)];
+    call.setId(outcome.toolCalls[i].id);
+    call.setName(outcome.toolCalls[i].name);
+    call.setArgumentsJson(outcome.toolCalls[i].argumentsJson);
+  }
+}
+
+kj::Promise<void> ModelProviderServer::configure(ConfigureContext context) {
+  KJ_REQUIRE(settings_ == std::nullopt, "ModelProvider.configure() may be called only once");
+  settings_ = settingsFromConfig(context.getParams().getConfig());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> ModelProviderServer::complete(CompleteContext context) {
+  KJ_REQUIRE(settings_ != std::nullopt, "ModelProvider.complete() called before configure()");
+  const ProviderSettings& settings = *settings_;
+  auto params = context.getParams();
+
+  CallSpec spec;
+  spec.api = settings.api;
+  spec.post.url = settings.url;
+  spec.post.headers = settings.headers;
+  spec.post.idleTimeout = settings.idleTimeout;
+  spec.secret = settings.apiKey;
+  spec.maxRetries = settings.maxRetries;
+  spec.maxRetryWait = settings.maxRetryWait;
+  // Built here, on the RPC thread, while the request message is certainly alive; a malformed
+  // request throws back to the supervisor before any network traffic.
+  spec.post.body = settings.api == Api::ANTHROPIC
+                       ? buildAnthropicBody(params.getRequest(), settings.body)
+                       : buildOpenAiChatBody(params.getRequest(), settings.body);
+
+  // The contract: dropping the call aborts the HTTP request. Capnp 0.9 only cancels a call
+  // whose server opted in; ~CallThread then stops the transfer and joins its thread.
+  context.allowCancellation();
+  auto call = kj::heap<CallThread>(kj::mv(spec), takeIdleSession());
+  CallThread& ref = *call;
+  return ref.run(params.getStream())
+      .then([this, context, &ref](kj::Own<Outcome> outcome) mutable {
+        fillCompletion(context.getResults().initCompletion(), *outcome);
+        if (outcome->failure == std::nullopt && idleSessions_.size() < MAX_IDLE_SESSIONS) {
+          idleSessions_.push_back(ref.takeSession());
+        }
+      })
+      .attach(kj::mv(call));
+}
+
+std::unique_ptr<HttpSession> ModelProviderServer::takeIdleSession() {
+  if (idleSessions_.empty()) return std::make_unique<HttpSession>();
+  auto session = std::move(idleSessions_.back());
+  idleSessions_.pop_back();
+  return session;
+}
+
+}  // namespace chitin::model

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// The model worker's bootstrap capability: a ModelProvider for one configured provider.
+// Runs in: worker (sandboxed)
+//
+// configure() is accepted once; it is the only way the API key enters this process. Each
+// complete() runs on its own CallThread, so calls from several sessions proceed in parallel;
+// dropping a call cancels its HTTP request.
+
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "call-thread.h"
+#include "model.capnp.h"
+#include "transfer.h"
+
+namespace chitin::model {
+
+// What configure() fixed for every later call.
+struct ProviderSettings {
+  Api api = Api::OPENAI_CHAT;
+  std::string url;                   // the endpoint POSTed to
+  std::vector<std::string> headers;  // including the auth header
+  std::string apiKey;                // kept for redaction only; it is already in `headers`
+  BodySettings body;
+  std::chrono::seconds idleTimeout{120};
+  uint32_t maxRetries = 3;
+  std::chrono::seconds maxRetryWait{30};
+};
+
+// Validates a ProviderConfig and derives the settings. Throws, naming the field, on bad input;
+// the messages never include the key itself.
+ProviderSettings settingsFromConfig(rpc::ProviderConfig::Reader config);
+
+// The Completion for an outcome.
+void fillCompletion(rpc::Completion::Builder completion, const Outcome& outcome);
+
+// Cap'n Proto's Capability::Server has no virtual destructor by design (servers are owned
+// through kj::Own, which records the concrete type), so -Wnon-virtual-dtor does not apply.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class ModelProviderServer final : public rpc::ModelProvider::Server {
+ public:
+  ModelProviderServer() = default;
+
+ protected:
+  kj::Promise<void> configure(ConfigureContext context) override;
+  kj::Promise<void> complete(CompleteContext context) override;
+
+ private:
+  std::unique_ptr<HttpSession> takeIdleSession();
+
+  std::optional<ProviderSettings> settings_;
+  // Sessions of finished calls, with their open connections, reused by later calls.
+  std::vector<std::unique_ptr<HttpSession>> idleSessions_;
+  static constexpr size_t MAX_IDLE_SESSIONS = 4;
+};
+#pragma GCC diagnostic pop
+
+}  // namespace chitin::model
