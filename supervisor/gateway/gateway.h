@@ -24,8 +24,10 @@ struct GatewayOptions {
   std::string bind = "127.0.0.1";
   uint16_t port = 18789;               // 0 = pick a free port (tests)
   std::string token;                   // required
-  std::vector<std::string> allowedOrigins;  // besides http://127.0.0.1:PORT and http://localhost:PORT
-  std::string webRoot;                 // directory with index.html etc.
+  // Besides http://127.0.0.1:PORT, http://localhost:PORT and http://[::1]:PORT; each exactly
+  // scheme://host[:port].
+  std::vector<std::string> allowedOrigins;
+  std::string webRoot;                 // directory with index.html etc.; empty = no web chat
   uint32_t maxFrameBytes = 1 << 20;
   uint32_t authFailuresBeforeLockout = 5;
   uint32_t lockoutSeconds = 60;
@@ -37,7 +39,8 @@ class Gateway {
   Gateway(uv_loop_t* loop, GatewayOptions options, AgentService& service);
   ~Gateway();
 
-  // Binds and starts serving. Throws std::runtime_error naming the address on failure.
+  // Binds and starts serving. Throws std::runtime_error naming the address on failure; the
+  // caller then still runs the teardown below (lws may already own handles on the loop).
   void start();
   // Closes all connections and the listener. Follows lws 4.1's two-step foreign-loop teardown:
   // call stop(), run the loop until lws' handles close, then finishStop().
@@ -47,8 +50,9 @@ class Gateway {
   uint16_t port() const;          // the bound port (after start)
   uint32_t connectionCount() const;
 
+  struct Impl;  // public only so the lws callbacks in gateway.c++ can name it
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// Drives chitin's web chat in headless Chromium: opens WEBCHAT_URL (http://127.0.0.1:PORT/#token=…),
+// checks the token left the address bar, sends a message and waits for the streamed reply, and
+// optionally a turn with a tool call (line with status ok) and a stopped run.
+// Runs in: tests (e2e; needs /usr/bin/chromium and `npm ci` in this folder)
+//
+// Environment:
+//   WEBCHAT_URL            required, the page URL with #token=…
+//   WEBCHAT_SCREENSHOT     where to save a PNG of the final page (also saved on failure)
+//   WEBCHAT_MESSAGE        first message (default "hello")
+//   WEBCHAT_EXPECT_REPLY   a substring the first reply must contain
+//   WEBCHAT_TOOL_MESSAGE   a message that makes the agent call a tool; its tool line must end "ok"
+//   WEBCHAT_ABORT_MESSAGE  a message whose run is stopped with the Stop button
+//   WEBCHAT_TIMEOUT_MS     per step (default 30000)
+//   CHROMIUM               browser binary (default /usr/bin/chromium)
+// Exit status 0 when every check holds, 1 otherwise.
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const url = process.env.WEBCHAT_URL;
+const screenshot = process.env.WEBCHAT_SCREENSHOT;
+const message = process.env.WEBCHAT_MESSAGE || "hello";
+const expectReply = process.env.WEBCHAT_EXPECT_REPLY;
+const toolMessage = process.env.WEBCHAT_TOOL_MESSAGE;
+const abortMessage = process.env.WEBCHAT_ABORT_MESSAGE;
+const timeout = Number(process.env.WEBCHAT_TIMEOUT_MS || 30000);
+
+function fail(why) {
+  throw new Error(why);
+}
+
+async function send(page, text) {
+  await page.getByLabel("Message to chitin").fill(text);
+  await page.getByLabel("Message to chitin").press("Enter");
+  await page.locator(".msg.user .text", { hasText: text }).last().waitFor({ timeout });
+}
+
+// Waits for the assistant message of the newest run to leave "running" and returns it.
+async function finishedRun(page, count) {
+  const run = page.locator(".msg.assistant").nth(count - 1);
+  await run.waitFor({ timeout });
+  await page.waitForFunction(
+    (n) => {
+      const runs = document.querySelectorAll(".msg.assistant");
+      return runs.length >= n && runs[n - 1].dataset.state !== "running";
+    },
+    count,
+    { timeout },
+  );
+  return run;
+}
+
+async function main() {
+  if (!url || !url.includes("#token=")) fail("WEBCHAT_URL must be set and carry #token=…");
+  const userDataDir = await mkdtemp(path.join(tmpdir(), "chitin-webchat-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && /Content Security Policy|Refused to/i.test(msg.text())) {
+      problems.push(`CSP: ${msg.text()}`);
+    }
+  });
+
+  try {
+    await page.goto(url, { timeout });
+    await page.locator('#status[data-state="connected"]').waitFor({ timeout });
+    if (page.url().includes("token=")) fail(`the token is still in the address bar: ${page.url()}`);
+    const stored = await page.evaluate(() => sessionStorage.getItem("chitin.gatewayToken"));
+    if (!stored) fail("the token was not kept in sessionStorage");
+
+    let runs = 0;
+    await send(page, message);
+    const first = await finishedRun(page, ++runs);
+    const state = await first.getAttribute("data-state");
+    const reply = (await first.locator(".text").textContent()) || "";
+    if (state !== "done") fail(`first run ended "${state}": ${await first.textContent()}`);
+    if (!reply.trim()) fail("the first reply is empty");
+    if (expectReply && !reply.includes(expectReply)) {
+      fail(`the reply ${JSON.stringify(reply)} lacks ${JSON.stringify(expectReply)}`);
+    }
+    console.log(`reply: ${reply}`);
+
+    if (toolMessage) {
+      await send(page, toolMessage);
+      const run = await finishedRun(page, ++runs);
+      const tool = run.locator(".tool").first();
+      await tool.waitFor({ timeout });
+      const status = await tool.getAttribute("data-status");
+      const name = await tool.locator(".tool-name").textContent();
+      if (status !== "ok") fail(`tool line "${await tool.textContent()}" has status ${status}`);
+      if ((await run.getAttribute("data-state")) !== "done") fail("the tool run did not finish ok");
+      console.log(`tool: ${name} ${await tool.locator(".tool-args").textContent()} -> ${status}`);
+    }
+
+    if (abortMessage) {
+      await send(page, abortMessage);
+      const stop = page.getByRole("button", { name: "Stop" });
+      await stop.waitFor({ state: "visible", timeout });
+      await stop.click();
+      const run = await finishedRun(page, ++runs);
+      const ended = await run.getAttribute("data-state");
+      if (ended !== "aborted") fail(`the stopped run ended "${ended}"`);
+      await stop.waitFor({ state: "hidden", timeout });
+      console.log("abort: the run was stopped");
+    }
+
+    if (problems.length) fail(problems.join("\n"));
+    console.log("webchat: ok");
+  } finally {
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});
+    await context.close();
+    await rm(userDataDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(`webchat: FAIL ${error.message}`);
+    process.exit(1);
+  },
+);

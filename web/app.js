@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: Apache-2.0
+// chitin's web chat: connects to the gateway's WebSocket (/ws), performs the connect
+// handshake with the token, sends `agent` requests and renders the streamed reply and each tool
+// call as it runs. Plain DOM, no framework, nothing loaded from elsewhere (the page's CSP is
+// 'self'). All text from the server goes in through textContent, never as HTML.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "chitin.gatewayToken";
+  const CLIENT = { id: "webchat", version: "0.1.0", user: "owner" };
+  const MAX_ARGS_SHOWN = 120;
+
+  const el = {
+    status: document.getElementById("status"),
+    transcript: document.getElementById("transcript"),
+    empty: document.getElementById("empty"),
+    form: document.getElementById("composer"),
+    message: document.getElementById("message"),
+    send: document.getElementById("send"),
+    abort: document.getElementById("abort"),
+  };
+
+  // The token arrives in the fragment (#token=…): fragments are never sent to the server or
+  // written to its logs. Take it out of the address bar at once and keep it for this tab only.
+  function takeToken() {
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    const fromUrl = fragment.get("token");
+    if (fromUrl) {
+      sessionStorage.setItem(TOKEN_KEY, fromUrl);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return sessionStorage.getItem(TOKEN_KEY);
+  }
+
+  function randomKey() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function setStatus(state, text) {
+    el.status.dataset.state = state;
+    el.status.textContent = text;
+  }
+
+  function scrollToEnd() {
+    el.transcript.lastElementChild?.scrollIntoView({ block: "end" });
+  }
+
+  function addMessage(role, text) {
+    el.empty.hidden = true;
+    const item = document.createElement("li");
+    item.className = `msg ${role}`;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = role === "user" ? "You" : role === "assistant" ? "chitin" : "Notice";
+    const body = document.createElement("div");
+    body.className = "text";
+    body.textContent = text;
+    item.append(who, body);
+    el.transcript.append(item);
+    scrollToEnd();
+    return item;
+  }
+
+  function shortArgs(json) {
+    if (!json) return "";
+    let text = json;
+    try {
+      text = JSON.stringify(JSON.parse(json));
+    } catch {
+      // shown as given
+    }
+    return text.length > MAX_ARGS_SHOWN ? `${text.slice(0, MAX_ARGS_SHOWN - 1)}…` : text;
+  }
+
+  // One run: the assistant message it streams into and its tool lines.
+  class RunView {
+    constructor() {
+      this.item = addMessage("assistant", "");
+      this.item.dataset.state = "running";
+      this.item.setAttribute("aria-busy", "true");
+      this.text = this.item.querySelector(".text");
+      this.tools = document.createElement("ul");
+      this.tools.className = "tools";
+      this.tools.setAttribute("aria-label", "Tool calls");
+      this.item.insertBefore(this.tools, this.text);
+      this.toolLines = new Map();
+      this.streamed = "";
+    }
+
+    delta(text) {
+      this.streamed += text;
+      this.text.textContent = this.streamed;
+      scrollToEnd();
+    }
+
+    tool(phase, tool) {
+      let line = this.toolLines.get(tool.id);
+      if (!line) {
+        line = document.createElement("li");
+        line.className = "tool";
+        const name = document.createElement("span");
+        name.className = "tool-name";
+        const args = document.createElement("code");
+        args.className = "tool-args";
+        const status = document.createElement("span");
+        status.className = "tool-status";
+        line.append(name, args, status);
+        this.tools.append(line);
+        this.toolLines.set(tool.id, line);
+      }
+      const status = tool.status || (phase === "start" ? "running" : "ok");
+      line.dataset.status = status;
+      line.querySelector(".tool-name").textContent = tool.name || "tool";
+      line.querySelector(".tool-args").textContent = shortArgs(tool.argumentsJson);
+      line.querySelector(".tool-status").textContent = status;
+      if (tool.summary) line.title = tool.summary;
+      scrollToEnd();
+    }
+
+    finish(result) {
+      const status = result.status || "ok";
+      if (result.reply && result.reply !== this.streamed) this.text.textContent = result.reply;
+      for (const tool of result.tools || []) this.tool("end", tool);
+      if (status === "error") {
+        const note = document.createElement("p");
+        note.className = "error";
+        note.textContent = result.error || "The run failed.";
+        this.item.append(note);
+      } else if (status === "aborted") {
+        const note = document.createElement("p");
+        note.className = "note";
+        note.textContent = "Stopped.";
+        this.item.append(note);
+      }
+      this.item.dataset.state = status === "ok" ? "done" : status;
+      this.item.removeAttribute("aria-busy");
+      scrollToEnd();
+    }
+
+    interrupt(reason) {
+      if (this.item.dataset.state !== "running") return;
+      this.finish({ status: "error", error: reason });
+    }
+  }
+
+  class Gateway {
+    constructor(token) {
+      this.token = token;
+      this.nextId = 1;
+      this.pending = new Map(); // request id -> {onResult, onError}
+      this.runs = new Map(); // runId -> RunView
+      this.retryMs = 1000;
+      this.stopped = false;
+    }
+
+    open() {
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      setStatus("connecting", "Connecting…");
+      this.ws = new WebSocket(`${scheme}//${location.host}/ws`);
+      this.ready = false;
+      this.ws.addEventListener("message", (e) => this.onFrame(e.data));
+      this.ws.addEventListener("close", () => this.onClose());
+    }
+
+    send(method, params, onResult, onError) {
+      const id = String(this.nextId++);
+      this.pending.set(id, { onResult, onError });
+      this.ws.send(JSON.stringify({ type: "req", id, method, params }));
+      return id;
+    }
+
+    onFrame(data) {
+      let frame;
+      try {
+        frame = JSON.parse(data);
+      } catch {
+        return;
+      }
+      if (frame.type === "event") return this.onEvent(frame.event, frame.payload || {});
+      if (frame.type !== "res") return;
+      const waiter = this.pending.get(frame.id);
+      if (!waiter) {
+        if (!frame.ok && frame.error) addMessage("notice", frame.error.message);
+        return;
+      }
+      if (frame.ok) {
+        // `agent` gets two replies with one id: accepted, then the result.
+        if (waiter.onResult(frame.payload || {}) !== "keep") this.pending.delete(frame.id);
+      } else {
+        this.pending.delete(frame.id);
+        waiter.onError(frame.error || { code: "INTERNAL", message: "unknown error" });
+      }
+    }
+
+    onEvent(name, payload) {
+      if (name === "connect.challenge") return this.handshake(payload.nonce);
+      if (name !== "agent") return;
+      const view = this.runs.get(payload.runId);
+      if (!view) return;
+      if (payload.stream === "assistant" && payload.delta) view.delta(payload.delta);
+      if (payload.stream === "tool" && payload.tool) view.tool(payload.phase, payload.tool);
+    }
+
+    handshake(nonce) {
+      this.send(
+        "connect",
+        { auth: { token: this.token }, nonce, client: CLIENT, minProtocol: 1, maxProtocol: 1 },
+        () => {
+          this.ready = true;
+          this.retryMs = 1000;
+          setStatus("connected", "Connected");
+          el.message.disabled = false;
+          el.send.disabled = false;
+        },
+        (error) => {
+          // A refused token will not get better by retrying.
+          this.stopped = true;
+          const text =
+            error.code === "LOCKED_OUT" ? error.message : `Not connected: ${error.message}`;
+          setStatus("failed", text);
+        },
+      );
+    }
+
+    onClose() {
+      this.ready = false;
+      el.message.disabled = true;
+      el.send.disabled = true;
+      for (const view of this.runs.values()) view.interrupt("Connection lost during the run.");
+      this.runs.clear();
+      this.pending.clear();
+      updateAbort();
+      if (this.stopped) return;
+      setStatus("disconnected", `Disconnected; retrying in ${Math.round(this.retryMs / 1000)} s`);
+      setTimeout(() => this.open(), this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, 30000);
+    }
+
+    ask(message) {
+      addMessage("user", message);
+      let view = null;
+      this.send(
+        "agent",
+        { message, idempotencyKey: randomKey() },
+        (payload) => {
+          if (payload.status === "accepted" && !view) {
+            view = new RunView();
+            this.runs.set(payload.runId, view);
+            updateAbort();
+            return "keep";
+          }
+          view?.finish(payload);
+          this.runs.delete(payload.runId);
+          updateAbort();
+          return "done";
+        },
+        (error) => addMessage("notice", `${error.code}: ${error.message}`),
+      );
+    }
+
+    abortAll() {
+      for (const runId of this.runs.keys()) {
+        this.send("agent.abort", { runId }, () => {}, (error) => addMessage("notice", error.message));
+      }
+    }
+  }
+
+  let gateway = null;
+
+  function updateAbort() {
+    el.abort.hidden = !gateway || gateway.runs.size === 0;
+  }
+
+  function submit() {
+    const text = el.message.value.trim();
+    if (!text || !gateway?.ready) return;
+    el.message.value = "";
+    gateway.ask(text);
+  }
+
+  el.form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    submit();
+  });
+  el.message.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      submit();
+    }
+  });
+  el.abort.addEventListener("click", () => gateway?.abortAll());
+
+  const token = takeToken();
+  if (!token) {
+    setStatus("failed", "No token: open the link with #token=… that chitin printed.");
+    return;
+  }
+  gateway = new Gateway(token);
+  gateway.open();
+})();
