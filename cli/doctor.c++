@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+// `chitin doctor` (see doctor.h).
+// Runs in: the invoking user's process
+
+#include "doctor.h"
+
+#include <curl/curl.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "config.h"
+#include "home.h"
+#include "remote-commands.h"
+
+namespace chitin::cli {
+
+namespace {
+
+std::string readLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) return "";
+  return line;
+}
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Report {
+  std::ostream& out;
+  bool failed = false;
+  void ok(const std::string& what) { out << "ok    " << what << "\n"; }
+  void warn(const std::string& what, const std::string& fix) {
+    out << "warn  " << what << "\n      fix: " << fix << "\n";
+  }
+  void fail(const std::string& what, const std::string& fix) {
+    failed = true;
+    out << "FAIL  " << what << "\n      fix: " << fix << "\n";
+  }
+};
+
+size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
+
+void checkModel(Report& r) {
+  ModelSettings m;
+  try {
+    HomeLayout home{defaultHomePath("")};
+    config::ChitinConfig c;
+    if (access(home.configPath().c_str(), R_OK) == 0) {
+      c = parseConfig(readAll(home.configPath()), home.configPath());
+    } else {
+      c = parseConfig("", "(defaults)");
+    }
+    m = resolveModelSettings(c, processEnvironment(), readAll);
+  } catch (const std::exception& e) {
+    r.fail(std::string("model configuration: ") + e.what(), "correct chitin.conf or the CHITIN_MODEL_* variables");
+    return;
+  }
+  if (!m.configured()) {
+    r.warn("model: none configured (replies will say how to configure one)",
+           "set model { provider: OPENAI|ANTHROPIC base_url: ... model: ... } in chitin.conf, or "
+           "CHITIN_MODEL_PROVIDER, CHITIN_MODEL_BASE_URL, CHITIN_MODEL, CHITIN_MODEL_API_KEY");
+    return;
+  }
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) {
+    r.fail("model: libcurl failed to initialise", "reinstall libcurl4");
+    return;
+  }
+  // Any HTTP answer means the endpoint is reachable; auth is the model worker's business.
+  std::string url = m.baseUrl + (m.provider == config::ModelConfig::OPENAI ? "/models" : "/v1/models");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  std::string name = "model " + m.providerName() + " \"" + m.model + "\" at " + m.baseUrl;
+  if (rc != CURLE_OK) {
+    r.fail(name + ": unreachable (" + curl_easy_strerror(rc) + ")",
+           "check the base URL and that the server is running and reachable from this machine");
+  } else if (status == 401 || status == 403) {
+    r.fail(name + ": reachable, but the API key was refused (HTTP " + std::to_string(status) + ")",
+           "check CHITIN_MODEL_API_KEY or model.api_key_file");
+  } else {
+    r.ok(name + ": reachable (HTTP " + std::to_string(status) + ")");
+  }
+}
+
+}  // namespace
+
+int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
+  Report r{out};
+
+  if (access(settings.bwrapPath.c_str(), X_OK) == 0) {
+    r.ok("bubblewrap: " + settings.bwrapPath);
+  } else {
+    r.fail("bubblewrap: not found at " + settings.bwrapPath, "apt-get install bubblewrap");
+  }
+
+  std::string clone = readLine("/proc/sys/kernel/unprivileged_userns_clone");
+  std::string maxNs = readLine("/proc/sys/user/max_user_namespaces");
+  std::string apparmor = readLine("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+  if (clone == "0") {
+    r.fail("user namespaces: disabled for unprivileged users",
+           "sysctl -w kernel.unprivileged_userns_clone=1 (and persist it in /etc/sysctl.d/)");
+  } else if (maxNs == "0") {
+    r.fail("user namespaces: user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=15000");
+  } else if (apparmor == "1") {
+    r.warn("user namespaces: AppArmor restricts unprivileged user namespaces",
+           "allow bwrap in an AppArmor profile or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0");
+  } else {
+    r.ok("user namespaces: available (max " + (maxNs.empty() ? std::string("?") : maxNs) + ")");
+  }
+
+  if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0) {
+    r.ok("seccomp: supported by the kernel");
+  } else {
+    r.fail("seccomp: not supported by this kernel", "use a kernel built with CONFIG_SECCOMP_FILTER");
+  }
+
+  if (geteuid() == 0) {
+    r.warn("sandbox: not tried as root (chitin never runs workers as uid 0)",
+           "run `chitin doctor` as the service user, or start the gateway with --user NAME");
+  } else {
+    spawn::SystemSpawnOs os;
+    spawn::Spawner spawner(settings, os);
+    if (auto problem = spawner.checkAvailable()) {
+      r.fail("sandbox: a test worker could not start: " + *problem, "see the message above");
+    } else {
+      r.ok("sandbox: a test worker started under bwrap + seccomp");
+    }
+  }
+
+  checkModel(r);
+
+  std::ostringstream sink;
+  RemoteContext ctx{processEnvironment(), sink, sink, false};
+  int health = runHealth(false, ctx);
+  if (health == 0) {
+    r.ok("gateway: answering");
+  } else {
+    std::string why = sink.str();
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    r.warn("gateway: " + (why.empty() ? std::string("not answering") : why),
+           "start it with `chitin gateway` (or scripts/run)");
+  }
+  return r.failed ? 1 : 0;
+}
+
+}  // namespace chitin::cli

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CLI commands that act through the gateway: `agent`, `status`, `health`, `sessions`.
+// Runs in: CLI (the invoking user's process, unprivileged)
+//
+// main() parses arguments and calls one run*() function, which returns the process exit code.
+// Connection settings: CHITIN_GATEWAY_URL and CHITIN_GATEWAY_TOKEN, each falling back to the
+// file the supervisor writes under $CHITIN_HOME (default ~/.chitin): gateway.url (one line;
+// absent = ws://127.0.0.1:18789) and gateway.token (one line, must not be readable by others).
+//
+// Exit codes: 0 ok; 1 the assistant, a tool or a request failed; 2 usage or configuration
+// (no token, bad URL, token refused or locked out, invalid request); 3 the gateway cannot be
+// reached or talked to. A connection that drops mid-run is 3, not 1: the gateway, not the
+// assistant, failed, and the run's outcome is unknown to us (it may still finish).
+
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace chitin::cli {
+
+enum ExitCode : int {
+  EXIT_OK = 0,
+  EXIT_FAILED = 1,
+  EXIT_USAGE = 2,
+  EXIT_UNREACHABLE = 3,
+};
+
+// Reads an environment variable; main() passes processEnvironment(), tests a map.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup processEnvironment();
+
+struct ConnectionSettings {
+  std::string url;  // as configured, e.g. ws://127.0.0.1:18789
+  std::string token;
+  std::string user;  // the local user name, sent as client.user
+};
+
+// Why the settings could not be resolved; the message says what to do (exit code 2).
+struct ConfigProblem {
+  std::string message;
+};
+
+std::variant<ConnectionSettings, ConfigProblem> resolveConnectionSettings(const EnvLookup& env);
+
+// What a command needs from its surroundings.
+struct RemoteContext {
+  EnvLookup env;
+  std::ostream& out;         // results only (what scripts parse)
+  std::ostream& err;         // progress, warnings and errors
+  bool handleSigint = true;  // runAgent: SIGINT aborts the run instead of killing us
+};
+
+struct AgentOptions {
+  std::string message;     // -m TEXT (required, non-empty)
+  std::string sessionKey;  // --session KEY; empty = the gateway's default for this user
+  bool json = false;       // --json: one JSON object on stdout, nothing else
+  int timeoutSeconds = 0;  // 0 = wait as long as the run takes (SIGINT still aborts)
+};
+
+// Sends one message and follows the run: tool progress on err, streamed text on out.
+int runAgent(const AgentOptions& options, RemoteContext& context);
+// `status`, `health`, `sessions` (sessions.list): readable lines, or the payload as JSON.
+int runStatus(bool json, RemoteContext& context);
+int runHealth(bool json, RemoteContext& context);
+int runSessions(bool json, RemoteContext& context);
+
+}  // namespace chitin::cli

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: Apache-2.0
+# Shared by scripts/run, scripts/test and scripts/bench: installing what chitin needs and
+# building it. Sourced, not run.
+
+CHITIN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# What building and running chitin needs from Debian bookworm.
+RUN_PACKAGES=(meson ninja-build pkg-config g++ ca-certificates
+  libuv1-dev libwebsockets-dev libwebsockets-evlib-uv capnproto libcapnp-dev
+  libprotobuf-dev protobuf-compiler libseccomp-dev bubblewrap libspdlog-dev doctest-dev
+  libcurl4-openssl-dev nlohmann-json3-dev libsodium-dev libssl-dev)
+# What the test suites need on top: Python for the fakes, headless Chromium and Node for the
+# web chat test.
+TEST_PACKAGES=(python3 chromium fonts-dejavu-core)
+
+missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+# install_packages PKG... : apt-get as root; otherwise print the exact command and fail.
+install_packages() {
+  local missing
+  missing=$(missing_packages "$@" | tr '\n' ' ')
+  [ -z "${missing// /}" ] && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "==> installing: $missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing >/dev/null
+  else
+    echo "chitin needs these Debian packages: $missing" >&2
+    echo "install them with:" >&2
+    echo "  sudo apt-get install --no-install-recommends $missing" >&2
+    return 2
+  fi
+}
+
+ensure_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    install_packages nodejs npm
+  fi
+}
+
+# build DIR [meson options...]
+build() {
+  local dir="$1"; shift
+  if [ ! -f "$CHITIN_ROOT/$dir/build.ninja" ]; then
+    meson setup "$CHITIN_ROOT/$dir" "$CHITIN_ROOT" "$@" >/dev/null
+  fi
+  ninja -C "$CHITIN_ROOT/$dir" >/dev/null
+}
+
+# The unprivileged user tests run workers as when the suite itself runs as root.
+CHITIN_TEST_USER="${CHITIN_TEST_USER:-chitin-test}"
+ensure_test_user() {
+  if [ "$(id -u)" -eq 0 ] && ! id "$CHITIN_TEST_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$CHITIN_TEST_USER"
+  fi
+  export CHITIN_TEST_USER
+}

@@ -1,0 +1,686 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sessions, runs and the Model/Tools proxies (see agent-core.h).
+// Runs in: supervisor
+
+#include "agent-core.h"
+
+#include <capnp/message.h>
+#include <fcntl.h>
+#include <kj/debug.h>
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <regex>
+
+#include "session.capnp.h"
+#include "worker-host.h"
+
+namespace chitin {
+
+namespace {
+
+constexpr size_t MAX_MESSAGE_BYTES = 64 << 10;
+constexpr size_t MAX_CONTEXT_FILE_BYTES = 64 << 10;
+constexpr size_t MAX_HISTORY_ENTRIES = 400;
+constexpr size_t MAX_SUMMARY_BYTES = 200;
+// What a session worker may send the model in one call before we call it abuse.
+constexpr size_t MAX_REQUEST_MESSAGES = 2000;
+
+const char DEFAULT_SYSTEM_PROMPT[] =
+    "You are chitin, a personal assistant running on the user's own Linux server. You can act "
+    "through tools: exec (run a bash command), read, write and edit (files). Every tool call runs "
+    "in a fresh sandbox that sees only your workspace, mounted at /workspace, and has no network. "
+    "Paths are relative to the workspace root. Be concise; say what you did.";
+
+class LogErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& e) override {
+    spdlog::error("agent core task failed: {}", e.getDescription().cStr());
+  }
+};
+LogErrors logErrors;
+
+std::string randomId() {
+  unsigned char bytes[12];
+  randombytes_buf(bytes, sizeof(bytes));
+  char hex[sizeof(bytes) * 2 + 1];
+  sodium_bin2hex(hex, sizeof(hex), bytes, sizeof(bytes));
+  return hex;
+}
+
+// Lower-cases and keeps [a-z0-9_.@+-] so client-supplied names cannot reshape a session key.
+std::string keyPart(const std::string& s, const char* fallback) {
+  std::string out;
+  for (char c : s) {
+    char l = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    if (isalnum(static_cast<unsigned char>(l)) || strchr("_.@+-", l) != nullptr) out += l;
+    if (out.size() >= 64) break;
+  }
+  return out.empty() ? fallback : out;
+}
+
+std::string summarize(const std::string& s) {
+  if (s.size() <= MAX_SUMMARY_BYTES) return s;
+  size_t cut = MAX_SUMMARY_BYTES;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 boundary
+  return s.substr(0, cut) + "…";
+}
+
+// Workspace files injected into the prompt. The workspace is writable by tools (and so by the
+// model): open without following symlinks, regular files only, bounded — otherwise a symlink
+// named AGENTS.md could pull the gateway token into the prompt.
+std::string readContextFile(int dirFd, const char* name) {
+  int fd = openat(dirFd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return "";
+  struct stat st;
+  std::string out;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    out.resize(std::min<size_t>(st.st_size, MAX_CONTEXT_FILE_BYTES));
+    ssize_t n = pread(fd, out.data(), out.size(), 0);
+    out.resize(n > 0 ? n : 0);
+  }
+  close(fd);
+  return out;
+}
+
+rpc::Role roleOf(const std::string& role) {
+  if (role == "assistant") return rpc::Role::ASSISTANT;
+  if (role == "tool") return rpc::Role::TOOL;
+  return rpc::Role::USER;
+}
+
+}  // namespace
+
+std::string checkSessionKey(const std::string& key) {
+  static const std::regex pattern(
+      "agent:[a-z0-9_-]{1,32}:[a-z0-9_-]{1,32}:(direct|group):[a-z0-9_.@+-]{1,128}");
+  if (key.size() > 256 || !std::regex_match(key, pattern)) {
+    return "session key \"" + summarize(key) +
+           "\" is not of the form agent:<agent>:<channel>:direct|group:<id> (lower-case letters, "
+           "digits, _ . @ + -)";
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct AgentCore::Session {
+  std::string key;
+  kj::Own<WorkerHost> host;
+  kj::Maybe<rpc::SessionWorker::Client> client;
+  std::shared_ptr<Run> current;
+  std::deque<std::shared_ptr<Run>> queue;
+  IdleTimer* idle = nullptr;
+  uint64_t generation = 0;
+};
+
+struct AgentCore::Run {
+  std::string id;
+  std::string sessionKey;
+  std::string userText;
+  std::shared_ptr<gateway::RunSink> sink;
+  bool revoked = false;
+  bool finished = false;
+  std::vector<gateway::ToolCallSummary> tools;
+  struct Requested {
+    std::string name;
+    std::string arguments;
+  };
+  std::map<std::string, Requested> requested;  // tool calls the model made, not yet run
+  std::string lastAssistantText;
+  bool lastHadToolCalls = false;
+  kj::Canceler canceler;
+  kj::Maybe<kj::Promise<void>> turn;
+};
+
+// Streams the model's text to the run's client as `agent` events.
+class AgentCore::TextForwarder final : public rpc::TextStream::Server {
+ public:
+  explicit TextForwarder(std::shared_ptr<Run> run) : run_(std::move(run)) {}
+
+ protected:
+  kj::Promise<void> delta(DeltaContext context) override {
+    if (run_->revoked || run_->finished) return kj::READY_NOW;
+    gateway::AgentEvent e;
+    e.set_run_id(run_->id);
+    e.set_session_key(run_->sessionKey);
+    e.set_stream("assistant");
+    e.set_delta(context.getParams().getText().cStr());
+    run_->sink->event(e);
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::shared_ptr<Run> run_;
+};
+
+class AgentCore::ModelProxy final : public rpc::Model::Server {
+ public:
+  ModelProxy(AgentCore& core, std::shared_ptr<Run> run) : core_(core), run_(std::move(run)) {}
+
+ protected:
+  kj::Promise<void> complete(CompleteContext context) override {
+    KJ_REQUIRE(!run_->revoked, "Model capability revoked: the turn has ended");
+    auto in = context.getParams().getRequest();
+    KJ_REQUIRE(in.getMessages().size() <= MAX_REQUEST_MESSAGES, "too many messages");
+
+    // The session worker chooses the conversation; the supervisor chooses the tools.
+    auto msg = kj::heap<capnp::MallocMessageBuilder>();
+    auto out = msg->initRoot<rpc::CompletionRequest>();
+    out.setSystem(in.getSystem());
+    out.setMessages(in.getMessages());
+    auto& specs = toolSpecs();
+    auto tools = out.initTools(specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      tools[i].setName(specs[i].name);
+      tools[i].setDescription(specs[i].description);
+      tools[i].setParametersJson(specs[i].parametersJson);
+    }
+    auto run = run_;
+    auto& core = core_;
+    auto promise = core_.model_.complete(out.asReader(), kj::heap<TextForwarder>(run));
+    return run->canceler.wrap(kj::mv(promise))
+        .then([run, &core, context](kj::Own<capnp::MallocMessageBuilder> result) mutable {
+          auto completion = result->getRoot<rpc::Completion>().asReader();
+          if (completion.isMessage()) {
+            auto m = completion.getMessage();
+            TranscriptEntry entry;
+            entry.role = "assistant";
+            entry.content = m.getContent();
+            for (auto call : m.getToolCalls()) {
+              entry.toolCalls.push_back({call.getId(), call.getName(), call.getArgumentsJson()});
+              run->requested[call.getId()] = {call.getName(), call.getArgumentsJson()};
+            }
+            run->lastAssistantText = entry.content;
+            run->lastHadToolCalls = !entry.toolCalls.empty();
+            core.record(run, kj::mv(entry));
+          }
+          context.getResults().setCompletion(completion);
+        })
+        .attach(kj::mv(msg));
+  }
+
+ private:
+  AgentCore& core_;
+  std::shared_ptr<Run> run_;
+};
+
+class AgentCore::ToolsProxy final : public rpc::Tools::Server {
+ public:
+  ToolsProxy(AgentCore& core, std::shared_ptr<Run> run) : core_(core), run_(std::move(run)) {}
+
+ protected:
+  kj::Promise<void> call(CallContext context) override {
+    KJ_REQUIRE(!run_->revoked, "Tools capability revoked: the turn has ended");
+    auto call = context.getParams().getCall();
+    std::string id = call.getId(), name = call.getName(), args = call.getArgumentsJson();
+
+    // Only calls the model really made, each once, with the exact arguments it sent: a session
+    // worker cannot invent or alter an effect.
+    auto it = run_->requested.find(id);
+    if (it == run_->requested.end() || it->second.name != name || it->second.arguments != args) {
+      auto& session = *core_.sessions_.at(run_->sessionKey);
+      core_.killSessionWorker(session, "protocol violation: tool call \"" + summarize(name) +
+                                           "\" was not requested by the model");
+      KJ_FAIL_REQUIRE("tool call not requested by the model", id);
+    }
+    run_->requested.erase(it);
+
+    gateway::ToolCallSummary summary;
+    summary.set_id(id);
+    summary.set_name(name);
+    summary.set_arguments_json(summarize(args));
+    summary.set_status("running");
+    core_.emitTool(run_, summary, "start");
+
+    auto run = run_;
+    auto& core = core_;
+    return run->canceler.wrap(core_.tools_.run(name, args, core_.settings_.workspaceDir))
+        .then([run, &core, context, summary, id, name](ToolOutcome outcome) mutable {
+          summary.set_status(outcome.statusName());
+          summary.set_summary(summarize(outcome.content));
+          core.emitTool(run, summary, "end");
+          TranscriptEntry entry;
+          entry.role = "tool";
+          entry.content = outcome.content;
+          entry.toolCallId = id;
+          entry.toolName = name;
+          entry.isError = outcome.status != ToolOutcome::Status::OK;
+          core.record(run, entry);
+          auto result = context.getResults().initResult();
+          result.setRole(rpc::Role::TOOL);
+          result.setContent(entry.content);
+          result.setToolCallId(id);
+          result.setToolName(name);
+          result.setIsError(entry.isError);
+        });
+  }
+
+ private:
+  AgentCore& core_;
+  std::shared_ptr<Run> run_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
+                     TranscriptStore& transcripts, ModelHost& model, ToolRunner& tools,
+                     AgentCoreSettings settings, std::string sandboxStatus)
+    : loop_(loop),
+      io_(io),
+      spawner_(spawner),
+      transcripts_(transcripts),
+      model_(model),
+      tools_(tools),
+      settings_(std::move(settings)),
+      sandboxStatus_(std::move(sandboxStatus)),
+      started_(std::chrono::steady_clock::now()),
+      tasks_(logErrors) {
+  if (settings_.systemPrompt.empty()) settings_.systemPrompt = DEFAULT_SYSTEM_PROMPT;
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+}
+
+AgentCore::~AgentCore() noexcept { shutdown(); }
+
+void AgentCore::shutdown() {
+  shuttingDown_ = true;
+  auto runs = runs_;
+  for (auto& [id, run] : runs) finishRun(run, "aborted", "", "the gateway is shutting down");
+  // Called from a uv callback (never from inside KJ), so the turns can be dropped right here;
+  // that kills any tool worker they own.
+  for (auto& [id, run] : runs) run->turn = nullptr;
+  for (auto& [key, session] : sessions_) {
+    session->client = nullptr;
+    session->host = nullptr;
+    closeIdleTimer(*session);
+  }
+  sessions_.clear();
+}
+
+AgentCore::Session& AgentCore::sessionFor(const std::string& key) {
+  auto& slot = sessions_[key];
+  if (!slot) {
+    slot = std::make_unique<Session>();
+    slot->key = key;
+  }
+  return *slot;
+}
+
+void AgentCore::record(const std::shared_ptr<Run>& run, TranscriptEntry entry) {
+  entry.ts = nowRfc3339();
+  entry.runId = run->id;
+  transcripts_.append(run->sessionKey, entry);
+}
+
+void AgentCore::emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
+                         const char* phase) {
+  if (run->finished) return;
+  if (strcmp(phase, "start") == 0) {
+    run->tools.push_back(tool);
+  } else {
+    for (auto& t : run->tools) {
+      if (t.id() == tool.id()) t = tool;
+    }
+  }
+  gateway::AgentEvent e;
+  e.set_run_id(run->id);
+  e.set_session_key(run->sessionKey);
+  e.set_stream("tool");
+  e.set_phase(phase);
+  *e.mutable_tool() = tool;
+  run->sink->event(e);
+}
+
+gateway::Result<gateway::AgentAccepted> AgentCore::startRun(const gateway::AgentParams& params,
+                                                            const gateway::ClientIdentity& who,
+                                                            std::shared_ptr<gateway::RunSink> sink) {
+  if (shuttingDown_) return gateway::UserError{"UNAVAILABLE", "the gateway is shutting down"};
+  const std::string& text = params.message();
+  if (text.empty() || text.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return gateway::UserError{"INVALID_REQUEST", "message: expected a non-empty text"};
+  }
+  if (text.size() > MAX_MESSAGE_BYTES) {
+    return gateway::UserError{"INVALID_REQUEST", "message: longer than 64 KiB"};
+  }
+  std::string key = params.session_key();
+  if (key.empty()) {
+    key = "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") + ":direct:" +
+          keyPart(who.user, "owner");
+  }
+  if (auto problem = checkSessionKey(key); !problem.empty()) {
+    return gateway::UserError{"INVALID_REQUEST", problem};
+  }
+
+  auto run = std::make_shared<Run>();
+  run->id = randomId();
+  run->sessionKey = key;
+  run->userText = text;
+  run->sink = std::move(sink);
+  runs_[run->id] = run;
+
+  gateway::AgentAccepted accepted;
+  accepted.set_run_id(run->id);
+  accepted.set_status("accepted");
+  accepted.set_session_key(key);
+
+  auto& session = sessionFor(key);
+  session.queue.push_back(run);
+  // Start on the next loop turn so the client sees "accepted" before any event.
+  tasks_.add(kj::evalLater([this, key]() {
+    auto it = sessions_.find(key);
+    if (it != sessions_.end()) startNext(*it->second);
+  }));
+  return accepted;
+}
+
+void AgentCore::startNext(Session& session) {
+  if (session.current || session.queue.empty() || shuttingDown_) return;
+  auto run = session.queue.front();
+  session.queue.pop_front();
+  session.current = run;
+  if (session.idle != nullptr) uv_timer_stop(&session.idle->handle);
+  beginTurn(session, run);
+}
+
+void AgentCore::ensureWorker(Session& session) {
+  if (session.client != nullptr && session.host.get() != nullptr && !session.host->exited()) {
+    return;
+  }
+  session.client = nullptr;
+  session.host = nullptr;
+  spawn::SpawnRequest request;
+  request.profile = "session";
+  session.host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request),
+                                      "session worker " + session.key);
+  session.client = session.host->bootstrap<rpc::SessionWorker>();
+  uint64_t generation = ++session.generation;
+  std::string key = session.key;
+  tasks_.add(session.host->onExit().then([this, key, generation](WorkerExit) {
+    auto it = sessions_.find(key);
+    if (it != sessions_.end() && it->second->generation == generation) {
+      it->second->client = nullptr;  // the next message starts a fresh worker
+    }
+  }));
+}
+
+void AgentCore::beginTurn(Session& session, std::shared_ptr<Run> run) {
+  gateway::AgentEvent start;
+  start.set_run_id(run->id);
+  start.set_session_key(run->sessionKey);
+  start.set_stream("lifecycle");
+  start.set_phase("start");
+  run->sink->event(start);
+
+  // History comes from our own transcript, before this turn's user message is added.
+  auto entries = transcripts_.load(run->sessionKey);
+  TranscriptEntry user;
+  user.role = "user";
+  user.content = run->userText;
+  record(run, user);
+
+  if (!model_.settings().configured()) {
+    TranscriptEntry reply;
+    reply.role = "assistant";
+    reply.content = NO_MODEL_MESSAGE;
+    record(run, reply);
+    finishRun(run, "ok", NO_MODEL_MESSAGE, "");
+    return;
+  }
+
+  try {
+    ensureWorker(session);
+  } catch (const spawn::SandboxUnavailable& e) {
+    finishRun(run, "error", "",
+              std::string("the session could not start because its sandbox could not be set up: ") +
+                  e.what());
+    return;
+  }
+
+  if (entries.size() > MAX_HISTORY_ENTRIES) {
+    entries.erase(entries.begin(), entries.end() - MAX_HISTORY_ENTRIES);
+  }
+  // Never start the history in the middle of a tool exchange.
+  while (!entries.empty() && entries.front().role != "user") entries.erase(entries.begin());
+
+  auto req = KJ_ASSERT_NONNULL(session.client).runTurnRequest();
+  auto turn = req.initRequest();
+  turn.setSessionKey(run->sessionKey);
+  turn.setRunId(run->id);
+  turn.setSystemPrompt(settings_.systemPrompt);
+  turn.setMaxSteps(settings_.maxSteps);
+  turn.setUserText(run->userText);
+  {
+    static const char* const CONTEXT_FILES[] = {"AGENTS.md", "SOUL.md", "USER.md"};
+    std::vector<std::pair<const char*, std::string>> files;
+    int dirFd = open(settings_.workspaceDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirFd >= 0) {
+      for (const char* name : CONTEXT_FILES) {
+        std::string content = readContextFile(dirFd, name);
+        if (!content.empty()) files.emplace_back(name, std::move(content));
+      }
+      close(dirFd);
+    }
+    auto list = turn.initContextFiles(files.size());
+    for (size_t i = 0; i < files.size(); ++i) {
+      list[i].setName(files[i].first);
+      list[i].setContent(files[i].second);
+    }
+  }
+  auto history = turn.initHistory(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto& e = entries[i];
+    auto m = history[i];
+    m.setRole(roleOf(e.role));
+    m.setContent(e.content);
+    auto calls = m.initToolCalls(e.toolCalls.size());
+    for (size_t j = 0; j < e.toolCalls.size(); ++j) {
+      calls[j].setId(e.toolCalls[j].id);
+      calls[j].setName(e.toolCalls[j].name);
+      calls[j].setArgumentsJson(e.toolCalls[j].arguments);
+    }
+    m.setToolCallId(e.toolCallId);
+    m.setToolName(e.toolName);
+    m.setIsError(e.isError);
+  }
+  req.setModel(kj::heap<ModelProxy>(*this, run));
+  req.setTools(kj::heap<ToolsProxy>(*this, run));
+
+  std::string key = session.key;
+  auto promise = req.send().then(
+      [this, run](capnp::Response<rpc::SessionWorker::RunTurnResults>&& response) {
+        auto outcome = response.getOutcome();
+        if (outcome.isAnswered()) {
+          // The reply is what the model said, as we recorded it, not what the worker claims.
+          finishRun(run, "ok", run->lastAssistantText, "");
+        } else {
+          finishRun(run, "error", "", outcome.getFailed());
+        }
+      },
+      [this, run, key](kj::Exception&& e) {
+        std::string why;
+        if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+          why = "the session worker stopped unexpectedly; this turn was not completed. Send your "
+                "message again to continue (the conversation so far is kept).";
+        } else {
+          why = "the session worker broke the protocol and was stopped; this turn was not "
+                "completed.";
+          auto it = sessions_.find(key);
+          if (it != sessions_.end()) killSessionWorker(*it->second, "protocol violation");
+        }
+        spdlog::warn("run {}: {}", run->id, e.getDescription().cStr());
+        finishRun(run, "error", "", why);
+      });
+  run->turn = kj::mv(promise).eagerlyEvaluate(nullptr);
+}
+
+void AgentCore::finishRun(const std::shared_ptr<Run>& run, const std::string& status,
+                          const std::string& reply, const std::string& error) {
+  if (run->finished) return;
+  run->finished = true;
+  run->revoked = true;  // both capabilities are dead from here on
+  if (!run->canceler.isEmpty()) run->canceler.cancel("the turn has ended");
+  runs_.erase(run->id);
+
+  gateway::AgentEvent end;
+  end.set_run_id(run->id);
+  end.set_session_key(run->sessionKey);
+  end.set_stream("lifecycle");
+  end.set_phase(status == "ok" ? "end" : "error");
+  run->sink->event(end);
+
+  gateway::AgentResult result;
+  result.set_run_id(run->id);
+  result.set_status(status);
+  result.set_reply(reply);
+  result.set_error(error);
+  result.set_session_key(run->sessionKey);
+  for (auto& t : run->tools) *result.add_tools() = t;
+  run->sink->finished(result);
+
+  auto it = sessions_.find(run->sessionKey);
+  if (it == sessions_.end()) return;
+  Session& session = *it->second;
+  if (session.current == run) {
+    session.current = nullptr;
+    // Dropping the turn promise cancels the call in the worker; do it after this callback.
+    tasks_.add(kj::evalLater([run]() { run->turn = nullptr; }));
+    if (session.queue.empty()) {
+      armIdleTimer(session);
+    } else {
+      std::string key = session.key;
+      tasks_.add(kj::evalLater([this, key]() {
+        auto s = sessions_.find(key);
+        if (s != sessions_.end()) startNext(*s->second);
+      }));
+    }
+  } else {
+    auto& q = session.queue;
+    q.erase(std::remove(q.begin(), q.end(), run), q.end());
+  }
+}
+
+void AgentCore::killSessionWorker(Session& session, const std::string& reason) {
+  if (session.host.get() != nullptr) session.host->kill(reason);
+  session.client = nullptr;
+}
+
+void AgentCore::armIdleTimer(Session& session) {
+  if (session.host.get() == nullptr) return;
+  if (session.idle == nullptr) {
+    session.idle = new IdleTimer{{}, this, session.key};
+    uv_timer_init(loop_, &session.idle->handle);
+  }
+  uv_timer_start(&session.idle->handle, &AgentCore::onIdle,
+                 uint64_t{settings_.sessionIdleSeconds} * 1000, 0);
+}
+
+void AgentCore::onIdle(uv_timer_t* handle) {
+  auto* idle = reinterpret_cast<IdleTimer*>(handle);
+  AgentCore& self = *idle->core;
+  auto it = self.sessions_.find(idle->key);
+  if (it == self.sessions_.end()) return;
+  Session& s = *it->second;
+  if (s.current || !s.queue.empty()) return;
+  // An idle worker holds nothing worth keeping: the next message rebuilds it from the
+  // transcript, so cost grows with active sessions only.
+  spdlog::info("session {}: idle for {} s, stopping its worker", s.key,
+               self.settings_.sessionIdleSeconds);
+  s.client = nullptr;
+  s.host = nullptr;
+}
+
+void AgentCore::closeIdleTimer(Session& session) {
+  if (session.idle == nullptr) return;
+  uv_timer_stop(&session.idle->handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&session.idle->handle),
+           [](uv_handle_t* h) { delete reinterpret_cast<IdleTimer*>(h); });
+  session.idle = nullptr;
+}
+
+gateway::Result<bool> AgentCore::abortRun(const std::string& runId) {
+  auto it = runs_.find(runId);
+  if (it == runs_.end()) {
+    return gateway::UserError{"NOT_FOUND", "no active run with id \"" + summarize(runId) + "\""};
+  }
+  auto run = it->second;
+  // Revoke first: anything the worker still tries with this turn's capabilities fails.
+  run->revoked = true;
+  finishRun(run, "aborted", run->lastHadToolCalls ? "" : run->lastAssistantText,
+            "aborted by the user");
+  return true;
+}
+
+gateway::Result<gateway::ChatHistory> AgentCore::history(const gateway::ChatHistoryParams& params,
+                                                         const gateway::ClientIdentity& who) {
+  std::string key = params.session_key();
+  if (key.empty()) {
+    key = "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") + ":direct:" +
+          keyPart(who.user, "owner");
+  }
+  if (auto problem = checkSessionKey(key); !problem.empty()) {
+    return gateway::UserError{"INVALID_REQUEST", problem};
+  }
+  auto entries = transcripts_.load(key);
+  size_t limit = params.limit() == 0 ? 200 : std::min<size_t>(params.limit(), 1000);
+  size_t first = entries.size() > limit ? entries.size() - limit : 0;
+  gateway::ChatHistory out;
+  out.set_session_key(key);
+  for (size_t i = first; i < entries.size(); ++i) {
+    auto& e = entries[i];
+    auto* h = out.add_messages();
+    h->set_role(e.role);
+    h->set_content(e.content);
+    h->set_tool_call_id(e.toolCallId);
+    h->set_ts(e.ts);
+    h->set_run_id(e.runId);
+    for (auto& c : e.toolCalls) {
+      auto* t = h->add_tool_calls();
+      t->set_id(c.id);
+      t->set_name(c.name);
+      t->set_arguments_json(c.arguments);
+    }
+  }
+  return out;
+}
+
+gateway::SessionsList AgentCore::sessions() {
+  gateway::SessionsList out;
+  for (auto& s : transcripts_.list()) {
+    auto* info = out.add_sessions();
+    info->set_key(s.key);
+    info->set_messages(s.entries);
+    info->set_updated_at(s.updatedAt);
+    auto it = sessions_.find(s.key);
+    info->set_active(it != sessions_.end() && it->second->host.get() != nullptr &&
+                     !it->second->host->exited());
+  }
+  std::sort(out.mutable_sessions()->begin(), out.mutable_sessions()->end(),
+            [](const auto& a, const auto& b) { return a.updated_at() > b.updated_at(); });
+  return out;
+}
+
+gateway::StatusPayload AgentCore::status() {
+  gateway::StatusPayload out;
+  out.set_version(settings_.version);
+  out.set_uptime_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started_)
+                        .count());
+  out.set_home(settings_.homeDir);
+  const auto& m = model_.settings();
+  out.set_model_provider(m.providerName());
+  out.set_model(m.model);
+  out.set_model_configured(m.configured());
+  uint32_t active = 0;
+  for (auto& [key, s] : sessions_) {
+    if (s->host.get() != nullptr && !s->host->exited()) ++active;
+  }
+  out.set_active_sessions(active);
+  out.set_active_runs(static_cast<uint32_t>(runs_.size()));
+  out.set_connections(connections_ ? connections_() : 0);
+  out.set_sandbox(sandboxStatus_);
+  return out;
+}
+
+}  // namespace chitin

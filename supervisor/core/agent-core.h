@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent core: sessions, runs and transcripts behind the gateway's AgentService.
+// Runs in: supervisor
+//
+// One session worker per active session key runs the agent loop. For each turn the core hands
+// it a `Model` and a `Tools` capability that are the core's own objects: every model call and
+// tool call passes through here, is recorded in the transcript by the core (never from what the
+// worker reports), and is checked against what the model actually asked for. Both capabilities
+// are revoked when the turn ends or is aborted. A worker that breaks the protocol is killed and
+// its turn fails cleanly; the next message starts a fresh worker from the transcript.
+
+#pragma once
+
+#include <kj/async-io.h>
+#include <uv.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agent-service.h"
+#include "config.h"
+#include "model-host.h"
+#include "spawner.h"
+#include "tool-runner.h"
+#include "transcript.h"
+
+namespace chitin {
+
+struct AgentCoreSettings {
+  std::string agentId = "main";
+  std::string systemPrompt;      // "" = the built-in prompt
+  std::string workspaceDir;
+  uint32_t maxSteps = 16;
+  uint32_t sessionIdleSeconds = 600;
+  std::string homeDir;           // for status
+  std::string version;
+};
+
+// Checks a session key: agent:<agent>:<channel>:(direct|group):<id>. Returns "" if valid.
+std::string checkSessionKey(const std::string& key);
+
+class AgentCore final : public gateway::AgentService {
+ public:
+  AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
+            TranscriptStore& transcripts, ModelHost& model, ToolRunner& tools,
+            AgentCoreSettings settings, std::string sandboxStatus);
+  ~AgentCore() noexcept override;
+
+  gateway::Result<gateway::AgentAccepted> startRun(const gateway::AgentParams& params,
+                                                   const gateway::ClientIdentity& who,
+                                                   std::shared_ptr<gateway::RunSink> sink) override;
+  gateway::Result<bool> abortRun(const std::string& runId) override;
+  gateway::Result<gateway::ChatHistory> history(const gateway::ChatHistoryParams& params,
+                                                const gateway::ClientIdentity& who) override;
+  gateway::SessionsList sessions() override;
+  gateway::StatusPayload status() override;
+
+  void setConnectionCounter(std::function<uint32_t()> counter) { connections_ = std::move(counter); }
+
+  // Aborts every run and stops every session worker (SIGTERM path).
+  void shutdown();
+
+  struct Run;
+  struct Session;
+
+ private:
+  class ModelProxy;
+  class ToolsProxy;
+  class TextForwarder;
+  // A session's idle-out timer; `handle` first so the uv handle pointer converts back.
+  struct IdleTimer {
+    uv_timer_t handle;
+    AgentCore* core;
+    std::string key;
+  };
+
+  uv_loop_t* loop_;
+  kj::AsyncIoContext& io_;
+  spawn::Spawner& spawner_;
+  TranscriptStore& transcripts_;
+  ModelHost& model_;
+  ToolRunner& tools_;
+  AgentCoreSettings settings_;
+  std::string sandboxStatus_;
+  std::function<uint32_t()> connections_;
+  std::chrono::steady_clock::time_point started_;
+  std::map<std::string, std::unique_ptr<Session>> sessions_;
+  std::map<std::string, std::shared_ptr<Run>> runs_;  // active and queued, by run id
+  kj::TaskSet tasks_;
+  bool shuttingDown_ = false;
+
+  Session& sessionFor(const std::string& key);
+  void startNext(Session& session);
+  void beginTurn(Session& session, std::shared_ptr<Run> run);
+  void finishRun(const std::shared_ptr<Run>& run, const std::string& status,
+                 const std::string& reply, const std::string& error);
+  void ensureWorker(Session& session);
+  void armIdleTimer(Session& session);
+  void closeIdleTimer(Session& session);
+  static void onIdle(uv_timer_t* handle);
+  void killSessionWorker(Session& session, const std::string& reason);
+  void emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
+                const char* phase);
+  void record(const std::shared_ptr<Run>& run, TranscriptEntry entry);
+};
+
+}  // namespace chitin

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+// chitin.conf loading (see config.h).
+// Runs in: supervisor
+
+#include "config.h"
+
+#include <fcntl.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace chitin {
+
+const char EXAMPLE_CONFIG[] = R"(# chitin.conf -- protobuf text format (schema: proto/config.proto).
+# Lines starting with '#' are comments. Every setting below is optional; the values shown
+# commented out are the defaults.
+
+gateway {
+  # Where the gateway (HTTP + WebSocket) listens. Keep it on loopback unless you put a TLS
+  # proxy in front; every client must present the token in $CHITIN_HOME/gateway.token anyway.
+  # bind: "127.0.0.1"
+  # port: 18789
+  # Extra browser origins allowed to open the WebSocket (the gateway's own always are).
+  # allowed_origins: "https://chat.example.org"
+  # max_frame_bytes: 1048576
+  # auth_failures_before_lockout: 5
+  # lockout_seconds: 60
+}
+
+model {
+  # OPENAI works with any OpenAI-compatible /v1/chat/completions endpoint (OpenAI, Ollama,
+  # vLLM, llama.cpp server); ANTHROPIC speaks the Messages API. The environment variables
+  # CHITIN_MODEL_PROVIDER, CHITIN_MODEL_BASE_URL, CHITIN_MODEL, CHITIN_MODEL_API_KEY and
+  # CHITIN_MODEL_API_KEY_FILE override these.
+  # provider: OPENAI
+  # base_url: "http://127.0.0.1:11434/v1"
+  # model: "llama3.1"
+  # The key is read by the supervisor only and handed to the model worker in memory.
+  # api_key_file: "/home/me/.config/chitin/openai.key"
+  # max_tokens: 4096
+  # request_timeout_seconds: 120
+  # max_retries: 3
+}
+
+agent {
+  # id: "main"
+  # system_prompt: "You are chitin, a careful assistant ..."
+  # max_steps: 16
+  # session_idle_seconds: 600
+  # tool_timeout_seconds: 120
+  # max_tool_output_bytes: 65536
+}
+
+sandbox {
+  # bwrap_path: "/usr/bin/bwrap"
+  # profile_dir: ""   # default: the shipped sandbox-profiles/
+  # worker_dir: ""    # default: next to the chitin binary
+}
+)";
+
+const char NO_MODEL_MESSAGE[] =
+    "No model is configured, so I cannot answer yet. Set one in $CHITIN_HOME/chitin.conf "
+    "(model { provider: OPENAI base_url: \"...\" model: \"...\" api_key_file: \"...\" }) or start "
+    "the gateway with CHITIN_MODEL_PROVIDER=openai|anthropic, CHITIN_MODEL_BASE_URL, CHITIN_MODEL "
+    "and CHITIN_MODEL_API_KEY (or CHITIN_MODEL_API_KEY_FILE) set, then restart `chitin gateway`.";
+
+namespace {
+
+class LineColumnCollector final : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit LineColumnCollector(std::string path) : path_(std::move(path)) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (first_.empty()) {
+      // The parser counts from 0; editors count from 1.
+      first_ = path_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
+               message;
+    }
+  }
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string path_;
+  std::string first_;
+};
+
+void fillDefaults(config::ChitinConfig& c) {
+  auto* g = c.mutable_gateway();
+  if (g->bind().empty()) g->set_bind("127.0.0.1");
+  if (g->port() == 0) g->set_port(18789);
+  if (g->max_frame_bytes() == 0) g->set_max_frame_bytes(1 << 20);
+  if (g->auth_failures_before_lockout() == 0) g->set_auth_failures_before_lockout(5);
+  if (g->lockout_seconds() == 0) g->set_lockout_seconds(60);
+  auto* a = c.mutable_agent();
+  if (a->id().empty()) a->set_id("main");
+  if (a->max_steps() == 0) a->set_max_steps(16);
+  if (a->session_idle_seconds() == 0) a->set_session_idle_seconds(600);
+  if (a->tool_timeout_seconds() == 0) a->set_tool_timeout_seconds(120);
+  if (a->max_tool_output_bytes() == 0) a->set_max_tool_output_bytes(65536);
+  auto* s = c.mutable_sandbox();
+  if (s->bwrap_path().empty()) s->set_bwrap_path("/usr/bin/bwrap");
+}
+
+void validate(const config::ChitinConfig& c, const std::string& path) {
+  auto fail = [&](const std::string& what) { throw ConfigError(path + ": " + what); };
+  if (c.gateway().port() > 65535) fail("gateway.port must be 1..65535");
+  for (char ch : c.agent().id()) {
+    if (!(isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) {
+      fail("agent.id may contain only letters, digits, '-' and '_' (got \"" + c.agent().id() +
+           "\")");
+    }
+  }
+  if (c.agent().id().size() > 32) fail("agent.id is longer than 32 characters");
+  if (c.agent().max_steps() > 256) fail("agent.max_steps must be at most 256");
+  if (c.agent().tool_timeout_seconds() > 3600) fail("agent.tool_timeout_seconds must be at most 3600");
+}
+
+}  // namespace
+
+std::string ModelSettings::providerName() const {
+  switch (provider) {
+    case config::ModelConfig::OPENAI: return "openai";
+    case config::ModelConfig::ANTHROPIC: return "anthropic";
+    default: return "none";
+  }
+}
+
+EnvLookup processEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+config::ChitinConfig parseConfig(const std::string& text, const std::string& path) {
+  config::ChitinConfig c;
+  google::protobuf::TextFormat::Parser parser;
+  LineColumnCollector errors(path);
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &c)) {
+    throw ConfigError(errors.first().empty() ? path + ": cannot parse" : errors.first());
+  }
+  fillDefaults(c);
+  validate(c, path);
+  return c;
+}
+
+config::ChitinConfig loadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno != ENOENT) throw ConfigError(path + ": cannot read: " + strerror(errno));
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) throw ConfigError(path + ": cannot create: " + strerror(errno));
+    size_t len = sizeof(EXAMPLE_CONFIG) - 1;
+    bool ok = write(fd, EXAMPLE_CONFIG, len) == static_cast<ssize_t>(len) && fsync(fd) == 0;
+    close(fd);
+    if (!ok) throw ConfigError(path + ": cannot write the example config");
+    return parseConfig(EXAMPLE_CONFIG, path);
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parseConfig(text.str(), path);
+}
+
+ModelSettings resolveModelSettings(const config::ChitinConfig& c, const EnvLookup& env,
+                                   const std::function<std::string(const std::string&)>& readFile) {
+  ModelSettings m;
+  const auto& mc = c.model();
+  m.provider = mc.provider();
+  m.baseUrl = mc.base_url();
+  m.model = mc.model();
+  m.maxTokens = mc.max_tokens() ? mc.max_tokens() : 4096;
+  m.requestTimeoutSeconds = mc.request_timeout_seconds() ? mc.request_timeout_seconds() : 120;
+  m.maxRetries = mc.max_retries() ? mc.max_retries() : 3;
+  std::string keyFile = mc.api_key_file();
+
+  if (auto p = env("CHITIN_MODEL_PROVIDER")) {
+    if (*p == "openai") m.provider = config::ModelConfig::OPENAI;
+    else if (*p == "anthropic") m.provider = config::ModelConfig::ANTHROPIC;
+    else if (p->empty() || *p == "none") m.provider = config::ModelConfig::PROVIDER_UNSPECIFIED;
+    else throw ConfigError("CHITIN_MODEL_PROVIDER: expected \"openai\" or \"anthropic\", got \"" + *p + "\"");
+  }
+  if (auto v = env("CHITIN_MODEL_BASE_URL")) m.baseUrl = *v;
+  if (auto v = env("CHITIN_MODEL")) m.model = *v;
+  if (auto v = env("CHITIN_MODEL_API_KEY_FILE")) keyFile = *v;
+
+  if (auto v = env("CHITIN_MODEL_API_KEY")) {
+    m.apiKey = *v;
+  } else if (!keyFile.empty()) {
+    try {
+      m.apiKey = readFile(keyFile);
+    } catch (const std::exception& e) {
+      throw ConfigError("model API key file " + keyFile + ": " + e.what());
+    }
+    while (!m.apiKey.empty() && isspace(static_cast<unsigned char>(m.apiKey.back()))) m.apiKey.pop_back();
+  }
+
+  if (m.baseUrl.empty()) {
+    if (m.provider == config::ModelConfig::OPENAI) m.baseUrl = "https://api.openai.com/v1";
+    if (m.provider == config::ModelConfig::ANTHROPIC) m.baseUrl = "https://api.anthropic.com";
+  }
+  if (!m.baseUrl.empty() && m.baseUrl.rfind("http://", 0) != 0 && m.baseUrl.rfind("https://", 0) != 0) {
+    throw ConfigError("model base URL: expected an http:// or https:// URL, got \"" + m.baseUrl + "\"");
+  }
+  if (m.provider != config::ModelConfig::PROVIDER_UNSPECIFIED && m.model.empty()) {
+    throw ConfigError("model: provider " + m.providerName() +
+                      " is set but no model name (set model.model or CHITIN_MODEL)");
+  }
+  for (char ch : m.apiKey) {
+    if (ch == '\n' || ch == '\r' || ch == '\0') {
+      throw ConfigError("model API key: contains a line break or NUL byte");
+    }
+  }
+  return m;
+}
+
+}  // namespace chitin

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+// $CHITIN_HOME layout, token and privilege drop (see home.h).
+// Runs in: supervisor
+
+#include "home.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace chitin {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::runtime_error(what + ": " + strerror(errno));
+}
+
+void makeDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) fail("cannot create " + path);
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) fail("cannot stat " + path);
+  if (!S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
+    fail(path);
+  }
+}
+
+void writeFileAtomically(const std::string& path, const std::string& content, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) fail("cannot write " + tmp);
+  bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+            fchmod(fd, mode) == 0 && fsync(fd) == 0;
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  if (!ok) fail("cannot write " + tmp);
+  if (rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename " + tmp + " to " + path);
+}
+
+uid_t chownUid;
+gid_t chownGid;
+int chownEntry(const char* path, const struct stat*, int, struct FTW*) {
+  return lchown(path, chownUid, chownGid) == 0 ? 0 : -1;
+}
+
+}  // namespace
+
+std::string defaultHomePath(const std::string& serviceUserHome) {
+  if (const char* h = getenv("CHITIN_HOME"); h != nullptr && *h != '\0') return h;
+  if (!serviceUserHome.empty()) return serviceUserHome + "/.chitin";
+  if (const char* h = getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.chitin";
+  throw std::runtime_error("cannot find a home directory: set CHITIN_HOME");
+}
+
+void ensureHomeLayout(const HomeLayout& home, const std::string& agent) {
+  makeDir(home.root);
+  if (chmod(home.root.c_str(), 0700) != 0) fail("cannot chmod " + home.root);
+  makeDir(home.stateDir());
+  makeDir(home.sessionsDir());
+  makeDir(home.root + "/workspace");
+  makeDir(home.workspaceDir(agent));
+}
+
+std::string loadOrCreateToken(const HomeLayout& home) {
+  std::string path = home.tokenPath();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) {
+    if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+    unsigned char bytes[32];
+    randombytes_buf(bytes, sizeof(bytes));
+    char hex[sizeof(bytes) * 2 + 1];
+    sodium_bin2hex(hex, sizeof(hex), bytes, sizeof(bytes));
+    writeFileAtomically(path, std::string(hex) + "\n", 0600);
+    return hex;
+  }
+  if (fd < 0) fail("cannot read " + path);
+  struct stat st;
+  if (fstat(fd, &st) != 0) fail("cannot stat " + path);
+  if ((st.st_mode & 077) != 0) {
+    close(fd);
+    char mode[8];
+    snprintf(mode, sizeof(mode), "%03o", st.st_mode & 0777);
+    throw std::runtime_error(path + " is readable by group or others (mode " + mode +
+                             "); chmod 600 it and consider rotating it (delete it and restart "
+                             "the gateway)");
+  }
+  char buf[256];
+  ssize_t n = read(fd, buf, sizeof(buf));
+  close(fd);
+  if (n < 0) fail("cannot read " + path);
+  std::string token(buf, n);
+  while (!token.empty() && isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.size() < 32) throw std::runtime_error(path + ": token is shorter than 32 characters");
+  return token;
+}
+
+void writeGatewayUrl(const HomeLayout& home, const std::string& url) {
+  writeFileAtomically(home.urlPath(), url + "\n", 0644);
+}
+
+ServiceUser lookupServiceUser(const std::string& name) {
+  errno = 0;
+  struct passwd* pw = getpwnam(name.c_str());
+  if (pw == nullptr) {
+    throw std::runtime_error("--user " + name + ": no such user (create one with: useradd --system " +
+                             name + ")");
+  }
+  if (pw->pw_uid == 0) throw std::runtime_error("--user " + name + ": refusing to run as uid 0");
+  return ServiceUser{pw->pw_uid, pw->pw_gid, pw->pw_name, pw->pw_dir ? pw->pw_dir : ""};
+}
+
+void dropRootTo(const ServiceUser& user, const std::string& home) {
+  if (geteuid() != 0) return;
+  // The service user must own its home: it writes transcripts and the token there.
+  chownUid = user.uid;
+  chownGid = user.gid;
+  if (nftw(home.c_str(), chownEntry, 32, FTW_PHYS) != 0) fail("cannot hand " + home + " to " + user.name);
+  if (setgroups(1, &user.gid) != 0) fail("setgroups");
+  if (setresgid(user.gid, user.gid, user.gid) != 0) fail("setresgid");
+  if (setresuid(user.uid, user.uid, user.uid) != 0) fail("setresuid");
+  // Paranoia, as OpenSSH does after permanently_set_uid(): root must be gone for good.
+  if (setuid(0) == 0 || seteuid(0) == 0) {
+    throw std::runtime_error("privilege drop failed: uid 0 could be regained");
+  }
+  if (getuid() != user.uid || geteuid() != user.uid || getgid() != user.gid) {
+    throw std::runtime_error("privilege drop failed: ids did not change");
+  }
+  setenv("HOME", user.homeDir.c_str(), 1);
+  setenv("USER", user.name.c_str(), 1);
+}
+
+}  // namespace chitin

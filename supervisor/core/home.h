@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+// $CHITIN_HOME: its layout, the gateway token, and dropping root to the service user.
+// Runs in: supervisor
+//
+//   $CHITIN_HOME/            0700, owned by the service user
+//     chitin.conf            0600  config (see config.h)
+//     gateway.token          0600  the gateway token (generated at first start)
+//     gateway.url            0644  where the running gateway listens (for the CLI)
+//     state/sessions/        transcripts, one JSON-lines file per session key
+//     workspace/<agent>/     the agent's workspace (the only host directory tools see)
+
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+namespace chitin {
+
+struct HomeLayout {
+  std::string root;
+  std::string configPath() const { return root + "/chitin.conf"; }
+  std::string tokenPath() const { return root + "/gateway.token"; }
+  std::string urlPath() const { return root + "/gateway.url"; }
+  std::string stateDir() const { return root + "/state"; }
+  std::string sessionsDir() const { return root + "/state/sessions"; }
+  std::string workspaceDir(const std::string& agent) const { return root + "/workspace/" + agent; }
+};
+
+// $CHITIN_HOME, else ~/.chitin of `homeDirOfUser` (the service user's home), else of $HOME.
+std::string defaultHomePath(const std::string& serviceUserHome);
+
+// Creates missing directories (0700) for the layout and the agent workspace. Throws
+// std::runtime_error naming the path on failure.
+void ensureHomeLayout(const HomeLayout& home, const std::string& agent);
+
+// Reads gateway.token, creating it (32 random bytes, hex, mode 0600) when missing. A token file
+// that is readable by group or others is refused: someone could have copied it.
+std::string loadOrCreateToken(const HomeLayout& home);
+
+// Writes gateway.url atomically.
+void writeGatewayUrl(const HomeLayout& home, const std::string& url);
+
+struct ServiceUser {
+  uid_t uid;
+  gid_t gid;
+  std::string name;
+  std::string homeDir;
+};
+
+// Looks up `name` (throws if unknown or if it is root).
+ServiceUser lookupServiceUser(const std::string& name);
+
+// If running as root: hands `home` (recursively) to `user`, then drops to it for good
+// (supplementary groups, gid, uid) and verifies root cannot be regained. Must run before any
+// thread or worker is started. Throws std::runtime_error on any failure.
+void dropRootTo(const ServiceUser& user, const std::string& home);
+
+}  // namespace chitin

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+// Model worker lifetime (see model-host.h).
+// Runs in: supervisor
+
+#include "model-host.h"
+
+#include <kj/debug.h>
+#include <spdlog/spdlog.h>
+
+#include "worker-host.h"
+
+namespace chitin {
+
+namespace {
+
+class LogErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& e) override {
+    spdlog::warn("model worker task: {}", e.getDescription().cStr());
+  }
+};
+LogErrors logErrors;
+
+}  // namespace
+
+kj::Own<capnp::MallocMessageBuilder> failedCompletion(rpc::ModelFailure::Kind kind,
+                                                      kj::StringPtr message) {
+  auto msg = kj::heap<capnp::MallocMessageBuilder>();
+  auto failed = msg->initRoot<rpc::Completion>().initFailed();
+  failed.setKind(kind);
+  failed.setMessage(message);
+  return msg;
+}
+
+ModelHost::ModelHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
+                     ModelSettings settings)
+    : loop_(loop), io_(io), spawner_(spawner), settings_(std::move(settings)), tasks_(logErrors) {}
+
+ModelHost::~ModelHost() noexcept(false) { stop(); }
+
+bool ModelHost::running() const { return host_.get() != nullptr && !host_->exited(); }
+
+void ModelHost::stop() {
+  client_ = nullptr;
+  host_ = nullptr;
+}
+
+rpc::ModelProvider::Client ModelHost::ensureWorker() {
+  KJ_IF_MAYBE(c, client_) {
+    if (running()) return *c;
+  }
+  client_ = nullptr;
+  host_ = nullptr;
+
+  spawn::SpawnRequest request;
+  request.profile = "model";
+  host_ = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "model worker");
+  auto client = host_->bootstrap<rpc::ModelProvider>();
+
+  // The key travels only here: over the socketpair, in memory.
+  auto configure = client.configureRequest();
+  auto c = configure.initConfig();
+  c.setApi(settings_.provider == config::ModelConfig::ANTHROPIC ? rpc::ProviderConfig::Api::ANTHROPIC
+                                                                : rpc::ProviderConfig::Api::OPENAI_CHAT);
+  c.setBaseUrl(settings_.baseUrl);
+  c.setApiKey(settings_.apiKey);
+  c.setModel(settings_.model);
+  c.setMaxTokens(settings_.maxTokens);
+  c.setRequestTimeoutSeconds(settings_.requestTimeoutSeconds);
+  c.setMaxRetries(settings_.maxRetries);
+  // Calls on one capability are delivered in order, so `complete` queues behind this.
+  tasks_.add(configure.send().ignoreResult());
+
+  // Forget a dead worker so the next call starts a fresh one.
+  uint64_t generation = ++generation_;
+  tasks_.add(host_->onExit().then([this, generation](WorkerExit e) {
+    if (generation == generation_) {
+      spdlog::warn("model worker {}", e.describe());
+      client_ = nullptr;
+    }
+  }));
+  client_ = client;
+  return client;
+}
+
+kj::Promise<kj::Own<capnp::MallocMessageBuilder>> ModelHost::complete(
+    rpc::CompletionRequest::Reader request, rpc::TextStream::Client stream) {
+  rpc::ModelProvider::Client client = nullptr;
+  try {
+    client = ensureWorker();
+  } catch (const spawn::SandboxUnavailable& e) {
+    return failedCompletion(rpc::ModelFailure::Kind::NETWORK,
+                            kj::str("the model worker could not start because its sandbox could "
+                                    "not be set up: ", e.what()));
+  }
+  auto req = client.completeRequest();
+  req.setRequest(request);
+  req.setStream(kj::mv(stream));
+  return req.send()
+      .then([](capnp::Response<rpc::ModelProvider::CompleteResults>&& response) {
+        auto msg = kj::heap<capnp::MallocMessageBuilder>();
+        msg->setRoot(response.getCompletion());
+        return msg;
+      })
+      .catch_([this](kj::Exception&& e) {
+        spdlog::warn("model worker call failed: {}", e.getDescription().cStr());
+        if (e.getType() != kj::Exception::Type::DISCONNECTED && host_.get() != nullptr) {
+          host_->kill("protocol violation");  // treat it as compromised; a fresh one starts next
+        }
+        return failedCompletion(
+            rpc::ModelFailure::Kind::NETWORK,
+            e.getType() == kj::Exception::Type::DISCONNECTED
+                ? "the model worker stopped unexpectedly; it will be restarted on the next message"
+                : "the model worker broke the protocol and was stopped");
+      });
+}
+
+}  // namespace chitin

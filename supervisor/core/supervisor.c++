@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: Apache-2.0
+// The supervisor's main sequence (see supervisor.h).
+// Runs in: supervisor
+
+#include "supervisor.h"
+
+#include <chitin-build-config.h>
+#include <kj/async-io.h>
+#include <kj/debug.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "agent-core.h"
+#include "config.h"
+#include "gateway.h"
+#include "home.h"
+#include "model-host.h"
+#include "spawner.h"
+#include "tool-runner.h"
+#include "transcript.h"
+#include "uv-kj-bridge.h"
+
+namespace chitin {
+
+namespace {
+
+std::string readSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(std::string("cannot read: ") + strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Signals {
+  uv_signal_t term;
+  uv_signal_t interrupt;
+  uv_signal_t hangup;
+};
+
+}  // namespace
+
+int runGateway(const GatewayCommand& command) {
+  // 1. Who we run as. Workers must never run as uid 0 (bwrap would map root to root on every
+  //    bind mount), so root must name a service user to become.
+  std::optional<ServiceUser> serviceUser;
+  if (geteuid() == 0) {
+    if (command.user.empty()) {
+      fprintf(stderr,
+              "chitin gateway: refusing to run as root. chitin never runs workers as uid 0.\n"
+              "Start it as an ordinary user, or as root with --user NAME to drop to that user\n"
+              "(create one with: useradd --system --create-home chitin).\n");
+      return 2;
+    }
+    try {
+      serviceUser = lookupServiceUser(command.user);
+    } catch (const std::exception& e) {
+      fprintf(stderr, "chitin gateway: %s\n", e.what());
+      return 2;
+    }
+  } else if (!command.user.empty()) {
+    struct passwd* pw = getpwuid(geteuid());
+    if (pw == nullptr || command.user != pw->pw_name) {
+      fprintf(stderr, "chitin gateway: --user %s needs root (running as uid %d)\n",
+              command.user.c_str(), static_cast<int>(geteuid()));
+      return 2;
+    }
+  }
+
+  // 2. Home and config (first start writes the commented example).
+  HomeLayout home;
+  config::ChitinConfig config;
+  try {
+    home.root = defaultHomePath(serviceUser ? serviceUser->homeDir : "");
+    config = loadConfigFile((ensureHomeLayout(home, "main"), home.configPath()));
+    ensureHomeLayout(home, config.agent().id());
+  } catch (const ConfigError& e) {
+    fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fprintf(stderr, "chitin gateway: %s\n", e.what());
+    return 2;
+  }
+
+  // 3. Drop root for good before anything else runs.
+  if (serviceUser) {
+    try {
+      dropRootTo(*serviceUser, home.root);
+    } catch (const std::exception& e) {
+      fprintf(stderr, "chitin gateway: %s\n", e.what());
+      return 1;
+    }
+  }
+
+  ModelSettings modelSettings;
+  std::string token;
+  try {
+    modelSettings = resolveModelSettings(config, processEnvironment(), readSmallFile);
+    token = loadOrCreateToken(home);
+  } catch (const ConfigError& e) {
+    fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fprintf(stderr, "chitin gateway: %s\n", e.what());
+    return 1;
+  }
+
+  uv_loop_t loop;
+  KJ_ASSERT(uv_loop_init(&loop) == 0);
+  int status = 0;
+  {
+    auto io = kj::setupAsyncIo();
+    UvKjBridge bridge(&loop, io);
+
+    spawn::SystemSpawnOs spawnOs;
+    spawn::SpawnerSettings spawnSettings;
+    spawnSettings.bwrapPath = config.sandbox().bwrap_path();
+    spawnSettings.profileDir = config.sandbox().profile_dir().empty() ? command.profileDir
+                                                                      : config.sandbox().profile_dir();
+    spawnSettings.workerDir = config.sandbox().worker_dir().empty() ? command.workerDir
+                                                                    : config.sandbox().worker_dir();
+    spawn::Spawner spawner(spawnSettings, spawnOs);
+    std::string sandboxStatus = "ok";
+    if (auto problem = spawner.checkAvailable()) {
+      sandboxStatus = *problem;
+      spdlog::error("sandbox unavailable, no worker will run: {}", *problem);
+    }
+
+    TranscriptStore transcripts(home.sessionsDir());
+    ModelHost model(&loop, io, spawner, modelSettings);
+    ToolRunnerSettings toolSettings;
+    toolSettings.defaultTimeoutSeconds = config.agent().tool_timeout_seconds();
+    toolSettings.maxTimeoutSeconds = std::max<uint32_t>(config.agent().tool_timeout_seconds(), 3600);
+    toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
+    ToolRunner tools(&loop, io, spawner, toolSettings);
+
+    AgentCoreSettings coreSettings;
+    coreSettings.agentId = config.agent().id();
+    coreSettings.systemPrompt = config.agent().system_prompt();
+    coreSettings.workspaceDir = home.workspaceDir(config.agent().id());
+    coreSettings.maxSteps = config.agent().max_steps();
+    coreSettings.sessionIdleSeconds = config.agent().session_idle_seconds();
+    coreSettings.homeDir = home.root;
+    coreSettings.version = CHITIN_VERSION;
+    AgentCore core(&loop, io, spawner, transcripts, model, tools, coreSettings, sandboxStatus);
+
+    gateway::GatewayOptions gwOptions;
+    gwOptions.bind = config.gateway().bind();
+    gwOptions.port = command.port ? *command.port : static_cast<uint16_t>(config.gateway().port());
+    gwOptions.token = token;
+    gwOptions.allowedOrigins.assign(config.gateway().allowed_origins().begin(),
+                                    config.gateway().allowed_origins().end());
+    gwOptions.webRoot = command.webRoot;
+    gwOptions.maxFrameBytes = config.gateway().max_frame_bytes();
+    gwOptions.authFailuresBeforeLockout = config.gateway().auth_failures_before_lockout();
+    gwOptions.lockoutSeconds = config.gateway().lockout_seconds();
+    gwOptions.version = CHITIN_VERSION;
+    gateway::Gateway gw(&loop, gwOptions, core);
+    try {
+      gw.start();
+    } catch (const std::exception& e) {
+      fprintf(stderr, "chitin gateway: %s\n", e.what());
+      status = 1;
+    }
+
+    Signals signals;
+    if (status == 0) {
+      core.setConnectionCounter([&gw]() { return gw.connectionCount(); });
+      std::string host = gwOptions.bind == "0.0.0.0" ? "127.0.0.1" : gwOptions.bind;
+      std::string base = "http://" + host + ":" + std::to_string(gw.port());
+      writeGatewayUrl(home, "ws://" + host + ":" + std::to_string(gw.port()));
+      if (!command.quiet) {
+        printf("chitin gateway %s listening on %s (home %s)\n", CHITIN_VERSION, base.c_str(),
+               home.root.c_str());
+        printf("web chat: %s/#token=%s\n", base.c_str(), token.c_str());
+        if (!modelSettings.configured()) {
+          printf("no model configured: replies will say how to configure one\n");
+        }
+        fflush(stdout);
+      }
+
+      // 4. Signals belong to libuv. SIGTERM/SIGINT: stop workers, flush, exit 0.
+      struct StopContext {
+        AgentCore* core;
+        gateway::Gateway* gw;
+        UvKjBridge* bridge;
+        ModelHost* model;
+        Signals* signals;
+        bool stopping = false;
+      };
+      static StopContext stop;
+      stop = StopContext{&core, &gw, &bridge, &model, &signals};
+      auto onStop = [](uv_signal_t* s, int signum) {
+        if (stop.stopping) return;
+        stop.stopping = true;
+        spdlog::info("signal {}: shutting down", signum);
+        stop.core->shutdown();
+        stop.model->stop();
+        stop.gw->stop();
+        stop.bridge->pump();  // flush what the shutdown queued, then let the loop drain
+        stop.bridge->close();
+        uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->term), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->interrupt), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->hangup), nullptr);
+      };
+      uv_signal_init(&loop, &signals.term);
+      uv_signal_init(&loop, &signals.interrupt);
+      uv_signal_init(&loop, &signals.hangup);
+      uv_signal_start(&signals.term, onStop, SIGTERM);
+      uv_signal_start(&signals.interrupt, onStop, SIGINT);
+      uv_signal_start(&signals.hangup, [](uv_signal_t*, int) {
+        spdlog::info("SIGHUP: nothing to reload yet");
+      }, SIGHUP);
+
+      uv_run(&loop, UV_RUN_DEFAULT);
+    } else {
+      gw.stop();
+    }
+
+    // 5. Teardown, in the order the stack notes give: lws' second destroy after its handles
+    //    closed, then the bridge, then KJ objects, then the loop.
+    bridge.pump();
+    bridge.close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    gw.finishStop();
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  int closed = uv_loop_close(&loop);
+  if (closed != 0) spdlog::debug("uv_loop_close: {}", uv_strerror(closed));
+  if (status == 0) spdlog::info("stopped cleanly");
+  return status;
+}
+
+}  // namespace chitin

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for tool-call argument checking (what reaches a tool worker).
+// Runs in: test
+
+#include "tool-runner.h"
+
+#include <capnp/message.h>
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+namespace chitin {
+namespace {
+
+struct Built {
+  capnp::MallocMessageBuilder message;
+  rpc::ToolInvocation::Builder inv = message.initRoot<rpc::ToolInvocation>();
+  std::string error;
+};
+
+std::unique_ptr<Built> build(const std::string& tool, const std::string& args) {
+  auto b = std::make_unique<Built>();
+  b->error = buildInvocation(tool, args, 120, 600, b->inv);
+  return b;
+}
+
+TEST_CASE("tool args: exec with defaults and a clamped timeout") {
+  auto b = build("exec", R"({"command":"ls -la"})");
+  REQUIRE(b->error == "");
+  REQUIRE(b->inv.isExec());
+  CHECK(std::string(b->inv.getExec().getCommand().cStr()) == "ls -la");
+  CHECK(b->inv.getExec().getTimeoutSeconds() == 120);
+  b = build("exec", R"({"command":"sleep 1","timeoutSeconds":99999,"workdir":"sub"})");
+  REQUIRE(b->error == "");
+  CHECK(b->inv.getExec().getTimeoutSeconds() == 600);
+  CHECK(std::string(b->inv.getExec().getWorkdir().cStr()) == "sub");
+}
+
+TEST_CASE("tool args: every malformed argument is named") {
+  CHECK(build("exec", "{")->error.find("not valid JSON") != std::string::npos);
+  CHECK(build("exec", "[1]")->error.find("JSON object") != std::string::npos);
+  CHECK(build("exec", "{}")->error.find("\"command\"") != std::string::npos);
+  CHECK(build("exec", R"({"command":5})")->error.find("must be a string") != std::string::npos);
+  CHECK(build("exec", R"({"command":""})")->error.find("empty") != std::string::npos);
+  CHECK(build("exec", R"({"command":"x","timeoutSeconds":"9"})")->error.find("timeoutSeconds") !=
+        std::string::npos);
+  CHECK(build("exec", R"({"command":"a\u0000b"})")->error.find("NUL") != std::string::npos);
+  CHECK(build("write", R"({"path":"a"})")->error.find("\"content\"") != std::string::npos);
+  CHECK(build("edit", R"({"path":"a","oldText":"","newText":"x"})")->error.find("oldText") !=
+        std::string::npos);
+  CHECK(build("browser", "{}")->error.find("unknown tool \"browser\"; available tools: exec, read, write, edit") !=
+        std::string::npos);
+}
+
+TEST_CASE("tool args: read/write/edit build their typed invocation") {
+  auto b = build("read", R"({"path":"notes/a.md"})");
+  REQUIRE(b->inv.isRead());
+  CHECK(std::string(b->inv.getRead().getPath().cStr()) == "notes/a.md");
+  b = build("write", R"({"path":"a","content":"x\ny"})");
+  REQUIRE(b->inv.isWrite());
+  CHECK(std::string(b->inv.getWrite().getContent().cStr()) == "x\ny");
+  b = build("edit", R"({"path":"a","oldText":"x","newText":"y"})");
+  REQUIRE(b->inv.isEdit());
+  CHECK(std::string(b->inv.getEdit().getNewText().cStr()) == "y");
+  CHECK(build("read", "")->error == "missing required argument \"path\" (a string)");
+}
+
+TEST_CASE("tool specs: OpenClaw's names, each with a JSON-schema object") {
+  std::vector<std::string> names;
+  for (auto& s : toolSpecs()) {
+    names.push_back(s.name);
+    CHECK(nlohmann::json::parse(s.parametersJson)["type"] == "object");
+  }
+  CHECK(names == std::vector<std::string>{"exec", "read", "write", "edit"});
+}
+
+}  // namespace
+}  // namespace chitin

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+// One tool call in one fresh sandbox (see tool-runner.h).
+// Runs in: supervisor
+
+#include "tool-runner.h"
+
+#include <capnp/message.h>
+#include <kj/debug.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "worker-host.h"
+
+namespace chitin {
+
+namespace {
+
+using nlohmann::json;
+
+// Caps on what the model may hand to a tool, checked before any worker starts.
+constexpr size_t MAX_ARGUMENTS_BYTES = 4 << 20;
+constexpr size_t MAX_COMMAND_BYTES = 64 << 10;
+
+const char* requireString(const json& args, const char* key, bool required, std::string& error) {
+  auto it = args.find(key);
+  if (it == args.end() || it->is_null()) {
+    if (required) error = std::string("missing required argument \"") + key + "\" (a string)";
+    return nullptr;
+  }
+  if (!it->is_string()) {
+    error = std::string("argument \"") + key + "\" must be a string, got " + it->type_name();
+    return nullptr;
+  }
+  return it->get_ref<const std::string&>().c_str();
+}
+
+// Capnp Text must not contain NUL; the model's JSON may (as \u0000).
+bool hasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
+class DiscardingSink final : public rpc::ByteSink::Server {
+  // Exec output streams here while it runs; the capped copy the model sees arrives in the
+  // result. TODO(cleanup): forward to the gateway as live tool output events.
+ protected:
+  kj::Promise<void> write(WriteContext context) override { return kj::READY_NOW; }
+  kj::Promise<void> end(EndContext context) override { return kj::READY_NOW; }
+};
+
+}  // namespace
+
+const char* ToolOutcome::statusName() const {
+  switch (status) {
+    case Status::OK: return "ok";
+    case Status::DENIED: return "denied";
+    case Status::ERROR: break;
+  }
+  return "error";
+}
+
+const std::vector<ToolSpecInfo>& toolSpecs() {
+  static const std::vector<ToolSpecInfo> specs = {
+      {"exec",
+       "Run a shell command (bash) in the workspace, in a fresh sandbox without network. "
+       "Returns combined stdout and stderr (capped) and the exit code.",
+       R"({"type":"object","properties":{"command":{"type":"string","description":"Shell command to run"},"workdir":{"type":"string","description":"Working directory relative to the workspace root"},"timeoutSeconds":{"type":"integer","description":"Kill the command after this many seconds"}},"required":["command"]})"},
+      {"read", "Read a text file from the workspace.",
+       R"({"type":"object","properties":{"path":{"type":"string","description":"Path relative to the workspace root"}},"required":["path"]})"},
+      {"write", "Create or overwrite a file in the workspace with the given content.",
+       R"({"type":"object","properties":{"path":{"type":"string","description":"Path relative to the workspace root"},"content":{"type":"string","description":"The complete new file content"}},"required":["path","content"]})"},
+      {"edit",
+       "Replace exactly one occurrence of oldText with newText in a workspace file. oldText must "
+       "match the file exactly once; include enough context to make it unique.",
+       R"({"type":"object","properties":{"path":{"type":"string"},"oldText":{"type":"string","description":"Exact text to replace"},"newText":{"type":"string","description":"Replacement text"}},"required":["path","oldText","newText"]})"},
+  };
+  return specs;
+}
+
+std::string buildInvocation(const std::string& tool, const std::string& argumentsJson,
+                            uint32_t defaultTimeout, uint32_t maxTimeout,
+                            rpc::ToolInvocation::Builder inv) {
+  if (argumentsJson.size() > MAX_ARGUMENTS_BYTES) return "arguments are larger than 4 MiB";
+  json args;
+  try {
+    args = json::parse(argumentsJson.empty() ? std::string("{}") : argumentsJson);
+  } catch (const json::exception& e) {
+    return std::string("arguments are not valid JSON: ") + e.what();
+  }
+  if (!args.is_object()) return "arguments must be a JSON object";
+
+  std::string error;
+  auto str = [&](const char* key, bool required) -> const char* {
+    if (!error.empty()) return nullptr;
+    const char* v = requireString(args, key, required, error);
+    if (v != nullptr && hasNul(args[key].get_ref<const std::string&>())) {
+      error = std::string("argument \"") + key + "\" contains a NUL byte";
+      return nullptr;
+    }
+    return v;
+  };
+
+  if (tool == "exec") {
+    const char* command = str("command", true);
+    const char* workdir = str("workdir", false);
+    if (!error.empty()) return error;
+    if (strlen(command) == 0) return "argument \"command\" is empty";
+    if (strlen(command) > MAX_COMMAND_BYTES) return "argument \"command\" is longer than 64 KiB";
+    uint32_t timeout = defaultTimeout;
+    if (auto it = args.find("timeoutSeconds"); it != args.end() && !it->is_null()) {
+      if (!it->is_number() || it->get<double>() < 1) {
+        return "argument \"timeoutSeconds\" must be a positive number of seconds";
+      }
+      double t = it->get<double>();
+      timeout = t > maxTimeout ? maxTimeout : static_cast<uint32_t>(t);
+    }
+    auto e = inv.initExec();
+    e.setCommand(command);
+    e.setWorkdir(workdir ? workdir : "");
+    e.setTimeoutSeconds(timeout);
+  } else if (tool == "read") {
+    const char* path = str("path", true);
+    if (!error.empty()) return error;
+    inv.initRead().setPath(path);
+  } else if (tool == "write") {
+    const char* path = str("path", true);
+    const char* content = str("content", true);
+    if (!error.empty()) return error;
+    auto w = inv.initWrite();
+    w.setPath(path);
+    w.setContent(args["content"].get_ref<const std::string&>());
+    (void)content;
+  } else if (tool == "edit") {
+    const char* path = str("path", true);
+    str("oldText", true);
+    str("newText", true);
+    if (!error.empty()) return error;
+    if (args["oldText"].get_ref<const std::string&>().empty()) return "argument \"oldText\" is empty";
+    auto e = inv.initEdit();
+    e.setPath(path);
+    e.setOldText(args["oldText"].get_ref<const std::string&>());
+    e.setNewText(args["newText"].get_ref<const std::string&>());
+  } else {
+    std::string names;
+    for (auto& s : toolSpecs()) names += (names.empty() ? "" : ", ") + s.name;
+    return "unknown tool \"" + tool + "\"; available tools: " + names;
+  }
+  return "";
+}
+
+ToolRunner::ToolRunner(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
+                       ToolRunnerSettings settings)
+    : loop_(loop), io_(io), spawner_(spawner), settings_(settings) {}
+
+kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::string& argumentsJson,
+                                         const std::string& workspaceDir) {
+  auto message = kj::heap<capnp::MallocMessageBuilder>();
+  auto invocation = message->initRoot<rpc::ToolInvocation>();
+  std::string problem = buildInvocation(tool, argumentsJson, settings_.defaultTimeoutSeconds,
+                                        settings_.maxTimeoutSeconds, invocation);
+  if (!problem.empty()) {
+    return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + problem};
+  }
+
+  spawn::SpawnRequest request;
+  request.profile = tool;  // one profile per tool, named like it
+  request.vars["WORKSPACE"] = workspaceDir;
+  if (tool == "exec") {
+    request.workerArgs.push_back("--max-output-bytes=" + std::to_string(settings_.maxOutputBytes));
+  }
+  kj::Own<WorkerHost> host;
+  try {
+    host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "tool worker " + tool);
+  } catch (const spawn::SandboxUnavailable& e) {
+    // Fail closed: no sandbox, no tool.
+    return ToolOutcome{ToolOutcome::Status::ERROR,
+                       std::string("error: the tool did not run because its sandbox could not be "
+                                   "set up: ") + e.what()};
+  }
+
+  auto worker = host->bootstrap<rpc::ToolWorker>();
+  auto req = worker.runRequest();
+  req.setInvocation(invocation.asReader());
+  req.setOutput(kj::heap<DiscardingSink>());
+  auto exited = host->onExit();
+  uint32_t cap = settings_.maxOutputBytes;
+
+  auto call = req.send().then([cap](capnp::Response<rpc::ToolWorker::RunResults>&& response) {
+    auto r = response.getResult();
+    ToolOutcome out;
+    out.exitCode = r.getExitCode();
+    out.timedOut = r.getTimedOut();
+    std::string text;
+    if (r.isOk()) {
+      out.status = ToolOutcome::Status::OK;
+      text = r.getOk();
+    } else {
+      out.status = ToolOutcome::Status::ERROR;
+      text = r.getFailed();
+    }
+    // The worker caps its output too; this cap does not trust it to.
+    if (text.size() > cap + 1024) {
+      text.resize(cap);
+      text += "\n[output truncated by the supervisor]";
+    }
+    out.content = kj::mv(text);
+    return out;
+  });
+  // A worker that dies before answering (limits, seccomp, crash) is an outcome, not a fault.
+  // Its socket closes when it dies, so the call fails DISCONNECTED only after any reply it did
+  // send has been read; then we wait for the exit status to say why.
+  return call
+      .catch_([tool, exited = kj::mv(exited)](kj::Exception&& e) mutable -> kj::Promise<ToolOutcome> {
+        if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+          return exited.then([tool](WorkerExit exit) {
+            return ToolOutcome{ToolOutcome::Status::ERROR,
+                               "error: the " + tool + " tool stopped before answering: " +
+                                   exit.describe()};
+          });
+        }
+        spdlog::warn("tool worker {} failed: {}", tool, e.getDescription().cStr());
+        return ToolOutcome{ToolOutcome::Status::ERROR,
+                           "error: the " + tool + " tool failed: " +
+                               std::string(e.getDescription().cStr())};
+      })
+      .attach(kj::mv(host), kj::mv(message));
+}
+
+}  // namespace chitin

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// Runs one model-requested tool call: checks the arguments, starts a fresh worker in the tool's
+// own sandbox profile, makes the one `run` call, and turns the outcome into what the model reads.
+// Runs in: supervisor
+
+#pragma once
+
+#include <kj/async-io.h>
+#include <uv.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "spawner.h"
+#include "tool.capnp.h"
+
+namespace chitin {
+
+struct ToolSpecInfo {
+  std::string name;
+  std::string description;
+  std::string parametersJson;
+};
+
+// The tools offered to the model, OpenClaw's names and parameters.
+const std::vector<ToolSpecInfo>& toolSpecs();
+
+struct ToolOutcome {
+  enum class Status { OK, ERROR, DENIED };
+  Status status = Status::ERROR;
+  std::string content;  // what the model sees
+  int exitCode = -1;
+  bool timedOut = false;
+
+  const char* statusName() const;
+};
+
+// Checks a tool call's JSON arguments and fills `invocation`. Returns "" when valid, else a
+// message for the model naming the argument and what was expected.
+std::string buildInvocation(const std::string& toolName, const std::string& argumentsJson,
+                            uint32_t defaultTimeoutSeconds, uint32_t maxTimeoutSeconds,
+                            rpc::ToolInvocation::Builder invocation);
+
+struct ToolRunnerSettings {
+  uint32_t defaultTimeoutSeconds = 120;
+  uint32_t maxTimeoutSeconds = 3600;
+  uint32_t maxOutputBytes = 65536;
+};
+
+class ToolRunner {
+ public:
+  ToolRunner(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
+             ToolRunnerSettings settings);
+
+  // Never rejects for expected failures (bad arguments, sandbox unavailable, tool failed,
+  // worker died): those are outcomes. Cancelling the promise kills the worker.
+  kj::Promise<ToolOutcome> run(const std::string& toolName, const std::string& argumentsJson,
+                               const std::string& workspaceDir);
+
+ private:
+  uv_loop_t* loop_;
+  kj::AsyncIoContext& io_;
+  spawn::Spawner& spawner_;
+  ToolRunnerSettings settings_;
+};
+
+}  // namespace chitin

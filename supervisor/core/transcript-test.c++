@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for JSON-lines transcripts.
+// Runs in: test
+
+#include "transcript.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace chitin {
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/chitin-transcript-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+};
+
+TEST_CASE("transcript: file names round-trip and never contain a slash") {
+  for (std::string key : {"agent:main:cli:direct:alice", "agent:main:x:group:a/b", "..", ".hidden",
+                          "100%", "sp ace"}) {
+    auto name = TranscriptStore::fileNameFor(key);
+    CHECK(name.find('/') == std::string::npos);
+    CHECK(name[0] != '.');
+    CHECK(TranscriptStore::keyForFileName(name) == key);
+  }
+  CHECK(TranscriptStore::keyForFileName("notes.txt") == "");
+  CHECK(TranscriptStore::keyForFileName("bad%zz.jsonl") == "");
+}
+
+TEST_CASE("transcript: entries append and load in order with all fields") {
+  TempDir dir;
+  TranscriptStore store(dir.path);
+  TranscriptEntry a;
+  a.role = "user";
+  a.content = "hi";
+  a.runId = "r1";
+  TranscriptEntry b;
+  b.role = "assistant";
+  b.toolCalls = {{"c1", "exec", R"({"command":"ls"})"}};
+  TranscriptEntry c;
+  c.role = "tool";
+  c.content = "a\nb";
+  c.toolCallId = "c1";
+  c.toolName = "exec";
+  c.isError = true;
+  for (auto* e : {&a, &b, &c}) store.append("agent:main:cli:direct:alice", *e);
+  auto loaded = store.load("agent:main:cli:direct:alice");
+  REQUIRE(loaded.size() == 3);
+  CHECK(loaded[0].content == "hi");
+  CHECK(loaded[0].runId == "r1");
+  REQUIRE(loaded[1].toolCalls.size() == 1);
+  CHECK(loaded[1].toolCalls[0].arguments == R"({"command":"ls"})");
+  CHECK(loaded[2].isError);
+  CHECK(loaded[2].content == "a\nb");
+  auto list = store.list();
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].key == "agent:main:cli:direct:alice");
+  CHECK(list[0].entries == 3);
+}
+
+TEST_CASE("transcript: a torn last line (crash mid-write) is skipped, earlier entries survive") {
+  TempDir dir;
+  TranscriptStore store(dir.path);
+  TranscriptEntry a;
+  a.role = "user";
+  a.content = "kept";
+  store.append("k", a);
+  {
+    std::ofstream out(dir.path + "/" + TranscriptStore::fileNameFor("k"), std::ios::app);
+    out << R"({"role":"assistant","content":"tor)";
+  }
+  size_t skipped = 0;
+  auto loaded = store.load("k", &skipped);
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].content == "kept");
+  CHECK(skipped == 1);
+}
+
+TEST_CASE("transcript: unknown roles are rejected") {
+  CHECK_THROWS(TranscriptEntry::fromJson(nlohmann::json{{"role", "system"}}));
+}
+
+}  // namespace
+}  // namespace chitin

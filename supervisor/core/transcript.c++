@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: Apache-2.0
+// JSON-lines transcripts (see transcript.h).
+// Runs in: supervisor
+
+#include "transcript.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <stdexcept>
+
+namespace chitin {
+
+namespace {
+
+constexpr char SUFFIX[] = ".jsonl";
+
+std::string rfc3339(time_t secs, long millis) {
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return buf;
+}
+
+}  // namespace
+
+std::string nowRfc3339() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
+  return rfc3339(static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000));
+}
+
+nlohmann::json TranscriptEntry::toJson() const {
+  nlohmann::json j = {{"ts", ts}, {"runId", runId}, {"role", role}, {"content", content}};
+  if (!toolCalls.empty()) {
+    auto calls = nlohmann::json::array();
+    for (auto& c : toolCalls) calls.push_back({{"id", c.id}, {"name", c.name}, {"arguments", c.arguments}});
+    j["toolCalls"] = calls;
+  }
+  if (!toolCallId.empty()) j["toolCallId"] = toolCallId;
+  if (!toolName.empty()) j["toolName"] = toolName;
+  if (isError) j["isError"] = true;
+  return j;
+}
+
+TranscriptEntry TranscriptEntry::fromJson(const nlohmann::json& j) {
+  TranscriptEntry e;
+  e.ts = j.value("ts", "");
+  e.runId = j.value("runId", "");
+  e.role = j.at("role").get<std::string>();
+  if (e.role != "user" && e.role != "assistant" && e.role != "tool") {
+    throw std::runtime_error("unknown role \"" + e.role + "\"");
+  }
+  e.content = j.value("content", "");
+  if (j.contains("toolCalls")) {
+    for (auto& c : j.at("toolCalls")) {
+      e.toolCalls.push_back({c.at("id").get<std::string>(), c.at("name").get<std::string>(),
+                             c.value("arguments", "{}")});
+    }
+  }
+  e.toolCallId = j.value("toolCallId", "");
+  e.toolName = j.value("toolName", "");
+  e.isError = j.value("isError", false);
+  return e;
+}
+
+TranscriptStore::TranscriptStore(std::string dir) : dir_(std::move(dir)) {}
+
+std::string TranscriptStore::fileNameFor(const std::string& key) {
+  static const char HEX[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : key) {
+    if (isalnum(c) || c == '.' || c == '_' || c == '-') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += HEX[c >> 4];
+      out += HEX[c & 15];
+    }
+  }
+  // A leading '.' would make a hidden file (and ".." a directory name).
+  if (!out.empty() && out[0] == '.') out = "%2E" + out.substr(1);
+  return out + SUFFIX;
+}
+
+std::string TranscriptStore::keyForFileName(const std::string& name) {
+  size_t n = sizeof(SUFFIX) - 1;
+  if (name.size() <= n || name.compare(name.size() - n, n, SUFFIX) != 0) return "";
+  std::string base = name.substr(0, name.size() - n);
+  std::string key;
+  for (size_t i = 0; i < base.size(); ++i) {
+    if (base[i] != '%') {
+      key += base[i];
+      continue;
+    }
+    if (i + 2 >= base.size() || !isxdigit(static_cast<unsigned char>(base[i + 1])) ||
+        !isxdigit(static_cast<unsigned char>(base[i + 2]))) {
+      return "";  // not a name fileNameFor() produces
+    }
+    key += static_cast<char>(std::stoi(base.substr(i + 1, 2), nullptr, 16));
+    i += 2;
+  }
+  return key;
+}
+
+void TranscriptStore::append(const std::string& key, const TranscriptEntry& entry) {
+  std::string line = entry.toJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  line += '\n';
+  std::string path = dir_ + "/" + fileNameFor(key);
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) throw std::runtime_error("cannot open transcript " + path + ": " + strerror(errno));
+  // One write per record: with O_APPEND the record lands whole or (on a crash) as a torn tail.
+  ssize_t n = write(fd, line.data(), line.size());
+  int saved = errno;
+  bool synced = n == static_cast<ssize_t>(line.size()) && fdatasync(fd) == 0;
+  close(fd);
+  if (!synced) {
+    throw std::runtime_error("cannot append to transcript " + path + ": " + strerror(saved));
+  }
+}
+
+std::vector<TranscriptEntry> TranscriptStore::load(const std::string& key, size_t* skipped) const {
+  std::vector<TranscriptEntry> out;
+  size_t bad = 0;
+  std::ifstream in(dir_ + "/" + fileNameFor(key));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      out.push_back(TranscriptEntry::fromJson(nlohmann::json::parse(line)));
+    } catch (const std::exception&) {
+      ++bad;
+    }
+  }
+  if (skipped != nullptr) *skipped = bad;
+  return out;
+}
+
+std::vector<TranscriptSummary> TranscriptStore::list() const {
+  std::vector<TranscriptSummary> out;
+  DIR* d = opendir(dir_.c_str());
+  if (d == nullptr) return out;
+  while (struct dirent* ent = readdir(d)) {
+    std::string key = keyForFileName(ent->d_name);
+    if (key.empty()) continue;
+    TranscriptSummary s;
+    s.key = key;
+    std::string path = dir_ + "/" + ent->d_name;
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0) s.updatedAt = rfc3339(st.st_mtim.tv_sec, st.st_mtim.tv_nsec / 1000000);
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty()) ++s.entries;
+    }
+    out.push_back(std::move(s));
+  }
+  closedir(d);
+  return out;
+}
+
+}  // namespace chitin

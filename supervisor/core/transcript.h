@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+// Transcripts: one JSON-lines file per session key under $CHITIN_HOME/state/sessions/.
+// Runs in: supervisor
+//
+// Written only by the supervisor, from what it proxied between the session worker, the model
+// and the tools (never from what a worker reports). Each record is one write(2) on an O_APPEND
+// descriptor followed by fdatasync, so a crash can at worst leave a torn last line, which the
+// reader skips (and reports) instead of losing the file.
+
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace chitin {
+
+struct TranscriptToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text as the model sent it
+};
+
+struct TranscriptEntry {
+  std::string ts;       // RFC 3339 UTC
+  std::string runId;
+  std::string role;     // "user" | "assistant" | "tool"
+  std::string content;
+  std::vector<TranscriptToolCall> toolCalls;  // assistant
+  std::string toolCallId;                     // tool
+  std::string toolName;                       // tool
+  bool isError = false;                       // tool
+
+  nlohmann::json toJson() const;
+  static TranscriptEntry fromJson(const nlohmann::json& j);  // throws on a bad shape
+};
+
+struct TranscriptSummary {
+  std::string key;
+  uint64_t entries = 0;
+  std::string updatedAt;
+};
+
+class TranscriptStore {
+ public:
+  explicit TranscriptStore(std::string dir);
+
+  void append(const std::string& sessionKey, const TranscriptEntry& entry);
+
+  // All readable entries, oldest first. `skipped` counts lines that did not parse (a torn
+  // tail after a crash).
+  std::vector<TranscriptEntry> load(const std::string& sessionKey, size_t* skipped = nullptr) const;
+
+  std::vector<TranscriptSummary> list() const;
+
+  // File name for a key: percent-encoding of every byte outside [A-Za-z0-9._-], so keys map
+  // one-to-one to names and never contain '/'.
+  static std::string fileNameFor(const std::string& sessionKey);
+  static std::string keyForFileName(const std::string& fileName);  // "" if not a transcript
+
+ private:
+  std::string dir_;
+};
+
+std::string nowRfc3339();
+
+}  // namespace chitin

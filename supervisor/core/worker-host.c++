@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// Lifetime of one sandboxed worker (see worker-host.h).
+// Runs in: supervisor
+
+#include "worker-host.h"
+
+#include <kj/debug.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace chitin {
+
+namespace {
+
+constexpr unsigned MAX_FDS_PER_MESSAGE = 4;
+
+int pidfdSendSignal(int pidfd, int sig) {
+  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+}  // namespace
+
+std::string WorkerExit::describe() const {
+  std::string s;
+  if (signal != 0) {
+    s = "killed by signal " + std::to_string(signal) + " (" + (sigabbrev_np(signal) ? std::string("SIG") + sigabbrev_np(signal) : "?") + ")";
+  } else {
+    s = "exited with status " + std::to_string(exitStatus);
+  }
+  if (!reason.empty()) s += ": " + reason;
+  return s;
+}
+
+// The uv handles outlive the WorkerHost when it is destroyed first: uv_close is asynchronous.
+struct WorkerHost::Watch {
+  uv_poll_t poll;
+  uv_timer_t timer;
+  WorkerHost* owner;
+  int open = 2;
+
+  static void onClosed(uv_handle_t* h) {
+    auto* w = static_cast<Watch*>(h->data);
+    if (--w->open == 0) delete w;
+  }
+};
+
+WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,
+                       std::string label)
+    : loop_(loop),
+      label_(std::move(label)),
+      pid_(worker.pid),
+      pidfd_(kj::mv(worker.pidfd)),
+      exitPromise_(nullptr) {
+  auto paf = kj::newPromiseAndFulfiller<WorkerExit>();
+  exitPromise_ = paf.promise.fork();
+  exitFulfiller_ = kj::mv(paf.fulfiller);
+
+  stream_ = io.lowLevelProvider->wrapUnixSocketFd(worker.socket.release(),
+                                                  kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  rpc_ = kj::heap<capnp::TwoPartyClient>(*stream_, MAX_FDS_PER_MESSAGE);
+
+  watch_ = new Watch;
+  watch_->owner = this;
+  KJ_ASSERT(uv_poll_init(loop, &watch_->poll, pidfd_.get()) == 0);
+  watch_->poll.data = watch_;
+  KJ_ASSERT(uv_poll_start(&watch_->poll, UV_READABLE, [](uv_poll_t* h, int, int) {
+              auto* w = static_cast<Watch*>(h->data);
+              if (w->owner != nullptr) w->owner->reap();
+            }) == 0);
+  KJ_ASSERT(uv_timer_init(loop, &watch_->timer) == 0);
+  watch_->timer.data = watch_;
+  if (worker.wallClockSeconds > 0) {
+    uv_timer_start(&watch_->timer, [](uv_timer_t* h) {
+      auto* w = static_cast<Watch*>(h->data);
+      if (w->owner != nullptr) w->owner->kill("wall-clock limit reached");
+    }, uint64_t{worker.wallClockSeconds} * 1000, 0);
+  }
+}
+
+WorkerHost::~WorkerHost() noexcept(false) {
+  // Drop the connection first so no RPC touches a dying stream, then make sure the process is
+  // gone. The pidfd stays valid until we close it, so the signal cannot hit a recycled pid.
+  rpc_ = nullptr;
+  stream_ = nullptr;
+  if (!exited_) {
+    pidfdSendSignal(pidfd_.get(), SIGKILL);
+    // Reap synchronously: SIGKILL is not ignorable and bwrap's children die with it.
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 &&
+           errno == EINTR) {
+    }
+    exited_ = true;
+  }
+  watch_->owner = nullptr;
+  uv_poll_stop(&watch_->poll);
+  uv_timer_stop(&watch_->timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&watch_->poll), &Watch::onClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&watch_->timer), &Watch::onClosed);
+  if (exitFulfiller_->isWaiting()) {
+    WorkerExit e;
+    e.signal = SIGKILL;
+    e.reason = killReason_.empty() ? "stopped by the supervisor" : killReason_;
+    exitFulfiller_->fulfill(kj::mv(e));
+  }
+}
+
+kj::Promise<WorkerExit> WorkerHost::onExit() { return exitPromise_.addBranch(); }
+
+void WorkerHost::kill(const std::string& reason) {
+  if (exited_) return;
+  if (killReason_.empty()) killReason_ = reason;
+  spdlog::warn("{} (pid {}): killing: {}", label_, pid_, reason);
+  if (pidfdSendSignal(pidfd_.get(), SIGKILL) != 0 && errno != ESRCH) {
+    spdlog::error("{}: pidfd_send_signal failed: {}", label_, strerror(errno));
+  }
+}
+
+void WorkerHost::reap() {
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) != 0) return;
+  if (info.si_pid == 0) return;  // spurious wake-up
+  exited_ = true;
+  uv_poll_stop(&watch_->poll);
+  uv_timer_stop(&watch_->timer);
+  WorkerExit e;
+  if (info.si_code == CLD_EXITED) {
+    e.exitStatus = info.si_status;
+    // bwrap reports a child killed by signal N as exit status 128+N.
+    if (e.exitStatus > 128 && e.exitStatus < 128 + 65) e.signal = e.exitStatus - 128;
+  } else {
+    e.signal = info.si_status;
+  }
+  e.reason = killReason_;
+  if (e.signal == SIGSYS) e.reason = e.reason.empty() ? "blocked system call (seccomp)" : e.reason;
+  if (e.exitStatus != 0 || e.signal != 0) {
+    spdlog::info("{} (pid {}) {}", label_, pid_, e.describe());
+  }
+  exitFulfiller_->fulfill(kj::mv(e));
+}
+
+}  // namespace chitin

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// One live sandboxed worker as the supervisor sees it: its Cap'n Proto connection, its exit
+// (pidfd watched on the libuv loop), its wall-clock limit, and killing it.
+// Runs in: supervisor
+//
+// Destroying a WorkerHost kills the worker (SIGKILL to bwrap; --die-with-parent takes the rest
+// of the sandbox with it) and stops watching it. Exit is reported once, through onExit().
+
+#pragma once
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "spawner.h"
+
+namespace chitin {
+
+struct WorkerExit {
+  int exitStatus = -1;  // when it exited normally
+  int signal = 0;       // when it was killed by a signal
+  std::string reason;   // e.g. "wall-clock limit of 30 s reached", "killed: protocol violation"
+
+  std::string describe() const;
+};
+
+class WorkerHost {
+ public:
+  WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,
+             std::string label);
+  ~WorkerHost() noexcept(false);
+  KJ_DISALLOW_COPY(WorkerHost);
+
+  // The worker's bootstrap capability.
+  template <typename T>
+  typename T::Client bootstrap() {
+    return rpc_->bootstrap().castAs<T>();
+  }
+
+  // Resolves (once) when the worker process has exited. Never rejects.
+  kj::Promise<WorkerExit> onExit();
+
+  // SIGKILL the sandbox; `reason` ends up in WorkerExit::reason and the log.
+  void kill(const std::string& reason);
+
+  bool exited() const { return exited_; }
+  pid_t pid() const { return pid_; }
+  const std::string& label() const { return label_; }
+
+ private:
+  struct Watch;  // uv handles; freed asynchronously after uv_close
+  uv_loop_t* loop_;
+  std::string label_;
+  pid_t pid_;
+  kj::AutoCloseFd pidfd_;
+  kj::Own<kj::AsyncCapabilityStream> stream_;
+  kj::Own<capnp::TwoPartyClient> rpc_;
+  Watch* watch_;
+  bool exited_ = false;
+  std::string killReason_;
+  kj::ForkedPromise<WorkerExit> exitPromise_;
+  kj::Own<kj::PromiseFulfiller<WorkerExit>> exitFulfiller_;
+
+  void reap();
+};
+
+}  // namespace chitin

@@ -1,0 +1,228 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Starts real chitin processes for the e2e tests: the fake model API and `chitin gateway`.
+
+Everything listens on 127.0.0.1 and is stopped by the test that started it. When the tests run
+as root (CI), the gateway is started with --user CHITIN_TEST_USER, as the README tells root users
+to do: chitin never runs a worker as uid 0.
+"""
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from wsclient import WsClient
+
+CHITIN = os.environ["CHITIN_BIN"]
+FAKE_MODEL = os.environ["CHITIN_FAKE_MODEL"]
+PYTHON = os.environ.get("CHITIN_TEST_PYTHON", sys.executable)
+TEST_USER = os.environ.get("CHITIN_TEST_USER", "chitin-test")
+
+
+def running_as_root():
+    return os.geteuid() == 0
+
+
+def skip_reason():
+    """Why the e2e suite cannot run here, or None."""
+    if not os.path.exists("/usr/bin/bwrap"):
+        return "bubblewrap is not installed"
+    if running_as_root():
+        try:
+            pwd.getpwnam(TEST_USER)
+        except KeyError:
+            return f"running as root and the test user {TEST_USER} does not exist"
+    return None
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+class FakeModel:
+    def __init__(self, workdir, script=None, expect_key=None):
+        self.port_file = os.path.join(workdir, "model.port")
+        self.log = os.path.join(workdir, "model-requests.jsonl")
+        args = [PYTHON, FAKE_MODEL, "--port", "0", "--port-file", self.port_file, "--log", self.log]
+        if script is not None:
+            path = os.path.join(workdir, "script.json")
+            with open(path, "w") as f:
+                json.dump(script, f)
+            args += ["--script", path]
+        if expect_key:
+            args += ["--expect-key", expect_key]
+        self._err = open(os.path.join(workdir, "model.err"), "w")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._err)
+        self.port = int(wait_for(lambda: _read(self.port_file).strip(), what="fake model port"))
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def requests(self):
+        text = _read(self.log)
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._err.close()
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class Gateway:
+    """`chitin gateway` in a fresh CHITIN_HOME."""
+
+    def __init__(self, model=None, provider="openai", api_key="sk-test-key", config=None, extra_env=None):
+        self.tmp = tempfile.mkdtemp(prefix="chitin-e2e-")
+        os.chmod(self.tmp, 0o755)
+        self.home = os.path.join(self.tmp, "home")
+        os.mkdir(self.home, 0o700)
+        if config is not None:
+            with open(os.path.join(self.home, "chitin.conf"), "w") as f:
+                f.write(config)
+        env = {"PATH": "/usr/bin:/bin", "CHITIN_HOME": self.home, "LANG": "C.UTF-8"}
+        if model is not None:
+            env.update({"CHITIN_MODEL_PROVIDER": provider, "CHITIN_MODEL_BASE_URL": model.base_url,
+                        "CHITIN_MODEL": "fake-model", "CHITIN_MODEL_API_KEY": api_key})
+            if provider == "anthropic":
+                env["CHITIN_MODEL_BASE_URL"] = f"http://127.0.0.1:{model.port}"
+        env.update(extra_env or {})
+        self.env = env
+        args = [CHITIN, "gateway", "--port", "0"]
+        if running_as_root():
+            args += ["--user", TEST_USER]
+        self.stdout_path = os.path.join(self.tmp, "gateway.out")
+        self.stderr_path = os.path.join(self.tmp, "gateway.err")
+        self._out = open(self.stdout_path, "w")
+        self._err = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(args, env=env, stdout=self._out, stderr=self._err)
+        url = wait_for(lambda: self._url_or_exit(), timeout=20, what="gateway.url")
+        self.port = int(url.rsplit(":", 1)[1])
+        self.token = _read(os.path.join(self.home, "gateway.token")).strip()
+        self.workspace = os.path.join(self.home, "workspace", "main")
+
+    def _url_or_exit(self):
+        if self.proc.poll() is not None:
+            self._out.close()
+            self._err.close()
+            raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.stderr()}")
+        return _read(os.path.join(self.home, "gateway.url")).strip()
+
+    def stderr(self):
+        return _read(self.stderr_path)
+
+    def cli(self, *args, timeout=60, env=None):
+        e = dict(self.env)
+        e.update(env or {})
+        return subprocess.run([CHITIN, *args], env=e, capture_output=True, text=True, timeout=timeout)
+
+    def agent_json(self, message, session=None, timeout=60):
+        args = ["agent", "-m", message, "--json"]
+        if session:
+            args += ["--session", session]
+        r = self.cli(*args, timeout=timeout)
+        try:
+            data = json.loads(r.stdout) if r.stdout.strip() else None
+        except json.JSONDecodeError:
+            raise AssertionError(f"agent --json printed non-JSON: {r.stdout!r} stderr={r.stderr!r}")
+        return r.returncode, data, r.stderr
+
+    def connect(self, origin=None):
+        ws = WsClient("127.0.0.1", self.port, origin=origin)
+        challenge = ws.recv_json()
+        assert challenge["event"] == "connect.challenge", challenge
+        ws.send_json({"type": "req", "id": "c1", "method": "connect",
+                      "params": {"auth": {"token": self.token}, "nonce": challenge["payload"]["nonce"],
+                                 "client": {"id": "e2e", "version": "1", "user": "tester"},
+                                 "minProtocol": 1, "maxProtocol": 1}})
+        res = ws.recv_json()
+        assert res["ok"], res
+        return ws
+
+    def transcript(self, session_key):
+        name = "".join(c if c.isalnum() or c in "._-" else "%%%02X" % ord(c) for c in session_key)
+        path = os.path.join(self.home, "state", "sessions", name + ".jsonl")
+        return [json.loads(l) for l in _read(path).splitlines() if l.strip()]
+
+    def worker_pids(self, kind):
+        """pids of the chitin-worker-<kind> processes this gateway started.
+
+        Each worker runs as pid 1 of its sandbox under an outer bwrap that is the gateway's
+        child and names the worker binary in its argv."""
+        procs = _processes()
+        sandboxes = [pid for pid, (ppid, argv) in procs.items()
+                     if ppid == self.proc.pid and f"chitin-worker-{kind}".encode() in argv]
+        return [pid for pid, (ppid, _) in procs.items() if ppid in sandboxes]
+
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.stop()
+        self._out.close()
+        self._err.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _processes():
+    """{pid: (ppid, raw cmdline)} for every process we can see."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(entry)] = (ppid, argv)
+    return out
+
+
+def agent_over_ws(ws, message, session=None, req_id="a1", on_accepted=None, timeout=60):
+    """Runs one `agent` request; returns (accepted, events, final)."""
+    params = {"message": message}
+    if session:
+        params["sessionKey"] = session
+    ws.sock.settimeout(timeout)
+    ws.send_json({"type": "req", "id": req_id, "method": "agent", "params": params})
+    accepted, events = None, []
+    while True:
+        frame = ws.recv_json()
+        if frame is None:
+            raise ConnectionError("gateway closed the connection mid-run")
+        if frame["type"] == "res" and frame["id"] == req_id:
+            if accepted is None:
+                assert frame["ok"], frame
+                accepted = frame["payload"]
+                if on_accepted:
+                    on_accepted(accepted)
+                continue
+            return accepted, events, frame
+        if frame["type"] == "event" and frame.get("event") == "agent":
+            events.append(frame)

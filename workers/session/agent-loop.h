@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent loop: prompt in, model call, tool calls, repeat until the model answers.
+// Runs in: worker (sandboxed)
+//
+// Everything this loop can do arrives as the two capabilities of the turn, `Model` and `Tools`,
+// which the supervisor owns and revokes when the turn ends. The loop holds no secret, opens no
+// file and no socket; the supervisor records the transcript from what it proxies.
+
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "session.capnp.h"
+
+namespace chitin {
+
+struct ContextFileText {
+  std::string name;
+  std::string content;
+};
+
+// The system prompt the model sees: the configured prompt, then each workspace file under its
+// own heading (OpenClaw's "Project Context" layout).
+std::string composeSystemPrompt(const std::string& base, const std::vector<ContextFileText>& files);
+
+class SessionWorkerImpl final : public rpc::SessionWorker::Server {
+ protected:
+  kj::Promise<void> runTurn(RunTurnContext context) override;
+
+ private:
+  bool busy_ = false;
+};
+
+}  // namespace chitin
