@@ -15,6 +15,7 @@
 #include <regex>
 
 #include "session.capnp.h"
+#include "utf8.h"
 #include "worker-host.h"
 
 namespace chitin {
@@ -61,10 +62,11 @@ std::string keyPart(const std::string& s, const char* fallback) {
   return out.empty() ? fallback : out;
 }
 
-std::string summarize(const std::string& s) {
+// A short, valid-UTF-8 excerpt for events and error messages (the source may be model output).
+std::string summarize(const std::string& raw) {
+  std::string s = sanitizeUtf8(kj::ArrayPtr<const char>(raw.data(), raw.size())).cStr();
   if (s.size() <= MAX_SUMMARY_BYTES) return s;
-  size_t cut = MAX_SUMMARY_BYTES;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 boundary
+  size_t cut = utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(s.data(), s.size()), MAX_SUMMARY_BYTES);
   return s.substr(0, cut) + "…";
 }
 
@@ -147,7 +149,8 @@ class AgentCore::TextForwarder final : public rpc::TextStream::Server {
     e.set_run_id(run_->id);
     e.set_session_key(run_->sessionKey);
     e.set_stream("assistant");
-    e.set_delta(context.getParams().getText().cStr());
+    auto text = context.getParams().getText();
+    e.set_delta(sanitizeUtf8(kj::ArrayPtr<const char>(text.begin(), text.size())).cStr());
     run_->sink->event(e);
     return kj::READY_NOW;
   }
@@ -188,7 +191,8 @@ class AgentCore::ModelProxy final : public rpc::Model::Server {
             auto m = completion.getMessage();
             TranscriptEntry entry;
             entry.role = "assistant";
-            entry.content = m.getContent();
+            auto content = m.getContent();
+            entry.content = sanitizeUtf8(kj::ArrayPtr<const char>(content.begin(), content.size())).cStr();
             for (auto call : m.getToolCalls()) {
               entry.toolCalls.push_back({call.getId(), call.getName(), call.getArgumentsJson()});
               run->requested[call.getId()] = {call.getName(), call.getArgumentsJson()};
@@ -230,7 +234,7 @@ class AgentCore::ToolsProxy final : public rpc::Tools::Server {
 
     gateway::ToolCallSummary summary;
     summary.set_id(id);
-    summary.set_name(name);
+    summary.set_name(summarize(name));
     summary.set_arguments_json(summarize(args));
     summary.set_status("running");
     core_.emitTool(run_, summary, "start");
@@ -533,8 +537,9 @@ void AgentCore::finishRun(const std::shared_ptr<Run>& run, const std::string& st
   gateway::AgentResult result;
   result.set_run_id(run->id);
   result.set_status(status);
-  result.set_reply(reply);
-  result.set_error(error);
+  // The error text may come from a worker; only valid UTF-8 reaches the gateway's JSON.
+  result.set_reply(sanitizeUtf8(kj::ArrayPtr<const char>(reply.data(), reply.size())).cStr());
+  result.set_error(sanitizeUtf8(kj::ArrayPtr<const char>(error.data(), error.size())).cStr());
   result.set_session_key(run->sessionKey);
   for (auto& t : run->tools) *result.add_tools() = t;
   run->sink->finished(result);

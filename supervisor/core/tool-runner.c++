@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "utf8.h"
 #include "worker-host.h"
 
 namespace chitin {
@@ -200,7 +201,8 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
       text.resize(cap);
       text += "\n[output truncated by the supervisor]";
     }
-    out.content = kj::mv(text);
+    // Output is attacker-influenced bytes; only valid UTF-8 travels on as text.
+    out.content = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size())).cStr();
     return out;
   });
   // A worker that dies before answering (limits, seccomp, crash) is an outcome, not a fault.

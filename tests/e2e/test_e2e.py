@@ -34,6 +34,10 @@ SCRIPT = {"scenarios": {
     "ratelimit": [{"text": "after the wait", "error": {"status": 429, "retry_after": "1", "times": 1}}],
     "servererror": [{"text": "never", "error": {"status": 500, "times": 1000}}],
     "truncated": [{"text": "a partial answer that is cut off", "truncate": True}],
+    "webtool": [
+        {"tool_calls": [{"name": "exec", "arguments": {"command": "echo from-the-sandbox"}}]},
+        {"text": "the tool said {{last_tool_result}}"},
+    ],
     "steal": [
         {"tool_calls": [{"name": "exec", "arguments": {"command": "cat \"$CHITIN_HOME/gateway.token\" /proc/1/environ 2>&1; cat TOKEN_PATH 2>&1; ls / 2>&1"}}]},
         {"text": "tool said: {{last_tool_result}}"},
@@ -233,6 +237,29 @@ class E2E(unittest.TestCase):
         r = self.gw.cli("sessions", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    @unittest.skipUnless(os.access("/usr/bin/chromium", os.X_OK) and os.path.isdir(
+        os.path.join(os.environ.get("CHITIN_WEBCHAT_DIR", ""), "node_modules", "playwright-core")),
+        "needs Debian's chromium and `npm ci` in tests/e2e/webchat (scripts/test does both)")
+    def test_web_chat_in_headless_chromium_streams_a_reply_and_shows_tool_calls(self):
+        webchat = os.environ["CHITIN_WEBCHAT_DIR"]
+        env = dict(os.environ)
+        env.update({
+            "WEBCHAT_URL": f"http://127.0.0.1:{self.gw.port}/#token={self.gw.token}",
+            "WEBCHAT_SCREENSHOT": os.path.join(self.gw.tmp, "webchat.png"),
+            "WEBCHAT_MESSAGE": "hello from chromium",
+            "WEBCHAT_EXPECT_REPLY": "echo: hello from chromium",
+            "WEBCHAT_TOOL_MESSAGE": "[[scenario:webtool]] run something",
+            "WEBCHAT_ABORT_MESSAGE": "[[scenario:slow]] go",
+        })
+        r = subprocess.run(["node", os.path.join(webchat, "webchat-test.mjs")], env=env,
+                           capture_output=True, text=True, timeout=180)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The page's session went through the real core: its transcript holds the tool result.
+        sessions = json.loads(self.gw.cli("sessions", "--json").stdout)["sessions"]
+        web = [s["key"] for s in sessions if ":webchat:" in s["key"]]
+        self.assertTrue(web, sessions)
+        self.assertTrue(any("from-the-sandbox" in e["content"] for e in self.gw.transcript(web[0])))
+
     def test_api_key_reaches_the_model_only_as_a_header(self):
         self.gw.agent_json("key check", "agent:main:e2e:direct:key")
         reqs = self.model.requests()
@@ -301,6 +328,27 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             code, out2, err2 = gw.agent_json("hello again", key)
             self.assertEqual(code, 0, err2)
             self.assertIsNone(gw.proc.poll())
+        finally:
+            gw.cleanup()
+            model.stop()
+
+    def test_idle_session_worker_exits_and_is_recreated_from_the_transcript(self):
+        import tempfile
+        d = tempfile.mkdtemp()
+        model = FakeModel(d, SCRIPT)
+        gw = Gateway(model, config="agent { session_idle_seconds: 1 }\n")
+        try:
+            key = "agent:main:e2e:direct:idle"
+            self.assertEqual(gw.agent_json("[[scenario:secret]] first", key)[0], 0)
+            self.assertEqual(len(gw.worker_pids("session")), 1)
+            wait_for(lambda: not gw.worker_pids("session"), timeout=10, what="the idle worker to exit")
+            code, out, err = gw.agent_json("second", key)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(out["reply"], "echo: second")
+            # The fresh worker was given the whole conversation from the transcript.
+            last = model.requests()[-1]["body"]["messages"]
+            self.assertIn("[[scenario:secret]] first", json.dumps(last))
+            self.assertIn("noted", json.dumps(last))
         finally:
             gw.cleanup()
             model.stop()

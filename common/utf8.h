@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // UTF-8 checks for text that goes back to the model (file contents, command output).
-// Runs in: worker (sandboxed)
+// Runs in: supervisor and workers
 //
-// Header-only so that both the file workers and the exec worker can use it without a shared
-// library between the two folders. Well-formedness follows the Unicode standard's table 3-7:
+// Header-only: the exec and file workers produce valid text, and the supervisor checks again
+// (it trusts no worker) before text reaches the gateway's JSON. Well-formedness follows the Unicode standard's table 3-7:
 // no overlong forms, no surrogates, nothing above U+10FFFF.
 
 #pragma once
