@@ -116,6 +116,7 @@ struct AgentCore::Session {
   std::deque<std::shared_ptr<Run>> queue;
   IdleTimer* idle = nullptr;
   uint64_t generation = 0;
+  std::string violation;  // why the current worker was killed, if it broke the protocol
 };
 
 struct AgentCore::Run {
@@ -125,6 +126,7 @@ struct AgentCore::Run {
   std::shared_ptr<gateway::RunSink> sink;
   bool revoked = false;
   bool finished = false;
+  bool aborted = false;  // revoked by the user: late calls are a race, not an attack
   std::vector<gateway::ToolCallSummary> tools;
   struct Requested {
     std::string name;
@@ -165,7 +167,7 @@ class AgentCore::ModelProxy final : public rpc::Model::Server {
 
  protected:
   kj::Promise<void> complete(CompleteContext context) override {
-    KJ_REQUIRE(!run_->revoked, "Model capability revoked: the turn has ended");
+    core_.checkNotRevoked(run_, "Model");
     auto in = context.getParams().getRequest();
     KJ_REQUIRE(in.getMessages().size() <= MAX_REQUEST_MESSAGES, "too many messages");
 
@@ -217,7 +219,7 @@ class AgentCore::ToolsProxy final : public rpc::Tools::Server {
 
  protected:
   kj::Promise<void> call(CallContext context) override {
-    KJ_REQUIRE(!run_->revoked, "Tools capability revoked: the turn has ended");
+    core_.checkNotRevoked(run_, "Tools");
     auto call = context.getParams().getCall();
     std::string id = call.getId(), name = call.getName(), args = call.getArgumentsJson();
 
@@ -291,7 +293,10 @@ AgentCore::~AgentCore() noexcept { shutdown(); }
 void AgentCore::shutdown() {
   shuttingDown_ = true;
   auto runs = runs_;
-  for (auto& [id, run] : runs) finishRun(run, "aborted", "", "the gateway is shutting down");
+  for (auto& [id, run] : runs) {
+    run->aborted = true;
+    finishRun(run, "aborted", "", "the gateway is shutting down");
+  }
   // Called from a uv callback (never from inside KJ), so the turns can be dropped right here;
   // that kills any tool worker they own.
   for (auto& [id, run] : runs) run->turn = nullptr;
@@ -394,6 +399,7 @@ void AgentCore::ensureWorker(Session& session) {
   }
   session.client = nullptr;
   session.host = nullptr;
+  session.violation.clear();
   spawn::SpawnRequest request;
   request.profile = "session";
   session.host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request),
@@ -503,15 +509,19 @@ void AgentCore::beginTurn(Session& session, std::shared_ptr<Run> run) {
         }
       },
       [this, run, key](kj::Exception&& e) {
+        auto it = sessions_.find(key);
+        Session* session = it == sessions_.end() ? nullptr : it->second.get();
         std::string why;
-        if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+        if (session != nullptr && !session->violation.empty()) {
+          why = "the session worker broke the protocol and was stopped (" + session->violation +
+                "); this turn was not completed.";
+        } else if (e.getType() == kj::Exception::Type::DISCONNECTED) {
           why = "the session worker stopped unexpectedly; this turn was not completed. Send your "
                 "message again to continue (the conversation so far is kept).";
         } else {
           why = "the session worker broke the protocol and was stopped; this turn was not "
                 "completed.";
-          auto it = sessions_.find(key);
-          if (it != sessions_.end()) killSessionWorker(*it->second, "protocol violation");
+          if (session != nullptr) killSessionWorker(*session, "protocol violation: runTurn failed");
         }
         spdlog::warn("run {}: {}", run->id, e.getDescription().cStr());
         finishRun(run, "error", "", why);
@@ -566,7 +576,22 @@ void AgentCore::finishRun(const std::shared_ptr<Run>& run, const std::string& st
   }
 }
 
+void AgentCore::checkNotRevoked(const std::shared_ptr<Run>& run, const char* capability) {
+  if (!run->revoked) return;
+  // A turn that ended normally has no business being called again: the worker kept a
+  // capability past its turn, which only a compromised worker does.
+  if (!run->aborted) {
+    auto it = sessions_.find(run->sessionKey);
+    if (it != sessions_.end()) {
+      killSessionWorker(*it->second, std::string("protocol violation: used the ") + capability +
+                                         " capability of a turn that has ended");
+    }
+  }
+  KJ_FAIL_REQUIRE("capability revoked: the turn has ended", capability);
+}
+
 void AgentCore::killSessionWorker(Session& session, const std::string& reason) {
+  if (session.violation.empty()) session.violation = reason;
   if (session.host.get() != nullptr) session.host->kill(reason);
   session.client = nullptr;
 }
@@ -612,6 +637,7 @@ gateway::Result<bool> AgentCore::abortRun(const std::string& runId) {
   auto run = it->second;
   // Revoke first: anything the worker still tries with this turn's capabilities fails.
   run->revoked = true;
+  run->aborted = true;
   finishRun(run, "aborted", run->lastHadToolCalls ? "" : run->lastAssistantText,
             "aborted by the user");
   return true;

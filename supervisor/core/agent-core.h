@@ -102,6 +102,7 @@ class AgentCore final : public gateway::AgentService {
   void closeIdleTimer(Session& session);
   static void onIdle(uv_timer_t* handle);
   void killSessionWorker(Session& session, const std::string& reason);
+  void checkNotRevoked(const std::shared_ptr<Run>& run, const char* capability);
   void emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
                 const char* phase);
   void record(const std::shared_ptr<Run>& run, TranscriptEntry entry);

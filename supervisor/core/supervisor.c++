@@ -9,6 +9,7 @@
 #include <kj/debug.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <uv.h>
@@ -47,6 +48,9 @@ struct Signals {
 }  // namespace
 
 int runGateway(const GatewayCommand& command) {
+  // Logs go to stderr; stdout carries only what a script may parse (the URLs).
+  spdlog::set_default_logger(spdlog::stderr_color_st("chitin"));
+
   // 1. Who we run as. Workers must never run as uid 0 (bwrap would map root to root on every
   //    bind mount), so root must name a service user to become.
   std::optional<ServiceUser> serviceUser;

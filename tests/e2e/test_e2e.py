@@ -260,6 +260,13 @@ class E2E(unittest.TestCase):
         self.assertTrue(web, sessions)
         self.assertTrue(any("from-the-sandbox" in e["content"] for e in self.gw.transcript(web[0])))
 
+    def test_doctor_reports_every_check(self):
+        r = self.gw.cli("doctor")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for check in ("bubblewrap:", "user namespaces:", "seccomp:", "sandbox:", "gateway: answering"):
+            self.assertIn(check, r.stdout)
+        self.assertIn(f"at {self.model.base_url}: reachable", r.stdout)
+
     def test_api_key_reaches_the_model_only_as_a_header(self):
         self.gw.agent_json("key check", "agent:main:e2e:direct:key")
         reqs = self.model.requests()
@@ -349,6 +356,59 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             last = model.requests()[-1]["body"]["messages"]
             self.assertIn("[[scenario:secret]] first", json.dumps(last))
             self.assertIn("noted", json.dumps(last))
+        finally:
+            gw.cleanup()
+            model.stop()
+
+    def _hostile_gateway(self):
+        """A gateway whose session workers are the hostile stand-in; other kinds are real."""
+        import tempfile
+        d = tempfile.mkdtemp()
+        os.chmod(d, 0o755)
+        workers = os.path.join(d, "workers")
+        os.mkdir(workers)
+        os.chmod(workers, 0o755)
+        build = os.environ["CHITIN_WORKER_BUILD_DIR"]
+        for kind, sub in [("model", "model"), ("exec", "exec"), ("read", "file"), ("write", "file"),
+                          ("edit", "file")]:
+            os.symlink(os.path.join(build, sub, f"chitin-worker-{kind}"),
+                       os.path.join(workers, f"chitin-worker-{kind}"))
+        os.symlink(os.environ["CHITIN_HOSTILE_SESSION_WORKER"],
+                   os.path.join(workers, "chitin-worker-session"))
+        model = FakeModel(d, SCRIPT)
+        gw = Gateway(model, config=f'sandbox {{ worker_dir: "{workers}" }}\n')
+        return model, gw
+
+    def test_session_worker_inventing_a_tool_call_is_killed_and_nothing_runs(self):
+        model, gw = self._hostile_gateway()
+        try:
+            key = "agent:main:e2e:direct:hostile"
+            code, out, err = gw.agent_json("invent a call", key)
+            self.assertEqual(code, 1, err)
+            self.assertIn("broke the protocol", out["error"])
+            self.assertFalse(os.path.exists(os.path.join(gw.workspace, "pwned")))
+            self.assertIn("protocol violation", gw.stderr())
+            self.assertEqual(gw.cli("health").returncode, 0)
+            code, out, err = gw.agent_json("keep going", "agent:main:e2e:direct:other")
+            self.assertEqual(code, 0, err)
+            self.assertEqual(out["reply"], "echo: keep going")
+        finally:
+            gw.cleanup()
+            model.stop()
+
+    def test_session_worker_reusing_a_finished_turns_capability_is_killed(self):
+        model, gw = self._hostile_gateway()
+        try:
+            key = "agent:main:e2e:direct:reuse"
+            code, out, err = gw.agent_json("keep this turn's model", key)
+            self.assertEqual(code, 0, err)
+            requests_before = len(model.requests())
+            code, out, err = gw.agent_json("reuse the old one", key)
+            self.assertEqual(code, 1, err)
+            self.assertIn("broke the protocol", out["error"])
+            self.assertEqual(len(model.requests()), requests_before)  # the model was not called
+            self.assertIn("capability of a turn that has ended", gw.stderr())
+            self.assertIsNone(gw.proc.poll())
         finally:
             gw.cleanup()
             model.stop()
