@@ -5,6 +5,7 @@
 #include "doctor.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -71,24 +72,42 @@ void checkModel(Report& r) {
            "CHITIN_MODEL_PROVIDER, CHITIN_MODEL_BASE_URL, CHITIN_MODEL, CHITIN_MODEL_API_KEY");
     return;
   }
-  CURL* curl = curl_easy_init();
+  // libcurl is loaded only here: linking it would cost every `chitin gateway` start ~10 ms of
+  // library loading for a check that only `doctor` makes.
+  void* lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    r.fail("model: cannot load libcurl to check the endpoint", "apt-get install libcurl4");
+    return;
+  }
+  auto easyInit = reinterpret_cast<decltype(&curl_easy_init)>(dlsym(lib, "curl_easy_init"));
+  auto easySetopt = reinterpret_cast<decltype(&curl_easy_setopt)>(dlsym(lib, "curl_easy_setopt"));
+  auto easyPerform = reinterpret_cast<decltype(&curl_easy_perform)>(dlsym(lib, "curl_easy_perform"));
+  auto easyGetinfo = reinterpret_cast<decltype(&curl_easy_getinfo)>(dlsym(lib, "curl_easy_getinfo"));
+  auto easyCleanup = reinterpret_cast<decltype(&curl_easy_cleanup)>(dlsym(lib, "curl_easy_cleanup"));
+  auto easyStrerror = reinterpret_cast<decltype(&curl_easy_strerror)>(dlsym(lib, "curl_easy_strerror"));
+  CURL* curl = easyInit && easySetopt && easyPerform && easyGetinfo && easyCleanup && easyStrerror
+                   ? easyInit()
+                   : nullptr;
   if (curl == nullptr) {
     r.fail("model: libcurl failed to initialise", "reinstall libcurl4");
+    dlclose(lib);
     return;
   }
   // Any HTTP answer means the endpoint is reachable; auth is the model worker's business.
   std::string url = m.baseUrl + (m.provider == config::ModelConfig::OPENAI ? "/models" : "/v1/models");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(curl);
+  easySetopt(curl, CURLOPT_URL, url.c_str());
+  easySetopt(curl, CURLOPT_WRITEFUNCTION, discard);
+  easySetopt(curl, CURLOPT_TIMEOUT, 5L);
+  easySetopt(curl, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = easyPerform(curl);
   long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
+  easyGetinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  easyCleanup(curl);
+  std::string error = rc == CURLE_OK ? "" : easyStrerror(rc);
+  dlclose(lib);
   std::string name = "model " + m.providerName() + " \"" + m.model + "\" at " + m.baseUrl;
   if (rc != CURLE_OK) {
-    r.fail(name + ": unreachable (" + curl_easy_strerror(rc) + ")",
+    r.fail(name + ": unreachable (" + error + ")",
            "check the base URL and that the server is running and reachable from this machine");
   } else if (status == 401 || status == 403) {
     r.fail(name + ": reachable, but the API key was refused (HTTP " + std::to_string(status) + ")",

@@ -1,22 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// `chitin`: the one CLI binary. `chitin gateway` runs the supervisor in the foreground; every
-// other acting command talks to it through the gateway (the CLI never reads channel tokens or
-// model keys).
-// Runs in: the invoking user's process; `chitin gateway` becomes the supervisor.
+// `chitin`: the one command people type. Commands that act (agent, status, health, sessions)
+// talk to the gateway and link nothing else, so a one-shot command starts in milliseconds; the
+// commands that need the supervisor's code (gateway, sandbox explain, doctor) exec
+// `chitin-supervisor` in place, so `chitin gateway` is still the supervisor, in the foreground,
+// with the same pid.
+// Runs in: the invoking user's process
 
 #include <chitin-build-config.h>
 #include <limits.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "doctor.h"
 #include "remote-commands.h"
-#include "spawner.h"
-#include "supervisor.h"
 
 namespace {
 
@@ -45,60 +45,25 @@ int usage(const std::string& problem) {
   return EXIT_USAGE;
 }
 
-bool isDir(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
-
-// Where the shipped files are: next to a build-tree binary, or the install prefix.
-struct Layout {
-  std::string profileDir, workerDir, webRoot;
-};
-
-Layout findLayout() {
+// `gateway`, `sandbox` and `doctor` run in the supervisor binary: next to this one in the build
+// tree, in libexec when installed.
+int execSupervisor(char** argv) {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   std::string exeDir = n > 0 ? std::string(buf, n) : "";
   exeDir = exeDir.substr(0, exeDir.rfind('/'));
-  Layout l;
-  if (isDir(exeDir + "/../workers")) {  // build tree: build/cli/chitin
-    l.workerDir = exeDir + "/../workers";
-    l.profileDir = std::string(CHITIN_SOURCE_ROOT) + "/sandbox-profiles";
-    l.webRoot = std::string(CHITIN_SOURCE_ROOT) + "/web";
-  } else {
-    l.workerDir = CHITIN_INSTALL_LIBEXEC;
-    l.profileDir = std::string(CHITIN_INSTALL_DATA) + "/sandbox-profiles";
-    l.webRoot = std::string(CHITIN_INSTALL_DATA) + "/web";
-  }
-  if (const char* p = getenv("CHITIN_PROFILE_DIR")) l.profileDir = p;
-  if (const char* p = getenv("CHITIN_WORKER_DIR")) l.workerDir = p;
-  return l;
+  std::string path = exeDir + "/chitin-supervisor";
+  if (access(path.c_str(), X_OK) != 0) path = std::string(CHITIN_INSTALL_LIBEXEC) + "/chitin-supervisor";
+  argv[0] = const_cast<char*>("chitin");
+  execv(path.c_str(), argv);
+  std::cerr << "chitin: cannot run " << path << ": " << strerror(errno) << "\n";
+  return EXIT_USAGE;
 }
 
 bool parseUint(const std::string& s, unsigned long max, unsigned long& out) {
   if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) return false;
   out = std::stoul(s);
   return out <= max;
-}
-
-int cmdGateway(const std::vector<std::string>& args) {
-  chitin::GatewayCommand c;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--port" && i + 1 < args.size()) {
-      unsigned long port;
-      if (!parseUint(args[++i], 65535, port)) return usage("--port: expected 0..65535, got \"" + args[i] + "\"");
-      c.port = static_cast<uint16_t>(port);
-    } else if (a == "--user" && i + 1 < args.size()) {
-      c.user = args[++i];
-    } else if (a == "--quiet") {
-      c.quiet = true;
-    } else {
-      return usage("gateway: unknown argument \"" + a + "\"");
-    }
-  }
-  Layout l = findLayout();
-  c.profileDir = l.profileDir;
-  c.workerDir = l.workerDir;
-  c.webRoot = l.webRoot;
-  return chitin::runGateway(c);
 }
 
 int cmdAgent(const std::vector<std::string>& args) {
@@ -138,20 +103,6 @@ int cmdSimple(const std::string& name, const std::vector<std::string>& args) {
   return chitin::cli::runSessions(json, ctx);
 }
 
-int cmdSandbox(const std::vector<std::string>& args) {
-  if (args.size() != 2 || args[0] != "explain") return usage("sandbox: expected `sandbox explain PROFILE`");
-  Layout l = findLayout();
-  chitin::spawn::SystemSpawnOs os;
-  chitin::spawn::Spawner spawner({"/usr/bin/bwrap", l.profileDir, l.workerDir}, os);
-  try {
-    std::cout << spawner.explain(args[1], {{"WORKSPACE", "$CHITIN_HOME/workspace/main"}});
-  } catch (const std::exception& e) {
-    std::cerr << "chitin sandbox explain: " << e.what() << "\n";
-    return EXIT_USAGE;
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,14 +110,9 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage("");
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (cmd == "gateway") return cmdGateway(rest);
+  if (cmd == "gateway" || cmd == "sandbox" || cmd == "doctor") return execSupervisor(argv);
   if (cmd == "agent") return cmdAgent(rest);
   if (cmd == "status" || cmd == "health" || cmd == "sessions") return cmdSimple(cmd, rest);
-  if (cmd == "sandbox") return cmdSandbox(rest);
-  if (cmd == "doctor") {
-    Layout l = findLayout();
-    return chitin::cli::runDoctor({"/usr/bin/bwrap", l.profileDir, l.workerDir}, std::cout);
-  }
   if (cmd == "version" || cmd == "--version") {
     std::cout << "chitin " << CHITIN_VERSION << "\n";
     return 0;

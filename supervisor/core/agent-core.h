@@ -58,6 +58,7 @@ class AgentCore final : public gateway::AgentService {
   gateway::SessionsList sessions() override;
   gateway::StatusPayload status() override;
 
+  void setSandboxStatus(std::string status) { sandboxStatus_ = std::move(status); }
   void setConnectionCounter(std::function<uint32_t()> counter) { connections_ = std::move(counter); }
 
   // Aborts every run and stops every session worker (SIGTERM path).

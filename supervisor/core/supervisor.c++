@@ -130,11 +130,6 @@ int runGateway(const GatewayCommand& command) {
     spawnSettings.workerDir = config.sandbox().worker_dir().empty() ? command.workerDir
                                                                     : config.sandbox().worker_dir();
     spawn::Spawner spawner(spawnSettings, spawnOs);
-    std::string sandboxStatus = "ok";
-    if (auto problem = spawner.checkAvailable()) {
-      sandboxStatus = *problem;
-      spdlog::error("sandbox unavailable, no worker will run: {}", *problem);
-    }
 
     TranscriptStore transcripts(home.sessionsDir());
     ModelHost model(&loop, io, spawner, modelSettings);
@@ -152,7 +147,7 @@ int runGateway(const GatewayCommand& command) {
     coreSettings.sessionIdleSeconds = config.agent().session_idle_seconds();
     coreSettings.homeDir = home.root;
     coreSettings.version = CHITIN_VERSION;
-    AgentCore core(&loop, io, spawner, transcripts, model, tools, coreSettings, sandboxStatus);
+    AgentCore core(&loop, io, spawner, transcripts, model, tools, coreSettings, "checking");
 
     gateway::GatewayOptions gwOptions;
     gwOptions.bind = config.gateway().bind();
@@ -188,6 +183,33 @@ int runGateway(const GatewayCommand& command) {
         }
         fflush(stdout);
       }
+
+      // Whether sandboxes can be built here, checked once with a real one off the loop thread
+      // so start-up does not wait for it. Nothing depends on the answer for safety: every
+      // spawn checks again and fails closed.
+      struct SandboxCheck {
+        uv_work_t work;
+        spawn::SpawnerSettings settings;
+        std::optional<std::string> problem;
+        AgentCore* core;
+      };
+      auto* check = new SandboxCheck{{}, spawnSettings, std::nullopt, &core};
+      check->work.data = check;
+      uv_queue_work(&loop, &check->work,
+          [](uv_work_t* w) {
+            auto* c = static_cast<SandboxCheck*>(w->data);
+            spawn::SystemSpawnOs os;
+            spawn::Spawner probe(c->settings, os);
+            c->problem = probe.checkAvailable();
+          },
+          [](uv_work_t* w, int status) {
+            auto* c = static_cast<SandboxCheck*>(w->data);
+            if (status == 0) {
+              if (c->problem) spdlog::error("sandbox unavailable, no worker will run: {}", *c->problem);
+              c->core->setSandboxStatus(c->problem ? *c->problem : "ok");
+            }
+            delete c;
+          });
 
       // 4. Signals belong to libuv. SIGTERM/SIGINT: stop workers, flush, exit 0.
       struct StopContext {

@@ -154,6 +154,9 @@ def choose_step(fake, messages):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-model/1"
+    # Headers and body go out as separate small writes; without TCP_NODELAY each reply waits
+    # out the client's delayed ACK (~40 ms), which is not how a real API behaves.
+    disable_nagle_algorithm = True
 
     fake = None  # set in main()
 

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// `chitin-supervisor`: the binary behind `chitin gateway`, `chitin sandbox explain` and
+// `chitin doctor` (the `chitin` CLI execs it in place). It carries the supervisor, the spawner
+// and their libraries, which the one-shot commands have no use for.
+// Runs in: supervisor (`gateway`), or the invoking user's process (`sandbox`, `doctor`)
+
+#include <chitin-build-config.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "doctor.h"
+#include "spawner.h"
+#include "supervisor.h"
+
+namespace {
+
+constexpr int EXIT_USAGE = 2;
+
+int usage(const std::string& problem) {
+  std::cerr << "chitin: " << problem << "\n(see `chitin help`)\n";
+  return EXIT_USAGE;
+}
+
+bool isDir(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
+
+// Where the shipped files are: next to a build-tree binary, or the install prefix.
+struct Layout {
+  std::string profileDir, workerDir, webRoot;
+};
+
+Layout findLayout() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  std::string exeDir = n > 0 ? std::string(buf, n) : "";
+  exeDir = exeDir.substr(0, exeDir.rfind('/'));
+  Layout l;
+  if (isDir(exeDir + "/../workers")) {  // build tree: build/cli/chitin-supervisor
+    l.workerDir = exeDir + "/../workers";
+    l.profileDir = std::string(CHITIN_SOURCE_ROOT) + "/sandbox-profiles";
+    l.webRoot = std::string(CHITIN_SOURCE_ROOT) + "/web";
+  } else {
+    l.workerDir = CHITIN_INSTALL_LIBEXEC;
+    l.profileDir = std::string(CHITIN_INSTALL_DATA) + "/sandbox-profiles";
+    l.webRoot = std::string(CHITIN_INSTALL_DATA) + "/web";
+  }
+  if (const char* p = getenv("CHITIN_PROFILE_DIR")) l.profileDir = p;
+  if (const char* p = getenv("CHITIN_WORKER_DIR")) l.workerDir = p;
+  return l;
+}
+
+bool parsePort(const std::string& s, uint16_t& out) {
+  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  unsigned long v = std::stoul(s);
+  out = static_cast<uint16_t>(v);
+  return v <= 65535;
+}
+
+int cmdGateway(const std::vector<std::string>& args) {
+  chitin::GatewayCommand c;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--port" && i + 1 < args.size()) {
+      uint16_t port;
+      if (!parsePort(args[++i], port)) return usage("--port: expected 0..65535, got \"" + args[i] + "\"");
+      c.port = port;
+    } else if (a == "--user" && i + 1 < args.size()) {
+      c.user = args[++i];
+    } else if (a == "--quiet") {
+      c.quiet = true;
+    } else {
+      return usage("gateway: unknown argument \"" + a + "\"");
+    }
+  }
+  Layout l = findLayout();
+  c.profileDir = l.profileDir;
+  c.workerDir = l.workerDir;
+  c.webRoot = l.webRoot;
+  return chitin::runGateway(c);
+}
+
+int cmdSandbox(const std::vector<std::string>& args) {
+  if (args.size() != 2 || args[0] != "explain") return usage("sandbox: expected `sandbox explain PROFILE`");
+  Layout l = findLayout();
+  chitin::spawn::SystemSpawnOs os;
+  chitin::spawn::Spawner spawner({"/usr/bin/bwrap", l.profileDir, l.workerDir}, os);
+  try {
+    std::cout << spawner.explain(args[1], {{"WORKSPACE", "$CHITIN_HOME/workspace/main"}});
+  } catch (const std::exception& e) {
+    std::cerr << "chitin sandbox explain: " << e.what() << "\n";
+    return EXIT_USAGE;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return usage("expected gateway, sandbox or doctor");
+  std::string cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "gateway") return cmdGateway(rest);
+  if (cmd == "sandbox") return cmdSandbox(rest);
+  if (cmd == "doctor") {
+    if (!rest.empty()) return usage("doctor takes no arguments");
+    Layout l = findLayout();
+    return chitin::cli::runDoctor({"/usr/bin/bwrap", l.profileDir, l.workerDir}, std::cout);
+  }
+  return usage("unknown command \"" + cmd + "\"");
+}
