@@ -135,7 +135,7 @@ int runGateway(const GatewayCommand& command) {
     ModelHost model(&loop, io, spawner, modelSettings);
     ToolRunnerSettings toolSettings;
     toolSettings.defaultTimeoutSeconds = config.agent().tool_timeout_seconds();
-    toolSettings.maxTimeoutSeconds = std::max<uint32_t>(config.agent().tool_timeout_seconds(), 3600);
+    toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     ToolRunner tools(&loop, io, spawner, toolSettings);
 
