@@ -390,7 +390,12 @@ void AgentCore::startNext(Session& session) {
   session.queue.pop_front();
   session.current = run;
   if (session.idle != nullptr) uv_timer_stop(&session.idle->handle);
-  beginTurn(session, run);
+  // Whatever goes wrong while starting (a full disk, a failed spawn), the client gets its final
+  // answer: a run never stays open because of our own failure.
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { beginTurn(session, run); })) {
+    spdlog::error("run {}: cannot start the turn: {}", run->id, e->getDescription().cStr());
+    finishRun(run, "error", "", "the turn could not start (see the gateway log)");
+  }
 }
 
 void AgentCore::ensureWorker(Session& session) {

@@ -92,6 +92,11 @@ kj::Promise<kj::Own<capnp::MallocMessageBuilder>> ModelHost::complete(
     return failedCompletion(rpc::ModelFailure::Kind::NETWORK,
                             kj::str("the model worker could not start because its sandbox could "
                                     "not be set up: ", e.what()));
+  } catch (const kj::Exception& e) {
+    // Our own failure (a syscall in the spawn path), not the session's: say so as an outcome.
+    spdlog::error("cannot start the model worker: {}", e.getDescription().cStr());
+    return failedCompletion(rpc::ModelFailure::Kind::NETWORK,
+                            "the model worker could not be started (see the gateway log)");
   }
   auto req = client.completeRequest();
   req.setRequest(request);

@@ -174,6 +174,10 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
     return ToolOutcome{ToolOutcome::Status::ERROR,
                        std::string("error: the tool did not run because its sandbox could not be "
                                    "set up: ") + e.what()};
+  } catch (const kj::Exception& e) {
+    spdlog::error("cannot start the {} tool worker: {}", tool, e.getDescription().cStr());
+    return ToolOutcome{ToolOutcome::Status::ERROR,
+                       "error: the " + tool + " tool did not run: its worker could not be started"};
   }
 
   auto worker = host->bootstrap<rpc::ToolWorker>();
