@@ -63,7 +63,8 @@ void checkModel(Report& r) {
     }
     m = resolveModelSettings(c, processEnvironment(), readAll);
   } catch (const std::exception& e) {
-    r.fail(std::string("model configuration: ") + e.what(), "correct chitin.conf or the CHITIN_MODEL_* variables");
+    r.fail(std::string("model configuration: ") + e.what(),
+           "correct chitin.conf or the CHITIN_MODEL_* variables");
     return;
   }
   if (!m.configured()) {
@@ -81,10 +82,14 @@ void checkModel(Report& r) {
   }
   auto easyInit = reinterpret_cast<decltype(&curl_easy_init)>(dlsym(lib, "curl_easy_init"));
   auto easySetopt = reinterpret_cast<decltype(&curl_easy_setopt)>(dlsym(lib, "curl_easy_setopt"));
-  auto easyPerform = reinterpret_cast<decltype(&curl_easy_perform)>(dlsym(lib, "curl_easy_perform"));
-  auto easyGetinfo = reinterpret_cast<decltype(&curl_easy_getinfo)>(dlsym(lib, "curl_easy_getinfo"));
-  auto easyCleanup = reinterpret_cast<decltype(&curl_easy_cleanup)>(dlsym(lib, "curl_easy_cleanup"));
-  auto easyStrerror = reinterpret_cast<decltype(&curl_easy_strerror)>(dlsym(lib, "curl_easy_strerror"));
+  auto easyPerform =
+      reinterpret_cast<decltype(&curl_easy_perform)>(dlsym(lib, "curl_easy_perform"));
+  auto easyGetinfo =
+      reinterpret_cast<decltype(&curl_easy_getinfo)>(dlsym(lib, "curl_easy_getinfo"));
+  auto easyCleanup =
+      reinterpret_cast<decltype(&curl_easy_cleanup)>(dlsym(lib, "curl_easy_cleanup"));
+  auto easyStrerror =
+      reinterpret_cast<decltype(&curl_easy_strerror)>(dlsym(lib, "curl_easy_strerror"));
   CURL* curl = easyInit && easySetopt && easyPerform && easyGetinfo && easyCleanup && easyStrerror
                    ? easyInit()
                    : nullptr;
@@ -94,7 +99,8 @@ void checkModel(Report& r) {
     return;
   }
   // Any HTTP answer means the endpoint is reachable; auth is the model worker's business.
-  std::string url = m.baseUrl + (m.provider == config::ModelConfig::OPENAI ? "/models" : "/v1/models");
+  std::string url =
+      m.baseUrl + (m.provider == config::ModelConfig::OPENAI ? "/models" : "/v1/models");
   easySetopt(curl, CURLOPT_URL, url.c_str());
   easySetopt(curl, CURLOPT_WRITEFUNCTION, discard);
   easySetopt(curl, CURLOPT_TIMEOUT, 5L);
@@ -135,10 +141,12 @@ int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
     r.fail("user namespaces: disabled for unprivileged users",
            "sysctl -w kernel.unprivileged_userns_clone=1 (and persist it in /etc/sysctl.d/)");
   } else if (maxNs == "0") {
-    r.fail("user namespaces: user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=15000");
+    r.fail("user namespaces: user.max_user_namespaces is 0",
+           "sysctl -w user.max_user_namespaces=15000");
   } else if (apparmor == "1") {
     r.warn("user namespaces: AppArmor restricts unprivileged user namespaces",
-           "allow bwrap in an AppArmor profile or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0");
+           "allow bwrap in an AppArmor profile or sysctl -w "
+           "kernel.apparmor_restrict_unprivileged_userns=0");
   } else {
     r.ok("user namespaces: available (max " + (maxNs.empty() ? std::string("?") : maxNs) + ")");
   }
@@ -146,7 +154,8 @@ int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
   if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0) {
     r.ok("seccomp: supported by the kernel");
   } else {
-    r.fail("seccomp: not supported by this kernel", "use a kernel built with CONFIG_SECCOMP_FILTER");
+    r.fail("seccomp: not supported by this kernel",
+           "use a kernel built with CONFIG_SECCOMP_FILTER");
   }
 
   if (geteuid() == 0) {

@@ -53,7 +53,8 @@ int execSupervisor(char** argv) {
   std::string exeDir = n > 0 ? std::string(buf, n) : "";
   exeDir = exeDir.substr(0, exeDir.rfind('/'));
   std::string path = exeDir + "/chitin-supervisor";
-  if (access(path.c_str(), X_OK) != 0) path = std::string(CHITIN_INSTALL_LIBEXEC) + "/chitin-supervisor";
+  if (access(path.c_str(), X_OK) != 0)
+    path = std::string(CHITIN_INSTALL_LIBEXEC) + "/chitin-supervisor";
   argv[0] = const_cast<char*>("chitin");
   execv(path.c_str(), argv);
   std::cerr << "chitin: cannot run " << path << ": " << strerror(errno) << "\n";
@@ -61,7 +62,8 @@ int execSupervisor(char** argv) {
 }
 
 bool parseUint(const std::string& s, unsigned long max, unsigned long& out) {
-  if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos)
+    return false;
   out = std::stoul(s);
   return out <= max;
 }
@@ -80,7 +82,8 @@ int cmdAgent(const std::vector<std::string>& args) {
       o.json = true;
     } else if (a == "--timeout" && i + 1 < args.size()) {
       unsigned long t;
-      if (!parseUint(args[++i], 86400, t)) return usage("--timeout: expected seconds, got \"" + args[i] + "\"");
+      if (!parseUint(args[++i], 86400, t))
+        return usage("--timeout: expected seconds, got \"" + args[i] + "\"");
       o.timeoutSeconds = static_cast<int>(t);
     } else {
       return usage("agent: unknown argument \"" + a + "\"");
@@ -94,8 +97,10 @@ int cmdAgent(const std::vector<std::string>& args) {
 int cmdSimple(const std::string& name, const std::vector<std::string>& args) {
   bool json = false;
   for (auto& a : args) {
-    if (a == "--json") json = true;
-    else return usage(name + ": unknown argument \"" + a + "\"");
+    if (a == "--json")
+      json = true;
+    else
+      return usage(name + ": unknown argument \"" + a + "\"");
   }
   chitin::cli::RemoteContext ctx{chitin::cli::processEnvironment(), std::cout, std::cerr};
   if (name == "status") return chitin::cli::runStatus(json, ctx);

@@ -53,7 +53,8 @@ Layout findLayout() {
 }
 
 bool parsePort(const std::string& s, uint16_t& out) {
-  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos)
+    return false;
   unsigned long v = std::stoul(s);
   out = static_cast<uint16_t>(v);
   return v <= 65535;
@@ -65,7 +66,8 @@ int cmdGateway(const std::vector<std::string>& args) {
     const std::string& a = args[i];
     if (a == "--port" && i + 1 < args.size()) {
       uint16_t port;
-      if (!parsePort(args[++i], port)) return usage("--port: expected 0..65535, got \"" + args[i] + "\"");
+      if (!parsePort(args[++i], port))
+        return usage("--port: expected 0..65535, got \"" + args[i] + "\"");
       c.port = port;
     } else if (a == "--user" && i + 1 < args.size()) {
       c.user = args[++i];
@@ -83,7 +85,8 @@ int cmdGateway(const std::vector<std::string>& args) {
 }
 
 int cmdSandbox(const std::vector<std::string>& args) {
-  if (args.size() != 2 || args[0] != "explain") return usage("sandbox: expected `sandbox explain PROFILE`");
+  if (args.size() != 2 || args[0] != "explain")
+    return usage("sandbox: expected `sandbox explain PROFILE`");
   Layout l = findLayout();
   chitin::spawn::SystemSpawnOs os;
   chitin::spawn::Spawner spawner({"/usr/bin/bwrap", l.profileDir, l.workerDir}, os);

@@ -23,13 +23,13 @@ struct LimitKey {
 // Every key is required: a limit the spawner forgot must stop the worker, not default to
 // "unlimited".
 constexpr LimitKey LIMIT_KEYS[] = {
-    {"as", RLIMIT_AS},         {"nproc", RLIMIT_NPROC}, {"nofile", RLIMIT_NOFILE},
-    {"cpu", RLIMIT_CPU},       {"fsize", RLIMIT_FSIZE},
+    {"as", RLIMIT_AS},   {"nproc", RLIMIT_NPROC}, {"nofile", RLIMIT_NOFILE},
+    {"cpu", RLIMIT_CPU}, {"fsize", RLIMIT_FSIZE},
 };
 
 uint64_t parsePositive(kj::StringPtr key, kj::StringPtr text) {
-  KJ_REQUIRE(text.size() > 0 && text.size() <= 20, "limit value is not a positive integer",
-             key, text);
+  KJ_REQUIRE(text.size() > 0 && text.size() <= 20, "limit value is not a positive integer", key,
+             text);
   uint64_t value = 0;
   for (char c : text) {
     KJ_REQUIRE(c >= '0' && c <= '9', "limit value is not a positive integer", key, text);
@@ -52,13 +52,13 @@ void applyLimitsInChild(int argc, char** argv) {
       spec = arg.slice(sizeof(LIMITS_FLAG) - 1);
     }
   }
-  KJ_IF_MAYBE(text, spec) {
+  KJ_IF_MAYBE (text, spec) {
     bool seen[kj::size(LIMIT_KEYS)] = {};
     rlimit values[kj::size(LIMIT_KEYS)] = {};
     kj::StringPtr rest = *text;
     while (rest.size() > 0) {
       kj::String item;
-      KJ_IF_MAYBE(comma, rest.findFirst(',')) {
+      KJ_IF_MAYBE (comma, rest.findFirst(',')) {
         item = kj::heapString(rest.slice(0, *comma));
         rest = rest.slice(*comma + 1);
         KJ_REQUIRE(rest.size() > 0, "limits flag ends with a comma", *text);

@@ -44,9 +44,7 @@ std::vector<Named> everyRule() {
   return all;
 }
 
-bool matches(const Rule& rule, uint64_t argValue) {
-  return (argValue & rule.mask) == rule.value;
-}
+bool matches(const Rule& rule, uint64_t argValue) { return (argValue & rule.mask) == rule.value; }
 
 // Runs `body` in a forked child after loading `spec`; returns the raw wait status.
 int statusAfterLoading(const FilterSpec& spec, const std::function<int()>& body) {
@@ -80,9 +78,9 @@ TEST_CASE("seccomp tables: every rule names a syscall libseccomp knows on x86_64
 
 TEST_CASE("seccomp tables: no group, bootstrap or lockdown allows a forbidden syscall") {
   std::set<std::string> never(NEVER_ALLOWED.begin(), NEVER_ALLOWED.end());
-  for (const char* must : {"ptrace", "mount", "bpf", "keyctl", "unshare", "setns",
-                           "perf_event_open", "userfaultfd", "io_uring_setup", "personality",
-                           "modify_ldt"}) {
+  for (const char* must :
+       {"ptrace", "mount", "bpf", "keyctl", "unshare", "setns", "perf_event_open", "userfaultfd",
+        "io_uring_setup", "personality", "modify_ldt"}) {
     CHECK(never.count(must) == 1);
   }
   for (auto& named : everyRule()) {

@@ -35,8 +35,7 @@ constexpr uint64_t NAMESPACE_FLAGS = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUT
 constexpr uint64_t WRITE_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_TRUNC;
 
 constexpr Rule allow(const char* name) { return {name, 0, -1, 0, 0, ""}; }
-constexpr Rule allowIf(const char* name, int arg, uint64_t mask, uint64_t value,
-                       const char* note) {
+constexpr Rule allowIf(const char* name, int arg, uint64_t mask, uint64_t value, const char* note) {
   return {name, 0, arg, mask, value, note};
 }
 constexpr Rule fail(const char* name, int err, const char* note) {
@@ -47,45 +46,113 @@ constexpr Rule failIf(const char* name, int arg, uint64_t value, int err, const 
 }
 
 const Rule BASIC_IO_RULES[] = {
-    allow("read"), allow("write"), allow("readv"), allow("writev"), allow("pread64"),
-    allow("pwrite64"), allow("preadv"), allow("pwritev"), allow("preadv2"), allow("pwritev2"),
-    allow("lseek"), allow("close"), allow("close_range"), allow("dup"), allow("dup2"),
-    allow("dup3"), allow("fcntl"), allow("poll"), allow("ppoll"), allow("select"),
-    allow("pselect6"), allow("epoll_create"), allow("epoll_create1"), allow("epoll_ctl"),
-    allow("epoll_wait"), allow("epoll_pwait"), allow("epoll_pwait2"), allow("eventfd"),
-    allow("eventfd2"), allow("pipe"), allow("pipe2"), allow("fstat"), allow("sendfile"),
+    allow("read"),
+    allow("write"),
+    allow("readv"),
+    allow("writev"),
+    allow("pread64"),
+    allow("pwrite64"),
+    allow("preadv"),
+    allow("pwritev"),
+    allow("preadv2"),
+    allow("pwritev2"),
+    allow("lseek"),
+    allow("close"),
+    allow("close_range"),
+    allow("dup"),
+    allow("dup2"),
+    allow("dup3"),
+    allow("fcntl"),
+    allow("poll"),
+    allow("ppoll"),
+    allow("select"),
+    allow("pselect6"),
+    allow("epoll_create"),
+    allow("epoll_create1"),
+    allow("epoll_ctl"),
+    allow("epoll_wait"),
+    allow("epoll_pwait"),
+    allow("epoll_pwait2"),
+    allow("eventfd"),
+    allow("eventfd2"),
+    allow("pipe"),
+    allow("pipe2"),
+    allow("fstat"),
+    allow("sendfile"),
     // fd flags, like fcntl (KJ sets non-blocking mode this way).
-    allowIf("ioctl", 1, LOW32, FIONBIO, "FIONBIO"), allowIf("ioctl", 1, LOW32, FIOCLEX, "FIOCLEX"),
+    allowIf("ioctl", 1, LOW32, FIONBIO, "FIONBIO"),
+    allowIf("ioctl", 1, LOW32, FIOCLEX, "FIOCLEX"),
     allowIf("ioctl", 1, LOW32, FIONCLEX, "FIONCLEX"),
     // glibc >= 2.33 implements fstat() as newfstatat(fd, "", AT_EMPTY_PATH).
     allowIf("newfstatat", 3, AT_EMPTY_PATH, AT_EMPTY_PATH, "AT_EMPTY_PATH"),
     allowIf("statx", 2, AT_EMPTY_PATH, AT_EMPTY_PATH, "AT_EMPTY_PATH"),
     // I/O on sockets already open (fd 3, or fds passed as capabilities); creating or connecting
     // a socket is UNIX_IPC or NETWORK.
-    allow("sendmsg"), allow("recvmsg"), allow("sendto"), allow("recvfrom"), allow("shutdown"),
-    allow("getsockopt"), allow("getsockname"), allow("getpeername"),
+    allow("sendmsg"),
+    allow("recvmsg"),
+    allow("sendto"),
+    allow("recvfrom"),
+    allow("shutdown"),
+    allow("getsockopt"),
+    allow("getsockname"),
+    allow("getpeername"),
 };
 
 const Rule MEMORY_RULES[] = {
-    allow("mmap"), allow("munmap"), allow("mprotect"), allow("brk"), allow("madvise"),
-    allow("mremap"), allow("msync"), allow("mincore"),
+    allow("mmap"),    allow("munmap"), allow("mprotect"), allow("brk"),
+    allow("madvise"), allow("mremap"), allow("msync"),    allow("mincore"),
 };
 
 const Rule PROCESS_SELF_RULES[] = {
-    allow("exit"), allow("exit_group"), allow("restart_syscall"), allow("getpid"),
-    allow("gettid"), allow("getppid"), allow("getuid"), allow("geteuid"), allow("getgid"),
-    allow("getegid"), allow("getgroups"), allow("getresuid"), allow("getresgid"),
-    allow("getpgrp"), allow("getpgid"), allow("getsid"), allow("uname"), allow("sysinfo"),
-    allow("getrusage"), allow("times"), allow("getcpu"), allow("getcwd"),
-    allow("rt_sigaction"), allow("rt_sigprocmask"), allow("rt_sigreturn"),
-    allow("rt_sigpending"), allow("rt_sigsuspend"), allow("rt_sigtimedwait"),
-    allow("sigaltstack"), allow("signalfd"), allow("signalfd4"),
+    allow("exit"),
+    allow("exit_group"),
+    allow("restart_syscall"),
+    allow("getpid"),
+    allow("gettid"),
+    allow("getppid"),
+    allow("getuid"),
+    allow("geteuid"),
+    allow("getgid"),
+    allow("getegid"),
+    allow("getgroups"),
+    allow("getresuid"),
+    allow("getresgid"),
+    allow("getpgrp"),
+    allow("getpgid"),
+    allow("getsid"),
+    allow("uname"),
+    allow("sysinfo"),
+    allow("getrusage"),
+    allow("times"),
+    allow("getcpu"),
+    allow("getcwd"),
+    allow("rt_sigaction"),
+    allow("rt_sigprocmask"),
+    allow("rt_sigreturn"),
+    allow("rt_sigpending"),
+    allow("rt_sigsuspend"),
+    allow("rt_sigtimedwait"),
+    allow("sigaltstack"),
+    allow("signalfd"),
+    allow("signalfd4"),
     // raise()/abort(): the pid namespace holds only this sandbox's processes.
-    allow("tgkill"), allow("tkill"),
-    allow("futex"), allow("set_robust_list"), allow("get_robust_list"),
-    allow("set_tid_address"), allow("rseq"), allow("arch_prctl"), allow("getrandom"),
-    allow("clock_gettime"), allow("clock_getres"), allow("gettimeofday"), allow("time"),
-    allow("sched_getaffinity"), allow("sched_yield"), allow("getrlimit"), allow("setrlimit"),
+    allow("tgkill"),
+    allow("tkill"),
+    allow("futex"),
+    allow("set_robust_list"),
+    allow("get_robust_list"),
+    allow("set_tid_address"),
+    allow("rseq"),
+    allow("arch_prctl"),
+    allow("getrandom"),
+    allow("clock_gettime"),
+    allow("clock_getres"),
+    allow("gettimeofday"),
+    allow("time"),
+    allow("sched_getaffinity"),
+    allow("sched_yield"),
+    allow("getrlimit"),
+    allow("setrlimit"),
     allowIf("prlimit64", 0, ALL_BITS, 0, "pid 0"),
     // Stacking a filter can only take permissions away.
     allow("seccomp"),
@@ -107,33 +174,76 @@ const Rule FILE_READ_RULES[] = {
     // rests on the mounts (ro-bind, or nothing at all), and the flag checks above are a
     // tripwire. The file workers need RESOLVE_BENEATH to stay inside the workspace.
     allow("openat2"),
-    allow("newfstatat"), allow("statx"), allow("stat"), allow("lstat"), allow("fstatfs"),
-    allow("statfs"), allow("access"), allow("faccessat"), allow("faccessat2"),
-    allow("readlink"), allow("readlinkat"), allow("getdents"), allow("getdents64"),
-    allow("chdir"), allow("fchdir"), allow("fadvise64"), allow("readahead"),
-    allow("getxattr"), allow("lgetxattr"), allow("fgetxattr"), allow("listxattr"),
-    allow("llistxattr"), allow("flistxattr"),
+    allow("newfstatat"),
+    allow("statx"),
+    allow("stat"),
+    allow("lstat"),
+    allow("fstatfs"),
+    allow("statfs"),
+    allow("access"),
+    allow("faccessat"),
+    allow("faccessat2"),
+    allow("readlink"),
+    allow("readlinkat"),
+    allow("getdents"),
+    allow("getdents64"),
+    allow("chdir"),
+    allow("fchdir"),
+    allow("fadvise64"),
+    allow("readahead"),
+    allow("getxattr"),
+    allow("lgetxattr"),
+    allow("fgetxattr"),
+    allow("listxattr"),
+    allow("llistxattr"),
+    allow("flistxattr"),
 };
 
 const Rule FILE_WRITE_RULES[] = {
-    allow("openat"), allow("openat2"), allow("open"), allow("creat"), allow("mkdir"),
+    allow("openat"),
+    allow("openat2"),
+    allow("open"),
+    allow("creat"),
+    allow("mkdir"),
     allow("mkdirat"),
-    allow("rmdir"), allow("rename"), allow("renameat"), allow("renameat2"), allow("unlink"),
-    allow("unlinkat"), allow("truncate"), allow("ftruncate"), allow("fallocate"),
-    allow("fsync"), allow("fdatasync"), allow("flock"), allow("umask"), allow("chmod"),
-    allow("fchmod"), allow("fchmodat"), allow("utime"), allow("utimes"), allow("utimensat"),
-    allow("futimesat"), allow("symlink"), allow("symlinkat"), allow("link"), allow("linkat"),
+    allow("rmdir"),
+    allow("rename"),
+    allow("renameat"),
+    allow("renameat2"),
+    allow("unlink"),
+    allow("unlinkat"),
+    allow("truncate"),
+    allow("ftruncate"),
+    allow("fallocate"),
+    allow("fsync"),
+    allow("fdatasync"),
+    allow("flock"),
+    allow("umask"),
+    allow("chmod"),
+    allow("fchmod"),
+    allow("fchmodat"),
+    allow("utime"),
+    allow("utimes"),
+    allow("utimensat"),
+    allow("futimesat"),
+    allow("symlink"),
+    allow("symlinkat"),
+    allow("link"),
+    allow("linkat"),
     allow("copy_file_range"),
     // Ownership changes: without capabilities the kernel only lets a process "chown" to itself,
     // which `cp -p` and `tar` do routinely.
-    allow("chown"), allow("fchown"), allow("fchownat"), allow("lchown"),
+    allow("chown"),
+    allow("fchown"),
+    allow("fchownat"),
+    allow("lchown"),
 };
 
-#define SOCKET_OPS                                                                          \
-  allow("connect"), allow("bind"), allow("listen"), allow("accept"), allow("accept4"),      \
-      allow("setsockopt"), allow("getsockopt"), allow("getsockname"), allow("getpeername"), \
-      allow("sendmsg"), allow("recvmsg"), allow("sendto"), allow("recvfrom"),              \
-      allow("sendmmsg"), allow("recvmmsg"), allow("shutdown")
+#define SOCKET_OPS                                                                               \
+  allow("connect"), allow("bind"), allow("listen"), allow("accept"), allow("accept4"),           \
+      allow("setsockopt"), allow("getsockopt"), allow("getsockname"), allow("getpeername"),      \
+      allow("sendmsg"), allow("recvmsg"), allow("sendto"), allow("recvfrom"), allow("sendmmsg"), \
+      allow("recvmmsg"), allow("shutdown")
 
 const Rule UNIX_IPC_RULES[] = {
     allowIf("socket", 0, ALL_BITS, AF_UNIX, "family AF_UNIX"),
@@ -161,18 +271,29 @@ constexpr Rule CLONE3_ENOSYS = fail("clone3", ENOSYS, "");
 const Rule PROCESS_SPAWN_RULES[] = {
     allowIf("clone", 0, NAMESPACE_FLAGS, 0, "no namespace flags"),
     CLONE3_ENOSYS,
-    allow("fork"), allow("vfork"), allow("execve"), allow("wait4"), allow("waitid"),
-    allow("kill"), allow("setpgid"), allow("setsid"),
+    allow("fork"),
+    allow("vfork"),
+    allow("execve"),
+    allow("wait4"),
+    allow("waitid"),
+    allow("kill"),
+    allow("setpgid"),
+    allow("setsid"),
     // Watching and stopping its own children (never pidfd_getfd, which steals fds).
-    allow("pidfd_open"), allow("pidfd_send_signal"),
+    allow("pidfd_open"),
+    allow("pidfd_send_signal"),
 };
 
 const Rule THREADS_RULES[] = {
     allowIf("clone", 0, NAMESPACE_FLAGS | CLONE_THREAD, CLONE_THREAD,
             "CLONE_THREAD, no namespace flags"),
     CLONE3_ENOSYS,
-    allow("set_robust_list"), allow("sched_yield"), allow("sched_getaffinity"),
-    allow("futex"), allow("rseq"), allow("madvise"),
+    allow("set_robust_list"),
+    allow("sched_yield"),
+    allow("sched_getaffinity"),
+    allow("futex"),
+    allow("rseq"),
+    allow("madvise"),
 };
 
 const Rule TERMINAL_RULES[] = {
@@ -189,53 +310,126 @@ const Rule TERMINAL_RULES[] = {
 };
 
 const Rule TIME_RULES[] = {
-    allow("nanosleep"), allow("clock_nanosleep"), allow("timer_create"),
-    allow("timer_settime"), allow("timer_gettime"), allow("timer_getoverrun"),
-    allow("timer_delete"), allow("timerfd_create"), allow("timerfd_settime"),
-    allow("timerfd_gettime"), allow("alarm"), allow("setitimer"), allow("getitimer"),
-    allow("pause"),
+    allow("nanosleep"),       allow("clock_nanosleep"), allow("timer_create"),
+    allow("timer_settime"),   allow("timer_gettime"),   allow("timer_getoverrun"),
+    allow("timer_delete"),    allow("timerfd_create"),  allow("timerfd_settime"),
+    allow("timerfd_gettime"), allow("alarm"),           allow("setitimer"),
+    allow("getitimer"),       allow("pause"),
 };
 
 const Rule BOOTSTRAP_RULES[] = {
     allow("execve"),  // bwrap execs the worker after loading the filter
-    allow("exit_group"), allow("exit"), allow("rt_sigprocmask"), allow("rt_sigaction"),
-    allow("rt_sigreturn"), allow("close"), allow("read"), allow("write"),
+    allow("exit_group"),
+    allow("exit"),
+    allow("rt_sigprocmask"),
+    allow("rt_sigaction"),
+    allow("rt_sigreturn"),
+    allow("close"),
+    allow("read"),
+    allow("write"),
     // The dynamic loader, and NSS/locale files the worker opens before its lockdown.
-    allowIf("openat", 2, WRITE_OPEN_FLAGS, 0, "read-only flags"), allow("access"),
-    allow("newfstatat"), allow("fstat"), allow("pread64"), allow("mmap"), allow("mprotect"),
-    allow("munmap"), allow("brk"), allow("arch_prctl"), allow("set_tid_address"),
-    allow("set_robust_list"), allow("rseq"), allow("getrandom"), allow("futex"),
+    allowIf("openat", 2, WRITE_OPEN_FLAGS, 0, "read-only flags"),
+    allow("access"),
+    allow("newfstatat"),
+    allow("fstat"),
+    allow("pread64"),
+    allow("mmap"),
+    allow("mprotect"),
+    allow("munmap"),
+    allow("brk"),
+    allow("arch_prctl"),
+    allow("set_tid_address"),
+    allow("set_robust_list"),
+    allow("rseq"),
+    allow("getrandom"),
+    allow("futex"),
     // The worker's start-up (common/worker-main.h): rlimits, KJ's event loop, its own filter.
-    allowIf("prlimit64", 0, ALL_BITS, 0, "pid 0"), allow("epoll_create1"),
-    allow("epoll_ctl"), allow("eventfd2"), allow("signalfd4"), allow("fcntl"),
-    allowIf("ioctl", 1, LOW32, FIONBIO, "FIONBIO"), allow("seccomp"),
+    allowIf("prlimit64", 0, ALL_BITS, 0, "pid 0"),
+    allow("epoll_create1"),
+    allow("epoll_ctl"),
+    allow("eventfd2"),
+    allow("signalfd4"),
+    allow("fcntl"),
+    allowIf("ioctl", 1, LOW32, FIONBIO, "FIONBIO"),
+    allow("seccomp"),
     allowIf("prctl", 0, ALL_BITS, PR_SET_NO_NEW_PRIVS, "PR_SET_NO_NEW_PRIVS"),
 };
 
 const char* const NEVER_ALLOWED_NAMES[] = {
-    "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
-    "chroot", "unshare", "setns", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount",
-    "fspick", "mount_setattr", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
-    "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register", "personality",
-    "modify_ldt", "kexec_load", "kexec_file_load", "init_module", "finit_module",
-    "delete_module", "open_by_handle_at", "name_to_handle_at", "kcmp", "pidfd_getfd",
-    "iopl", "ioperm", "swapon", "swapoff", "reboot", "acct", "quotactl", "syslog",
-    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname",
-    "setdomainname", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
-    "setgroups", "setfsuid", "setfsgid", "capset", "fanotify_init", "uselib",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "personality",
+    "modify_ldt",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "kcmp",
+    "pidfd_getfd",
+    "iopl",
+    "ioperm",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "quotactl",
+    "syslog",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "sethostname",
+    "setdomainname",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "setfsuid",
+    "setfsgid",
+    "capset",
+    "fanotify_init",
+    "uselib",
 };
 
 constexpr Group SESSION_GROUPS[] = {Group::BASIC_IO, Group::MEMORY, Group::PROCESS_SELF,
                                     Group::TIME};
-constexpr Group MODEL_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,  Group::PROCESS_SELF,
+constexpr Group MODEL_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,    Group::PROCESS_SELF,
                                   Group::TIME,     Group::FILE_READ, Group::NETWORK,
                                   Group::THREADS};
 constexpr Group EXEC_GROUPS[] = {
-    Group::BASIC_IO,  Group::MEMORY,   Group::PROCESS_SELF,  Group::TIME,
-    Group::FILE_READ, Group::FILE_WRITE, Group::UNIX_IPC,    Group::PROCESS_SPAWN,
-    Group::THREADS,   Group::TERMINAL};
-constexpr Group READ_GROUPS[] = {Group::BASIC_IO, Group::MEMORY, Group::PROCESS_SELF,
-                                 Group::TIME, Group::FILE_READ};
+    Group::BASIC_IO,   Group::MEMORY,   Group::PROCESS_SELF,  Group::TIME,    Group::FILE_READ,
+    Group::FILE_WRITE, Group::UNIX_IPC, Group::PROCESS_SPAWN, Group::THREADS, Group::TERMINAL};
+constexpr Group READ_GROUPS[] = {Group::BASIC_IO, Group::MEMORY, Group::PROCESS_SELF, Group::TIME,
+                                 Group::FILE_READ};
 constexpr Group WRITE_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,    Group::PROCESS_SELF,
                                   Group::TIME,     Group::FILE_READ, Group::FILE_WRITE};
 const KindLockdown LOCKDOWNS[] = {
@@ -256,34 +450,56 @@ const kj::ArrayPtr<const char* const> NEVER_ALLOWED = NEVER_ALLOWED_NAMES;
 
 kj::StringPtr groupName(Group group) {
   switch (group) {
-    case Group::BASIC_IO: return "BASIC_IO";
-    case Group::MEMORY: return "MEMORY";
-    case Group::PROCESS_SELF: return "PROCESS_SELF";
-    case Group::FILE_READ: return "FILE_READ";
-    case Group::FILE_WRITE: return "FILE_WRITE";
-    case Group::UNIX_IPC: return "UNIX_IPC";
-    case Group::NETWORK: return "NETWORK";
-    case Group::PROCESS_SPAWN: return "PROCESS_SPAWN";
-    case Group::THREADS: return "THREADS";
-    case Group::TERMINAL: return "TERMINAL";
-    case Group::TIME: return "TIME";
+    case Group::BASIC_IO:
+      return "BASIC_IO";
+    case Group::MEMORY:
+      return "MEMORY";
+    case Group::PROCESS_SELF:
+      return "PROCESS_SELF";
+    case Group::FILE_READ:
+      return "FILE_READ";
+    case Group::FILE_WRITE:
+      return "FILE_WRITE";
+    case Group::UNIX_IPC:
+      return "UNIX_IPC";
+    case Group::NETWORK:
+      return "NETWORK";
+    case Group::PROCESS_SPAWN:
+      return "PROCESS_SPAWN";
+    case Group::THREADS:
+      return "THREADS";
+    case Group::TERMINAL:
+      return "TERMINAL";
+    case Group::TIME:
+      return "TIME";
   }
   KJ_FAIL_REQUIRE("unknown syscall group", static_cast<int>(group));
 }
 
 kj::ArrayPtr<const Rule> groupRules(Group group) {
   switch (group) {
-    case Group::BASIC_IO: return BASIC_IO_RULES;
-    case Group::MEMORY: return MEMORY_RULES;
-    case Group::PROCESS_SELF: return PROCESS_SELF_RULES;
-    case Group::FILE_READ: return FILE_READ_RULES;
-    case Group::FILE_WRITE: return FILE_WRITE_RULES;
-    case Group::UNIX_IPC: return UNIX_IPC_RULES;
-    case Group::NETWORK: return NETWORK_RULES;
-    case Group::PROCESS_SPAWN: return PROCESS_SPAWN_RULES;
-    case Group::THREADS: return THREADS_RULES;
-    case Group::TERMINAL: return TERMINAL_RULES;
-    case Group::TIME: return TIME_RULES;
+    case Group::BASIC_IO:
+      return BASIC_IO_RULES;
+    case Group::MEMORY:
+      return MEMORY_RULES;
+    case Group::PROCESS_SELF:
+      return PROCESS_SELF_RULES;
+    case Group::FILE_READ:
+      return FILE_READ_RULES;
+    case Group::FILE_WRITE:
+      return FILE_WRITE_RULES;
+    case Group::UNIX_IPC:
+      return UNIX_IPC_RULES;
+    case Group::NETWORK:
+      return NETWORK_RULES;
+    case Group::PROCESS_SPAWN:
+      return PROCESS_SPAWN_RULES;
+    case Group::THREADS:
+      return THREADS_RULES;
+    case Group::TERMINAL:
+      return TERMINAL_RULES;
+    case Group::TIME:
+      return TIME_RULES;
   }
   KJ_FAIL_REQUIRE("unknown syscall group", static_cast<int>(group));
 }
@@ -341,8 +557,7 @@ Filter::Filter(const FilterSpec& spec) {
   std::set<std::tuple<std::string, int, int, uint64_t, uint64_t>> seen;
   std::set<std::string> allowed;
   auto add = [&](const Rule& rule) {
-    if (!seen.emplace(rule.syscall, rule.errnoValue, rule.argIndex, rule.mask, rule.value)
-             .second) {
+    if (!seen.emplace(rule.syscall, rule.errnoValue, rule.argIndex, rule.mask, rule.value).second) {
       return;
     }
     int nr = resolveSyscall(rule.syscall);
@@ -352,8 +567,8 @@ Filter::Filter(const FilterSpec& spec) {
     if (rule.argIndex < 0) {
       rc = seccomp_rule_add_exact(ctx, action, nr, 0);
     } else {
-      scmp_arg_cmp cmp = SCMP_CMP(static_cast<unsigned>(rule.argIndex), SCMP_CMP_MASKED_EQ,
-                                  rule.mask, rule.value);
+      scmp_arg_cmp cmp =
+          SCMP_CMP(static_cast<unsigned>(rule.argIndex), SCMP_CMP_MASKED_EQ, rule.mask, rule.value);
       rc = seccomp_rule_add_exact_array(ctx, action, nr, 1, &cmp);
     }
     check(rc, "rule", rule.syscall);

@@ -33,7 +33,7 @@ enum class Group : int {
   TIME = 11,
 };
 constexpr Group ALL_GROUPS[] = {
-    Group::BASIC_IO,   Group::MEMORY,  Group::PROCESS_SELF,  Group::FILE_READ,
+    Group::BASIC_IO,   Group::MEMORY,   Group::PROCESS_SELF, Group::FILE_READ,
     Group::FILE_WRITE, Group::UNIX_IPC, Group::NETWORK,      Group::PROCESS_SPAWN,
     Group::THREADS,    Group::TERMINAL, Group::TIME,
 };

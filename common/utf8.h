@@ -3,8 +3,8 @@
 // Runs in: supervisor and workers
 //
 // Header-only: the exec and file workers produce valid text, and the supervisor checks again
-// (it trusts no worker) before text reaches the gateway's JSON. Well-formedness follows the Unicode standard's table 3-7:
-// no overlong forms, no surrogates, nothing above U+10FFFF.
+// (it trusts no worker) before text reaches the gateway's JSON. Well-formedness follows the Unicode
+// standard's table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF.
 
 #pragma once
 
@@ -32,9 +32,8 @@ inline size_t utf8SequenceLength(kj::ArrayPtr<const char> bytes, size_t i) {
   if (lead >= 0xF0 && lead <= 0xF4) {
     unsigned lo = lead == 0xF0 ? 0x90 : 0x80;
     unsigned hi = lead == 0xF4 ? 0x8F : 0xBF;
-    return inRange(i + 1, lo, hi) && inRange(i + 2, 0x80, 0xBF) && inRange(i + 3, 0x80, 0xBF)
-               ? 4
-               : 0;
+    return inRange(i + 1, lo, hi) && inRange(i + 2, 0x80, 0xBF) && inRange(i + 3, 0x80, 0xBF) ? 4
+                                                                                              : 0;
   }
   return 0;
 }

@@ -28,31 +28,31 @@ constexpr int EXIT_SETUP_FAILED = 70;
 
 int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBootstrap) {
   // Step 1: limits, before anything else allocates or forks.
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { applyLimitsInChild(argc, argv); })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { applyLimitsInChild(argc, argv); })) {
     fprintf(stderr, "chitin-worker-%s: cannot apply limits: %s\n", kind,
             e->getDescription().cStr());
     return EXIT_SETUP_FAILED;
   }
 
   int status = 0;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-    // Step 2: the RPC system, serving our bootstrap capability on fd 3.
-    auto io = kj::setupAsyncIo();
-    auto stream = io.lowLevelProvider->wrapUnixSocketFd(
-        SUPERVISOR_FD, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-    auto paf = kj::newPromiseAndFulfiller<void>();
-    WorkerContext context{io, kj::mv(paf.fulfiller)};
-    capnp::Capability::Client bootstrap = makeBootstrap(context);
-    capnp::TwoPartyClient rpc(*stream, MAX_FDS_PER_MESSAGE, kj::mv(bootstrap),
-                              capnp::rpc::twoparty::Side::SERVER);
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
+                 // Step 2: the RPC system, serving our bootstrap capability on fd 3.
+                 auto io = kj::setupAsyncIo();
+                 auto stream = io.lowLevelProvider->wrapUnixSocketFd(
+                     SUPERVISOR_FD, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+                 auto paf = kj::newPromiseAndFulfiller<void>();
+                 WorkerContext context{io, kj::mv(paf.fulfiller)};
+                 capnp::Capability::Client bootstrap = makeBootstrap(context);
+                 capnp::TwoPartyClient rpc(*stream, MAX_FDS_PER_MESSAGE, kj::mv(bootstrap),
+                                           capnp::rpc::twoparty::Side::SERVER);
 
-    // Step 3: from here on the worker runs under its kind's stricter filter.
-    lockDownInWorker(kind);
+                 // Step 3: from here on the worker runs under its kind's stricter filter.
+                 lockDownInWorker(kind);
 
-    // Step 4: serve until the supervisor goes away or the worker says it is done.
-    auto disconnected = rpc.onDisconnect();
-    disconnected.exclusiveJoin(kj::mv(paf.promise)).wait(io.waitScope);
-  })) {
+                 // Step 4: serve until the supervisor goes away or the worker says it is done.
+                 auto disconnected = rpc.onDisconnect();
+                 disconnected.exclusiveJoin(kj::mv(paf.promise)).wait(io.waitScope);
+               })) {
     if (e->getType() == kj::Exception::Type::DISCONNECTED) {
       status = 0;  // the supervisor hung up: a normal end
     } else {

@@ -16,9 +16,7 @@ constexpr size_t DISPLAY_MAX_BYTES = 160;
 constexpr size_t DISPLAY_HEAD_BYTES = 100;
 constexpr size_t DISPLAY_TAIL_BYTES = 50;
 
-bool isUtf8Continuation(char c) {
-  return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
-}
+bool isUtf8Continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
 
 void appendEscaped(kj::Vector<char>& out, kj::ArrayPtr<const char> bytes) {
   static constexpr char HEX[] = "0123456789abcdef";
@@ -74,8 +72,9 @@ kj::String displayPath(kj::StringPtr path) {
 
 kj::OneOf<kj::String, PathRejection> checkWorkspacePath(kj::StringPtr path) {
   if (path.size() == 0) {
-    return PathRejection{kj::str("path is empty (expected a path relative to the workspace, "
-                                 "e.g. \"notes/todo.md\")")};
+    return PathRejection{
+        kj::str("path is empty (expected a path relative to the workspace, "
+                "e.g. \"notes/todo.md\")")};
   }
   if (path.size() > MAX_WORKSPACE_PATH_BYTES) {
     return reject(kj::str("path is too long (", path.size(), " bytes, at most ",
@@ -105,7 +104,8 @@ kj::OneOf<kj::String, PathRejection> checkWorkspacePath(kj::StringPtr path) {
     kj::StringPtr mountName = WORKSPACE_MOUNT + 1;
     if (components.size() == 0 || !equals(components[0], mountName)) {
       return reject(kj::str("absolute path outside the workspace (use a path relative to the "
-                            "workspace, or one under ", WORKSPACE_MOUNT, "/)"),
+                            "workspace, or one under ",
+                            WORKSPACE_MOUNT, "/)"),
                     path);
     }
     first = 1;

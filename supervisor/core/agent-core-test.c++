@@ -19,12 +19,14 @@ TEST_CASE("session keys: the documented form is accepted") {
 }
 
 TEST_CASE("session keys: anything else is rejected with the expected form") {
-  for (std::string bad : std::vector<std::string>{"", "agent:main", "agent:main:cli:direct:", "agent:main:cli:dm:alice",
-                          "agent:Main:cli:direct:alice", "agent:main:cli:direct:../../x",
-                          "agent:main:cli:direct:a/b", "agent:main:cli:direct:a b",
-                          std::string("agent:main:cli:direct:") + std::string(200, 'a')}) {
+  for (std::string bad : std::vector<std::string>{
+           "", "agent:main", "agent:main:cli:direct:", "agent:main:cli:dm:alice",
+           "agent:Main:cli:direct:alice", "agent:main:cli:direct:../../x",
+           "agent:main:cli:direct:a/b", "agent:main:cli:direct:a b",
+           std::string("agent:main:cli:direct:") + std::string(200, 'a')}) {
     CAPTURE(bad);
-    CHECK(checkSessionKey(bad).find("agent:<agent>:<channel>:direct|group:<id>") != std::string::npos);
+    CHECK(checkSessionKey(bad).find("agent:<agent>:<channel>:direct|group:<id>") !=
+          std::string::npos);
   }
 }
 

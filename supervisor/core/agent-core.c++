@@ -66,7 +66,8 @@ std::string keyPart(const std::string& s, const char* fallback) {
 std::string summarize(const std::string& raw) {
   std::string s = sanitizeUtf8(kj::ArrayPtr<const char>(raw.data(), raw.size())).cStr();
   if (s.size() <= MAX_SUMMARY_BYTES) return s;
-  size_t cut = utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(s.data(), s.size()), MAX_SUMMARY_BYTES);
+  size_t cut =
+      utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(s.data(), s.size()), MAX_SUMMARY_BYTES);
   return s.substr(0, cut) + "…";
 }
 
@@ -194,7 +195,8 @@ class AgentCore::ModelProxy final : public rpc::Model::Server {
             TranscriptEntry entry;
             entry.role = "assistant";
             auto content = m.getContent();
-            entry.content = sanitizeUtf8(kj::ArrayPtr<const char>(content.begin(), content.size())).cStr();
+            entry.content =
+                sanitizeUtf8(kj::ArrayPtr<const char>(content.begin(), content.size())).cStr();
             for (auto call : m.getToolCalls()) {
               entry.toolCalls.push_back({call.getId(), call.getName(), call.getArgumentsJson()});
               run->requested[call.getId()] = {call.getName(), call.getArgumentsJson()};
@@ -342,9 +344,9 @@ void AgentCore::emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCal
   run->sink->event(e);
 }
 
-gateway::Result<gateway::AgentAccepted> AgentCore::startRun(const gateway::AgentParams& params,
-                                                            const gateway::ClientIdentity& who,
-                                                            std::shared_ptr<gateway::RunSink> sink) {
+gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
+    const gateway::AgentParams& params, const gateway::ClientIdentity& who,
+    std::shared_ptr<gateway::RunSink> sink) {
   if (shuttingDown_) return gateway::UserError{"UNAVAILABLE", "the gateway is shutting down"};
   const std::string& text = params.message();
   if (text.empty() || text.find_first_not_of(" \t\r\n") == std::string::npos) {
@@ -355,8 +357,8 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(const gateway::Agent
   }
   std::string key = params.session_key();
   if (key.empty()) {
-    key = "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") + ":direct:" +
-          keyPart(who.user, "owner");
+    key = "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") +
+          ":direct:" + keyPart(who.user, "owner");
   }
   if (auto problem = checkSessionKey(key); !problem.empty()) {
     return gateway::UserError{"INVALID_REQUEST", problem};
@@ -392,7 +394,7 @@ void AgentCore::startNext(Session& session) {
   if (session.idle != nullptr) uv_timer_stop(&session.idle->handle);
   // Whatever goes wrong while starting (a full disk, a failed spawn), the client gets its final
   // answer: a run never stays open because of our own failure.
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { beginTurn(session, run); })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { beginTurn(session, run); })) {
     spdlog::error("run {}: cannot start the turn: {}", run->id, e->getDescription().cStr());
     finishRun(run, "error", "", "the turn could not start (see the gateway log)");
   }
@@ -407,8 +409,8 @@ void AgentCore::ensureWorker(Session& session) {
   session.violation.clear();
   spawn::SpawnRequest request;
   request.profile = "session";
-  session.host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request),
-                                      "session worker " + session.key);
+  session.host =
+      kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "session worker " + session.key);
   session.client = session.host->bootstrap<rpc::SessionWorker>();
   uint64_t generation = ++session.generation;
   std::string key = session.key;
@@ -521,11 +523,13 @@ void AgentCore::beginTurn(Session& session, std::shared_ptr<Run> run) {
           why = "the session worker broke the protocol and was stopped (" + session->violation +
                 "); this turn was not completed.";
         } else if (e.getType() == kj::Exception::Type::DISCONNECTED) {
-          why = "the session worker stopped unexpectedly; this turn was not completed. Send your "
-                "message again to continue (the conversation so far is kept).";
+          why =
+              "the session worker stopped unexpectedly; this turn was not completed. Send your "
+              "message again to continue (the conversation so far is kept).";
         } else {
-          why = "the session worker broke the protocol and was stopped; this turn was not "
-                "completed.";
+          why =
+              "the session worker broke the protocol and was stopped; this turn was not "
+              "completed.";
           if (session != nullptr) killSessionWorker(*session, "protocol violation: runTurn failed");
         }
         spdlog::warn("run {}: {}", run->id, e.getDescription().cStr());
@@ -652,8 +656,8 @@ gateway::Result<gateway::ChatHistory> AgentCore::history(const gateway::ChatHist
                                                          const gateway::ClientIdentity& who) {
   std::string key = params.session_key();
   if (key.empty()) {
-    key = "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") + ":direct:" +
-          keyPart(who.user, "owner");
+    key = "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") +
+          ":direct:" + keyPart(who.user, "owner");
   }
   if (auto problem = checkSessionKey(key); !problem.empty()) {
     return gateway::UserError{"INVALID_REQUEST", problem};

@@ -31,11 +31,11 @@ namespace chitin {
 
 struct AgentCoreSettings {
   std::string agentId = "main";
-  std::string systemPrompt;      // "" = the built-in prompt
+  std::string systemPrompt;  // "" = the built-in prompt
   std::string workspaceDir;
   uint32_t maxSteps = 16;
   uint32_t sessionIdleSeconds = 600;
-  std::string homeDir;           // for status
+  std::string homeDir;  // for status
   std::string version;
 };
 
@@ -59,7 +59,9 @@ class AgentCore final : public gateway::AgentService {
   gateway::StatusPayload status() override;
 
   void setSandboxStatus(std::string status) { sandboxStatus_ = std::move(status); }
-  void setConnectionCounter(std::function<uint32_t()> counter) { connections_ = std::move(counter); }
+  void setConnectionCounter(std::function<uint32_t()> counter) {
+    connections_ = std::move(counter);
+  }
 
   // Aborts every run and stops every session worker (SIGTERM path).
   void shutdown();

@@ -46,7 +46,8 @@ TEST_CASE("config: errors name file:line:column") {
   CHECK(errorOf("model { provider: OPENIA }\n").find("/h/chitin.conf:1:") == 0);
   CHECK(errorOf("gateway { port: -3 }").find("/h/chitin.conf:1:") == 0);
   CHECK(errorOf("gateway {").find("/h/chitin.conf:1:") == 0);
-  CHECK(errorOf("agent { id: \"main\" id: \"x\" }").find("specified multiple times") != std::string::npos);
+  CHECK(errorOf("agent { id: \"main\" id: \"x\" }").find("specified multiple times") !=
+        std::string::npos);
 }
 
 TEST_CASE("config: semantic checks name the setting") {
@@ -62,10 +63,11 @@ TEST_CASE("config: environment overrides the model settings") {
   CHECK(m.baseUrl == "https://api.anthropic.com");
   CHECK(m.configured());
 
-  m = resolveModelSettings(c, envOf({{"CHITIN_MODEL_PROVIDER", "openai"},
-                                     {"CHITIN_MODEL_BASE_URL", "http://127.0.0.1:9/v1"},
-                                     {"CHITIN_MODEL", "m1"},
-                                     {"CHITIN_MODEL_API_KEY", "sk-test"}}),
+  m = resolveModelSettings(c,
+                           envOf({{"CHITIN_MODEL_PROVIDER", "openai"},
+                                  {"CHITIN_MODEL_BASE_URL", "http://127.0.0.1:9/v1"},
+                                  {"CHITIN_MODEL", "m1"},
+                                  {"CHITIN_MODEL_API_KEY", "sk-test"}}),
                            noFile);
   CHECK(m.provider == config::ModelConfig::OPENAI);
   CHECK(m.baseUrl == "http://127.0.0.1:9/v1");
@@ -91,9 +93,10 @@ TEST_CASE("config: bad environment values are rejected by name") {
   CHECK_THROWS_WITH_AS(
       resolveModelSettings(c, envOf({{"CHITIN_MODEL_PROVIDER", "openai"}}), noFile),
       doctest::Contains("no model name"), ConfigError);
-  CHECK_THROWS_WITH_AS(resolveModelSettings(c, envOf({{"CHITIN_MODEL_PROVIDER", "openai"},
-                                                      {"CHITIN_MODEL", "m"},
-                                                      {"CHITIN_MODEL_BASE_URL", "ftp://x"}}),
+  CHECK_THROWS_WITH_AS(resolveModelSettings(c,
+                                            envOf({{"CHITIN_MODEL_PROVIDER", "openai"},
+                                                   {"CHITIN_MODEL", "m"},
+                                                   {"CHITIN_MODEL_BASE_URL", "ftp://x"}}),
                                             noFile),
                        doctest::Contains("http:// or https://"), ConfigError);
   auto none = resolveModelSettings(c, envOf({}), noFile);

@@ -117,16 +117,20 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   }
   if (c.agent().id().size() > 32) fail("agent.id is longer than 32 characters");
   if (c.agent().max_steps() > 256) fail("agent.max_steps must be at most 256");
-  if (c.agent().tool_timeout_seconds() > 3600) fail("agent.tool_timeout_seconds must be at most 3600");
+  if (c.agent().tool_timeout_seconds() > 3600)
+    fail("agent.tool_timeout_seconds must be at most 3600");
 }
 
 }  // namespace
 
 std::string ModelSettings::providerName() const {
   switch (provider) {
-    case config::ModelConfig::OPENAI: return "openai";
-    case config::ModelConfig::ANTHROPIC: return "anthropic";
-    default: return "none";
+    case config::ModelConfig::OPENAI:
+      return "openai";
+    case config::ModelConfig::ANTHROPIC:
+      return "anthropic";
+    default:
+      return "none";
   }
 }
 
@@ -181,10 +185,15 @@ ModelSettings resolveModelSettings(const config::ChitinConfig& c, const EnvLooku
   std::string keyFile = mc.api_key_file();
 
   if (auto p = env("CHITIN_MODEL_PROVIDER")) {
-    if (*p == "openai") m.provider = config::ModelConfig::OPENAI;
-    else if (*p == "anthropic") m.provider = config::ModelConfig::ANTHROPIC;
-    else if (p->empty() || *p == "none") m.provider = config::ModelConfig::PROVIDER_UNSPECIFIED;
-    else throw ConfigError("CHITIN_MODEL_PROVIDER: expected \"openai\" or \"anthropic\", got \"" + *p + "\"");
+    if (*p == "openai")
+      m.provider = config::ModelConfig::OPENAI;
+    else if (*p == "anthropic")
+      m.provider = config::ModelConfig::ANTHROPIC;
+    else if (p->empty() || *p == "none")
+      m.provider = config::ModelConfig::PROVIDER_UNSPECIFIED;
+    else
+      throw ConfigError("CHITIN_MODEL_PROVIDER: expected \"openai\" or \"anthropic\", got \"" + *p +
+                        "\"");
   }
   if (auto v = env("CHITIN_MODEL_BASE_URL")) m.baseUrl = *v;
   if (auto v = env("CHITIN_MODEL")) m.model = *v;
@@ -198,15 +207,18 @@ ModelSettings resolveModelSettings(const config::ChitinConfig& c, const EnvLooku
     } catch (const std::exception& e) {
       throw ConfigError("model API key file " + keyFile + ": " + e.what());
     }
-    while (!m.apiKey.empty() && isspace(static_cast<unsigned char>(m.apiKey.back()))) m.apiKey.pop_back();
+    while (!m.apiKey.empty() && isspace(static_cast<unsigned char>(m.apiKey.back())))
+      m.apiKey.pop_back();
   }
 
   if (m.baseUrl.empty()) {
     if (m.provider == config::ModelConfig::OPENAI) m.baseUrl = "https://api.openai.com/v1";
     if (m.provider == config::ModelConfig::ANTHROPIC) m.baseUrl = "https://api.anthropic.com";
   }
-  if (!m.baseUrl.empty() && m.baseUrl.rfind("http://", 0) != 0 && m.baseUrl.rfind("https://", 0) != 0) {
-    throw ConfigError("model base URL: expected an http:// or https:// URL, got \"" + m.baseUrl + "\"");
+  if (!m.baseUrl.empty() && m.baseUrl.rfind("http://", 0) != 0 &&
+      m.baseUrl.rfind("https://", 0) != 0) {
+    throw ConfigError("model base URL: expected an http:// or https:// URL, got \"" + m.baseUrl +
+                      "\"");
   }
   if (m.provider != config::ModelConfig::PROVIDER_UNSPECIFIED && m.model.empty()) {
     throw ConfigError("model: provider " + m.providerName() +

@@ -64,7 +64,8 @@ TEST_CASE("home: a token readable by others is refused, not used") {
   HomeLayout home{t.root};
   loadOrCreateToken(home);
   REQUIRE(chmod(home.tokenPath().c_str(), 0644) == 0);
-  CHECK_THROWS_WITH(loadOrCreateToken(home), doctest::Contains("readable by group or others (mode 644)"));
+  CHECK_THROWS_WITH(loadOrCreateToken(home),
+                    doctest::Contains("readable by group or others (mode 644)"));
 }
 
 TEST_CASE("home: a short token file is refused") {

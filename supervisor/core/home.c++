@@ -59,7 +59,8 @@ int chownEntry(const char* path, const struct stat*, int, struct FTW*) {
 std::string defaultHomePath(const std::string& serviceUserHome) {
   if (const char* h = getenv("CHITIN_HOME"); h != nullptr && *h != '\0') return h;
   if (!serviceUserHome.empty()) return serviceUserHome + "/.chitin";
-  if (const char* h = getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.chitin";
+  if (const char* h = getenv("HOME"); h != nullptr && *h != '\0')
+    return std::string(h) + "/.chitin";
   throw std::runtime_error("cannot find a home directory: set CHITIN_HOME");
 }
 
@@ -113,8 +114,8 @@ ServiceUser lookupServiceUser(const std::string& name) {
   errno = 0;
   struct passwd* pw = getpwnam(name.c_str());
   if (pw == nullptr) {
-    throw std::runtime_error("--user " + name + ": no such user (create one with: useradd --system " +
-                             name + ")");
+    throw std::runtime_error("--user " + name +
+                             ": no such user (create one with: useradd --system " + name + ")");
   }
   if (pw->pw_uid == 0) throw std::runtime_error("--user " + name + ": refusing to run as uid 0");
   return ServiceUser{pw->pw_uid, pw->pw_gid, pw->pw_name, pw->pw_dir ? pw->pw_dir : ""};
@@ -125,7 +126,8 @@ void dropRootTo(const ServiceUser& user, const std::string& home) {
   // The service user must own its home: it writes transcripts and the token there.
   chownUid = user.uid;
   chownGid = user.gid;
-  if (nftw(home.c_str(), chownEntry, 32, FTW_PHYS) != 0) fail("cannot hand " + home + " to " + user.name);
+  if (nftw(home.c_str(), chownEntry, 32, FTW_PHYS) != 0)
+    fail("cannot hand " + home + " to " + user.name);
   if (setgroups(1, &user.gid) != 0) fail("setgroups");
   if (setresgid(user.gid, user.gid, user.gid) != 0) fail("setresgid");
   if (setresuid(user.uid, user.uid, user.uid) != 0) fail("setresuid");

@@ -46,7 +46,7 @@ void ModelHost::stop() {
 }
 
 rpc::ModelProvider::Client ModelHost::ensureWorker() {
-  KJ_IF_MAYBE(c, client_) {
+  KJ_IF_MAYBE (c, client_) {
     if (running()) return *c;
   }
   client_ = nullptr;
@@ -60,8 +60,9 @@ rpc::ModelProvider::Client ModelHost::ensureWorker() {
   // The key travels only here: over the socketpair, in memory.
   auto configure = client.configureRequest();
   auto c = configure.initConfig();
-  c.setApi(settings_.provider == config::ModelConfig::ANTHROPIC ? rpc::ProviderConfig::Api::ANTHROPIC
-                                                                : rpc::ProviderConfig::Api::OPENAI_CHAT);
+  c.setApi(settings_.provider == config::ModelConfig::ANTHROPIC
+               ? rpc::ProviderConfig::Api::ANTHROPIC
+               : rpc::ProviderConfig::Api::OPENAI_CHAT);
   c.setBaseUrl(settings_.baseUrl);
   c.setApiKey(settings_.apiKey);
   c.setModel(settings_.model);
@@ -91,7 +92,8 @@ kj::Promise<kj::Own<capnp::MallocMessageBuilder>> ModelHost::complete(
   } catch (const spawn::SandboxUnavailable& e) {
     return failedCompletion(rpc::ModelFailure::Kind::NETWORK,
                             kj::str("the model worker could not start because its sandbox could "
-                                    "not be set up: ", e.what()));
+                                    "not be set up: ",
+                                    e.what()));
   } catch (const kj::Exception& e) {
     // Our own failure (a syscall in the spawn path), not the session's: say so as an outcome.
     spdlog::error("cannot start the model worker: {}", e.getDescription().cStr());

@@ -26,8 +26,8 @@ class ModelHost {
   // One completion. Never rejects for expected failures: a sandbox that cannot be built or a
   // worker that dies mid-call come back as `failed` completions. The returned message's root is
   // an rpc::Completion.
-  kj::Promise<kj::Own<capnp::MallocMessageBuilder>> complete(
-      rpc::CompletionRequest::Reader request, rpc::TextStream::Client stream);
+  kj::Promise<kj::Own<capnp::MallocMessageBuilder>> complete(rpc::CompletionRequest::Reader request,
+                                                             rpc::TextStream::Client stream);
 
   const ModelSettings& settings() const { return settings_; }
   bool running() const;

@@ -125,10 +125,11 @@ int runGateway(const GatewayCommand& command) {
     spawn::SystemSpawnOs spawnOs;
     spawn::SpawnerSettings spawnSettings;
     spawnSettings.bwrapPath = config.sandbox().bwrap_path();
-    spawnSettings.profileDir = config.sandbox().profile_dir().empty() ? command.profileDir
-                                                                      : config.sandbox().profile_dir();
-    spawnSettings.workerDir = config.sandbox().worker_dir().empty() ? command.workerDir
-                                                                    : config.sandbox().worker_dir();
+    spawnSettings.profileDir = config.sandbox().profile_dir().empty()
+                                   ? command.profileDir
+                                   : config.sandbox().profile_dir();
+    spawnSettings.workerDir =
+        config.sandbox().worker_dir().empty() ? command.workerDir : config.sandbox().worker_dir();
     spawn::Spawner spawner(spawnSettings, spawnOs);
 
     TranscriptStore transcripts(home.sessionsDir());
@@ -195,7 +196,8 @@ int runGateway(const GatewayCommand& command) {
       };
       auto* check = new SandboxCheck{{}, spawnSettings, std::nullopt, &core};
       check->work.data = check;
-      uv_queue_work(&loop, &check->work,
+      uv_queue_work(
+          &loop, &check->work,
           [](uv_work_t* w) {
             auto* c = static_cast<SandboxCheck*>(w->data);
             spawn::SystemSpawnOs os;
@@ -205,7 +207,8 @@ int runGateway(const GatewayCommand& command) {
           [](uv_work_t* w, int status) {
             auto* c = static_cast<SandboxCheck*>(w->data);
             if (status == 0) {
-              if (c->problem) spdlog::error("sandbox unavailable, no worker will run: {}", *c->problem);
+              if (c->problem)
+                spdlog::error("sandbox unavailable, no worker will run: {}", *c->problem);
               c->core->setSandboxStatus(c->problem ? *c->problem : "ok");
             }
             delete c;
@@ -240,9 +243,9 @@ int runGateway(const GatewayCommand& command) {
       uv_signal_init(&loop, &signals.hangup);
       uv_signal_start(&signals.term, onStop, SIGTERM);
       uv_signal_start(&signals.interrupt, onStop, SIGINT);
-      uv_signal_start(&signals.hangup, [](uv_signal_t*, int) {
-        spdlog::info("SIGHUP: nothing to reload yet");
-      }, SIGHUP);
+      uv_signal_start(
+          &signals.hangup, [](uv_signal_t*, int) { spdlog::info("SIGHUP: nothing to reload yet"); },
+          SIGHUP);
 
       uv_run(&loop, UV_RUN_DEFAULT);
     } else {

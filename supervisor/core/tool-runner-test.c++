@@ -47,7 +47,8 @@ TEST_CASE("tool args: every malformed argument is named") {
   CHECK(build("write", R"({"path":"a"})")->error.find("\"content\"") != std::string::npos);
   CHECK(build("edit", R"({"path":"a","oldText":"","newText":"x"})")->error.find("oldText") !=
         std::string::npos);
-  CHECK(build("browser", "{}")->error.find("unknown tool \"browser\"; available tools: exec, read, write, edit") !=
+  CHECK(build("browser", "{}")
+            ->error.find("unknown tool \"browser\"; available tools: exec, read, write, edit") !=
         std::string::npos);
 }
 

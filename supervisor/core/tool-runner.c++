@@ -50,9 +50,12 @@ class DiscardingSink final : public rpc::ByteSink::Server {
 
 const char* ToolOutcome::statusName() const {
   switch (status) {
-    case Status::OK: return "ok";
-    case Status::DENIED: return "denied";
-    case Status::ERROR: break;
+    case Status::OK:
+      return "ok";
+    case Status::DENIED:
+      return "denied";
+    case Status::ERROR:
+      break;
   }
   return "error";
 }
@@ -133,7 +136,8 @@ std::string buildInvocation(const std::string& tool, const std::string& argument
     str("oldText", true);
     str("newText", true);
     if (!error.empty()) return error;
-    if (args["oldText"].get_ref<const std::string&>().empty()) return "argument \"oldText\" is empty";
+    if (args["oldText"].get_ref<const std::string&>().empty())
+      return "argument \"oldText\" is empty";
     auto e = inv.initEdit();
     e.setPath(path);
     e.setOldText(args["oldText"].get_ref<const std::string&>());
@@ -173,7 +177,8 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
     // Fail closed: no sandbox, no tool.
     return ToolOutcome{ToolOutcome::Status::ERROR,
                        std::string("error: the tool did not run because its sandbox could not be "
-                                   "set up: ") + e.what()};
+                                   "set up: ") +
+                           e.what()};
   } catch (const kj::Exception& e) {
     spdlog::error("cannot start the {} tool worker: {}", tool, e.getDescription().cStr());
     return ToolOutcome{ToolOutcome::Status::ERROR,
@@ -213,18 +218,18 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
   // Its socket closes when it dies, so the call fails DISCONNECTED only after any reply it did
   // send has been read; then we wait for the exit status to say why.
   return call
-      .catch_([tool, exited = kj::mv(exited)](kj::Exception&& e) mutable -> kj::Promise<ToolOutcome> {
+      .catch_([tool,
+               exited = kj::mv(exited)](kj::Exception&& e) mutable -> kj::Promise<ToolOutcome> {
         if (e.getType() == kj::Exception::Type::DISCONNECTED) {
           return exited.then([tool](WorkerExit exit) {
-            return ToolOutcome{ToolOutcome::Status::ERROR,
-                               "error: the " + tool + " tool stopped before answering: " +
-                                   exit.describe()};
+            return ToolOutcome{
+                ToolOutcome::Status::ERROR,
+                "error: the " + tool + " tool stopped before answering: " + exit.describe()};
           });
         }
         spdlog::warn("tool worker {} failed: {}", tool, e.getDescription().cStr());
-        return ToolOutcome{ToolOutcome::Status::ERROR,
-                           "error: the " + tool + " tool failed: " +
-                               std::string(e.getDescription().cStr())};
+        return ToolOutcome{ToolOutcome::Status::ERROR, "error: the " + tool + " tool failed: " +
+                                                           std::string(e.getDescription().cStr())};
       })
       .attach(kj::mv(host), kj::mv(message));
 }

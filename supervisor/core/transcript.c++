@@ -43,7 +43,8 @@ nlohmann::json TranscriptEntry::toJson() const {
   nlohmann::json j = {{"ts", ts}, {"runId", runId}, {"role", role}, {"content", content}};
   if (!toolCalls.empty()) {
     auto calls = nlohmann::json::array();
-    for (auto& c : toolCalls) calls.push_back({{"id", c.id}, {"name", c.name}, {"arguments", c.arguments}});
+    for (auto& c : toolCalls)
+      calls.push_back({{"id", c.id}, {"name", c.name}, {"arguments", c.arguments}});
     j["toolCalls"] = calls;
   }
   if (!toolCallId.empty()) j["toolCallId"] = toolCallId;
@@ -156,7 +157,8 @@ std::vector<TranscriptSummary> TranscriptStore::list() const {
     s.key = key;
     std::string path = dir_ + "/" + ent->d_name;
     struct stat st;
-    if (stat(path.c_str(), &st) == 0) s.updatedAt = rfc3339(st.st_mtim.tv_sec, st.st_mtim.tv_nsec / 1000000);
+    if (stat(path.c_str(), &st) == 0)
+      s.updatedAt = rfc3339(st.st_mtim.tv_sec, st.st_mtim.tv_nsec / 1000000);
     std::ifstream in(path);
     std::string line;
     while (std::getline(in, line)) {

@@ -22,9 +22,9 @@ struct TranscriptToolCall {
 };
 
 struct TranscriptEntry {
-  std::string ts;       // RFC 3339 UTC
+  std::string ts;  // RFC 3339 UTC
   std::string runId;
-  std::string role;     // "user" | "assistant" | "tool"
+  std::string role;  // "user" | "assistant" | "tool"
   std::string content;
   std::vector<TranscriptToolCall> toolCalls;  // assistant
   std::string toolCallId;                     // tool

@@ -53,19 +53,25 @@ TEST_CASE("uv-kj bridge: a uv timer fulfils a KJ promise and the continuation ru
     uv_timer_t timer;
     uv_timer_init(&l.loop, &timer);
     timer.data = &ctx;
-    uv_timer_start(&timer, [](uv_timer_t* t) {
-      static_cast<Ctx*>(t->data)->fulfiller->fulfill(42);
-      uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
-    }, 5, 0);
+    uv_timer_start(
+        &timer,
+        [](uv_timer_t* t) {
+          static_cast<Ctx*>(t->data)->fulfiller->fulfill(42);
+          uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+        },
+        5, 0);
     // The prepare hook runs KJ before libuv blocks again, so the continuation runs without any
     // KJ fd becoming readable.
     uv_timer_t stop;
     uv_timer_init(&l.loop, &stop);
     stop.data = &bridge;
-    uv_timer_start(&stop, [](uv_timer_t* t) {
-      static_cast<UvKjBridge*>(t->data)->close();
-      uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
-    }, 50, 0);
+    uv_timer_start(
+        &stop,
+        [](uv_timer_t* t) {
+          static_cast<UvKjBridge*>(t->data)->close();
+          uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+        },
+        50, 0);
     uv_run(&l.loop, UV_RUN_DEFAULT);
     CHECK(got == 42);
     CHECK(bridge.pumps() > 0);

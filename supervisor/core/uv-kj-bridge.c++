@@ -33,8 +33,7 @@ int epollFdOf(kj::UnixEventPort& port) {
   auto path = kj::str("/proc/self/fd/", fd);
   ssize_t n = readlink(path.cStr(), link, sizeof(link) - 1);
   KJ_ASSERT(n > 0 && kj::StringPtr(link, n) == "anon_inode:[eventpoll]",
-            "KJ's event port is not epoll-based; the uv bridge needs capnproto 0.9.2's layout",
-            fd);
+            "KJ's event port is not epoll-based; the uv bridge needs capnproto 0.9.2's layout", fd);
   return fd;
 }
 
@@ -67,7 +66,7 @@ void UvKjBridge::pump() {
   if (closed_ || pumping_) return;
   pumping_ = true;
   ++pumps_;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { io_.waitScope.poll(); })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { io_.waitScope.poll(); })) {
     // Exceptions escaping a detached task are handled by their TaskSet; reaching here means a
     // bug in the glue itself. Log and keep serving.
     spdlog::error("KJ event loop raised: {}", e->getDescription().cStr());
@@ -78,7 +77,7 @@ void UvKjBridge::pump() {
 
 void UvKjBridge::armTimer() {
   auto& timer = static_cast<kj::TimerImpl&>(io_.unixEventPort.getTimer());
-  KJ_IF_MAYBE(ms, timer.timeoutToNextEvent(timer.now(), kj::MILLISECONDS, MAX_TIMER_MS)) {
+  KJ_IF_MAYBE (ms, timer.timeoutToNextEvent(timer.now(), kj::MILLISECONDS, MAX_TIMER_MS)) {
     uv_timer_start(&timer_, &onTimer, *ms, 0);  // keeps the loop alive while KJ waits
   } else {
     uv_timer_stop(&timer_);
@@ -100,12 +99,8 @@ void UvKjBridge::onPoll(uv_poll_t* handle, int status, int events) {
   static_cast<UvKjBridge*>(handle->data)->pump();
 }
 
-void UvKjBridge::onPrepare(uv_prepare_t* handle) {
-  static_cast<UvKjBridge*>(handle->data)->pump();
-}
+void UvKjBridge::onPrepare(uv_prepare_t* handle) { static_cast<UvKjBridge*>(handle->data)->pump(); }
 
-void UvKjBridge::onTimer(uv_timer_t* handle) {
-  static_cast<UvKjBridge*>(handle->data)->pump();
-}
+void UvKjBridge::onTimer(uv_timer_t* handle) { static_cast<UvKjBridge*>(handle->data)->pump(); }
 
 }  // namespace chitin

@@ -27,7 +27,8 @@ int pidfdSendSignal(int pidfd, int sig) {
 std::string WorkerExit::describe() const {
   std::string s;
   if (signal != 0) {
-    s = "killed by signal " + std::to_string(signal) + " (" + (sigabbrev_np(signal) ? std::string("SIG") + sigabbrev_np(signal) : "?") + ")";
+    s = "killed by signal " + std::to_string(signal) + " (" +
+        (sigabbrev_np(signal) ? std::string("SIG") + sigabbrev_np(signal) : "?") + ")";
   } else {
     s = "exited with status " + std::to_string(exitStatus);
   }
@@ -74,10 +75,13 @@ WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWo
   KJ_ASSERT(uv_timer_init(loop, &watch_->timer) == 0);
   watch_->timer.data = watch_;
   if (worker.wallClockSeconds > 0) {
-    uv_timer_start(&watch_->timer, [](uv_timer_t* h) {
-      auto* w = static_cast<Watch*>(h->data);
-      if (w->owner != nullptr) w->owner->kill("wall-clock limit reached");
-    }, uint64_t{worker.wallClockSeconds} * 1000, 0);
+    uv_timer_start(
+        &watch_->timer,
+        [](uv_timer_t* h) {
+          auto* w = static_cast<Watch*>(h->data);
+          if (w->owner != nullptr) w->owner->kill("wall-clock limit reached");
+        },
+        uint64_t{worker.wallClockSeconds} * 1000, 0);
   }
 }
 
@@ -91,7 +95,8 @@ WorkerHost::~WorkerHost() noexcept(false) {
     // Reap synchronously: SIGKILL is not ignorable and bwrap's children die with it.
     siginfo_t info;
     memset(&info, 0, sizeof(info));
-    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 &&
+    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) <
+               0 &&
            errno == EINTR) {
     }
     exited_ = true;
@@ -123,7 +128,9 @@ void WorkerHost::kill(const std::string& reason) {
 void WorkerHost::reap() {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
-  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) != 0) return;
+  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info,
+             WEXITED | WNOHANG) != 0)
+    return;
   if (info.si_pid == 0) return;  // spurious wake-up
   exited_ = true;
   uv_poll_stop(&watch_->poll);

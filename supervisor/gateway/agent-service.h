@@ -18,8 +18,8 @@ namespace chitin::gateway {
 // these fields are the client's own description, used for default session keys).
 struct ClientIdentity {
   std::string connId;
-  std::string clientId;   // "cli", "webchat", ...
-  std::string user;       // the local user the client says it runs as
+  std::string clientId;  // "cli", "webchat", ...
+  std::string user;      // the local user the client says it runs as
 };
 
 // Receives one run's events, in order, on the loop thread. The core holds it only until
@@ -33,7 +33,7 @@ class RunSink {
 
 // An error the gateway may show to the client as is (code + message).
 struct UserError {
-  std::string code;     // "INVALID_REQUEST", "NOT_FOUND", "UNAVAILABLE", ...
+  std::string code;  // "INVALID_REQUEST", "NOT_FOUND", "UNAVAILABLE", ...
   std::string message;
 };
 

@@ -8,8 +8,7 @@
 
 namespace chitin::gateway {
 
-AuthLimiter::AuthLimiter(uint32_t failuresBeforeLockout, std::chrono::seconds lockout,
-                         Clock clock)
+AuthLimiter::AuthLimiter(uint32_t failuresBeforeLockout, std::chrono::seconds lockout, Clock clock)
     : failuresBeforeLockout_(failuresBeforeLockout), lockout_(lockout), clock_(std::move(clock)) {}
 
 void AuthLimiter::forgetOld(Entry& entry, TimePoint now) const {

@@ -28,7 +28,9 @@ std::string str(const Struct& s, const std::string& key) {
   auto it = s.fields().find(key);
   return it == s.fields().end() ? "<missing>" : it->second.string_value();
 }
-const Struct& obj(const Struct& s, const std::string& key) { return s.fields().at(key).struct_value(); }
+const Struct& obj(const Struct& s, const std::string& key) {
+  return s.fields().at(key).struct_value();
+}
 bool okOf(const Struct& s) { return s.fields().at("ok").bool_value(); }
 
 struct RecordingOutbox : Outbox {
@@ -78,13 +80,15 @@ struct Harness : RunRouter {
   std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
   AuthLimiter limiter{5, 60s, [this] { return now; }};
   std::shared_ptr<RunRouter> self{this, [](RunRouter*) {}};
-  ConnectionContext context{options, service, limiter, [this] { return now; },
-                            [] { return 1u; }, now, self};
-  std::map<uint64_t, std::pair<std::unique_ptr<RecordingOutbox>, std::unique_ptr<Connection>>>
-      live;
+  ConnectionContext context{options,           service, limiter, [this] { return now; },
+                            [] { return 1u; }, now,     self};
+  std::map<uint64_t, std::pair<std::unique_ptr<RecordingOutbox>, std::unique_ptr<Connection>>> live;
   uint64_t nextSerial = 1;
 
-  Harness() { options.token = TOKEN; options.version = "test"; }
+  Harness() {
+    options.token = TOKEN;
+    options.version = "test";
+  }
 
   Connection* findConnection(uint64_t serial) override {
     auto it = live.find(serial);
@@ -102,8 +106,8 @@ struct Harness : RunRouter {
   static std::string connectFrame(const RecordingOutbox& out, const std::string& token,
                                   const std::string& method = "connect") {
     std::string nonce = str(obj(out.frames.at(0), "payload"), "nonce");
-    return R"({"type":"req","id":"c1","method":")" + method +
-           R"(","params":{"auth":{"token":")" + token + R"("},"nonce":")" + nonce +
+    return R"({"type":"req","id":"c1","method":")" + method + R"(","params":{"auth":{"token":")" +
+           token + R"("},"nonce":")" + nonce +
            R"(","client":{"id":"cli","version":"1","user":"alice"},"minProtocol":1,"maxProtocol":1}})";
   }
   std::pair<Connection*, RecordingOutbox*> connected() {
@@ -227,7 +231,8 @@ TEST_CASE("connection: after connect, bad frames get errors and the connection s
   auto [connection, out] = h.connected();
   connection->onMessage("{not json");
   connection->onMessage(R"({"type":"req","id":"2","method":"nope"})");
-  connection->onMessage(R"({"type":"req","id":"3","method":"chat.history","params":{"limit":"x"}})");
+  connection->onMessage(
+      R"({"type":"req","id":"3","method":"chat.history","params":{"limit":"x"}})");
   connection->onOversized();
   connection->onBinary();
   connection->onMessage(R"({"type":"req","id":"4","method":"health"})");
@@ -311,7 +316,8 @@ TEST_CASE("connection: a result delivered inside startRun still follows the acce
 TEST_CASE("connection: a refused run is an error reply and nothing else") {
   Harness h;
   auto [connection, out] = h.connected();
-  connection->onMessage(R"({"type":"req","id":"a","method":"agent","params":{"message":"refuse"}})");
+  connection->onMessage(
+      R"({"type":"req","id":"a","method":"agent","params":{"message":"refuse"}})");
   REQUIRE(out->frames.size() == 1);
   CHECK(str(obj(out->frames[0], "error"), "code") == "UNAVAILABLE");
   connection->onMessage(R"({"type":"req","id":"b","method":"agent","params":{"message":""}})");

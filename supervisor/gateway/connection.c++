@@ -19,8 +19,8 @@ namespace {
 constexpr uint16_t CLOSE_POLICY_VIOLATION = 1008;
 constexpr size_t MAX_CLIENT_FIELD = 64;
 
-const std::vector<std::string> METHODS = {"connect",      "health",        "status", "agent",
-                                          "agent.abort",  "chat.history",  "sessions.list"};
+const std::vector<std::string> METHODS = {"connect",     "health",       "status",       "agent",
+                                          "agent.abort", "chat.history", "sessions.list"};
 const std::vector<std::string> EVENTS = {"connect.challenge", "agent"};
 
 std::string randomHex(size_t bytes) {
@@ -141,9 +141,9 @@ void Connection::onMessage(std::string_view text) {
 
 void Connection::onOversized() {
   if (closing_) return;
-  UserError error{"FRAME_TOO_LARGE", "frame exceeds the limit of " +
-                                         std::to_string(maxMessageBytes()) +
-                                         " bytes and was dropped"};
+  UserError error{
+      "FRAME_TOO_LARGE",
+      "frame exceeds the limit of " + std::to_string(maxMessageBytes()) + " bytes and was dropped"};
   if (!authenticated_) {
     failHandshake("", error, true);
   } else {
@@ -164,13 +164,13 @@ void Connection::onBinary() {
 void Connection::onTick() {
   auto now = context_.clock();
   if (!authenticated_ && !closing_ && now - openedAt_ >= CONNECT_TIMEOUT) {
-    failHandshake("", {"UNAUTHORIZED", "no connect request within " +
-                                           std::to_string(CONNECT_TIMEOUT.count()) + " s"},
+    failHandshake("",
+                  {"UNAUTHORIZED",
+                   "no connect request within " + std::to_string(CONNECT_TIMEOUT.count()) + " s"},
                   false);
   }
-  std::erase_if(idempotency_, [&](const auto& entry) {
-    return now - entry.second.at >= IDEMPOTENCY_WINDOW;
-  });
+  std::erase_if(idempotency_,
+                [&](const auto& entry) { return now - entry.second.at >= IDEMPOTENCY_WINDOW; });
 }
 
 void Connection::failHandshake(std::string_view id, UserError error, bool countsAsFailure) {
@@ -187,9 +187,8 @@ void Connection::handleConnect(const frames::Request& request) {
   // slow however many connections it opens.
   if (uint32_t wait = context_.limiter.lockedFor(remoteAddress_)) {
     failHandshake(request.id,
-                  {"LOCKED_OUT", "too many failed authentication attempts from " +
-                                     remoteAddress_ + "; try again in " + std::to_string(wait) +
-                                     " s"},
+                  {"LOCKED_OUT", "too many failed authentication attempts from " + remoteAddress_ +
+                                     "; try again in " + std::to_string(wait) + " s"},
                   false);
     return;
   }
@@ -223,12 +222,12 @@ void Connection::handleConnect(const frames::Request& request) {
 
   uint32_t minProtocol = params.min_protocol(), maxProtocol = params.max_protocol();
   if (minProtocol > PROTOCOL_VERSION || (maxProtocol != 0 && maxProtocol < PROTOCOL_VERSION)) {
-    failHandshake(request.id,
-                  {"INVALID_REQUEST", "this gateway speaks protocol " +
-                                          std::to_string(PROTOCOL_VERSION) + ", the client asked for " +
-                                          std::to_string(minProtocol) + ".." +
-                                          std::to_string(maxProtocol)},
-                  false);
+    failHandshake(
+        request.id,
+        {"INVALID_REQUEST", "this gateway speaks protocol " + std::to_string(PROTOCOL_VERSION) +
+                                ", the client asked for " + std::to_string(minProtocol) + ".." +
+                                std::to_string(maxProtocol)},
+        false);
     return;
   }
   if (!plainName(params.client().id()) || !plainName(params.client().user())) {
@@ -282,8 +281,8 @@ void Connection::dispatch(const frames::Request& request) {
   } else if (method == "connect") {
     replyError(request.id, {"INVALID_REQUEST", "this connection is already connected"});
   } else {
-    replyError(request.id, {"UNKNOWN_METHOD", "unknown method \"" +
-                                                  frames::sanitizeMessage(method, 64) + "\""});
+    replyError(request.id, {"UNKNOWN_METHOD",
+                            "unknown method \"" + frames::sanitizeMessage(method, 64) + "\""});
   }
 }
 
@@ -310,8 +309,9 @@ void Connection::startAgent(const frames::Request& request) {
       return;
     }
     if (idempotency_.size() >= MAX_IDEMPOTENCY_KEYS) {
-      return replyError(request.id, {"RATE_LIMITED", "too many idempotency keys in use on this "
-                                                     "connection; retry later"});
+      return replyError(request.id, {"RATE_LIMITED",
+                                     "too many idempotency keys in use on this "
+                                     "connection; retry later"});
     }
   }
 
@@ -350,8 +350,8 @@ void Connection::abortAgent(const frames::Request& request) {
   auto aborted = context_.service.abortRun(runId);
   if (auto* error = std::get_if<UserError>(&aborted)) return replyError(request.id, *error);
   if (!std::get<bool>(aborted)) {
-    return replyError(request.id, {"NOT_FOUND", "no active run \"" +
-                                                    frames::sanitizeMessage(runId, 64) + "\""});
+    return replyError(
+        request.id, {"NOT_FOUND", "no active run \"" + frames::sanitizeMessage(runId, 64) + "\""});
   }
   google::protobuf::Struct payload;
   (*payload.mutable_fields())["aborted"].set_bool_value(true);

@@ -81,9 +81,8 @@ Result<AgentAccepted> FakeAgentService::startRun(const AgentParams& params,
   }
 
   std::string reply = "Hello! You said: " + params.message();
-  run->steps.push_back([reply](Run& r) {
-    r.sink->event(delta(r.runId, r.sessionKey, reply.substr(0, 3)));
-  });
+  run->steps.push_back(
+      [reply](Run& r) { r.sink->event(delta(r.runId, r.sessionKey, reply.substr(0, 3))); });
   if (params.message().find("tool") != std::string::npos) {
     ToolCallSummary tool;
     tool.set_id("call-1");
@@ -112,18 +111,16 @@ Result<AgentAccepted> FakeAgentService::startRun(const AgentParams& params,
       r.sink->event(event);
     });
   }
-  run->steps.push_back([reply](Run& r) {
-    r.sink->event(delta(r.runId, r.sessionKey, reply.substr(3)));
-  });
+  run->steps.push_back(
+      [reply](Run& r) { r.sink->event(delta(r.runId, r.sessionKey, reply.substr(3))); });
   run->result.set_reply(reply);
 
-  auto step = params.message().find("slow") != std::string::npos
-                  ? std::chrono::milliseconds(400)
-                  : step_;
+  auto step =
+      params.message().find("slow") != std::string::npos ? std::chrono::milliseconds(400) : step_;
   run->timer = new uv_timer_t;
   uv_timer_init(loop_, run->timer);
-  run->timer->data = new TimerData{this, run->runId, [](FakeAgentService* self,
-                                                       const std::string& id) { self->step(id); }};
+  run->timer->data = new TimerData{
+      this, run->runId, [](FakeAgentService* self, const std::string& id) { self->step(id); }};
   uv_timer_start(
       run->timer,
       [](uv_timer_t* timer) {

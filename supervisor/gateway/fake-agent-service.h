@@ -33,8 +33,7 @@ class FakeAgentService final : public AgentService {
   Result<AgentAccepted> startRun(const AgentParams& params, const ClientIdentity& who,
                                  std::shared_ptr<RunSink> sink) override;
   Result<bool> abortRun(const std::string& runId) override;
-  Result<ChatHistory> history(const ChatHistoryParams& params,
-                              const ClientIdentity& who) override;
+  Result<ChatHistory> history(const ChatHistoryParams& params, const ClientIdentity& who) override;
   SessionsList sessions() override;
   StatusPayload status() override;
 

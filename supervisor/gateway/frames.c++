@@ -115,8 +115,8 @@ std::string sanitizeMessage(std::string_view message, size_t maxBytes) {
 
 std::variant<Request, BadFrame> parseRequest(std::string_view text) {
   if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
-    return bad("", "frame nests objects/arrays deeper than " + std::to_string(MAX_JSON_DEPTH) +
-                       " levels");
+    return bad(
+        "", "frame nests objects/arrays deeper than " + std::to_string(MAX_JSON_DEPTH) + " levels");
   }
 
   Frame frame;

@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
             s.stopped = true;
             s.gateway->stop();
             s.service->close();
-            for (auto& signal : s.signals) uv_close(reinterpret_cast<uv_handle_t*>(&signal), nullptr);
+            for (auto& signal : s.signals)
+              uv_close(reinterpret_cast<uv_handle_t*>(&signal), nullptr);
           },
           i == 0 ? SIGINT : SIGTERM);
     }

@@ -69,12 +69,11 @@ TEST_CASE("gateway: the protocol end to end against an independent Python client
   gateway.start();
   REQUIRE(gateway.port() != 0);
 
-  Watch watch{&gateway, &service,
-              spawnClient({"/usr/bin/python3",
-                           std::string(CHITIN_SOURCE_ROOT) +
-                               "/supervisor/gateway/gateway-test-client.py",
-                           std::to_string(gateway.port()), options.token,
-                           std::to_string(MAX_FRAME)})};
+  Watch watch{
+      &gateway, &service,
+      spawnClient({"/usr/bin/python3",
+                   std::string(CHITIN_SOURCE_ROOT) + "/supervisor/gateway/gateway-test-client.py",
+                   std::to_string(gateway.port()), options.token, std::to_string(MAX_FRAME)})};
   watch.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
 
   uv_timer_t poll;

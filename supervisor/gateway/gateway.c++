@@ -90,7 +90,6 @@ void checkBindable(const std::string& address, uint16_t port) {
   }
 }
 
-
 }  // namespace
 
 int internal::wsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
@@ -210,8 +209,9 @@ void Gateway::start() {
   info.protocols = PROTOCOLS;
   impl.lwsContext = lws_create_context(&info);
   if (impl.lwsContext == nullptr) {
-    throw std::runtime_error("gateway: libwebsockets failed to start on the libuv loop "
-                             "(is libwebsockets-evlib-uv installed?)");
+    throw std::runtime_error(
+        "gateway: libwebsockets failed to start on the libuv loop "
+        "(is libwebsockets-evlib-uv installed?)");
   }
 
   info.vhost_name = "chitin";
@@ -220,8 +220,8 @@ void Gateway::start() {
   info.pvo = &PVO;
   info.server_string = "chitin";
   impl.vhost = lws_create_vhost(impl.lwsContext, &info);
-  std::string where = (v6 ? "[" + options.bind + "]" : options.bind) + ":" +
-                      std::to_string(options.port);
+  std::string where =
+      (v6 ? "[" + options.bind + "]" : options.bind) + ":" + std::to_string(options.port);
   if (impl.vhost == nullptr) {
     throw std::runtime_error("gateway cannot listen on " + where + " (see the lws log above)");
   }
@@ -291,8 +291,6 @@ void Gateway::finishStop() {
 
 uint16_t Gateway::port() const { return impl_->boundPort; }
 
-uint32_t Gateway::connectionCount() const {
-  return static_cast<uint32_t>(impl_->sockets.size());
-}
+uint32_t Gateway::connectionCount() const { return static_cast<uint32_t>(impl_->sockets.size()); }
 
 }  // namespace chitin::gateway

@@ -22,12 +22,12 @@ namespace chitin::gateway {
 
 struct GatewayOptions {
   std::string bind = "127.0.0.1";
-  uint16_t port = 18789;               // 0 = pick a free port (tests)
-  std::string token;                   // required
+  uint16_t port = 18789;  // 0 = pick a free port (tests)
+  std::string token;      // required
   // Besides http://127.0.0.1:PORT, http://localhost:PORT and http://[::1]:PORT; each exactly
   // scheme://host[:port].
   std::vector<std::string> allowedOrigins;
-  std::string webRoot;                 // directory with index.html etc.; empty = no web chat
+  std::string webRoot;  // directory with index.html etc.; empty = no web chat
   uint32_t maxFrameBytes = 1 << 20;
   uint32_t authFailuresBeforeLockout = 5;
   uint32_t lockoutSeconds = 60;
@@ -47,7 +47,7 @@ class Gateway {
   void stop();
   void finishStop();
 
-  uint16_t port() const;          // the bound port (after start)
+  uint16_t port() const;  // the bound port (after start)
   uint32_t connectionCount() const;
 
   struct Impl;  // public only so the lws callbacks in gateway.c++ can name it

@@ -31,8 +31,8 @@ WebFiles::WebFiles(const std::string& root) {
     std::string file = root + "/" + name;
     std::ifstream in(file, std::ios::binary);
     if (!in) {
-      throw std::runtime_error("web chat file " + file + " cannot be read: " +
-                               std::strerror(errno));
+      throw std::runtime_error("web chat file " + file +
+                               " cannot be read: " + std::strerror(errno));
     }
     std::ostringstream body;
     body << in.rdbuf();

@@ -56,8 +56,10 @@ std::string expandSrc(const config::SandboxProfile& profile, const std::string& 
                                "} but the spawn request gives no value for it");
     }
     if (!isCleanValue(it->second)) {
-      throw SandboxUnavailable("${" + name + "} must be an absolute path other than / without "
-                               "'.', '..' or '//', got \"" + it->second + "\"");
+      throw SandboxUnavailable("${" + name +
+                               "} must be an absolute path other than / without "
+                               "'.', '..' or '//', got \"" +
+                               it->second + "\"");
     }
     out = substitute(out, name, it->second);
   }
@@ -115,12 +117,13 @@ std::string compileSeccomp(const config::SandboxProfile& profile) {
   return std::string(bpf.asChars().begin(), bpf.size());
 }
 
-std::string Spawner::findWorker(const config::SandboxProfile& profile,
-                                const SpawnRequest& request, bool forExplain) {
+std::string Spawner::findWorker(const config::SandboxProfile& profile, const SpawnRequest& request,
+                                bool forExplain) {
   if (request.workerOverride) {
     const std::string& path = *request.workerOverride;
     if (path.empty() || path[0] != '/' || !os_.isExecutable(path)) {
-      throw SandboxUnavailable("worker override \"" + path + "\" is not an executable file "
+      throw SandboxUnavailable("worker override \"" + path +
+                               "\" is not an executable file "
                                "given by absolute path");
     }
     return path;
@@ -167,8 +170,8 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   if (profile.network()) add({"--share-net"});
   // No nested user namespaces (they would re-open the kernel surface the filter closes), die
   // with the supervisor, no controlling terminal (TIOCSTI), no capabilities, no environment.
-  add({"--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-       "--clearenv", "--hostname", "chitin-sandbox"});
+  add({"--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
+       "--hostname", "chitin-sandbox"});
   // The worker itself is pid 1: bwrap's reaper would otherwise sit in the sandbox under the
   // profile filter only, and a worker allowed to open /proc/1/mem could write into it and shed
   // its own stricter lockdown.
@@ -191,12 +194,21 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
         // TODO(security): a cgroup memory limit would also cover /dev/shm and kernel memory.
         add({"--size", std::to_string(profile.limits().memory_bytes()), "--tmpfs", dst});
         break;
-      case config::Mount::PROC: add({"--proc", dst}); break;
-      case config::Mount::DEV: add({"--dev", dst}); break;
-      case config::Mount::SYMLINK: add({"--symlink", mount.src(), dst}); break;
-      case config::Mount::DIR: add({"--dir", dst}); break;
+      case config::Mount::PROC:
+        add({"--proc", dst});
+        break;
+      case config::Mount::DEV:
+        add({"--dev", dst});
+        break;
+      case config::Mount::SYMLINK:
+        add({"--symlink", mount.src(), dst});
+        break;
+      case config::Mount::DIR:
+        add({"--dir", dst});
+        break;
       default:
-        throw SandboxUnavailable("sandbox profile \"" + profile.name() + "\" has a mount of an "
+        throw SandboxUnavailable("sandbox profile \"" + profile.name() +
+                                 "\" has a mount of an "
                                  "unknown kind");
     }
   }
@@ -247,13 +259,15 @@ std::string Spawner::explain(const std::string& name,
     auto group = static_cast<seccomp::Group>(g);
     listRules(seccomp::groupName(group).cStr(), seccomp::groupRules(group));
   }
-  listRules("bootstrap (bwrap's exec of the worker, the dynamic loader and the worker's "
-            "start-up, before the worker's own filter)", seccomp::bootstrapRules());
+  listRules(
+      "bootstrap (bwrap's exec of the worker, the dynamic loader and the worker's "
+      "start-up, before the worker's own filter)",
+      seccomp::bootstrapRules());
   out << "  errno EPERM instead of kill:";
   if (profile.errno_syscalls_size() == 0) out << " (none)";
   for (auto& syscall : profile.errno_syscalls()) out << " " << syscall;
   out << "\n\nworker lockdown after start-up (a second, stacked filter):";
-  KJ_IF_MAYBE(lockdown, seccomp::lockdownFor(profile.worker())) {
+  KJ_IF_MAYBE (lockdown, seccomp::lockdownFor(profile.worker())) {
     for (auto group : lockdown->groups) out << " " << seccomp::groupName(group).cStr();
     for (auto& rule : lockdown->extraRules) out << " " << seccomp::describeRule(rule).cStr();
     for (auto syscall : lockdown->errnoSyscalls) out << " errno:" << syscall;
@@ -268,10 +282,9 @@ std::string Spawner::explain(const std::string& name,
       << "  cpu time: " << limits.cpu_seconds() << " s\n"
       << "  file size: " << humanBytes(limits.max_file_bytes()) << "\n"
       << "  wall clock: "
-      << (limits.wall_clock_seconds() == 0
-              ? std::string("none")
-              : std::to_string(limits.wall_clock_seconds()) +
-                    " s (the supervisor kills the sandbox)")
+      << (limits.wall_clock_seconds() == 0 ? std::string("none")
+                                           : std::to_string(limits.wall_clock_seconds()) +
+                                                 " s (the supervisor kills the sandbox)")
       << "\n";
   return out.str();
 }

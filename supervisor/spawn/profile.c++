@@ -101,8 +101,9 @@ void checkMount(const Checker& check, const config::Mount& mount, int i) {
                "kind", -1, i);
   }
   if (!isCleanAbsolute(mount.dst())) {
-    check.fail("mount dst must be an absolute path without '.', '..' or '//', got \"" +
-                   mount.dst() + "\"", "dst", -1, i);
+    check.fail(
+        "mount dst must be an absolute path without '.', '..' or '//', got \"" + mount.dst() + "\"",
+        "dst", -1, i);
   }
   if (mount.dst().rfind("/run/chitin", 0) == 0) {
     check.fail("mount dst under /run/chitin is reserved for the worker binary", "dst", -1, i);
@@ -130,16 +131,17 @@ void checkMount(const Checker& check, const config::Mount& mount, int i) {
   std::string sample = mount.src();
   for (auto& name : names) sample = substitute(sample, name, "/var");
   if (!isCleanAbsolute(sample)) {
-    check.fail("bind src must be an absolute path without '.', '..' or '//', got \"" +
-                   mount.src() + "\"", "src", -1, i);
+    check.fail(
+        "bind src must be an absolute path without '.', '..' or '//', got \"" + mount.src() + "\"",
+        "src", -1, i);
   }
 }
 
 void checkProfile(const Checker& check, const config::SandboxProfile& profile,
                   const std::string& name) {
   if (profile.name() != name) {
-    check.fail("profile name \"" + profile.name() + "\" must equal the file name \"" + name +
-                   "\"", "name");
+    check.fail("profile name \"" + profile.name() + "\" must equal the file name \"" + name + "\"",
+               "name");
   }
   if (profile.description().empty()) {
     check.fail("profile needs a description of what the worker is for", "description");
@@ -166,8 +168,10 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
     check.fail("network: true needs the NETWORK syscall group", "network");
   }
   if (!profile.network() && networkGroup) {
-    check.fail("the NETWORK group is useless without network: true (the sandbox has only "
-               "loopback)", "syscalls");
+    check.fail(
+        "the NETWORK group is useless without network: true (the sandbox has only "
+        "loopback)",
+        "syscalls");
   }
 
   // errno exceptions: real syscall names that no group already allows.
@@ -208,7 +212,8 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
                         Required{limits.max_file_bytes(), "max_file_bytes"}}) {
     if (required.value == 0) {
       check.fail(std::string("limits.") + required.field +
-                     " must be set (> 0); only wall_clock_seconds may be 0 (none)", "limits");
+                     " must be set (> 0); only wall_clock_seconds may be 0 (none)",
+                 "limits");
     }
   }
 }
@@ -236,8 +241,7 @@ std::vector<std::string> variablesIn(const std::string& text, std::string& error
   return names;
 }
 
-std::string substitute(const std::string& text, const std::string& name,
-                       const std::string& value) {
+std::string substitute(const std::string& text, const std::string& name, const std::string& value) {
   std::string token = "${" + name + "}";
   std::string out = text;
   size_t pos = 0;
@@ -272,8 +276,7 @@ config::SandboxProfile loadProfile(SpawnOs& os, const std::string& profileDir,
   if (!parser.ParseFromString(text, &profile) || errors.error) {
     if (errors.error) {
       throw SandboxUnavailable(path + ":" + std::to_string(errors.error->line) + ":" +
-                               std::to_string(errors.error->column) + ": " +
-                               errors.error->message);
+                               std::to_string(errors.error->column) + ": " + errors.error->message);
     }
     throw SandboxUnavailable(path + ": not a valid sandbox profile");
   }

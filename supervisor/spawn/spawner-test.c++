@@ -138,15 +138,44 @@ TEST_CASE("argv: a profile without network unshares everything and loads the fil
   request.vars = {{"WORKSPACE", "/home/u/.chitin/workspace/main"}};
   request.workerArgs = {"--verbose"};
   auto argv = spawner.compileArgv(profile, request, 4);
-  std::vector<std::string> expected = {
-      "/usr/bin/bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
-      "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv", "--hostname",
-      "chitin-sandbox", "--as-pid-1", "--seccomp", "4", "--ro-bind", "/usr", "/usr",
-      "--symlink", "usr/lib", "/lib", "--proc", "/proc", "--size", "1000", "--tmpfs", "/tmp", "--bind",
-      "/home/u/.chitin/workspace/main", "/workspace", "--ro-bind",
-      "/w/session/chitin-worker-demo", "/run/chitin/worker", "--chdir", "/workspace", "--",
-      "/run/chitin/worker", "--chitin-limits=as=1000,nproc=2,nofile=3,cpu=4,fsize=5",
-      "--verbose"};
+  std::vector<std::string> expected = {"/usr/bin/bwrap",
+                                       "--unshare-all",
+                                       "--unshare-user",
+                                       "--disable-userns",
+                                       "--die-with-parent",
+                                       "--new-session",
+                                       "--cap-drop",
+                                       "ALL",
+                                       "--clearenv",
+                                       "--hostname",
+                                       "chitin-sandbox",
+                                       "--as-pid-1",
+                                       "--seccomp",
+                                       "4",
+                                       "--ro-bind",
+                                       "/usr",
+                                       "/usr",
+                                       "--symlink",
+                                       "usr/lib",
+                                       "/lib",
+                                       "--proc",
+                                       "/proc",
+                                       "--size",
+                                       "1000",
+                                       "--tmpfs",
+                                       "/tmp",
+                                       "--bind",
+                                       "/home/u/.chitin/workspace/main",
+                                       "/workspace",
+                                       "--ro-bind",
+                                       "/w/session/chitin-worker-demo",
+                                       "/run/chitin/worker",
+                                       "--chdir",
+                                       "/workspace",
+                                       "--",
+                                       "/run/chitin/worker",
+                                       "--chitin-limits=as=1000,nproc=2,nofile=3,cpu=4,fsize=5",
+                                       "--verbose"};
   CHECK(argv == expected);
   CHECK(std::count(argv.begin(), argv.end(), "--share-net") == 0);
 }

@@ -127,9 +127,7 @@ std::string WorkerExit::describe() const {
   return "exited with status " + std::to_string(exitCode);
 }
 
-WorkerExit waitForExit(const SpawnedWorker& worker) {
-  return *waitPidfd(worker.pidfd.get(), true);
-}
+WorkerExit waitForExit(const SpawnedWorker& worker) { return *waitPidfd(worker.pidfd.get(), true); }
 
 std::optional<WorkerExit> pollExit(const SpawnedWorker& worker) {
   return waitPidfd(worker.pidfd.get(), false);
@@ -222,8 +220,8 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
   int outFd = request.stdoutFd >= 0 ? request.stdoutFd : STDERR_FILENO;
   int errFd = request.stderrFd >= 0 ? request.stderrFd : STDERR_FILENO;
   // Above 9, so that placing them on 0..4 can never overwrite one another.
-  kj::AutoCloseFd sources[5] = {dupHigh(nullFd), dupHigh(outFd), dupHigh(errFd),
-                                dupHigh(theirs), dupHigh(seccompFd)};
+  kj::AutoCloseFd sources[5] = {dupHigh(nullFd), dupHigh(outFd), dupHigh(errFd), dupHigh(theirs),
+                                dupHigh(seccompFd)};
 
   // Step 4: the plan for the child, all memory prepared here.
   std::vector<char*> argv;
@@ -283,17 +281,20 @@ std::optional<std::string> Spawner::checkAvailable() {
            "): apt-get install bubblewrap";
   }
   if (readSysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0") {
-    return std::string("unprivileged user namespaces are disabled: set "
-                       "kernel.unprivileged_userns_clone=1 (sysctl, and in /etc/sysctl.d/)");
+    return std::string(
+        "unprivileged user namespaces are disabled: set "
+        "kernel.unprivileged_userns_clone=1 (sysctl, and in /etc/sysctl.d/)");
   }
   if (readSysctl("/proc/sys/user/max_user_namespaces") == "0") {
-    return std::string("user namespaces are disabled: set user.max_user_namespaces to a "
-                       "positive number, e.g. 15000 (sysctl, and in /etc/sysctl.d/)");
+    return std::string(
+        "user namespaces are disabled: set user.max_user_namespaces to a "
+        "positive number, e.g. 15000 (sysctl, and in /etc/sysctl.d/)");
   }
   // Level 3 is SECCOMP_RET_KILL_PROCESS, the default action of every chitin filter.
   if (seccomp_api_get() < 3) {
-    return std::string("this kernel's seccomp lacks SECCOMP_RET_KILL_PROCESS (Linux >= 4.14 "
-                       "with CONFIG_SECCOMP_FILTER is required)");
+    return std::string(
+        "this kernel's seccomp lacks SECCOMP_RET_KILL_PROCESS (Linux >= 4.14 "
+        "with CONFIG_SECCOMP_FILTER is required)");
   }
 
   // A real, trivial sandbox: namespaces, the usual mounts, a default-kill filter, /usr/bin/true.
@@ -360,13 +361,15 @@ std::optional<std::string> Spawner::checkAvailable() {
   std::string reason = "bubblewrap could not build a sandbox (" + exit.describe() + ")";
   if (!output.empty()) reason += ": " + output;
   if (exit.signal == SIGSYS) {
-    reason += "; the seccomp filter killed the trial's start-up: this kernel or libc needs a "
-              "syscall chitin does not allow yet (please report it)";
+    reason +=
+        "; the seccomp filter killed the trial's start-up: this kernel or libc needs a "
+        "syscall chitin does not allow yet (please report it)";
   } else if (output.find("namespace") != std::string::npos ||
              output.find("uid map") != std::string::npos) {
-    reason += "; unprivileged user namespaces seem unavailable: enable them (Debian: "
-              "kernel.unprivileged_userns_clone=1; Ubuntu >= 23.10: "
-              "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)";
+    reason +=
+        "; unprivileged user namespaces seem unavailable: enable them (Debian: "
+        "kernel.unprivileged_userns_clone=1; Ubuntu >= 23.10: "
+        "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)";
   }
   return reason;
 }

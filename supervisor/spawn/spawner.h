@@ -32,15 +32,15 @@ struct SandboxUnavailable : std::runtime_error {
 
 struct SpawnerSettings {
   std::string bwrapPath = "/usr/bin/bwrap";
-  std::string profileDir;   // directory holding <name>.textproto
-  std::string workerDir;    // directory holding chitin-worker-<kind> executables
+  std::string profileDir;  // directory holding <name>.textproto
+  std::string workerDir;   // directory holding chitin-worker-<kind> executables
 };
 
 struct SpawnRequest {
-  std::string profile;                         // e.g. "exec"
-  std::map<std::string, std::string> vars;     // {"WORKSPACE", "/home/u/.chitin/workspace/main"}
-  std::vector<std::string> workerArgs;         // extra argv for the worker (never secrets)
-  std::optional<std::string> workerOverride;   // tests only: another executable (probes)
+  std::string profile;                        // e.g. "exec"
+  std::map<std::string, std::string> vars;    // {"WORKSPACE", "/home/u/.chitin/workspace/main"}
+  std::vector<std::string> workerArgs;        // extra argv for the worker (never secrets)
+  std::optional<std::string> workerOverride;  // tests only: another executable (probes)
   // Where the worker's stdout and stderr go (the spawner dups them; the caller keeps its fds).
   // -1: the supervisor's stderr, for both (a worker never writes to the supervisor's stdout).
   // stdin is always /dev/null: a worker must not read the owner's terminal.
@@ -49,9 +49,9 @@ struct SpawnRequest {
 };
 
 struct SpawnedWorker {
-  pid_t pid = -1;            // the outer bwrap process
-  kj::AutoCloseFd pidfd;     // pidfd_open(pid): readable when it exits
-  kj::AutoCloseFd socket;    // the supervisor's end of the socketpair (worker has fd 3)
+  pid_t pid = -1;                 // the outer bwrap process
+  kj::AutoCloseFd pidfd;          // pidfd_open(pid): readable when it exits
+  kj::AutoCloseFd socket;         // the supervisor's end of the socketpair (worker has fd 3)
   uint32_t wallClockSeconds = 0;  // from the profile; 0 = none. The caller arms the timer.
   std::string profile;
 };
@@ -59,8 +59,8 @@ struct SpawnedWorker {
 // How a worker ended. bwrap reports a worker killed by signal N as exit status 128+N;
 // chitin workers never exit above 128 themselves, so both forms decode to `signal`.
 struct WorkerExit {
-  int exitCode = -1;  // when it exited normally, else -1
-  int signal = 0;     // when a signal ended it, else 0
+  int exitCode = -1;             // when it exited normally, else -1
+  int signal = 0;                // when a signal ended it, else 0
   std::string describe() const;  // "exited with status 0", "killed by signal 31 (SIGSYS)"
 };
 

@@ -54,11 +54,12 @@ class HostileSession final : public rpc::SessionWorker::Server {
     auto messages = r.initMessages(1);
     messages[0].setRole(rpc::Role::USER);
     messages[0].setContent(request.getUserText());
-    return req.send().then([context](capnp::Response<rpc::Model::CompleteResults>&& response) mutable {
-      auto c = response.getCompletion();
-      context.getResults().initOutcome().setAnswered(
-          c.isMessage() ? c.getMessage().getContent() : c.getFailed().getMessage());
-    });
+    return req.send().then(
+        [context](capnp::Response<rpc::Model::CompleteResults>&& response) mutable {
+          auto c = response.getCompletion();
+          context.getResults().initOutcome().setAnswered(
+              c.isMessage() ? c.getMessage().getContent() : c.getFailed().getMessage());
+        });
   }
 };
 

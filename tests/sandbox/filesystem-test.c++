@@ -99,8 +99,9 @@ TEST_CASE("exec profile: the supervisor's /proc/<pid>/mem and environ do not exi
   CHECK(startsWith(self.result, "ok bytes="));
 }
 
-TEST_CASE("exec profile: /proc/1 is the worker itself; the supervisor's environment is not "
-          "there") {
+TEST_CASE(
+    "exec profile: /proc/1 is the worker itself; the supervisor's environment is not "
+    "there") {
   Host host;
   // Control: outside, the probe finds meson's variable in this test process's environment.
   std::string mine = "/proc/" + std::to_string(getpid()) + "/environ";
@@ -110,8 +111,8 @@ TEST_CASE("exec profile: /proc/1 is the worker itself; the supervisor's environm
   // init, and an environment the spawner emptied.
   auto comm = runProbe({"exec", "exec", "read", {"/proc/1/comm"}, host.vars()});
   CHECK(comm.result == "ok bytes=7 text=worker\\x0a");
-  auto environ = runProbe({"exec", "exec", "find", {"/proc/1/environ", "CHITIN_PROFILE_DIR="},
-                           host.vars()});
+  auto environ =
+      runProbe({"exec", "exec", "find", {"/proc/1/environ", "CHITIN_PROFILE_DIR="}, host.vars()});
   CHECK(environ.result == "ok absent");
   auto path = runProbe({"exec", "exec", "find", {"/proc/1/environ", "PATH="}, host.vars()});
   CHECK(path.result == "ok absent");
@@ -141,8 +142,9 @@ TEST_CASE("model worker: host files are invisible ($CHITIN_HOME, /etc/passwd, /h
   CHECK(startsWith(hosts.result, "ok bytes="));
 }
 
-TEST_CASE("read profile: open() for writing kills the worker (SIGSYS); openat2() for writing "
-          "fails on the read-only mount (EROFS)") {
+TEST_CASE(
+    "read profile: open() for writing kills the worker (SIGSYS); openat2() for writing "
+    "fails on the read-only mount (EROFS)") {
   Host host;
   auto denied = runProbe({"read", "read", "write", {"/workspace/new.txt"}, host.vars()});
   CHECK(denied.exit.describe() == "killed by signal 31 (SIGSYS)");
@@ -150,8 +152,8 @@ TEST_CASE("read profile: open() for writing kills the worker (SIGSYS); openat2()
   auto mount = runProbe({"read", "read", "openat2-write", {"/workspace/new.txt"}, host.vars()});
   CHECK(mount.result == "errno=EROFS");
   CHECK(access((host.workspace.path() + "/new.txt").c_str(), F_OK) != 0);
-  auto viaOpenat2 = runProbe({"write", "write", "openat2-write", {"/workspace/two.txt"},
-                              host.vars()});
+  auto viaOpenat2 =
+      runProbe({"write", "write", "openat2-write", {"/workspace/two.txt"}, host.vars()});
   CHECK(viaOpenat2.result == "ok");
   // Control: the write profile writes the same file, and it lands in the host workspace.
   auto allowed = runProbe({"write", "write", "write", {"/workspace/new.txt"}, host.vars()});

@@ -25,8 +25,9 @@ int secondsSince(const timespec& start) {
 
 }  // namespace
 
-TEST_CASE("exec profile: a fork bomb stops at 64 processes (EAGAIN) while another sandbox "
-          "still forks") {
+TEST_CASE(
+    "exec profile: a fork bomb stops at 64 processes (EAGAIN) while another sandbox "
+    "still forks") {
   TempDir first("chitin-ws"), second("chitin-ws");
   auto bomb = startProbe({"exec", "exec", "fork-bomb", {}, workspaceVars(first)});
   std::string result = bomb.firstResult(60);
@@ -58,8 +59,9 @@ TEST_CASE("session profile: a memory balloon stops below 512 MiB (ENOMEM)") {
   CHECK(execMib < 1024);
 }
 
-TEST_CASE("read profile: an endless loop is killed at the 5 s CPU limit while another sandbox "
-          "keeps working") {
+TEST_CASE(
+    "read profile: an endless loop is killed at the 5 s CPU limit while another sandbox "
+    "keeps working") {
   TempDir first("chitin-ws"), second("chitin-ws");
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);

@@ -114,7 +114,7 @@ std::string run(const Probe& probe) {
   }
   if (name == "throw") {
     // A KJ exception records a stack trace (glibc backtrace(), which loads libgcc_s once).
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([]() { KJ_FAIL_REQUIRE("probe exception"); })) {
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([]() { KJ_FAIL_REQUIRE("probe exception"); })) {
       return "ok caught";
     }
     return "not thrown";
@@ -208,7 +208,8 @@ std::string run(const Probe& probe) {
   }
   if (name == "thread") {
     pthread_t thread;
-    int rc = pthread_create(&thread, nullptr, [](void*) -> void* { return nullptr; }, nullptr);
+    int rc = pthread_create(
+        &thread, nullptr, [](void*) -> void* { return nullptr; }, nullptr);
     if (rc != 0) return errnoResult(rc);
     pthread_join(thread, nullptr);
     return "ok";

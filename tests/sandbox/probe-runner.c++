@@ -192,8 +192,9 @@ TempDir::TempDir(const std::string& prefix) {
 }
 
 TempDir::~TempDir() {
-  nftw(path_.c_str(), [](const char* p, const struct stat*, int, FTW*) { return remove(p); },
-       16, FTW_DEPTH | FTW_PHYS);
+  nftw(
+      path_.c_str(), [](const char* p, const struct stat*, int, FTW*) { return remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
 }
 
 std::string TempDir::file(const std::string& relative, const std::string& content) const {

@@ -34,7 +34,7 @@ class RunningProbe {
   RunningProbe(spawn::SpawnedWorker worker, kj::AutoCloseFd output);
   RunningProbe(RunningProbe&&) = default;
   ~RunningProbe();  // a probe still running when a test fails is killed, never left behind
-  std::string firstResult(int timeoutSeconds);  // fails the test on timeout
+  std::string firstResult(int timeoutSeconds);     // fails the test on timeout
   spawn::WorkerExit waitExit(int timeoutSeconds);  // kills and fails the test on timeout
   spawn::WorkerExit kill();
   const spawn::SpawnedWorker& worker() const { return worker_; }

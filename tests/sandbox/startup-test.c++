@@ -25,7 +25,7 @@ TEST_CASE("worker start-up: without valid limits a worker exits 70 before servin
   auto good = runDirect({GOOD_LIMITS, "--probe-kind=session", "--probe=noop"});
   CHECK(good.result == "ok");
   for (std::string limits : {
-           std::string(""),  // no flag at all
+           std::string(""),                                                      // no flag at all
            std::string("--chitin-limits=as=1,nproc=2,nofile=3,cpu=4"),           // fsize missing
            std::string("--chitin-limits=as=1,nproc=2,nofile=3,cpu=4,fsize=0"),   // zero
            std::string("--chitin-limits=as=1,nproc=2,nofile=3,cpu=4,fsize=-5"),  // negative
@@ -47,7 +47,9 @@ TEST_CASE("worker start-up: an unknown worker kind has no lockdown and does not 
 
 TEST_CASE("exec profile: bash runs a pipeline in the workspace under the exec lockdown") {
   TempDir workspace("chitin-ws");
-  auto run = runProbe({"exec", "exec", "bash",
+  auto run = runProbe({"exec",
+                       "exec",
+                       "bash",
                        {"cd /workspace && echo hello > out.txt && tr a-z A-Z < out.txt > up.txt "
                         "&& ls | wc -l > count.txt && test -t 0; test $? = 1"},
                        {{"WORKSPACE", workspace.path()}}});

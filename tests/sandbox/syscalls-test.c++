@@ -63,8 +63,9 @@ TEST_CASE("exec profile: socket(AF_INET, SOCK_DGRAM) kills the worker (SIGSYS)")
   CHECK(model.result == "ok");
 }
 
-TEST_CASE("exec profile: connect() to a 127.0.0.1 listener is impossible; model profile "
-          "connects") {
+TEST_CASE(
+    "exec profile: connect() to a 127.0.0.1 listener is impossible; model profile "
+    "connects") {
   Listener listener;
   TempDir workspace("chitin-ws");
   std::vector<std::string> target{"127.0.0.1", std::to_string(listener.port)};
@@ -76,8 +77,8 @@ TEST_CASE("exec profile: connect() to a 127.0.0.1 listener is impossible; model 
 
 TEST_CASE("exec profile: resolving a name kills the worker (no DNS socket, no /etc/hosts)") {
   TempDir workspace("chitin-ws");
-  auto exec = runProbe({"exec", "exec", "resolve", {"localhost"},
-                        {{"WORKSPACE", workspace.path()}}});
+  auto exec =
+      runProbe({"exec", "exec", "resolve", {"localhost"}, {{"WORKSPACE", workspace.path()}}});
   CHECK(exec.exit.describe() == SIGSYS_EXIT);
   // Control: the model profile resolves the same name from its read-only /etc/hosts, without
   // any traffic.

@@ -30,8 +30,9 @@ std::optional<std::string> dropRoot(const std::string& user) {
   errno = 0;
   passwd* entry = getpwnam(user.c_str());
   if (entry == nullptr) {
-    return "running as root and the test user \"" + user + "\" does not exist (create it: " +
-           "useradd --system --no-create-home " + user + ", or set CHITIN_TEST_USER)";
+    return "running as root and the test user \"" + user +
+           "\" does not exist (create it: " + "useradd --system --no-create-home " + user +
+           ", or set CHITIN_TEST_USER)";
   }
   if (entry->pw_uid == 0) return "the test user \"" + user + "\" is uid 0";
   uid_t uid = entry->pw_uid;

@@ -68,8 +68,7 @@ int main(int argc, char** argv) {
         size_t maxOutputBytes = chitin::maxOutputBytesFromArgs(argc, argv);
         kj::StringPtr rootPath = chitin::workspaceRootFromArgs(argc, argv);
         chitin::rpc::ToolWorker::Client client = kj::heap<chitin::ExecToolWorker>(
-            worker, chitin::openWorkspaceRoot(rootPath), kj::heapString(rootPath),
-            maxOutputBytes);
+            worker, chitin::openWorkspaceRoot(rootPath), kj::heapString(rootPath), maxOutputBytes);
         return client;
       });
 }

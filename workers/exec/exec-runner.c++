@@ -89,9 +89,8 @@ Spawned spawnBash(kj::StringPtr command, int workdirFd, kj::StringPtr home) {
   KJ_DEFER(posix_spawn_file_actions_destroy(&actions));
   // In order: cwd first (the fd is closed below), then stdio, then nothing else open.
   checkSpawnCall(posix_spawn_file_actions_addfchdir_np(&actions, workdirFd), "addfchdir_np");
-  checkSpawnCall(
-      posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0),
-      "addopen(/dev/null)");
+  checkSpawnCall(posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0),
+                 "addopen(/dev/null)");
   checkSpawnCall(posix_spawn_file_actions_adddup2(&actions, writeEnd, STDOUT_FILENO), "adddup2");
   checkSpawnCall(posix_spawn_file_actions_adddup2(&actions, writeEnd, STDERR_FILENO), "adddup2");
   checkSpawnCall(posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1),
@@ -109,8 +108,8 @@ Spawned spawnBash(kj::StringPtr command, int workdirFd, kj::StringPtr home) {
   sigdelset(&all, SIGSTOP);
   checkSpawnCall(posix_spawnattr_setsigmask(&attr, &empty), "setsigmask");
   checkSpawnCall(posix_spawnattr_setsigdefault(&attr, &all), "setsigdefault");
-  checkSpawnCall(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                                     POSIX_SPAWN_SETSIGDEF),
+  checkSpawnCall(posix_spawnattr_setflags(
+                     &attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
                  "setflags");
 
   kj::String homeVar = kj::str("HOME=", home);
@@ -142,11 +141,10 @@ class CommandRun {
         pid(spawned.pid),
         pidfd(kj::mv(spawned.pidfd)),
         pidObserver(io.unixEventPort, pidfd, kj::UnixEventPort::FdObserver::OBSERVE_READ),
-        input(io.lowLevelProvider->wrapInputFd(
-            spawned.outputReadEnd.release(),
-            kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
-                kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
-                kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK)),
+        input(io.lowLevelProvider->wrapInputFd(spawned.outputReadEnd.release(),
+                                               kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
+                                                   kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
+                                                   kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK)),
         output(kj::mv(output)),
         maxOutputBytes(maxOutputBytes),
         timeoutSeconds(timeoutSeconds) {}
@@ -234,8 +232,8 @@ class CommandRun {
   ExecOutcome makeOutcome(const siginfo_t& info) {
     ExecOutcome outcome;
     outcome.truncated = totalBytes > maxOutputBytes;
-    size_t keep = outcome.truncated ? utf8BoundaryAtOrBefore(kept.asPtr(), maxOutputBytes)
-                                    : kept.size();
+    size_t keep =
+        outcome.truncated ? utf8BoundaryAtOrBefore(kept.asPtr(), maxOutputBytes) : kept.size();
     kj::String text = sanitizeUtf8(kept.asPtr().slice(0, keep));
 
     kj::Vector<kj::String> lines;
@@ -252,8 +250,8 @@ class CommandRun {
       }
     } else {
       outcome.failed = true;
-      lines.add(kj::str("killed by signal ", info.si_status, " (", signalName(info.si_status),
-                        ")"));
+      lines.add(
+          kj::str("killed by signal ", info.si_status, " (", signalName(info.si_status), ")"));
     }
 
     if (text.size() == 0 && lines.size() == 0) {
@@ -272,8 +270,8 @@ kj::Promise<ExecOutcome> runExec(kj::AsyncIoContext& io, const ExecSettings& set
                                  rpc::ExecArgs::Reader args, rpc::ByteSink::Client output) {
   uint32_t timeoutSeconds = args.getTimeoutSeconds();
   KJ_REQUIRE(timeoutSeconds <= EXEC_MAX_TIMEOUT_SECONDS,
-             "exec timeoutSeconds above the maximum; the supervisor must clamp it",
-             timeoutSeconds, EXEC_MAX_TIMEOUT_SECONDS);
+             "exec timeoutSeconds above the maximum; the supervisor must clamp it", timeoutSeconds,
+             EXEC_MAX_TIMEOUT_SECONDS);
   if (timeoutSeconds == 0) timeoutSeconds = EXEC_DEFAULT_TIMEOUT_SECONDS;
 
   kj::StringPtr command = args.getCommand();
@@ -304,8 +302,7 @@ size_t maxOutputBytesFromArgs(int argc, char** argv) {
     kj::StringPtr arg = argv[i];
     if (!arg.startsWith(flag)) continue;
     kj::StringPtr digits = arg.slice(flag.size());
-    KJ_REQUIRE(digits.size() > 0 && digits.size() <= 9, "--max-output-bytes is not a number",
-               arg);
+    KJ_REQUIRE(digits.size() > 0 && digits.size() <= 9, "--max-output-bytes is not a number", arg);
     size_t parsed = 0;
     for (char c : digits) {
       KJ_REQUIRE(c >= '0' && c <= '9', "--max-output-bytes is not a number", arg);

@@ -28,14 +28,14 @@ constexpr size_t EXEC_DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
 constexpr size_t EXEC_MAX_OUTPUT_LIMIT_BYTES = 16 * 1024 * 1024;
 
 struct ExecSettings {
-  int rootFd;               // the workspace root, an O_PATH directory fd
-  kj::StringPtr rootPath;   // the same directory's path, for HOME
+  int rootFd;              // the workspace root, an O_PATH directory fd
+  kj::StringPtr rootPath;  // the same directory's path, for HOME
   size_t maxOutputBytes = EXEC_DEFAULT_MAX_OUTPUT_BYTES;
 };
 
 struct ExecOutcome {
   bool failed = false;
-  kj::String text;      // capped output, then a status line on failure
+  kj::String text;        // capped output, then a status line on failure
   int32_t exitCode = -1;  // set when bash exited (0 too); -1 when killed or timed out
   bool truncated = false;
   bool timedOut = false;

@@ -40,8 +40,9 @@ struct Streamed {
   bool ended = false;
 };
 
-kj::Promise<capnp::Response<rpc::ToolWorker::RunResults>> send(
-    TestWorker& worker, const ExecCall& args, rpc::ByteSink::Client sink) {
+kj::Promise<capnp::Response<rpc::ToolWorker::RunResults>> send(TestWorker& worker,
+                                                               const ExecCall& args,
+                                                               rpc::ByteSink::Client sink) {
   auto request = worker.worker.runRequest();
   auto exec = request.initInvocation().initExec();
   exec.setCommand(args.command);
@@ -53,9 +54,8 @@ kj::Promise<capnp::Response<rpc::ToolWorker::RunResults>> send(
 
 CallResult run(kj::AsyncIoContext& io, TestWorker& worker, const ExecCall& args,
                Streamed& streamed) {
-  auto response =
-      send(worker, args, kj::heap<CollectingSink>(streamed.bytes, streamed.ended))
-          .wait(io.waitScope);
+  auto response = send(worker, args, kj::heap<CollectingSink>(streamed.bytes, streamed.ended))
+                      .wait(io.waitScope);
   return test::toCallResult(response.getResult());
 }
 
@@ -109,10 +109,10 @@ TEST_CASE("exec worker: runs in the workdir with only PATH, HOME, LANG, TERM and
   mkdir((ws / "sub").c_str(), 0755);
   setenv("CHITIN_TEST_LEAK", "should-not-pass", 1);
   Streamed streamed;
-  auto r = runOnce(ws,
-                   {"pwd; env | grep -v -E '^(PWD|SHLVL|_)=' | sort; cat; echo stdin-done",
-                    "/workspace/sub"},
-                   streamed);
+  auto r = runOnce(
+      ws,
+      {"pwd; env | grep -v -E '^(PWD|SHLVL|_)=' | sort; cat; echo stdin-done", "/workspace/sub"},
+      streamed);
   unsetenv("CHITIN_TEST_LEAK");
   CHECK_FALSE(r.failed);
   CHECK(r.text == ws.path() + "/sub\n" + "HOME=" + ws.path() +
@@ -125,8 +125,7 @@ TEST_CASE("exec worker: a bad workdir is a failed result naming it") {
   test::writeHostFile(ws / "file", "x");
   Streamed s1, s2, s3;
   CHECK(runOnce(ws, {"true", "nope"}, s1).text == "workdir not found: \"nope\"");
-  CHECK(runOnce(ws, {"true", "../"}, s2).text ==
-        "workdir: path escapes the workspace: \"../\"");
+  CHECK(runOnce(ws, {"true", "../"}, s2).text == "workdir: path escapes the workspace: \"../\"");
   CHECK(runOnce(ws, {"true", "file"}, s3).text == "workdir is not a directory: \"file\"");
 }
 
@@ -134,8 +133,7 @@ TEST_CASE("exec worker: timeout kills the whole process group and says so") {
   TempDir ws;
   Streamed streamed;
   double start = nowSeconds();
-  auto r = runOnce(ws, {"sleep 300 & echo $! > bg.pid; echo started; sleep 300", "", 1},
-                   streamed);
+  auto r = runOnce(ws, {"sleep 300 & echo $! > bg.pid; echo started; sleep 300", "", 1}, streamed);
   double elapsed = nowSeconds() - start;
   CHECK(r.failed);
   CHECK(r.timedOut);
@@ -163,8 +161,8 @@ TEST_CASE("exec worker: processes left behind when bash exits are killed, not wa
 TEST_CASE("exec worker: output beyond --max-output-bytes is cut in the result, not the stream") {
   TempDir ws;
   Streamed streamed;
-  auto r = runOnce(ws, {"head -c 5000 /dev/zero | tr '\\0' x"}, streamed,
-                   {"--max-output-bytes=1000"});
+  auto r =
+      runOnce(ws, {"head -c 5000 /dev/zero | tr '\\0' x"}, streamed, {"--max-output-bytes=1000"});
   CHECK_FALSE(r.failed);
   CHECK(r.truncated);
   CHECK(r.text == std::string(1000, 'x') + "\n[output truncated: 5000 bytes total]");
@@ -178,8 +176,8 @@ TEST_CASE("exec worker: the default cap is 64 KiB and large output streams throu
   CHECK(r.failed);
   CHECK(r.truncated);
   CHECK(r.exitCode == 1);
-  CHECK(r.text == std::string(65536, 'y') +
-                      "\n[output truncated: 3000000 bytes total]\nexit code 1");
+  CHECK(r.text ==
+        std::string(65536, 'y') + "\n[output truncated: 3000000 bytes total]\nexit code 1");
   CHECK(streamed.bytes.size() == 3000000);
 }
 
@@ -211,9 +209,9 @@ TEST_CASE("exec worker: a receiver that stops listening does not stop the comman
   TempDir ws;
   auto io = kj::setupAsyncIo();
   TestWorker worker(io, "CHITIN_WORKER_EXEC", ws.path());
-  auto response = send(worker, {"echo one; echo two > two.txt; echo three"},
-                       kj::heap<ThrowingSink>())
-                      .wait(io.waitScope);
+  auto response =
+      send(worker, {"echo one; echo two > two.txt; echo three"}, kj::heap<ThrowingSink>())
+          .wait(io.waitScope);
   auto r = test::toCallResult(response.getResult());
   CHECK_FALSE(r.failed);
   CHECK(r.text == "one\nthree\n");
@@ -228,7 +226,7 @@ TEST_CASE("exec worker: a second run() and an unclamped timeout are protocol err
     Streamed first;
     CHECK(run(io, worker, {"echo once"}, first).text == "once\n");
     Streamed second;
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { run(io, worker, {"echo twice"}, second); })) {
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { run(io, worker, {"echo twice"}, second); })) {
       CHECK(contains(e->getDescription().cStr(), "ToolWorker.run called twice"));
     } else {
       FAIL("second run() succeeded");
@@ -237,8 +235,9 @@ TEST_CASE("exec worker: a second run() and an unclamped timeout are protocol err
   {
     TestWorker worker(io, "CHITIN_WORKER_EXEC", ws.path());
     Streamed streamed;
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions(
-                       [&]() { run(io, worker, {"touch ran", "", 3601}, streamed); })) {
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
+                   run(io, worker, {"touch ran", "", 3601}, streamed);
+                 })) {
       CHECK(contains(e->getDescription().cStr(), "timeoutSeconds above the maximum"));
     } else {
       FAIL("timeoutSeconds 3601 accepted");

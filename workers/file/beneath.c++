@@ -69,8 +69,8 @@ kj::OneOf<kj::AutoCloseFd, int> openBeneath(int dirFd, kj::StringPtr rel, int fl
     int error = errno;
     if (error == EINTR || (error == EAGAIN && attempt < MAX_OPEN_RETRIES)) continue;
     if (error == ENOSYS) {
-      KJ_FAIL_SYSCALL("openat2 (needs Linux >= 5.6 and a seccomp filter that allows it)",
-                      error, rel);
+      KJ_FAIL_SYSCALL("openat2 (needs Linux >= 5.6 and a seccomp filter that allows it)", error,
+                      rel);
     }
     return error;
   }
@@ -125,13 +125,13 @@ kj::OneOf<ParentDir, FileFailure> openParentDir(int rootFd, kj::StringPtr rel, b
   constexpr int DIR_FLAGS = O_PATH | O_DIRECTORY;
 
   auto opened = openBeneath(rootFd, ".", DIR_FLAGS, Symlinks::REFUSE);
-  if (opened.is<int>()) return describeOpenError(opened.get<int>(), rootFd, ".",
-                                                 Symlinks::REFUSE, shownPath);
+  if (opened.is<int>())
+    return describeOpenError(opened.get<int>(), rootFd, ".", Symlinks::REFUSE, shownPath);
   kj::AutoCloseFd current = kj::mv(opened.get<kj::AutoCloseFd>());
 
   size_t start = 0;
   for (;;) {
-    KJ_IF_MAYBE(slash, rel.slice(start).findFirst('/')) {
+    KJ_IF_MAYBE (slash, rel.slice(start).findFirst('/')) {
       size_t end = start + *slash;
       kj::String component = kj::heapString(rel.slice(start, end));
       kj::String prefix = kj::heapString(rel.slice(0, end));

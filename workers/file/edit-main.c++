@@ -7,11 +7,10 @@
 int main(int argc, char** argv) {
   return chitin::runWorker(
       argc, argv, "edit",
-      chitin::fileWorkerFactory(
-          argc, argv, chitin::rpc::ToolInvocation::EDIT,
-          [](int rootFd, chitin::rpc::ToolInvocation::Reader invocation) {
-            auto args = invocation.getEdit();
-            return chitin::editWorkspaceFile(rootFd, args.getPath(), args.getOldText(),
-                                             args.getNewText());
-          }));
+      chitin::fileWorkerFactory(argc, argv, chitin::rpc::ToolInvocation::EDIT,
+                                [](int rootFd, chitin::rpc::ToolInvocation::Reader invocation) {
+                                  auto args = invocation.getEdit();
+                                  return chitin::editWorkspaceFile(
+                                      rootFd, args.getPath(), args.getOldText(), args.getNewText());
+                                }));
 }

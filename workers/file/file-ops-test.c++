@@ -82,8 +82,8 @@ TEST_CASE("read: directories, FIFOs and binary files fail clearly") {
 
 TEST_CASE("read: overlong forms, surrogates, stray bytes are binary; real characters are text") {
   Workspace ws;
-  for (auto bad : {"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80",
-                   "ab\xe2\x82"}) {
+  for (auto bad :
+       {"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80", "ab\xe2\x82"}) {
     writeHostFile(ws.dir / "bad", bad);
     CHECK(contains(readWorkspaceFile(ws.root, "bad").text.cStr(), "binary file"));
   }
@@ -101,8 +101,7 @@ TEST_CASE("read: a long file is cut at the cap on a character boundary, with a n
   auto r = readWorkspaceFile(ws.root, "long.txt", 10);
   CHECK_FALSE(r.failed);
   CHECK(r.truncated);
-  CHECK(std::string(r.text.cStr()) ==
-        "aaaaaaaaa\n\n[truncated: showing the first 9 of 15 bytes]");
+  CHECK(std::string(r.text.cStr()) == "aaaaaaaaa\n\n[truncated: showing the first 9 of 15 bytes]");
 }
 
 TEST_CASE("read: paths outside the workspace are refused before any open") {
@@ -192,8 +191,8 @@ TEST_CASE("write: `..` tricks, the root, files as parents and directories as tar
   auto content = kj::StringPtr("x").asArray();
   CHECK(contains(writeWorkspaceFile(ws.root, "../evil", content).text.cStr(), "escapes"));
   CHECK(contains(writeWorkspaceFile(ws.root, "a/../../evil", content).text.cStr(), "escapes"));
-  CHECK(contains(writeWorkspaceFile(ws.root, "/workspace/../evil", content).text.cStr(),
-                 "escapes"));
+  CHECK(
+      contains(writeWorkspaceFile(ws.root, "/workspace/../evil", content).text.cStr(), "escapes"));
   CHECK(contains(writeWorkspaceFile(ws.root, ".", content).text.cStr(), "is a directory"));
   writeHostFile(ws.dir / "file", "f");
   CHECK(contains(writeWorkspaceFile(ws.root, "file/x", content).text.cStr(),
@@ -213,8 +212,8 @@ TEST_CASE("write: a write that fails midway leaves the old file and no temporary
   struct rlimit small = {100, saved.rlim_max};
   setrlimit(RLIMIT_FSIZE, &small);
   std::string big(500, 'x');
-  auto r = writeWorkspaceFile(ws.root, "keep.txt",
-                              kj::ArrayPtr<const char>(big.data(), big.size()));
+  auto r =
+      writeWorkspaceFile(ws.root, "keep.txt", kj::ArrayPtr<const char>(big.data(), big.size()));
   setrlimit(RLIMIT_FSIZE, &saved);
   signal(SIGXFSZ, oldHandler);
   CHECK(r.failed);
@@ -267,8 +266,8 @@ TEST_CASE("edit: missing files, empty oldText, binary files and symlinks fail") 
   writeHostFile(ws.dir / "t.txt", "text\n");
   CHECK(contains(editWorkspaceFile(ws.root, "t.txt", "", "b").text.cStr(), "oldText is empty"));
   writeHostFile(ws.dir / "b.bin", std::string("a\0b", 3));
-  CHECK(contains(editWorkspaceFile(ws.root, "b.bin", "a", "b").text.cStr(),
-                 "binary file, 3 bytes"));
+  CHECK(
+      contains(editWorkspaceFile(ws.root, "b.bin", "a", "b").text.cStr(), "binary file, 3 bytes"));
   REQUIRE(symlink("t.txt", (ws.dir / "alias").c_str()) == 0);
   CHECK(contains(editWorkspaceFile(ws.root, "alias", "text", "b").text.cStr(),
                  "path goes through a symlink"));

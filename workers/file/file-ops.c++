@@ -23,13 +23,9 @@ namespace {
 
 constexpr size_t READ_CHUNK_BYTES = 64 * 1024;
 
-FileOutcome failedWith(kj::String message) {
-  return FileOutcome{true, kj::mv(message), false};
-}
+FileOutcome failedWith(kj::String message) { return FileOutcome{true, kj::mv(message), false}; }
 
-FileOutcome failedWith(FileFailure failure) {
-  return failedWith(kj::mv(failure.message));
-}
+FileOutcome failedWith(FileFailure failure) { return failedWith(kj::mv(failure.message)); }
 
 // The model's path, checked and cleaned, plus the form to show in messages.
 struct CheckedPath {
@@ -93,11 +89,11 @@ FileOutcome readWorkspaceFile(int rootFd, kj::StringPtr path, size_t cap) {
   auto& p = checked.get<CheckedPath>();
 
   // O_NONBLOCK: a FIFO planted in the workspace must not hang the worker in open().
-  auto opened = openBeneath(rootFd, p.rel, O_RDONLY | O_NOCTTY | O_NONBLOCK,
-                            Symlinks::FOLLOW_BENEATH);
+  auto opened =
+      openBeneath(rootFd, p.rel, O_RDONLY | O_NOCTTY | O_NONBLOCK, Symlinks::FOLLOW_BENEATH);
   if (opened.is<int>()) {
-    return failedWith(describeOpenError(opened.get<int>(), rootFd, p.rel,
-                                        Symlinks::FOLLOW_BENEATH, p.shown));
+    return failedWith(
+        describeOpenError(opened.get<int>(), rootFd, p.rel, Symlinks::FOLLOW_BENEATH, p.shown));
   }
   auto loaded = load(opened.get<kj::AutoCloseFd>(), cap, p.shown);
   if (loaded.is<FileFailure>()) return failedWith(kj::mv(loaded.get<FileFailure>()));
@@ -109,10 +105,10 @@ FileOutcome readWorkspaceFile(int rootFd, kj::StringPtr path, size_t cap) {
   if (looksBinary(text)) return failedWith(binaryMessage(file.totalBytes, p.shown));
 
   if (!truncated) return FileOutcome{false, kj::heapString(text), false};
-  return FileOutcome{false,
-                     kj::str(text, "\n\n[truncated: showing the first ", keep, " of ",
-                             file.totalBytes, " bytes]"),
-                     true};
+  return FileOutcome{
+      false,
+      kj::str(text, "\n\n[truncated: showing the first ", keep, " of ", file.totalBytes, " bytes]"),
+      true};
 }
 
 FileOutcome writeWorkspaceFile(int rootFd, kj::StringPtr path, kj::ArrayPtr<const char> content) {
@@ -141,7 +137,7 @@ FileOutcome writeWorkspaceFile(int rootFd, kj::StringPtr path, kj::ArrayPtr<cons
     return failedWith(describeOpenError(error, rootFd, p.rel, Symlinks::REFUSE, p.shown));
   }
 
-  KJ_IF_MAYBE(failure, replaceAtomically(dir.fd, dir.name, content, mode, p.shown)) {
+  KJ_IF_MAYBE (failure, replaceAtomically(dir.fd, dir.name, content, mode, p.shown)) {
     return failedWith(kj::mv(*failure));
   }
   return FileOutcome{false, kj::str("wrote ", content.size(), " bytes to ", p.shown), false};
@@ -188,15 +184,15 @@ FileOutcome editWorkspaceFile(int rootFd, kj::StringPtr path, kj::StringPtr oldT
     ++occurrences;
   }
   if (occurrences > 1) {
-    return failedWith(kj::str("oldText occurs ", occurrences, " times in ", p.shown,
-                              "; include more context"));
+    return failedWith(
+        kj::str("oldText occurs ", occurrences, " times in ", p.shown, "; include more context"));
   }
 
   kj::ArrayPtr<const char> before = file.bytes.slice(0, first);
   kj::ArrayPtr<const char> after = file.bytes.slice(first + oldText.size(), file.bytes.size());
   kj::String edited = kj::str(before, newText, after);
-  KJ_IF_MAYBE(failure,
-              replaceAtomically(dir.fd, dir.name, edited.asArray(), file.mode & 0777, p.shown)) {
+  KJ_IF_MAYBE (failure,
+               replaceAtomically(dir.fd, dir.name, edited.asArray(), file.mode & 0777, p.shown)) {
     return failedWith(kj::mv(*failure));
   }
   return FileOutcome{false,

@@ -21,8 +21,7 @@ using test::writeHostFile;
 using Fill = kj::Function<void(rpc::ToolInvocation::Builder)>;
 
 kj::Promise<capnp::Response<rpc::ToolWorker::RunResults>> send(TestWorker& worker, Fill fill,
-                                                               std::string& streamed,
-                                                               bool& ended) {
+                                                               std::string& streamed, bool& ended) {
   auto request = worker.worker.runRequest();
   fill(request.initInvocation());
   request.setOutput(kj::heap<CollectingSink>(streamed, ended));
@@ -40,8 +39,8 @@ CallResult call(kj::AsyncIoContext& io, TestWorker& worker, Fill fill) {
 std::string callError(kj::AsyncIoContext& io, TestWorker& worker, Fill fill) {
   std::string streamed;
   bool ended = false;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions(
-                     [&]() { send(worker, kj::mv(fill), streamed, ended).wait(io.waitScope); })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions(
+                      [&]() { send(worker, kj::mv(fill), streamed, ended).wait(io.waitScope); })) {
     return e->getDescription().cStr();
   }
   return "";

@@ -20,8 +20,8 @@ namespace {
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class FileToolWorker final : public rpc::ToolWorker::Server {
  public:
-  FileToolWorker(WorkerContext& worker, rpc::ToolInvocation::Which which,
-                 kj::AutoCloseFd rootFd, FileOperation operation)
+  FileToolWorker(WorkerContext& worker, rpc::ToolInvocation::Which which, kj::AutoCloseFd rootFd,
+                 FileOperation operation)
       : oneCall(worker, which), rootFd(kj::mv(rootFd)), operation(kj::mv(operation)) {}
 
   kj::Promise<void> run(RunContext context) override {

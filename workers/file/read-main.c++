@@ -7,9 +7,9 @@
 int main(int argc, char** argv) {
   return chitin::runWorker(
       argc, argv, "read",
-      chitin::fileWorkerFactory(
-          argc, argv, chitin::rpc::ToolInvocation::READ,
-          [](int rootFd, chitin::rpc::ToolInvocation::Reader invocation) {
-            return chitin::readWorkspaceFile(rootFd, invocation.getRead().getPath());
-          }));
+      chitin::fileWorkerFactory(argc, argv, chitin::rpc::ToolInvocation::READ,
+                                [](int rootFd, chitin::rpc::ToolInvocation::Reader invocation) {
+                                  return chitin::readWorkspaceFile(rootFd,
+                                                                   invocation.getRead().getPath());
+                                }));
 }

@@ -43,18 +43,21 @@ constexpr auto TOOL_WORKER_EXIT_GRACE = 2 * kj::SECONDS;
 
 inline kj::StringPtr invocationName(rpc::ToolInvocation::Which which) {
   switch (which) {
-    case rpc::ToolInvocation::EXEC: return "exec";
-    case rpc::ToolInvocation::READ: return "read";
-    case rpc::ToolInvocation::WRITE: return "write";
-    case rpc::ToolInvocation::EDIT: return "edit";
+    case rpc::ToolInvocation::EXEC:
+      return "exec";
+    case rpc::ToolInvocation::READ:
+      return "read";
+    case rpc::ToolInvocation::WRITE:
+      return "write";
+    case rpc::ToolInvocation::EDIT:
+      return "edit";
   }
   return "unknown";
 }
 
 class OneCall {
  public:
-  OneCall(WorkerContext& context, rpc::ToolInvocation::Which kind)
-      : context(context), kind(kind) {}
+  OneCall(WorkerContext& context, rpc::ToolInvocation::Which kind) : context(context), kind(kind) {}
 
   // First thing in run(). A second call, or a call of another kind, is a protocol error: it
   // throws, and the worker ends as it would after a good call.
@@ -64,8 +67,8 @@ class OneCall {
     called = true;
     if (invocation.which() != kind) {
       scheduleExit();
-      KJ_FAIL_REQUIRE("tool worker got an invocation of another kind",
-                      invocationName(kind), invocationName(invocation.which()));
+      KJ_FAIL_REQUIRE("tool worker got an invocation of another kind", invocationName(kind),
+                      invocationName(invocation.which()));
     }
   }
 

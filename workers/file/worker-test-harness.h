@@ -46,9 +46,10 @@ class TempDir {
     path_ = pattern;
   }
   ~TempDir() {
-    nftw(path_.c_str(),
-         [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-         FTW_DEPTH | FTW_PHYS);
+    nftw(
+        path_.c_str(),
+        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
   }
   const std::string& path() const { return path_; }
   std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
@@ -57,8 +58,7 @@ class TempDir {
   std::string path_;
 };
 
-inline void writeHostFile(const std::string& path, const std::string& content,
-                          mode_t mode = 0644) {
+inline void writeHostFile(const std::string& path, const std::string& content, mode_t mode = 0644) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   KJ_ASSERT(fd >= 0, path, errno);
   KJ_ASSERT(write(fd, content.data(), content.size()) == ssize_t(content.size()));
@@ -136,8 +136,8 @@ class TestWorker {
     close(fds[1]);
     KJ_REQUIRE(rc == 0, "posix_spawn", binary, rc);
 
-    stream = io.lowLevelProvider->wrapUnixSocketFd(fds[0],
-                                                   kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+    stream =
+        io.lowLevelProvider->wrapUnixSocketFd(fds[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     client = kj::heap<capnp::TwoPartyClient>(*stream, 4);
     worker = client->bootstrap().castAs<rpc::ToolWorker>();
   }

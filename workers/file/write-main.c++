@@ -7,10 +7,10 @@
 int main(int argc, char** argv) {
   return chitin::runWorker(
       argc, argv, "write",
-      chitin::fileWorkerFactory(
-          argc, argv, chitin::rpc::ToolInvocation::WRITE,
-          [](int rootFd, chitin::rpc::ToolInvocation::Reader invocation) {
-            auto args = invocation.getWrite();
-            return chitin::writeWorkspaceFile(rootFd, args.getPath(), args.getContent().asArray());
-          }));
+      chitin::fileWorkerFactory(argc, argv, chitin::rpc::ToolInvocation::WRITE,
+                                [](int rootFd, chitin::rpc::ToolInvocation::Reader invocation) {
+                                  auto args = invocation.getWrite();
+                                  return chitin::writeWorkspaceFile(rootFd, args.getPath(),
+                                                                    args.getContent().asArray());
+                                }));
 }

@@ -161,7 +161,8 @@ TEST_CASE("agent loop: a failed model call fails the turn with the model's messa
 
 TEST_CASE("agent loop: the step limit stops a model that never answers") {
   Harness h;
-  for (int i = 0; i < 5; ++i) h.model->script.push_back({"", {{"exec", R"({"command":"true"})"}}, ""});
+  for (int i = 0; i < 5; ++i)
+    h.model->script.push_back({"", {{"exec", R"({"command":"true"})"}}, ""});
   auto response = h.run("loop forever", 3);
   auto outcome = response.getOutcome();
   REQUIRE(outcome.isFailed());

@@ -23,8 +23,10 @@ struct Message {
   bool isError = false;
 
   static Message from(rpc::ChatMessage::Reader m) {
-    Message out{m.getRole(), m.getContent(), {}, m.getToolCallId(), m.getToolName(), m.getIsError()};
-    for (auto c : m.getToolCalls()) out.calls.push_back({c.getId(), c.getName(), c.getArgumentsJson()});
+    Message out{m.getRole(),       m.getContent(),  {},
+                m.getToolCallId(), m.getToolName(), m.getIsError()};
+    for (auto c : m.getToolCalls())
+      out.calls.push_back({c.getId(), c.getName(), c.getArgumentsJson()});
     return out;
   }
 
@@ -84,30 +86,32 @@ kj::Promise<Outcome> step(Turn& turn) {
   r.setSystem(turn.system);
   auto list = r.initMessages(turn.messages.size());
   for (size_t i = 0; i < turn.messages.size(); ++i) turn.messages[i].to(list[i]);
-  return req.send().then([&turn](capnp::Response<rpc::Model::CompleteResults>&& response)
-                             -> kj::Promise<Outcome> {
-    auto completion = response.getCompletion();
-    if (completion.isFailed()) {
-      auto f = completion.getFailed();
-      return Outcome{false, std::string("the model call failed: ") + f.getMessage().cStr()};
-    }
-    Message reply = Message::from(completion.getMessage());
-    reply.role = rpc::Role::ASSISTANT;
-    auto calls = reply.calls;
-    turn.messages.push_back(kj::mv(reply));
-    if (calls.empty()) return Outcome{true, turn.messages.back().content};
-    return runCalls(turn, kj::mv(calls), 0).then([&turn]() { return step(turn); });
-  });
+  return req.send().then(
+      [&turn](capnp::Response<rpc::Model::CompleteResults>&& response) -> kj::Promise<Outcome> {
+        auto completion = response.getCompletion();
+        if (completion.isFailed()) {
+          auto f = completion.getFailed();
+          return Outcome{false, std::string("the model call failed: ") + f.getMessage().cStr()};
+        }
+        Message reply = Message::from(completion.getMessage());
+        reply.role = rpc::Role::ASSISTANT;
+        auto calls = reply.calls;
+        turn.messages.push_back(kj::mv(reply));
+        if (calls.empty()) return Outcome{true, turn.messages.back().content};
+        return runCalls(turn, kj::mv(calls), 0).then([&turn]() { return step(turn); });
+      });
 }
 
 }  // namespace
 
-std::string composeSystemPrompt(const std::string& base, const std::vector<ContextFileText>& files) {
+std::string composeSystemPrompt(const std::string& base,
+                                const std::vector<ContextFileText>& files) {
   std::string out = base;
   if (!files.empty()) {
-    out += "\n\n# Project Context\n\nThe following files from your workspace are loaded as "
-           "context. They are written by the owner and by you; follow them unless they conflict "
-           "with safety.\n";
+    out +=
+        "\n\n# Project Context\n\nThe following files from your workspace are loaded as "
+        "context. They are written by the owner and by you; follow them unless they conflict "
+        "with safety.\n";
     for (auto& f : files) {
       out += "\n## " + f.name + "\n\n" + f.content;
       if (!f.content.empty() && f.content.back() != '\n') out += '\n';
@@ -123,7 +127,10 @@ kj::Promise<void> SessionWorkerImpl::runTurn(RunTurnContext context) {
   auto params = context.getParams();
   auto request = params.getRequest();
 
-  auto turn = kj::heap<Turn>(Turn{params.getModel(), params.getTools(), {}, {},
+  auto turn = kj::heap<Turn>(Turn{params.getModel(),
+                                  params.getTools(),
+                                  {},
+                                  {},
                                   request.getMaxSteps() ? request.getMaxSteps() : 16u});
   std::vector<ContextFileText> files;
   for (auto f : request.getContextFiles()) files.push_back({f.getName(), f.getContent()});
