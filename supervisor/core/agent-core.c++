@@ -310,6 +310,12 @@ void AgentCore::shutdown() {
   sessions_.clear();
 }
 
+std::string AgentCore::defaultSessionKey(const gateway::ClientIdentity& who) const {
+  // One session per client kind and local user: agent:<agent>:<client>:direct:<user>.
+  return "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") + ":direct:" +
+         keyPart(who.user, "owner");
+}
+
 AgentCore::Session& AgentCore::sessionFor(const std::string& key) {
   auto& slot = sessions_[key];
   if (!slot) {
@@ -356,10 +362,7 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     return gateway::UserError{"INVALID_REQUEST", "message: longer than 64 KiB"};
   }
   std::string key = params.session_key();
-  if (key.empty()) {
-    key = "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") +
-          ":direct:" + keyPart(who.user, "owner");
-  }
+  if (key.empty()) key = defaultSessionKey(who);
   if (auto problem = checkSessionKey(key); !problem.empty()) {
     return gateway::UserError{"INVALID_REQUEST", problem};
   }
@@ -655,10 +658,7 @@ gateway::Result<bool> AgentCore::abortRun(const std::string& runId) {
 gateway::Result<gateway::ChatHistory> AgentCore::history(const gateway::ChatHistoryParams& params,
                                                          const gateway::ClientIdentity& who) {
   std::string key = params.session_key();
-  if (key.empty()) {
-    key = "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") +
-          ":direct:" + keyPart(who.user, "owner");
-  }
+  if (key.empty()) key = defaultSessionKey(who);
   if (auto problem = checkSessionKey(key); !problem.empty()) {
     return gateway::UserError{"INVALID_REQUEST", problem};
   }

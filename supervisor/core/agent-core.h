@@ -96,6 +96,7 @@ class AgentCore final : public gateway::AgentService {
   bool shuttingDown_ = false;
 
   Session& sessionFor(const std::string& key);
+  std::string defaultSessionKey(const gateway::ClientIdentity& who) const;
   void startNext(Session& session);
   void beginTurn(Session& session, std::shared_ptr<Run> run);
   void finishRun(const std::shared_ptr<Run>& run, const std::string& status,

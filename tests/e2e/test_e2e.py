@@ -4,11 +4,14 @@ API written independently in Python (tests/fakes/fake_model.py) and a stdlib Web
 
 Run by meson (`meson test --suite e2e`); each test starts its own gateway on 127.0.0.1.
 """
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -55,7 +58,7 @@ SCRIPT = {"scenarios": {
 class E2E(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.modeldir = __import__("tempfile").mkdtemp(prefix="chitin-e2e-model-")
+        cls.modeldir = tempfile.mkdtemp(prefix="chitin-e2e-model-")
         cls.model = FakeModel(cls.modeldir, SCRIPT, expect_key="sk-test-key")
         cls.gw = Gateway(cls.model)
         # The token path is only known now; the "steal" scenarios name it literally.
@@ -281,42 +284,60 @@ class E2E(unittest.TestCase):
                 self.assertNotIn(b"sk-test-key", f.read())
 
 
+@contextlib.contextmanager
+def own_gateway(setup=None, **gateway_args):
+    """A fake model and a gateway of the test's own, stopped and removed afterwards. `setup(dir)`
+    may prepare files in the temporary directory and return more Gateway arguments."""
+    d = tempfile.mkdtemp(prefix="chitin-e2e-own-")
+    model = gw = None
+    try:
+        model = FakeModel(d, SCRIPT)
+        if setup is not None:
+            gateway_args.update(setup(d))
+        gw = Gateway(model, **gateway_args)
+        yield model, gw
+    finally:
+        if gw is not None:
+            gw.cleanup()
+        if model is not None:
+            model.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def hostile_workers(d):
+    """Session workers are the hostile stand-in; the other kinds are the real ones."""
+    os.chmod(d, 0o755)
+    workers = os.path.join(d, "workers")
+    os.mkdir(workers)
+    os.chmod(workers, 0o755)
+    build = os.environ["CHITIN_WORKER_BUILD_DIR"]
+    for kind, sub in [("model", "model"), ("exec", "exec"), ("read", "file"), ("write", "file"),
+                      ("edit", "file")]:
+        os.symlink(os.path.join(build, sub, f"chitin-worker-{kind}"),
+                   os.path.join(workers, f"chitin-worker-{kind}"))
+    os.symlink(os.environ["CHITIN_HOSTILE_SESSION_WORKER"],
+               os.path.join(workers, "chitin-worker-session"))
+    return {"config": f'sandbox {{ worker_dir: "{workers}" }}\n'}
+
+
 @unittest.skipIf(SKIP, SKIP or "")
 class E2EWithoutSharedGateway(unittest.TestCase):
     def test_server_errors_after_retries_fail_the_turn_with_a_clear_message(self):
-        import tempfile
-        d = tempfile.mkdtemp()
-        model = FakeModel(d, SCRIPT)
-        gw = Gateway(model, config="model { max_retries: 1 }\n")
-        try:
+        with own_gateway(config="model { max_retries: 1 }\n") as (model, gw):
             code, out, err = gw.agent_json("[[scenario:servererror]] hi", "agent:main:e2e:direct:err")
             self.assertEqual(code, 1, err)
             self.assertEqual(out["status"], "error")
             self.assertIn("500", out["error"])
-        finally:
-            gw.cleanup()
-            model.stop()
 
     def test_anthropic_provider_runs_a_tool_turn(self):
-        import tempfile
-        d = tempfile.mkdtemp()
-        model = FakeModel(d, SCRIPT)
-        gw = Gateway(model, provider="anthropic")
-        try:
+        with own_gateway(provider="anthropic") as (model, gw):
             code, out, err = gw.agent_json("[[scenario:multistep]] go", "agent:main:e2e:direct:anth")
             self.assertEqual(code, 0, err)
             self.assertIn("step two", out["reply"])
             self.assertTrue(any("/v1/messages" in r.get("path", "") for r in model.requests()))
-        finally:
-            gw.cleanup()
-            model.stop()
 
     def test_kill_9_of_the_session_worker_mid_turn_fails_cleanly(self):
-        import tempfile
-        d = tempfile.mkdtemp()
-        model = FakeModel(d, SCRIPT)
-        gw = Gateway(model)  # its own gateway: the only session worker is this turn's
-        try:
+        with own_gateway() as (model, gw):  # its own gateway: the only session worker is this turn's
             key = "agent:main:e2e:direct:killed"
             proc = subprocess.Popen([harness.CHITIN, "agent", "-m", "[[scenario:slowtool]] hi",
                                      "--session", key, "--json"],
@@ -335,16 +356,9 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             code, out2, err2 = gw.agent_json("hello again", key)
             self.assertEqual(code, 0, err2)
             self.assertIsNone(gw.proc.poll())
-        finally:
-            gw.cleanup()
-            model.stop()
 
     def test_idle_session_worker_exits_and_is_recreated_from_the_transcript(self):
-        import tempfile
-        d = tempfile.mkdtemp()
-        model = FakeModel(d, SCRIPT)
-        gw = Gateway(model, config="agent { session_idle_seconds: 1 }\n")
-        try:
+        with own_gateway(config="agent { session_idle_seconds: 1 }\n") as (model, gw):
             key = "agent:main:e2e:direct:idle"
             self.assertEqual(gw.agent_json("[[scenario:secret]] first", key)[0], 0)
             self.assertEqual(len(gw.worker_pids("session")), 1)
@@ -356,32 +370,9 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             last = model.requests()[-1]["body"]["messages"]
             self.assertIn("[[scenario:secret]] first", json.dumps(last))
             self.assertIn("noted", json.dumps(last))
-        finally:
-            gw.cleanup()
-            model.stop()
-
-    def _hostile_gateway(self):
-        """A gateway whose session workers are the hostile stand-in; other kinds are real."""
-        import tempfile
-        d = tempfile.mkdtemp()
-        os.chmod(d, 0o755)
-        workers = os.path.join(d, "workers")
-        os.mkdir(workers)
-        os.chmod(workers, 0o755)
-        build = os.environ["CHITIN_WORKER_BUILD_DIR"]
-        for kind, sub in [("model", "model"), ("exec", "exec"), ("read", "file"), ("write", "file"),
-                          ("edit", "file")]:
-            os.symlink(os.path.join(build, sub, f"chitin-worker-{kind}"),
-                       os.path.join(workers, f"chitin-worker-{kind}"))
-        os.symlink(os.environ["CHITIN_HOSTILE_SESSION_WORKER"],
-                   os.path.join(workers, "chitin-worker-session"))
-        model = FakeModel(d, SCRIPT)
-        gw = Gateway(model, config=f'sandbox {{ worker_dir: "{workers}" }}\n')
-        return model, gw
 
     def test_session_worker_inventing_a_tool_call_is_killed_and_nothing_runs(self):
-        model, gw = self._hostile_gateway()
-        try:
+        with own_gateway(hostile_workers) as (model, gw):
             key = "agent:main:e2e:direct:hostile"
             code, out, err = gw.agent_json("invent a call", key)
             self.assertEqual(code, 1, err)
@@ -392,13 +383,9 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             code, out, err = gw.agent_json("keep going", "agent:main:e2e:direct:other")
             self.assertEqual(code, 0, err)
             self.assertEqual(out["reply"], "echo: keep going")
-        finally:
-            gw.cleanup()
-            model.stop()
 
     def test_session_worker_reusing_a_finished_turns_capability_is_killed(self):
-        model, gw = self._hostile_gateway()
-        try:
+        with own_gateway(hostile_workers) as (model, gw):
             key = "agent:main:e2e:direct:reuse"
             code, out, err = gw.agent_json("keep this turn's model", key)
             self.assertEqual(code, 0, err)
@@ -409,9 +396,6 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             self.assertEqual(len(model.requests()), requests_before)  # the model was not called
             self.assertIn("capability of a turn that has ended", gw.stderr())
             self.assertIsNone(gw.proc.poll())
-        finally:
-            gw.cleanup()
-            model.stop()
 
     def test_no_model_configured_replies_how_to_configure_one(self):
         gw = Gateway(None)
@@ -441,7 +425,6 @@ class E2EWithoutSharedGateway(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "only meaningful as root")
     def test_root_without_user_is_refused(self):
-        import tempfile
         home = tempfile.mkdtemp()
         r = subprocess.run([harness.CHITIN, "gateway", "--port", "0"], env={"CHITIN_HOME": home},
                            capture_output=True, text=True, timeout=20)
