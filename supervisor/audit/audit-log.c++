@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: Apache-2.0
+// The hash-chained audit log (see audit-log.h and proto/audit.proto).
+// Runs in: supervisor
+
+#include "audit-log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <stdexcept>
+
+namespace chitin::audit {
+
+namespace {
+
+[[noreturn]] void throwErrno(const std::string& what, const std::string& path, int err) {
+  throw std::runtime_error("audit log: " + what + " " + path + ": " + strerror(err));
+}
+
+std::string rfc3339(int64_t millisSinceEpoch) {
+  time_t secs = static_cast<time_t>(millisSinceEpoch / 1000);
+  int millis = static_cast<int>(millisSinceEpoch % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    --secs;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return buf;
+}
+
+int64_t nowMillis() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
+}
+
+// Reads the whole file. Returns false if it does not exist; throws on any other error.
+bool readWholeFile(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return false;
+    throwErrno("cannot open", path, errno);
+  }
+  out.clear();
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      throwErrno("cannot read", path, err);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+void makeDirs(const std::string& dir) {
+  if (dir.empty()) throw std::runtime_error("audit log: empty directory name");
+  for (size_t pos = 1;; ++pos) {
+    pos = dir.find('/', pos);
+    std::string part = dir.substr(0, pos);
+    if (::mkdir(part.c_str(), 0700) < 0 && errno != EEXIST)
+      throwErrno("cannot create", part, errno);
+    if (pos == std::string::npos) break;
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) < 0) throwErrno("cannot stat", dir, errno);
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error("audit log: " + dir + " is not a directory");
+}
+
+// The chain check shared by verify() and AuditLog::open(). Keeps scanning after the first
+// problem so that open() learns the head (the last line's hash and seq) regardless.
+VerifyResult scan(const std::string& content) {
+  VerifyResult r;
+  r.headHash = GENESIS_HASH;
+  std::string prevHash = GENESIS_HASH;
+  uint64_t prevSeq = 0;
+  size_t lineNo = 0;
+  auto fail = [&](uint64_t seq, std::string why) {
+    if (!r.ok) return;
+    r.ok = false;
+    r.badLine = lineNo;
+    r.badSeq = seq;
+    r.reason = std::move(why);
+  };
+  size_t pos = 0;
+  while (pos < content.size()) {
+    ++lineNo;
+    size_t nl = content.find('\n', pos);
+    bool complete = nl != std::string::npos;
+    std::string_view line(content.data() + pos, (complete ? nl : content.size()) - pos);
+    pos = complete ? nl + 1 : content.size();
+    std::string hash = sha256Hex(line);
+    Record rec;
+    bool parsed = false;
+    try {
+      rec = parseLine(line);
+      parsed = true;
+    } catch (const std::exception& e) {
+      if (complete) fail(0, std::string("not a valid record: ") + e.what());
+    }
+    if (!complete) {
+      fail(parsed ? rec.seq() : 0,
+           "incomplete last line (a write torn by a crash; never acknowledged)");
+    } else if (parsed) {
+      if (rec.seq() != prevSeq + 1) {
+        fail(rec.seq(), "seq " + std::to_string(rec.seq()) + " follows seq " +
+                            std::to_string(prevSeq) + " (expected " + std::to_string(prevSeq + 1) +
+                            ")");
+      } else if (rec.prev() != prevHash) {
+        fail(rec.seq(), lineNo == 1 ? "prev is not the genesis hash"
+                                    : "prev does not match the SHA-256 of line " +
+                                          std::to_string(lineNo - 1) +
+                                          " (a record before it was changed, removed or moved)");
+      }
+    }
+    if (parsed) {
+      prevSeq = rec.seq();
+      r.headSeq = rec.seq();
+    }
+    if (r.ok) ++r.records;
+    prevHash = hash;
+    r.headHash = hash;
+  }
+  return r;
+}
+
+template <typename F>
+void forEachCompleteLine(const std::string& content, F&& fn) {
+  size_t pos = 0, lineNo = 0;
+  for (;;) {
+    size_t nl = content.find('\n', pos);
+    // An incomplete last line is not a record yet: it is being written, or a crash tore it (the
+    // supervisor cuts it off when it next opens the log; verify() reports it).
+    if (nl == std::string::npos) return;
+    ++lineNo;
+    fn(lineNo, std::string_view(content.data() + pos, nl - pos));
+    pos = nl + 1;
+  }
+}
+
+bool allDigits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+int num(std::string_view s) {
+  int v = 0;
+  for (char c : s) v = v * 10 + (c - '0');
+  return v;
+}
+
+}  // namespace
+
+std::string sha256Hex(std::string_view bytes) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  static const char HEX[] = "0123456789abcdef";
+  std::string out(2 * sizeof(digest), '0');
+  for (size_t i = 0; i < sizeof(digest); ++i) {
+    out[2 * i] = HEX[digest[i] >> 4];
+    out[2 * i + 1] = HEX[digest[i] & 0xf];
+  }
+  return out;
+}
+
+std::string nowRfc3339() { return rfc3339(nowMillis()); }
+
+std::string normaliseSince(const std::string& since) {
+  auto bad = [&]() -> std::invalid_argument {
+    return std::invalid_argument("bad time '" + since +
+                                 "': use RFC 3339 (2024-05-01, 2024-05-01T12:00:00Z, "
+                                 "2024-05-01T14:00+02:00) or a duration (90s, 15m, 2h, 7d)");
+  };
+  std::string_view s = since;
+  if (s.size() >= 2 && allDigits(s.substr(0, s.size() - 1)) && s.size() <= 10) {
+    int64_t n = std::stoll(std::string(s.substr(0, s.size() - 1)));
+    int64_t unit = 0;
+    switch (s.back()) {
+      case 's':
+        unit = 1000;
+        break;
+      case 'm':
+        unit = 60 * 1000;
+        break;
+      case 'h':
+        unit = 3600 * 1000;
+        break;
+      case 'd':
+        unit = 86400 * 1000;
+        break;
+      default:
+        throw bad();
+    }
+    return rfc3339(nowMillis() - n * unit);
+  }
+  // YYYY-MM-DD
+  if (s.size() < 10 || !allDigits(s.substr(0, 4)) || s[4] != '-' || !allDigits(s.substr(5, 2)) ||
+      s[7] != '-' || !allDigits(s.substr(8, 2)))
+    throw bad();
+  struct tm tm = {};
+  tm.tm_year = num(s.substr(0, 4)) - 1900;
+  tm.tm_mon = num(s.substr(5, 2)) - 1;
+  tm.tm_mday = num(s.substr(8, 2));
+  int millis = 0;
+  int64_t offsetSecs = 0;
+  s.remove_prefix(10);
+  if (!s.empty()) {
+    if (s[0] != 'T' && s[0] != 't' && s[0] != ' ') throw bad();
+    s.remove_prefix(1);
+    if (s.size() < 5 || !allDigits(s.substr(0, 2)) || s[2] != ':' || !allDigits(s.substr(3, 2)))
+      throw bad();
+    tm.tm_hour = num(s.substr(0, 2));
+    tm.tm_min = num(s.substr(3, 2));
+    s.remove_prefix(5);
+    if (!s.empty() && s[0] == ':') {
+      if (s.size() < 3 || !allDigits(s.substr(1, 2))) throw bad();
+      tm.tm_sec = num(s.substr(1, 2));
+      s.remove_prefix(3);
+      if (!s.empty() && s[0] == '.') {
+        s.remove_prefix(1);
+        size_t n = 0;
+        while (n < s.size() && s[n] >= '0' && s[n] <= '9') ++n;
+        if (n == 0) throw bad();
+        std::string frac(s.substr(0, std::min<size_t>(n, 3)));
+        frac.resize(3, '0');
+        millis = num(frac);
+        s.remove_prefix(n);
+      }
+    }
+    if (s == "Z" || s == "z") {
+      s = "";
+    } else if (s.size() == 6 && (s[0] == '+' || s[0] == '-') && allDigits(s.substr(1, 2)) &&
+               s[3] == ':' && allDigits(s.substr(4, 2))) {
+      offsetSecs = (num(s.substr(1, 2)) * 3600 + num(s.substr(4, 2)) * 60) * (s[0] == '+' ? 1 : -1);
+      s = "";
+    }
+    if (!s.empty()) throw bad();
+  }
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60)
+    throw bad();
+  int64_t secs = static_cast<int64_t>(timegm(&tm)) - offsetSecs;
+  return rfc3339(secs * 1000 + millis);
+}
+
+std::string toLine(const Record& record) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.always_print_primitive_fields = false;
+  options.preserve_proto_field_names = false;  // lowerCamelCase, like gateway.proto's frames
+  std::string out;
+  auto status = google::protobuf::util::MessageToJsonString(record, &out, options);
+  if (!status.ok())
+    throw std::runtime_error("audit log: cannot encode record: " + status.ToString());
+  return out;
+}
+
+Record parseLine(std::string_view line) {
+  google::protobuf::util::JsonParseOptions options;
+  // Fields added by a newer chitin are still covered by the hash; an older reader skips them.
+  options.ignore_unknown_fields = true;
+  Record rec;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(line.data(), line.size()), &rec, options);
+  if (!status.ok()) throw std::runtime_error(std::string(status.message()));
+  return rec;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+AuditLog::AuditLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+
+AuditLog::~AuditLog() { ::close(fd_); }
+
+std::unique_ptr<AuditLog> AuditLog::open(const std::string& dir) {
+  if (sodium_init() < 0) throw std::runtime_error("audit log: sodium_init failed");
+  makeDirs(dir);
+  std::string path = dir + "/" + LOG_FILE_NAME;
+  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) throwErrno("cannot open", path, errno);
+  std::unique_ptr<AuditLog> log(new AuditLog(path, fd));
+  if (::flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EWOULDBLOCK)
+      throw std::runtime_error("audit log: " + path +
+                               " is already open for appending (another supervisor?)");
+    throwErrno("cannot lock", path, errno);
+  }
+  log->recover();
+  return log;
+}
+
+void AuditLog::recover() {
+  std::string content;
+  if (!readWholeFile(path_, content)) throwErrno("cannot read", path_, ENOENT);
+  size_t dropped = 0;
+  if (!content.empty() && content.back() != '\n') {
+    size_t keep = content.rfind('\n');
+    keep = keep == std::string::npos ? 0 : keep + 1;
+    dropped = content.size() - keep;
+    if (::ftruncate(fd_, static_cast<off_t>(keep)) < 0) throwErrno("cannot truncate", path_, errno);
+    if (::fdatasync(fd_) < 0) throwErrno("cannot sync", path_, errno);
+    content.resize(keep);
+  }
+  VerifyResult r = scan(content);
+  if (!r.ok)
+    openProblem_ = "audit log " + path_ + " broken at line " + std::to_string(r.badLine) +
+                   " (seq " + std::to_string(r.badSeq) + "): " + r.reason;
+  lastSeq_ = r.headSeq;
+  lastHash_ = r.headHash;
+  size_ = static_cast<off_t>(content.size());
+  if (dropped > 0) {
+    Record rec;
+    rec.set_kind(LOG_RECOVERED);
+    rec.set_outcome("recovered");
+    rec.set_detail("cut off an incomplete last line of " + std::to_string(dropped) +
+                   " bytes (a write torn by a crash; it was never acknowledged)");
+    append(std::move(rec), true);
+  }
+}
+
+uint64_t AuditLog::append(Record record, bool sync) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (failed_)
+    throw std::runtime_error("audit log: " + path_ +
+                             " refuses appends after a failed write could not be undone");
+  record.set_seq(lastSeq_ + 1);
+  record.set_time(nowRfc3339());
+  record.set_prev(lastHash_);
+  std::string line = toLine(record);
+  std::string buf = line + '\n';
+  size_t done = 0;
+  while (done < buf.size()) {
+    // One write() normally; the loop only matters for short writes (e.g. a signal).
+    ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      // Cut off the partial line so the next append does not glue onto it.
+      if (done > 0 || n < 0) {
+        if (::ftruncate(fd_, size_) < 0) failed_ = true;
+      }
+      throwErrno("cannot append to", path_, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  size_ += static_cast<off_t>(buf.size());
+  lastSeq_ = record.seq();
+  lastHash_ = sha256Hex(line);
+  if (sync && ::fdatasync(fd_) < 0) throwErrno("cannot sync", path_, errno);
+  return lastSeq_;
+}
+
+void AuditLog::sync() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (::fdatasync(fd_) < 0) throwErrno("cannot sync", path_, errno);
+}
+
+uint64_t AuditLog::lastSeq() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return lastSeq_;
+}
+
+const std::string& AuditLog::openProblem() const { return openProblem_; }
+
+const std::string& AuditLog::path() const { return path_; }
+
+// ---------------------------------------------------------------------------------------------
+
+VerifyResult verify(const std::string& dir) {
+  std::string path = dir + "/" + LOG_FILE_NAME;
+  std::string content;
+  if (!readWholeFile(path, content)) {
+    VerifyResult r;
+    r.ok = false;
+    r.reason = "no audit log at " + path;
+    return r;
+  }
+  return scan(content);
+}
+
+std::vector<Record> read(const std::string& dir, const Filter& filter) {
+  std::string since = filter.since.empty() ? "" : normaliseSince(filter.since);
+  std::string path = dir + "/" + LOG_FILE_NAME;
+  std::string content;
+  std::vector<Record> out;
+  if (!readWholeFile(path, content)) return out;
+  forEachCompleteLine(content, [&](size_t lineNo, std::string_view line) {
+    Record rec;
+    try {
+      rec = parseLine(line);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("audit log " + path + " line " + std::to_string(lineNo) +
+                               " is not a valid record: " + e.what());
+    }
+    if (filter.seq && rec.seq() != *filter.seq) return;
+    if (!filter.session.empty() && rec.session() != filter.session) return;
+    if (!since.empty() && rec.time() < since) return;
+    if (filter.kind && rec.kind() != *filter.kind) return;
+    out.push_back(std::move(rec));
+  });
+  return out;
+}
+
+Record findSnapshotRecord(const std::string& dir, std::optional<uint64_t> seq,
+                          const std::string& session) {
+  Filter filter;
+  filter.seq = seq;
+  filter.session = session;
+  std::vector<Record> records = read(dir, filter);
+  std::string inSession = session.empty() ? "" : " in session " + session;
+  if (seq) {
+    if (records.empty())
+      throw std::invalid_argument("no audit record with seq " + std::to_string(*seq) + inSession);
+    const Record& rec = records.back();
+    if (rec.kind() != TOOL_START)
+      throw std::invalid_argument("audit record " + std::to_string(*seq) + " is a " +
+                                  Kind_Name(rec.kind()) + " record, not a TOOL_START");
+    if (rec.snapshot().empty())
+      throw std::invalid_argument("audit record " + std::to_string(*seq) + " (" + rec.tool() +
+                                  ") has no snapshot: that tool call was not taken as mutating");
+    return rec;
+  }
+  for (auto it = records.rbegin(); it != records.rend(); ++it)
+    if (it->kind() == TOOL_START && !it->snapshot().empty()) return *it;
+  throw std::invalid_argument("no tool call with a workspace snapshot in the audit log" +
+                              inSession);
+}
+
+}  // namespace chitin::audit

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for workspace snapshots and rollback.
+// Runs in: test
+
+#include "snapshots.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "audit-test-util.h"
+
+namespace chitin::audit {
+namespace {
+
+namespace fs = std::filesystem;
+using test::readFile;
+using test::TempDir;
+using test::writeFile;
+
+// Well-known git blob ids (`git hash-object`), independent of the code under test.
+constexpr char EMPTY_BLOB[] = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391";
+constexpr char HELLO_BLOB[] = "ce013625030ba8dba906f756967f9e9ca394464a";  // "hello\n"
+
+struct Fixture {
+  TempDir tmp;
+  std::string ws = tmp.path + "/workspace";
+  std::string git = tmp.path + "/state/snapshots/main.git";
+  Fixture() { fs::create_directories(ws); }
+  std::string at(const std::string& rel) const { return ws + "/" + rel; }
+};
+
+mode_t modeOf(const std::string& path) {
+  struct stat st;
+  REQUIRE(lstat(path.c_str(), &st) == 0);
+  return st.st_mode;
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+const std::string BINARY("\x00\x01\xff\n\x00zz\r\n", 9);
+
+TEST_CASE("snapshots: changesSince lists added, removed and modified files with their blob ids") {
+  Fixture f;
+  writeFile(f.at("keep.txt"), "same");
+  writeFile(f.at("edit.txt"), "hello\n");
+  fs::create_directories(f.at("dir/sub"));
+  writeFile(f.at("dir/sub/gone.txt"), "");
+  Snapshots snaps(f.git, f.ws);
+  std::string id = snaps.snapshot("before write");
+  CHECK(id.size() == 40);
+  CHECK(snaps.changesSince(id).empty());
+
+  writeFile(f.at("edit.txt"), "changed");
+  fs::remove(f.at("dir/sub/gone.txt"));
+  writeFile(f.at("new.txt"), "hello\n");
+  auto changes = snaps.changesSince(id);
+  REQUIRE(changes.size() == 3);
+  CHECK(changes[0].path == "dir/sub/gone.txt");
+  CHECK(changes[0].before == EMPTY_BLOB);
+  CHECK(changes[0].after == "");
+  CHECK(changes[1].path == "edit.txt");
+  CHECK(changes[1].before == HELLO_BLOB);
+  CHECK(changes[1].after != HELLO_BLOB);
+  CHECK(changes[1].after.size() == 40);
+  CHECK(changes[2].path == "new.txt");
+  CHECK(changes[2].before == "");
+  CHECK(changes[2].after == HELLO_BLOB);
+
+  Record rec;
+  addFiles(rec, changes);
+  REQUIRE(rec.files_size() == 3);
+  CHECK(rec.files(2).after() == HELLO_BLOB);
+}
+
+TEST_CASE("snapshots: the repository lives outside the workspace, which gets no .git") {
+  Fixture f;
+  Snapshots snaps(f.git, f.ws);
+  writeFile(f.at("a"), "1");
+  std::string first = snaps.snapshot("one");
+  CHECK_FALSE(exists(f.at(".git")));
+  CHECK(exists(f.git + "/HEAD"));
+  CHECK((modeOf(f.git) & 0777) == 0700);
+  CHECK(snaps.snapshot("unchanged") == first);  // nothing new: the same commit
+  writeFile(f.at("a"), "2");
+  std::string second = snaps.snapshot("two");
+  CHECK(second != first);
+  // Reopening the repository finds the history.
+  Snapshots again(f.git, f.ws);
+  CHECK(again.changesSince(first).size() == 1);
+  CHECK(again.changesSince("HEAD").empty());
+  CHECK_THROWS_AS(again.changesSince("0123456789012345678901234567890123456789"),
+                  std::runtime_error);
+  CHECK_THROWS_AS(again.restore("no-such-ref"), std::runtime_error);
+}
+
+TEST_CASE("snapshots: restore brings back exact bytes, modes, deleted and added files") {
+  Fixture f;
+  writeFile(f.at("bin.dat"), BINARY);
+  writeFile(f.at("run.sh"), "#!/bin/sh\necho hi\n");
+  chmod(f.at("run.sh").c_str(), 0755);
+  writeFile(f.at("plain.txt"), "plain");
+  fs::create_directories(f.at("deep/er"));
+  writeFile(f.at("deep/er/x.md"), "x");
+  fs::create_symlink("plain.txt", f.at("link"));
+  Snapshots snaps(f.git, f.ws);
+  std::string id = snaps.snapshot("before");
+
+  writeFile(f.at("bin.dat"), "clobbered");
+  chmod(f.at("run.sh").c_str(), 0644);
+  chmod(f.at("plain.txt").c_str(), 0755);
+  fs::remove_all(f.at("deep"));
+  fs::remove(f.at("link"));
+  fs::create_symlink("/etc/passwd", f.at("link"));
+  fs::create_directories(f.at("added/dir"));
+  writeFile(f.at("added/dir/new.txt"), "new");
+  writeFile(f.at("added.txt"), "new");
+  fs::create_directories(f.at("empty-made-by-tool"));
+
+  auto mode = snaps.changesSince(id);
+  auto restored = snaps.restore(id);
+  CHECK(restored.size() == mode.size());
+  CHECK(restored.size() == 7);
+  CHECK(snaps.changesSince(id).empty());
+  CHECK(readFile(f.at("bin.dat")) == BINARY);
+  CHECK((modeOf(f.at("run.sh")) & 0777) == 0755);
+  CHECK((modeOf(f.at("plain.txt")) & 0777) == 0644);
+  CHECK(readFile(f.at("deep/er/x.md")) == "x");
+  CHECK(fs::read_symlink(f.at("link")) == "plain.txt");
+  CHECK_FALSE(exists(f.at("added.txt")));
+  CHECK_FALSE(exists(f.at("added")));           // emptied by restore: removed
+  CHECK(exists(f.at("empty-made-by-tool")));    // empty dirs are not tracked: left alone
+  for (auto& e : fs::directory_iterator(f.ws))  // no temporary files left behind
+    CHECK(e.path().filename().string().find(".chitin-restore") == std::string::npos);
+}
+
+TEST_CASE("snapshots: a mode-only change is listed with equal blob ids") {
+  Fixture f;
+  writeFile(f.at("s"), "hello\n");
+  Snapshots snaps(f.git, f.ws);
+  std::string id = snaps.snapshot("x");
+  chmod(f.at("s").c_str(), 0700);
+  auto changes = snaps.changesSince(id);
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0].before == HELLO_BLOB);
+  CHECK(changes[0].after == HELLO_BLOB);
+}
+
+TEST_CASE("snapshots: restore type swaps (file <-> directory)") {
+  Fixture f;
+  writeFile(f.at("a"), "file a");
+  fs::create_directories(f.at("b"));
+  writeFile(f.at("b/inner"), "inner");
+  Snapshots snaps(f.git, f.ws);
+  std::string id = snaps.snapshot("x");
+  fs::remove(f.at("a"));
+  fs::create_directories(f.at("a/nested"));  // an empty subdir: not tracked, still in the way
+  mkfifo(f.at("a/fifo").c_str(), 0600);      // a special file: not tracked, still in the way
+  fs::remove_all(f.at("b"));
+  writeFile(f.at("b"), "now a file");
+  snaps.restore(id);
+  CHECK(readFile(f.at("a")) == "file a");
+  CHECK(readFile(f.at("b/inner")) == "inner");
+}
+
+TEST_CASE("snapshots: restore never follows a symlink planted in the workspace") {
+  Fixture f;
+  std::string outside = f.tmp.path + "/outside";
+  fs::create_directories(outside);
+  writeFile(outside + "/secret", "outside content");
+  fs::create_directories(f.at("dir"));
+  writeFile(f.at("dir/a.txt"), "inside");
+  writeFile(f.at("file.txt"), "inside file");
+  Snapshots snaps(f.git, f.ws);
+  std::string id = snaps.snapshot("x");
+
+  // A tool replaces a directory by a link to a directory outside, and a file by a link to a
+  // file outside.
+  fs::remove_all(f.at("dir"));
+  fs::create_directory_symlink(outside, f.at("dir"));
+  fs::remove(f.at("file.txt"));
+  fs::create_symlink(outside + "/secret", f.at("file.txt"));
+  snaps.restore(id);
+
+  CHECK_FALSE(exists(outside + "/a.txt"));
+  CHECK(readFile(outside + "/secret") == "outside content");
+  CHECK(S_ISDIR(modeOf(f.at("dir"))));
+  CHECK(readFile(f.at("dir/a.txt")) == "inside");
+  CHECK(S_ISREG(modeOf(f.at("file.txt"))));
+  CHECK(readFile(f.at("file.txt")) == "inside file");
+}
+
+TEST_CASE("snapshots: a symlink is recorded as a link, never read through") {
+  Fixture f;
+  std::string outside = f.tmp.path + "/outside";
+  fs::create_directories(outside + "/d");
+  writeFile(outside + "/secret", "v1");
+  writeFile(outside + "/d/f", "v1");
+  fs::create_symlink(outside + "/secret", f.at("to-file"));
+  fs::create_directory_symlink(outside + "/d", f.at("to-dir"));
+  Snapshots snaps(f.git, f.ws);
+  std::string id = snaps.snapshot("x");
+  writeFile(outside + "/secret", "v2");
+  writeFile(outside + "/d/g", "new");
+  CHECK(snaps.changesSince(id).empty());  // only the links' targets count, and they are the same
+  fs::remove(f.at("to-file"));
+  fs::create_symlink("elsewhere", f.at("to-file"));
+  CHECK(snaps.changesSince(id).size() == 1);
+}
+
+TEST_CASE("snapshots: nested .git directories are outside snapshots and untouched by restore") {
+  Fixture f;
+  fs::create_directories(f.at(".git/refs"));
+  writeFile(f.at(".git/HEAD"), "ref: refs/heads/main\n");
+  fs::create_directories(f.at("proj/.git"));
+  writeFile(f.at("proj/.git/config"), "[core]\n");
+  writeFile(f.at("proj/main.c"), "int main;");
+  Snapshots snaps(f.git, f.ws);
+  std::string id = snaps.snapshot("x");
+
+  writeFile(f.at(".git/HEAD"), "ref: refs/heads/other\n");
+  writeFile(f.at("proj/.git/new-object"), "obj");
+  CHECK(snaps.changesSince(id).empty());
+  fs::remove(f.at("proj/main.c"));
+  auto changes = snaps.restore(id);
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0].path == "proj/main.c");
+  CHECK(readFile(f.at(".git/HEAD")) == "ref: refs/heads/other\n");  // not rolled back
+  CHECK(readFile(f.at("proj/.git/new-object")) == "obj");
+}
+
+TEST_CASE("snapshots: timing for a 200-file workspace") {
+  Fixture f;
+  for (int d = 0; d < 10; ++d) {
+    fs::create_directories(f.at("dir" + std::to_string(d)));
+    for (int i = 0; i < 20; ++i)
+      writeFile(f.at("dir" + std::to_string(d) + "/file" + std::to_string(i) + ".md"),
+                std::string(2000, static_cast<char>('a' + (d + i) % 26)) + std::to_string(i * d));
+  }
+  Snapshots snaps(f.git, f.ws);
+  // Files written within the last 100 ms are re-read at every snapshot (see "racy git" in
+  // snapshots.c++); a real workspace's files are mostly older than that.
+  usleep(150'000);
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  auto t0 = Clock::now();
+  std::string first = snaps.snapshot("first");
+  auto t1 = Clock::now();
+  std::string same = snaps.snapshot("unchanged");
+  auto t2 = Clock::now();
+  writeFile(f.at("dir3/file7.md"), "edited");
+  auto t2b = Clock::now();
+  std::string edited = snaps.snapshot("one file edited");
+  auto t3 = Clock::now();
+  auto changes = snaps.changesSince(first);
+  auto t4 = Clock::now();
+  snaps.restore(first);
+  auto t5 = Clock::now();
+  CHECK(same == first);
+  CHECK(edited != first);
+  CHECK(changes.size() == 1);
+  MESSAGE("200 files x 2 KB: first snapshot ", ms(t1 - t0), " ms; unchanged ", ms(t2 - t1),
+          " ms; one file edited ", ms(t3 - t2b), " ms; changesSince ", ms(t4 - t3),
+          " ms; restore one file ", ms(t5 - t4), " ms");
+  CHECK(ms(t3 - t2b) < 500);  // generous: the machine is shared; the MESSAGE has the real figure
+}
+
+}  // namespace
+}  // namespace chitin::audit

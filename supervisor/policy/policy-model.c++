@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+// chitin's request model: known names and the default entity store (see policy-model.h).
+// Runs in: supervisor
+
+#include "policy-model.h"
+
+#include <algorithm>
+
+namespace chitin::policy {
+
+namespace {
+template <size_t N>
+std::string join(const std::array<std::string_view, N>& names) {
+  std::string out;
+  for (std::string_view n : names) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out;
+}
+}  // namespace
+
+bool isKnownEntityType(std::string_view type) {
+  return std::find(KNOWN_ENTITY_TYPES.begin(), KNOWN_ENTITY_TYPES.end(), type) !=
+         KNOWN_ENTITY_TYPES.end();
+}
+
+bool isKnownAction(std::string_view id) {
+  return std::find(KNOWN_ACTIONS.begin(), KNOWN_ACTIONS.end(), id) != KNOWN_ACTIONS.end();
+}
+
+std::string knownEntityTypesList() { return join(KNOWN_ENTITY_TYPES); }
+std::string knownActionsList() { return join(KNOWN_ACTIONS); }
+
+Entities defaultEntities() {
+  Entities e;
+  e.add({"Group", "owners"}, {}, {});
+  e.add({"User", "owner"}, {}, {{"Group", "owners"}});
+  e.add({"Sender", "local:operator"}, {}, {{"User", "owner"}});
+  e.add({"Agent", "main"}, {{"owner", Value::entity({"User", "owner"})}}, {});
+  return e;
+}
+
+EntityUid addFileEntity(Entities& entities, const std::string& agent, const std::string& path) {
+  EntityUid uid{"File", agent + "/" + path};
+  entities.add(uid, {{"agent", Value::string(agent)}, {"path", Value::string(path)}},
+               {{"Agent", agent}});
+  return uid;
+}
+
+void addImplicitFileEntity(Entities& entities, const EntityUid& resource) {
+  if (resource.type != "File" || entities.contains(resource)) return;
+  size_t slash = resource.id.find('/');
+  if (slash == std::string::npos || slash == 0) return;
+  addFileEntity(entities, resource.id.substr(0, slash), resource.id.substr(slash + 1));
+}
+
+}  // namespace chitin::policy
