@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "control-commands.h"
 #include "remote-commands.h"
 
 namespace {
@@ -32,6 +33,20 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
   health [--json]         is the gateway up
   sessions [--json]       list sessions
   sandbox explain PROFILE print the bwrap command line and seccomp allowlist of a profile
+
+  policy check            parse and validate every policy file (exit 2 with file:line:col)
+  policy explain --principal E --action A --resource E [--context JSON]
+                          the decision for one request, and which policies made it
+  policy test FILE        check expected decisions (exit 1 on any mismatch)
+  policy reload           make the running gateway load changed policies (also: SIGHUP)
+  pairing list | approve CODE [--user NAME | --group NAME] | deny CODE
+                          senders on chat channels waiting to be let in
+  approvals list | approve ID | deny ID
+                          tool calls waiting for your confirmation
+  audit verify | tail [-n N] [-f] | show SEQ|--session KEY|--since TIME
+                          read and verify the audit log ($CHITIN_HOME/state/audit)
+  rollback --to SEQ | --last [--session KEY]
+                          restore the workspace as it was before a tool call
   doctor                  check bubblewrap, user namespaces, seccomp, the model and the gateway
   version                 print the version
 
@@ -115,7 +130,20 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage("");
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (cmd == "gateway" || cmd == "sandbox" || cmd == "doctor") return execSupervisor(argv);
+  if (cmd == "gateway" || cmd == "sandbox" || cmd == "doctor" || cmd == "audit")
+    return execSupervisor(argv);
+  if (cmd == "policy") {
+    if (rest.size() >= 1 && rest[0] == "reload") {
+      chitin::cli::RemoteContext ctx{chitin::cli::processEnvironment(), std::cout, std::cerr};
+      return chitin::cli::runControlCommand(
+          "policy-reload", std::vector<std::string>(rest.begin() + 1, rest.end()), ctx);
+    }
+    return execSupervisor(argv);
+  }
+  if (cmd == "pairing" || cmd == "approvals" || cmd == "rollback") {
+    chitin::cli::RemoteContext ctx{chitin::cli::processEnvironment(), std::cout, std::cerr};
+    return chitin::cli::runControlCommand(cmd, rest, ctx);
+  }
   if (cmd == "agent") return cmdAgent(rest);
   if (cmd == "status" || cmd == "health" || cmd == "sessions") return cmdSimple(cmd, rest);
   if (cmd == "version" || cmd == "--version") {

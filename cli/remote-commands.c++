@@ -160,12 +160,12 @@ std::unique_ptr<GatewayClient> connectGateway(RemoteContext& ctx, int& exitCode)
 // `healthKey`, if set, names a boolean the payload must hold true for exit code 0.
 int runSimple(RemoteContext& ctx, const char* method, bool asJson,
               const std::function<void(const json&, const std::string& url, std::ostream&)>& print,
-              const char* healthKey = nullptr) {
+              const char* healthKey = nullptr, const json& params = json::object()) {
   int exitCode = EXIT_OK;
   std::unique_ptr<GatewayClient> client = connectGateway(ctx, exitCode);
   if (!client) return exitCode;
   try {
-    Response res = client->request(method, json::object());
+    Response res = client->request(method, params);
     if (!res.ok) return reportRequestError(method, res, ctx.err);
     if (asJson)
       ctx.out << dumpJson(res.payload, 2) << "\n";
@@ -267,7 +267,16 @@ class RunView {
   }
 
   void onEvent(const Event& event) {
-    if (event.name == "agent") onAgentEvent(event.payload);  // others (presence, ...) ignored
+    if (event.name == "agent") onAgentEvent(event.payload);
+    // A call of this run waits for the owner: say what and how to answer.
+    if (event.name == "approval.requested" && !json_ && !runId_.empty() &&
+        jsonString(event.payload, "runId") == runId_) {
+      endToolLine();
+      ctx_.err << "⏸ waiting for confirmation: " << clip(jsonString(event.payload, "description"))
+               << "\n  approve: chitin approvals approve " << jsonString(event.payload, "id")
+               << "   deny: chitin approvals deny " << jsonString(event.payload, "id") << "\n"
+               << std::flush;
+    }
   }
 
   // Prints the end of the run; returns the exit code.
@@ -495,6 +504,15 @@ int runHealth(bool asJson, RemoteContext& ctx) {
 
 int runSessions(bool asJson, RemoteContext& ctx) {
   return runSimple(ctx, "sessions.list", asJson, printSessions);
+}
+
+int runRequest(RemoteContext& ctx, const char* method, const nlohmann::json& params, bool asJson,
+               const std::function<void(const nlohmann::json&, std::ostream&)>& print,
+               const char* okKey) {
+  return runSimple(
+      ctx, method, asJson,
+      [&](const json& payload, const std::string&, std::ostream& out) { print(payload, out); },
+      okKey, params);
 }
 
 }  // namespace chitin::cli

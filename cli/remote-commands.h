@@ -16,6 +16,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <variant>
@@ -67,5 +68,11 @@ int runAgent(const AgentOptions& options, RemoteContext& context);
 int runStatus(bool json, RemoteContext& context);
 int runHealth(bool json, RemoteContext& context);
 int runSessions(bool json, RemoteContext& context);
+
+// One request: prints the payload with `print`, or as JSON. Exit codes as above; with `okKey`,
+// 1 unless the payload holds that boolean true.
+int runRequest(RemoteContext& context, const char* method, const nlohmann::json& params, bool json,
+               const std::function<void(const nlohmann::json&, std::ostream&)>& print,
+               const char* okKey = nullptr);
 
 }  // namespace chitin::cli

@@ -12,7 +12,14 @@
 #include <string>
 #include <vector>
 
+#include <fstream>
+#include <sstream>
+
+#include "audit-cli.h"
+#include "config.h"
 #include "doctor.h"
+#include "home.h"
+#include "policy-cli.h"
 #include "spawner.h"
 #include "supervisor.h"
 
@@ -29,7 +36,7 @@ bool isDir(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
 
 // Where the shipped files are: next to a build-tree binary, or the install prefix.
 struct Layout {
-  std::string profileDir, workerDir, webRoot;
+  std::string profileDir, workerDir, webRoot, policyDir;
 };
 
 Layout findLayout() {
@@ -42,13 +49,16 @@ Layout findLayout() {
     l.workerDir = exeDir + "/../workers";
     l.profileDir = std::string(CHITIN_SOURCE_ROOT) + "/sandbox-profiles";
     l.webRoot = std::string(CHITIN_SOURCE_ROOT) + "/web";
+    l.policyDir = std::string(CHITIN_SOURCE_ROOT) + "/policies";
   } else {
     l.workerDir = CHITIN_INSTALL_LIBEXEC;
     l.profileDir = std::string(CHITIN_INSTALL_DATA) + "/sandbox-profiles";
     l.webRoot = std::string(CHITIN_INSTALL_DATA) + "/web";
+    l.policyDir = std::string(CHITIN_INSTALL_DATA) + "/policies";
   }
   if (const char* p = getenv("CHITIN_PROFILE_DIR")) l.profileDir = p;
   if (const char* p = getenv("CHITIN_WORKER_DIR")) l.workerDir = p;
+  if (const char* p = getenv("CHITIN_POLICY_DIR")) l.policyDir = p;
   return l;
 }
 
@@ -81,6 +91,7 @@ int cmdGateway(const std::vector<std::string>& args) {
   c.profileDir = l.profileDir;
   c.workerDir = l.workerDir;
   c.webRoot = l.webRoot;
+  c.policyDir = l.policyDir;
   return chitin::runGateway(c);
 }
 
@@ -99,6 +110,35 @@ int cmdSandbox(const std::vector<std::string>& args) {
   return 0;
 }
 
+// `chitin policy check|explain|test`: the same files the gateway loads (the shipped policies
+// unless chitin.conf leaves them out, and $CHITIN_HOME/policies), read locally so an auditor
+// needs no running gateway.
+int cmdPolicy(const std::vector<std::string>& args) {
+  chitin::HomeLayout home{chitin::defaultHomePath("")};
+  bool shipped = true;
+  std::ifstream in(home.configPath());
+  if (in) {
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+      shipped = chitin::parseConfig(text.str(), home.configPath()).policy().include_shipped();
+    } catch (const chitin::ConfigError& e) {
+      std::cerr << "chitin policy: config error: " << e.what() << "\n";
+      return EXIT_USAGE;
+    }
+  }
+  chitin::policy::PolicyCliEnv env;
+  if (shipped) env.policyDirs.push_back(findLayout().policyDir);
+  env.policyDirs.push_back(home.policiesDir());
+  env.entitiesFile = home.entitiesPath();
+  return chitin::policy::policyCommand(args, env, std::cout, std::cerr);
+}
+
+int cmdAudit(const std::vector<std::string>& args) {
+  chitin::HomeLayout home{chitin::defaultHomePath("")};
+  return chitin::audit::auditCommand(args, home.auditDir(), std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -108,6 +148,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "gateway") return cmdGateway(rest);
   if (cmd == "sandbox") return cmdSandbox(rest);
+  if (cmd == "policy") return cmdPolicy(rest);
+  if (cmd == "audit") return cmdAudit(rest);
   if (cmd == "doctor") {
     if (!rest.empty()) return usage("doctor takes no arguments");
     Layout l = findLayout();

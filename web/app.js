@@ -196,6 +196,8 @@
 
     onEvent(name, payload) {
       if (name === "connect.challenge") return this.handshake(payload.nonce);
+      if (name === "approval.requested") return this.showApproval(payload);
+      if (name === "approval.resolved") return this.closeApproval(payload);
       if (name !== "agent") return;
       const view = this.runs.get(payload.runId);
       if (!view) return;
@@ -258,6 +260,56 @@
         },
         (error) => addMessage("notice", `${error.code}: ${error.message}`),
       );
+    }
+
+    // A call the policy wants confirmed: what exactly, and approve/deny buttons. Only the text
+    // the gateway sent is shown, as text (it can contain anything the model wrote).
+    showApproval(a) {
+      if (!a.id || document.getElementById(`approval-${a.id}`)) return;
+      const card = document.createElement("li");
+      card.className = "approval";
+      card.id = `approval-${a.id}`;
+      const title = document.createElement("p");
+      title.className = "approval-title";
+      title.textContent = `Confirm ${a.tool || "tool call"} (code ${a.code || "?"})`;
+      const what = document.createElement("pre");
+      what.className = "approval-call";
+      what.textContent = a.description || a.argumentsJson || "";
+      const meta = document.createElement("p");
+      meta.className = "approval-meta";
+      meta.textContent = `${a.sessionKey || ""} · expires ${a.expiresAt || "?"}`;
+      const buttons = document.createElement("div");
+      buttons.className = "actions";
+      for (const [label, decision] of [["Approve", "approve"], ["Deny", "deny"]]) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = label;
+        b.dataset.decision = decision;
+        if (decision === "deny") b.className = "secondary";
+        b.addEventListener("click", () => {
+          for (const other of buttons.querySelectorAll("button")) other.disabled = true;
+          this.send("approval.resolve", { id: a.id, decision }, () => {}, (error) => {
+            addMessage("notice", error.message);
+            card.remove();
+          });
+        });
+        buttons.append(b);
+      }
+      card.append(title, what, meta, buttons);
+      el.transcript.append(card);
+      el.empty.hidden = true;
+      scrollToEnd();
+    }
+
+    closeApproval(r) {
+      const card = document.getElementById(`approval-${r.id}`);
+      if (!card) return;
+      card.querySelector(".actions")?.remove();
+      const done = document.createElement("p");
+      done.className = "approval-done";
+      done.dataset.decision = r.decision || "";
+      done.textContent = `${r.decision || "resolved"}${r.by ? ` by ${r.by}` : ""}`;
+      card.append(done);
     }
 
     abortAll() {

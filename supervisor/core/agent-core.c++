@@ -14,6 +14,7 @@
 
 #include <regex>
 
+#include "frames.h"
 #include "session.capnp.h"
 #include "utf8.h"
 #include "worker-host.h"
@@ -136,6 +137,7 @@ struct AgentCore::Run {
   std::map<std::string, Requested> requested;  // tool calls the model made, not yet run
   std::string lastAssistantText;
   bool lastHadToolCalls = false;
+  std::shared_ptr<TurnFacts> facts;
   kj::Canceler canceler;
   kj::Maybe<kj::Promise<void>> turn;
 };
@@ -245,7 +247,11 @@ class AgentCore::ToolsProxy final : public rpc::Tools::Server {
 
     auto run = run_;
     auto& core = core_;
-    return run->canceler.wrap(core_.tools_.run(name, args, core_.settings_.workspaceDir))
+    auto awaiting = [run, &core, summary]() mutable {
+      summary.set_status("awaiting_approval");
+      core.emitTool(run, summary, "update");
+    };
+    return run->canceler.wrap(core_.guard_->run(run->facts, id, name, args, awaiting))
         .then([run, &core, context, summary, id, name](ToolOutcome outcome) mutable {
           summary.set_status(outcome.statusName());
           summary.set_summary(summarize(outcome.content));
@@ -275,7 +281,7 @@ class AgentCore::ToolsProxy final : public rpc::Tools::Server {
 
 AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
                      TranscriptStore& transcripts, ModelHost& model, ToolRunner& tools,
-                     AgentCoreSettings settings, std::string sandboxStatus)
+                     AgentCoreSettings settings, std::string sandboxStatus, Safeguards safeguards)
     : loop_(loop),
       io_(io),
       spawner_(spawner),
@@ -284,10 +290,23 @@ AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& sp
       tools_(tools),
       settings_(std::move(settings)),
       sandboxStatus_(std::move(sandboxStatus)),
+      safeguards_(safeguards),
       started_(std::chrono::steady_clock::now()),
       tasks_(logErrors) {
   if (settings_.systemPrompt.empty()) settings_.systemPrompt = DEFAULT_SYSTEM_PROMPT;
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  approvals_ = std::make_unique<ApprovalBook>(
+      io_.provider->getTimer(), settings_.approvalTimeoutSeconds,
+      [this](const gateway::ApprovalInfo& info) { broadcast("approval.requested", info); },
+      [this](const gateway::ApprovalResolved& resolved) {
+        broadcast("approval.resolved", resolved);
+      });
+  GuardSettings guardSettings;
+  guardSettings.agentId = settings_.agentId;
+  guardSettings.workspaceDir = settings_.workspaceDir;
+  guardSettings.untrustedPaths = settings_.untrustedPaths;
+  guard_ = std::make_unique<Guard>(safeguards_.policy, *approvals_, safeguards_.audit,
+                                   safeguards_.snapshots, tools_, guardSettings);
 }
 
 AgentCore::~AgentCore() noexcept { shutdown(); }
@@ -312,8 +331,8 @@ void AgentCore::shutdown() {
 
 std::string AgentCore::defaultSessionKey(const gateway::ClientIdentity& who) const {
   // One session per client kind and local user: agent:<agent>:<client>:direct:<user>.
-  return "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") + ":direct:" +
-         keyPart(who.user, "owner");
+  return "agent:" + settings_.agentId + ":" + keyPart(who.clientId, "client") +
+         ":direct:" + keyPart(who.user, "owner");
 }
 
 AgentCore::Session& AgentCore::sessionFor(const std::string& key) {
@@ -329,6 +348,14 @@ void AgentCore::record(const std::shared_ptr<Run>& run, TranscriptEntry entry) {
   entry.ts = nowRfc3339();
   entry.runId = run->id;
   transcripts_.append(run->sessionKey, entry);
+}
+
+void AgentCore::audit(audit::Record record, bool sync) {
+  try {
+    safeguards_.audit.append(std::move(record), sync);
+  } catch (const std::exception& e) {
+    spdlog::error("audit log: {}", e.what());
+  }
 }
 
 void AgentCore::emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
@@ -350,6 +377,22 @@ void AgentCore::emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCal
   run->sink->event(e);
 }
 
+gateway::Result<gateway::AgentAccepted> AgentCore::answerAtOnce(
+    const std::string& key, std::shared_ptr<gateway::RunSink> sink, const std::string& status,
+    const std::string& reply) {
+  auto run = std::make_shared<Run>();
+  run->id = randomId();
+  run->sessionKey = key;
+  run->sink = std::move(sink);
+  runs_[run->id] = run;
+  gateway::AgentAccepted accepted;
+  accepted.set_run_id(run->id);
+  accepted.set_status("accepted");
+  accepted.set_session_key(key);
+  tasks_.add(kj::evalLater([this, run, status, reply]() { finishRun(run, status, reply, ""); }));
+  return accepted;
+}
+
 gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     const gateway::AgentParams& params, const gateway::ClientIdentity& who,
     std::shared_ptr<gateway::RunSink> sink) {
@@ -361,17 +404,145 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
   if (text.size() > MAX_MESSAGE_BYTES) {
     return gateway::UserError{"INVALID_REQUEST", "message: longer than 64 KiB"};
   }
+
+  // Who is speaking: a sender on a chat channel (relayed by a channel bridge), or the local
+  // operator holding the gateway token.
+  auto facts = std::make_shared<TurnFacts>();
   std::string key = params.session_key();
-  if (key.empty()) key = defaultSessionKey(who);
+  if (!params.channel().empty()) {
+    static const std::regex channelPattern("[a-z0-9_-]{1,32}");
+    static const std::regex idPattern("[A-Za-z0-9_.@+-]{1,128}");
+    if (!std::regex_match(params.channel(), channelPattern) || params.channel() == "local")
+      return gateway::UserError{"INVALID_REQUEST",
+                                "channel: expected 1-32 of a-z 0-9 _ - (and not \"local\")"};
+    if (!std::regex_match(params.sender(), idPattern))
+      return gateway::UserError{"INVALID_REQUEST",
+                                "sender: expected 1-128 of A-Z a-z 0-9 _ . @ + -"};
+    const std::string& type = params.chat_type().empty() ? "direct" : params.chat_type();
+    if (type != "direct" && type != "group")
+      return gateway::UserError{"INVALID_REQUEST", "chatType: expected \"direct\" or \"group\""};
+    if (type == "group" && !std::regex_match(params.chat_id(), idPattern))
+      return gateway::UserError{"INVALID_REQUEST",
+                                "chatId: a group message needs the group's id (1-128 of A-Z a-z "
+                                "0-9 _ . @ + -)"};
+    // A bridge cannot steer a sender into someone else's session.
+    std::string derived = "agent:" + settings_.agentId + ":" + params.channel() + ":" + type + ":" +
+                          keyPart(type == "group" ? params.chat_id() : params.sender(), "x");
+    if (!key.empty() && key != derived)
+      return gateway::UserError{"INVALID_REQUEST",
+                                "sessionKey: channel messages go to their sender's or group's own "
+                                "session (" +
+                                    derived + ")"};
+    key = derived;
+    facts->principal = {"Sender", params.channel() + ":" + params.sender()};
+    facts->channel = params.channel();
+    facts->chatType = type;
+    facts->mentioned = params.mentioned();
+    if (type == "group" && !facts->mentioned) {
+      std::string lower = text;
+      for (char& c : lower) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+      for (const auto& pattern : settings_.mentionPatterns) {
+        std::string p = pattern;
+        for (char& c : p) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+        if (!p.empty() && lower.find(p) != std::string::npos) facts->mentioned = true;
+      }
+      // Not addressed to the assistant: not read, not recorded, not answered.
+      if (!facts->mentioned) return answerAtOnce(key, std::move(sink), "ignored", "");
+    }
+  } else {
+    if (key.empty()) key = defaultSessionKey(who);
+    facts->principal = localOperator();
+  }
   if (auto problem = checkSessionKey(key); !problem.empty()) {
     return gateway::UserError{"INVALID_REQUEST", problem};
   }
+  facts->sessionKey = key;
+
+  audit::Record in;
+  in.set_kind(audit::MESSAGE_IN);
+  in.set_session(key);
+  in.set_principal(facts->principal.str());
+  in.set_detail(text);
+  audit(in);
+
+  policy::EntityUid agent{"Agent", settings_.agentId};
+  auto ask = [&](const char* action) {
+    policy::Request request;
+    request.principal = facts->principal;
+    request.action = {"Action", action};
+    request.resource = agent;
+    policy::Value::Record context;
+    context["tainted"] = policy::Value::boolean(false);
+    context["confirmed"] = policy::Value::boolean(false);
+    context["channel"] = policy::Value::string(facts->channel);
+    context["chatType"] = policy::Value::string(facts->chatType);
+    context["mentioned"] = policy::Value::boolean(facts->mentioned);
+    context["args"] = policy::Value::record({});
+    request.context = policy::Value::record(std::move(context));
+    policy::Verdict verdict = safeguards_.policy.decide(request);
+    audit::Record r;
+    r.set_kind(audit::DECISION);
+    r.set_session(key);
+    r.set_principal(facts->principal.str());
+    r.set_tool(action);
+    r.mutable_decision()->set_outcome(policy::outcomeName(verdict.outcome));
+    for (auto& p : verdict.policies) r.mutable_decision()->add_policies(p);
+    for (auto& e : verdict.errors) r.mutable_decision()->add_errors(e);
+    audit(r);
+    // Talking and approving cannot themselves wait for an approval.
+    return verdict.outcome == policy::Outcome::ALLOW;
+  };
+
+  // "approve CODE" / "deny CODE" typed on a chat answers a pending confirmation.
+  static const std::regex answerPattern("\\s*/?(approve|deny)\\s+([A-Za-z0-9]{6})\\s*",
+                                        std::regex::icase);
+  std::smatch answer;
+  if (std::regex_match(text, answer, answerPattern) && approvals_->hasCode(answer[2].str())) {
+    if (!ask("approve")) {
+      return answerAtOnce(key, std::move(sink), "denied",
+                          "You are not allowed to answer confirmations for this assistant.");
+    }
+    bool approve = tolower(static_cast<unsigned char>(answer[1].str()[0])) == 'a';
+    auto resolved = approvals_->resolve(answer[2].str(), approve, facts->principal.id);
+    if (auto* error = std::get_if<gateway::UserError>(&resolved))
+      return answerAtOnce(key, std::move(sink), "ok", error->message);
+    auto& r = std::get<gateway::ApprovalResolved>(resolved);
+    return answerAtOnce(
+        key, std::move(sink), "ok",
+        std::string(approve ? "Approved" : "Denied") + ": " + r.tool() + " (" + r.id() + ").");
+  }
+
+  // May this sender talk to this agent at all? Checked before any session is touched.
+  if (!ask("chat")) {
+    if (facts->chatType == "group") return answerAtOnce(key, std::move(sink), "ignored", "");
+    if (facts->channel != "local" && !safeguards_.policy.known(facts->principal)) {
+      auto pairing = safeguards_.pairing.request(facts->channel, params.sender());
+      if (!pairing) return answerAtOnce(key, std::move(sink), "ignored", "");
+      audit::Record r;
+      r.set_kind(audit::PAIRING);
+      r.set_principal(facts->principal.str());
+      r.set_outcome("requested");
+      r.set_detail("code " + pairing->code);
+      audit(r);
+      return answerAtOnce(
+          key, std::move(sink), "pairing",
+          "I don't know you yet. To talk to this assistant, ask its owner to approve your pairing "
+          "code: " +
+              pairing->code + " (valid for one hour).");
+    }
+    return answerAtOnce(key, std::move(sink), "denied",
+                        "You are not allowed to talk to this assistant.");
+  }
+  // A message from anyone but an owner is content from outside.
+  facts->tainted = !safeguards_.policy.memberOf(facts->principal, ownersGroup());
 
   auto run = std::make_shared<Run>();
   run->id = randomId();
   run->sessionKey = key;
   run->userText = text;
   run->sink = std::move(sink);
+  facts->runId = run->id;
+  run->facts = facts;
   runs_[run->id] = run;
 
   gateway::AgentAccepted accepted;
@@ -417,8 +588,17 @@ void AgentCore::ensureWorker(Session& session) {
   session.client = session.host->bootstrap<rpc::SessionWorker>();
   uint64_t generation = ++session.generation;
   std::string key = session.key;
-  tasks_.add(session.host->onExit().then([this, key, generation](WorkerExit) {
+  tasks_.add(session.host->onExit().then([this, key, generation](WorkerExit exit) {
     auto it = sessions_.find(key);
+    audit::Record r;
+    r.set_kind(audit::WORKER_EXIT);
+    r.set_session(key);
+    r.set_tool("session");
+    r.set_outcome(it != sessions_.end() && !it->second->violation.empty() ? "killed" : "exited");
+    r.set_detail(exit.describe() + (it != sessions_.end() && !it->second->violation.empty()
+                                        ? " (" + it->second->violation + ")"
+                                        : ""));
+    audit(r);
     if (it != sessions_.end() && it->second->generation == generation) {
       it->second->client = nullptr;  // the next message starts a fresh worker
     }
@@ -520,10 +700,10 @@ void AgentCore::beginTurn(Session& session, std::shared_ptr<Run> run) {
       },
       [this, run, key](kj::Exception&& e) {
         auto it = sessions_.find(key);
-        Session* session = it == sessions_.end() ? nullptr : it->second.get();
+        Session* live = it == sessions_.end() ? nullptr : it->second.get();
         std::string why;
-        if (session != nullptr && !session->violation.empty()) {
-          why = "the session worker broke the protocol and was stopped (" + session->violation +
+        if (live != nullptr && !live->violation.empty()) {
+          why = "the session worker broke the protocol and was stopped (" + live->violation +
                 "); this turn was not completed.";
         } else if (e.getType() == kj::Exception::Type::DISCONNECTED) {
           why =
@@ -533,7 +713,7 @@ void AgentCore::beginTurn(Session& session, std::shared_ptr<Run> run) {
           why =
               "the session worker broke the protocol and was stopped; this turn was not "
               "completed.";
-          if (session != nullptr) killSessionWorker(*session, "protocol violation: runTurn failed");
+          if (live != nullptr) killSessionWorker(*live, "protocol violation: runTurn failed");
         }
         spdlog::warn("run {}: {}", run->id, e.getDescription().cStr());
         finishRun(run, "error", "", why);
@@ -564,6 +744,16 @@ void AgentCore::finishRun(const std::shared_ptr<Run>& run, const std::string& st
   result.set_error(sanitizeUtf8(kj::ArrayPtr<const char>(error.data(), error.size())).cStr());
   result.set_session_key(run->sessionKey);
   for (auto& t : run->tools) *result.add_tools() = t;
+  if (!result.reply().empty() || !result.error().empty()) {
+    audit::Record out;
+    out.set_kind(audit::MESSAGE_OUT);
+    out.set_session(run->sessionKey);
+    out.set_run_id(run->id);
+    if (run->facts) out.set_principal(run->facts->principal.str());
+    out.set_outcome(status);
+    out.set_detail(result.reply().empty() ? result.error() : result.reply());
+    audit(out);
+  }
   run->sink->finished(result);
 
   auto it = sessions_.find(run->sessionKey);
@@ -721,6 +911,180 @@ gateway::StatusPayload AgentCore::status() {
   out.set_connections(connections_ ? connections_() : 0);
   out.set_sandbox(sandboxStatus_);
   return out;
+}
+
+// ---- approvals, pairing, policy, rollback ------------------------------------------------------
+
+std::vector<std::string> AgentCore::controlMethods() const {
+  return {"approvals.list", "approval.resolve", "pairing.list",      "pairing.approve",
+          "pairing.deny",   "policy.reload",    "workspace.rollback"};
+}
+
+gateway::PolicyReloadResult AgentCore::reloadPolicy(const std::string& by) {
+  gateway::PolicyReloadResult result;
+  std::string problem = safeguards_.policy.reload();
+  result.set_ok(problem.empty());
+  result.set_error(problem);
+  result.set_policies(static_cast<uint32_t>(safeguards_.policy.policyCount()));
+  audit::Record r;
+  r.set_kind(audit::CONFIG_CHANGE);
+  r.set_principal(by);
+  r.set_outcome(problem.empty() ? "reloaded" : "refused");
+  r.set_detail(problem.empty() ? std::to_string(result.policies()) + " policies in force"
+                               : "kept the previous policy: " + problem);
+  audit(r, true);
+  if (problem.empty()) {
+    spdlog::info("policy reloaded by {}: {} policies", by, result.policies());
+  } else {
+    spdlog::error("policy reload by {} refused, the previous policy stays:\n{}", by, problem);
+  }
+  return result;
+}
+
+std::optional<gateway::Result<google::protobuf::Struct>> AgentCore::control(
+    const std::string& method, const google::protobuf::Struct& params,
+    const gateway::ClientIdentity& who) {
+  // Everyone holding the gateway token is the local operator (the owner).
+  const std::string by = localOperator().id;
+  auto fail = [](const gateway::UserError& e) -> gateway::Result<google::protobuf::Struct> {
+    return e;
+  };
+  if (method == "approvals.list") {
+    gateway::ApprovalsList list;
+    for (auto& a : approvals_->list()) *list.add_approvals() = a;
+    return gateway::frames::toStruct(list);
+  }
+  if (method == "approval.resolve") {
+    auto p = gateway::frames::paramsAs<gateway::ApprovalResolveParams>(params, method);
+    if (auto* e = std::get_if<gateway::UserError>(&p)) return fail(*e);
+    auto& q = std::get<gateway::ApprovalResolveParams>(p);
+    if (q.decision() != "approve" && q.decision() != "deny")
+      return fail({"INVALID_REQUEST", "decision: expected \"approve\" or \"deny\""});
+    auto resolved = approvals_->resolve(q.id(), q.decision() == "approve", by);
+    if (auto* e = std::get_if<gateway::UserError>(&resolved)) return fail(*e);
+    return gateway::frames::toStruct(std::get<gateway::ApprovalResolved>(resolved));
+  }
+  if (method == "pairing.list") {
+    gateway::PairingList list;
+    for (auto& r : safeguards_.pairing.list()) {
+      auto* info = list.add_requests();
+      info->set_code(r.code);
+      info->set_channel(r.channel);
+      info->set_sender(r.sender);
+      info->set_requested_at(rfc3339(r.requestedAt));
+      info->set_expires_at(rfc3339(r.expiresAt));
+    }
+    return gateway::frames::toStruct(list);
+  }
+  if (method == "pairing.approve" || method == "pairing.deny") {
+    auto p = gateway::frames::paramsAs<gateway::PairingDecisionParams>(params, method);
+    if (auto* e = std::get_if<gateway::UserError>(&p)) return fail(*e);
+    auto& q = std::get<gateway::PairingDecisionParams>(p);
+    bool approve = method == "pairing.approve";
+    static const std::regex namePattern("[A-Za-z0-9_.@+-]{1,64}");
+    if (!q.user().empty() && !q.group().empty())
+      return fail({"INVALID_REQUEST", "give either user or group, not both"});
+    for (const std::string* name : {&q.user(), &q.group()}) {
+      if (!name->empty() && !std::regex_match(*name, namePattern))
+        return fail({"INVALID_REQUEST", "user/group: expected 1-64 of A-Z a-z 0-9 _ . @ + -"});
+    }
+    auto request = safeguards_.pairing.take(q.code());
+    if (!request)
+      return fail({"NOT_FOUND", "no pending pairing request with code \"" + summarize(q.code()) +
+                                    "\" (it may have expired)"});
+    policy::EntityUid sender{"Sender", request->channel + ":" + request->sender};
+    policy::EntityUid parent = !q.group().empty()  ? policy::EntityUid{"Group", q.group()}
+                               : !q.user().empty() ? policy::EntityUid{"User", q.user()}
+                                                   : policy::EntityUid{"User", "owner"};
+    if (approve) {
+      try {
+        safeguards_.policy.addSender(sender, parent);
+      } catch (const std::exception& e) {
+        spdlog::error("pairing: {}", e.what());
+        return fail({"INTERNAL", std::string("cannot save the entity store: ") + e.what()});
+      }
+    }
+    audit::Record r;
+    r.set_kind(audit::PAIRING);
+    r.set_principal(sender.str());
+    r.set_outcome(approve ? "approved" : "denied");
+    r.set_detail(approve ? "added to " + parent.str() + " by " + by : "denied by " + by);
+    audit(r, true);
+    gateway::PairingDecision d;
+    d.set_code(request->code);
+    d.set_principal(sender.str());
+    if (approve) d.set_parent(parent.str());
+    d.set_decision(approve ? "approved" : "denied");
+    return gateway::frames::toStruct(d);
+  }
+  if (method == "policy.reload") return gateway::frames::toStruct(reloadPolicy(by));
+  if (method == "workspace.rollback") {
+    auto p = gateway::frames::paramsAs<gateway::RollbackParams>(params, method);
+    if (auto* e = std::get_if<gateway::UserError>(&p)) return fail(*e);
+    return rollback(std::get<gateway::RollbackParams>(p));
+  }
+  return std::nullopt;
+}
+
+gateway::Result<google::protobuf::Struct> AgentCore::rollback(
+    const gateway::RollbackParams& params) {
+  if (params.seq() == 0 && !params.last())
+    return gateway::UserError{"INVALID_REQUEST", "give seq (an audit record) or last: true"};
+  if (guard_->mutatingInProgress() > 0)
+    return gateway::UserError{"UNAVAILABLE",
+                              "a tool call is changing the workspace right now; roll back when "
+                              "it has finished"};
+  audit::Record target;
+  try {
+    target = audit::findSnapshotRecord(
+        settings_.auditDir,
+        params.seq() == 0 ? std::nullopt : std::optional<uint64_t>(params.seq()),
+        params.session_key());
+  } catch (const std::invalid_argument& e) {
+    return gateway::UserError{"NOT_FOUND", e.what()};
+  } catch (const std::exception& e) {
+    return gateway::UserError{"INTERNAL", e.what()};
+  }
+  std::vector<audit::FileChange> changes;
+  std::string before;
+  try {
+    // The state being replaced is kept too: a rollback can itself be undone by hand.
+    before =
+        safeguards_.snapshots.snapshot("before rollback to record " + std::to_string(target.seq()));
+    changes = safeguards_.snapshots.restore(target.snapshot());
+  } catch (const std::exception& e) {
+    spdlog::error("rollback to {}: {}", target.snapshot(), e.what());
+    return gateway::UserError{"INTERNAL", std::string("the rollback failed: ") + e.what()};
+  }
+  audit::Record r;
+  r.set_kind(audit::ROLLBACK);
+  r.set_principal(localOperator().str());
+  r.set_session(target.session());
+  r.set_snapshot(target.snapshot());
+  r.set_outcome("restored");
+  r.set_detail("workspace restored to its state before record " + std::to_string(target.seq()) +
+               " (" + target.tool() + " " + target.call_id() +
+               "); the state it replaced is "
+               "snapshot " +
+               before);
+  audit::addFiles(r, changes);
+  gateway::RollbackResult result;
+  for (auto& c : changes) {
+    auto* g = result.add_files();
+    g->set_path(c.path);
+    g->set_before(c.before);
+    g->set_after(c.after);
+  }
+  uint64_t seq = 0;
+  try {
+    seq = safeguards_.audit.append(r, true);
+  } catch (const std::exception& e) {
+    spdlog::error("audit log: {}", e.what());
+  }
+  result.set_to_seq(target.seq());
+  result.set_snapshot(target.snapshot());
+  result.set_audit_seq(seq);
+  return gateway::frames::toStruct(result);
 }
 
 }  // namespace chitin

@@ -21,8 +21,14 @@
 #include <string>
 
 #include "agent-service.h"
+#include "approvals.h"
+#include "audit-log.h"
 #include "config.h"
+#include "guard.h"
 #include "model-host.h"
+#include "pairing.h"
+#include "policy-host.h"
+#include "snapshots.h"
 #include "spawner.h"
 #include "tool-runner.h"
 #include "transcript.h"
@@ -37,6 +43,18 @@ struct AgentCoreSettings {
   uint32_t sessionIdleSeconds = 600;
   std::string homeDir;  // for status
   std::string version;
+  std::string auditDir;
+  uint32_t approvalTimeoutSeconds = 300;
+  std::vector<std::string> untrustedPaths;
+  std::vector<std::string> mentionPatterns;  // group chats, case-insensitive substrings
+};
+
+// What the core consults and records to; owned by the supervisor.
+struct Safeguards {
+  PolicyHost& policy;
+  PairingStore& pairing;
+  audit::AuditLog& audit;
+  audit::Snapshots& snapshots;
 };
 
 // Checks a session key: agent:<agent>:<channel>:(direct|group):<id>. Returns "" if valid.
@@ -46,7 +64,7 @@ class AgentCore final : public gateway::AgentService {
  public:
   AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
             TranscriptStore& transcripts, ModelHost& model, ToolRunner& tools,
-            AgentCoreSettings settings, std::string sandboxStatus);
+            AgentCoreSettings settings, std::string sandboxStatus, Safeguards safeguards);
   ~AgentCore() noexcept override;
 
   gateway::Result<gateway::AgentAccepted> startRun(const gateway::AgentParams& params,
@@ -57,6 +75,13 @@ class AgentCore final : public gateway::AgentService {
                                                 const gateway::ClientIdentity& who) override;
   gateway::SessionsList sessions() override;
   gateway::StatusPayload status() override;
+  std::optional<gateway::Result<google::protobuf::Struct>> control(
+      const std::string& method, const google::protobuf::Struct& params,
+      const gateway::ClientIdentity& who) override;
+  std::vector<std::string> controlMethods() const override;
+
+  // Re-reads policies and entities (SIGHUP, `chitin policy reload`); audited either way.
+  gateway::PolicyReloadResult reloadPolicy(const std::string& by);
 
   void setSandboxStatus(std::string status) { sandboxStatus_ = std::move(status); }
   void setConnectionCounter(std::function<uint32_t()> counter) {
@@ -88,6 +113,9 @@ class AgentCore final : public gateway::AgentService {
   ToolRunner& tools_;
   AgentCoreSettings settings_;
   std::string sandboxStatus_;
+  Safeguards safeguards_;
+  std::unique_ptr<ApprovalBook> approvals_;
+  std::unique_ptr<Guard> guard_;
   std::function<uint32_t()> connections_;
   std::chrono::steady_clock::time_point started_;
   std::map<std::string, std::unique_ptr<Session>> sessions_;
@@ -110,6 +138,13 @@ class AgentCore final : public gateway::AgentService {
   void emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
                 const char* phase);
   void record(const std::shared_ptr<Run>& run, TranscriptEntry entry);
+  void audit(audit::Record record, bool sync = false);
+  // A run that ends without a turn (pairing code, denial, an approval typed on a chat).
+  gateway::Result<gateway::AgentAccepted> answerAtOnce(const std::string& key,
+                                                       std::shared_ptr<gateway::RunSink> sink,
+                                                       const std::string& status,
+                                                       const std::string& reply);
+  gateway::Result<google::protobuf::Struct> rollback(const gateway::RollbackParams& params);
 };
 
 }  // namespace chitin

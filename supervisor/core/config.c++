@@ -61,6 +61,20 @@ sandbox {
   # profile_dir: ""   # default: the shipped sandbox-profiles/
   # worker_dir: ""    # default: next to the chitin binary
 }
+
+policy {
+  # Every effect is decided by the Cedar policies in the package's policies/ and in
+  # $CHITIN_HOME/policies/ (`chitin policy check` validates them; SIGHUP or
+  # `chitin policy reload` loads changes). Set false to use only your own files.
+  # include_shipped: true
+  # How long a call that needs your confirmation waits before it is denied.
+  # approval_timeout_seconds: 300
+  # Reading these workspace paths marks the turn as tainted (content from outside).
+  # untrusted_paths: "downloads/"
+  # untrusted_paths: "inbox/"
+  # In group chats the assistant answers only when mentioned (or a message matches one of these).
+  # mention_patterns: "@chitin"
+}
 )";
 
 const char NO_MODEL_MESSAGE[] =
@@ -104,6 +118,14 @@ void fillDefaults(config::ChitinConfig& c) {
   if (a->max_tool_output_bytes() == 0) a->set_max_tool_output_bytes(65536);
   auto* s = c.mutable_sandbox();
   if (s->bwrap_path().empty()) s->set_bwrap_path("/usr/bin/bwrap");
+  auto* p = c.mutable_policy();
+  if (!p->has_include_shipped()) p->set_include_shipped(true);
+  if (p->approval_timeout_seconds() == 0) p->set_approval_timeout_seconds(300);
+  if (p->untrusted_paths().empty()) {
+    p->add_untrusted_paths("downloads/");
+    p->add_untrusted_paths("inbox/");
+  }
+  if (p->mention_patterns().empty()) p->add_mention_patterns("@chitin");
 }
 
 void validate(const config::ChitinConfig& c, const std::string& path) {
@@ -119,6 +141,13 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   if (c.agent().max_steps() > 256) fail("agent.max_steps must be at most 256");
   if (c.agent().tool_timeout_seconds() > 3600)
     fail("agent.tool_timeout_seconds must be at most 3600");
+  if (c.policy().approval_timeout_seconds() > 86400)
+    fail("policy.approval_timeout_seconds must be at most 86400");
+  for (const auto& prefix : c.policy().untrusted_paths()) {
+    if (prefix.empty() || prefix[0] == '/' || prefix.find("..") != std::string::npos)
+      fail("policy.untrusted_paths: expected a path relative to the workspace, got \"" + prefix +
+           "\"");
+  }
 }
 
 }  // namespace

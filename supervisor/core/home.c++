@@ -35,6 +35,14 @@ void makeDir(const std::string& path) {
   }
 }
 
+uid_t chownUid;
+gid_t chownGid;
+int chownEntry(const char* path, const struct stat*, int, struct FTW*) {
+  return lchown(path, chownUid, chownGid) == 0 ? 0 : -1;
+}
+
+}  // namespace
+
 void writeFileAtomically(const std::string& path, const std::string& content, mode_t mode) {
   std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -46,15 +54,14 @@ void writeFileAtomically(const std::string& path, const std::string& content, mo
   errno = saved;
   if (!ok) fail("cannot write " + tmp);
   if (rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename " + tmp + " to " + path);
+  // The rename is durable only once the directory entry is.
+  std::string dir = path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/'));
+  int dirFd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd >= 0) {
+    fsync(dirFd);
+    close(dirFd);
+  }
 }
-
-uid_t chownUid;
-gid_t chownGid;
-int chownEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return lchown(path, chownUid, chownGid) == 0 ? 0 : -1;
-}
-
-}  // namespace
 
 std::string defaultHomePath(const std::string& serviceUserHome) {
   if (const char* h = getenv("CHITIN_HOME"); h != nullptr && *h != '\0') return h;
@@ -69,6 +76,9 @@ void ensureHomeLayout(const HomeLayout& home, const std::string& agent) {
   if (chmod(home.root.c_str(), 0700) != 0) fail("cannot chmod " + home.root);
   makeDir(home.stateDir());
   makeDir(home.sessionsDir());
+  makeDir(home.auditDir());
+  makeDir(home.stateDir() + "/snapshots");
+  makeDir(home.policiesDir());
   makeDir(home.root + "/workspace");
   makeDir(home.workspaceDir(agent));
 }

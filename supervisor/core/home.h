@@ -6,7 +6,12 @@
 //     chitin.conf            0600  config (see config.h)
 //     gateway.token          0600  the gateway token (generated at first start)
 //     gateway.url            0644  where the running gateway listens (for the CLI)
+//     entities.json          0600  who is who for the policy (senders, users, groups, agents)
+//     policies/*.cedar       the owner's own policies (besides the shipped ones)
 //     state/sessions/        transcripts, one JSON-lines file per session key
+//     state/audit/           the audit log (see supervisor/audit/)
+//     state/snapshots/<agent>.git  workspace snapshots for rollback (outside the workspace)
+//     state/pairing.json     pending pairing codes
 //     workspace/<agent>/     the agent's workspace (the only host directory tools see)
 
 #pragma once
@@ -24,7 +29,18 @@ struct HomeLayout {
   std::string stateDir() const { return root + "/state"; }
   std::string sessionsDir() const { return root + "/state/sessions"; }
   std::string workspaceDir(const std::string& agent) const { return root + "/workspace/" + agent; }
+  std::string entitiesPath() const { return root + "/entities.json"; }
+  std::string policiesDir() const { return root + "/policies"; }
+  std::string auditDir() const { return root + "/state/audit"; }
+  std::string snapshotsDir(const std::string& agent) const {
+    return root + "/state/snapshots/" + agent + ".git";
+  }
+  std::string pairingPath() const { return root + "/state/pairing.json"; }
 };
+
+// Writes `content` to `path` via a temporary file, fsync and rename (and fsyncs the directory):
+// after a crash the file holds either the old or the new content. Throws std::runtime_error.
+void writeFileAtomically(const std::string& path, const std::string& content, mode_t mode);
 
 // $CHITIN_HOME, else ~/.chitin of `homeDirOfUser` (the service user's home), else of $HOME.
 std::string defaultHomePath(const std::string& serviceUserHome);

@@ -18,6 +18,10 @@
 #include <sstream>
 
 #include "agent-core.h"
+#include "audit-log.h"
+#include "pairing.h"
+#include "policy-host.h"
+#include "snapshots.h"
 #include "config.h"
 #include "gateway.h"
 #include "home.h"
@@ -115,6 +119,53 @@ int runGateway(const GatewayCommand& command) {
     return 1;
   }
 
+  // The policy, the audit log and the snapshots: without them nothing may act.
+  std::unique_ptr<PolicyHost> policy;
+  std::unique_ptr<PairingStore> pairing;
+  std::unique_ptr<audit::AuditLog> auditLog;
+  std::unique_ptr<audit::Snapshots> snapshots;
+  try {
+    PolicyHostSettings ps;
+    if (config.policy().include_shipped()) ps.policyDirs.push_back(command.policyDir);
+    ps.policyDirs.push_back(home.policiesDir());
+    ps.entitiesPath = home.entitiesPath();
+    ps.agentId = config.agent().id();
+    policy = std::make_unique<PolicyHost>(ps);
+  } catch (const std::exception& e) {
+    fprintf(stderr, "chitin gateway: %s\n(fix the file, then check with `chitin policy check`)\n",
+            e.what());
+    return 2;
+  }
+  try {
+    pairing = std::make_unique<PairingStore>(home.pairingPath(), unixNow);
+    auditLog = audit::AuditLog::open(home.auditDir());
+    snapshots = std::make_unique<audit::Snapshots>(home.snapshotsDir(config.agent().id()),
+                                                   home.workspaceDir(config.agent().id()));
+  } catch (const std::exception& e) {
+    fprintf(stderr, "chitin gateway: %s\n", e.what());
+    return 1;
+  }
+  if (!auditLog->openProblem().empty()) {
+    spdlog::error(
+        "THE AUDIT LOG DOES NOT VERIFY: {} (appending continues; run `chitin audit "
+        "verify` and keep a copy of {})",
+        auditLog->openProblem(), auditLog->path());
+  }
+  {
+    audit::Record started;
+    started.set_kind(audit::CONFIG_CHANGE);
+    started.set_principal("chitin");
+    started.set_outcome("started");
+    started.set_detail("gateway " CHITIN_VERSION " started with " +
+                       std::to_string(policy->policyCount()) + " policies");
+    try {
+      auditLog->append(started, true);
+    } catch (const std::exception& e) {
+      fprintf(stderr, "chitin gateway: the audit log cannot be written: %s\n", e.what());
+      return 1;
+    }
+  }
+
   uv_loop_t loop;
   KJ_ASSERT(uv_loop_init(&loop) == 0);
   int status = 0;
@@ -148,7 +199,14 @@ int runGateway(const GatewayCommand& command) {
     coreSettings.sessionIdleSeconds = config.agent().session_idle_seconds();
     coreSettings.homeDir = home.root;
     coreSettings.version = CHITIN_VERSION;
-    AgentCore core(&loop, io, spawner, transcripts, model, tools, coreSettings, "checking");
+    coreSettings.auditDir = home.auditDir();
+    coreSettings.approvalTimeoutSeconds = config.policy().approval_timeout_seconds();
+    coreSettings.untrustedPaths.assign(config.policy().untrusted_paths().begin(),
+                                       config.policy().untrusted_paths().end());
+    coreSettings.mentionPatterns.assign(config.policy().mention_patterns().begin(),
+                                        config.policy().mention_patterns().end());
+    AgentCore core(&loop, io, spawner, transcripts, model, tools, coreSettings, "checking",
+                   Safeguards{*policy, *pairing, *auditLog, *snapshots});
 
     gateway::GatewayOptions gwOptions;
     gwOptions.bind = config.gateway().bind();
@@ -162,6 +220,9 @@ int runGateway(const GatewayCommand& command) {
     gwOptions.lockoutSeconds = config.gateway().lockout_seconds();
     gwOptions.version = CHITIN_VERSION;
     gateway::Gateway gw(&loop, gwOptions, core);
+    core.setBroadcast([&gw](const std::string& event, const google::protobuf::Message& payload) {
+      gw.broadcast(event, payload);
+    });
     try {
       gw.start();
     } catch (const std::exception& e) {
@@ -204,9 +265,9 @@ int runGateway(const GatewayCommand& command) {
             spawn::Spawner probe(c->settings, os);
             c->problem = probe.checkAvailable();
           },
-          [](uv_work_t* w, int status) {
+          [](uv_work_t* w, int result) {
             auto* c = static_cast<SandboxCheck*>(w->data);
-            if (status == 0) {
+            if (result == 0) {
               if (c->problem)
                 spdlog::error("sandbox unavailable, no worker will run: {}", *c->problem);
               c->core->setSandboxStatus(c->problem ? *c->problem : "ok");
@@ -244,8 +305,7 @@ int runGateway(const GatewayCommand& command) {
       uv_signal_start(&signals.term, onStop, SIGTERM);
       uv_signal_start(&signals.interrupt, onStop, SIGINT);
       uv_signal_start(
-          &signals.hangup, [](uv_signal_t*, int) { spdlog::info("SIGHUP: nothing to reload yet"); },
-          SIGHUP);
+          &signals.hangup, [](uv_signal_t*, int) { stop.core->reloadPolicy("SIGHUP"); }, SIGHUP);
 
       uv_run(&loop, UV_RUN_DEFAULT);
     } else {

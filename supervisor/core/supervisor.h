@@ -17,6 +17,7 @@ struct GatewayCommand {
   std::string profileDir;        // defaults chosen by the CLI (build tree or installed)
   std::string workerDir;
   std::string webRoot;
+  std::string policyDir;  // the shipped policies
   bool quiet = false;
 };
 

@@ -6,9 +6,12 @@
 
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "gateway.pb.h"
 
@@ -54,6 +57,31 @@ class AgentService {
                                       const ClientIdentity& who) = 0;
   virtual SessionsList sessions() = 0;
   virtual StatusPayload status() = 0;
+
+  // The methods beyond chat (approvals.*, pairing.*, policy.reload, workspace.rollback). The
+  // gateway has authenticated the client and bounded the frame; the service validates the
+  // params against the method's message. nullopt: not a method of this service.
+  virtual std::optional<Result<google::protobuf::Struct>> control(
+      const std::string& method, const google::protobuf::Struct& params,
+      const ClientIdentity& who) {
+    return std::nullopt;
+  }
+  // The methods control() answers (announced in hello-ok).
+  virtual std::vector<std::string> controlMethods() const { return {}; }
+
+  // Events for every authenticated client (approval.requested, approval.resolved). Set by
+  // whoever owns the gateway.
+  using Broadcast =
+      std::function<void(const std::string& event, const google::protobuf::Message& payload)>;
+  void setBroadcast(Broadcast broadcast) { broadcast_ = std::move(broadcast); }
+
+ protected:
+  void broadcast(const std::string& event, const google::protobuf::Message& payload) {
+    if (broadcast_) broadcast_(event, payload);
+  }
+
+ private:
+  Broadcast broadcast_;
 };
 
 }  // namespace chitin::gateway

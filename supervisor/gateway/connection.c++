@@ -21,7 +21,8 @@ constexpr size_t MAX_CLIENT_FIELD = 64;
 
 const std::vector<std::string> METHODS = {"connect",     "health",       "status",       "agent",
                                           "agent.abort", "chat.history", "sessions.list"};
-const std::vector<std::string> EVENTS = {"connect.challenge", "agent"};
+const std::vector<std::string> EVENTS = {"connect.challenge", "agent", "approval.requested",
+                                         "approval.resolved"};
 
 std::string randomHex(size_t bytes) {
   std::vector<unsigned char> raw(bytes);
@@ -250,6 +251,7 @@ void Connection::handleConnect(const frames::Request& request) {
   hello.set_server_version(context_.options.version);
   hello.set_conn_id(identity_.connId);
   for (const auto& m : METHODS) hello.add_methods(m);
+  for (const auto& m : context_.service.controlMethods()) hello.add_methods(m);
   for (const auto& e : EVENTS) hello.add_events(e);
   reply(request.id, hello);
 }
@@ -280,6 +282,9 @@ void Connection::dispatch(const frames::Request& request) {
     abortAgent(request);
   } else if (method == "connect") {
     replyError(request.id, {"INVALID_REQUEST", "this connection is already connected"});
+  } else if (auto answer = context_.service.control(method, request.params, identity_)) {
+    if (auto* error = std::get_if<UserError>(&*answer)) return replyError(request.id, *error);
+    reply(request.id, std::get<google::protobuf::Struct>(*answer));
   } else {
     replyError(request.id, {"UNKNOWN_METHOD",
                             "unknown method \"" + frames::sanitizeMessage(method, 64) + "\""});
@@ -409,6 +414,10 @@ void Connection::reply(std::string_view id, const google::protobuf::Message& pay
 
 void Connection::replyError(std::string_view id, UserError error) {
   outbox_.send(frames::printError(id, error));
+}
+
+void Connection::broadcastEvent(std::string_view event, const google::protobuf::Message& payload) {
+  if (authenticated_ && !closing_) sendEvent(event, payload);
 }
 
 void Connection::sendEvent(std::string_view event, const google::protobuf::Message& payload) {

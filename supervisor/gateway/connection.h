@@ -88,6 +88,8 @@ class Connection {
   // Called (through the RunRouter) by the sinks of runs this connection started.
   void runEvent(uint64_t slot, const AgentEvent& event);
   void runFinished(uint64_t slot, const AgentResult& result);
+  // A gateway-wide event (approvals); dropped for connections that have not authenticated.
+  void broadcastEvent(std::string_view event, const google::protobuf::Message& payload);
 
  private:
   struct Run {

@@ -293,4 +293,8 @@ uint16_t Gateway::port() const { return impl_->boundPort; }
 
 uint32_t Gateway::connectionCount() const { return static_cast<uint32_t>(impl_->sockets.size()); }
 
+void Gateway::broadcast(const std::string& event, const google::protobuf::Message& payload) {
+  for (auto& [serial, socket] : impl_->sockets) socket->connection.broadcastEvent(event, payload);
+}
+
 }  // namespace chitin::gateway

@@ -48,6 +48,8 @@ class Gateway {
   void finishStop();
 
   uint16_t port() const;  // the bound port (after start)
+  // Sends an event to every authenticated connection.
+  void broadcast(const std::string& event, const google::protobuf::Message& payload);
   uint32_t connectionCount() const;
 
   struct Impl;  // public only so the lws callbacks in gateway.c++ can name it

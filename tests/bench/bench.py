@@ -7,11 +7,13 @@
 (d) a sandboxed `exec true` tool call, p50/p90, and its ratio to the bwrap floor
     (`bwrap --unshare-all ... /bin/true`) measured in the same run
 (e) `chitin status` and `chitin agent` one-shot wall time
+(f) one policy decision (allow/ask/deny: two Cedar evaluations) with the shipped policies
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 """
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -163,6 +165,17 @@ def bwrap_floor():
     return samples, os.geteuid() == 0
 
 
+def policy_decision_cost():
+    """(p50 us, p90 us, n) from the policy engine's own benchmark binary."""
+    build = os.path.dirname(os.path.dirname(os.environ["CHITIN_BIN"]))
+    out = subprocess.run([os.path.join(build, "supervisor", "policy", "policy-bench")],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"policy decide p50 ([0-9.]+) us p90 ([0-9.]+) us \(n=(\d+)", out)
+    if m is None:
+        raise RuntimeError("policy-bench printed no figures: " + out)
+    return float(m.group(1)), float(m.group(2)), int(m.group(3))
+
+
 def main():
     print(f"chitin bench ({'quick' if QUICK else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
@@ -261,6 +274,9 @@ def main():
          statistics.median(status_t) <= 0.020)
     line(f"chitin agent -m (median of {len(agent_t)}, incl. model)", ms(statistics.median(agent_t)),
          "<= 30 ms + model", statistics.median(agent_t) <= 0.030)
+    print("\n(f) policy decision (shipped policies, policy-bench)")
+    p50, p90, n = policy_decision_cost()
+    line(f"decide() p50 / p90 over {n}", f"{p50:.2f} us / {p90:.2f} us", "p50 <= 20 us", p50 <= 20)
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")

@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1 and is stopped by the test that started it. When
 as root (CI), the gateway is started with --user CHITIN_TEST_USER, as the README tells root users
 to do: chitin never runs a worker as uid 0.
 """
+import contextlib
 import json
 import os
 import pwd
@@ -84,14 +85,29 @@ def _read(path):
         return ""
 
 
+TRUST_OPERATOR_EXEC = """// e2e: the local operator's exec calls run without confirmation.
+@id("e2e-operator-exec")
+permit (principal == Sender::"local:operator", action == Action::"exec", resource);
+"""
+
+
 class Gateway:
     """`chitin gateway` in a fresh CHITIN_HOME."""
 
-    def __init__(self, model=None, provider="openai", api_key="sk-test-key", config=None, extra_env=None):
+    def __init__(self, model=None, provider="openai", api_key="sk-test-key", config=None, extra_env=None,
+                 policies=None):
         self.tmp = tempfile.mkdtemp(prefix="chitin-e2e-")
         os.chmod(self.tmp, 0o755)
         self.home = os.path.join(self.tmp, "home")
         os.mkdir(self.home, 0o700)
+        # The owner's own policies. By default the foundation tests' trust: the local operator's
+        # commands run without confirmation (the shipped policy would ask for most of them).
+        if policies is None:
+            policies = {"e2e-operator-exec.cedar": TRUST_OPERATOR_EXEC}
+        os.mkdir(os.path.join(self.home, "policies"), 0o700)
+        for name, text in policies.items():
+            with open(os.path.join(self.home, "policies", name), "w") as f:
+                f.write(text)
         if config is not None:
             with open(os.path.join(self.home, "chitin.conf"), "w") as f:
                 f.write(config)
@@ -103,14 +119,20 @@ class Gateway:
                 env["CHITIN_MODEL_BASE_URL"] = f"http://127.0.0.1:{model.port}"
         env.update(extra_env or {})
         self.env = env
+        self.stdout_path = os.path.join(self.tmp, "gateway.out")
+        self.stderr_path = os.path.join(self.tmp, "gateway.err")
+        self._start()
+
+    def _start(self):
         args = [CHITIN, "gateway", "--port", "0"]
         if running_as_root():
             args += ["--user", TEST_USER]
-        self.stdout_path = os.path.join(self.tmp, "gateway.out")
-        self.stderr_path = os.path.join(self.tmp, "gateway.err")
-        self._out = open(self.stdout_path, "w")
-        self._err = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._out, stderr=self._err)
+        url_path = os.path.join(self.home, "gateway.url")
+        if os.path.exists(url_path):
+            os.unlink(url_path)
+        self._out = open(self.stdout_path, "a")
+        self._err = open(self.stderr_path, "a")
+        self.proc = subprocess.Popen(args, env=self.env, stdout=self._out, stderr=self._err)
         url = wait_for(lambda: self._url_or_exit(), timeout=20, what="gateway.url")
         self.port = int(url.rsplit(":", 1)[1])
         self.token = _read(os.path.join(self.home, "gateway.token")).strip()
@@ -154,6 +176,26 @@ class Gateway:
         assert res["ok"], res
         return ws
 
+    def audit(self):
+        """The audit log's records, parsed."""
+        path = os.path.join(self.home, "state", "audit", "audit.jsonl")
+        return [json.loads(l) for l in _read(path).splitlines() if l.strip()]
+
+    def request(self, ws, method, params, req_id="r1", timeout=30):
+        """One request/response on an authenticated connection; events before it are kept in
+        `ws.events`."""
+        ws.sock.settimeout(timeout)
+        ws.send_json({"type": "req", "id": req_id, "method": method, "params": params})
+        while True:
+            frame = ws.recv_json()
+            if frame is None:
+                raise ConnectionError("gateway closed the connection")
+            if frame["type"] == "res" and frame["id"] == req_id:
+                return frame
+            if not hasattr(ws, "events"):
+                ws.events = []
+            ws.events.append(frame)
+
     def transcript(self, session_key):
         name = "".join(c if c.isalnum() or c in "._-" else "%%%02X" % ord(c) for c in session_key)
         path = os.path.join(self.home, "state", "sessions", name + ".jsonl")
@@ -170,6 +212,12 @@ class Gateway:
         return [pid for pid, (ppid, _) in procs.items() if ppid in sandboxes]
 
 
+    def restart(self):
+        """Starts the gateway again on the same home (after stop())."""
+        self._out.close()
+        self._err.close()
+        self._start()
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -185,6 +233,36 @@ class Gateway:
         self._out.close()
         self._err.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def own_gateway(script, setup=None, prepare_home=None, **gateway_args):
+    """A fake model with `script` and a gateway of the caller's own, stopped and removed
+    afterwards. `setup(dir)` may prepare files in the temporary directory and return more Gateway
+    arguments; `prepare_home(gw)` runs with the gateway stopped after its first start (its home
+    then exists) and before it starts again."""
+    d = tempfile.mkdtemp(prefix="chitin-e2e-own-")
+    model = gw = None
+    try:
+        model = FakeModel(d, script)
+        if setup is not None:
+            gateway_args.update(setup(d))
+        gw = Gateway(model, **gateway_args)
+        if prepare_home is not None:
+            gw.stop()
+            prepare_home(gw)
+            if running_as_root():
+                for root, dirs, files in os.walk(gw.home):
+                    for name in dirs + files:
+                        shutil.chown(os.path.join(root, name), TEST_USER, TEST_USER)
+            gw.restart()
+        yield model, gw
+    finally:
+        if gw is not None:
+            gw.cleanup()
+        if model is not None:
+            model.stop()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _processes():

@@ -4,10 +4,8 @@ API written independently in Python (tests/fakes/fake_model.py) and a stdlib Web
 
 Run by meson (`meson test --suite e2e`); each test starts its own gateway on 127.0.0.1.
 """
-import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -185,7 +183,7 @@ class E2E(unittest.TestCase):
         code, out, err = self.gw.agent_json("[[scenario:escape]] hi", "agent:main:e2e:direct:escape")
         self.assertEqual(code, 0, err)
         statuses = [t["status"] for t in out["tools"]]
-        self.assertEqual(statuses[0], "error")   # ../../gateway.token
+        self.assertEqual(statuses[0], "denied")  # ../../gateway.token: refused before any worker
         self.assertEqual(statuses[2], "error")   # link.txt -> the token
         for r in self.model.requests():
             self.assertNotIn(self.gw.token, json.dumps(r.get("body")))
@@ -284,24 +282,8 @@ class E2E(unittest.TestCase):
                 self.assertNotIn(b"sk-test-key", f.read())
 
 
-@contextlib.contextmanager
 def own_gateway(setup=None, **gateway_args):
-    """A fake model and a gateway of the test's own, stopped and removed afterwards. `setup(dir)`
-    may prepare files in the temporary directory and return more Gateway arguments."""
-    d = tempfile.mkdtemp(prefix="chitin-e2e-own-")
-    model = gw = None
-    try:
-        model = FakeModel(d, SCRIPT)
-        if setup is not None:
-            gateway_args.update(setup(d))
-        gw = Gateway(model, **gateway_args)
-        yield model, gw
-    finally:
-        if gw is not None:
-            gw.cleanup()
-        if model is not None:
-            model.stop()
-        shutil.rmtree(d, ignore_errors=True)
+    return harness.own_gateway(SCRIPT, setup, **gateway_args)
 
 
 def hostile_workers(d):

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+// The guard: the one path every tool call the model makes takes to become an effect.
+// Runs in: supervisor
+//
+//   arguments checked → policy decision (audited) → deny: the model is told
+//                                                  → ask: wait for the owner; re-check the call
+//                                                  → allow
+//   → snapshot of the workspace (mutating tools) → intent record, synced → the tool runs in its
+//   sandbox → outcome record → changed files record
+//
+// If the audit log cannot take the intent record, or the snapshot cannot be made, the tool
+// does not run (fail closed): an effect nobody can see or undo is worse than no effect.
+
+#pragma once
+
+#include <kj/async.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "approvals.h"
+#include "audit-log.h"
+#include "policy-host.h"
+#include "snapshots.h"
+#include "tool-runner.h"
+
+namespace chitin {
+
+// What the policy needs to know about the turn a call belongs to.
+struct TurnFacts {
+  std::string sessionKey;
+  std::string runId;
+  policy::EntityUid principal;
+  std::string channel = "local";
+  std::string chatType = "direct";
+  bool mentioned = false;
+  // The turn has taken in content from outside (a non-owner's message, an untrusted file):
+  // from then on the policy sees context.tainted.
+  bool tainted = false;
+};
+
+struct GuardSettings {
+  std::string agentId = "main";
+  std::string workspaceDir;
+  std::vector<std::string> untrustedPaths;  // workspace-relative prefixes
+};
+
+// exec's command as the policy sees it: the program (first word; /bin/, /usr/bin/ and
+// /usr/local/bin/ stripped, any other path kept whole) and whether
+// the command is plain words only (no quoting, expansion, redirection, chaining or newlines).
+struct CommandShape {
+  std::string program;
+  bool simple = false;
+};
+CommandShape commandShape(const std::string& command);
+
+// One line a person can judge before approving, e.g. `exec: rm -rf build`.
+std::string describeCall(const std::string& tool, const nlohmann::json& args);
+
+// What a file path names right now, beneath the workspace: the resolved relative path and the
+// inode (or the parent's, plus the name, for a file that does not exist yet). Part of an
+// approval's fingerprint, so a symlink swapped while the owner decides voids the approval.
+std::string resolvedIdentity(const std::string& workspaceDir, const std::string& relativePath);
+
+class Guard {
+ public:
+  Guard(PolicyHost& policy, ApprovalBook& approvals, audit::AuditLog& audit,
+        audit::Snapshots& snapshots, ToolRunner& tools, GuardSettings settings);
+
+  // Runs one tool call the model made. Never rejects for expected outcomes (bad arguments,
+  // denial, no approval, tool failure). `onAwaitingApproval` is called when the call starts to
+  // wait for the owner. Cancelling the promise withdraws a pending approval or kills the tool.
+  kj::Promise<ToolOutcome> run(std::shared_ptr<TurnFacts> turn, std::string callId,
+                               std::string tool, std::string argumentsJson,
+                               std::function<void()> onAwaitingApproval);
+
+  // Mutating tool calls in progress (a rollback must not race them).
+  uint32_t mutatingInProgress() const { return mutating_; }
+
+  audit::AuditLog& auditLog() { return audit_; }
+
+ private:
+  struct Call;
+  kj::Promise<ToolOutcome> execute(std::shared_ptr<Call> call);
+  uint64_t record(audit::Record r, bool sync);
+
+  PolicyHost& policy_;
+  ApprovalBook& approvals_;
+  audit::AuditLog& audit_;
+  audit::Snapshots& snapshots_;
+  ToolRunner& tools_;
+  GuardSettings settings_;
+  uint32_t mutating_ = 0;
+};
+
+}  // namespace chitin
