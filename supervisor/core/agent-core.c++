@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "frames.h"
@@ -29,6 +30,9 @@ constexpr size_t MAX_HISTORY_ENTRIES = 400;
 constexpr size_t MAX_SUMMARY_BYTES = 200;
 // What a session worker may send the model in one call before we call it abuse.
 constexpr size_t MAX_REQUEST_MESSAGES = 2000;
+// Tool calls in one completion: far above what a model asks for at once, far below what a
+// tiny message can claim (capnp counts a zero-size struct as one word, so 8 Mi of them fit).
+constexpr size_t MAX_COMPLETION_TOOL_CALLS = 128;
 
 const char DEFAULT_SYSTEM_PROMPT[] =
     "You are chitin, a personal assistant running on the user's own Linux server. You can act "
@@ -97,6 +101,45 @@ rpc::Role roleOf(const std::string& role) {
 
 }  // namespace
 
+// A transcript can end inside a tool exchange: the gateway was killed after the model asked for
+// a call and before its result was recorded. Model APIs refuse a history with an unanswered call
+// (or an answer without its call), so the history a turn gets is closed here: every unanswered
+// call gets a result saying it was interrupted, and stray results are left out. The transcript
+// file itself is not rewritten.
+void closeOpenToolCalls(std::vector<TranscriptEntry>& entries) {
+  std::vector<TranscriptEntry> out;
+  out.reserve(entries.size());
+  std::vector<TranscriptToolCall> open;
+  auto closeOpen = [&]() {
+    for (const auto& call : open) {
+      TranscriptEntry interrupted;
+      interrupted.role = "tool";
+      interrupted.toolCallId = call.id;
+      interrupted.toolName = call.name;
+      interrupted.isError = true;
+      interrupted.content =
+          "error: this call was interrupted (the gateway stopped) and its result is unknown";
+      out.push_back(std::move(interrupted));
+    }
+    open.clear();
+  };
+  for (auto& e : entries) {
+    if (e.role == "tool") {
+      auto it = std::find_if(open.begin(), open.end(),
+                             [&](const auto& c) { return c.id == e.toolCallId; });
+      if (it == open.end()) continue;  // an answer to no call in this history
+      open.erase(it);
+      out.push_back(std::move(e));
+      continue;
+    }
+    closeOpen();
+    if (e.role == "assistant") open = e.toolCalls;
+    out.push_back(std::move(e));
+  }
+  closeOpen();
+  entries = std::move(out);
+}
+
 std::string checkSessionKey(const std::string& key) {
   static const std::regex pattern(
       "agent:[a-z0-9_-]{1,32}:[a-z0-9_-]{1,32}:(direct|group):[a-z0-9_.@+-]{1,128}");
@@ -106,6 +149,30 @@ std::string checkSessionKey(const std::string& key) {
            "digits, _ . @ + -)";
   }
   return "";
+}
+
+TranscriptEntry assistantEntryFrom(rpc::ChatMessage::Reader message) {
+  TranscriptEntry entry;
+  entry.role = "assistant";
+  auto content = message.getContent();
+  entry.content = sanitizeUtf8(kj::ArrayPtr<const char>(content.begin(), content.size())).cStr();
+  KJ_REQUIRE(message.getToolCalls().size() <= MAX_COMPLETION_TOOL_CALLS,
+             "the model worker sent more tool calls than any model asks for at once",
+             message.getToolCalls().size());
+  for (auto call : message.getToolCalls()) {
+    entry.toolCalls.push_back({call.getId(), call.getName(), call.getArgumentsJson()});
+  }
+  return entry;
+}
+
+gateway::ToolCallSummary toolCallSummary(const std::string& id, const std::string& name,
+                                         const std::string& argumentsJson) {
+  gateway::ToolCallSummary summary;
+  summary.set_id(id);
+  summary.set_name(summarize(name));
+  summary.set_arguments_json(summarize(argumentsJson));
+  summary.set_status("running");
+  return summary;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,15 +260,9 @@ class AgentCore::ModelProxy final : public rpc::Model::Server {
         .then([run, &core, context](kj::Own<capnp::MallocMessageBuilder> result) mutable {
           auto completion = result->getRoot<rpc::Completion>().asReader();
           if (completion.isMessage()) {
-            auto m = completion.getMessage();
-            TranscriptEntry entry;
-            entry.role = "assistant";
-            auto content = m.getContent();
-            entry.content =
-                sanitizeUtf8(kj::ArrayPtr<const char>(content.begin(), content.size())).cStr();
-            for (auto call : m.getToolCalls()) {
-              entry.toolCalls.push_back({call.getId(), call.getName(), call.getArgumentsJson()});
-              run->requested[call.getId()] = {call.getName(), call.getArgumentsJson()};
+            TranscriptEntry entry = assistantEntryFrom(completion.getMessage());
+            for (auto& call : entry.toolCalls) {
+              run->requested[call.id] = {call.name, call.arguments};
             }
             run->lastAssistantText = entry.content;
             run->lastHadToolCalls = !entry.toolCalls.empty();
@@ -238,11 +299,7 @@ class AgentCore::ToolsProxy final : public rpc::Tools::Server {
     }
     run_->requested.erase(it);
 
-    gateway::ToolCallSummary summary;
-    summary.set_id(id);
-    summary.set_name(summarize(name));
-    summary.set_arguments_json(summarize(args));
-    summary.set_status("running");
+    gateway::ToolCallSummary summary = toolCallSummary(id, name, args);
     core_.emitTool(run_, summary, "start");
 
     auto run = run_;
@@ -641,8 +698,9 @@ void AgentCore::beginTurn(Session& session, std::shared_ptr<Run> run) {
   if (entries.size() > MAX_HISTORY_ENTRIES) {
     entries.erase(entries.begin(), entries.end() - MAX_HISTORY_ENTRIES);
   }
-  // Never start the history in the middle of a tool exchange.
+  // Never start the history in the middle of a tool exchange, nor leave one open.
   while (!entries.empty() && entries.front().role != "user") entries.erase(entries.begin());
+  closeOpenToolCalls(entries);
 
   auto req = KJ_ASSERT_NONNULL(session.client).runTurnRequest();
   auto turn = req.initRequest();

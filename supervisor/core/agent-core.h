@@ -60,6 +60,19 @@ struct Safeguards {
 // Checks a session key: agent:<agent>:<channel>:(direct|group):<id>. Returns "" if valid.
 std::string checkSessionKey(const std::string& key);
 
+// Closes a history that ends inside a tool exchange (a crash between a call and its result):
+// unanswered calls get an "interrupted" error result, results without their call are dropped.
+void closeOpenToolCalls(std::vector<TranscriptEntry>& entries);
+
+// What the core records of the model worker's assistant message: the content made valid UTF-8,
+// the tool calls as sent (the Tools proxy later runs only these, exactly as recorded). Throws
+// (a protocol fault of the model worker) on more than 128 tool calls.
+TranscriptEntry assistantEntryFrom(rpc::ChatMessage::Reader message);
+// The `tool` event for a call the session worker asked to run (id, name and arguments come
+// from the model worker's completion).
+gateway::ToolCallSummary toolCallSummary(const std::string& id, const std::string& name,
+                                         const std::string& argumentsJson);
+
 class AgentCore final : public gateway::AgentService {
  public:
   AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,

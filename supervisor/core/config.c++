@@ -188,12 +188,21 @@ config::ChitinConfig loadConfigFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     if (errno != ENOENT) throw ConfigError(path + ": cannot read: " + strerror(errno));
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw ConfigError(path + ": cannot create: " + strerror(errno));
+    // Written whole to a temporary name, then linked into place: a crash leaves either no
+    // config or the whole example, and link() never replaces a config someone wrote meanwhile.
+    std::string tmp = path + ".new";
+    unlink(tmp.c_str());
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw ConfigError(tmp + ": cannot create: " + strerror(errno));
     size_t len = sizeof(EXAMPLE_CONFIG) - 1;
     bool ok = write(fd, EXAMPLE_CONFIG, len) == static_cast<ssize_t>(len) && fsync(fd) == 0;
     close(fd);
-    if (!ok) throw ConfigError(path + ": cannot write the example config");
+    bool linked = ok && link(tmp.c_str(), path.c_str()) == 0;
+    int saved = errno;
+    unlink(tmp.c_str());
+    if (!linked && !(ok && saved == EEXIST))
+      throw ConfigError(path + ": cannot write the example config: " + strerror(saved));
+    if (!linked) return loadConfigFile(path);  // someone else's config won the race
     return parseConfig(EXAMPLE_CONFIG, path);
   }
   std::stringstream text;

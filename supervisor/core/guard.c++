@@ -203,15 +203,6 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
   call->tool = std::move(tool);
   call->arguments = std::move(argumentsJson);
 
-  // Arguments first: a malformed call is the model's mistake, not a decision.
-  {
-    capnp::MallocMessageBuilder scratch;
-    auto inv = scratch.initRoot<rpc::ToolInvocation>();
-    std::string problem = buildInvocation(call->tool, call->arguments, 1, 3600, inv);
-    if (!problem.empty()) return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + problem};
-    call->args = json::parse(call->arguments.empty() ? std::string("{}") : call->arguments);
-  }
-
   audit::Record base;
   base.set_session(call->turn->sessionKey);
   base.set_run_id(call->turn->runId);
@@ -219,6 +210,28 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
   base.set_tool(call->tool);
   base.set_call_id(call->id);
   base.set_arguments(call->arguments);
+
+  // Arguments first: a malformed call (or an unknown tool) is refused before the policy is
+  // asked, and the attempt is on record all the same.
+  {
+    capnp::MallocMessageBuilder scratch;
+    auto inv = scratch.initRoot<rpc::ToolInvocation>();
+    std::string problem = buildInvocation(call->tool, call->arguments, 1, 3600, inv);
+    if (!problem.empty()) {
+      audit::Record r = base;
+      r.set_kind(audit::DECISION);
+      r.mutable_decision()->set_outcome("deny");
+      r.mutable_decision()->add_policies("invalid-call");
+      r.set_detail(problem);
+      try {
+        record(std::move(r), false);
+      } catch (const std::exception& e) {
+        spdlog::error("audit: {}", e.what());
+      }
+      return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + problem};
+    }
+    call->args = json::parse(call->arguments.empty() ? std::string("{}") : call->arguments);
+  }
 
   // The request the policy decides on.
   policy::Request request;

@@ -20,7 +20,7 @@ struct TempDir {
     char tmpl[] = "/tmp/chitin-transcript-XXXXXX";
     path = mkdtemp(tmpl);
   }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  ~TempDir() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path + "'").c_str()); }
 };
 
 TEST_CASE("transcript: file names round-trip and never contain a slash") {
@@ -82,6 +82,31 @@ TEST_CASE("transcript: a torn last line (crash mid-write) is skipped, earlier en
   REQUIRE(loaded.size() == 1);
   CHECK(loaded[0].content == "kept");
   CHECK(skipped == 1);
+
+  // The next append cuts the torn tail off instead of gluing the new record to it.
+  TranscriptEntry b;
+  b.role = "user";
+  b.content = "after the crash";
+  store.append("k", b);
+  loaded = store.load("k", &skipped);
+  REQUIRE(loaded.size() == 2);
+  CHECK(loaded[1].content == "after the crash");
+  CHECK(skipped == 0);
+}
+
+TEST_CASE("transcript: a file that is one torn line is emptied before the next append") {
+  TempDir dir;
+  TranscriptStore store(dir.path);
+  std::ofstream(dir.path + "/" + TranscriptStore::fileNameFor("k")) << R"({"role":"us)";
+  TranscriptEntry a;
+  a.role = "user";
+  a.content = "first whole record";
+  store.append("k", a);
+  size_t skipped = 0;
+  auto loaded = store.load("k", &skipped);
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].content == "first whole record");
+  CHECK(skipped == 0);
 }
 
 TEST_CASE("transcript: unknown roles are rejected") {

@@ -113,12 +113,51 @@ std::string TranscriptStore::keyForFileName(const std::string& name) {
   return key;
 }
 
+namespace {
+
+// A crash (kill -9, power loss) in the middle of an append can leave a last line without its
+// newline. That record was never acknowledged: append() returns only after fdatasync. Cut it off
+// before appending, so the next record starts on its own line instead of being glued to it.
+void cutTornTail(int fd, const std::string& path) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size == 0) return;
+  char last;
+  if (pread(fd, &last, 1, st.st_size - 1) != 1 || last == '\n') return;
+  off_t end = st.st_size;
+  char buf[4096];
+  while (end > 0) {
+    off_t start = end > static_cast<off_t>(sizeof(buf)) ? end - sizeof(buf) : 0;
+    ssize_t n = pread(fd, buf, end - start, start);
+    if (n <= 0) return;
+    for (ssize_t i = n - 1; i >= 0; --i) {
+      if (buf[i] == '\n') {
+        end = start + i + 1;
+        if (ftruncate(fd, end) != 0)
+          throw std::runtime_error("cannot cut the torn last line of " + path + ": " +
+                                   strerror(errno));
+        return;
+      }
+    }
+    end = start;
+  }
+  if (ftruncate(fd, 0) != 0)
+    throw std::runtime_error("cannot cut the torn last line of " + path + ": " + strerror(errno));
+}
+
+}  // namespace
+
 void TranscriptStore::append(const std::string& key, const TranscriptEntry& entry) {
   std::string line = entry.toJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line += '\n';
   std::string path = dir_ + "/" + fileNameFor(key);
-  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int fd = open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) throw std::runtime_error("cannot open transcript " + path + ": " + strerror(errno));
+  try {
+    cutTornTail(fd, path);
+  } catch (...) {
+    close(fd);
+    throw;
+  }
   // One write per record: with O_APPEND the record lands whole or (on a crash) as a torn tail.
   ssize_t n = write(fd, line.data(), line.size());
   int saved = errno;

@@ -4,6 +4,8 @@
 
 #include "worker-host.h"
 
+#include <sys/socket.h>
+
 #include <kj/debug.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -60,6 +62,7 @@ WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWo
   exitPromise_ = paf.promise.fork();
   exitFulfiller_ = kj::mv(paf.fulfiller);
 
+  socketFd_ = worker.socket.get();
   stream_ = io.lowLevelProvider->wrapUnixSocketFd(worker.socket.release(),
                                                   kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   rpc_ = kj::heap<capnp::TwoPartyClient>(*stream_, MAX_FDS_PER_MESSAGE);
@@ -135,6 +138,10 @@ void WorkerHost::reap() {
   exited_ = true;
   uv_poll_stop(&watch_->poll);
   uv_timer_stop(&watch_->timer);
+  // The sandbox's monitor is gone. Whatever may still hold the other end of the socket (a child
+  // bwrap had not yet tied to its parent's death, for one) is not our worker any more: end the
+  // connection so calls in flight fail now instead of waiting on it.
+  if (socketFd_ >= 0) ::shutdown(socketFd_, SHUT_RDWR);
   WorkerExit e;
   if (info.si_code == CLD_EXITED) {
     e.exitStatus = info.si_status;

@@ -58,6 +58,7 @@ class WorkerHost {
   pid_t pid_;
   kj::AutoCloseFd pidfd_;
   kj::Own<kj::AsyncCapabilityStream> stream_;
+  int socketFd_ = -1;  // owned by stream_; kept to shut the connection down when the worker dies
   kj::Own<capnp::TwoPartyClient> rpc_;
   Watch* watch_;
   bool exited_ = false;

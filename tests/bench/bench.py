@@ -8,6 +8,8 @@
     (`bwrap --unshare-all ... /bin/true`) measured in the same run
 (e) `chitin status` and `chitin agent` one-shot wall time
 (f) one policy decision (allow/ask/deny: two Cedar evaluations) with the shipped policies
+(g) load: 200 concurrent WebSocket clients, each in its own session, running turns against the
+    instant fake model for a fixed time: throughput, p50/p99, lost or duplicated replies, memory
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 """
@@ -36,6 +38,8 @@ N_TOOLS = 15 if QUICK else 50
 N_FLOOR = 15 if QUICK else 50
 N_CLI = 10 if QUICK else 30
 N_IDLE = 5 if QUICK else 10
+N_LOAD_CLIENTS = 50 if QUICK else 200
+LOAD_SECONDS = 5 if QUICK else 15
 
 SCRIPT = {"scenarios": {
     "tool": [{"tool_calls": [{"name": "exec", "arguments": {"command": "true"}}]}, {"text": "ok"}],
@@ -165,6 +169,72 @@ def bwrap_floor():
     return samples, os.geteuid() == 0
 
 
+def load_test(gw):
+    """N_LOAD_CLIENTS clients, one thread and one session each, sending turns back to back for
+    LOAD_SECONDS. Every request carries a unique text; every reply must echo exactly it, once."""
+    import threading
+    results = [None] * N_LOAD_CLIENTS
+    start = threading.Barrier(N_LOAD_CLIENTS + 1)
+    deadline = [0.0]
+
+    def client(n):
+        lat, lost, dup = [], 0, 0
+        try:
+            ws = gw.connect()
+            session = f"agent:main:bench:direct:load{n}"
+            agent_over_ws(ws, "warm up", session, req_id="w")  # the session worker is started
+            start.wait()
+            i = 0
+            while time.monotonic() < deadline[0]:
+                text = f"load {n} {i}"
+                t0 = time.monotonic()
+                _, _, final = agent_over_ws(ws, text, session, req_id=f"l{i}", timeout=60)
+                lat.append(time.monotonic() - t0)
+                if final["payload"].get("reply") != "echo: " + text:
+                    lost += 1
+                i += 1
+            # Nothing may arrive for a finished request: a duplicate would show up here.
+            ws.sock.settimeout(0.2)
+            try:
+                while True:
+                    frame = ws.recv_json()
+                    if frame is None:
+                        break
+                    if frame.get("type") == "res":
+                        dup += 1
+            except OSError:
+                pass
+            ws.close()
+        except Exception as e:  # reported, not hidden
+            results[n] = (lat, lost + 1, dup, repr(e))
+            try:
+                start.abort()
+            except threading.BrokenBarrierError:
+                pass
+            return
+        results[n] = (lat, lost, dup, "")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(N_LOAD_CLIENTS)]
+    rss_before = rss_kib(gw.proc.pid)
+    for t in threads:
+        t.start()
+    start.wait()
+    deadline[0] = time.monotonic() + LOAD_SECONDS
+    rss_peak = rss_before
+    while any(t.is_alive() for t in threads):
+        rss_peak = max(rss_peak, rss_kib(gw.proc.pid))
+        time.sleep(0.2)
+    lat = [x for r in results for x in r[0]]
+    errors = [r[3] for r in results if r[3]]
+    return {
+        "turns": len(lat), "per_s": len(lat) / LOAD_SECONDS,
+        "p50": pct(lat, 50) if lat else 0, "p99": pct(lat, 99) if lat else 0,
+        "lost": sum(r[1] for r in results), "dup": sum(r[2] for r in results),
+        "errors": errors, "rss_before": rss_before, "rss_peak": rss_peak,
+        "rss_after": rss_kib(gw.proc.pid),
+    }
+
+
 def policy_decision_cost():
     """(p50 us, p90 us, n) from the policy engine's own benchmark binary."""
     build = os.path.dirname(os.path.dirname(os.environ["CHITIN_BIN"]))
@@ -246,6 +316,11 @@ def main():
             model_requests = [r for r in model.requests() if "one shot" in json.dumps(r.get("body"))]
         finally:
             gw.cleanup()
+        gw = Gateway(model)
+        try:
+            load = load_test(gw)
+        finally:
+            gw.cleanup()
     finally:
         model.stop()
 
@@ -277,6 +352,17 @@ def main():
     print("\n(f) policy decision (shipped policies, policy-bench)")
     p50, p90, n = policy_decision_cost()
     line(f"decide() p50 / p90 over {n}", f"{p50:.2f} us / {p90:.2f} us", "p50 <= 20 us", p50 <= 20)
+    print(f"\n(g) load: {N_LOAD_CLIENTS} concurrent WebSocket clients, one session each, "
+          f"{LOAD_SECONDS} s of back-to-back turns")
+    line("turns completed / per second", f"{load['turns']} / {load['per_s']:.0f}")
+    line("turn latency p50 / p99", f"{ms(load['p50'])} / {ms(load['p99'])}")
+    line("lost or wrong replies / duplicated replies", f"{load['lost']} / {load['dup']}",
+         "0 / 0", load["lost"] == 0 and load["dup"] == 0 and not load["errors"])
+    for e in load["errors"][:5]:
+        line("  client error", e)
+    line("supervisor RSS before / peak / after",
+         f"{load['rss_before'] / 1024:.1f} / {load['rss_peak'] / 1024:.1f} / "
+         f"{load['rss_after'] / 1024:.1f} MiB")
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")

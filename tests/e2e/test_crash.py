@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Crash safety: kill -9 of every worker kind mid-turn, and of the supervisor mid-write.
+
+A worker killed at any moment is an outcome (the turn fails or the tool reports it), never a
+broken supervisor; the supervisor killed at any moment leaves no transcript, audit log, config
+or entity file corrupt: on restart `chitin audit verify` passes and the next message is answered.
+
+Run by meson (`meson test --suite e2e`); each test starts its own gateway on 127.0.0.1.
+"""
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+SKIP = harness.skip_reason()
+
+SCRIPT = {"scenarios": {
+    "slowmodel": [{"text": "a slow answer " * 40, "chunk_size": 4, "chunk_delay_ms": 40}],
+    "exec": [
+        {"tool_calls": [{"name": "exec", "arguments": {"command": "sleep 30"}}]},
+        {"text": "exec said: {{last_tool_result}}"},
+    ],
+    "read": [
+        {"tool_calls": [{"name": "read", "arguments": {"path": "r.txt"}}]},
+        {"text": "read said: {{last_tool_result}}"},
+    ],
+    "write": [
+        {"tool_calls": [{"name": "write", "arguments": {"path": "w.txt", "content": "NEW" * 300000}}]},
+        {"text": "write said: {{last_tool_result}}"},
+    ],
+    "edit": [
+        {"tool_calls": [{"name": "edit", "arguments": {"path": "e.txt", "oldText": "old", "newText": "new"}}]},
+        {"text": "edit said: {{last_tool_result}}"},
+    ],
+    "busy": [
+        {"tool_calls": [{"name": "write", "arguments": {"path": "busy.txt", "content": "x" * 20000}}]},
+        {"tool_calls": [{"name": "exec", "arguments": {"command": "echo more >> busy.txt"}}]},
+        {"tool_calls": [{"name": "edit", "arguments": {"path": "busy.txt", "oldText": "more", "newText": "less"}}]},
+        {"text": "busy done"},
+    ],
+}}
+
+WORKER_KINDS = ["model", "exec", "read", "write", "edit"]
+
+
+def sandbox_pids(gw, kind):
+    """The outer bwrap of each `kind` worker this gateway started, and the worker inside it."""
+    procs = harness._processes()
+    outer = [pid for pid, (ppid, argv) in procs.items()
+             if ppid == gw.proc.pid and f"chitin-worker-{kind}".encode() in argv]
+    return [pid for pid, (ppid, _) in procs.items() if ppid in outer] + outer
+
+
+def kill_when_seen(gw, kind, stop, killed):
+    """Kills (SIGKILL) every `kind` worker as soon as one shows up, until `stop` is set."""
+    while not stop.is_set():
+        pids = sandbox_pids(gw, kind)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        if pids:
+            return
+        time.sleep(0.0005)
+
+
+def assert_files_valid(test, gw):
+    """Every transcript line is JSON (a torn last line only without its newline), the audit
+    chain verifies, entities.json and chitin.conf are whole."""
+    sessions = os.path.join(gw.home, "state", "sessions")
+    for name in os.listdir(sessions):
+        with open(os.path.join(sessions, name), "rb") as f:
+            data = f.read()
+        lines = data.split(b"\n")
+        for i, line in enumerate(lines[:-1]):
+            try:
+                json.loads(line)
+            except ValueError:
+                test.fail(f"{name}: line {i + 1} is not JSON: {line[:80]!r}")
+    r = gw.cli("audit", "verify")
+    test.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+    with open(os.path.join(gw.home, "entities.json")) as f:
+        json.load(f)
+    r = gw.cli("policy", "check")
+    test.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class WorkerKills(unittest.TestCase):
+    def test_kill_9_of_each_worker_kind_mid_turn_leaves_the_supervisor_and_files_whole(self):
+        def prepare(gw):
+            for name, text in [("r.txt", "read me\n" * 1000), ("e.txt", "the old text\n"),
+                               ("w.txt", "OLD")]:
+                with open(os.path.join(gw.workspace, name), "w") as f:
+                    f.write(text)
+
+        with harness.own_gateway(SCRIPT, prepare_home=prepare) as (model, gw):
+            for kind in WORKER_KINDS:
+                scenario = "slowmodel" if kind == "model" else kind
+                hit = False
+                # A file worker lives for a few milliseconds: try until the kill lands mid-call.
+                for attempt in range(12):
+                    stop, killed = threading.Event(), []
+                    killer = threading.Thread(target=kill_when_seen, args=(gw, kind, stop, killed))
+                    killer.start()
+                    code, out, err = gw.agent_json(f"[[scenario:{scenario}]] go",
+                                                   f"agent:main:e2e:direct:kill-{kind}", timeout=90)
+                    stop.set()
+                    killer.join()
+                    self.assertIsNone(gw.proc.poll(), f"the supervisor died when {kind} was killed")
+                    self.assertIsNotNone(out, err)
+                    if kind == "model":
+                        hit = bool(killed) and out["status"] == "error"
+                    else:
+                        tools = out.get("tools") or []
+                        hit = bool(killed) and bool(tools) and tools[0]["status"] == "error"
+                    if hit:
+                        break
+                self.assertTrue(hit, f"never killed a {kind} worker mid-call")
+                # The outcome is reported, not swallowed.
+                if kind != "model":
+                    self.assertIn("stopped before answering", out["tools"][0]["summary"])
+                # A write is atomic: the old content or the whole new one, never a part.
+                with open(os.path.join(gw.workspace, "w.txt")) as f:
+                    self.assertIn(f.read(), ("OLD", "NEW" * 300000))
+                # The next message is answered.
+                code, out, err = gw.agent_json("still there?", f"agent:main:e2e:direct:kill-{kind}")
+                self.assertEqual(code, 0, err)
+                self.assertEqual(out["reply"], "echo: still there?")
+                assert_files_valid(self, gw)
+            exits = [r for r in gw.audit() if r["kind"] == "TOOL_END" and r.get("outcome") == "error"]
+            self.assertGreaterEqual(len(exits), 4)
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class SupervisorKill(unittest.TestCase):
+    def test_kill_9_of_the_supervisor_mid_write_leaves_no_file_corrupt(self):
+        with harness.own_gateway(SCRIPT) as (model, gw):
+            for round_, delay in enumerate([0.25, 0.6, 1.1]):
+                stop = threading.Event()
+
+                def work():
+                    i = 0
+                    while not stop.is_set():
+                        try:
+                            gw.agent_json(f"[[scenario:busy]] round {round_} turn {i}",
+                                          f"agent:main:e2e:direct:busy{i % 2}", timeout=30)
+                        except Exception:  # the gateway is killed under us: expected
+                            return
+                        i += 1
+
+                workers = [threading.Thread(target=work) for _ in range(2)]
+                for w in workers:
+                    w.start()
+                time.sleep(delay)
+                gw.proc.send_signal(signal.SIGKILL)
+                gw.proc.wait()
+                stop.set()
+                for w in workers:
+                    w.join()
+                gw.restart()
+                assert_files_valid(self, gw)
+                code, out, err = gw.agent_json("after the crash", "agent:main:e2e:direct:busy0")
+                self.assertEqual(code, 0, err)
+                self.assertEqual(out["reply"], "echo: after the crash")
+                history = [e for e in gw.transcript("agent:main:e2e:direct:busy0")]
+                self.assertEqual(history[-1]["content"], "echo: after the crash")
+            kinds = [r["kind"] for r in gw.audit()]
+            self.assertIn("TOOL_START", kinds)
+            self.assertEqual(gw.cli("audit", "verify").returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
