@@ -102,7 +102,9 @@ int cmdSandbox(const std::vector<std::string>& args) {
   chitin::spawn::SystemSpawnOs os;
   chitin::spawn::Spawner spawner({"/usr/bin/bwrap", l.profileDir, l.workerDir}, os);
   try {
-    std::cout << spawner.explain(args[1], {{"WORKSPACE", "$CHITIN_HOME/workspace/main"}});
+    // No values: variables are shown as ${NAME} (a placeholder like "$CHITIN_HOME/..." would be
+    // refused as an unclean path, and `explain exec` would fail).
+    std::cout << spawner.explain(args[1], {});
   } catch (const std::exception& e) {
     std::cerr << "chitin sandbox explain: " << e.what() << "\n";
     return EXIT_USAGE;

@@ -236,15 +236,15 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def own_gateway(script, setup=None, prepare_home=None, **gateway_args):
+def own_gateway(script, setup=None, prepare_home=None, model_args=None, **gateway_args):
     """A fake model with `script` and a gateway of the caller's own, stopped and removed
     afterwards. `setup(dir)` may prepare files in the temporary directory and return more Gateway
     arguments; `prepare_home(gw)` runs with the gateway stopped after its first start (its home
-    then exists) and before it starts again."""
+    then exists) and before it starts again. `model_args` go to FakeModel (e.g. expect_key)."""
     d = tempfile.mkdtemp(prefix="chitin-e2e-own-")
     model = gw = None
     try:
-        model = FakeModel(d, script)
+        model = FakeModel(d, script, **(model_args or {}))
         if setup is not None:
             gateway_args.update(setup(d))
         gw = Gateway(model, **gateway_args)
@@ -263,6 +263,21 @@ def own_gateway(script, setup=None, prepare_home=None, **gateway_args):
         if model is not None:
             model.stop()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def rewrite_script(model, script):
+    """Replaces a running fake model's script (it re-reads the file when it changes), e.g. once
+    paths known only after the gateway started can be filled in."""
+    path = os.path.join(os.path.dirname(model.port_file), "script.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(script, f)
+    os.replace(tmp, path)
+
+
+def processes():
+    """{pid: (ppid, raw cmdline)} for every process we can see."""
+    return _processes()
 
 
 def _processes():
