@@ -35,6 +35,11 @@ SCRIPT = {"scenarios": {
     "ratelimit": [{"text": "after the wait", "error": {"status": 429, "retry_after": "1", "times": 1}}],
     "servererror": [{"text": "never", "error": {"status": 500, "times": 1000}}],
     "truncated": [{"text": "a partial answer that is cut off", "truncate": True}],
+    "webapprove": [
+        {"tool_calls": [{"name": "read", "arguments": {"path": "downloads/page.txt"}}]},
+        {"tool_calls": [{"name": "write", "arguments": {"path": "notes/from-web.txt", "content": "noted\n"}}]},
+        {"text": "saved"},
+    ],
     "webtool": [
         {"tool_calls": [{"name": "exec", "arguments": {"command": "echo from-the-sandbox"}}]},
         {"text": "the tool said {{last_tool_result}}"},
@@ -251,7 +256,16 @@ class E2E(unittest.TestCase):
             "WEBCHAT_EXPECT_REPLY": "echo: hello from chromium",
             "WEBCHAT_TOOL_MESSAGE": "[[scenario:webtool]] run something",
             "WEBCHAT_ABORT_MESSAGE": "[[scenario:slow]] go",
+            # Reading downloads/ taints the turn, so the write after it waits for a click.
+            "WEBCHAT_APPROVAL_MESSAGE": "[[scenario:webapprove]] save what the page says",
+            "WEBCHAT_EXPECT_APPROVAL": "write 6 bytes to notes/from-web.txt",
         })
+        downloads = os.path.join(self.gw.workspace, "downloads")
+        os.makedirs(downloads, exist_ok=True)
+        os.chmod(downloads, 0o755)
+        with open(os.path.join(downloads, "page.txt"), "w") as f:
+            f.write("a page from outside\n")
+        os.chmod(os.path.join(downloads, "page.txt"), 0o644)
         r = subprocess.run(["node", os.path.join(webchat, "webchat-test.mjs")], env=env,
                            capture_output=True, text=True, timeout=180)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
@@ -260,6 +274,8 @@ class E2E(unittest.TestCase):
         web = [s["key"] for s in sessions if ":webchat:" in s["key"]]
         self.assertTrue(web, sessions)
         self.assertTrue(any("from-the-sandbox" in e["content"] for e in self.gw.transcript(web[0])))
+        with open(os.path.join(self.gw.workspace, "notes", "from-web.txt")) as f:
+            self.assertEqual(f.read(), "noted\n")
 
     def test_doctor_reports_every_check(self):
         r = self.gw.cli("doctor")

@@ -11,6 +11,9 @@
 //   WEBCHAT_EXPECT_REPLY   a substring the first reply must contain
 //   WEBCHAT_TOOL_MESSAGE   a message that makes the agent call a tool; its tool line must end "ok"
 //   WEBCHAT_ABORT_MESSAGE  a message whose run is stopped with the Stop button
+//   WEBCHAT_APPROVAL_MESSAGE  a message whose run asks for a confirmation; the card's Approve
+//                          button is clicked and the run must finish with every tool ok
+//   WEBCHAT_EXPECT_APPROVAL   a substring the confirmation card must show
 //   WEBCHAT_TIMEOUT_MS     per step (default 30000)
 //   CHROMIUM               browser binary (default /usr/bin/chromium)
 // Exit status 0 when every check holds, 1 otherwise.
@@ -26,6 +29,8 @@ const message = process.env.WEBCHAT_MESSAGE || "hello";
 const expectReply = process.env.WEBCHAT_EXPECT_REPLY;
 const toolMessage = process.env.WEBCHAT_TOOL_MESSAGE;
 const abortMessage = process.env.WEBCHAT_ABORT_MESSAGE;
+const approvalMessage = process.env.WEBCHAT_APPROVAL_MESSAGE;
+const expectApproval = process.env.WEBCHAT_EXPECT_APPROVAL || "";
 const timeout = Number(process.env.WEBCHAT_TIMEOUT_MS || 30000);
 
 function fail(why) {
@@ -108,6 +113,30 @@ async function main() {
       if (status !== "ok") fail(`tool line "${await tool.textContent()}" has status ${status}`);
       if ((await run.getAttribute("data-state")) !== "done") fail("the tool run did not finish ok");
       console.log(`tool: ${name} ${await tool.locator(".tool-args").textContent()} -> ${status}`);
+    }
+
+    if (approvalMessage) {
+      await send(page, approvalMessage);
+      const card = page.locator(".approval").last();
+      await card.waitFor({ timeout });
+      const shown = (await card.locator(".approval-call").textContent()) || "";
+      if (!shown.includes(expectApproval)) {
+        fail(`the confirmation card shows ${JSON.stringify(shown)}, not ${expectApproval}`);
+      }
+      await card.getByRole("button", { name: "Approve" }).click();
+      const run = await finishedRun(page, ++runs);
+      const done = card.locator(".approval-done");
+      await done.waitFor({ timeout });
+      if ((await done.getAttribute("data-decision")) !== "approved") {
+        fail(`the card says "${await done.textContent()}"`);
+      }
+      const statuses = await run.locator(".tool").evaluateAll((lines) =>
+        lines.map((l) => l.dataset.status),
+      );
+      if (!statuses.length || statuses.some((s) => s !== "ok")) {
+        fail(`after approval the tools ended ${JSON.stringify(statuses)}`);
+      }
+      console.log(`approval: "${shown}" approved, tools ${statuses.join(", ")}`);
     }
 
     if (abortMessage) {
