@@ -150,6 +150,28 @@ std::string buildInvocation(const std::string& tool, const std::string& argument
   return "";
 }
 
+ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
+  ToolOutcome out;
+  out.exitCode = r.getExitCode();
+  out.timedOut = r.getTimedOut();
+  std::string text;
+  if (r.isOk()) {
+    out.status = ToolOutcome::Status::OK;
+    text = r.getOk();
+  } else {
+    out.status = ToolOutcome::Status::ERROR;
+    text = r.getFailed();
+  }
+  // The worker caps its output too; this cap does not trust it to.
+  if (text.size() > cap + 1024) {
+    text.resize(cap);
+    text += "\n[output truncated by the supervisor]";
+  }
+  // Output is attacker-influenced bytes; only valid UTF-8 travels on as text.
+  out.content = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size())).cStr();
+  return out;
+}
+
 ToolRunner::ToolRunner(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
                        ToolRunnerSettings settings)
     : loop_(loop), io_(io), spawner_(spawner), settings_(settings) {}
@@ -193,26 +215,7 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
   uint32_t cap = settings_.maxOutputBytes;
 
   auto call = req.send().then([cap](capnp::Response<rpc::ToolWorker::RunResults>&& response) {
-    auto r = response.getResult();
-    ToolOutcome out;
-    out.exitCode = r.getExitCode();
-    out.timedOut = r.getTimedOut();
-    std::string text;
-    if (r.isOk()) {
-      out.status = ToolOutcome::Status::OK;
-      text = r.getOk();
-    } else {
-      out.status = ToolOutcome::Status::ERROR;
-      text = r.getFailed();
-    }
-    // The worker caps its output too; this cap does not trust it to.
-    if (text.size() > cap + 1024) {
-      text.resize(cap);
-      text += "\n[output truncated by the supervisor]";
-    }
-    // Output is attacker-influenced bytes; only valid UTF-8 travels on as text.
-    out.content = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size())).cStr();
-    return out;
+    return toolOutcomeFrom(response.getResult(), cap);
   });
   // A worker that dies before answering (limits, seccomp, crash) is an outcome, not a fault.
   // Its socket closes when it dies, so the call fails DISCONNECTED only after any reply it did

@@ -42,6 +42,10 @@ std::string buildInvocation(const std::string& toolName, const std::string& argu
                             uint32_t defaultTimeoutSeconds, uint32_t maxTimeoutSeconds,
                             rpc::ToolInvocation::Builder invocation);
 
+// What the model reads of a tool worker's result: the text capped at about `maxOutputBytes`
+// (the worker is not trusted to have capped it) and made valid UTF-8.
+ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader result, uint32_t maxOutputBytes);
+
 struct ToolRunnerSettings {
   uint32_t defaultTimeoutSeconds = 120;
   uint32_t maxTimeoutSeconds = 3600;

@@ -54,8 +54,12 @@ class Checker {
       desc = config::Mount::descriptor();
     }
     int line = 1, column = 1;
-    if (tree != nullptr && field != nullptr) {
-      auto loc = tree->GetLocation(desc->FindFieldByName(field), index);
+    const FieldDescriptor* fieldDesc = field != nullptr ? desc->FindFieldByName(field) : nullptr;
+    // A repeated field as a whole is located by its first element: protobuf treats index -1 on
+    // a repeated field as a fatal error (an exception from a FATAL log), not as "the field".
+    if (fieldDesc != nullptr && fieldDesc->is_repeated() && index < 0) index = 0;
+    if (tree != nullptr && fieldDesc != nullptr) {
+      auto loc = tree->GetLocation(fieldDesc, index);
       if (loc.line < 0 && mountIndex >= 0) {
         loc = tree_.GetLocation(profileDesc->FindFieldByName("mount"), mountIndex);
       }

@@ -112,6 +112,11 @@ TEST_CASE("profile: errors name file:line:column and what was expected") {
         "may be 0 (none)");
   CHECK(loadError(replaced(GOOD, "syscalls: BASIC_IO", "syscalls: BASIC_IO network: true")) ==
         "/p/demo.textproto:10:20: network: true needs the NETWORK syscall group");
+  // A rule about a repeated field as a whole points at its first element (found by fuzzing:
+  // this used to throw protobuf's FatalException instead of SandboxUnavailable).
+  CHECK(loadError(replaced(GOOD, "syscalls: BASIC_IO", "syscalls: BASIC_IO syscalls: NETWORK")) ==
+        "/p/demo.textproto:10:1: the NETWORK group is useless without network: true (the sandbox "
+        "has only loopback)");
   CHECK(loadError(GOOD + std::string("errno_syscalls: \"openat\"\n")) ==
         "/p/demo.textproto:15:1: \"openat\" is already allowed by a syscall group or the "
         "bootstrap set");

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "untrusted-json.h"
+#include "utf8.h"
 
 namespace chitin::model {
 
@@ -49,13 +50,22 @@ FailureKind failureKindForErrorType(std::string_view type) {
 
 std::string excerpt(std::string_view bytes, size_t maxChars) {
   size_t n = std::min(maxChars, bytes.size());
-  // Cut on a character boundary, so the excerpt stays valid UTF-8 if the input was.
+  // Cut on a character boundary, so a character is not split by the cut.
   while (n > 0 && n < bytes.size() && (static_cast<unsigned char>(bytes[n]) & 0xC0) == 0x80) --n;
+  kj::ArrayPtr<const char> head(bytes.data(), n);
   std::string out;
-  for (char c : bytes.substr(0, n)) {
-    unsigned char u = static_cast<unsigned char>(c);
-    // Control bytes would garble a terminal or log line; anything else passes as is.
-    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+  for (size_t i = 0; i < n;) {
+    size_t length = utf8SequenceLength(head, i);
+    unsigned char u = static_cast<unsigned char>(bytes[i]);
+    // Control bytes would garble a terminal or log line, and the message travels as Text: a
+    // byte that is not part of well-formed UTF-8 is replaced too.
+    if (length == 0 || u < 0x20 || u == 0x7f) {
+      out.push_back('?');
+      ++i;
+    } else {
+      out.append(bytes.substr(i, length));
+      i += length;
+    }
   }
   if (n < bytes.size()) out.append("...");
   return out;

@@ -67,7 +67,8 @@ std::string dumpBody(const nlohmann::json& body);
 // "invalid_request_error", Anthropic's "overloaded_error", ...) to a failure kind.
 FailureKind failureKindForErrorType(std::string_view type);
 
-// A short, printable excerpt of bytes the provider sent, for error messages.
+// A short, printable excerpt of bytes the provider sent, for error messages: valid UTF-8, with
+// control bytes and malformed UTF-8 replaced by '?'.
 std::string excerpt(std::string_view bytes, size_t maxChars = 80);
 
 }  // namespace chitin::model

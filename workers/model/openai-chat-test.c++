@@ -206,5 +206,17 @@ TEST_CASE("openai-chat: a non-streamed reply is assembled like a stream") {
   CHECK(outcome.inputTokens == 3);
 }
 
+// Found by fuzzing (tests/fuzz/openai-stream): a chunk with a stray 0x97 byte used to put the
+// byte into the failure message, which travels as Text and is shown to the user.
+TEST_CASE("openai-chat: an error message quoting the provider's bytes is valid UTF-8") {
+  Outcome outcome = assemble({"{\"choices\": [{\"index\": \x97}]}"});
+  REQUIRE(outcome.failure);
+  CHECK(outcome.failure->message ==
+        "the provider sent a stream chunk that is not a JSON object: {\"choices\": [{\"index\": "
+        "?}]}");
+  CHECK(excerpt("a\tb\xc3\xa9\xff\xe2\x82", 80) == "a?b\xc3\xa9???");
+  CHECK(excerpt("\xc3\xa9\xc3\xa9", 3) == "\xc3\xa9...");
+}
+
 }  // namespace
 }  // namespace chitin::model
