@@ -435,17 +435,18 @@ void AgentCore::emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCal
 }
 
 gateway::Result<gateway::AgentAccepted> AgentCore::answerAtOnce(
-    const std::string& key, std::shared_ptr<gateway::RunSink> sink, const std::string& status,
-    const std::string& reply) {
+    const std::shared_ptr<TurnFacts>& facts, std::shared_ptr<gateway::RunSink> sink,
+    const std::string& status, const std::string& reply) {
   auto run = std::make_shared<Run>();
   run->id = randomId();
-  run->sessionKey = key;
+  run->sessionKey = facts->sessionKey;
+  run->facts = facts;
   run->sink = std::move(sink);
   runs_[run->id] = run;
   gateway::AgentAccepted accepted;
   accepted.set_run_id(run->id);
   accepted.set_status("accepted");
-  accepted.set_session_key(key);
+  accepted.set_session_key(facts->sessionKey);
   tasks_.add(kj::evalLater([this, run, status, reply]() { finishRun(run, status, reply, ""); }));
   return accepted;
 }
@@ -491,6 +492,7 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
                                 "session (" +
                                     derived + ")"};
     key = derived;
+    facts->sessionKey = key;
     facts->principal = {"Sender", params.channel() + ":" + params.sender()};
     facts->channel = params.channel();
     facts->chatType = type;
@@ -504,7 +506,7 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
         if (!p.empty() && lower.find(p) != std::string::npos) facts->mentioned = true;
       }
       // Not addressed to the assistant: not read, not recorded, not answered.
-      if (!facts->mentioned) return answerAtOnce(key, std::move(sink), "ignored", "");
+      if (!facts->mentioned) return answerAtOnce(facts, std::move(sink), "ignored", "");
     }
   } else {
     if (key.empty()) key = defaultSessionKey(who);
@@ -556,25 +558,25 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
   std::smatch answer;
   if (std::regex_match(text, answer, answerPattern) && approvals_->hasCode(answer[2].str())) {
     if (!ask("approve")) {
-      return answerAtOnce(key, std::move(sink), "denied",
+      return answerAtOnce(facts, std::move(sink), "denied",
                           "You are not allowed to answer confirmations for this assistant.");
     }
     bool approve = tolower(static_cast<unsigned char>(answer[1].str()[0])) == 'a';
     auto resolved = approvals_->resolve(answer[2].str(), approve, facts->principal.id);
     if (auto* error = std::get_if<gateway::UserError>(&resolved))
-      return answerAtOnce(key, std::move(sink), "ok", error->message);
+      return answerAtOnce(facts, std::move(sink), "ok", error->message);
     auto& r = std::get<gateway::ApprovalResolved>(resolved);
     return answerAtOnce(
-        key, std::move(sink), "ok",
+        facts, std::move(sink), "ok",
         std::string(approve ? "Approved" : "Denied") + ": " + r.tool() + " (" + r.id() + ").");
   }
 
   // May this sender talk to this agent at all? Checked before any session is touched.
   if (!ask("chat")) {
-    if (facts->chatType == "group") return answerAtOnce(key, std::move(sink), "ignored", "");
+    if (facts->chatType == "group") return answerAtOnce(facts, std::move(sink), "ignored", "");
     if (facts->channel != "local" && !safeguards_.policy.known(facts->principal)) {
       auto pairing = safeguards_.pairing.request(facts->channel, params.sender());
-      if (!pairing) return answerAtOnce(key, std::move(sink), "ignored", "");
+      if (!pairing) return answerAtOnce(facts, std::move(sink), "ignored", "");
       audit::Record r;
       r.set_kind(audit::PAIRING);
       r.set_principal(facts->principal.str());
@@ -582,12 +584,12 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
       r.set_detail("code " + pairing->code);
       audit(r);
       return answerAtOnce(
-          key, std::move(sink), "pairing",
+          facts, std::move(sink), "pairing",
           "I don't know you yet. To talk to this assistant, ask its owner to approve your pairing "
           "code: " +
               pairing->code + " (valid for one hour).");
     }
-    return answerAtOnce(key, std::move(sink), "denied",
+    return answerAtOnce(facts, std::move(sink), "denied",
                         "You are not allowed to talk to this assistant.");
   }
   // A message from anyone but an owner is content from outside.

@@ -153,7 +153,7 @@ class AgentCore final : public gateway::AgentService {
   void record(const std::shared_ptr<Run>& run, TranscriptEntry entry);
   void audit(audit::Record record, bool sync = false);
   // A run that ends without a turn (pairing code, denial, an approval typed on a chat).
-  gateway::Result<gateway::AgentAccepted> answerAtOnce(const std::string& key,
+  gateway::Result<gateway::AgentAccepted> answerAtOnce(const std::shared_ptr<TurnFacts>& facts,
                                                        std::shared_ptr<gateway::RunSink> sink,
                                                        const std::string& status,
                                                        const std::string& reply);

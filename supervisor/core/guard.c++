@@ -422,6 +422,8 @@ kj::Promise<ToolOutcome> Guard::execute(std::shared_ptr<Call> call) {
               files.set_tool(call->tool);
               files.set_call_id(call->id);
               files.set_snapshot(call->snapshot);
+              files.set_detail("changed by the call whose intent is record " +
+                               std::to_string(call->intentSeq));
               audit::addFiles(files, changes);
               record(std::move(files), false);
             }
