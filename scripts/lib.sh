@@ -45,13 +45,19 @@ ensure_node() {
   fi
 }
 
-# build DIR [meson options...]
-build() {
+# configure DIR [meson options...]: set up a build directory (no compiling). `meson test` then
+# builds only what the selected suites need.
+configure() {
   local dir="$1"; shift
   if [ ! -f "$CHITIN_ROOT/$dir/build.ninja" ]; then
     meson setup "$CHITIN_ROOT/$dir" "$CHITIN_ROOT" "$@" >/dev/null
   fi
-  ninja -C "$CHITIN_ROOT/$dir" >/dev/null
+}
+
+# build DIR [meson options...]: set up and compile everything.
+build() {
+  configure "$@"
+  ninja -C "$CHITIN_ROOT/$1" >/dev/null
 }
 
 # The unprivileged user tests run workers as when the suite itself runs as root.
