@@ -67,6 +67,16 @@ std::string keyPart(const std::string& s, const char* fallback) {
   return out.empty() ? fallback : out;
 }
 
+// A platform's sender or group id as a session key part, one-to-one: ids that are already
+// lower-case key characters stay as they are; any other (upper case, say) becomes a hash of the
+// exact id, so "Bob" and "bob" on a case-sensitive platform never share a session.
+std::string channelKeyPart(const std::string& id) {
+  bool plain = !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("_.@+-", c) != nullptr;
+  });
+  return plain ? id : "h-" + audit::sha256Hex(id).substr(0, 40);
+}
+
 // A short, valid-UTF-8 excerpt for events and error messages (the source may be model output).
 std::string summarize(const std::string& raw) {
   std::string s = sanitizeUtf8(kj::ArrayPtr<const char>(raw.data(), raw.size())).cStr();
@@ -485,7 +495,7 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
                                 "0-9 _ . @ + -)"};
     // A bridge cannot steer a sender into someone else's session.
     std::string derived = "agent:" + settings_.agentId + ":" + params.channel() + ":" + type + ":" +
-                          keyPart(type == "group" ? params.chat_id() : params.sender(), "x");
+                          channelKeyPart(type == "group" ? params.chat_id() : params.sender());
     if (!key.empty() && key != derived)
       return gateway::UserError{"INVALID_REQUEST",
                                 "sessionKey: channel messages go to their sender's or group's own "

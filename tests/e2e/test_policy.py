@@ -153,6 +153,11 @@ class Pairing(unittest.TestCase):
                 self.assertEqual(result["status"], "ok", result)
                 self.assertEqual(result["reply"], "echo: hello again")
                 self.assertEqual(result["sessionKey"], "agent:main:telegram:direct:555")
+                # Senders whose ids differ only in case never share a session.
+                upper, _ = channel_message(gw, ws, "hi", "AbC", req_id="m4")
+                lower, _ = channel_message(gw, ws, "hi", "abc", req_id="m5")
+                self.assertEqual(lower["sessionKey"], "agent:main:telegram:direct:abc")
+                self.assertNotEqual(upper["sessionKey"], lower["sessionKey"])
                 # The code was single use.
                 r = gw.cli("pairing", "approve", code)
                 self.assertNotEqual(r.returncode, 0)
