@@ -174,8 +174,12 @@ def load_test(gw):
     LOAD_SECONDS. Every request carries a unique text; every reply must echo exactly it, once."""
     import threading
     results = [None] * N_LOAD_CLIENTS
-    start = threading.Barrier(N_LOAD_CLIENTS + 1)
+    samples = []  # the first few wrong answers, to say what went wrong
     deadline = [0.0]
+    # The deadline is set by the barrier itself, before any client is released.
+    start = threading.Barrier(
+        N_LOAD_CLIENTS + 1,
+        action=lambda: deadline.__setitem__(0, time.monotonic() + LOAD_SECONDS))
 
     def client(n):
         lat, lost, dup = [], 0, 0
@@ -192,6 +196,8 @@ def load_test(gw):
                 lat.append(time.monotonic() - t0)
                 if final["payload"].get("reply") != "echo: " + text:
                     lost += 1
+                    if len(samples) < 3:
+                        samples.append({k: final["payload"].get(k) for k in ("status", "reply", "error")})
                 i += 1
             # Nothing may arrive for a finished request: a duplicate would show up here.
             ws.sock.settimeout(0.2)
@@ -219,7 +225,6 @@ def load_test(gw):
     for t in threads:
         t.start()
     start.wait()
-    deadline[0] = time.monotonic() + LOAD_SECONDS
     rss_peak = rss_before
     while any(t.is_alive() for t in threads):
         rss_peak = max(rss_peak, rss_kib(gw.proc.pid))
@@ -230,7 +235,7 @@ def load_test(gw):
         "turns": len(lat), "per_s": len(lat) / LOAD_SECONDS,
         "p50": pct(lat, 50) if lat else 0, "p99": pct(lat, 99) if lat else 0,
         "lost": sum(r[1] for r in results), "dup": sum(r[2] for r in results),
-        "errors": errors, "rss_before": rss_before, "rss_peak": rss_peak,
+        "errors": errors, "samples": samples, "rss_before": rss_before, "rss_peak": rss_peak,
         "rss_after": rss_kib(gw.proc.pid),
     }
 
@@ -360,6 +365,8 @@ def main():
          "0 / 0", load["lost"] == 0 and load["dup"] == 0 and not load["errors"])
     for e in load["errors"][:5]:
         line("  client error", e)
+    for sample in load["samples"]:
+        line("  a wrong answer", json.dumps(sample)[:200])
     line("supervisor RSS before / peak / after",
          f"{load['rss_before'] / 1024:.1f} / {load['rss_peak'] / 1024:.1f} / "
          f"{load['rss_after'] / 1024:.1f} MiB")

@@ -116,16 +116,41 @@ kj::Promise<void> ModelProviderServer::complete(CompleteContext context) {
   // The contract: dropping the call aborts the HTTP request. Capnp 0.9 only cancels a call
   // whose server opted in; ~CallThread then stops the transfer and joins its thread.
   context.allowCancellation();
-  auto call = kj::heap<CallThread>(kj::mv(spec), takeIdleSession());
-  CallThread& ref = *call;
-  return ref.run(params.getStream())
-      .then([this, context, &ref](kj::Own<Outcome> outcome) mutable {
-        fillCompletion(context.getResults().initCompletion(), *outcome);
-        if (outcome->failure == std::nullopt && idleSessions_.size() < MAX_IDLE_SESSIONS) {
-          idleSessions_.push_back(ref.takeSession());
-        }
-      })
-      .attach(kj::mv(call));
+  return acquireSlot().then([this, context, spec = kj::mv(spec)](kj::Own<Slot> slot) mutable {
+    auto call = kj::heap<CallThread>(kj::mv(spec), takeIdleSession());
+    CallThread& ref = *call;
+    return ref.run(context.getParams().getStream())
+        .then([this, context, &ref](kj::Own<Outcome> outcome) mutable {
+          fillCompletion(context.getResults().initCompletion(), *outcome);
+          if (outcome->failure == std::nullopt && idleSessions_.size() < MAX_IDLE_SESSIONS) {
+            idleSessions_.push_back(ref.takeSession());
+          }
+        })
+        .attach(kj::mv(call), kj::mv(slot));
+  });
+}
+
+kj::Promise<kj::Own<ModelProviderServer::Slot>> ModelProviderServer::acquireSlot() {
+  if (running_ < MAX_CONCURRENT_CALLS) {
+    ++running_;
+    return kj::heap<Slot>(*this);
+  }
+  auto paf = kj::newPromiseAndFulfiller<kj::Own<Slot>>();
+  waiting_.push_back(kj::mv(paf.fulfiller));
+  return kj::mv(paf.promise);
+}
+
+void ModelProviderServer::releaseSlot() {
+  // The slot passes to the oldest call still waiting (a cancelled one is skipped).
+  while (!waiting_.empty()) {
+    auto next = kj::mv(waiting_.front());
+    waiting_.pop_front();
+    if (next->isWaiting()) {
+      next->fulfill(kj::heap<Slot>(*this));
+      return;
+    }
+  }
+  --running_;
 }
 
 std::unique_ptr<HttpSession> ModelProviderServer::takeIdleSession() {

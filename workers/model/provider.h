@@ -8,6 +8,7 @@
 
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,13 @@ void fillCompletion(rpc::Completion::Builder completion, const Outcome& outcome)
 class ModelProviderServer final : public rpc::ModelProvider::Server {
  public:
   ModelProviderServer() = default;
+  ~ModelProviderServer() { waiting_.clear(); }
+
+  // Calls that run at once; later ones wait their turn. Each call has a transfer thread (and
+  // libcurl a resolver thread): the sandbox's RLIMIT_NPROC (32, threads included) must never be
+  // what refuses a call -- a thread that cannot start fails the call as a fault, and the
+  // supervisor then stops the whole worker.
+  static constexpr size_t MAX_CONCURRENT_CALLS = 8;
 
  protected:
   kj::Promise<void> configure(ConfigureContext context) override;
@@ -52,6 +60,22 @@ class ModelProviderServer final : public rpc::ModelProvider::Server {
 
  private:
   std::unique_ptr<HttpSession> takeIdleSession();
+
+  // A permission to run one call; destroying it lets the next waiting call run.
+  class Slot {
+   public:
+    explicit Slot(ModelProviderServer& server) : server_(server) {}
+    ~Slot() { server_.releaseSlot(); }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+
+   private:
+    ModelProviderServer& server_;
+  };
+  kj::Promise<kj::Own<Slot>> acquireSlot();
+  void releaseSlot();
+  size_t running_ = 0;
+  std::deque<kj::Own<kj::PromiseFulfiller<kj::Own<Slot>>>> waiting_;
 
   std::optional<ProviderSettings> settings_;
   // Sessions of finished calls, with their open connections, reused by later calls.
