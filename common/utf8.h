@@ -12,6 +12,9 @@
 #include <kj/string.h>
 #include <kj/vector.h>
 
+#include <string>
+#include <string_view>
+
 namespace chitin {
 
 // Length of the well-formed UTF-8 sequence that starts at bytes[i], or 0 if it is malformed
@@ -75,6 +78,15 @@ inline kj::String sanitizeUtf8(kj::ArrayPtr<const char> bytes) {
   }
   out.add('\0');
   return kj::String(out.releaseAsArray());
+}
+
+// At most `limit` bytes of `raw` as valid UTF-8, cut on a character boundary and marked with
+// "…" when cut: one short excerpt of untrusted text for a log line, an event or a record.
+inline std::string clipUtf8(std::string_view raw, size_t limit) {
+  std::string s = sanitizeUtf8(kj::ArrayPtr<const char>(raw.data(), raw.size())).cStr();
+  if (s.size() <= limit) return s;
+  size_t cut = utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(s.data(), s.size()), limit);
+  return s.substr(0, cut) + "…";
 }
 
 }  // namespace chitin

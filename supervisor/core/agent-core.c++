@@ -78,13 +78,7 @@ std::string channelKeyPart(const std::string& id) {
 }
 
 // A short, valid-UTF-8 excerpt for events and error messages (the source may be model output).
-std::string summarize(const std::string& raw) {
-  std::string s = sanitizeUtf8(kj::ArrayPtr<const char>(raw.data(), raw.size())).cStr();
-  if (s.size() <= MAX_SUMMARY_BYTES) return s;
-  size_t cut =
-      utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(s.data(), s.size()), MAX_SUMMARY_BYTES);
-  return s.substr(0, cut) + "…";
-}
+std::string summarize(const std::string& raw) { return clipUtf8(raw, MAX_SUMMARY_BYTES); }
 
 // Workspace files injected into the prompt. The workspace is writable by tools (and so by the
 // model): open without following symlinks, regular files only, bounded — otherwise a symlink
@@ -361,6 +355,9 @@ AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& sp
       started_(std::chrono::steady_clock::now()),
       tasks_(logErrors) {
   if (settings_.systemPrompt.empty()) settings_.systemPrompt = DEFAULT_SYSTEM_PROMPT;
+  for (auto& pattern : settings_.mentionPatterns) {
+    for (char& c : pattern) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  }
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   approvals_ = std::make_unique<ApprovalBook>(
       io_.provider->getTimer(), settings_.approvalTimeoutSeconds,
@@ -510,10 +507,8 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     if (type == "group" && !facts->mentioned) {
       std::string lower = text;
       for (char& c : lower) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-      for (const auto& pattern : settings_.mentionPatterns) {
-        std::string p = pattern;
-        for (char& c : p) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-        if (!p.empty() && lower.find(p) != std::string::npos) facts->mentioned = true;
+      for (const auto& pattern : settings_.mentionPatterns) {  // lower-cased at construction
+        if (!pattern.empty() && lower.find(pattern) != std::string::npos) facts->mentioned = true;
       }
       // Not addressed to the assistant: not read, not recorded, not answered.
       if (!facts->mentioned) return answerAtOnce(facts, std::move(sink), "ignored", "");

@@ -14,7 +14,6 @@ namespace chitin {
 
 namespace {
 
-constexpr char CODE_ALPHABET[] = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 constexpr size_t CODE_LENGTH = 6;
 
 std::string randomHex(size_t bytes) {
@@ -24,11 +23,6 @@ std::string randomHex(size_t bytes) {
   sodium_bin2hex(hex.data(), hex.size(), raw.data(), raw.size());
   hex.pop_back();
   return hex;
-}
-
-std::string upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
-  return s;
 }
 
 }  // namespace
@@ -74,9 +68,7 @@ kj::Promise<ApprovalOutcome> ApprovalBook::request(ApprovalRequest r) {
   std::string id = randomHex(8);
   std::string code;
   do {
-    code.clear();
-    for (size_t i = 0; i < CODE_LENGTH; ++i)
-      code += CODE_ALPHABET[randombytes_uniform(sizeof(CODE_ALPHABET) - 1)];
+    code = randomCode(CODE_LENGTH);
   } while (hasCode(code));
 
   gateway::ApprovalInfo info;
@@ -130,7 +122,7 @@ std::vector<gateway::ApprovalInfo> ApprovalBook::list() const {
 }
 
 bool ApprovalBook::hasCode(const std::string& code) const {
-  std::string wanted = upper(code);
+  std::string wanted = upperCase(code);
   return std::any_of(pending_.begin(), pending_.end(),
                      [&](const auto& entry) { return entry.second.info.code() == wanted; });
 }
@@ -138,7 +130,7 @@ bool ApprovalBook::hasCode(const std::string& code) const {
 gateway::Result<gateway::ApprovalResolved> ApprovalBook::resolve(const std::string& idOrCode,
                                                                  bool approve,
                                                                  const std::string& by) {
-  std::string wanted = upper(idOrCode);
+  std::string wanted = upperCase(idOrCode);
   auto it = std::find_if(pending_.begin(), pending_.end(), [&](const auto& entry) {
     return entry.first == idOrCode || entry.second.info.code() == wanted;
   });

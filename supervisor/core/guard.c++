@@ -34,13 +34,6 @@ bool isFileTool(const std::string& tool) {
   return tool == "read" || tool == "write" || tool == "edit";
 }
 
-std::string clip(const std::string& s, size_t limit) {
-  std::string clean = sanitizeUtf8(kj::ArrayPtr<const char>(s.data(), s.size())).cStr();
-  if (clean.size() <= limit) return clean;
-  size_t cut = utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(clean.data(), clean.size()), limit);
-  return clean.substr(0, cut) + "…";
-}
-
 // The tool's JSON arguments as a Cedar record: strings, whole numbers and booleans as such;
 // anything else (fractions, nested values) as its JSON text, so no argument is invisible.
 policy::Value argumentsRecord(const json& args) {
@@ -116,8 +109,8 @@ std::string describeCall(const std::string& tool, const json& args) {
   } else if (tool == "write") {
     text = "write " + std::to_string(str("content").size()) + " bytes to " + str("path");
   } else if (tool == "edit") {
-    text = "edit " + str("path") + ": replace \"" + clip(str("oldText"), 60) + "\" with \"" +
-           clip(str("newText"), 60) + "\"";
+    text = "edit " + str("path") + ": replace \"" + clipUtf8(str("oldText"), 60) + "\" with \"" +
+           clipUtf8(str("newText"), 60) + "\"";
   } else if (tool == "read") {
     text = "read " + str("path");
   } else {
@@ -134,7 +127,7 @@ std::string describeCall(const std::string& tool, const json& args) {
       oneLine += c;
     }
   }
-  return clip(oneLine, DESCRIPTION_BYTES);
+  return clipUtf8(oneLine, DESCRIPTION_BYTES);
 }
 
 std::string resolvedIdentity(const std::string& workspaceDir, const std::string& relativePath) {
@@ -406,7 +399,7 @@ kj::Promise<ToolOutcome> Guard::execute(std::shared_ptr<Call> call) {
         end.set_tool(call->tool);
         end.set_call_id(call->id);
         end.set_outcome(outcome.statusName());
-        end.set_detail(clip(outcome.content, 500) +
+        end.set_detail(clipUtf8(outcome.content, 500) +
                        (outcome.exitCode >= 0 && call->tool == "exec"
                             ? " [exit " + std::to_string(outcome.exitCode) + "]"
                             : ""));

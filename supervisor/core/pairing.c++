@@ -21,24 +21,17 @@
 
 namespace chitin {
 
-namespace {
-
-// No 0/O, 1/I/L: a code read aloud or typed from a phone screen should survive.
-constexpr char ALPHABET[] = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-
-std::string newCode() {
+std::string randomCode(size_t length) {
+  static constexpr char ALPHABET[] = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
   std::string code;
-  for (size_t i = 0; i < PairingStore::CODE_LENGTH; ++i)
-    code += ALPHABET[randombytes_uniform(sizeof(ALPHABET) - 1)];
+  for (size_t i = 0; i < length; ++i) code += ALPHABET[randombytes_uniform(sizeof(ALPHABET) - 1)];
   return code;
 }
 
-std::string upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
-  return s;
+std::string upperCase(std::string code) {
+  for (char& c : code) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+  return code;
 }
-
-}  // namespace
 
 int64_t unixNow() { return static_cast<int64_t>(time(nullptr)); }
 
@@ -106,7 +99,8 @@ std::optional<PairingRequest> PairingStore::request(const std::string& channel,
     ++onChannel;
   }
   if (onChannel >= MAX_PENDING_PER_CHANNEL) return std::nullopt;
-  PairingRequest r{newCode(), channel, sender, now_(), now_() + CODE_LIFETIME_SECONDS};
+  PairingRequest r{randomCode(CODE_LENGTH), channel, sender, now_(),
+                   now_() + CODE_LIFETIME_SECONDS};
   pending_.push_back(r);
   save();
   return r;
@@ -119,7 +113,7 @@ std::vector<PairingRequest> PairingStore::list() {
 
 std::optional<PairingRequest> PairingStore::take(const std::string& code) {
   prune();
-  std::string wanted = upper(code);
+  std::string wanted = upperCase(code);
   auto it = std::find_if(pending_.begin(), pending_.end(),
                          [&](const PairingRequest& r) { return r.code == wanted; });
   if (it == pending_.end()) return std::nullopt;

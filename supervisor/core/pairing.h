@@ -55,6 +55,13 @@ class PairingStore {
   std::vector<PairingRequest> pending_;
 };
 
+// A random code of `length` characters from an alphabet without look-alikes (no 0/O, 1/I/L),
+// for codes a person reads off one screen and types on another (pairing, confirmations).
+std::string randomCode(size_t length);
+
+// `code` in upper case: codes are compared case-insensitively.
+std::string upperCase(std::string code);
+
 // The wall clock, unix seconds.
 int64_t unixNow();
 

@@ -58,26 +58,6 @@ std::shared_ptr<const policy::PolicySet> loadPolicies(const std::vector<std::str
 policy::EntityUid localOperator() { return {"Sender", "local:operator"}; }
 policy::EntityUid ownersGroup() { return {"Group", "owners"}; }
 
-policy::EntityUid parseUid(const std::string& text) {
-  // Type::"id" or Ns::Type::"id"; the id is a Cedar string with \" and \\ escapes.
-  size_t sep = text.find("::\"");
-  if (sep == std::string::npos || sep == 0 || text.size() < sep + 4 || text.back() != '"')
-    throw std::invalid_argument("expected an entity like Sender::\"telegram:123\", got \"" + text +
-                                "\"");
-  std::string id;
-  for (size_t i = sep + 3; i + 1 < text.size(); ++i) {
-    char c = text[i];
-    if (c == '\\' && i + 2 < text.size()) {
-      id += text[++i];
-    } else if (c == '"') {
-      throw std::invalid_argument("unescaped quote in entity id: \"" + text + "\"");
-    } else {
-      id += c;
-    }
-  }
-  return {text.substr(0, sep), id};
-}
-
 PolicyHost::PolicyHost(PolicyHostSettings settings) : settings_(std::move(settings)) {
   try {
     policies_ = loadPolicies(settings_.policyDirs);

@@ -67,7 +67,4 @@ class PolicyHost {
 policy::EntityUid localOperator();
 policy::EntityUid ownersGroup();
 
-// Parses `Type::"id"` as the policy language writes it. Throws std::invalid_argument.
-policy::EntityUid parseUid(const std::string& text);
-
 }  // namespace chitin

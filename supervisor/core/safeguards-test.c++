@@ -231,14 +231,6 @@ TEST_CASE("policy host: a bad file at start is an error; at reload it keeps the 
   CHECK(host.reload().find("entities.json") != std::string::npos);
 }
 
-TEST_CASE("policy host: entity literals parse with escapes; junk is refused") {
-  CHECK(parseUid("Sender::\"telegram:1\"") == policy::EntityUid{"Sender", "telegram:1"});
-  CHECK(parseUid("A::B::\"x\\\"y\"") == policy::EntityUid{"A::B", "x\"y"});
-  CHECK_THROWS_AS(parseUid("Sender:\"x\""), std::invalid_argument);
-  CHECK_THROWS_AS(parseUid("Sender::\"x"), std::invalid_argument);
-  CHECK_THROWS_AS(parseUid("Sender::\"a\"b\""), std::invalid_argument);
-}
-
 // ---- guard helpers ------------------------------------------------------------------------------
 
 TEST_CASE("command shape: only plain words are simple; the program is the first word") {

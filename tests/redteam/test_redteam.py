@@ -215,8 +215,24 @@ class RedTeamBase(unittest.TestCase):
         return out
 
 
+class CanaryGateway(RedTeamBase):
+    """A class-wide gateway with planted canaries (set up by the subclass's setUpClass in
+    `cls.stack`); every test starts from a snapshot of everything outside the workspace."""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+        cls.canaries.cleanup()
+
+    def setUp(self):
+        self.client_texts = []
+        self.sessions = []
+        self.before = self.canaries.snapshot(self.gw)
+        self.seq = last_seq(self.gw)
+
+
 @unittest.skipIf(SKIP, SKIP or "")
-class SharedGateway(RedTeamBase):
+class SharedGateway(CanaryGateway):
     """Scenarios that test the sandbox, not the policy: one gateway with the planted canaries
     and the e2e convenience policy (the local operator's exec calls run without asking)."""
 
@@ -243,17 +259,6 @@ class SharedGateway(RedTeamBase):
         for k, v in subs.items():
             text = text.replace(k, v)
         harness.rewrite_script(cls.model, json.loads(text))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-        cls.canaries.cleanup()
-
-    def setUp(self):
-        self.client_texts = []
-        self.sessions = []
-        self.before = self.canaries.snapshot(self.gw)
-        self.seq = last_seq(self.gw)
 
     def tearDown(self):
         # The checks after every scenario.
@@ -591,7 +596,7 @@ GUEST_ENTITIES = tp.ENTITIES + [
 
 
 @unittest.skipIf(SKIP, SKIP or "")
-class ShippedPolicy(RedTeamBase):
+class ShippedPolicy(CanaryGateway):
     """Scenarios 4 (swapped link), 12, 13: the shipped policy decides (plus a chat permit for a
     guest who is not an owner)."""
 
@@ -617,16 +622,6 @@ class ShippedPolicy(RedTeamBase):
             policies={"guest.cedar": GUEST_CHAT}, config="policy { approval_timeout_seconds: 2 }\n",
             model_args={"expect_key": cls.canaries.values["api_key"]}))
         cls.canaries.started(cls.gw, cls.model)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-        cls.canaries.cleanup()
-
-    def setUp(self):
-        self.client_texts = []
-        self.before = self.canaries.snapshot(self.gw)
-        self.seq = last_seq(self.gw)
 
     def check_clean(self, sessions):
         assert_clean(self, self.canaries, self.gw, self.model, self.before, sessions, self.client_texts)
