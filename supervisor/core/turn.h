@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// One turn as the supervisor runs it: the run's state, and the per-turn `Model`, `Tools` and
+// text-stream capabilities handed to the session worker.
+// Runs in: supervisor
+//
+// Owns: what a run is (`Run`) and the proxies through which every model call and tool call of
+// a turn passes. The proxies record the transcript from what they proxied (never from what the
+// worker reports), run only tool calls the model really made (each once, with the arguments it
+// sent), and refuse every call once the turn has ended. They may call only their `TurnHost`.
+
+#pragma once
+
+#include <kj/async.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent-service.h"
+#include "gateway.pb.h"
+#include "guard.h"
+#include "model-host.h"
+#include "session.capnp.h"
+#include "transcript.h"
+
+namespace chitin {
+
+struct Run {
+  std::string id;
+  std::string sessionKey;
+  std::string userText;
+  std::shared_ptr<gateway::RunSink> sink;
+  bool revoked = false;
+  bool finished = false;
+  bool aborted = false;  // revoked by the user: late calls are a race, not an attack
+  std::vector<gateway::ToolCallSummary> tools;
+  struct Requested {
+    std::string name;
+    std::string arguments;
+  };
+  std::map<std::string, Requested> requested;  // tool calls the model made, not yet run
+  std::string lastAssistantText;
+  bool lastHadToolCalls = false;
+  std::shared_ptr<TurnFacts> facts;
+  kj::Canceler canceler;
+  kj::Maybe<kj::Promise<void>> turn;
+};
+
+// What a turn's capabilities may call: the agent core that owns the run.
+class TurnHost {
+ public:
+  virtual ~TurnHost() = default;
+  virtual void record(const std::shared_ptr<Run>& run, TranscriptEntry entry) = 0;
+  virtual void emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
+                        const char* phase) = 0;
+  // The session worker running `run` broke the protocol: kill it (the turn then fails).
+  virtual void killWorkerOf(const std::shared_ptr<Run>& run, const std::string& reason) = 0;
+  virtual ModelHost& model() = 0;
+  virtual Guard& guard() = 0;
+};
+
+kj::Own<rpc::Model::Server> newModelProxy(TurnHost& host, std::shared_ptr<Run> run);
+kj::Own<rpc::Tools::Server> newToolsProxy(TurnHost& host, std::shared_ptr<Run> run);
+
+// Throws (and, for a turn that ended normally, kills the worker) if the run's capabilities have
+// been revoked: a worker that keeps a capability past its turn is compromised.
+void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char* capability);
+
+// Closes a history that ends inside a tool exchange (a crash between a call and its result):
+// unanswered calls get an "interrupted" error result, results without their call are dropped.
+void closeOpenToolCalls(std::vector<TranscriptEntry>& entries);
+
+// What the core records of the model worker's assistant message: the content made valid UTF-8,
+// the tool calls as sent (the Tools proxy later runs only these, exactly as recorded). Throws
+// (a protocol fault of the model worker) on more than 128 tool calls.
+TranscriptEntry assistantEntryFrom(rpc::ChatMessage::Reader message);
+
+// The `tool` event for a call the session worker asked to run (id, name and arguments come
+// from the model worker's completion).
+gateway::ToolCallSummary toolCallSummary(const std::string& id, const std::string& name,
+                                         const std::string& argumentsJson);
+
+// A short, valid-UTF-8 excerpt for events and error messages (the source may be model output).
+std::string summarize(const std::string& raw);
+
+}  // namespace chitin
