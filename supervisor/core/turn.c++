@@ -74,6 +74,14 @@ class ModelProxy final : public rpc::Model::Server {
         .then([run, &host, context](kj::Own<capnp::MallocMessageBuilder> result) mutable {
           auto completion = result->getRoot<rpc::Completion>().asReader();
           if (completion.isMessage()) {
+            std::string problem = checkAssistantMessage(completion.getMessage());
+            if (!problem.empty()) {
+              KJ_LOG(WARNING, "model reply refused", run->id, problem);
+              auto failed = context.getResults().initCompletion().initFailed();
+              failed.setKind(rpc::ModelFailure::Kind::BAD_RESPONSE);
+              failed.setMessage("the model's reply was refused by the supervisor: " + problem);
+              return;
+            }
             TranscriptEntry entry = assistantEntryFrom(completion.getMessage());
             for (auto& call : entry.toolCalls) {
               run->requested[call.id] = {call.name, call.arguments};
@@ -207,6 +215,37 @@ void closeOpenToolCalls(std::vector<TranscriptEntry>& entries) {
   }
   closeOpen();
   entries = std::move(out);
+}
+
+std::string checkAssistantMessage(rpc::ChatMessage::Reader message) {
+  if (message.getContent().size() > MAX_ASSISTANT_TEXT_BYTES) {
+    return "its text is " + std::to_string(message.getContent().size()) + " bytes, more than the " +
+           std::to_string(MAX_ASSISTANT_TEXT_BYTES) + " allowed";
+  }
+  size_t total = 0, index = 0;
+  for (auto call : message.getToolCalls()) {
+    ++index;
+    auto name = call.getName();
+    auto id = call.getId();
+    std::string which = "tool call " + std::to_string(index);
+    if (name.size() == 0 || name.size() > MAX_TOOL_NAME_BYTES) {
+      return which + ": the tool name must be 1-" + std::to_string(MAX_TOOL_NAME_BYTES) + " bytes";
+    }
+    which += " (" + summarize(name) + ")";
+    if (id.size() > MAX_TOOL_CALL_ID_BYTES) {
+      return which + ": its id is longer than " + std::to_string(MAX_TOOL_CALL_ID_BYTES) + " bytes";
+    }
+    auto args = call.getArgumentsJson();
+    std::string problem = checkJsonBounds(std::string_view(args.begin(), args.size()),
+                                          TOOL_ARGUMENTS_BOUNDS, which + ": arguments");
+    if (!problem.empty()) return problem;
+    total += args.size();
+    if (total > MAX_COMPLETION_ARGUMENTS_BYTES) {
+      return "the arguments of its tool calls together are more than " +
+             std::to_string(MAX_COMPLETION_ARGUMENTS_BYTES) + " bytes";
+    }
+  }
+  return "";
 }
 
 TranscriptEntry assistantEntryFrom(rpc::ChatMessage::Reader message) {

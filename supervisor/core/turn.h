@@ -20,6 +20,7 @@
 #include "agent-service.h"
 #include "gateway.pb.h"
 #include "guard.h"
+#include "json-bounds.h"
 #include "model-host.h"
 #include "session.capnp.h"
 #include "transcript.h"
@@ -70,6 +71,20 @@ void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char
 // Closes a history that ends inside a tool exchange (a crash between a call and its result):
 // unanswered calls get an "interrupted" error result, results without their call are dropped.
 void closeOpenToolCalls(std::vector<TranscriptEntry>& entries);
+
+// The bounds a model's reply must keep before anything in the supervisor touches it (issue 8
+// §1): the transcript, the guard's parse of the arguments, fingerprints, descriptions and the
+// policy's view of the arguments all rely on them. Generous for any real model.
+constexpr size_t MAX_ASSISTANT_TEXT_BYTES = 1 << 20;
+constexpr JsonBounds TOOL_ARGUMENTS_BOUNDS{4 << 20, 64};
+constexpr size_t MAX_COMPLETION_ARGUMENTS_BYTES = 8 << 20;  // all calls of one reply together
+constexpr size_t MAX_TOOL_NAME_BYTES = 64;
+constexpr size_t MAX_TOOL_CALL_ID_BYTES = 256;
+
+// "" if the model's assistant message keeps those bounds; else why not, naming the call. A
+// reply that breaks them is refused as a whole (the turn fails with this reason; nothing of it
+// is recorded or run): it came from the model, so it is not the model worker's fault.
+std::string checkAssistantMessage(rpc::ChatMessage::Reader message);
 
 // What the core records of the model worker's assistant message: the content made valid UTF-8,
 // the tool calls as sent (the Tools proxy later runs only these, exactly as recorded). Throws

@@ -162,6 +162,16 @@ SHARED_SCRIPT = {"scenarios": {
         {"tool_calls": [{"name": "exec", "arguments": '{"command": "echo ok"'}]},
         END],
     "rt11ctl": [ex("echo fine"), END],
+    # 11 (model side, issue 8 §1): arguments that are valid for their tool but carry a value
+    # nested 300,000 levels deep. The guard printed them recursively (fingerprint, policy
+    # context) and the supervisor's only thread overflowed its stack.
+    "rt11bombexec": [{"tool_calls": [{"name": "exec", "arguments":
+                     '{"command": "echo bomb", "x": ' + "[" * 300000 + "]" * 300000 + "}"}], "chunk_size": 65536}, END],
+    "rt11bombwrite": [{"tool_calls": [{"name": "write", "arguments":
+                      '{"path": "bomb.txt", "content": "x", "x": ' + '{"a":' * 300000 + "1" +
+                      "}" * 300000 + "}"}], "chunk_size": 65536}, END],
+    "rt11bombctl": [{"tool_calls": [{"name": "exec", "arguments":
+                    '{"command": "echo within-bounds", "x": ' + "[" * 60 + "]" * 60 + "}"}]}, END],
 }}
 
 
@@ -560,6 +570,21 @@ class SharedGateway(CanaryGateway):
         out, res, _ = self.attack("rt11ctl")
         self.assertEqual(statuses(out), ["ok"])
         self.assertIn("fine", res[0])
+
+    def test_11_arguments_nested_past_the_bound_are_refused_and_the_gateway_lives(self):
+        for name in ("rt11bombexec", "rt11bombwrite"):
+            out, res, session = self.attack(name)
+            self.assertEqual(out.get("status"), "error", out)
+            self.assertIn("nested deeper than the 64 levels allowed", out.get("error", ""), out)
+            self.assertEqual(statuses(out), [], "nothing of the refused reply ran")
+            self.assertIsNone(self.gw.proc.poll(), "the gateway died")
+            # Nothing of the refused reply is in the history the next turn replays.
+            self.assertFalse(any(e.get("toolCalls") for e in self.gw.transcript(session)))
+        self.assertFalse(os.path.exists(os.path.join(self.gw.workspace, "bomb.txt")))
+        # Control: nesting within the bound is an ordinary call.
+        out, res, _ = self.attack("rt11bombctl")
+        self.assertEqual(statuses(out), ["ok"], out)
+        self.assertIn("within-bounds", res[0])
 
 
 # ---------------------------------------------------------------------------------------------
