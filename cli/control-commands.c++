@@ -74,6 +74,12 @@ void printRollback(const json& r, std::ostream& out) {
   }
 }
 
+void printSessionReset(const json& r, std::ostream& out) {
+  out << "reset " << jsonString(r, "sessionKey") << ": " << jsonUint(r, "messages")
+      << " entries archived as " << jsonString(r, "archivedAs")
+      << (jsonBool(r, "wasTainted") ? " (it was tainted; it is not any more)" : "") << "\n";
+}
+
 void printReload(const json& r, std::ostream& out) {
   if (jsonBool(r, "ok")) {
     out << "policy reloaded: " << jsonUint(r, "policies") << " policies in force\n";
@@ -161,6 +167,11 @@ int runControlCommand(const std::string& command, const std::vector<std::string>
     if (params.contains("seq") == params.contains("last"))
       return usageError(ctx, "rollback: give exactly one of --to SEQ or --last");
     return runRequest(ctx, "workspace.rollback", params, asJson, printRollback);
+  }
+
+  if (command == "sessions-reset") {
+    if (args.size() != 1) return usageError(ctx, "expected `sessions reset KEY`");
+    return runRequest(ctx, "sessions.reset", {{"sessionKey", args[0]}}, asJson, printSessionReset);
   }
 
   if (command == "policy-reload") {

@@ -154,9 +154,12 @@ TEST_CASE("status, health and sessions print readable lines, or the payload with
   r = run(envFor(fake), [](RemoteContext& c) { return runSessions(false, c); });
   CHECK(r.code == EXIT_OK);
   CHECK(r.out ==
-        "KEY                          ACTIVE  MESSAGES  UPDATED\n"
-        "agent:main:cli:direct:alice  yes           12  2025-01-02T03:04:05Z\n"
-        "agent:main:irc:direct:bob    no             0  -\n");
+        "KEY                          ACTIVE  MESSAGES  TAINTED  UPDATED\n"
+        "agent:main:cli:direct:alice  yes           12  no       2025-01-02T03:04:05Z\n"
+        "agent:main:irc:direct:bob    no             0  yes      -\n"
+        "tainted: the history these sessions replay holds content from outside, so writes, "
+        "commands and sends ask you first; `chitin sessions --json` says why, `chitin sessions "
+        "reset KEY` starts one over\n");
   r = run(envFor(fake), [](RemoteContext& c) { return runSessions(true, c); });
   CHECK(json::parse(r.out)["sessions"].size() == 2);
   CHECK(r.err.empty());

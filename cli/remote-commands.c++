@@ -205,11 +205,21 @@ void printSessions(const json& p, const std::string&, std::ostream& out) {
   size_t keyWidth = 3;
   for (const json& s : sessions) keyWidth = std::max(keyWidth, jsonString(s, "key").size());
   out << std::left << std::setw(int(keyWidth)) << "KEY"
-      << "  ACTIVE  MESSAGES  UPDATED\n";
-  for (const json& s : sessions)
+      << "  ACTIVE  MESSAGES  TAINTED  UPDATED\n";
+  bool anyTainted = false;
+  for (const json& s : sessions) {
+    anyTainted = anyTainted || jsonBool(s, "tainted");
     out << std::left << std::setw(int(keyWidth)) << jsonString(s, "key") << "  " << std::setw(6)
         << (jsonBool(s, "active") ? "yes" : "no") << "  " << std::right << std::setw(8)
-        << jsonUint(s, "messages") << "  " << jsonString(s, "updatedAt", "-") << "\n";
+        << jsonUint(s, "messages") << "  " << std::left << std::setw(7)
+        << (jsonBool(s, "tainted") ? "yes" : "no") << "  " << jsonString(s, "updatedAt", "-")
+        << "\n";
+  }
+  if (anyTainted) {
+    out << "tainted: the history these sessions replay holds content from outside, so writes, "
+           "commands and sends ask you first; `chitin sessions --json` says why, `chitin "
+           "sessions reset KEY` starts one over\n";
+  }
 }
 
 // ---- agent ----

@@ -219,7 +219,8 @@ class Conn:
             self.res(rid, True, {"sessions": [
                 {"key": "agent:main:cli:direct:alice", "active": True, "messages": "12",
                  "updatedAt": "2025-01-02T03:04:05Z"},
-                {"key": "agent:main:irc:direct:bob"}]})
+                {"key": "agent:main:irc:direct:bob", "tainted": True,
+                 "untrustedSource": "a message from Sender::\"irc:bob\", who is not an owner"}]})
         elif method == "agent":
             self.agent(rid, msg.get("params", {}))
         else:

@@ -56,7 +56,7 @@ struct AgentCoreSettings {
 class AgentCore final : public gateway::AgentService, private TurnHost {
  public:
   AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
-            TranscriptStore& transcripts, ModelHost& model, ToolRunner& tools,
+            TranscriptStore& transcripts, ModelHost& model, ToolExecutor& tools,
             AgentCoreSettings settings, std::string sandboxStatus, Safeguards safeguards);
   ~AgentCore() noexcept override;
 
@@ -99,7 +99,7 @@ class AgentCore final : public gateway::AgentService, private TurnHost {
   spawn::Spawner& spawner_;
   TranscriptStore& transcripts_;
   ModelHost& model_;
-  ToolRunner& tools_;
+  ToolExecutor& tools_;
   AgentCoreSettings settings_;
   std::string sandboxStatus_;
   Safeguards safeguards_;
@@ -124,6 +124,9 @@ class AgentCore final : public gateway::AgentService, private TurnHost {
   void closeIdleTimer(Session& session);
   static void onIdle(uv_timer_t* handle);
   void killSessionWorker(Session& session, const std::string& reason);
+  gateway::Result<google::protobuf::Struct> resetSession(const gateway::SessionResetParams& params);
+  // The configured system prompt, plus a warning while the context holds untrusted content.
+  std::string systemPromptFor(const TurnFacts& facts) const;
   void audit(audit::Record record, bool sync = false);
 
   // TurnHost: what a turn's capabilities call back into.

@@ -23,6 +23,7 @@
 #include "pairing.h"
 #include "policy-host.h"
 #include "snapshots.h"
+#include "taint.h"
 
 namespace chitin {
 
@@ -32,6 +33,7 @@ struct Safeguards {
   PairingStore& pairing;
   audit::AuditLog& audit;
   audit::Snapshots& snapshots;
+  UntrustedFiles& untrusted;
 };
 
 class ControlMethods {

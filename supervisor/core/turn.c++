@@ -17,6 +17,7 @@ namespace chitin {
 namespace {
 
 constexpr size_t MAX_SUMMARY_BYTES = 200;
+constexpr size_t MAX_HISTORY_ENTRIES = 400;
 // What a session worker may send the model in one call before we call it abuse.
 constexpr size_t MAX_REQUEST_MESSAGES = 2000;
 // Tool calls in one completion: far above what a model asks for at once, far below what a
@@ -177,6 +178,25 @@ void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char
 }
 
 std::string summarize(const std::string& raw) { return clipUtf8(raw, MAX_SUMMARY_BYTES); }
+
+std::vector<TranscriptEntry> replayWindow(std::vector<TranscriptEntry> entries) {
+  if (entries.size() > MAX_HISTORY_ENTRIES) {
+    entries.erase(entries.begin(), entries.end() - MAX_HISTORY_ENTRIES);
+  }
+  // Never start the history in the middle of a tool exchange, nor leave one open.
+  auto first = std::find_if(entries.begin(), entries.end(),
+                            [](const TranscriptEntry& e) { return e.role == "user"; });
+  entries.erase(entries.begin(), first);
+  closeOpenToolCalls(entries);
+  return entries;
+}
+
+std::string untrustedSourceOf(const std::vector<TranscriptEntry>& window) {
+  for (const auto& e : window) {
+    if (!e.untrusted.empty()) return e.untrusted;
+  }
+  return "";
+}
 
 // A transcript can end inside a tool exchange: the gateway was killed after the model asked for
 // a call and before its result was recorded. Model APIs refuse a history with an unanswered call

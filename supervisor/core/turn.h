@@ -31,6 +31,7 @@ struct Run {
   std::string id;
   std::string sessionKey;
   std::string userText;
+  std::string messageUntrusted;  // why the user message itself is content from outside, or ""
   std::shared_ptr<gateway::RunSink> sink;
   bool revoked = false;
   bool finished = false;
@@ -67,6 +68,14 @@ kj::Own<rpc::Tools::Server> newToolsProxy(TurnHost& host, std::shared_ptr<Run> r
 // Throws (and, for a turn that ended normally, kills the worker) if the run's capabilities have
 // been revoked: a worker that keeps a capability past its turn is compromised.
 void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char* capability);
+
+// What the next turn replays to the model of a session's transcript: the newest entries (at
+// most 400), starting at a user message, with open tool exchanges closed.
+std::vector<TranscriptEntry> replayWindow(std::vector<TranscriptEntry> entries);
+
+// Why `window` holds untrusted content (the reason of its oldest untrusted entry), or "": the
+// session is tainted exactly while this is not empty.
+std::string untrustedSourceOf(const std::vector<TranscriptEntry>& window);
 
 // Closes a history that ends inside a tool exchange (a crash between a call and its result):
 // unanswered calls get an "interrupted" error result, results without their call are dropped.
