@@ -65,6 +65,17 @@ constexpr Range MARKS[] = {
 };
 
 template <size_t N>
+constexpr bool sortedApart(const Range (&ranges)[N]) {
+  for (size_t i = 0; i < N; ++i) {
+    if (ranges[i].first > ranges[i].last || (i > 0 && ranges[i - 1].last >= ranges[i].first))
+      return false;
+  }
+  return true;
+}
+// inRanges() searches them.
+static_assert(sortedApart(ESCAPED) && sortedApart(MARKS));
+
+template <size_t N>
 bool inRanges(const Range (&ranges)[N], char32_t c) {
   auto it = std::upper_bound(std::begin(ranges), std::end(ranges), c,
                              [](char32_t v, const Range& r) { return v < r.first; });
