@@ -280,6 +280,8 @@ class RunView {
         jsonString(event.payload, "runId") == runId_) {
       endToolLine();
       settleText();
+      if (outDirty_) ctx_.err << "\n";  // both streams may share the terminal: a fresh line
+      outDirty_ = false;
       std::string id = shown(event.payload, "id");
       ctx_.err << "⏸ waiting for confirmation: "
                << displayText(jsonString(event.payload, "description"),
