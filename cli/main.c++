@@ -42,8 +42,9 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
   policy reload           make the running gateway load changed policies (also: SIGHUP)
   pairing list | approve CODE [--user NAME | --group NAME] | deny CODE
                           senders on chat channels waiting to be let in
-  approvals list | approve ID | deny ID
-                          tool calls waiting for your confirmation
+  approvals list | show ID | approve ID | deny ID
+                          tool calls waiting for your confirmation; `show` prints the whole
+                          call (every argument in full, escaped)
   audit verify | tail [-n N] [-f] | show SEQ|--session KEY|--since TIME
                           read and verify the audit log ($CHITIN_HOME/state/audit)
   rollback --to SEQ | --last [--session KEY]

@@ -27,8 +27,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr size_t DESCRIPTION_BYTES = 300;
-
 bool isMutating(const std::string& tool) {
   return tool == "exec" || tool == "write" || tool == "edit";
 }
@@ -115,39 +113,6 @@ CommandShape commandShape(const std::string& command) {
     }
   }
   return shape;
-}
-
-std::string describeCall(const std::string& tool, const json& args) {
-  auto str = [&](const char* key) {
-    auto it = args.find(key);
-    return it != args.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  std::string text;
-  if (tool == "exec") {
-    text = "exec: " + str("command");
-    if (!str("workdir").empty()) text += "  (in " + str("workdir") + ")";
-  } else if (tool == "write") {
-    text = "write " + std::to_string(str("content").size()) + " bytes to " + str("path");
-  } else if (tool == "edit") {
-    text = "edit " + str("path") + ": replace \"" + clipUtf8(str("oldText"), 60) + "\" with \"" +
-           clipUtf8(str("newText"), 60) + "\"";
-  } else if (tool == "read") {
-    text = "read " + str("path");
-  } else {
-    text = tool + " " + args.dump();
-  }
-  // One line: a newline in a command must not hide the rest of it from the person approving.
-  std::string oneLine;
-  for (char c : text) {
-    if (c == '\n') {
-      oneLine += "\\n";
-    } else if (c == '\r') {
-      oneLine += "\\r";
-    } else {
-      oneLine += c;
-    }
-  }
-  return clipUtf8(oneLine, DESCRIPTION_BYTES);
 }
 
 std::string resolvedIdentity(const std::string& workspaceDir, const std::string& relativePath) {

@@ -72,9 +72,6 @@ struct CommandShape {
 };
 CommandShape commandShape(const std::string& command);
 
-// One line a person can judge before approving, e.g. `exec: rm -rf build`.
-std::string describeCall(const std::string& tool, const nlohmann::json& args);
-
 // What a file path names right now, beneath the workspace: the resolved relative path and the
 // inode (or the parent's, plus the name, for a file that does not exist yet). Part of an
 // approval's fingerprint, so a symlink swapped while the owner decides voids the approval.
