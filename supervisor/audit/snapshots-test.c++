@@ -214,27 +214,6 @@ TEST_CASE("snapshots: a symlink is recorded as a link, never read through") {
   CHECK(snaps.changesSince(id).size() == 1);
 }
 
-TEST_CASE("snapshots: nested .git directories are outside snapshots and untouched by restore") {
-  Fixture f;
-  fs::create_directories(f.at(".git/refs"));
-  writeFile(f.at(".git/HEAD"), "ref: refs/heads/main\n");
-  fs::create_directories(f.at("proj/.git"));
-  writeFile(f.at("proj/.git/config"), "[core]\n");
-  writeFile(f.at("proj/main.c"), "int main;");
-  Snapshots snaps(f.git, f.ws);
-  std::string id = snaps.snapshot("x");
-
-  writeFile(f.at(".git/HEAD"), "ref: refs/heads/other\n");
-  writeFile(f.at("proj/.git/new-object"), "obj");
-  CHECK(snaps.changesSince(id).empty());
-  fs::remove(f.at("proj/main.c"));
-  auto changes = snaps.restore(id);
-  REQUIRE(changes.size() == 1);
-  CHECK(changes[0].path == "proj/main.c");
-  CHECK(readFile(f.at(".git/HEAD")) == "ref: refs/heads/other\n");  // not rolled back
-  CHECK(readFile(f.at("proj/.git/new-object")) == "obj");
-}
-
 TEST_CASE("snapshots: timing for a 200-file workspace") {
   Fixture f;
   for (int d = 0; d < 10; ++d) {
