@@ -360,82 +360,127 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
 
 kj::Promise<ToolOutcome> Guard::execute(std::shared_ptr<Call> call) {
   bool mutating = isMutating(call->tool);
-  audit::Record start;
-  start.set_kind(audit::TOOL_START);
-  start.set_session(call->turn->sessionKey);
-  start.set_run_id(call->turn->runId);
-  start.set_principal(call->turn->principal.str());
-  start.set_tool(call->tool);
-  start.set_call_id(call->id);
-  start.set_arguments(call->arguments);
-  try {
-    if (mutating) {
-      call->snapshot = snapshots_.snapshot("before " + call->tool + " " + call->id + " in " +
-                                           call->turn->sessionKey);
-    }
-    start.set_snapshot(call->snapshot);
-    // The intent is on disk before the effect can happen.
-    call->intentSeq = record(start, true);
-  } catch (const std::exception& e) {
-    spdlog::error("tool {} not run: {}", call->tool, e.what());
-    return ToolOutcome{
-        ToolOutcome::Status::ERROR,
-        std::string("error: the tool did not run because ") +
-            (call->snapshot.empty() && mutating ? "the workspace snapshot failed"
-                                                : "the audit log cannot be written") +
-            " (see the gateway log)"};
-  }
+  // Counted from the moment the snapshot is asked for, so a rollback cannot slip in between.
   if (mutating) ++mutating_;
   auto done = kj::defer([this, mutating]() {
     if (mutating) --mutating_;
   });
-  return tools_.run(call->tool, call->arguments, settings_.workspaceDir)
-      .then([this, call, mutating](ToolOutcome outcome) {
-        audit::Record end;
-        end.set_kind(audit::TOOL_END);
-        end.set_session(call->turn->sessionKey);
-        end.set_run_id(call->turn->runId);
-        end.set_principal(call->turn->principal.str());
-        end.set_tool(call->tool);
-        end.set_call_id(call->id);
-        end.set_outcome(outcome.statusName());
-        end.set_detail(clipUtf8(outcome.content, 500) +
-                       (outcome.exitCode >= 0 && call->tool == "exec"
-                            ? " [exit " + std::to_string(outcome.exitCode) + "]"
-                            : ""));
-        try {
-          record(std::move(end), !mutating);
-          if (mutating) {
-            auto changes = snapshots_.changesSince(call->snapshot);
-            if (!changes.empty()) {
-              audit::Record files;
-              files.set_kind(audit::FILE_CHANGE);
-              files.set_session(call->turn->sessionKey);
-              files.set_run_id(call->turn->runId);
-              files.set_tool(call->tool);
-              files.set_call_id(call->id);
-              files.set_snapshot(call->snapshot);
-              files.set_detail("changed by the call whose intent is record " +
-                               std::to_string(call->intentSeq));
-              audit::addFiles(files, changes);
-              record(std::move(files), false);
+  // The snapshot is taken on the snapshot thread (snapshots.h): the loop serves every other
+  // session meanwhile. A mutating call never runs without it; a skipped entry is not a failure
+  // (the intent record lists it).
+  kj::Promise<audit::Snapshot> taken =
+      mutating ? snapshots_.takeAsync("before " + call->tool + " " + call->id + " in " +
+                                      call->turn->sessionKey)
+               : kj::Promise<audit::Snapshot>(audit::Snapshot{});
+  return taken
+      .then(
+          [this, call, mutating](audit::Snapshot snap) -> kj::Promise<ToolOutcome> {
+            audit::Record start;
+            start.set_kind(audit::TOOL_START);
+            start.set_session(call->turn->sessionKey);
+            start.set_run_id(call->turn->runId);
+            start.set_principal(call->turn->principal.str());
+            start.set_tool(call->tool);
+            start.set_call_id(call->id);
+            start.set_arguments(call->arguments);
+            call->snapshot = snap.id;
+            start.set_snapshot(call->snapshot);
+            audit::addSkipped(start, snap.skipped, snap.incomplete);
+            try {
+              // The intent is on disk before the effect can happen.
+              call->intentSeq = record(start, true);
+            } catch (const std::exception& e) {
+              spdlog::error("tool {} not run: {}", call->tool, e.what());
+              return ToolOutcome{ToolOutcome::Status::ERROR,
+                                 "error: the tool did not run because the audit log cannot be "
+                                 "written (see the gateway log)"};
             }
-            audit_.sync();
-          }
-        } catch (const std::exception& e) {
-          spdlog::error("audit after {}: {}", call->tool, e.what());
-        }
-        // Reading a file that came from outside taints the rest of the turn.
-        if (call->tool == "read" && outcome.status == ToolOutcome::Status::OK) {
-          for (const auto& prefix : settings_.untrustedPaths) {
-            if (call->path.compare(0, prefix.size(), prefix) == 0 || call->path + "/" == prefix) {
-              call->turn->tainted = true;
-            }
-          }
-        }
-        return outcome;
-      })
+            return tools_.run(call->tool, call->arguments, settings_.workspaceDir)
+                .then([this, call, mutating,
+                       before = kj::mv(snap.skipped)](ToolOutcome outcome) mutable {
+                  return afterTool(call, mutating, kj::mv(before), kj::mv(outcome));
+                });
+          },
+          [call](kj::Exception&& e) -> kj::Promise<ToolOutcome> {
+            spdlog::error("tool {} not run: the workspace snapshot failed: {}", call->tool,
+                          e.getDescription().cStr());
+            return ToolOutcome{ToolOutcome::Status::ERROR,
+                               "error: the tool did not run because the workspace snapshot "
+                               "failed (see the gateway log)"};
+          })
       .attach(kj::mv(done));
+}
+
+kj::Promise<ToolOutcome> Guard::afterTool(std::shared_ptr<Call> call, bool mutating,
+                                          std::vector<audit::Skipped> skippedBefore,
+                                          ToolOutcome outcome) {
+  audit::Record end;
+  end.set_kind(audit::TOOL_END);
+  end.set_session(call->turn->sessionKey);
+  end.set_run_id(call->turn->runId);
+  end.set_principal(call->turn->principal.str());
+  end.set_tool(call->tool);
+  end.set_call_id(call->id);
+  end.set_outcome(outcome.statusName());
+  end.set_detail(clipUtf8(outcome.content, 500) +
+                 (outcome.exitCode >= 0 && call->tool == "exec"
+                      ? " [exit " + std::to_string(outcome.exitCode) + "]"
+                      : ""));
+  try {
+    record(std::move(end), !mutating);
+  } catch (const std::exception& e) {
+    spdlog::error("audit after {}: {}", call->tool, e.what());
+  }
+  kj::Promise<void> changed = kj::READY_NOW;
+  if (mutating) {
+    // Compared on the snapshot thread too; what the call made unreadable is recorded as such.
+    changed =
+        snapshots_.compareAsync(call->snapshot)
+            .then(
+                [this, call, before = kj::mv(skippedBefore)](audit::Comparison c) {
+                  bool newSkips = c.skipped.size() != before.size();
+                  for (size_t i = 0; !newSkips && i < before.size(); ++i)
+                    newSkips = c.skipped[i].path != before[i].path;
+                  if (!c.files.empty() || newSkips) {
+                    audit::Record files;
+                    files.set_kind(audit::FILE_CHANGE);
+                    files.set_session(call->turn->sessionKey);
+                    files.set_run_id(call->turn->runId);
+                    files.set_tool(call->tool);
+                    files.set_call_id(call->id);
+                    files.set_snapshot(call->snapshot);
+                    files.set_detail("changed by the call whose intent is record " +
+                                     std::to_string(call->intentSeq) +
+                                     (newSkips ? "; `skipped` lists what could not be "
+                                                 "compared after it"
+                                               : ""));
+                    audit::addFiles(files, c.files);
+                    if (newSkips) audit::addSkipped(files, c.skipped, c.incomplete);
+                    record(std::move(files), false);
+                  }
+                  audit_.sync();
+                },
+                [this, call](kj::Exception&& e) {
+                  spdlog::error("audit after {}: comparing the workspace failed: {}", call->tool,
+                                e.getDescription().cStr());
+                  audit_.sync();
+                })
+            .then([] {},
+                  [call](kj::Exception&& e) {
+                    spdlog::error("audit after {}: {}", call->tool, e.getDescription().cStr());
+                  });
+  }
+  return changed.then([this, call, outcome = kj::mv(outcome)]() mutable {
+    // Reading a file that came from outside taints the rest of the turn.
+    if (call->tool == "read" && outcome.status == ToolOutcome::Status::OK) {
+      for (const auto& prefix : settings_.untrustedPaths) {
+        if (call->path.compare(0, prefix.size(), prefix) == 0 || call->path + "/" == prefix) {
+          call->turn->tainted = true;
+        }
+      }
+    }
+    return kj::mv(outcome);
+  });
 }
 
 }  // namespace chitin

@@ -84,6 +84,10 @@ class Guard {
  private:
   struct Call;
   kj::Promise<ToolOutcome> execute(std::shared_ptr<Call> call);
+  // TOOL_END, then (mutating calls) the changed files, compared off the loop.
+  kj::Promise<ToolOutcome> afterTool(std::shared_ptr<Call> call, bool mutating,
+                                     std::vector<audit::Skipped> skippedBefore,
+                                     ToolOutcome outcome);
   uint64_t record(audit::Record r, bool sync);
 
   PolicyHost& policy_;
