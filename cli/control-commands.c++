@@ -72,6 +72,10 @@ void printRollback(const json& r, std::ostream& out) {
                                                          : "reverted";
     out << "  " << what << " " << jsonString(f, "path") << "\n";
   }
+  json left = r.value("notRestored", json::array());
+  if (!left.empty()) out << left.size() << " path(s) not restored (left as they were):\n";
+  for (const json& n : left)
+    out << "  not restored: " << jsonString(n, "path") << ": " << jsonString(n, "reason") << "\n";
 }
 
 void printReload(const json& r, std::ostream& out) {

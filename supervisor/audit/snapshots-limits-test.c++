@@ -98,7 +98,7 @@ TEST_CASE("snapshots: a chmod-000 directory is skipped and listed, never a faile
   Fixture f;
   writeFile(f.at("a.txt"), "one");
   Snapshots snaps(f.git, f.ws);
-  std::string clean = snaps.snapshot("before the tool");
+  std::string clean = snaps.take("before the tool").id;
   // What a tool can do in one exec call: `mkdir locked; chmod 000 locked`.
   fs::create_directories(f.at("locked"));
   writeFile(f.at("locked/inside"), "hidden");
@@ -106,13 +106,13 @@ TEST_CASE("snapshots: a chmod-000 directory is skipped and listed, never a faile
   chmod(f.at("locked").c_str(), 0);
   AsServiceUser service;
 
-  std::string id = snaps.snapshot("next call");  // the old code threw here, for every call
+  std::string id = snaps.take("next call").id;  // the old code threw here, for every call
   CHECK(id.size() == 40);
   Snapshot again = snaps.take("and the one after");
   const Skipped* s = findSkip(again.skipped, "locked");
   REQUIRE(s != nullptr);
   CHECK(s->reason.find("Permission denied") != std::string::npos);
-  CHECK(snaps.changesSince(clean).size() == 1);  // b.txt; locked/ is unknown, not "removed"
+  CHECK(snaps.compare(clean).files.size() == 1);  // b.txt; locked/ is unknown, not "removed"
 
   writeFile(f.at("a.txt"), "clobbered");
   Restored r = snaps.restore(clean, "before rollback");
@@ -130,11 +130,11 @@ TEST_CASE("snapshots: a 2,000-level directory is bounded in descriptors and dept
   writeFile(f.at("top.txt"), "top");
   makeDeep(f.ws, 2000, "bottom");
   Snapshots snaps(f.git, f.ws);
-  // The old walk held one descriptor per level: with 64 it cannot even start the chain.
+  // The old walk held one descriptor per level: with 64 it failed 60 levels down.
   std::string id;
   {
     FewDescriptors few(64);
-    id = snaps.snapshot("deep");
+    id = snaps.take("deep").id;
   }
   Snapshot s = snaps.take("deep again");
   CHECK(s.id == id);
@@ -143,7 +143,7 @@ TEST_CASE("snapshots: a 2,000-level directory is bounded in descriptors and dept
   CHECK(s.skipped[0].reason.find("deeper than 256") != std::string::npos);
 
   writeFile(f.at("top.txt"), "changed");
-  auto restored = snaps.restore(id);
+  auto restored = snaps.restore(id, "").files;
   CHECK(readFile(f.at("top.txt")) == "top");
   CHECK(restored.size() == 1);
   std::string bottom = "d";
@@ -255,22 +255,22 @@ TEST_CASE("snapshots: a write into a .git directory is in history and rolled bac
   fs::create_directories(f.at("sub"));
   writeFile(f.at("sub/.git"), "gitdir: ../elsewhere\n");  // a gitlink file
   Snapshots snaps(f.git, f.ws);
-  std::string id = snaps.snapshot("x");
+  std::string id = snaps.take("x").id;
 
   // What a hostile write does: plants core.fsmonitor, a hook, and repoints a gitlink.
   writeFile(f.at("proj/.git/config"), "[core]\n\tfsmonitor = ./evil.sh\n");
   writeFile(f.at("proj/.git/hooks/post-checkout"), "#!/bin/sh\nevil\n");
   writeFile(f.at("sub/.git"), "gitdir: /etc\n");
-  auto changes = snaps.changesSince(id);
+  auto changes = snaps.compare(id).files;
   REQUIRE(changes.size() == 3);
   CHECK(changes[0].path == "proj/.git/config");
   CHECK(changes[1].path == "proj/.git/hooks/post-checkout");
   CHECK(changes[2].path == "sub/.git");
-  snaps.restore(id);
+  snaps.restore(id, "");
   CHECK(readFile(f.at("proj/.git/config")) == "[core]\n\tbare = false\n");
   CHECK_FALSE(exists(f.at("proj/.git/hooks/post-checkout")));
   CHECK(readFile(f.at("sub/.git")) == "gitdir: ../elsewhere\n");
-  CHECK(snaps.changesSince(id).empty());
+  CHECK(snaps.compare(id).files.empty());
 }
 
 TEST_CASE("snapshots: names git refuses round-trip through a real snapshot, and collide never") {
@@ -283,10 +283,10 @@ TEST_CASE("snapshots: names git refuses round-trip through a real snapshot, and 
   fs::create_directories(f.at("d/.git/objects"));
   writeFile(f.at("d/.git/objects/x"), "object");
   Snapshots snaps(f.git, f.ws);
-  std::string id = snaps.snapshot("names");
+  std::string id = snaps.take("names").id;
   for (auto& n : names) fs::remove(f.at(n));
   fs::remove_all(f.at("d"));
-  auto restored = snaps.restore(id);
+  auto restored = snaps.restore(id, "").files;
   CHECK(restored.size() == names.size() + 1);
   for (size_t i = 0; i < names.size(); ++i)
     CHECK(readFile(f.at(names[i])) == "content " + std::to_string(i));
@@ -297,10 +297,10 @@ TEST_CASE("snapshots: restore writes no .git that the workspace did not have") {
   Fixture f;
   writeFile(f.at("a"), "a");
   Snapshots snaps(f.git, f.ws);
-  std::string id = snaps.snapshot("no repo yet");
+  std::string id = snaps.take("no repo yet").id;
   fs::create_directories(f.at("made/.git"));
   writeFile(f.at("made/.git/config"), "[core]\n");
-  snaps.restore(id);
+  snaps.restore(id, "");
   CHECK_FALSE(exists(f.at("made")));  // the repository made after the snapshot is undone
   CHECK_FALSE(exists(f.at(".git")));
 }
@@ -315,7 +315,7 @@ TEST_CASE("snapshots: retention prunes old snapshots, repacks, and names pruned 
   for (int i = 0; i < 6; ++i) {
     writeFile(f.at("f"), "version " + std::to_string(i));
     writeFile(f.at("big" + std::to_string(i)), std::string(100000, static_cast<char>('a' + i)));
-    ids.push_back(snaps.snapshot("v" + std::to_string(i)));
+    ids.push_back(snaps.take("v" + std::to_string(i)).id);
   }
   auto pruned = snaps.prune(time(nullptr));
   CHECK(pruned.size() == 3);
@@ -338,7 +338,7 @@ TEST_CASE("snapshots: retention prunes old snapshots, repacks, and names pruned 
   }
   CHECK(loose == 0);
   CHECK(packs == 1);
-  snaps.restore(ids[3]);
+  snaps.restore(ids[3], "");
   CHECK(readFile(f.at("f")) == "version 3");
   CHECK_FALSE(exists(f.at("big4")));
   CHECK(readFile(f.at("big3")) == std::string(100000, 'd'));
@@ -363,7 +363,7 @@ TEST_CASE("snapshots: the size bound keeps only the newest snapshot when the sto
       noise += static_cast<char>(x);
     }
     writeFile(f.at("n" + std::to_string(i)), noise);
-    ids.push_back(snaps.snapshot("n" + std::to_string(i)));
+    ids.push_back(snaps.take("n" + std::to_string(i)).id);
   }
   CHECK(snaps.prune(time(nullptr)).size() == 3);
   CHECK(snaps.restore(ids[2], "").pruned);

@@ -473,12 +473,6 @@ Restored Snapshots::restore(const std::string& id, const std::string& beforeMess
   return impl_->restoreLocked(id, beforeMessage);
 }
 
-std::vector<FileChange> Snapshots::restore(const std::string& id) {
-  Restored r = restore(id, "");
-  if (r.pruned) throw std::runtime_error(r.problem);
-  return r.files;
-}
-
 std::vector<std::string> Snapshots::prune(int64_t nowUnixSeconds) {
   std::lock_guard<std::mutex> g(impl_->lock);
   return impl_->pruneLocked(nowUnixSeconds);

@@ -159,11 +159,6 @@ class Snapshots {
   kj::Promise<Comparison> compareAsync(std::string id);
   kj::Promise<Restored> restoreAsync(std::string id, std::string beforeMessage);
 
-  // TODO(cleanup): the pre-async API, kept until AgentCore::rollback uses restoreAsync.
-  std::string snapshot(const std::string& message) { return take(message).id; }
-  std::vector<FileChange> changesSince(const std::string& id) { return compare(id).files; }
-  std::vector<FileChange> restore(const std::string& id);
-
   const std::string& gitDir() const;
   const std::string& workDir() const;
 
