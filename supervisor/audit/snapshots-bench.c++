@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The snapshot cost once warm, on two workspaces with the same 10,000 files: one holding about
-// 1 GiB (100 sparse 10 MiB files among them), one about 20 MiB. Run by scripts/bench; prints one
+// 1 GiB (100 sparse 10 MiB files among them), one about 40 MiB. Run by scripts/bench; prints one
 // line of figures. The claim it checks: the stat cache makes an unchanged workspace's snapshot
 // cost grow with its entries, not with its bytes.
 // Runs in: bench (a plain process; no sandbox, no gateway)
