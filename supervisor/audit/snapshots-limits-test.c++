@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <git2.h>
 #include <kj/async-io.h>
 #include <linux/capability.h>
 #include <sys/resource.h>
@@ -303,6 +304,41 @@ TEST_CASE("snapshots: restore writes no .git that the workspace did not have") {
   snaps.restore(id, "");
   CHECK_FALSE(exists(f.at("made")));  // the repository made after the snapshot is undone
   CHECK_FALSE(exists(f.at(".git")));
+}
+
+TEST_CASE("snapshots: a format-1 snapshot (no manifest, literal names) still restores") {
+  Fixture f;
+  { Snapshots init(f.git, f.ws); }  // creates the repository
+  // What the previous code wrote: a parented commit on refs/heads/main, names as they are.
+  git_repository* repo = nullptr;
+  REQUIRE(git_repository_open_bare(&repo, f.git.c_str()) == 0);
+  git_oid blob, tree, commit;
+  REQUIRE(git_blob_create_from_buffer(&blob, repo, "old\n", 4) == 0);
+  git_treebuilder* tb = nullptr;
+  REQUIRE(git_treebuilder_new(&tb, repo, nullptr) == 0);
+  REQUIRE(git_treebuilder_insert(nullptr, tb, "100%.txt", &blob, GIT_FILEMODE_BLOB) == 0);
+  REQUIRE(git_treebuilder_write(&tree, tb) == 0);
+  git_treebuilder_free(tb);
+  git_tree* t = nullptr;
+  REQUIRE(git_tree_lookup(&t, repo, &tree) == 0);
+  git_signature* sig = nullptr;
+  REQUIRE(git_signature_now(&sig, "chitin", "chitin@localhost") == 0);
+  REQUIRE(git_commit_create(&commit, repo, "HEAD", sig, sig, nullptr, "old", t, 0, nullptr) == 0);
+  git_signature_free(sig);
+  git_tree_free(t);
+  git_repository_free(repo);
+  char hexId[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(hexId, sizeof(hexId), &commit);
+
+  writeFile(f.at("100%.txt"), "new\n");
+  fs::create_directories(f.at("p/.git"));
+  writeFile(f.at("p/.git/config"), "[core]\n");  // format 1 never held a .git: left alone
+  Snapshots snaps(f.git, f.ws);
+  CHECK(snaps.prune(time(nullptr)).empty());  // adopted under refs/snapshots/, so kept
+  Restored r = snaps.restore(hexId, "before");
+  CHECK(readFile(f.at("100%.txt")) == "old\n");
+  CHECK(readFile(f.at("p/.git/config")) == "[core]\n");
+  CHECK(r.files.size() == 1);
 }
 
 TEST_CASE("snapshots: retention prunes old snapshots, repacks, and names pruned ids") {

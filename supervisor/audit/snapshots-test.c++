@@ -79,6 +79,24 @@ TEST_CASE("snapshots: changesSince lists added, removed and modified files with 
   CHECK(rec.files(2).after() == HELLO_BLOB);
 }
 
+TEST_CASE("snapshots: a name that is not UTF-8 is kept exactly and shown escaped in records") {
+  Fixture f;
+  const std::string odd = "caf\xe9-\xff.txt";  // Latin-1, as a tool can make with printf
+  writeFile(f.at(odd), "v1");
+  Snapshots snaps(f.git, f.ws);
+  std::string id = snaps.take("x").id;
+  writeFile(f.at(odd), "v2");
+  auto changes = snaps.compare(id).files;
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0].path == odd);
+  Record rec;
+  addFiles(rec, changes);
+  CHECK(rec.files(0).path() == "caf\\xE9-\\xFF.txt");
+  snaps.restore(id, "");
+  CHECK(readFile(f.at(odd)) == "v1");
+  CHECK(printablePath("plain/\xc3\xa9t\xc3\xa9") == "plain/\xc3\xa9t\xc3\xa9");
+}
+
 TEST_CASE("snapshots: the repository lives outside the workspace, which gets no .git") {
   Fixture f;
   Snapshots snaps(f.git, f.ws);

@@ -19,6 +19,7 @@
 #include <map>
 
 #include "snapshots-impl.h"
+#include "utf8.h"
 
 namespace chitin::audit {
 
@@ -76,10 +77,29 @@ std::vector<std::string> splitPath(const std::string& path) {
   }
 }
 
+std::string printablePath(const std::string& path) {
+  kj::ArrayPtr<const char> bytes(path.data(), path.size());
+  if (isValidUtf8(bytes)) return path;
+  std::string out;
+  for (size_t i = 0; i < path.size();) {
+    size_t n = utf8SequenceLength(bytes, i);
+    if (n == 0) {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "\\x%02X", static_cast<unsigned char>(path[i]));
+      out += buf;
+      ++i;
+    } else {
+      out.append(path, i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
 void addFiles(Record& record, const std::vector<FileChange>& changes) {
   for (auto& c : changes) {
     auto* f = record.add_files();
-    f->set_path(c.path);
+    f->set_path(printablePath(c.path));
     f->set_before(c.before);
     f->set_after(c.after);
   }
@@ -89,8 +109,8 @@ void addSkipped(Record& record, const std::vector<Skipped>& skipped, bool incomp
   size_t shown = std::min(skipped.size(), RECORDED_SKIPS);
   for (size_t i = 0; i < shown; ++i) {
     auto* s = record.add_skipped();
-    s->set_path(skipped[i].path);
-    s->set_reason(skipped[i].reason);
+    s->set_path(printablePath(skipped[i].path));
+    s->set_reason(printablePath(skipped[i].reason));
   }
   if (skipped.size() > shown) {
     auto* s = record.add_skipped();

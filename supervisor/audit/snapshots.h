@@ -113,6 +113,11 @@ struct Restored {
   std::vector<Skipped> notRestored;  // paths left as they were, and why
 };
 
+// A workspace path as the audit log and the gateway show it: as it is if it is valid UTF-8
+// (protobuf would silently drop the bytes of a string field that is not), else with each
+// malformed byte written as \xNN. The snapshot trees keep the exact bytes.
+std::string printablePath(const std::string& path);
+
 // Copies `changes` into record.files, and `skipped` into record.skipped (the first 100; the
 // detail-friendly rest is counted in the last entry), marking an incomplete scan.
 void addFiles(Record& record, const std::vector<FileChange>& changes);

@@ -201,14 +201,14 @@ gateway::Result<google::protobuf::Struct> ControlMethods::rolledBack(
   gateway::RollbackResult result;
   for (auto& c : restored.files) {
     auto* g = result.add_files();
-    g->set_path(c.path);
+    g->set_path(audit::printablePath(c.path));
     g->set_before(c.before);
     g->set_after(c.after);
   }
   for (auto& s : restored.notRestored) {
     auto* n = result.add_not_restored();
-    n->set_path(s.path);
-    n->set_reason(s.reason);
+    n->set_path(audit::printablePath(s.path));
+    n->set_reason(audit::printablePath(s.reason));
   }
   uint64_t seq = 0;
   try {
