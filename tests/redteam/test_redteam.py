@@ -1022,6 +1022,24 @@ class HostileWorkspace(RedTeamBase):
             with open(os.path.join(gw.workspace, "open", "f")) as f:
                 self.assertEqual(f.read(), "inside\n")
 
+    def test_16_a_snapshot_that_cannot_be_stored_still_stops_the_call(self):
+        # Skipping is for what the workspace holds; a store that cannot take the snapshot means
+        # the mutating call does not run (fail closed), and the next one runs once it can.
+        with harness.own_gateway(self.SCRIPT) as (model, gw):
+            objects = os.path.join(gw.home, "state", "snapshots", "main.git", "objects")
+            os.chmod(objects, 0o500)
+            try:
+                out = self.turn(gw, "[[scenario:write]] go", "agent:main:redteam:direct:nostore")
+                self.assertEqual(statuses(out), ["error"], out)
+                self.assertIn("the workspace snapshot failed",
+                              tool_results(gw, "agent:main:redteam:direct:nostore")[0])
+                self.assertFalse(os.path.exists(os.path.join(gw.workspace, "notes.txt")))
+                self.assertNotIn("TOOL_START", [r["kind"] for r in gw.audit()])
+            finally:
+                os.chmod(objects, 0o700)
+            out = self.turn(gw, "[[scenario:write]] go", "agent:main:redteam:direct:nostore")
+            self.assertEqual(statuses(out), ["ok"], out)
+
     def test_17_git_config_planted_in_a_workspace_repository_is_rolled_back(self):
         with harness.own_gateway(self.SCRIPT, prepare_home=self.prepare) as (model, gw):
             config = os.path.join(gw.workspace, "proj", ".git", "config")
