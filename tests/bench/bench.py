@@ -10,6 +10,8 @@
 (f) one policy decision (allow/ask/deny: two Cedar evaluations) with the shipped policies
 (g) load: 200 concurrent WebSocket clients, each in its own session, running turns against the
     instant fake model for a fixed time: throughput, p50/p99, lost or duplicated replies, memory
+(h) workspace snapshot once warm: 10,000 files holding ~1 GiB against the same files holding
+    ~40 MiB (the stat cache should make the cost follow entries, not bytes)
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 """
@@ -251,6 +253,32 @@ def policy_decision_cost():
     return float(m.group(1)), float(m.group(2)), int(m.group(3))
 
 
+def snapshot_cost():
+    """Figures from the snapshot benchmark binary (supervisor/audit/snapshots-bench.c++)."""
+    build = os.path.dirname(os.path.dirname(os.environ["CHITIN_BIN"]))
+    out = subprocess.run([os.path.join(build, "supervisor", "audit", "snapshots-bench")],
+                         capture_output=True, text=True, check=True).stdout
+    num = r"([0-9.]+)"
+    m = re.search(rf"; {num} MiB: cold {num} ms, warm p50 {num} ms max {num} ms; {num} MiB: cold {num} ms, "
+                  rf"warm p50 {num} ms max {num} ms; warm ratio {num}", out)
+    if m is None:
+        raise RuntimeError("snapshots-bench printed no figures: " + out)
+    v = [float(x) for x in m.groups()]
+    return {"big_mib": v[0], "big_cold": v[1], "big_warm": v[2], "big_max": v[3],
+            "small_mib": v[4], "small_cold": v[5], "small_warm": v[6], "small_max": v[7], "ratio": v[8]}
+
+
+def print_snapshot_cost():
+    print("\n(h) workspace snapshot, 10,000 files, once warm (snapshots-bench)")
+    s = snapshot_cost()
+    line(f"{s['big_mib']:.0f} MiB: cold / warm p50 / warm max",
+         f"{s['big_cold']:.0f} ms / {s['big_warm']:.2f} ms / {s['big_max']:.2f} ms")
+    line(f"{s['small_mib']:.0f} MiB: cold / warm p50 / warm max",
+         f"{s['small_cold']:.0f} ms / {s['small_warm']:.2f} ms / {s['small_max']:.2f} ms")
+    line(f"warm ratio, {s['big_mib']:.0f} MiB / {s['small_mib']:.0f} MiB workspace",
+         f"{s['ratio']:.2f}x", "<= 1.5x", s["ratio"] <= 1.5)
+
+
 def main():
     print(f"chitin bench ({'quick' if QUICK else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
@@ -370,6 +398,7 @@ def main():
     line("supervisor RSS before / peak / after",
          f"{load['rss_before'] / 1024:.1f} / {load['rss_peak'] / 1024:.1f} / "
          f"{load['rss_after'] / 1024:.1f} MiB")
+    print_snapshot_cost()
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")
