@@ -5,7 +5,9 @@
 // Runs in: test
 //
 // Usage: node cedar-ref.cjs NODE_MODULES_DIR < lines
-// Input line: {"policies": {"<id>": "<policy text>"}, "entities": [...], "requests": [...]}.
+// Input line: {"policies": {"<id>": "<policy text>"}, "entities": [...], "requests": [...]}:
+//   one answer per request; or {"op": "check", "policies": "<text>"}: does it parse, {"ok":
+//   true} or {"error"}; or {"op": "entities", "entities": [...]}: is it a valid store.
 // Exits 3 if the reference cannot be loaded (the test must fail, not skip).
 'use strict';
 const path = require('path');
@@ -24,6 +26,13 @@ const out = [];
 rl.on('line', (text) => {
   if (!text.trim()) return;
   const line = JSON.parse(text);
+  if (line.op === 'check' || line.op === 'entities') {
+    const answer = line.op === 'check' ? cedar.checkParsePolicySet({staticPolicies: line.policies})
+                                       : cedar.checkParseEntities({entities: line.entities});
+    out.push(JSON.stringify(answer.type === 'success' ? {ok: true}
+                            : {error: answer.errors.map((e) => e.message).join('; ')}));
+    return;
+  }
   for (const r of line.requests) {
     const answer = cedar.isAuthorized({
       principal: r.principal,
