@@ -178,7 +178,8 @@ ExprPtr Parser::hasExpr(ExprPtr lhs) {
     }
   }
   e->kids.push_back(std::move(lhs));
-  return seal(std::move(e), static_cast<int>(e->keys.size()) - 1);
+  int steps = static_cast<int>(e->keys.size());  // before e is moved from
+  return seal(std::move(e), steps - 1);
 }
 
 ExprPtr Parser::add() {
