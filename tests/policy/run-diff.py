@@ -206,7 +206,7 @@ def syntax_cases():
                 continue
             differs = line.startswith("differs: ")
             body = line[len("differs: "):] if differs else line
-            if not body.startswith(("@", "permit", "forbid")):
+            if not body.startswith(("@", "permit", "forbid", "namespace", "/*")):
                 body = f"permit (principal, action, resource) when {{ {body} }};"
             cases.append((f"syntax-cases.txt:{n}", body, differs))
     return cases
