@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <set>
 
 #include "policy.h"
 
@@ -235,6 +236,22 @@ Entities bigHierarchy() {
   return e;
 }
 
+// The ancestors of `who`, found the plain way (a stack and a set), to check the engine against.
+std::set<std::string> reachable(const Entities& e, const EntityUid& who) {
+  std::set<std::string> seen;
+  std::vector<EntityUid> stack{who};
+  while (!stack.empty()) {
+    EntityUid u = stack.back();
+    stack.pop_back();
+    const Entity* ent = e.find(u);
+    if (ent == nullptr) continue;
+    for (const EntityUid& p : ent->parents) {
+      if (seen.insert(p.type + "::" + p.id).second) stack.push_back(p);
+    }
+  }
+  return seen;
+}
+
 TEST_CASE("in: ancestors are walked once per entity per request, however many policies ask") {
   Entities e = bigHierarchy();
   Ancestors ancestors(e);
@@ -245,17 +262,20 @@ TEST_CASE("in: ancestors are walked once per entity per request, however many po
   }
   CHECK(ancestors.walks() == 1);
   CHECK(hits > 0);
-  // The same answers as a fresh walk each time.
+  // The same answers as a plain walk, and as Entities::in.
   Ancestors again(e);
+  std::set<std::string> expected = reachable(e, {"User", "u7"});
   for (int g = 0; g < 450; ++g) {
     EntityUid group{"Group", (g < 400 ? "g" : "r") + std::to_string(g)};
-    CHECK(again.in({"User", "u7"}, group) == e.in({"User", "u7"}, group));
+    CAPTURE(group.id);
+    CHECK(again.in({"User", "u7"}, group) == (expected.count("Group::" + group.id) > 0));
+    CHECK(e.in({"User", "u7"}, group) == (expected.count("Group::" + group.id) > 0));
   }
   CHECK(!again.in({"User", "nobody"}, {"Group", "g1"}));
   CHECK(again.in({"User", "nobody"}, {"User", "nobody"}));
 }
 
-TEST_CASE("in: 400 groups x 50 parents, 1,000 policies decide in well under a second") {
+TEST_CASE("in: 400 groups x 50 parents, 1,000 policies: 20 decisions in seconds, not minutes") {
   Entities e = bigHierarchy();
   PolicySet set;
   std::string text;
@@ -279,16 +299,16 @@ TEST_CASE("in: 400 groups x 50 parents, 1,000 policies decide in well under a se
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CAPTURE(seconds);
-  // One walk per request: milliseconds (before: one walk per policy, over a minute).
-  CHECK(seconds < 2.0);
-  // The same outcomes as the policies spelled out by hand with Entities::in.
+  // One walk per request: 0.04 s here, 0.5 s under ASan (before: a walk per policy, 140 s).
+  CHECK(seconds < 5.0);
+  // The same outcomes as the policies spelled out by hand over a plain walk.
   int allowed = 0;
   for (int u = 0; u < 20; ++u) {
-    EntityUid user{"User", "u" + std::to_string(u)};
+    std::set<std::string> up = reachable(e, {"User", "u" + std::to_string(u)});
     bool permit = false, forbid = false;
     for (int i = 0; i < 1000; ++i) {
-      bool applies = e.in(user, {"Group", "g" + std::to_string(i % 400)}) &&
-                     e.in(user, {"Group", "r" + std::to_string(400 + i % 50)}) && u % 6 > i % 5 &&
+      bool applies = up.count("Group::g" + std::to_string(i % 400)) &&
+                     up.count("Group::r" + std::to_string(400 + i % 50)) && u % 6 > i % 5 &&
                      (i % 7 || u % 6 == 5);
       (i % 7 ? permit : forbid) |= applies;
     }

@@ -9,15 +9,8 @@
 // authorize every request; the store goes with each request, as the reference's API takes it.
 'use strict';
 const fs = require('fs');
-const path = require('path');
 
-let cedar;
-try {
-  cedar = require(path.join(process.argv[2], '@cedar-policy/cedar-wasm/nodejs'));
-} catch (e) {
-  console.error(`cannot load @cedar-policy/cedar-wasm from ${process.argv[2]}: ${e.message}`);
-  process.exit(3);
-}
+const cedar = require('./load-reference.cjs')(process.argv[2]);
 const shape = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 

@@ -10,16 +10,9 @@
 //   true} or {"error"}; or {"op": "entities", "entities": [...]}: is it a valid store.
 // Exits 3 if the reference cannot be loaded (the test must fail, not skip).
 'use strict';
-const path = require('path');
 const readline = require('readline');
 
-let cedar;
-try {
-  cedar = require(path.join(process.argv[2], '@cedar-policy/cedar-wasm/nodejs'));
-} catch (e) {
-  console.error(`cannot load @cedar-policy/cedar-wasm from ${process.argv[2]}: ${e.message}`);
-  process.exit(3);
-}
+const cedar = require('./load-reference.cjs')(process.argv[2]);
 
 const rl = readline.createInterface({input: process.stdin, crlfDelay: Infinity});
 const out = [];
