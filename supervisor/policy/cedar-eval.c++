@@ -151,6 +151,7 @@ bool hasPath(const Expr& e, EvalEnv& env, Value& out) {
   out = Value::boolean(true);
   return true;
 }
+
 }  // namespace
 
 bool evalExpr(const Expr& e, EvalEnv& env, Value& out) {

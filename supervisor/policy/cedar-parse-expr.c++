@@ -7,6 +7,7 @@
 // (so 5,000 '(' stop at the 101st, before any node exists), and seal() measures each node on
 // the way up (so `.a.a.a...` or `!` under `-` under a set cannot build a deep tree either).
 
+#include <algorithm>
 #include <set>
 
 #include "cedar-parser-internal.h"
