@@ -28,6 +28,8 @@ gateway {
   # Extra browser origins allowed to open the WebSocket (the gateway's own always are).
   # allowed_origins: "https://chat.example.org"
   # max_frame_bytes: 1048576
+  # failed authentication is slowed (a correct token always gets in): from the 5th failure of
+  # an address within 60 s, each failing connection is answered later (250 ms, doubling, to 60 s)
   # auth_failures_before_lockout: 5
   # lockout_seconds: 60
 }

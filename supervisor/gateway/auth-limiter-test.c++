@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests for the failed-authentication rate limiter, with a hand-moved clock.
+// Tests for slowing down failed authentication, with a hand-moved clock.
 // Runs in: supervisor (tests)
 
 #include "auth-limiter.h"
@@ -18,94 +18,63 @@ struct ManualClock {
   }
 };
 
-TEST_CASE("auth limiter: the Nth failure within the window locks the address out") {
-  ManualClock clock;
-  AuthLimiter limiter(5, 60s, clock.fn());
-  for (int i = 0; i < 4; ++i) {
-    limiter.recordFailure("127.0.0.1");
-    CHECK(limiter.lockedFor("127.0.0.1") == 0);
-    clock.now += 1s;
-  }
-  limiter.recordFailure("127.0.0.1");
-  CHECK(limiter.lockedFor("127.0.0.1") == 60);
-  clock.now += 59s;
-  CHECK(limiter.lockedFor("127.0.0.1") == 1);
-  clock.now += 500ms;
-  CHECK(limiter.lockedFor("127.0.0.1") == 1);  // rounded up, never 0 while locked
-  clock.now += 500ms;
-  CHECK(limiter.lockedFor("127.0.0.1") == 0);
-}
-
-TEST_CASE("auth limiter: addresses are counted separately") {
-  ManualClock clock;
-  AuthLimiter limiter(2, 60s, clock.fn());
-  limiter.recordFailure("10.0.0.1");
-  limiter.recordFailure("10.0.0.2");
-  CHECK(limiter.lockedFor("10.0.0.1") == 0);
-  limiter.recordFailure("10.0.0.1");
-  CHECK(limiter.lockedFor("10.0.0.1") == 60);
-  CHECK(limiter.lockedFor("10.0.0.2") == 0);
-}
-
-TEST_CASE("auth limiter: failures older than the window are forgotten") {
+TEST_CASE("auth limiter: failures past the free ones wait, doubling, up to the window") {
   ManualClock clock;
   AuthLimiter limiter(3, 60s, clock.fn());
-  limiter.recordFailure("a");
-  limiter.recordFailure("a");
-  clock.now += 61s;
-  limiter.recordFailure("a");
-  CHECK(limiter.lockedFor("a") == 0);
-  limiter.recordFailure("a");
-  CHECK(limiter.lockedFor("a") == 0);
-  limiter.recordFailure("a");
-  CHECK(limiter.lockedFor("a") == 60);
+  CHECK(limiter.recordFailure("127.0.0.1") == 0ms);
+  CHECK(limiter.recordFailure("127.0.0.1") == 0ms);
+  CHECK(limiter.recordFailure("127.0.0.1") == 250ms);  // the third of three: slowed
+  CHECK(limiter.recordFailure("127.0.0.1") == 500ms);
+  CHECK(limiter.recordFailure("127.0.0.1") == 1000ms);
+  for (int i = 0; i < 20; ++i) limiter.recordFailure("127.0.0.1");
+  CHECK(limiter.recordFailure("127.0.0.1") == 60000ms);
+  CHECK(limiter.heldConnections() == 24);
 }
 
-TEST_CASE("auth limiter: after a lockout ends counting starts over") {
+TEST_CASE("auth limiter: addresses are counted separately, and old failures are forgotten") {
   ManualClock clock;
-  AuthLimiter limiter(2, 10s, clock.fn());
-  limiter.recordFailure("a");
-  limiter.recordFailure("a");
-  CHECK(limiter.lockedFor("a") == 10);
-  clock.now += 10s;
-  CHECK(limiter.lockedFor("a") == 0);
-  limiter.recordFailure("a");
-  CHECK(limiter.lockedFor("a") == 0);
+  AuthLimiter limiter(2, 60s, clock.fn());
+  limiter.recordFailure("10.0.0.1");
+  CHECK(limiter.recordFailure("10.0.0.2") == 0ms);
+  CHECK(limiter.recordFailure("10.0.0.1") > 0ms);
+  clock.now += 61s;
+  CHECK(limiter.recordFailure("10.0.0.1") == 0ms);
 }
 
-TEST_CASE("auth limiter: success forgets earlier failures but never ends a lockout") {
+TEST_CASE("auth limiter: a success forgets the address's failures") {
   ManualClock clock;
   AuthLimiter limiter(2, 60s, clock.fn());
   limiter.recordFailure("a");
-  limiter.recordSuccess("a");
   limiter.recordFailure("a");
-  CHECK(limiter.lockedFor("a") == 0);
-  limiter.recordFailure("a");
-  CHECK(limiter.lockedFor("a") == 60);
   limiter.recordSuccess("a");
-  CHECK(limiter.lockedFor("a") == 60);
+  CHECK(limiter.recordFailure("a") == 0ms);
 }
 
-TEST_CASE("auth limiter: zero failures-before-lockout disables it") {
+TEST_CASE("auth limiter: at most so many failing connections are held") {
+  ManualClock clock;
+  AuthLimiter limiter(1, 60s, clock.fn());
+  for (size_t i = 0; i < AuthLimiter::MAX_HELD_CONNECTIONS; ++i) {
+    CHECK(limiter.recordFailure("a") > 0ms);
+  }
+  CHECK(limiter.recordFailure("a") == 0ms);  // answered at once
+  limiter.release();
+  CHECK(limiter.recordFailure("a") > 0ms);
+}
+
+TEST_CASE("auth limiter: zero free failures disables slowing") {
   ManualClock clock;
   AuthLimiter limiter(0, 60s, clock.fn());
-  for (int i = 0; i < 100; ++i) limiter.recordFailure("a");
-  CHECK(limiter.lockedFor("a") == 0);
+  for (int i = 0; i < 100; ++i) CHECK(limiter.recordFailure("a") == 0ms);
 }
 
-TEST_CASE("auth limiter: the table is bounded, and a locked-out address is not evicted first") {
+TEST_CASE("auth limiter: the table is bounded") {
   ManualClock clock;
   AuthLimiter limiter(2, 60s, clock.fn());
-  limiter.recordFailure("victim-of-lockout");
-  limiter.recordFailure("victim-of-lockout");
-  REQUIRE(limiter.lockedFor("victim-of-lockout") == 60);
   for (size_t i = 0; i < AuthLimiter::MAX_TRACKED_ADDRESSES + 100; ++i) {
     clock.now += 1ms;
     limiter.recordFailure("flood-" + std::to_string(i));
   }
   CHECK(limiter.trackedAddresses() == AuthLimiter::MAX_TRACKED_ADDRESSES);
-  CHECK(limiter.lockedFor("victim-of-lockout") > 0);
-  CHECK(limiter.lockedFor("victim-of-lockout") < 60);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Rate limit on failed gateway authentication, per remote address.
+// Slowing down failed gateway authentication (see auth-limiter.h).
 // Runs in: supervisor
 
 #include "auth-limiter.h"
@@ -8,71 +8,53 @@
 
 namespace chitin::gateway {
 
-AuthLimiter::AuthLimiter(uint32_t failuresBeforeLockout, std::chrono::seconds lockout, Clock clock)
-    : failuresBeforeLockout_(failuresBeforeLockout), lockout_(lockout), clock_(std::move(clock)) {}
+AuthLimiter::AuthLimiter(uint32_t freeFailures, std::chrono::seconds window, Clock clock)
+    : freeFailures_(freeFailures), window_(window), clock_(std::move(clock)) {}
 
 void AuthLimiter::forgetOld(Entry& entry, TimePoint now) const {
-  while (!entry.failures.empty() && entry.failures.front() + lockout_ <= now) {
+  while (!entry.failures.empty() && entry.failures.front() + window_ <= now) {
     entry.failures.pop_front();
   }
 }
 
-uint32_t AuthLimiter::lockedFor(const std::string& address) {
-  auto it = entries_.find(address);
-  if (it == entries_.end()) return 0;
-  TimePoint now = clock_();
-  if (it->second.lockedUntil <= now) return 0;
-  auto left = std::chrono::ceil<std::chrono::seconds>(it->second.lockedUntil - now);
-  return static_cast<uint32_t>(std::max<int64_t>(left.count(), 1));
-}
-
-void AuthLimiter::recordFailure(const std::string& address) {
-  if (failuresBeforeLockout_ == 0) return;
+std::chrono::milliseconds AuthLimiter::recordFailure(const std::string& address) {
+  if (freeFailures_ == 0) return std::chrono::milliseconds(0);
   TimePoint now = clock_();
   if (!entries_.count(address)) makeRoom(now);
   Entry& entry = entries_[address];
   entry.lastSeen = now;
   forgetOld(entry, now);
   entry.failures.push_back(now);
-  if (entry.failures.size() >= failuresBeforeLockout_) {
-    entry.lockedUntil = now + lockout_;
-    // The lockout itself is the penalty; counting restarts when it ends.
-    entry.failures.clear();
+  // The window bounds the deque too: past the cap the penalty no longer grows anyway.
+  size_t cap = freeFailures_ + 32;
+  while (entry.failures.size() > cap) entry.failures.pop_front();
+  if (entry.failures.size() < freeFailures_ || held_ >= MAX_HELD_CONNECTIONS) {
+    return std::chrono::milliseconds(0);
   }
+  size_t doublings = std::min<size_t>(entry.failures.size() - freeFailures_, 30);
+  auto penalty =
+      std::min<std::chrono::milliseconds>(FIRST_PENALTY * (int64_t{1} << doublings), window_);
+  ++held_;
+  return penalty;
 }
 
-void AuthLimiter::recordSuccess(const std::string& address) {
-  auto it = entries_.find(address);
-  // A success cannot happen while locked out (the token is not even checked), so dropping the
-  // entry never shortens a lockout.
-  if (it != entries_.end() && it->second.lockedUntil <= clock_()) entries_.erase(it);
+void AuthLimiter::release() {
+  if (held_ > 0) --held_;
 }
+
+void AuthLimiter::recordSuccess(const std::string& address) { entries_.erase(address); }
 
 void AuthLimiter::makeRoom(TimePoint now) {
   if (entries_.size() < MAX_TRACKED_ADDRESSES) return;
   for (auto it = entries_.begin(); it != entries_.end();) {
     forgetOld(it->second, now);
-    if (it->second.failures.empty() && it->second.lockedUntil <= now) {
-      it = entries_.erase(it);
-    } else {
-      ++it;
-    }
+    it = it->second.failures.empty() ? entries_.erase(it) : std::next(it);
   }
   if (entries_.size() < MAX_TRACKED_ADDRESSES) return;
-  // Evict the stalest address that is not locked out, so a flood of new addresses cannot
-  // push a locked-out one out of the table and give it fresh attempts.
-  auto stalest = entries_.end();
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    bool locked = it->second.lockedUntil > now;
-    if (locked) continue;
-    if (stalest == entries_.end() || it->second.lastSeen < stalest->second.lastSeen) stalest = it;
-  }
-  if (stalest == entries_.end()) {
-    stalest = std::min_element(entries_.begin(), entries_.end(), [](auto& a, auto& b) {
-      return a.second.lockedUntil < b.second.lockedUntil;
-    });
-  }
-  entries_.erase(stalest);
+  auto stalest = std::min_element(entries_.begin(), entries_.end(), [](auto& a, auto& b) {
+    return a.second.lastSeen < b.second.lastSeen;
+  });
+  if (stalest != entries_.end()) entries_.erase(stalest);
 }
 
 }  // namespace chitin::gateway

@@ -162,8 +162,18 @@ void Connection::onBinary() {
   }
 }
 
+Connection::~Connection() {
+  if (held_) context_.limiter.release();
+}
+
 void Connection::onTick() {
   auto now = context_.clock();
+  if (held_ && now >= held_->due) {
+    HeldRefusal refusal = std::move(*held_);
+    held_.reset();
+    context_.limiter.release();
+    refuse(refusal.id, std::move(refusal.error));
+  }
   if (!authenticated_ && !closing_ && now - openedAt_ >= CONNECT_TIMEOUT) {
     failHandshake("",
                   {"UNAUTHORIZED",
@@ -175,24 +185,28 @@ void Connection::onTick() {
 }
 
 void Connection::failHandshake(std::string_view id, UserError error, bool countsAsFailure) {
-  if (countsAsFailure) context_.limiter.recordFailure(remoteAddress_);
+  closing_ = true;  // nothing more is read from this connection
+  auto wait = countsAsFailure ? context_.limiter.recordFailure(remoteAddress_)
+                              : std::chrono::milliseconds(0);
+  if (wait.count() > 0) {
+    // Only this connection pays: it is answered late (at a tick); a correct token on any other
+    // connection, from this address too, gets in at once.
+    spdlog::warn("gateway: connection {} from {} failed to authenticate ({}); answered in {} ms",
+                 identity_.connId, remoteAddress_, error.code, wait.count());
+    held_ = HeldRefusal{std::string(id), std::move(error), context_.clock() + wait};
+    return;
+  }
+  refuse(id, std::move(error));
+}
+
+void Connection::refuse(std::string_view id, UserError error) {
   spdlog::warn("gateway: connection {} from {} refused: {} {}", identity_.connId, remoteAddress_,
                error.code, error.message);
   replyError(id, std::move(error));
-  closing_ = true;
   outbox_.close(CLOSE_POLICY_VIOLATION, "connect failed");
 }
 
 void Connection::handleConnect(const frames::Request& request) {
-  // A locked-out address is turned away before its token is looked at, so guessing stays
-  // slow however many connections it opens.
-  if (uint32_t wait = context_.limiter.lockedFor(remoteAddress_)) {
-    failHandshake(request.id,
-                  {"LOCKED_OUT", "too many failed authentication attempts from " + remoteAddress_ +
-                                     "; try again in " + std::to_string(wait) + " s"},
-                  false);
-    return;
-  }
   if (request.method != "connect") {
     failHandshake(request.id,
                   {"UNAUTHORIZED", "the first request must be \"connect\", not \"" +

@@ -68,6 +68,7 @@ class Connection {
  public:
   Connection(ConnectionContext& context, Outbox& outbox, uint64_t serial,
              std::string remoteAddress);
+  ~Connection();
 
   uint64_t serial() const { return serial_; }
   const std::string& connId() const { return identity_.connId; }
@@ -82,7 +83,8 @@ class Connection {
   // A message that exceeded maxMessageBytes() and was dropped unread.
   void onOversized();
   void onBinary();
-  // Periodic housekeeping: the connect deadline, expiry of idempotency keys.
+  // Periodic housekeeping: the connect deadline, a failed handshake's late answer (auth-limiter.h),
+  // expiry of idempotency keys.
   void onTick();
 
   // Called (through the RunRouter) by the sinks of runs this connection started.
@@ -107,6 +109,7 @@ class Connection {
   };
 
   void handleConnect(const frames::Request& request);
+  void refuse(std::string_view id, UserError error);
   void dispatch(const frames::Request& request);
   void startAgent(const frames::Request& request);
   void abortAgent(const frames::Request& request);
@@ -125,6 +128,13 @@ class Connection {
   std::chrono::steady_clock::time_point openedAt_;
   bool authenticated_ = false;
   bool closing_ = false;
+  // A failed handshake waiting for its answer (the limiter's penalty), and when it is due.
+  struct HeldRefusal {
+    std::string id;
+    UserError error;
+    std::chrono::steady_clock::time_point due;
+  };
+  std::optional<HeldRefusal> held_;
   uint32_t nextSeq_ = 1;
   ClientIdentity identity_;
   uint64_t nextSlot_ = 1;

@@ -1054,19 +1054,25 @@ class ControlPlane(RedTeamBase):
                 failures += 1
             except HandshakeError as e:
                 self.assertEqual(e.status, 404)
-            # Missing and wrong tokens, then brute force: locked out, even with the right token.
+            # Missing and wrong tokens, then brute force: each failing connection past the third
+            # is answered later than the one before...
             guesses = [None, "0" * 64, gw.token[:-1] + ("0" if gw.token[-1] != "0" else "1"),
                        "guess-a", "guess-b"]
             while failures < 3:
                 res = self.connect_with(gw, guesses.pop(0))
                 self.assertEqual(res["error"]["code"], "UNAUTHORIZED", res)
                 failures += 1
+            started = time.time()
+            for i in range(3):
+                self.assertEqual(self.connect_with(gw, f"guess{i}")["error"]["code"], "UNAUTHORIZED")
+            self.assertGreaterEqual(time.time() - started, 1.0, "failures were not slowed")
+            # ...but a guesser cannot lock the owner out (issue 8 §9): the right token, from the
+            # same address, gets in at once, and so does the CLI.
+            started = time.time()
             res = self.connect_with(gw, gw.token)
-            self.assertEqual(res["error"]["code"], "LOCKED_OUT", res)
-            for i in range(5):
-                self.assertEqual(self.connect_with(gw, f"guess{i}")["error"]["code"], "LOCKED_OUT")
-            r = gw.cli("status")
-            self.assertNotEqual(r.returncode, 0)
+            self.assertTrue(res["ok"], res)
+            self.assertLess(time.time() - started, 0.9)
+            self.assertEqual(gw.cli("status").returncode, 0)
             # HTTP with the token in the query: the page, nothing more; the token is not logged.
             s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
             s.sendall(f"GET /?token={gw.token} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -1085,8 +1091,7 @@ class ControlPlane(RedTeamBase):
             # The web chat takes the token from the fragment only (never sent to a server).
             self.assertIn("new URLSearchParams(location.hash", app)
             self.assertNotIn("URLSearchParams(location.search", app)
-            # Control: after the lockout, the right token from the same origin works.
-            time.sleep(2.2)
+            # Control: the right token from the gateway's own origin works.
             ws = WsClient("127.0.0.1", gw.port, origin=f"http://127.0.0.1:{gw.port}")
             ws.close()
             res = self.connect_with(gw, gw.token, origin=f"http://127.0.0.1:{gw.port}")
