@@ -147,21 +147,24 @@ ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
   ToolOutcome out;
   out.exitCode = r.getExitCode();
   out.timedOut = r.getTimedOut();
-  std::string text;
-  if (r.isOk()) {
-    out.status = ToolOutcome::Status::OK;
-    text = r.getOk();
-  } else {
-    out.status = ToolOutcome::Status::ERROR;
-    text = r.getFailed();
-  }
+  out.status = r.isOk() ? ToolOutcome::Status::OK : ToolOutcome::Status::ERROR;
+  capnp::Text::Reader raw = r.isOk() ? r.getOk() : r.getFailed();
+  std::string text(raw.begin(), raw.size());  // by size: the bytes may hold NULs
   // The worker caps its output too; this cap does not trust it to.
   if (text.size() > cap + 1024) {
     text.resize(cap);
     text += "\n[output truncated by the supervisor]";
   }
-  // Output is attacker-influenced bytes; only valid UTF-8 travels on as text.
-  out.content = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size())).cStr();
+  // Output is attacker-influenced bytes; only valid UTF-8 without NUL travels on as text (a NUL
+  // would cut it short for every C-string consumer, the status line included).
+  auto clean = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size()));
+  for (char c : clean) {
+    if (c == '\0') {
+      out.content += "\xef\xbf\xbd";
+    } else {
+      out.content += c;
+    }
+  }
   return out;
 }
 

@@ -133,6 +133,11 @@ TEST_CASE("cgroups: delegated, the supervisor moves to a leaf and each worker ge
   delegated(fs);
   fs.dirs.insert(SERVICE + "/workers/exec-1-1");  // left by an earlier supervisor
   Cgroups cgroups(fs);
+  // Detection alone (`chitin doctor`) changes nothing.
+  auto detected = cgroups.detect();
+  CHECK(detected.inForce);
+  CHECK(detected.detail == SERVICE);
+  CHECK(fs.log.empty());
   auto& status = cgroups.status();
   CHECK(status.inForce);
   CHECK(status.detail ==

@@ -24,9 +24,9 @@ namespace chitin::spawn {
 namespace {
 
 const char DELEGATE_FIX[] =
-    "run the gateway as its own systemd service with Delegate=yes (e.g. in the unit's [Service] "
-    "section: Delegate=yes; or for a try: systemd-run --user -p Delegate=yes --wait chitin "
-    "gateway), on a host with the unified cgroup v2 hierarchy";
+    "run the gateway as its own systemd service with Delegate=yes in its [Service] section (it "
+    "then has a cgroup of its own, writable by its user; to try it: systemd-run --user -p "
+    "Delegate=yes --wait chitin gateway)";
 
 constexpr const char* CONTROLLERS[] = {"memory", "pids", "cpu"};
 
@@ -183,9 +183,7 @@ void Cgroups::prepare(const std::string& dir) {
   if (error != 0) failStep("enable the controllers for the workers", workersDir_, error);
 }
 
-const CgroupStatus& Cgroups::status() {
-  if (!failure_.empty()) throw SandboxUnavailable(failure_);
-  if (status_) return *status_;
+CgroupStatus Cgroups::detect() {
   CgroupStatus status;
   status.fix = DELEGATE_FIX;
   auto selfCgroup = fs_.read(selfCgroupFile_);
@@ -205,16 +203,26 @@ const CgroupStatus& Cgroups::status() {
     if (auto why = whyNotDelegated(dir)) {
       status.detail = *why;
     } else {
-      try {
-        prepare(dir);
-      } catch (const SandboxUnavailable& e) {
-        failure_ = e.what();
-        throw;
-      }
       status.inForce = true;
-      status.detail = "per-worker memory.max, pids.max and cpu.max under " + workersDir_;
+      status.detail = dir;
       status.fix.clear();
     }
+  }
+  return status;
+}
+
+const CgroupStatus& Cgroups::status() {
+  if (!failure_.empty()) throw SandboxUnavailable(failure_);
+  if (status_) return *status_;
+  CgroupStatus status = detect();
+  if (status.inForce) {
+    try {
+      prepare(status.detail);
+    } catch (const SandboxUnavailable& e) {
+      failure_ = e.what();
+      throw;
+    }
+    status.detail = "per-worker memory.max, pids.max and cpu.max under " + workersDir_;
   }
   status_ = status;
   return *status_;

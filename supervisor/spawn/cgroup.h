@@ -96,6 +96,10 @@ class Cgroups {
   // when delegation was found but preparing the tree failed (and on every later call).
   const CgroupStatus& status();
 
+  // Detection only, changing nothing (for `chitin doctor`): inForce means a supervisor started
+  // like this process would apply the limits; `detail` is then the delegated cgroup.
+  CgroupStatus detect();
+
   // The worker's cgroup with `limits` written, or null when limits are not in force. Throws
   // SandboxUnavailable if any step fails.
   std::unique_ptr<CgroupLease> create(const std::string& profile, const CgroupLimits& limits);

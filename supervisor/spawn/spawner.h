@@ -147,6 +147,8 @@ class Spawner {
   // Whether cgroup limits are in force (detected, and the tree prepared, once). Throws
   // SandboxUnavailable when the host delegates cgroups but preparing them failed.
   const CgroupStatus& cgroupStatus();
+  // Whether they would be, for a supervisor started like this process; changes nothing.
+  CgroupStatus detectCgroups() { return cgroups_.detect(); }
 
   // The argv that `spawn` would pass to execve (argv[0] = bwrap path). Exposed for tests and
   // `explain`. `seccompFd` is the fd number bwrap will read the filter from.

@@ -9,7 +9,8 @@ the acting workspace may have changed, and each policy denial must be in the aud
 scenario has a control showing the same action succeeding where it is legitimately allowed.
 
 Run by meson (`meson test --suite redteam`). See tests/redteam/README.md for the map of
-scenario -> test -> mechanism.
+scenario -> test -> mechanism. Scenarios about the sandbox's own set-up and bounds (15-17) are
+in test_redteam_sandbox.py.
 """
 import contextlib
 import json
@@ -32,13 +33,12 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import test_e2e  # noqa: E402  (hostile_workers)
 import test_policy as tp  # noqa: E402  (channel_message, start_agent, wait_frame, ...)
-from canaries import Canaries, assert_clean, copy_profiles  # noqa: E402
+from canaries import Canaries, assert_clean  # noqa: E402
 from harness import Gateway, wait_for  # noqa: E402
 from wsclient import HandshakeError, WsClient  # noqa: E402
 
 SKIP = harness.skip_reason()
 PROBE = os.path.join(HERE, "probe.py")
-PROFILES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "sandbox-profiles")
 SIGSYS = 31
 
 
@@ -231,13 +231,13 @@ class CanaryGateway(RedTeamBase):
         self.seq = last_seq(self.gw)
 
 
-@unittest.skipIf(SKIP, SKIP or "")
-class SharedGateway(CanaryGateway):
-    """Scenarios that test the sandbox, not the policy: one gateway with the planted canaries
-    and the e2e convenience policy (the local operator's exec calls run without asking)."""
+class ScriptedGateway(CanaryGateway):
+    """A class-wide gateway with the canaries, the e2e convenience policy (the local operator's
+    exec calls run without asking) and a scenario script whose placeholders are filled in once
+    it runs; the checks after every scenario. No tests of its own (other files reuse it)."""
 
     @classmethod
-    def setUpClass(cls):
+    def start(cls, script):
         cls.canaries = Canaries()
         cls.stack = contextlib.ExitStack()
         cls.abstract = "chitin-redteam-" + os.urandom(6).hex()
@@ -249,13 +249,13 @@ class SharedGateway(CanaryGateway):
             shutil.copy(PROBE, os.path.join(gw.workspace, "probe.py"))
 
         cls.model, cls.gw = cls.stack.enter_context(harness.own_gateway(
-            SHARED_SCRIPT, cls.canaries.gateway_args, prepare_home=prepare,
+            script, cls.canaries.gateway_args, prepare_home=prepare,
             model_args={"expect_key": cls.canaries.values["api_key"]}))
         cls.canaries.started(cls.gw, cls.model)
         subs = {"HOME_DIR": cls.gw.home, "GW_PID": str(cls.gw.proc.pid), "GW_PORT": str(cls.gw.port),
                 "OUTSIDE_DIR": cls.canaries.outside_dir, "ABSTRACT_NAME": cls.abstract,
                 "WORKER_DIR": os.environ["CHITIN_WORKER_BUILD_DIR"]}
-        text = json.dumps(SHARED_SCRIPT)
+        text = json.dumps(script)
         for k, v in subs.items():
             text = text.replace(k, v)
         harness.rewrite_script(cls.model, json.loads(text))
@@ -277,6 +277,15 @@ class SharedGateway(CanaryGateway):
              if r["decision"]["policies"] == ["workspace-path"]]
         self.assertEqual(len(d), count, d)
         return d
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class SharedGateway(ScriptedGateway):
+    """Scenarios that test the sandbox, not the policy."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.start(SHARED_SCRIPT)
 
     # ---- 1
 
@@ -927,72 +936,6 @@ class ControlPlane(RedTeamBase):
             self.assertEqual(gw.cli("status").returncode, 0)
         finally:
             gw.cleanup()
-
-
-@unittest.skipIf(SKIP, SKIP or "")
-class SandboxDisabled(RedTeamBase):
-    """Scenario 15: the sandbox cannot be set up; the work does not run, and the reply says why."""
-
-    SCRIPT = {"scenarios": {"touch": [ex("touch made-it.txt && echo made"), END],
-                            "write": [tool("write", path="w.txt", content="x"), END]}}
-
-    def setUp(self):
-        self.client_texts = []
-
-    def gateway(self, files):
-        def setup(d):
-            os.chmod(d, 0o755)
-            return {"config": files(d)}
-        return harness.own_gateway(self.SCRIPT, setup)
-
-    def test_15_no_bwrap_the_session_refuses_and_says_why(self):
-        with self.gateway(lambda d: 'sandbox { bwrap_path: "/nonexistent/bwrap" }\n') as (model, gw):
-            out = self.turn(gw, "[[scenario:touch]] go", "agent:main:redteam:direct:nobwrap")
-            self.assertEqual(out["status"], "error", out)
-            self.assertIn("sandbox could not be set up", out["error"])
-            self.assertIn("bubblewrap is not installed", out["error"])
-            self.assertEqual(model.requests(), [])  # nothing ran, not even the model call
-            self.assertFalse(os.path.exists(os.path.join(gw.workspace, "made-it.txt")))
-
-    def userns_off_wrapper(self, d):
-        # What Debian's bwrap prints with kernel.unprivileged_userns_clone=0 (we cannot toggle
-        # the sysctl under a CI runner, so a stand-in bwrap fails the same way).
-        path = os.path.join(d, "bwrap-userns-off")
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because "
-                    "the kernel does not allow non-privileged user namespaces.' >&2\nexit 1\n")
-        os.chmod(path, 0o755)
-        return f'sandbox {{ bwrap_path: "{path}" }}\n'
-
-    def test_15_user_namespaces_off_the_session_refuses_and_says_why(self):
-        with self.gateway(self.userns_off_wrapper) as (model, gw):
-            out = self.turn(gw, "[[scenario:touch]] go", "agent:main:redteam:direct:nouserns")
-            self.assertEqual(out["status"], "error", out)
-            self.assertIn("sandbox could not be set up", out["error"])
-            self.assertIn("user namespaces", out["error"])
-            self.assertEqual(model.requests(), [])
-            self.assertFalse(os.path.exists(os.path.join(gw.workspace, "made-it.txt")))
-
-    def test_15_broken_exec_profile_the_tool_refuses_and_says_why(self):
-        def files(d):
-            profiles = os.path.join(d, "profiles")
-            copy_profiles(PROFILES, profiles)
-            with open(os.path.join(profiles, "exec.textproto"), "a") as f:
-                f.write("\nmount { kind: NO_SUCH_KIND dst: \"/\" }\n")
-            return f'sandbox {{ profile_dir: "{profiles}" }}\n'
-
-        with self.gateway(files) as (model, gw):
-            out = self.turn(gw, "[[scenario:touch]] go", "agent:main:redteam:direct:badprofile")
-            self.assertEqual(statuses(out), ["error"], out)
-            res = tool_results(gw, "agent:main:redteam:direct:badprofile")[0]
-            self.assertIn("the tool did not run because its sandbox could not be set up", res)
-            self.assertIn("exec.textproto", res)
-            self.assertFalse(os.path.exists(os.path.join(gw.workspace, "made-it.txt")))
-            starts = [r for r in gw.audit() if r["kind"] == "TOOL_END" and r["tool"] == "exec"]
-            self.assertEqual(starts[0]["outcome"], "error")
-            # Control: a tool whose profile is intact runs in the same gateway.
-            out = self.turn(gw, "[[scenario:write]] go", "agent:main:redteam:direct:goodprofile")
-            self.assertEqual(statuses(out), ["ok"], out)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,23 @@ ExecOutcome failedWith(kj::String message) {
   return outcome;
 }
 
+// NUL bytes (`cat /dev/zero`, `find -print0`) as U+FFFD: Text that reaches the model must not
+// contain them (a NUL would end the text early for every C-string consumer downstream, status
+// lines included). The result stays within `limit` bytes, cut on a character boundary.
+kj::String textWithoutNul(kj::String text, size_t limit) {
+  if (memchr(text.begin(), '\0', text.size()) == nullptr) return text;
+  kj::Vector<char> out(text.size() + 1);
+  for (char c : text) {
+    if (c == '\0') {
+      out.addAll(kj::StringPtr("\xef\xbf\xbd"));
+    } else {
+      out.add(c);
+    }
+  }
+  size_t keep = utf8BoundaryAtOrBefore(out.asPtr(), limit);
+  return kj::heapString(out.begin(), keep);
+}
+
 kj::String signalName(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev == nullptr ? kj::str("unknown") : kj::str("SIG", abbrev);
@@ -250,7 +267,7 @@ class CommandRun {
     outcome.truncated = totalBytes > maxOutputBytes;
     size_t keep =
         outcome.truncated ? utf8BoundaryAtOrBefore(kept.asPtr(), maxOutputBytes) : kept.size();
-    kj::String text = sanitizeUtf8(kept.asPtr().slice(0, keep));
+    kj::String text = textWithoutNul(sanitizeUtf8(kept.asPtr().slice(0, keep)), maxOutputBytes);
 
     kj::Vector<kj::String> lines;
     if (outcome.truncated && !runaway) {

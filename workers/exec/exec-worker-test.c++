@@ -315,6 +315,17 @@ TEST_CASE("exec worker: output that is not UTF-8 reaches the model as valid text
   CHECK(streamed.bytes == "ok \xff ok");  // the stream carries the raw bytes
 }
 
+TEST_CASE("exec worker: NUL bytes reach the model as U+FFFD within the cap; status lines stay") {
+  TempDir ws;
+  Streamed streamed;
+  auto r = runOnce(ws, {"head -c 2000 /dev/zero; exit 4"}, streamed, {"--max-output-bytes=1000"});
+  std::string replacement = "\xef\xbf\xbd";
+  std::string kept;
+  for (int i = 0; i < 333; i++) kept += replacement;  // 999 bytes: the cap, on a boundary
+  CHECK(r.text == kept + "\n[output truncated: 2000 bytes total]\nexit code 4");
+  CHECK(streamed.bytes == std::string(1000, '\0'));  // the stream carries the raw bytes
+}
+
 TEST_CASE("exec worker: an empty command is a failed result") {
   TempDir ws;
   Streamed streamed;
