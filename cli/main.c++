@@ -32,7 +32,8 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
   status [--json]         gateway, model and session status
   health [--json]         is the gateway up
   sessions [--json]       list sessions
-  sandbox explain PROFILE print the bwrap command line and seccomp allowlist of a profile
+  sandbox explain PROFILE [--hide PATH]...
+                          print the bwrap command line and seccomp allowlist of a profile
 
   policy check            parse and validate every policy file (exit 2 with file:line:col)
   policy explain --principal E --action A --resource E [--context JSON]
