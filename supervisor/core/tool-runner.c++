@@ -219,13 +219,17 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
     return toolOutcomeFrom(response.getResult(), cap);
   });
   WorkerHost* stoppable = host.get();  // lives as long as the promise below (attached)
-  call = call.exclusiveJoin(overflow.promise.then([stoppable, tool, streamCap]() {
-    std::string why = "sent more than " + std::to_string(streamCap) + " bytes of live output";
-    stoppable->kill(why);
-    return ToolOutcome{
-        ToolOutcome::Status::ERROR,
-        "error: the " + tool + " tool was stopped: its worker " + why + " (the cap for one call)"};
-  }));
+  call = call.exclusiveJoin(overflow.promise.then(
+      [stoppable, tool, streamCap]() -> kj::Promise<ToolOutcome> {
+        std::string why = "sent more than " + std::to_string(streamCap) + " bytes of live output";
+        stoppable->kill(why);
+        return ToolOutcome{ToolOutcome::Status::ERROR, "error: the " + tool +
+                                                           " tool was stopped: its worker " + why +
+                                                           " (the cap for one call)"};
+      },
+      // The sink goes with the connection when the worker ends (however it ends): then the
+      // call's own outcome says what happened.
+      [](kj::Exception&&) -> kj::Promise<ToolOutcome> { return kj::NEVER_DONE; }));
   // A worker that dies before answering (limits, seccomp, crash) is an outcome, not a fault.
   // Its socket closes when it dies, so the call fails DISCONNECTED only after any reply it did
   // send has been read; then we wait for the exit status to say why.
