@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// Sandbox claims about the bytes a tool worker may send per call: the supervisor (ToolRunner)
-// stops a worker that streams past the call's cap, and the real exec worker never does.
-// Runs in: tests (real sandboxes, driven by the supervisor's own ToolRunner on a libuv loop)
+// Sandbox claims about what a worker's output may cost the supervisor: a tool worker that
+// streams past its call's cap is stopped (ToolRunner), the real exec worker never is, and a
+// worker's stdout/stderr reaches the log only through WorkerHost's capped, escaped reader.
+// Runs in: tests (real sandboxes, driven by the supervisor's own classes on a libuv loop)
 
 #include <doctest/doctest.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
 #include "probe-runner.h"
 #include "tool-runner.h"
 #include "uv-kj-bridge.h"
+#include "worker-host.h"
 
 namespace chitin::testing {
 
@@ -95,6 +102,45 @@ TEST_CASE("tool runner: the real exec worker's runaway output is cut and the com
         std::string::npos);
   CHECK(elapsed < 30);
   MESSAGE("cat /dev/zero through the real exec worker ended after ", elapsed, " s");
+}
+
+TEST_CASE("worker host: a worker's stdout and stderr reach the log as escaped lines, labelled") {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured)));
+  TempDir workspace("chitin-ws");
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  {
+    auto io = kj::setupAsyncIo();
+    UvKjBridge bridge(&loop, io);
+    spawn::SpawnRequest request;  // no fds given: the worker's own pipe
+    request.profile = "exec";
+    request.vars = {{"WORKSPACE", workspace.path()}};
+    request.workerOverride = getenv("CHITIN_PROBE");
+    request.workerArgs = {"--probe-kind=exec", "--probe=stderr"};
+    auto worker = testSpawner().spawn(request);
+    REQUIRE(worker.output.get() >= 0);
+    {
+      WorkerHost host(&loop, io, kj::mv(worker), "probe worker w1");
+      double deadline = now() + 30;
+      while (captured.str().find("result: ok") == std::string::npos && now() < deadline) {
+        bridge.pump();
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+      }
+    }
+    bridge.close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop);
+  spdlog::set_default_logger(previous);
+  std::string log = captured.str();
+  CHECK(log.find("probe worker w1: plain line") != std::string::npos);
+  CHECK(log.find("probe worker w1: osc \\x1b]52;c;ZXZpbA==\\x07 end") != std::string::npos);
+  CHECK(log.find("probe worker w1: result: ok") != std::string::npos);
+  CHECK(log.find('\x1b') == std::string::npos);  // no raw escape reached the log
 }
 
 }  // namespace chitin::testing

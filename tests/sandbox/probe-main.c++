@@ -207,6 +207,13 @@ std::string run(const Probe& probe) {
     if (WIFSIGNALED(status)) return "bash killed by signal " + std::to_string(WTERMSIG(status));
     return "ok status=" + std::to_string(WEXITSTATUS(status));
   }
+  if (name == "stderr") {
+    // What a worker might write to stderr: a plain line and one with a terminal escape
+    // (OSC 52, a clipboard write).
+    const char text[] = "plain line\nosc \x1b]52;c;ZXZpbA==\x07 end\n";
+    if (write(STDERR_FILENO, text, sizeof(text) - 1) < 0) return errnoResult(errno);
+    return "ok";
+  }
   if (name == "fstat") {
     // Which file an inherited descriptor is: device and inode, comparable with the test's own.
     struct stat st;
