@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "display-text.h"
 #include "gateway-client.h"
 
 namespace chitin::cli {
@@ -26,21 +27,28 @@ void printPairing(const json& p, std::ostream& out) {
     out << "no pending pairing requests\n";
     return;
   }
+  // Sender ids come from chat platforms: whoever is asking chose them.
   out << "CODE      CHANNEL     SENDER                EXPIRES\n";
   for (const json& r : list) {
-    out << std::left << std::setw(8) << jsonString(r, "code") << "  " << std::setw(10)
-        << jsonString(r, "channel") << "  " << std::setw(20) << jsonString(r, "sender") << "  "
-        << jsonString(r, "expiresAt") << "\n";
+    out << std::left << std::setw(8) << shown(r, "code") << "  " << std::setw(10)
+        << shown(r, "channel") << "  " << std::setw(20) << shown(r, "sender") << "  "
+        << shown(r, "expiresAt") << "\n";
   }
 }
 
 void printPairingDecision(const json& d, std::ostream& out) {
   if (jsonString(d, "decision") == "approved") {
-    out << "paired: " << jsonString(d, "principal") << " is now in " << jsonString(d, "parent")
-        << "\n";
+    out << "paired: " << shown(d, "principal") << " is now in " << shown(d, "parent") << "\n";
   } else {
-    out << "denied: " << jsonString(d, "principal") << "\n";
+    out << "denied: " << shown(d, "principal") << "\n";
   }
+}
+
+// The gateway's description and full call are display text already (escaped by the
+// supervisor, see proto/gateway.proto): shown AS_IS, so nothing is escaped twice, and a control
+// that is still in them is escaped all the same.
+std::string shownDisplayText(const json& a, const char* key, DisplayLayout layout) {
+  return displayText(jsonString(a, key), {layout, DisplayBackslashes::AS_IS});
 }
 
 void printApprovals(const json& p, std::ostream& out) {
@@ -50,36 +58,94 @@ void printApprovals(const json& p, std::ostream& out) {
     return;
   }
   for (const json& a : list) {
-    out << jsonString(a, "id") << "  code " << jsonString(a, "code") << "  "
-        << jsonString(a, "sessionKey") << "  expires " << jsonString(a, "expiresAt") << "\n    "
-        << jsonString(a, "description") << "\n";
+    out << shown(a, "id") << "  code " << shown(a, "code") << "  " << shown(a, "sessionKey")
+        << "  expires " << shown(a, "expiresAt") << "\n    "
+        << shownDisplayText(a, "description", DisplayLayout::LINE) << "\n";
   }
 }
 
+// `approvals show`: who asks, why, and the whole call, every argument in full.
+void printApproval(const json& a, std::ostream& out) {
+  std::string id = shown(a, "id"), policies;
+  for (const json& p : a.value("policies", json::array()))
+    if (p.is_string())
+      policies += (policies.empty() ? "" : ", ") + displayLine(p.get<std::string>());
+  out << "approval " << id << "  code " << shown(a, "code") << "\n"
+      << "session   " << shown(a, "sessionKey", "-") << "\n"
+      << "principal " << shown(a, "principal", "-") << "\n"
+      << "asked     " << shown(a, "requestedAt", "-") << "  expires " << shown(a, "expiresAt", "-")
+      << "\n"
+      << "policies  " << (policies.empty() ? "-" : policies) << "\n"
+      << "fingerprint " << shown(a, "fingerprint", "-") << "\n\n";
+  std::string full = shownDisplayText(a, "fullCall", DisplayLayout::BLOCK);
+  if (full.empty()) {
+    // A gateway from before full calls: the arguments as it sent them, escaped here.
+    full = "tool: " + shown(a, "tool") + "\narguments: " +
+           displayText(jsonString(a, "argumentsJson"),
+                       {DisplayLayout::LINE, DisplayBackslashes::AS_IS}) +
+           "\n";
+  }
+  out << full << (full.back() == '\n' ? "" : "\n") << "\napprove: chitin approvals approve " << id
+      << "   deny: chitin approvals deny " << id << "\n";
+}
+
 void printResolved(const json& r, std::ostream& out) {
-  out << jsonString(r, "decision") << ": " << jsonString(r, "tool") << " (" << jsonString(r, "id")
-      << ") in " << jsonString(r, "sessionKey") << "\n";
+  out << shown(r, "decision") << ": " << shown(r, "tool") << " (" << shown(r, "id") << ") in "
+      << shown(r, "sessionKey") << "\n";
 }
 
 void printRollback(const json& r, std::ostream& out) {
   json files = r.value("files", json::array());
   out << "restored the workspace to its state before audit record " << jsonUint(r, "toSeq")
-      << " (snapshot " << jsonString(r, "snapshot").substr(0, 12) << "); " << files.size()
-      << " file(s) changed; recorded as audit record " << jsonUint(r, "auditSeq") << "\n";
+      << " (snapshot " << displayLine(jsonString(r, "snapshot").substr(0, 12)) << "); "
+      << files.size() << " file(s) changed; recorded as audit record " << jsonUint(r, "auditSeq")
+      << "\n";
   for (const json& f : files) {
     const char* what = jsonString(f, "after").empty()    ? "removed"
                        : jsonString(f, "before").empty() ? "restored"
                                                          : "reverted";
-    out << "  " << what << " " << jsonString(f, "path") << "\n";
+    out << "  " << what << " " << shown(f, "path") << "\n";  // a name the model chose
   }
+}
+
+void printSessionReset(const json& r, std::ostream& out) {
+  out << "reset " << shown(r, "sessionKey") << ": " << jsonUint(r, "messages")
+      << " entries archived as " << shown(r, "archivedAs")
+      << (jsonBool(r, "wasTainted") ? " (it was tainted; it is not any more)" : "") << "\n";
 }
 
 void printReload(const json& r, std::ostream& out) {
   if (jsonBool(r, "ok")) {
     out << "policy reloaded: " << jsonUint(r, "policies") << " policies in force\n";
   } else {
-    out << "policy NOT reloaded, the previous policy stays:\n" << jsonString(r, "error") << "\n";
+    out << "policy NOT reloaded, the previous policy stays:\n"
+        << displayBlock(jsonString(r, "error")) << "\n";
   }
+}
+
+// `approvals show ID|CODE`: the pending approval with this id, or this code (any case), from
+// approvals.list. Exit 1 if there is none.
+int showApproval(RemoteContext& ctx, const std::string& wanted, bool asJson) {
+  std::string code = wanted;
+  for (char& c : code) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+  bool found = false;
+  int exit = runRequest(ctx, "approvals.list", json::object(), false,
+                        [&](const json& p, std::ostream& out) {
+                          for (const json& a : p.value("approvals", json::array())) {
+                            if (jsonString(a, "id") != wanted && jsonString(a, "code") != code)
+                              continue;
+                            found = true;
+                            if (asJson)
+                              out << jsonForTerminal(a, 2) << "\n";
+                            else
+                              printApproval(a, out);
+                            return;
+                          }
+                        });
+  if (exit != EXIT_OK || found) return exit;
+  ctx.err << "chitin: no pending approval with id or code \"" << displayLine(wanted)
+          << "\" (it may have been answered or expired; see `chitin approvals list`)\n";
+  return EXIT_FAILED;
 }
 
 bool parseSeq(const std::string& s, uint64_t& out) {
@@ -133,12 +199,13 @@ int runControlCommand(const std::string& command, const std::vector<std::string>
   if (command == "approvals") {
     if (sub == "list" && args.size() == 1)
       return runRequest(ctx, "approvals.list", json::object(), asJson, printApprovals);
+    if (sub == "show" && args.size() == 2) return showApproval(ctx, args[1], asJson);
     if ((sub == "approve" || sub == "deny") && args.size() == 2)
       return runRequest(ctx, "approval.resolve", {{"id", args[1]}, {"decision", sub}}, asJson,
                         printResolved);
     return usageError(ctx,
-                      "expected `approvals list`, `approvals approve ID|CODE` or "
-                      "`approvals deny ID|CODE`");
+                      "expected `approvals list`, `approvals show ID|CODE`, "
+                      "`approvals approve ID|CODE` or `approvals deny ID|CODE`");
   }
 
   if (command == "rollback") {
@@ -161,6 +228,11 @@ int runControlCommand(const std::string& command, const std::vector<std::string>
     if (params.contains("seq") == params.contains("last"))
       return usageError(ctx, "rollback: give exactly one of --to SEQ or --last");
     return runRequest(ctx, "workspace.rollback", params, asJson, printRollback);
+  }
+
+  if (command == "sessions-reset") {
+    if (args.size() != 1) return usageError(ctx, "expected `sessions reset KEY`");
+    return runRequest(ctx, "sessions.reset", {{"sessionKey", args[0]}}, asJson, printSessionReset);
   }
 
   if (command == "policy-reload") {

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "config.h"
+#include "display-text.h"
 #include "home.h"
 #include "remote-commands.h"
 
@@ -36,16 +37,18 @@ std::string readAll(const std::string& path) {
   return ss.str();
 }
 
+// Each finding is one line of display text: it can quote a peer (a gateway's close reason, a
+// model API's error) or a path from the config.
 struct Report {
   std::ostream& out;
   bool failed = false;
-  void ok(const std::string& what) { out << "ok    " << what << "\n"; }
+  void ok(const std::string& what) { out << "ok    " << displayLine(what) << "\n"; }
   void warn(const std::string& what, const std::string& fix) {
-    out << "warn  " << what << "\n      fix: " << fix << "\n";
+    out << "warn  " << displayLine(what) << "\n      fix: " << displayLine(fix) << "\n";
   }
   void fail(const std::string& what, const std::string& fix) {
     failed = true;
-    out << "FAIL  " << what << "\n      fix: " << fix << "\n";
+    out << "FAIL  " << displayLine(what) << "\n      fix: " << displayLine(fix) << "\n";
   }
 };
 

@@ -81,8 +81,12 @@ struct ClientOptions {
   std::string user;  // sent as client.user (the sender id)
   std::string clientId = "cli";
   std::string version = "0.1.0";
-  int connectTimeoutMs = 2000;         // TCP connect + upgrade + challenge + connect reply
-  size_t maxMessageBytes = 32u << 20;  // larger incoming messages are a protocol error
+  int connectTimeoutMs = 2000;  // TCP connect + upgrade + challenge + connect reply
+  // Larger incoming messages are a protocol error. The gateway's own bound on what it queues for
+  // one connection (64 MiB): a pending approval carries its arguments (at most 4 MiB of JSON)
+  // twice, as JSON and as the escaped full call, up to ~25 MiB when they are full of what must
+  // be escaped, and approvals.list carries every pending one.
+  size_t maxMessageBytes = 64u << 20;
 };
 
 // Protobuf's JSON mapping omits default values and writes 64-bit integers as strings. These

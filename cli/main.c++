@@ -31,7 +31,8 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
                           send one message to the assistant and print the reply
   status [--json]         gateway, model and session status
   health [--json]         is the gateway up
-  sessions [--json]       list sessions
+  sessions [--json]       list sessions (tainted: their history holds content from outside)
+  sessions reset KEY      start a session over (its transcript is archived, not deleted)
   sandbox explain PROFILE [--hide PATH]...
                           print the bwrap command line and seccomp allowlist of a profile
 
@@ -42,8 +43,9 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
   policy reload           make the running gateway load changed policies (also: SIGHUP)
   pairing list | approve CODE [--user NAME | --group NAME] | deny CODE
                           senders on chat channels waiting to be let in
-  approvals list | approve ID | deny ID
-                          tool calls waiting for your confirmation
+  approvals list | show ID | approve ID | deny ID
+                          tool calls waiting for your confirmation; `show` prints the whole
+                          call (every argument in full, escaped)
   audit verify | tail [-n N] [-f] | show SEQ|--session KEY|--since TIME
                           read and verify the audit log ($CHITIN_HOME/state/audit)
   rollback --to SEQ | --last [--session KEY]
@@ -146,6 +148,11 @@ int main(int argc, char** argv) {
     return chitin::cli::runControlCommand(cmd, rest, ctx);
   }
   if (cmd == "agent") return cmdAgent(rest);
+  if (cmd == "sessions" && !rest.empty() && rest[0] == "reset") {
+    chitin::cli::RemoteContext ctx{chitin::cli::processEnvironment(), std::cout, std::cerr};
+    return chitin::cli::runControlCommand(
+        "sessions-reset", std::vector<std::string>(rest.begin() + 1, rest.end()), ctx);
+  }
   if (cmd == "status" || cmd == "health" || cmd == "sessions") return cmdSimple(cmd, rest);
   if (cmd == "version" || cmd == "--version") {
     std::cout << "chitin " << CHITIN_VERSION << "\n";

@@ -154,9 +154,12 @@ TEST_CASE("status, health and sessions print readable lines, or the payload with
   r = run(envFor(fake), [](RemoteContext& c) { return runSessions(false, c); });
   CHECK(r.code == EXIT_OK);
   CHECK(r.out ==
-        "KEY                          ACTIVE  MESSAGES  UPDATED\n"
-        "agent:main:cli:direct:alice  yes           12  2025-01-02T03:04:05Z\n"
-        "agent:main:irc:direct:bob    no             0  -\n");
+        "KEY                          ACTIVE  MESSAGES  TAINTED  UPDATED\n"
+        "agent:main:cli:direct:alice  yes           12  no       2025-01-02T03:04:05Z\n"
+        "agent:main:irc:direct:bob    no             0  yes      -\n"
+        "tainted: the history these sessions replay holds content from outside, so writes, "
+        "commands and sends ask you first; `chitin sessions --json` says why, `chitin sessions "
+        "reset KEY` starts one over\n");
   r = run(envFor(fake), [](RemoteContext& c) { return runSessions(true, c); });
   CHECK(json::parse(r.out)["sessions"].size() == 2);
   CHECK(r.err.empty());
@@ -248,6 +251,40 @@ TEST_CASE("agent: a final result before the accepted answer, and an unstreamed l
   CHECK(json::parse(r.out)["reply"].get<std::string>().size() == 70000);
   r = agent(envFor(fake), "", false);
   CHECK(r.code == EXIT_USAGE);
+}
+
+// No byte that a terminal acts on: ESC, BEL, any other C0 but newline, DEL, a UTF-8 C1 control,
+// bidi controls, zero-width characters.
+void checkInert(const std::string& text) {
+  for (unsigned char c : text) CHECK_MESSAGE(((c >= 0x20 || c == '\n') && c != 0x7f), text);
+  for (const char* raw : {"\xc2\x9b", "\u202e", "\u200b"})
+    CHECK_MESSAGE(text.find(raw) == std::string::npos, text);
+}
+
+TEST_CASE("agent: model text reaches the terminal escaped (OSC 52, CSI, bidi, zero-width)") {
+  FakeGateway fake;
+  Run r = agent(envFor(fake), "hostile", false);
+  CHECK(r.code == EXIT_FAILED);
+  checkInert(r.out);
+  checkInert(r.err);
+  // The reply, streamed in two pieces.
+  CHECK(r.out == "copy \\x1b]52;c;ZXZpbA==\\x07 then\\x1b[2J\\u202egnp.exe \\u200b");
+  // Tool lines, the approval notice (whole, with where to see the full call), the error.
+  CHECK(has(r.err, "⚙ exec\\x1b[31m {\"command\":\"ls \\u202eevil\\u001b[1A\"} …"));
+  CHECK(has(r.err, "⏸ waiting for confirmation: exec: rm\\x1b[2K -rf ~ \\x1b\n"));
+  CHECK(has(r.err, "chitin approvals show ap1\\x1b[1A"));
+  CHECK(has(r.err, " error: bad\\x1b[2Jthing\n"));
+  CHECK(has(r.err, "chitin: run run-hostile error: boom\\x1b]0;title\\x07\n"));
+}
+
+TEST_CASE("agent --json: only printable ASCII on stdout, the exact text inside the JSON") {
+  FakeGateway fake;
+  Run r = agent(envFor(fake), "hostile", true);
+  CHECK(r.code == EXIT_FAILED);
+  for (unsigned char c : r.out) CHECK(((c >= 0x20 && c < 0x7f) || c == '\n'));
+  json j = json::parse(r.out);
+  CHECK(j["error"] == "boom\x1b]0;title\x07");
+  CHECK(j["tools"][0]["arguments"]["command"] == "ls \u202eevil\x1b[1A");
 }
 
 }  // namespace

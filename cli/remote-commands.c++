@@ -21,6 +21,7 @@
 #include <sstream>
 #include <vector>
 
+#include "display-text.h"
 #include "gateway-client.h"
 
 namespace chitin::cli {
@@ -31,7 +32,7 @@ using Kind = GatewayError::Kind;
 
 constexpr const char* DEFAULT_URL = "ws://127.0.0.1:18789";
 constexpr int ABORT_WAIT_MS = 3000;  // after SIGINT: how long the gateway gets to confirm
-constexpr size_t SHOW_CHARS = 100;   // tool arguments/summaries are cut to this on the terminal
+constexpr size_t SHOW_BYTES = 100;   // tool arguments/summaries on a progress line (not approvals)
 
 std::string firstLine(std::string_view text) {
   text = text.substr(0, text.find('\n'));
@@ -73,16 +74,10 @@ std::string chitinHome(const EnvLookup& env) {
   return ".chitin";
 }
 
-// Cuts to at most `limit` bytes at a UTF-8 boundary, marking the cut.
-std::string clip(std::string text, size_t limit = SHOW_CHARS) {
-  if (text.size() <= limit) return text;
-  size_t cut = limit;
-  while (cut > 0 && (uint8_t(text[cut]) & 0xc0) == 0x80) --cut;
-  return text.substr(0, cut) + "…";
-}
-
-std::string dumpJson(const json& value, int indent = -1) {
-  return value.dump(indent, ' ', false, json::error_handler_t::replace);
+// A progress line's excerpt of model text: escaped, and cut with "…" (see display-text.h).
+std::string excerpt(const std::string& text,
+                    DisplayBackslashes backslashes = DisplayBackslashes::MARK) {
+  return displayCut(text, SHOW_BYTES, backslashes).text;
 }
 
 std::string durationText(uint64_t ms) {
@@ -96,14 +91,16 @@ std::string durationText(uint64_t ms) {
 // Reports a GatewayError the way the user can act on it, and returns the exit code.
 int reportGatewayError(const GatewayError& e, const std::string& url, std::ostream& err) {
   err << "chitin: ";
+  // A close reason or an error message is the peer's text.
+  std::string what = displayLine(e.what()), code = displayLine(e.code());
   switch (e.kind()) {
     case Kind::UNREACHABLE:
-      err << "gateway unreachable at " << url << ": " << e.what()
+      err << "gateway unreachable at " << url << ": " << what
           << " (is `chitin gateway` running?)\n";
       return EXIT_UNREACHABLE;
     case Kind::REJECTED:
       err << "the gateway at " << url
-          << " refused the connection: " << (e.code().empty() ? "" : e.code() + ": ") << e.what()
+          << " refused the connection: " << (code.empty() ? "" : code + ": ") << what
           << (e.code() == "UNAUTHORIZED" ? " (check CHITIN_GATEWAY_TOKEN or "
                                            "$CHITIN_HOME/gateway.token)\n"
                                          : "\n");
@@ -118,14 +115,15 @@ int reportGatewayError(const GatewayError& e, const std::string& url, std::ostre
       err << "no answer in time from the gateway at ";
       break;
   }
-  err << url << ": " << e.what() << "\n";
+  err << url << ": " << what << "\n";
   return EXIT_UNREACHABLE;
 }
 
 // A request the gateway answered with ok:false.
 int reportRequestError(const std::string& what, const Response& res, std::ostream& err) {
-  err << "chitin: " << what << " failed: " << (res.errorCode.empty() ? "" : res.errorCode + ": ")
-      << (res.errorMessage.empty() ? "no message" : res.errorMessage) << "\n";
+  err << "chitin: " << what
+      << " failed: " << (res.errorCode.empty() ? "" : displayLine(res.errorCode) + ": ")
+      << (res.errorMessage.empty() ? "no message" : displayLine(res.errorMessage)) << "\n";
   bool usage = res.errorCode == "INVALID_REQUEST" || res.errorCode == "UNAUTHORIZED" ||
                res.errorCode == "LOCKED_OUT";
   return usage ? EXIT_USAGE : EXIT_FAILED;
@@ -168,7 +166,7 @@ int runSimple(RemoteContext& ctx, const char* method, bool asJson,
     Response res = client->request(method, params);
     if (!res.ok) return reportRequestError(method, res, ctx.err);
     if (asJson)
-      ctx.out << dumpJson(res.payload, 2) << "\n";
+      ctx.out << jsonForTerminal(res.payload, 2) << "\n";
     else
       print(res.payload, client->url().text, ctx.out);
     return healthKey == nullptr || jsonBool(res.payload, healthKey) ? EXIT_OK : EXIT_FAILED;
@@ -178,12 +176,12 @@ int runSimple(RemoteContext& ctx, const char* method, bool asJson,
 }
 
 void printStatus(const json& s, const std::string& url, std::ostream& out) {
-  std::string model = jsonString(s, "modelProvider"), sandbox = jsonString(s, "sandbox");
-  if (!jsonString(s, "model").empty()) model += " / " + jsonString(s, "model");
+  std::string model = shown(s, "modelProvider"), sandbox = shown(s, "sandbox");
+  if (!jsonString(s, "model").empty()) model += " / " + shown(s, "model");
   if (!jsonBool(s, "modelConfigured")) model = "not configured (set a provider in chitin.conf)";
-  out << "gateway   " << url << " (chitin " << jsonString(s, "version", "?") << ", up "
+  out << "gateway   " << url << " (chitin " << shown(s, "version", "?") << ", up "
       << durationText(jsonUint(s, "uptimeMs")) << ")\n"
-      << "home      " << jsonString(s, "home", "?") << "\n"
+      << "home      " << shown(s, "home", "?") << "\n"
       << "model     " << model << "\n"
       << "sandbox   " << (sandbox.empty() ? "unknown" : sandbox) << "\n"
       << "sessions  " << jsonUint(s, "activeSessions") << " active, " << jsonUint(s, "activeRuns")
@@ -192,7 +190,7 @@ void printStatus(const json& s, const std::string& url, std::ostream& out) {
 }
 
 void printHealth(const json& h, const std::string& url, std::ostream& out) {
-  out << (jsonBool(h, "ok") ? "ok" : "unhealthy") << ": chitin " << jsonString(h, "version", "?")
+  out << (jsonBool(h, "ok") ? "ok" : "unhealthy") << ": chitin " << shown(h, "version", "?")
       << " at " << url << ", up " << durationText(jsonUint(h, "uptimeMs")) << "\n";
 }
 
@@ -202,14 +200,24 @@ void printSessions(const json& p, const std::string&, std::ostream& out) {
     out << "no sessions\n";
     return;
   }
+  // Session keys carry sender ids from chat platforms.
   size_t keyWidth = 3;
-  for (const json& s : sessions) keyWidth = std::max(keyWidth, jsonString(s, "key").size());
+  for (const json& s : sessions) keyWidth = std::max(keyWidth, shown(s, "key").size());
   out << std::left << std::setw(int(keyWidth)) << "KEY"
-      << "  ACTIVE  MESSAGES  UPDATED\n";
-  for (const json& s : sessions)
-    out << std::left << std::setw(int(keyWidth)) << jsonString(s, "key") << "  " << std::setw(6)
+      << "  ACTIVE  MESSAGES  TAINTED  UPDATED\n";
+  bool anyTainted = false;
+  for (const json& s : sessions) {
+    anyTainted = anyTainted || jsonBool(s, "tainted");
+    out << std::left << std::setw(int(keyWidth)) << shown(s, "key") << "  " << std::setw(6)
         << (jsonBool(s, "active") ? "yes" : "no") << "  " << std::right << std::setw(8)
-        << jsonUint(s, "messages") << "  " << jsonString(s, "updatedAt", "-") << "\n";
+        << jsonUint(s, "messages") << "  " << std::left << std::setw(7)
+        << (jsonBool(s, "tainted") ? "yes" : "no") << "  " << shown(s, "updatedAt", "-") << "\n";
+  }
+  if (anyTainted) {
+    out << "tainted: the history these sessions replay holds content from outside, so writes, "
+           "commands and sends ask you first; `chitin sessions --json` says why, `chitin "
+           "sessions reset KEY` starts one over\n";
+  }
 }
 
 // ---- agent ----
@@ -251,8 +259,14 @@ class SigintPipe {
 std::string toolHead(const json& tool) {
   std::string text = jsonString(tool, "argumentsJson");
   json args = json::parse(text, nullptr, false);
-  if (!args.is_discarded()) text = dumpJson(args);
-  return "⚙ " + jsonString(tool, "name") + (text.empty() ? "" : " " + clip(text)) + " …";
+  if (!args.is_discarded()) {
+    // JSON's own escapes stay as they are; what JSON leaves raw (bidi, invisible) is escaped.
+    text = excerpt(args.dump(-1, ' ', false, json::error_handler_t::replace),
+                   DisplayBackslashes::AS_IS);
+  } else {
+    text = excerpt(text);
+  }
+  return "⚙ " + shown(tool, "name") + (text.empty() ? "" : " " + text) + " …";
 }
 
 // Follows one run's `agent` events: prints progress (human mode) and remembers the tools.
@@ -269,12 +283,21 @@ class RunView {
   void onEvent(const Event& event) {
     if (event.name == "agent") onAgentEvent(event.payload);
     // A call of this run waits for the owner: say what and how to answer.
+    // The description is shown whole: it is already display text (and says so itself when the
+    // gateway shortened it); the full call is one command away.
     if (event.name == "approval.requested" && !json_ && !runId_.empty() &&
         jsonString(event.payload, "runId") == runId_) {
       endToolLine();
-      ctx_.err << "⏸ waiting for confirmation: " << clip(jsonString(event.payload, "description"))
-               << "\n  approve: chitin approvals approve " << jsonString(event.payload, "id")
-               << "   deny: chitin approvals deny " << jsonString(event.payload, "id") << "\n"
+      settleText();
+      if (outDirty_) ctx_.err << "\n";  // both streams may share the terminal: a fresh line
+      outDirty_ = false;
+      std::string id = shown(event.payload, "id");
+      ctx_.err << "⏸ waiting for confirmation: "
+               << displayText(jsonString(event.payload, "description"),
+                              {DisplayLayout::LINE, DisplayBackslashes::AS_IS})
+               << "\n  full call: chitin approvals show " << id
+               << "\n  approve: chitin approvals approve " << id
+               << "   deny: chitin approvals deny " << id << "\n"
                << std::flush;
     }
   }
@@ -304,15 +327,17 @@ class RunView {
                                 {"summary", jsonString(t, "summary")}});
       }
       if (!error.empty()) out["error"] = error;
-      ctx_.out << dumpJson(out) << "\n";
+      ctx_.out << jsonForTerminal(out) << "\n";
     } else {
       endToolLine();
       if (!streamed_) writeText(reply);  // a gateway that did not stream: show the whole reply
+      writeShown(text_.finish());
       if (outDirty_) ctx_.out << "\n";
       ctx_.out.flush();
       if (status != "ok")
-        ctx_.err << "chitin: run " << runId << " " << (status.empty() ? "failed" : status)
-                 << (error.empty() ? "" : ": " + error) << "\n";
+        ctx_.err << "chitin: run " << displayLine(runId) << " "
+                 << (status.empty() ? "failed" : displayLine(status))
+                 << (error.empty() ? "" : ": " + displayLine(error)) << "\n";
     }
     return status == "ok" ? EXIT_OK : EXIT_FAILED;
   }
@@ -342,6 +367,7 @@ class RunView {
   void toolStarted(const json& tool) {
     if (json_) return;
     endToolLine();
+    settleText();
     ctx_.out.flush();
     // Keep the terminal readable when both streams share it: start on a fresh line.
     if (outDirty_) ctx_.err << "\n";
@@ -357,9 +383,9 @@ class RunView {
       ctx_.err << toolHead(tool);
     }
     openTool_.reset();
-    std::string status = jsonString(tool, "status", "done"), summary = jsonString(tool, "summary");
+    std::string status = shown(tool, "status", "done"), summary = jsonString(tool, "summary");
     ctx_.err << " " << status;
-    if (status != "ok" && !summary.empty()) ctx_.err << ": " << clip(firstLine(summary));
+    if (status != "ok" && !summary.empty()) ctx_.err << ": " << excerpt(firstLine(summary));
     ctx_.err << std::endl;
   }
 
@@ -368,10 +394,20 @@ class RunView {
     openTool_.reset();
   }
 
+  // Model text for the terminal: escaped as it streams (a delta may split an escape sequence or
+  // a UTF-8 character; the escaper holds the part it cannot decide yet).
   void writeText(const std::string& text) {
     if (json_ || text.empty()) return;
-    ctx_.out << text << std::flush;
-    outDirty_ = text.back() != '\n';
+    writeShown(text_.feed(text));
+  }
+  // Before other output takes the terminal: what the escaper holds, written out.
+  void settleText() {
+    if (!json_) writeShown(text_.flush());
+  }
+  void writeShown(const std::string& shownText) {
+    if (shownText.empty()) return;
+    ctx_.out << shownText << std::flush;
+    outDirty_ = shownText.back() != '\n';
   }
 
   RemoteContext& ctx_;
@@ -383,9 +419,19 @@ class RunView {
   std::optional<std::string> openTool_;  // a "⚙ name args …" line waiting for its status
   bool streamed_ = false;
   bool outDirty_ = false;  // stdout's last character is not a newline
+  DisplayEscaper text_{{DisplayLayout::BLOCK, DisplayBackslashes::MARK}};
 };
 
 }  // namespace
+
+std::string shown(const json& object, const char* key, std::string fallback) {
+  std::string text = jsonString(object, key);
+  return text.empty() ? fallback : displayLine(text);
+}
+
+std::string jsonForTerminal(const json& value, int indent) {
+  return value.dump(indent, ' ', true, json::error_handler_t::replace);
+}
 
 EnvLookup processEnvironment() {
   return [](const std::string& name) -> std::optional<std::string> {
@@ -439,7 +485,7 @@ int runAgent(const AgentOptions& options, RemoteContext& ctx) {
   auto sendAbort = [&] {
     if (runId.empty() || aborting) return;
     aborting = true;
-    if (!options.json) ctx.err << "\nchitin: aborting run " << runId << " …\n";
+    if (!options.json) ctx.err << "\nchitin: aborting run " << displayLine(runId) << " …\n";
     client->send("agent.abort", {{"runId", runId}});
   };
   try {
@@ -453,11 +499,11 @@ int runAgent(const AgentOptions& options, RemoteContext& ctx) {
       } catch (const GatewayError& e) {
         if (e.kind() != Kind::TIMEOUT) throw;
         if (interrupted) {
-          ctx.err << "chitin: the gateway did not confirm the abort of run " << runId << " within "
-                  << ABORT_WAIT_MS / 1000 << " s\n";
+          ctx.err << "chitin: the gateway did not confirm the abort of run " << displayLine(runId)
+                  << " within " << ABORT_WAIT_MS / 1000 << " s\n";
           return EXIT_FAILED;
         }
-        ctx.err << "chitin: run " << (runId.empty() ? "(not started)" : runId)
+        ctx.err << "chitin: run " << (runId.empty() ? "(not started)" : displayLine(runId))
                 << " did not finish within " << options.timeoutSeconds << " s\n";
         interrupted = true;
         sendAbort();
@@ -465,7 +511,8 @@ int runAgent(const AgentOptions& options, RemoteContext& ctx) {
       }
       if (!res) {  // SIGINT
         if (interrupted) {
-          ctx.err << "chitin: interrupted again; leaving run " << runId << " to the gateway\n";
+          ctx.err << "chitin: interrupted again; leaving run " << displayLine(runId)
+                  << " to the gateway\n";
           return EXIT_FAILED;
         }
         interrupted = true;
@@ -486,7 +533,7 @@ int runAgent(const AgentOptions& options, RemoteContext& ctx) {
   } catch (const GatewayError& e) {
     if (e.kind() == Kind::CONNECTION_LOST && !runId.empty()) {
       ctx.err << "\nchitin: connection to the gateway at " << client->url().text
-              << " lost during run " << runId << ": " << e.what()
+              << " lost during run " << displayLine(runId) << ": " << displayLine(e.what())
               << " (the run's outcome is unknown; see `chitin sessions`)\n";
       return EXIT_UNREACHABLE;
     }

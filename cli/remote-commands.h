@@ -69,6 +69,17 @@ int runStatus(bool json, RemoteContext& context);
 int runHealth(bool json, RemoteContext& context);
 int runSessions(bool json, RemoteContext& context);
 
+// Text from the gateway on the terminal. Every string a model, a worker or a remote sender could
+// have chosen (replies, tool arguments and results, errors, session keys, sender ids, paths)
+// goes through common/display-text.h before it is written, whether or not the output is a
+// terminal: a pipe into `less -R` or a log viewed later is a terminal too.
+// `key` of `object` as one line of display text (`fallback` if it is absent or empty).
+std::string shown(const nlohmann::json& object, const char* key, std::string fallback = "");
+// --json output: printable ASCII only (every other character as a \uXXXX escape), so not even
+// a UTF-8 C1 control or a bidi override reaches a terminal raw; a JSON parser reads the exact
+// text back.
+std::string jsonForTerminal(const nlohmann::json& value, int indent = -1);
+
 // One request: prints the payload with `print`, or as JSON. Exit codes as above; with `okKey`,
 // 1 unless the payload holds that boolean true.
 int runRequest(RemoteContext& context, const char* method, const nlohmann::json& params, bool json,

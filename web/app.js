@@ -8,7 +8,7 @@
 (() => {
   const TOKEN_KEY = "chitin.gatewayToken";
   const CLIENT = { id: "webchat", version: "0.1.0", user: "owner" };
-  const MAX_ARGS_SHOWN = 120;
+  const MAX_ARGS_SHOWN = 120; // tool lines in a run; approvals are never cut silently
 
   const el = {
     status: document.getElementById("status"),
@@ -262,8 +262,11 @@
       );
     }
 
-    // A call the policy wants confirmed: what exactly, and approve/deny buttons. Only the text
-    // the gateway sent is shown, as text (it can contain anything the model wrote).
+    // A call the policy wants confirmed: what exactly, and approve/deny buttons. The description
+    // and the full call arrive as display text: the supervisor has shown every control, bidi and
+    // invisible character and every long run of spaces as an escape (common/display-text.h), so
+    // the page shows them as they are, as text, never as HTML. The one line says so itself when
+    // it is shortened; the whole call, every argument in full, is one click away.
     showApproval(a) {
       if (!a.id || document.getElementById(`approval-${a.id}`)) return;
       const card = document.createElement("li");
@@ -274,7 +277,19 @@
       title.textContent = `Confirm ${a.tool || "tool call"} (code ${a.code || "?"})`;
       const what = document.createElement("pre");
       what.className = "approval-call";
-      what.textContent = a.description || a.argumentsJson || "";
+      what.textContent = a.description || "";
+      const full = document.createElement("details");
+      full.className = "approval-full";
+      const summary = document.createElement("summary");
+      const omitted = Number(a.descriptionOmittedBytes || 0);
+      summary.textContent = omitted
+        ? `Full call (the line above leaves out ${omitted} bytes)`
+        : "Full call";
+      const call = document.createElement("pre");
+      call.className = "approval-full-call";
+      call.textContent =
+        a.fullCall || `This gateway sent no full call: run \`chitin approvals show ${a.id}\`.`;
+      full.append(summary, call);
       const meta = document.createElement("p");
       meta.className = "approval-meta";
       meta.textContent = `${a.sessionKey || ""} · expires ${a.expiresAt || "?"}`;
@@ -295,7 +310,7 @@
         });
         buttons.append(b);
       }
-      card.append(title, what, meta, buttons);
+      card.append(title, what, full, meta, buttons);
       el.transcript.append(card);
       el.empty.hidden = true;
       scrollToEnd();

@@ -8,7 +8,10 @@
 # Strict on the client: unmasked frames, a wrong Sec-WebSocket-Key/Version, a wrong nonce or a
 # request before `connect` are logged as violations (--log) and close the connection.
 # Agent scenarios are chosen by the message text: hello (default), fail, drop, close, slow
-# (waits for agent.abort), big (a 70 000-byte reply), early-final (final res before accepted).
+# (waits for agent.abort), big (a 70 000-byte reply), early-final (final res before accepted),
+# hostile (terminal escapes, bidi and zero-width characters in every text a run shows).
+# approvals.list answers two pending approvals: one as the real gateway sends it (display text),
+# one whose texts still carry raw controls (a gateway the CLI must not trust to have escaped).
 
 import argparse
 import base64
@@ -219,9 +222,12 @@ class Conn:
             self.res(rid, True, {"sessions": [
                 {"key": "agent:main:cli:direct:alice", "active": True, "messages": "12",
                  "updatedAt": "2025-01-02T03:04:05Z"},
-                {"key": "agent:main:irc:direct:bob"}]})
+                {"key": "agent:main:irc:direct:bob", "tainted": True,
+                 "untrustedSource": "a message from Sender::\"irc:bob\", who is not an owner"}]})
         elif method == "agent":
             self.agent(rid, msg.get("params", {}))
+        elif method == "approvals.list":
+            self.res(rid, True, {"approvals": APPROVALS})
         else:
             self.res(rid, False, error=("NOT_FOUND", "unknown method " + method))
 
@@ -289,11 +295,47 @@ class Conn:
                     self.res(m["id"], True, {})
                     self.res(rid, True, dict(final, status="aborted", error="aborted by the user"))
                     return
+        elif text == "hostile":
+            # OSC 52 writes the clipboard, CSI 2J clears the screen, CSI 1A moves up a line.
+            self.agent_event(run, stream="assistant", delta="copy \x1b]52;c;ZXZpbA==\x07 then")
+            self.agent_event(run, stream="assistant", delta="\x1b[2J\u202egnp.exe \u200b")
+            tool = {"id": "t5", "name": "exec\x1b[31m",
+                    "argumentsJson": json.dumps({"command": "ls \u202eevil\x1b[1A"}),
+                    "status": "running"}
+            self.agent_event(run, stream="tool", phase="start", tool=tool)
+            self.event("approval.requested", {"id": "ap1\x1b[1A", "runId": run, "code": "ABC123",
+                                              "description": "exec: rm\x1b[2K -rf ~ \\x1b"})
+            ended = dict(tool, status="error", summary="bad\x1b[2Jthing\nmore")
+            self.agent_event(run, stream="tool", phase="end", tool=ended)
+            self.res(rid, True, dict(final, status="error", error="boom\x1b]0;title\x07",
+                                     tools=[ended]))
         elif text == "big":
             self.agent_event(run, stream="assistant", delta="y" * 300)
             self.res(rid, True, dict(final, reply="x" * 70000))
         else:
             self.res(rid, True, dict(final, reply="echo: " + text))
+
+
+# Pending approvals for `approvals list|show`. Uint64 fields travel as strings (protobuf JSON).
+PADDED = "ls -la notes" + " " * 200 + "; rm -rf notes .git"
+APPROVALS = [
+    {"id": "0a1b2c3d4e5f6071", "code": "QWE234", "sessionKey": "agent:main:cli:direct:alice",
+     "principal": "User::\"owner\"", "tool": "write", "runId": "run-x",
+     "argumentsJson": json.dumps({"path": "notes/x.sh", "content": "#!/bin/sh\nrm -rf ~\n" + "#" * 4000}),
+     "description": "write notes/x.sh (4019 bytes, 3 lines): #!/bin/sh\\nrm -rf ~\\n###… "
+                    "[+3900 bytes not shown; chitin approvals show 0a1b2c3d4e5f6071]",
+     "descriptionOmittedBytes": "3900",
+     "fullCall": "tool: write\npath: notes/x.sh\ncontent: 4019 bytes, 3 lines, no newline at the end\n"
+                 "  | #!/bin/sh\n  | rm -rf ~\n  | " + "#" * 4000 + "\n",
+     "fingerprint": "f1", "requestedAt": "2025-01-02T03:04:05Z", "expiresAt": "2025-01-02T03:09:05Z",
+     "policies": ["tainted-asks"]},
+    {"id": "ffee\x1b[2J", "code": "ZXC567", "sessionKey": "agent:main:telegram:direct:\u202e99",
+     "principal": "Sender::\"telegram:99\"", "tool": "exec",
+     "argumentsJson": json.dumps({"command": PADDED}),
+     "description": "exec: " + PADDED + "\x1b]52;c;ZXZpbA==\x07",
+     "fullCall": "tool: exec\ncommand: " + PADDED + "\x1b[2J\n",
+     "requestedAt": "2025-01-02T03:04:06Z", "expiresAt": "2025-01-02T03:09:06Z"},
+]
 
 
 def main():

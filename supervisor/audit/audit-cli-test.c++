@@ -64,6 +64,34 @@ void fill(const std::string& dir) {
   log->append(end);
 }
 
+TEST_CASE("audit cli: bidi, zero-width, C1 and padding from a model are shown escaped") {
+  TempDir dir;
+  {
+    auto log = AuditLog::open(dir.path);
+    Record start;
+    start.set_kind(TOOL_START);
+    start.set_session("agent:main:telegram:direct:\u202e99");
+    start.set_tool("exec");
+    start.set_arguments("{\"command\":\"ls" + std::string(200, ' ') + "; rm -rf \u2066x\u2069\"}");
+    start.set_detail(
+        "ok\xc2\x9b"
+        "2J\u200b");
+    log->append(start);
+  }
+  auto r = run(dir.path, {"show", "1"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("session:   agent:main:telegram:direct:\\u202e99\n") != std::string::npos);
+  CHECK(r.out.find("arguments: {\"command\":\"ls\\[200 spaces]; rm -rf \\u2066x\\u2069\"}\n") !=
+        std::string::npos);
+  CHECK(r.out.find("detail:    ok\\u009b2J\\u200b\n") != std::string::npos);
+  r = run(dir.path, {"tail"});
+  CHECK(r.out.find("\"ok\\u009b2J\\u200b\"") != std::string::npos);
+  for (const std::string& text : {run(dir.path, {"show", "1"}).out, r.out}) {
+    for (const char* raw : {"\xc2\x9b", "\u202e", "\u200b", "\u2066"})
+      CHECK(text.find(raw) == std::string::npos);
+  }
+}
+
 TEST_CASE("audit cli: verify prints the head and exits 0, or the first break and exits 1") {
   TempDir dir;
   fill(dir.path);

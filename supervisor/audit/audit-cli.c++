@@ -17,6 +17,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "display-text.h"
+
 namespace chitin::audit {
 
 namespace {
@@ -31,25 +33,13 @@ struct UsageError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// Text from the log may come from a model or a remote sender: control characters (a terminal
-// escape sequence could rewrite what the auditor sees) are shown escaped.
-std::string printable(const std::string& in) {
-  std::string out;
-  out.reserve(in.size());
-  for (unsigned char c : in) {
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
+// Text from the log may come from a model or a remote sender: a terminal escape sequence could
+// rewrite what the auditor sees, a bidi control reorder it, an invisible character or a run of
+// spaces hide part of it. Shown as display text (common/display-text.h), one line per field.
+std::string printable(const std::string& in) { return displayLine(in); }
+// Tool arguments are JSON text: its backslashes are JSON's escapes already.
+std::string printableJson(const std::string& in) {
+  return displayText(in, {DisplayLayout::LINE, DisplayBackslashes::AS_IS});
 }
 
 std::string orDash(const std::string& s) { return s.empty() ? "-" : printable(s); }
@@ -105,7 +95,8 @@ bool printLine(const LogLine& line, bool json, bool detail, std::ostream& out) {
   if (json) {
     out << line.text << "\n";
   } else if (!line.record) {
-    out << "line " << line.number << ": not a valid audit record (" << line.error << ")\n";
+    out << "line " << line.number << ": not a valid audit record (" << printable(line.error)
+        << ")\n";
   } else {
     out << (detail ? formatDetail(*line.record) : formatSummary(*line.record) + "\n");
   }
@@ -290,11 +281,7 @@ std::string formatSummary(const Record& r) {
   if (!r.snapshot().empty()) s << " snapshot=" << printable(r.snapshot().substr(0, 12));
   if (!r.approval_id().empty()) s << " approval=" << printable(r.approval_id());
   if (r.files_size() > 0) s << " files=" << r.files_size();
-  if (!r.detail().empty()) {
-    std::string d = r.detail().substr(0, 80);
-    while (!d.empty() && (static_cast<unsigned char>(d.back()) & 0xc0) == 0x80) d.pop_back();
-    s << " \"" << printable(d) << (r.detail().size() > 80 ? "..." : "") << "\"";
-  }
+  if (!r.detail().empty()) s << " \"" << displayCut(r.detail(), 80).text << "\"";
   return s.str();
 }
 
@@ -309,7 +296,7 @@ std::string formatDetail(const Record& r) {
   field("run:       ", r.run_id());
   field("tool:      ", r.tool());
   field("call:      ", r.call_id());
-  field("arguments: ", r.arguments());
+  if (!r.arguments().empty()) s << "  arguments: " << printableJson(r.arguments()) << "\n";
   if (r.has_decision()) {
     const Decision& d = r.decision();
     s << "  decision:  " << orDash(d.outcome()) << "\n";

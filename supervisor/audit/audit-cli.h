@@ -11,7 +11,11 @@
 //                                            matching records in full (--session and --since
 //                                            combine); TIME as in audit::Filter::since
 //
-// --json prints the log's own lines, byte for byte (so they can be piped to jq or re-hashed).
+// Without --json every field is display text (common/display-text.h): controls, bidi and
+// invisible characters and long space runs in what a model or sender wrote are shown escaped.
+// --json prints the log's own lines, byte for byte (so they can be piped to jq or re-hashed);
+// they are inert on a terminal as they are, since protobuf's JSON writer escapes C0, DEL, C1,
+// bidi and zero-width characters as \u escapes.
 // Exit codes: 0 done, 1 the log is broken / unreadable / nothing matched, 2 bad arguments.
 
 #pragma once

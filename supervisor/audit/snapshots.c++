@@ -586,4 +586,21 @@ std::vector<FileChange> Snapshots::restore(const std::string& id) {
   return changes;
 }
 
+void Snapshots::restorePath(const std::string& id, const std::string& path) {
+  FlatTree target = impl_->treeOf(id);
+  Fd root = impl_->openWorkspace();
+  auto it = target.find(path);
+  if (it != target.end()) {
+    impl_->writeEntry(root.fd, path, it->second);
+    return;
+  }
+  auto parts = split(path);
+  Fd dir(openDirs(root.fd, parts, parts.size() - 1, false));
+  if (dir.fd < 0) {
+    if (errno == ENOENT) return;
+    throwErrno("cannot open the directory of", impl_->workDir + "/" + path);
+  }
+  removeTreeAt(dir.fd, parts.back(), impl_->workDir + "/" + path);
+}
+
 }  // namespace chitin::audit

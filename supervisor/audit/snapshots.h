@@ -78,6 +78,10 @@ class Snapshots {
   // rollback itself undoable.
   std::vector<FileChange> restore(const std::string& id);
 
+  // Puts one file back as it is in commit `id`: rewritten like restore() does, or removed if the
+  // commit does not have it. Nothing else in the workspace is touched.
+  void restorePath(const std::string& id, const std::string& path);
+
   const std::string& gitDir() const;
   const std::string& workDir() const;
 

@@ -56,6 +56,56 @@ TEST_CASE("model worker: a completion with more than 128 tool calls is refused")
   CHECK(assistantEntryFrom(assistant.asReader()).toolCalls.size() == 128);
 }
 
+// Issue 8 §1: arguments nested a few hundred thousand levels deep reached the guard, whose
+// JSON printing recursed once per level and overflowed the supervisor's only thread.
+TEST_CASE("model reply: arguments nested past the bound are refused before anything parses them") {
+  capnp::MallocMessageBuilder message;
+  auto assistant = message.initRoot<rpc::ChatMessage>();
+  assistant.setRole(rpc::Role::ASSISTANT);
+  auto calls = assistant.initToolCalls(2);
+  calls[0].setId("call_1");
+  calls[0].setName("read");
+  calls[0].setArgumentsJson(R"({"path":"notes.md"})");
+  calls[1].setId("call_2");
+  calls[1].setName("exec");
+  std::string nested = std::string(64, '[') + std::string(64, ']');
+  calls[1].setArgumentsJson(R"({"command":"ls","x":)" + nested.substr(1, 126) + "}");
+  CHECK(checkAssistantMessage(assistant.asReader()) == "");  // 64 levels in all: allowed
+
+  std::string deep =
+      R"({"command":"ls","x":)" + std::string(300000, '[') + std::string(300000, ']') + "}";
+  calls[1].setArgumentsJson(deep);
+  CHECK(checkAssistantMessage(assistant.asReader()) ==
+        "tool call 2 (exec): arguments: objects/arrays nested deeper than the 64 levels allowed");
+}
+
+TEST_CASE("model reply: oversized text, arguments, names and ids are refused, naming the call") {
+  capnp::MallocMessageBuilder message;
+  auto assistant = message.initRoot<rpc::ChatMessage>();
+  assistant.setContent(std::string(MAX_ASSISTANT_TEXT_BYTES + 1, 'a'));
+  CHECK(checkAssistantMessage(assistant.asReader()).find("its text is") == 0);
+  assistant.setContent("fine");
+
+  auto calls = assistant.initToolCalls(3);
+  for (int i = 0; i < 3; ++i) {
+    calls[i].setId("c");
+    calls[i].setName("write");
+    calls[i].setArgumentsJson(R"({"path":"a","content":")" + std::string(3 << 20, 'x') + "\"}");
+  }
+  CHECK(checkAssistantMessage(assistant.asReader()).find("together are more than") !=
+        std::string::npos);
+  calls[0].setArgumentsJson("\"" + std::string((4 << 20) + 1, 'x') + "\"");
+  CHECK(checkAssistantMessage(assistant.asReader()).find("tool call 1 (write): arguments: ") == 0);
+  calls[0].setArgumentsJson("{}");
+  calls[0].setName(std::string(65, 'n'));
+  CHECK(checkAssistantMessage(assistant.asReader()).find("tool call 1: the tool name") == 0);
+  calls[0].setName("");
+  CHECK(checkAssistantMessage(assistant.asReader()).find("tool call 1: the tool name") == 0);
+  calls[0].setName("write");
+  calls[0].setId(std::string(257, 'i'));
+  CHECK(checkAssistantMessage(assistant.asReader()).find("its id is longer") != std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("history: an unanswered tool call (crash mid-exchange) is closed as interrupted") {

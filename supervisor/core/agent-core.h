@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The agent core: sessions, runs and transcripts behind the gateway's AgentService.
+// The agent core: who may talk, sessions and their workers, and runs, behind the gateway's
+// AgentService.
 // Runs in: supervisor
+//
+// Rooms next door: the per-turn capabilities are in turn.h, the owner's control methods in
+// control-methods.h, session keys in session-keys.h, every tool call's path in guard.h.
 //
 // One session worker per active session key runs the agent loop. For each turn the core hands
 // it a `Model` and a `Tools` capability that are the core's own objects: every model call and
@@ -24,14 +28,14 @@
 #include "approvals.h"
 #include "audit-log.h"
 #include "config.h"
+#include "control-methods.h"
 #include "guard.h"
 #include "model-host.h"
-#include "pairing.h"
-#include "policy-host.h"
-#include "snapshots.h"
+#include "session-keys.h"
 #include "spawner.h"
 #include "tool-runner.h"
 #include "transcript.h"
+#include "turn.h"
 
 namespace chitin {
 
@@ -49,34 +53,10 @@ struct AgentCoreSettings {
   std::vector<std::string> mentionPatterns;  // group chats, case-insensitive substrings
 };
 
-// What the core consults and records to; owned by the supervisor.
-struct Safeguards {
-  PolicyHost& policy;
-  PairingStore& pairing;
-  audit::AuditLog& audit;
-  audit::Snapshots& snapshots;
-};
-
-// Checks a session key: agent:<agent>:<channel>:(direct|group):<id>. Returns "" if valid.
-std::string checkSessionKey(const std::string& key);
-
-// Closes a history that ends inside a tool exchange (a crash between a call and its result):
-// unanswered calls get an "interrupted" error result, results without their call are dropped.
-void closeOpenToolCalls(std::vector<TranscriptEntry>& entries);
-
-// What the core records of the model worker's assistant message: the content made valid UTF-8,
-// the tool calls as sent (the Tools proxy later runs only these, exactly as recorded). Throws
-// (a protocol fault of the model worker) on more than 128 tool calls.
-TranscriptEntry assistantEntryFrom(rpc::ChatMessage::Reader message);
-// The `tool` event for a call the session worker asked to run (id, name and arguments come
-// from the model worker's completion).
-gateway::ToolCallSummary toolCallSummary(const std::string& id, const std::string& name,
-                                         const std::string& argumentsJson);
-
-class AgentCore final : public gateway::AgentService {
+class AgentCore final : public gateway::AgentService, private TurnHost {
  public:
   AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
-            TranscriptStore& transcripts, ModelHost& model, ToolRunner& tools,
+            TranscriptStore& transcripts, ModelHost& model, ToolExecutor& tools,
             AgentCoreSettings settings, std::string sandboxStatus, Safeguards safeguards);
   ~AgentCore() noexcept override;
 
@@ -104,13 +84,9 @@ class AgentCore final : public gateway::AgentService {
   // Aborts every run and stops every session worker (SIGTERM path).
   void shutdown();
 
-  struct Run;
   struct Session;
 
  private:
-  class ModelProxy;
-  class ToolsProxy;
-  class TextForwarder;
   // A session's idle-out timer; `handle` first so the uv handle pointer converts back.
   struct IdleTimer {
     uv_timer_t handle;
@@ -123,12 +99,13 @@ class AgentCore final : public gateway::AgentService {
   spawn::Spawner& spawner_;
   TranscriptStore& transcripts_;
   ModelHost& model_;
-  ToolRunner& tools_;
+  ToolExecutor& tools_;
   AgentCoreSettings settings_;
   std::string sandboxStatus_;
   Safeguards safeguards_;
   std::unique_ptr<ApprovalBook> approvals_;
   std::unique_ptr<Guard> guard_;
+  std::unique_ptr<ControlMethods> control_;
   std::function<uint32_t()> connections_;
   std::chrono::steady_clock::time_point started_;
   std::map<std::string, std::unique_ptr<Session>> sessions_;
@@ -147,17 +124,23 @@ class AgentCore final : public gateway::AgentService {
   void closeIdleTimer(Session& session);
   static void onIdle(uv_timer_t* handle);
   void killSessionWorker(Session& session, const std::string& reason);
-  void checkNotRevoked(const std::shared_ptr<Run>& run, const char* capability);
-  void emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
-                const char* phase);
-  void record(const std::shared_ptr<Run>& run, TranscriptEntry entry);
+  gateway::Result<google::protobuf::Struct> resetSession(const gateway::SessionResetParams& params);
+  // The configured system prompt, plus a warning while the context holds untrusted content.
+  std::string systemPromptFor(const TurnFacts& facts) const;
   void audit(audit::Record record, bool sync = false);
+
+  // TurnHost: what a turn's capabilities call back into.
+  void record(const std::shared_ptr<Run>& run, TranscriptEntry entry) override;
+  void emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
+                const char* phase) override;
+  void killWorkerOf(const std::shared_ptr<Run>& run, const std::string& reason) override;
+  ModelHost& model() override { return model_; }
+  Guard& guard() override { return *guard_; }
   // A run that ends without a turn (pairing code, denial, an approval typed on a chat).
   gateway::Result<gateway::AgentAccepted> answerAtOnce(const std::shared_ptr<TurnFacts>& facts,
                                                        std::shared_ptr<gateway::RunSink> sink,
                                                        const std::string& status,
                                                        const std::string& reply);
-  gateway::Result<google::protobuf::Struct> rollback(const gateway::RollbackParams& params);
 };
 
 }  // namespace chitin

@@ -79,7 +79,10 @@ kj::Promise<ApprovalOutcome> ApprovalBook::request(ApprovalRequest r) {
   info.set_principal(r.principal);
   info.set_tool(r.tool);
   info.set_arguments_json(r.argumentsJson);
-  info.set_description(r.description);
+  // Never shortened silently: a cut line says how much is missing and where the whole call is.
+  info.set_description(r.description.lineWithHint("chitin approvals show " + id));
+  info.set_description_omitted_bytes(r.description.omittedBytes);
+  info.set_full_call(r.description.full);
   info.set_fingerprint(r.fingerprint);
   int64_t now = unixNow();
   info.set_requested_at(rfc3339(now));

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "agent-service.h"
+#include "call-description.h"
 #include "gateway.pb.h"
 
 namespace chitin {
@@ -29,7 +30,7 @@ struct ApprovalRequest {
   std::string principal;
   std::string tool;
   std::string argumentsJson;
-  std::string description;
+  CallDescription description;  // what the owner is shown (describeCall)
   std::string fingerprint;
   std::vector<std::string> policies;
 };

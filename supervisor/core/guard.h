@@ -6,7 +6,8 @@
 //                                                  → ask: wait for the owner; re-check the call
 //                                                  → allow
 //   → snapshot of the workspace (mutating tools) → intent record, synced → the tool runs in its
-//   sandbox → outcome record → changed files record
+//   sandbox → outcome record → changed files record → taint: what the call brought into the
+//   session's context, and what it wrote while untrusted content was there (taint.h)
 //
 // If the audit log cannot take the intent record, or the snapshot cannot be made, the tool
 // does not run (fail closed): an effect nobody can see or undo is worse than no effect.
@@ -24,21 +25,31 @@
 #include "audit-log.h"
 #include "policy-host.h"
 #include "snapshots.h"
+#include "taint.h"
 #include "tool-runner.h"
 
 namespace chitin {
 
 // What the policy needs to know about the turn a call belongs to.
 struct TurnFacts {
+  // Marks the session's context as holding untrusted content from `source` (the first reason
+  // is kept: it is the one the prompt and `chitin sessions` show).
+  void taint(const std::string& source) {
+    if (!tainted || taintSource.empty()) taintSource = source;
+    tainted = true;
+  }
+
   std::string sessionKey;
   std::string runId;
   policy::EntityUid principal;
   std::string channel = "local";
   std::string chatType = "direct";
   bool mentioned = false;
-  // The turn has taken in content from outside (a non-owner's message, an untrusted file):
-  // from then on the policy sees context.tainted.
+  // The session's context holds content from outside (a non-owner's message, an untrusted
+  // file, anything a tainted turn derived from them, still in the replayed history): the policy
+  // sees context.tainted.
   bool tainted = false;
+  std::string taintSource;  // why, for the prompt, the audit log and `chitin sessions`
 };
 
 struct GuardSettings {
@@ -46,6 +57,11 @@ struct GuardSettings {
   std::string workspaceDir;
   std::vector<std::string> untrustedPaths;  // workspace-relative prefixes
 };
+
+// The files chitin injects into every session's system prompt, at the workspace root. Whoever
+// changes them steers every later session, so the shipped policy asks before a write or edit of
+// one, and an exec that changed one is decided as a `write` afterwards (undone unless allowed).
+const std::vector<std::string>& promptFiles();
 
 // exec's command as the policy sees it: the program (first word; /bin/, /usr/bin/ and
 // /usr/local/bin/ stripped, any other path kept whole) and whether
@@ -56,9 +72,6 @@ struct CommandShape {
 };
 CommandShape commandShape(const std::string& command);
 
-// One line a person can judge before approving, e.g. `exec: rm -rf build`.
-std::string describeCall(const std::string& tool, const nlohmann::json& args);
-
 // What a file path names right now, beneath the workspace: the resolved relative path and the
 // inode (or the parent's, plus the name, for a file that does not exist yet). Part of an
 // approval's fingerprint, so a symlink swapped while the owner decides voids the approval.
@@ -67,7 +80,8 @@ std::string resolvedIdentity(const std::string& workspaceDir, const std::string&
 class Guard {
  public:
   Guard(PolicyHost& policy, ApprovalBook& approvals, audit::AuditLog& audit,
-        audit::Snapshots& snapshots, ToolRunner& tools, GuardSettings settings);
+        audit::Snapshots& snapshots, ToolExecutor& tools, UntrustedFiles& untrusted,
+        GuardSettings settings);
 
   // Runs one tool call the model made. Never rejects for expected outcomes (bad arguments,
   // denial, no approval, tool failure). `onAwaitingApproval` is called when the call starts to
@@ -85,14 +99,26 @@ class Guard {
   struct Call;
   kj::Promise<ToolOutcome> execute(std::shared_ptr<Call> call);
   uint64_t record(audit::Record r, bool sync);
+  // After the call (taint.h): what it brought into the session's context (true: it tainted
+  // the session just now), and what it wrote.
+  bool noteWhatCallSaw(Call& call);
+  void recordWhatCallWrote(Call& call, const std::vector<audit::FileChange>& changes);
+  // An exec changed prompt files: each change is decided as a `write`; the refused ones are
+  // restored from the call's snapshot. Returns a note for the model ("" if none).
+  std::string guardPromptFiles(Call& call, const std::vector<audit::FileChange>& changes);
 
   PolicyHost& policy_;
   ApprovalBook& approvals_;
   audit::AuditLog& audit_;
   audit::Snapshots& snapshots_;
-  ToolRunner& tools_;
+  ToolExecutor& tools_;
+  UntrustedFiles& untrusted_;
   GuardSettings settings_;
   uint32_t mutating_ = 0;
+  // Mutating calls of tainted sessions in progress, and how many have started: a call that
+  // overlaps one may have seen what it was writing.
+  uint32_t taintedWriters_ = 0;
+  uint64_t taintedWritersStarted_ = 0;
 };
 
 }  // namespace chitin

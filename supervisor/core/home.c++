@@ -78,6 +78,7 @@ void ensureHomeLayout(const HomeLayout& home, const std::string& agent) {
   makeDir(home.sessionsDir());
   makeDir(home.auditDir());
   makeDir(home.stateDir() + "/snapshots");
+  makeDir(home.stateDir() + "/untrusted");
   makeDir(home.policiesDir());
   makeDir(home.root + "/workspace");
   makeDir(home.workspaceDir(agent));

@@ -12,6 +12,7 @@
 //     state/audit/           the audit log (see supervisor/audit/)
 //     state/snapshots/<agent>.git  workspace snapshots for rollback (outside the workspace)
 //     state/pairing.json     pending pairing codes
+//     state/untrusted/<agent>.json  workspace files untrusted content wrote (see taint.h)
 //     workspace/<agent>/     the agent's workspace (the only host directory tools see)
 
 #pragma once
@@ -36,6 +37,9 @@ struct HomeLayout {
     return root + "/state/snapshots/" + agent + ".git";
   }
   std::string pairingPath() const { return root + "/state/pairing.json"; }
+  std::string untrustedFilesPath(const std::string& agent) const {
+    return root + "/state/untrusted/" + agent + ".json";
+  }
 };
 
 // Writes `content` to `path` via a temporary file, fsync and rename (and fsyncs the directory):

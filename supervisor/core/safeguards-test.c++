@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests for the pieces around the policy engine: pairing codes, pending approvals, the policy
-// host (reload, entity store), and the guard's pure helpers (command shape, descriptions, path
-// identity).
+// host (reload, entity store), and the guard's pure helpers (command shape, path identity).
+// Descriptions: call-description-test.c++.
 // Runs in: test
 
 #include <doctest/doctest.h>
@@ -103,7 +103,7 @@ struct ApprovalFixture {
     r.sessionKey = "agent:main:cli:direct:me";
     r.tool = tool;
     r.argumentsJson = "{\"command\":\"rm x\"}";
-    r.description = "exec: rm x";
+    r.description = describeCall("exec", {{"command", "rm x"}});
     r.fingerprint = "f";
     return r;
   }
@@ -257,16 +257,6 @@ TEST_CASE("command shape: only plain words are simple; the program is the first 
       CHECK_FALSE(commandShape(disguised).simple);
     }
   }
-}
-
-TEST_CASE("describeCall: one line, the exact command, newlines visible") {
-  nlohmann::json args = {{"command", "ls\nrm -rf /workspace"}};
-  std::string d = describeCall("exec", args);
-  CHECK(d == "exec: ls\\nrm -rf /workspace");
-  CHECK(d.find('\n') == std::string::npos);
-  CHECK(describeCall("write", {{"path", "a.txt"}, {"content", "12345"}}) ==
-        "write 5 bytes to a.txt");
-  CHECK(describeCall("exec", {{"command", std::string(1000, 'x')}}).size() < 400);
 }
 
 TEST_CASE("resolvedIdentity: follows the path as it is now; a swapped link changes it") {

@@ -124,6 +124,7 @@ int runGateway(const GatewayCommand& command) {
   std::unique_ptr<PairingStore> pairing;
   std::unique_ptr<audit::AuditLog> auditLog;
   std::unique_ptr<audit::Snapshots> snapshots;
+  std::unique_ptr<UntrustedFiles> untrusted;
   try {
     PolicyHostSettings ps;
     if (config.policy().include_shipped()) ps.policyDirs.push_back(command.policyDir);
@@ -141,6 +142,7 @@ int runGateway(const GatewayCommand& command) {
     auditLog = audit::AuditLog::open(home.auditDir());
     snapshots = std::make_unique<audit::Snapshots>(home.snapshotsDir(config.agent().id()),
                                                    home.workspaceDir(config.agent().id()));
+    untrusted = std::make_unique<UntrustedFiles>(home.untrustedFilesPath(config.agent().id()));
   } catch (const std::exception& e) {
     fprintf(stderr, "chitin gateway: %s\n", e.what());
     return 1;
@@ -206,7 +208,7 @@ int runGateway(const GatewayCommand& command) {
     coreSettings.mentionPatterns.assign(config.policy().mention_patterns().begin(),
                                         config.policy().mention_patterns().end());
     AgentCore core(&loop, io, spawner, transcripts, model, tools, coreSettings, "checking",
-                   Safeguards{*policy, *pairing, *auditLog, *snapshots});
+                   Safeguards{*policy, *pairing, *auditLog, *snapshots, *untrusted});
 
     gateway::GatewayOptions gwOptions;
     gwOptions.bind = config.gateway().bind();

@@ -46,13 +46,22 @@ std::string buildInvocation(const std::string& toolName, const std::string& argu
 // (the worker is not trusted to have capped it) and made valid UTF-8.
 ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader result, uint32_t maxOutputBytes);
 
+// How the guard runs a tool once it may: one fresh sandbox per call (ToolRunner), or a fake.
+class ToolExecutor {
+ public:
+  virtual ~ToolExecutor() noexcept(false) = default;
+  // Never rejects for expected failures; cancelling the promise stops the tool.
+  virtual kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
+                                       const std::string& workspaceDir) = 0;
+};
+
 struct ToolRunnerSettings {
   uint32_t defaultTimeoutSeconds = 120;
   uint32_t maxTimeoutSeconds = 3600;
   uint32_t maxOutputBytes = 65536;
 };
 
-class ToolRunner {
+class ToolRunner final : public ToolExecutor {
  public:
   ToolRunner(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
              ToolRunnerSettings settings);
@@ -60,7 +69,7 @@ class ToolRunner {
   // Never rejects for expected failures (bad arguments, sandbox unavailable, tool failed,
   // worker died): those are outcomes. Cancelling the promise kills the worker.
   kj::Promise<ToolOutcome> run(const std::string& toolName, const std::string& argumentsJson,
-                               const std::string& workspaceDir);
+                               const std::string& workspaceDir) override;
 
  private:
   uv_loop_t* loop_;

@@ -50,6 +50,7 @@ nlohmann::json TranscriptEntry::toJson() const {
   if (!toolCallId.empty()) j["toolCallId"] = toolCallId;
   if (!toolName.empty()) j["toolName"] = toolName;
   if (isError) j["isError"] = true;
+  if (!untrusted.empty()) j["untrusted"] = untrusted;
   return j;
 }
 
@@ -71,6 +72,7 @@ TranscriptEntry TranscriptEntry::fromJson(const nlohmann::json& j) {
   e.toolCallId = j.value("toolCallId", "");
   e.toolName = j.value("toolName", "");
   e.isError = j.value("isError", false);
+  e.untrusted = j.value("untrusted", "");
   return e;
 }
 
@@ -183,6 +185,35 @@ std::vector<TranscriptEntry> TranscriptStore::load(const std::string& key, size_
   }
   if (skipped != nullptr) *skipped = bad;
   return out;
+}
+
+std::string TranscriptStore::archive(const std::string& key) {
+  std::string name = fileNameFor(key);
+  std::string from = dir_ + "/" + name;
+  struct stat st;
+  if (lstat(from.c_str(), &st) != 0) {
+    if (errno == ENOENT) return "";
+    throw std::runtime_error("cannot stat transcript " + from + ": " + strerror(errno));
+  }
+  std::string archiveDir = dir_ + "/archive";
+  if (mkdir(archiveDir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw std::runtime_error("cannot create " + archiveDir + ": " + strerror(errno));
+  std::string stamp = nowRfc3339();
+  for (char& c : stamp) {
+    if (c == ':') c = '-';
+  }
+  std::string base = name.substr(0, name.size() - (sizeof(SUFFIX) - 1));
+  std::string archived = base + "." + stamp + SUFFIX;
+  std::string to = archiveDir + "/" + archived;
+  // RENAME_NOREPLACE: two resets in the same millisecond must not lose the first archive.
+  if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0)
+    throw std::runtime_error("cannot archive " + from + " as " + to + ": " + strerror(errno));
+  int dirFd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd >= 0) {
+    fsync(dirFd);
+    close(dirFd);
+  }
+  return "archive/" + archived;
 }
 
 std::vector<TranscriptSummary> TranscriptStore::list() const {

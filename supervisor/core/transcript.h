@@ -30,6 +30,10 @@ struct TranscriptEntry {
   std::string toolCallId;                     // tool
   std::string toolName;                       // tool
   bool isError = false;                       // tool
+  // Why this entry holds content from outside (a stranger's message, an untrusted file, or
+  // anything the model said or a tool returned while such content was in its context); "" if
+  // it does not. A session is tainted while such an entry is in the history it replays.
+  std::string untrusted;
 
   nlohmann::json toJson() const;
   static TranscriptEntry fromJson(const nlohmann::json& j);  // throws on a bad shape
@@ -52,6 +56,10 @@ class TranscriptStore {
   std::vector<TranscriptEntry> load(const std::string& sessionKey, size_t* skipped = nullptr) const;
 
   std::vector<TranscriptSummary> list() const;
+
+  // Moves the session's transcript to archive/<file name>.<UTC time>.jsonl (kept, no longer
+  // loaded): the session starts over. Returns the archived file's name, or "" if there was none.
+  std::string archive(const std::string& sessionKey);
 
   // File name for a key: percent-encoding of every byte outside [A-Za-z0-9._-], so keys map
   // one-to-one to names and never contain '/'.

@@ -7,6 +7,8 @@
 #include <google/protobuf/util/json_util.h>
 #include <kj/debug.h>
 
+#include "json-bounds.h"
+
 namespace chitin::gateway::frames {
 
 namespace {
@@ -60,42 +62,6 @@ std::string printReply(const Frame& frame) {
 }
 
 }  // namespace
-
-uint32_t jsonDepth(std::string_view text, uint32_t limit) {
-  uint32_t depth = 0, deepest = 0;
-  bool inString = false, escaped = false;
-  for (char c : text) {
-    if (inString) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        inString = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        inString = true;
-        break;
-      case '{':
-      case '[':
-        if (++depth > deepest) {
-          deepest = depth;
-          if (deepest > limit) return deepest;
-        }
-        break;
-      case '}':
-      case ']':
-        if (depth > 0) --depth;
-        break;
-      default:
-        break;
-    }
-  }
-  return deepest;
-}
 
 std::string sanitizeMessage(std::string_view message, size_t maxBytes) {
   std::string_view firstLine = message.substr(0, message.find('\n'));

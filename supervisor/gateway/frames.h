@@ -45,10 +45,6 @@ struct BadFrame {
 // Parses one text message from a client. Only `req` frames are accepted from clients.
 std::variant<Request, BadFrame> parseRequest(std::string_view text);
 
-// Deepest nesting of objects/arrays in `text` (strings are skipped), scanning at most until
-// `limit` is exceeded. Linear time; does not validate the JSON.
-uint32_t jsonDepth(std::string_view text, uint32_t limit);
-
 // Converts a request's params into the typed message for its method, using the protobuf JSON
 // rules (unknown fields and wrong types are errors). The error names the method.
 Result<bool> paramsInto(const google::protobuf::Struct& params, std::string_view method,

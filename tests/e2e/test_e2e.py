@@ -20,6 +20,10 @@ from wsclient import HandshakeError, WsClient  # noqa: E402
 
 SKIP = harness.skip_reason()
 
+# What the web chat's approval test writes: terminal escapes, a bidi override and a zero-width
+# space in the first line, then enough lines that the card's one line must be shortened.
+WEB_NOTE = "noted \u202eevil\u200b\x1b[2J\n" + "".join("line %d\n" % i for i in range(300))
+
 SCRIPT = {"scenarios": {
     "multistep": [
         {"tool_calls": [{"name": "exec", "arguments": {"command": "echo hello > a.txt && cat a.txt"}}]},
@@ -37,7 +41,7 @@ SCRIPT = {"scenarios": {
     "truncated": [{"text": "a partial answer that is cut off", "truncate": True}],
     "webapprove": [
         {"tool_calls": [{"name": "read", "arguments": {"path": "downloads/page.txt"}}]},
-        {"tool_calls": [{"name": "write", "arguments": {"path": "notes/from-web.txt", "content": "noted\n"}}]},
+        {"tool_calls": [{"name": "write", "arguments": {"path": "notes/from-web.txt", "content": WEB_NOTE}}]},
         {"text": "saved"},
     ],
     "webtool": [
@@ -258,7 +262,13 @@ class E2E(unittest.TestCase):
             "WEBCHAT_ABORT_MESSAGE": "[[scenario:slow]] go",
             # Reading downloads/ taints the turn, so the write after it waits for a click.
             "WEBCHAT_APPROVAL_MESSAGE": "[[scenario:webapprove]] save what the page says",
-            "WEBCHAT_EXPECT_APPROVAL": "write 6 bytes to notes/from-web.txt",
+            "WEBCHAT_EXPECT_APPROVAL": "write notes/from-web.txt (%d bytes, 301 lines): "
+                                       "noted \\u202eevil\\u200b\\x1b[2J\\nline 0\\nline 1"
+                                       % len(WEB_NOTE.encode()),
+            "WEBCHAT_EXPECT_FULL_CALL": "content: %d bytes, 301 lines, ends with a newline\n"
+                                        "  | noted \\u202eevil\\u200b\\x1b[2J\n  | line 0\n"
+                                        % len(WEB_NOTE.encode()),
+            "WEBCHAT_EXPECT_SHORTENED": "1",
         })
         downloads = os.path.join(self.gw.workspace, "downloads")
         os.makedirs(downloads, exist_ok=True)
@@ -275,7 +285,7 @@ class E2E(unittest.TestCase):
         self.assertTrue(web, sessions)
         self.assertTrue(any("from-the-sandbox" in e["content"] for e in self.gw.transcript(web[0])))
         with open(os.path.join(self.gw.workspace, "notes", "from-web.txt")) as f:
-            self.assertEqual(f.read(), "noted\n")
+            self.assertEqual(f.read(), WEB_NOTE)
 
     def test_doctor_reports_every_check(self):
         r = self.gw.cli("doctor")

@@ -21,9 +21,18 @@ from harness import wait_for  # noqa: E402
 
 SKIP = harness.skip_reason()
 
+PADDED_COMMAND = ("ls -la notes" + " " * 200 + "; rm -rf notes .git; echo \u202e"
+                  + "x" * 3000 + " end-of-command")
+
 SCRIPT = {"scenarios": {
     "askexec": [
         {"tool_calls": [{"name": "exec", "arguments": {"command": "rm -f victim.txt && echo removed"}}]},
+        {"text": "exec said: {{last_tool_result}}"},
+    ],
+    # Padding that would push the rm out of a clipped line, and a tail that makes it too long for
+    # one line: the owner must see the rm, the shortening, and the whole command on request.
+    "askpadded": [
+        {"tool_calls": [{"name": "exec", "arguments": {"command": PADDED_COMMAND}}]},
         {"text": "exec said: {{last_tool_result}}"},
     ],
     "taint": [
@@ -222,6 +231,9 @@ class Confirmation(unittest.TestCase):
                 r = gw.cli("approvals", "list")
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertIn(asked["id"], r.stdout)
+                r = gw.cli("approvals", "show", asked["id"])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("tool: exec\ncommand: rm -f victim.txt && echo removed\n", r.stdout)
                 r = gw.cli("approvals", "approve", asked["id"])
                 self.assertEqual(r.returncode, 0, r.stderr)
                 final = wait_frame(ws, is_final("a1"), seen)["payload"]
@@ -245,6 +257,41 @@ class Confirmation(unittest.TestCase):
             self.assertLess(kinds.index("APPROVAL"), kinds.index("TOOL_START"))
             decision = [r for r in records if r["kind"] == "DECISION" and r.get("tool") == "exec"][0]
             self.assertEqual(decision["decision"]["outcome"], "ask")
+
+    def test_a_padded_long_command_shows_the_rm_says_it_is_cut_and_approvals_show_prints_it(self):
+        with gateway(policies={}) as (model, gw):
+            ws = gw.connect()
+            seen = []
+            try:
+                start_agent(ws, "[[scenario:askpadded]] look", "agent:main:e2e:direct:padded")
+                asked = wait_frame(ws, is_event("approval.requested"), seen)["payload"]
+                line = asked["description"]
+                self.assertTrue(line.startswith(
+                    "exec: ls -la notes\\[200 spaces]; rm -rf notes .git; echo \\u202exxx"), line)
+                self.assertRegex(line, r"…\ \[\+\d+ bytes not shown; chitin approvals show "
+                                       + asked["id"] + r"\]$")
+                self.assertLess(len(line.encode()), 600)
+                self.assertGreater(int(asked["descriptionOmittedBytes"]), 2500)
+                r = gw.cli("approvals", "show", asked["id"])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("tool: exec\ncommand: ls -la notes\\[200 spaces]; rm -rf notes .git; "
+                              "echo \\u202e" + "x" * 3000 + " end-of-command\n", r.stdout)
+                self.assertIn("session   agent:main:e2e:direct:padded\n", r.stdout)
+                self.assertNotIn("\u202e", r.stdout)
+                # By its code too, and as JSON with the exact arguments.
+                r = gw.cli("approvals", "show", asked["code"].lower(), "--json")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertTrue(r.stdout.isascii())
+                shown = json.loads(r.stdout)
+                self.assertEqual(json.loads(shown["argumentsJson"])["command"], PADDED_COMMAND)
+                r = gw.cli("approvals", "list")
+                self.assertIn(line, r.stdout)
+                res = gw.request(ws, "approval.resolve", {"id": asked["id"], "decision": "deny"}, req_id="d1")
+                self.assertTrue(res["ok"], res)
+                final = wait_frame(ws, is_final("a1"), seen)["payload"]
+            finally:
+                ws.close()
+            self.assertEqual([t["status"] for t in final["tools"]], ["denied"])
 
     def test_a_denied_confirmation_reaches_the_model_as_a_denial(self):
         with gateway(policies={}) as (model, gw):

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "frames.h"
+#include "json-bounds.h"
 #include "fuzz-support.h"
 #include "utf8.h"
 
@@ -45,7 +46,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  uint32_t depth = frames::jsonDepth(text, frames::MAX_JSON_DEPTH);
+  uint32_t depth = chitin::jsonDepth(text, frames::MAX_JSON_DEPTH);
   FUZZ_CHECK(depth <= frames::MAX_JSON_DEPTH + 1, "jsonDepth scanned past its limit");
 
   auto parsed = frames::parseRequest(text);

@@ -6,40 +6,12 @@
 
 #include <limits>
 
+#include "json-bounds.h"
+
 namespace chitin::model {
 
-namespace {
-
-// Nesting depth of the brackets outside string literals. Cheap and linear; it does not
-// validate anything else, which the real parser does next.
-bool depthWithinLimit(std::string_view text) {
-  size_t depth = 0;
-  bool inString = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (inString) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        inString = false;
-      }
-    } else if (c == '"') {
-      inString = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > MAX_JSON_DEPTH) return false;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return true;
-}
-
-}  // namespace
-
 std::optional<Json> parseUntrustedJson(std::string_view text) {
-  if (!depthWithinLimit(text)) return std::nullopt;
+  if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) return std::nullopt;
   Json value = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) return std::nullopt;
   return value;

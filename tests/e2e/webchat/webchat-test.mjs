@@ -14,6 +14,11 @@
 //   WEBCHAT_APPROVAL_MESSAGE  a message whose run asks for a confirmation; the card's Approve
 //                          button is clicked and the run must finish with every tool ok
 //   WEBCHAT_EXPECT_APPROVAL   a substring the confirmation card must show
+//   WEBCHAT_EXPECT_FULL_CALL  a substring the card's full view must show once opened (one click)
+//   WEBCHAT_EXPECT_SHORTENED  "1": the card's line must be shortened and say so, naming
+//                          `chitin approvals show ID`
+//                          (every card is also checked to show no raw control, bidi or
+//                          zero-width character: the gateway sends them escaped)
 //   WEBCHAT_TIMEOUT_MS     per step (default 30000)
 //   CHROMIUM               browser binary (default /usr/bin/chromium)
 // Exit status 0 when every check holds, 1 otherwise.
@@ -31,6 +36,11 @@ const toolMessage = process.env.WEBCHAT_TOOL_MESSAGE;
 const abortMessage = process.env.WEBCHAT_ABORT_MESSAGE;
 const approvalMessage = process.env.WEBCHAT_APPROVAL_MESSAGE;
 const expectApproval = process.env.WEBCHAT_EXPECT_APPROVAL || "";
+const expectFullCall = process.env.WEBCHAT_EXPECT_FULL_CALL || "";
+const expectShortened = process.env.WEBCHAT_EXPECT_SHORTENED === "1";
+// What must never reach the page raw from a model: C0/C1 controls (other than the full view's
+// line breaks), bidi controls, zero-width and other invisible characters.
+const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/u;
 const timeout = Number(process.env.WEBCHAT_TIMEOUT_MS || 30000);
 
 function fail(why) {
@@ -123,6 +133,25 @@ async function main() {
       if (!shown.includes(expectApproval)) {
         fail(`the confirmation card shows ${JSON.stringify(shown)}, not ${expectApproval}`);
       }
+      if (RAW.test(shown) || shown.includes("\n")) {
+        fail(`the card's line carries a raw control or invisible character: ${JSON.stringify(shown)}`);
+      }
+      const marker = / \[\+\d+ bytes not shown; chitin approvals show [0-9a-f]+\]$/;
+      if (expectShortened && !marker.test(shown)) {
+        fail(`the card's line is not marked as shortened: ${JSON.stringify(shown)}`);
+      }
+      // The whole call: closed at first, one click opens it.
+      const full = card.locator(".approval-full-call");
+      if (await full.isVisible()) fail("the full call is open before anyone asked for it");
+      await card.locator(".approval-full summary").click();
+      await full.waitFor({ state: "visible", timeout });
+      const fullText = (await full.textContent()) || "";
+      if (!fullText.includes(expectFullCall)) {
+        fail(`the full call lacks ${JSON.stringify(expectFullCall)}: ${JSON.stringify(fullText)}`);
+      }
+      if (RAW.test(fullText)) {
+        fail(`the full call carries a raw control or invisible character: ${JSON.stringify(fullText)}`);
+      }
       await card.getByRole("button", { name: "Approve" }).click();
       const run = await finishedRun(page, ++runs);
       const done = card.locator(".approval-done");
@@ -136,7 +165,8 @@ async function main() {
       if (!statuses.length || statuses.some((s) => s !== "ok")) {
         fail(`after approval the tools ended ${JSON.stringify(statuses)}`);
       }
-      console.log(`approval: "${shown}" approved, tools ${statuses.join(", ")}`);
+      console.log(`approval: "${shown}" (full call ${fullText.length} characters) approved, ` +
+        `tools ${statuses.join(", ")}`);
     }
 
     if (abortMessage) {

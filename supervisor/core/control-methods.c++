@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: Apache-2.0
+// The owner's control methods (see control-methods.h).
+// Runs in: supervisor
+
+#include "control-methods.h"
+
+#include <spdlog/spdlog.h>
+
+#include <regex>
+
+#include "frames.h"
+#include "utf8.h"
+
+namespace chitin {
+
+ControlMethods::ControlMethods(Safeguards safeguards, ApprovalBook& approvals, Guard& guard,
+                               std::string auditDir)
+    : safeguards_(safeguards),
+      approvals_(approvals),
+      guard_(guard),
+      auditDir_(std::move(auditDir)) {}
+
+std::vector<std::string> ControlMethods::methods() const {
+  return {"approvals.list", "approval.resolve", "pairing.list",      "pairing.approve",
+          "pairing.deny",   "policy.reload",    "workspace.rollback"};
+}
+
+void ControlMethods::audit(audit::Record record, bool sync) {
+  try {
+    safeguards_.audit.append(std::move(record), sync);
+  } catch (const std::exception& e) {
+    spdlog::error("audit log: {}", e.what());
+  }
+}
+
+gateway::PolicyReloadResult ControlMethods::reloadPolicy(const std::string& by) {
+  gateway::PolicyReloadResult result;
+  std::string problem = safeguards_.policy.reload();
+  result.set_ok(problem.empty());
+  result.set_error(problem);
+  result.set_policies(static_cast<uint32_t>(safeguards_.policy.policyCount()));
+  audit::Record r;
+  r.set_kind(audit::CONFIG_CHANGE);
+  r.set_principal(by);
+  r.set_outcome(problem.empty() ? "reloaded" : "refused");
+  r.set_detail(problem.empty() ? std::to_string(result.policies()) + " policies in force"
+                               : "kept the previous policy: " + problem);
+  audit(r, true);
+  if (problem.empty()) {
+    spdlog::info("policy reloaded by {}: {} policies", by, result.policies());
+  } else {
+    spdlog::error("policy reload by {} refused, the previous policy stays:\n{}", by, problem);
+  }
+  return result;
+}
+
+std::optional<gateway::Result<google::protobuf::Struct>> ControlMethods::call(
+    const std::string& method, const google::protobuf::Struct& params) {
+  // Everyone holding the gateway token is the local operator (the owner).
+  const std::string by = localOperator().id;
+  auto fail = [](const gateway::UserError& e) -> gateway::Result<google::protobuf::Struct> {
+    return e;
+  };
+  if (method == "approvals.list") {
+    gateway::ApprovalsList list;
+    for (auto& a : approvals_.list()) *list.add_approvals() = a;
+    return gateway::frames::toStruct(list);
+  }
+  if (method == "approval.resolve") {
+    auto p = gateway::frames::paramsAs<gateway::ApprovalResolveParams>(params, method);
+    if (auto* e = std::get_if<gateway::UserError>(&p)) return fail(*e);
+    auto& q = std::get<gateway::ApprovalResolveParams>(p);
+    if (q.decision() != "approve" && q.decision() != "deny")
+      return fail({"INVALID_REQUEST", "decision: expected \"approve\" or \"deny\""});
+    auto resolved = approvals_.resolve(q.id(), q.decision() == "approve", by);
+    if (auto* e = std::get_if<gateway::UserError>(&resolved)) return fail(*e);
+    return gateway::frames::toStruct(std::get<gateway::ApprovalResolved>(resolved));
+  }
+  if (method == "pairing.list") {
+    gateway::PairingList list;
+    for (auto& r : safeguards_.pairing.list()) {
+      auto* info = list.add_requests();
+      info->set_code(r.code);
+      info->set_channel(r.channel);
+      info->set_sender(r.sender);
+      info->set_requested_at(rfc3339(r.requestedAt));
+      info->set_expires_at(rfc3339(r.expiresAt));
+    }
+    return gateway::frames::toStruct(list);
+  }
+  if (method == "pairing.approve" || method == "pairing.deny") {
+    auto p = gateway::frames::paramsAs<gateway::PairingDecisionParams>(params, method);
+    if (auto* e = std::get_if<gateway::UserError>(&p)) return fail(*e);
+    auto& q = std::get<gateway::PairingDecisionParams>(p);
+    bool approve = method == "pairing.approve";
+    static const std::regex namePattern("[A-Za-z0-9_.@+-]{1,64}");
+    if (!q.user().empty() && !q.group().empty())
+      return fail({"INVALID_REQUEST", "give either user or group, not both"});
+    for (const std::string* name : {&q.user(), &q.group()}) {
+      if (!name->empty() && !std::regex_match(*name, namePattern))
+        return fail({"INVALID_REQUEST", "user/group: expected 1-64 of A-Z a-z 0-9 _ . @ + -"});
+    }
+    auto request = safeguards_.pairing.take(q.code());
+    if (!request)
+      return fail({"NOT_FOUND", "no pending pairing request with code \"" +
+                                    clipUtf8(q.code(), 200) + "\" (it may have expired)"});
+    policy::EntityUid sender{"Sender", request->channel + ":" + request->sender};
+    policy::EntityUid parent = !q.group().empty()  ? policy::EntityUid{"Group", q.group()}
+                               : !q.user().empty() ? policy::EntityUid{"User", q.user()}
+                                                   : policy::EntityUid{"User", "owner"};
+    if (approve) {
+      try {
+        safeguards_.policy.addSender(sender, parent);
+      } catch (const std::exception& e) {
+        spdlog::error("pairing: {}", e.what());
+        return fail({"INTERNAL", std::string("cannot save the entity store: ") + e.what()});
+      }
+    }
+    audit::Record r;
+    r.set_kind(audit::PAIRING);
+    r.set_principal(sender.str());
+    r.set_outcome(approve ? "approved" : "denied");
+    r.set_detail(approve ? "added to " + parent.str() + " by " + by : "denied by " + by);
+    audit(r, true);
+    gateway::PairingDecision d;
+    d.set_code(request->code);
+    d.set_principal(sender.str());
+    if (approve) d.set_parent(parent.str());
+    d.set_decision(approve ? "approved" : "denied");
+    return gateway::frames::toStruct(d);
+  }
+  if (method == "policy.reload") return gateway::frames::toStruct(reloadPolicy(by));
+  if (method == "workspace.rollback") {
+    auto p = gateway::frames::paramsAs<gateway::RollbackParams>(params, method);
+    if (auto* e = std::get_if<gateway::UserError>(&p)) return fail(*e);
+    return rollback(std::get<gateway::RollbackParams>(p));
+  }
+  return std::nullopt;
+}
+
+gateway::Result<google::protobuf::Struct> ControlMethods::rollback(
+    const gateway::RollbackParams& params) {
+  if (params.seq() == 0 && !params.last())
+    return gateway::UserError{"INVALID_REQUEST", "give seq (an audit record) or last: true"};
+  if (guard_.mutatingInProgress() > 0)
+    return gateway::UserError{"UNAVAILABLE",
+                              "a tool call is changing the workspace right now; roll back when "
+                              "it has finished"};
+  audit::Record target;
+  try {
+    target = audit::findSnapshotRecord(
+        auditDir_, params.seq() == 0 ? std::nullopt : std::optional<uint64_t>(params.seq()),
+        params.session_key());
+  } catch (const std::invalid_argument& e) {
+    return gateway::UserError{"NOT_FOUND", e.what()};
+  } catch (const std::exception& e) {
+    return gateway::UserError{"INTERNAL", e.what()};
+  }
+  std::vector<audit::FileChange> changes;
+  std::string before;
+  try {
+    // The state being replaced is kept too: a rollback can itself be undone by hand.
+    before =
+        safeguards_.snapshots.snapshot("before rollback to record " + std::to_string(target.seq()));
+    changes = safeguards_.snapshots.restore(target.snapshot());
+  } catch (const std::exception& e) {
+    spdlog::error("rollback to {}: {}", target.snapshot(), e.what());
+    return gateway::UserError{"INTERNAL", std::string("the rollback failed: ") + e.what()};
+  }
+  audit::Record r;
+  r.set_kind(audit::ROLLBACK);
+  r.set_principal(localOperator().str());
+  r.set_session(target.session());
+  r.set_snapshot(target.snapshot());
+  r.set_outcome("restored");
+  r.set_detail("workspace restored to its state before record " + std::to_string(target.seq()) +
+               " (" + target.tool() + " " + target.call_id() +
+               "); the state it replaced is "
+               "snapshot " +
+               before);
+  audit::addFiles(r, changes);
+  gateway::RollbackResult result;
+  for (auto& c : changes) {
+    auto* g = result.add_files();
+    g->set_path(c.path);
+    g->set_before(c.before);
+    g->set_after(c.after);
+  }
+  uint64_t seq = 0;
+  try {
+    seq = safeguards_.audit.append(r, true);
+  } catch (const std::exception& e) {
+    spdlog::error("audit log: {}", e.what());
+  }
+  result.set_to_seq(target.seq());
+  result.set_snapshot(target.snapshot());
+  result.set_audit_seq(seq);
+  return gateway::frames::toStruct(result);
+}
+
+}  // namespace chitin

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// The owner's control methods on the gateway: approvals, pairing, policy reload, rollback.
+// Runs in: supervisor
+//
+// Owns: the table of control methods and what each does. Everyone who reaches these holds the
+// gateway token, so every caller is the local operator (the owner); each method still checks
+// its parameters and records what it changed in the audit log. It may call the approval book,
+// the policy host, the pairing store, the audit log and the snapshots - nothing of sessions or
+// turns except asking the guard whether a mutating call is in progress.
+
+#pragma once
+
+#include <google/protobuf/struct.pb.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent-service.h"
+#include "approvals.h"
+#include "audit-log.h"
+#include "guard.h"
+#include "pairing.h"
+#include "policy-host.h"
+#include "snapshots.h"
+#include "taint.h"
+
+namespace chitin {
+
+// What the core consults and records to; owned by the supervisor.
+struct Safeguards {
+  PolicyHost& policy;
+  PairingStore& pairing;
+  audit::AuditLog& audit;
+  audit::Snapshots& snapshots;
+  UntrustedFiles& untrusted;
+};
+
+class ControlMethods {
+ public:
+  ControlMethods(Safeguards safeguards, ApprovalBook& approvals, Guard& guard,
+                 std::string auditDir);
+
+  // nullopt if `method` is not one of these.
+  std::optional<gateway::Result<google::protobuf::Struct>> call(
+      const std::string& method, const google::protobuf::Struct& params);
+  std::vector<std::string> methods() const;
+
+  // Re-reads policies and entities (SIGHUP, `chitin policy reload`); audited either way.
+  gateway::PolicyReloadResult reloadPolicy(const std::string& by);
+
+ private:
+  gateway::Result<google::protobuf::Struct> rollback(const gateway::RollbackParams& params);
+  void audit(audit::Record record, bool sync);
+
+  Safeguards safeguards_;
+  ApprovalBook& approvals_;
+  Guard& guard_;
+  std::string auditDir_;
+};
+
+}  // namespace chitin
