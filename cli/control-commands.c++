@@ -106,6 +106,10 @@ void printRollback(const json& r, std::ostream& out) {
                                                          : "reverted";
     out << "  " << what << " " << shown(f, "path") << "\n";  // a name the model chose
   }
+  json left = r.value("notRestored", json::array());
+  if (!left.empty()) out << left.size() << " path(s) not restored (left as they were):\n";
+  for (const json& n : left)
+    out << "  not restored: " << jsonString(n, "path") << ": " << jsonString(n, "reason") << "\n";
 }
 
 void printSessionReset(const json& r, std::ostream& out) {

@@ -16,9 +16,11 @@ namespace chitin::audit::test {
 
 struct TempDir {
   std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/chitin-audit-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  // `base`: e.g. "/dev/shm" for a test that makes thousands of directories (rmdir on a shared
+  // ext4 costs milliseconds each).
+  explicit TempDir(const std::string& base = "/tmp") {
+    std::string tmpl = base + "/chitin-audit-XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed in " + base);
     path = tmpl;
   }
   ~TempDir() {

@@ -812,4 +812,9 @@ std::optional<gateway::Result<google::protobuf::Struct>> AgentCore::control(
   return control_->call(method, params);
 }
 
+bool AgentCore::controlLater(const std::string& method, const google::protobuf::Struct& params,
+                             const gateway::ClientIdentity& who, ControlReply reply) {
+  return control_->callLater(method, params, std::move(reply));
+}
+
 }  // namespace chitin

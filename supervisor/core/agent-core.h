@@ -71,6 +71,8 @@ class AgentCore final : public gateway::AgentService, private TurnHost {
   std::optional<gateway::Result<google::protobuf::Struct>> control(
       const std::string& method, const google::protobuf::Struct& params,
       const gateway::ClientIdentity& who) override;
+  bool controlLater(const std::string& method, const google::protobuf::Struct& params,
+                    const gateway::ClientIdentity& who, ControlReply reply) override;
   std::vector<std::string> controlMethods() const override;
 
   // Re-reads policies and entities (SIGHUP, `chitin policy reload`); audited either way.

@@ -38,6 +38,12 @@ TEST_CASE("config: the shipped example parses and yields the documented defaults
   CHECK(c.agent().max_steps() == 16);
   CHECK(c.sandbox().bwrap_path() == "/usr/bin/bwrap");
   CHECK(c.model().provider() == config::ModelConfig::PROVIDER_UNSPECIFIED);
+  CHECK(c.snapshots().keep_days() == 30);
+  CHECK(c.snapshots().keep_snapshots() == 1000);
+  CHECK(c.snapshots().max_store_bytes() == 2ull << 30);
+  CHECK(c.snapshots().max_depth() == 256);
+  CHECK(c.snapshots().max_file_bytes() == 64ull << 20);
+  CHECK(c.snapshots().time_limit_seconds() == 60);
 }
 
 TEST_CASE("config: errors name file:line:column") {
@@ -54,6 +60,7 @@ TEST_CASE("config: semantic checks name the setting") {
   CHECK(errorOf("gateway { port: 70000 }").find("gateway.port") != std::string::npos);
   CHECK(errorOf("agent { id: \"../evil\" }").find("agent.id") != std::string::npos);
   CHECK(errorOf("agent { max_steps: 1000 }").find("agent.max_steps") != std::string::npos);
+  CHECK(errorOf("snapshots { max_depth: 5000 }").find("snapshots.max_depth") != std::string::npos);
 }
 
 TEST_CASE("config: environment overrides the model settings") {

@@ -75,6 +75,20 @@ policy {
   # In group chats the assistant answers only when mentioned (or a message matches one of these).
   # mention_patterns: "@chitin"
 }
+
+snapshots {
+  # A snapshot of the workspace is taken before every exec/write/edit (`chitin rollback` goes
+  # back to one). What it cannot take (unreadable, too deep, too large...) is skipped and listed
+  # in the audit log, never a reason to stop the call.
+  # keep_days: 30
+  # keep_snapshots: 1000
+  # max_store_bytes: 2147483648
+  # max_depth: 256
+  # max_entries: 200000
+  # max_file_bytes: 67108864
+  # max_snapshot_bytes: 1073741824
+  # time_limit_seconds: 60
+}
 )";
 
 const char NO_MODEL_MESSAGE[] =
@@ -126,6 +140,15 @@ void fillDefaults(config::ChitinConfig& c) {
     p->add_untrusted_paths("inbox/");
   }
   if (p->mention_patterns().empty()) p->add_mention_patterns("@chitin");
+  auto* n = c.mutable_snapshots();
+  if (n->keep_days() == 0) n->set_keep_days(30);
+  if (n->keep_snapshots() == 0) n->set_keep_snapshots(1000);
+  if (n->max_store_bytes() == 0) n->set_max_store_bytes(2ull << 30);
+  if (n->max_depth() == 0) n->set_max_depth(256);
+  if (n->max_entries() == 0) n->set_max_entries(200'000);
+  if (n->max_file_bytes() == 0) n->set_max_file_bytes(64ull << 20);
+  if (n->max_snapshot_bytes() == 0) n->set_max_snapshot_bytes(1ull << 30);
+  if (n->time_limit_seconds() == 0) n->set_time_limit_seconds(60);
 }
 
 void validate(const config::ChitinConfig& c, const std::string& path) {
@@ -143,6 +166,10 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
     fail("agent.tool_timeout_seconds must be at most 3600");
   if (c.policy().approval_timeout_seconds() > 86400)
     fail("policy.approval_timeout_seconds must be at most 86400");
+  // The snapshot tree is written recursively, one level per directory: its depth stays small.
+  if (c.snapshots().max_depth() > 1024) fail("snapshots.max_depth must be at most 1024");
+  if (c.snapshots().time_limit_seconds() > 3600)
+    fail("snapshots.time_limit_seconds must be at most 3600");
   for (const auto& prefix : c.policy().untrusted_paths()) {
     if (prefix.empty() || prefix[0] == '/' || prefix.find("..") != std::string::npos)
       fail("policy.untrusted_paths: expected a path relative to the workspace, got \"" + prefix +

@@ -130,61 +130,85 @@ std::optional<gateway::Result<google::protobuf::Struct>> ControlMethods::call(
     return gateway::frames::toStruct(d);
   }
   if (method == "policy.reload") return gateway::frames::toStruct(reloadPolicy(by));
-  if (method == "workspace.rollback") {
-    auto p = gateway::frames::paramsAs<gateway::RollbackParams>(params, method);
-    if (auto* e = std::get_if<gateway::UserError>(&p)) return fail(*e);
-    return rollback(std::get<gateway::RollbackParams>(p));
-  }
   return std::nullopt;
 }
 
-gateway::Result<google::protobuf::Struct> ControlMethods::rollback(
-    const gateway::RollbackParams& params) {
+bool ControlMethods::callLater(const std::string& method, const google::protobuf::Struct& params,
+                               gateway::AgentService::ControlReply reply) {
+  if (method != "workspace.rollback") return false;
+  auto p = gateway::frames::paramsAs<gateway::RollbackParams>(params, method);
+  if (auto* e = std::get_if<gateway::UserError>(&p)) {
+    reply(*e);
+  } else {
+    rollback(std::get<gateway::RollbackParams>(p), std::move(reply));
+  }
+  return true;
+}
+
+void ControlMethods::taskFailed(kj::Exception&& exception) {
+  spdlog::error("control method: {}", exception.getDescription().cStr());
+}
+
+void ControlMethods::rollback(const gateway::RollbackParams& params,
+                              gateway::AgentService::ControlReply reply) {
   if (params.seq() == 0 && !params.last())
-    return gateway::UserError{"INVALID_REQUEST", "give seq (an audit record) or last: true"};
+    return reply(gateway::UserError{"INVALID_REQUEST", "give seq (an audit record) or last: true"});
   if (guard_.mutatingInProgress() > 0)
-    return gateway::UserError{"UNAVAILABLE",
-                              "a tool call is changing the workspace right now; roll back when "
-                              "it has finished"};
+    return reply(gateway::UserError{"UNAVAILABLE",
+                                    "a tool call is changing the workspace right now; roll back "
+                                    "when it has finished"});
   audit::Record target;
   try {
     target = audit::findSnapshotRecord(
         auditDir_, params.seq() == 0 ? std::nullopt : std::optional<uint64_t>(params.seq()),
         params.session_key());
   } catch (const std::invalid_argument& e) {
-    return gateway::UserError{"NOT_FOUND", e.what()};
+    return reply(gateway::UserError{"NOT_FOUND", e.what()});
   } catch (const std::exception& e) {
-    return gateway::UserError{"INTERNAL", e.what()};
+    return reply(gateway::UserError{"INTERNAL", e.what()});
   }
-  std::vector<audit::FileChange> changes;
-  std::string before;
-  try {
-    // The state being replaced is kept too: a rollback can itself be undone by hand.
-    before =
-        safeguards_.snapshots.snapshot("before rollback to record " + std::to_string(target.seq()));
-    changes = safeguards_.snapshots.restore(target.snapshot());
-  } catch (const std::exception& e) {
-    spdlog::error("rollback to {}: {}", target.snapshot(), e.what());
-    return gateway::UserError{"INTERNAL", std::string("the rollback failed: ") + e.what()};
-  }
+  // On the snapshot thread, after any snapshot already queued: the loop serves everyone else
+  // meanwhile. The state being replaced is snapshotted first: a rollback can itself be undone.
+  auto shared = std::make_shared<gateway::AgentService::ControlReply>(std::move(reply));
+  tasks_.add(
+      safeguards_.snapshots
+          .restoreAsync(target.snapshot(),
+                        "before rollback to record " + std::to_string(target.seq()))
+          .then([this, target,
+                 shared](audit::Restored restored) { (*shared)(rolledBack(target, restored)); },
+                [target, shared](kj::Exception&& e) {
+                  spdlog::error("rollback to {}: {}", target.snapshot(), e.getDescription().cStr());
+                  (*shared)(gateway::UserError{"INTERNAL", std::string("the rollback failed: ") +
+                                                               e.getDescription().cStr()});
+                }));
+}
+
+gateway::Result<google::protobuf::Struct> ControlMethods::rolledBack(
+    const audit::Record& target, const audit::Restored& restored) {
+  if (restored.pruned) return gateway::UserError{"NOT_FOUND", restored.problem};
   audit::Record r;
   r.set_kind(audit::ROLLBACK);
   r.set_principal(localOperator().str());
   r.set_session(target.session());
   r.set_snapshot(target.snapshot());
-  r.set_outcome("restored");
+  r.set_outcome(restored.notRestored.empty() ? "restored" : "partly restored");
   r.set_detail("workspace restored to its state before record " + std::to_string(target.seq()) +
                " (" + target.tool() + " " + target.call_id() +
-               "); the state it replaced is "
-               "snapshot " +
-               before);
-  audit::addFiles(r, changes);
+               "); the state it replaced is snapshot " + restored.before +
+               (restored.notRestored.empty() ? "" : "; `skipped` lists what was left as it was"));
+  audit::addFiles(r, restored.files);
+  audit::addSkipped(r, restored.notRestored, false);
   gateway::RollbackResult result;
-  for (auto& c : changes) {
+  for (auto& c : restored.files) {
     auto* g = result.add_files();
-    g->set_path(c.path);
+    g->set_path(audit::printablePath(c.path));
     g->set_before(c.before);
     g->set_after(c.after);
+  }
+  for (auto& s : restored.notRestored) {
+    auto* n = result.add_not_restored();
+    n->set_path(audit::printablePath(s.path));
+    n->set_reason(audit::printablePath(s.reason));
   }
   uint64_t seq = 0;
   try {
@@ -194,6 +218,7 @@ gateway::Result<google::protobuf::Struct> ControlMethods::rollback(
   }
   result.set_to_seq(target.seq());
   result.set_snapshot(target.snapshot());
+  result.set_before_snapshot(restored.before);
   result.set_audit_seq(seq);
   return gateway::frames::toStruct(result);
 }

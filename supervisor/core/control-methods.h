@@ -11,6 +11,7 @@
 #pragma once
 
 #include <google/protobuf/struct.pb.h>
+#include <kj/async.h>
 
 #include <optional>
 #include <string>
@@ -36,7 +37,7 @@ struct Safeguards {
   UntrustedFiles& untrusted;
 };
 
-class ControlMethods {
+class ControlMethods final : private kj::TaskSet::ErrorHandler {
  public:
   ControlMethods(Safeguards safeguards, ApprovalBook& approvals, Guard& guard,
                  std::string auditDir);
@@ -44,19 +45,28 @@ class ControlMethods {
   // nullopt if `method` is not one of these.
   std::optional<gateway::Result<google::protobuf::Struct>> call(
       const std::string& method, const google::protobuf::Struct& params);
+  // The methods answered later (workspace.rollback: the restore runs on the snapshot thread).
+  // false if `method` is not one of these; otherwise `reply` is called exactly once (never after
+  // this object is gone).
+  bool callLater(const std::string& method, const google::protobuf::Struct& params,
+                 gateway::AgentService::ControlReply reply);
   std::vector<std::string> methods() const;
 
   // Re-reads policies and entities (SIGHUP, `chitin policy reload`); audited either way.
   gateway::PolicyReloadResult reloadPolicy(const std::string& by);
 
  private:
-  gateway::Result<google::protobuf::Struct> rollback(const gateway::RollbackParams& params);
+  void rollback(const gateway::RollbackParams& params, gateway::AgentService::ControlReply reply);
+  gateway::Result<google::protobuf::Struct> rolledBack(const audit::Record& target,
+                                                       const audit::Restored& restored);
   void audit(audit::Record record, bool sync);
+  void taskFailed(kj::Exception&& exception) override;
 
   Safeguards safeguards_;
   ApprovalBook& approvals_;
   Guard& guard_;
   std::string auditDir_;
+  kj::TaskSet tasks_{*this};  // rollbacks in progress; destroyed first, so they end with us
 };
 
 }  // namespace chitin

@@ -201,7 +201,12 @@ TEST_CASE("guard: a call that overlaps a tainted session's command is tainted") 
   f.tools.holdExec = true;
   auto running = f.start(tainted, "exec", {{"command", "slow"}});
   running = running.eagerlyEvaluate(nullptr);
-  f.io.waitScope.poll();
+  // The snapshot is taken on its own thread first; then the command runs (and holds).
+  for (int i = 0; i < 5000 && !f.tools.release; ++i) {
+    f.io.waitScope.poll();
+    usleep(1000);
+  }
+  REQUIRE(f.tools.release);
   auto other = f.session("b");
   std::string seen = f.call(other, "read", {{"path", "notes/mine.md"}}).content;
   CHECK(seen.rfind("[chitin: what follows is content from outside (read: ", 0) == 0);

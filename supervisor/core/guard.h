@@ -98,14 +98,22 @@ class Guard {
  private:
   struct Call;
   kj::Promise<ToolOutcome> execute(std::shared_ptr<Call> call);
+  // TOOL_END, then (mutating calls) the changed files, compared off the loop.
+  kj::Promise<ToolOutcome> afterTool(std::shared_ptr<Call> call, bool mutating,
+                                     std::vector<audit::Skipped> skippedBefore,
+                                     ToolOutcome outcome);
   uint64_t record(audit::Record r, bool sync);
-  // After the call (taint.h): what it brought into the session's context (true: it tainted
-  // the session just now), and what it wrote.
+  // Taint (taint.h). Before the call: what untrusted content it can reach. After it: what it
+  // brought into the session's context (true: it tainted the session just now), and what it
+  // wrote (what it changed, plus what the comparison could not see).
+  void noteWhatCallCanSee(Call& call, bool mutating);
   bool noteWhatCallSaw(Call& call);
-  void recordWhatCallWrote(Call& call, const std::vector<audit::FileChange>& changes);
+  void recordWhatCallWrote(Call& call, const audit::Comparison& compared);
   // An exec changed prompt files: each change is decided as a `write`; the refused ones are
-  // restored from the call's snapshot. Returns a note for the model ("" if none).
-  std::string guardPromptFiles(Call& call, const std::vector<audit::FileChange>& changes);
+  // restored from the call's snapshot (off the loop). Resolves to a note for the model ("" if
+  // none).
+  kj::Promise<std::string> guardPromptFiles(std::shared_ptr<Call> call,
+                                            const std::vector<audit::FileChange>& changes);
 
   PolicyHost& policy_;
   ApprovalBook& approvals_;

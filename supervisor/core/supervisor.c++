@@ -140,8 +140,20 @@ int runGateway(const GatewayCommand& command) {
   try {
     pairing = std::make_unique<PairingStore>(home.pairingPath(), unixNow);
     auditLog = audit::AuditLog::open(home.auditDir());
+    const auto& sc = config.snapshots();
+    audit::SnapshotLimits limits;
+    limits.maxDepth = sc.max_depth();
+    limits.maxEntries = sc.max_entries();
+    limits.maxFileBytes = sc.max_file_bytes();
+    limits.maxSnapshotBytes = sc.max_snapshot_bytes();
+    limits.timeLimitMs = sc.time_limit_seconds() * 1000;
+    audit::RetentionPolicy retention;
+    retention.keepDays = sc.keep_days();
+    retention.keepSnapshots = sc.keep_snapshots();
+    retention.maxBytes = sc.max_store_bytes();
     snapshots = std::make_unique<audit::Snapshots>(home.snapshotsDir(config.agent().id()),
-                                                   home.workspaceDir(config.agent().id()));
+                                                   home.workspaceDir(config.agent().id()), limits,
+                                                   retention);
     untrusted = std::make_unique<UntrustedFiles>(home.untrustedFilesPath(config.agent().id()));
   } catch (const std::exception& e) {
     fprintf(stderr, "chitin gateway: %s\n", e.what());

@@ -66,7 +66,15 @@ class AgentService {
       const ClientIdentity& who) {
     return std::nullopt;
   }
-  // The methods control() answers (announced in hello-ok).
+  // A control method whose answer comes later (workspace.rollback waits for the snapshot
+  // thread). false: not such a method. Otherwise `reply` is called exactly once, on the event
+  // loop, possibly after the client has gone (it then does nothing).
+  using ControlReply = std::function<void(Result<google::protobuf::Struct>)>;
+  virtual bool controlLater(const std::string& method, const google::protobuf::Struct& params,
+                            const ClientIdentity& who, ControlReply reply) {
+    return false;
+  }
+  // The methods control() and controlLater() answer (announced in hello-ok).
   virtual std::vector<std::string> controlMethods() const { return {}; }
 
   // Events for every authenticated client (approval.requested, approval.resolved). Set by

@@ -282,6 +282,19 @@ void Connection::dispatch(const frames::Request& request) {
     abortAgent(request);
   } else if (method == "connect") {
     replyError(request.id, {"INVALID_REQUEST", "this connection is already connected"});
+  } else if (context_.service.controlLater(
+                 method, request.params, identity_,
+                 [router = context_.router, serial = serial_,
+                  id = request.id](Result<google::protobuf::Struct> answer) {
+                   // The client may have left while the answer was being made.
+                   auto live = router.lock();
+                   Connection* connection = live ? live->findConnection(serial) : nullptr;
+                   if (!connection) return;
+                   if (auto* error = std::get_if<UserError>(&answer))
+                     return connection->replyError(id, *error);
+                   connection->reply(id, std::get<google::protobuf::Struct>(answer));
+                 })) {
+    // Answered when the work is done.
   } else if (auto answer = context_.service.control(method, request.params, identity_)) {
     if (auto* error = std::get_if<UserError>(&*answer)) return replyError(request.id, *error);
     reply(request.id, std::get<google::protobuf::Struct>(*answer));

@@ -3,7 +3,10 @@
 // Runs in: supervisor
 //
 // Everything the evaluator needs is resolved here at parse time: literals are Values, string
-// escapes and like-patterns are decoded, entity literals are uids.
+// escapes and like-patterns are decoded, entity literals are uids, and set or record literals
+// made only of literals are one Value. Chains of `&&`, `||` and `+ - *` are one node with many
+// kids, so a long flat chain is wide, not deep: the parser bounds every tree's depth
+// (MAX_EXPR_DEPTH), and the evaluator's recursion follows the depth, never the width.
 
 #pragma once
 
@@ -39,7 +42,8 @@ struct Expr {
     LE,
     GT,
     GE,
-    ADD,
+    ARITH,  // kids[0] arith[0] kids[1] arith[1] kids[2] ..., left to right
+    ADD,    // ADD, SUB and MUL appear only in `arith`
     SUB,
     MUL,
     IN,
@@ -56,12 +60,15 @@ struct Expr {
     RECORD,
   };
   Op op;
+  uint16_t depth = 1;  // levels from here down, parentheses included (<= MAX_EXPR_DEPTH)
   int line = 0, column = 0;
   Var var = Var::PRINCIPAL;          // VAR
   Value lit;                         // LIT
-  std::string name;                  // HAS/GET_ATTR: the attribute; IS/IS_IN: the entity type
+  std::string name;                  // GET_ATTR: the attribute; IS/IS_IN: the entity type
   std::vector<PatternPart> pattern;  // LIKE
-  std::vector<std::string> keys;     // RECORD: one per kid
+  std::vector<std::string> keys;     // RECORD: one per kid; HAS: the path (`e has a.b`: a, b)
+  std::vector<Op> arith;             // ARITH: kids.size() - 1 operators
+  // AND/OR/ARITH: two or more; IF: three; the rest: as many as the operator takes.
   std::vector<std::unique_ptr<Expr>> kids;
 };
 

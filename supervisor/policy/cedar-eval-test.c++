@@ -178,6 +178,19 @@ TEST_CASE("eval: has on records and entities; attribute access errors") {
   CHECK(errorFor("principal.age == 1") ==
         "p: Sender::\"telegram:1\" does not have the attribute \"age\"");
   CHECK(errorFor("1 has a").find("'has' expects an entity or a record") != std::string::npos);
+  // A path is Cedar's `e has a && e.a has b`: a non-record in the middle is a type error, a
+  // missing step or an entity outside the store is false.
+  Value::Record nested{{"a", Value::record({{"b", Value::integer(1)},
+                                            {"u", Value::entity({"User", "ghost"})},
+                                            {"s", Value::entity({"Sender", "telegram:1"})}})}};
+  CHECK(holds("context has a.b", nested));
+  CHECK(!holds("context has a.c.d", nested));
+  CHECK(!holds("context has a.u.name", nested));
+  CHECK(holds("context has a.s.name", nested));
+  CHECK(!holds("context has a.s.age", nested));
+  Decision d = when("context has a.b.c", nested);
+  REQUIRE(d.errors.size() == 1);
+  CHECK(d.errors[0].find("'has' expects an entity or a record, got long 1") != std::string::npos);
   CHECK(errorFor("\"s\".a == 1").find("attribute access expects") != std::string::npos);
 }
 
@@ -285,6 +298,32 @@ TEST_CASE("values and entities: JSON round trip and errors name the input") {
           "e.json"),
       "e.json: entity 0: attrs.x: not an integer (Cedar has no fractional numbers): 0.5",
       std::invalid_argument);
+
+  // A cycle in the parents is refused, as the reference Cedar refuses such a store.
+  CHECK_THROWS_WITH_AS(
+      Entities::fromJson(nlohmann::json::parse(R"([
+        {"uid": {"type": "User", "id": "u"}, "parents": [{"type": "Group", "id": "a"}]},
+        {"uid": {"type": "Group", "id": "a"}, "parents": [{"type": "Group", "id": "b"}]},
+        {"uid": {"type": "Group", "id": "b"}, "parents": [{"type": "Group", "id": "a"}]}])"),
+                         "e.json"),
+      "e.json: the parents form a cycle (Group::\"a\" -> Group::\"b\" -> Group::\"a\"); Cedar "
+      "requires a hierarchy without cycles",
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      Entities::fromJson(
+          nlohmann::json::parse(
+              R"([{"uid": {"type": "Group", "id": "a"}, "parents": [{"type": "Group", "id": "a"}]}])"),
+          "e.json"),
+      doctest::Contains("cycle (Group::\"a\" -> Group::\"a\")"), std::invalid_argument);
+  // A diamond is not a cycle; nor is a parent named twice.
+  CHECK_NOTHROW(Entities::fromJson(nlohmann::json::parse(R"([
+        {"uid": {"type": "User", "id": "u"}, "parents": [{"type": "Group", "id": "a"}, {"type": "Group", "id": "b"}, {"type": "Group", "id": "b"}]},
+        {"uid": {"type": "Group", "id": "a"}, "parents": [{"type": "Group", "id": "top"}]},
+        {"uid": {"type": "Group", "id": "b"}, "parents": [{"type": "Group", "id": "top"}]},
+        {"uid": {"type": "Group", "id": "top"}}])"),
+                                   "e.json"));
+  // add() does not check (the supervisor's own layers), and walks still end; findCycle says so.
+  CHECK(store().findCycle().size() == 3);
 
   // An overlay adds without copying and hides the base's entity of the same uid.
   Entities overlay(&e);

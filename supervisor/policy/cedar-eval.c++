@@ -21,7 +21,7 @@ bool fail(EvalEnv& env, std::string message) {
 
 bool typeError(EvalEnv& env, const char* what, const char* expected, const Value& got) {
   return fail(env, std::string("type error: ") + what + " expects " + expected + ", got " +
-                       kindName(got.kind()) + " " + got.str().substr(0, 60));
+                       kindName(got.kind()) + " " + got.str(60));
 }
 
 bool evalBool(const Expr& e, EvalEnv& env, const char* what, bool& out) {
@@ -81,7 +81,7 @@ bool likeMatch(std::string_view s, const std::vector<PatternPart>& pat) {
 
 bool inValue(EvalEnv& env, const EntityUid& lhs, const Value& rhs, bool& out) {
   if (rhs.isEntity()) {
-    out = env.entities.in(lhs, rhs.asEntity());
+    out = env.ancestors.in(lhs, rhs.asEntity());
     return true;
   }
   if (!rhs.isSet()) return typeError(env, "'in'", "an entity or a set of entities", rhs);
@@ -90,7 +90,7 @@ bool inValue(EvalEnv& env, const EntityUid& lhs, const Value& rhs, bool& out) {
   }
   out = false;
   for (const Value& v : rhs.asSet()) {
-    if (env.entities.in(lhs, v.asEntity())) {
+    if (env.ancestors.in(lhs, v.asEntity())) {
       out = true;
       break;
     }
@@ -98,18 +98,57 @@ bool inValue(EvalEnv& env, const EntityUid& lhs, const Value& rhs, bool& out) {
   return true;
 }
 
+// `a + b - c * ...` as one node: left to right, each step checked for overflow, as the
+// left-nested binary operations would be.
 bool arith(const Expr& e, EvalEnv& env, Value& out) {
-  int64_t a, b, r;
-  const char* what = e.op == Op::ADD ? "'+'" : e.op == Op::SUB ? "'-'" : "'*'";
-  if (!evalLong(*e.kids[0], env, what, a) || !evalLong(*e.kids[1], env, what, b)) return false;
-  bool overflow = e.op == Op::ADD   ? __builtin_add_overflow(a, b, &r)
-                  : e.op == Op::SUB ? __builtin_sub_overflow(a, b, &r)
-                                    : __builtin_mul_overflow(a, b, &r);
-  if (overflow) {
-    return fail(env, "overflow: " + std::to_string(a) + " " + std::string(what).substr(1, 1) + " " +
-                         std::to_string(b) + " does not fit in a Long");
+  auto what = [](Op op) { return op == Op::ADD ? "'+'" : op == Op::SUB ? "'-'" : "'*'"; };
+  int64_t acc;
+  if (!evalLong(*e.kids[0], env, what(e.arith[0]), acc)) return false;
+  for (size_t i = 1; i < e.kids.size(); ++i) {
+    Op op = e.arith[i - 1];
+    int64_t b, r;
+    if (!evalLong(*e.kids[i], env, what(op), b)) return false;
+    bool overflow = op == Op::ADD   ? __builtin_add_overflow(acc, b, &r)
+                    : op == Op::SUB ? __builtin_sub_overflow(acc, b, &r)
+                                    : __builtin_mul_overflow(acc, b, &r);
+    if (overflow) {
+      return fail(env, "overflow: " + std::to_string(acc) + " " +
+                           std::string(what(op)).substr(1, 1) + " " + std::to_string(b) +
+                           " does not fit in a Long");
+    }
+    acc = r;
   }
-  out = Value::integer(r);
+  out = Value::integer(acc);
+  return true;
+}
+
+// `e has a.b.c`: Cedar's `e has a && e.a has b && e.a.b has c`, walking the value once.
+bool hasPath(const Expr& e, EvalEnv& env, Value& out) {
+  Value v;
+  if (!evalExpr(*e.kids[0], env, v)) return false;
+  for (const std::string& key : e.keys) {
+    const Value::Record* rec;
+    if (v.isRecord()) {
+      rec = &v.asRecord();
+    } else if (v.isEntity()) {
+      const Entity* ent = env.entities.find(v.asEntity());
+      if (ent == nullptr) {  // an entity not in the store has no attributes
+        out = Value::boolean(false);
+        return true;
+      }
+      rec = &ent->attrs.asRecord();
+    } else {
+      return typeError(env, "'has'", "an entity or a record", v);
+    }
+    auto it = rec->find(key);
+    if (it == rec->end()) {
+      out = Value::boolean(false);
+      return true;
+    }
+    Value next = it->second;  // before `v`, which may own the record, is replaced
+    v = std::move(next);
+  }
+  out = Value::boolean(true);
   return true;
 }
 
@@ -143,16 +182,18 @@ bool evalExpr(const Expr& e, EvalEnv& env, Value& out) {
     }
     case Op::AND:
     case Op::OR: {
-      bool a;
-      const char* what = e.op == Op::AND ? "'&&'" : "'||'";
-      if (!evalBool(*e.kids[0], env, what, a)) return false;
-      if (a == (e.op == Op::OR)) {
-        out = Value::boolean(a);
-        return true;
+      // Left to right; the first operand that decides (false for &&, true for ||) ends it.
+      const bool decides = e.op == Op::OR;
+      const char* what = decides ? "'||'" : "'&&'";
+      for (const auto& k : e.kids) {
+        bool v;
+        if (!evalBool(*k, env, what, v)) return false;
+        if (v == decides) {
+          out = Value::boolean(decides);
+          return true;
+        }
       }
-      bool b;
-      if (!evalBool(*e.kids[1], env, what, b)) return false;
-      out = Value::boolean(b);
+      out = Value::boolean(!decides);
       return true;
     }
     case Op::NOT: {
@@ -188,10 +229,12 @@ bool evalExpr(const Expr& e, EvalEnv& env, Value& out) {
       out = Value::boolean(r);
       return true;
     }
+    case Op::ARITH:
+      return arith(e, env, out);
     case Op::ADD:
     case Op::SUB:
     case Op::MUL:
-      return arith(e, env, out);
+      break;  // only inside ARITH
     case Op::IN: {
       Value a, b;
       if (!evalExpr(*e.kids[0], env, a)) return false;
@@ -202,19 +245,8 @@ bool evalExpr(const Expr& e, EvalEnv& env, Value& out) {
       out = Value::boolean(r);
       return true;
     }
-    case Op::HAS: {
-      Value a;
-      if (!evalExpr(*e.kids[0], env, a)) return false;
-      if (a.isRecord()) {
-        out = Value::boolean(a.asRecord().count(e.name) > 0);
-      } else if (a.isEntity()) {
-        const Entity* ent = env.entities.find(a.asEntity());
-        out = Value::boolean(ent != nullptr && ent->attrs.asRecord().count(e.name) > 0);
-      } else {
-        return typeError(env, "'has'", "an entity or a record", a);
-      }
-      return true;
-    }
+    case Op::HAS:
+      return hasPath(e, env, out);
     case Op::LIKE: {
       Value a;
       if (!evalExpr(*e.kids[0], env, a)) return false;
@@ -321,7 +353,7 @@ bool evalExpr(const Expr& e, EvalEnv& env, Value& out) {
 
 namespace {
 
-bool constraintMatches(const ScopeConstraint& c, const EntityUid& v, const Entities& entities) {
+bool constraintMatches(const ScopeConstraint& c, const EntityUid& v, Ancestors& ancestors) {
   using K = ScopeConstraint::Kind;
   switch (c.kind) {
     case K::ANY:
@@ -329,14 +361,14 @@ bool constraintMatches(const ScopeConstraint& c, const EntityUid& v, const Entit
     case K::EQ:
       return v == c.entities[0];
     case K::IN:
-      return entities.in(v, c.entities[0]);
+      return ancestors.in(v, c.entities[0]);
     case K::IN_SET:
       return std::any_of(c.entities.begin(), c.entities.end(),
-                         [&](const EntityUid& u) { return entities.in(v, u); });
+                         [&](const EntityUid& u) { return ancestors.in(v, u); });
     case K::IS:
       return v.type == c.type;
     case K::IS_IN:
-      return v.type == c.type && entities.in(v, c.entities[0]);
+      return v.type == c.type && ancestors.in(v, c.entities[0]);
   }
   return false;
 }
@@ -344,9 +376,9 @@ bool constraintMatches(const ScopeConstraint& c, const EntityUid& v, const Entit
 }  // namespace
 
 bool scopeMatches(const Policy& p, const EvalEnv& env) {
-  return constraintMatches(p.action, env.request.action, env.entities) &&
-         constraintMatches(p.principal, env.request.principal, env.entities) &&
-         constraintMatches(p.resource, env.request.resource, env.entities);
+  return constraintMatches(p.action, env.request.action, env.ancestors) &&
+         constraintMatches(p.principal, env.request.principal, env.ancestors) &&
+         constraintMatches(p.resource, env.request.resource, env.ancestors);
 }
 
 PolicyResult evalConditions(const Policy& p, EvalEnv& env) {

@@ -4,6 +4,8 @@
 //
 // Never throws: a Cedar evaluation error (type mismatch, missing attribute, overflow, unknown
 // entity) is an expected outcome that makes the policy not apply, so it is returned as a value.
+// Recurses only as deep as the expression tree, which the parser bounds (MAX_EXPR_DEPTH);
+// chains (`a || b || ...`, `1 + 2 + ...`) are one node, walked in a loop.
 
 #pragma once
 
@@ -22,17 +24,20 @@ struct Request {
 // What one policy did for one request.
 enum class PolicyResult : uint8_t { SCOPE_MISMATCH, SATISFIED, NOT_SATISFIED, ERROR };
 
-// The request's variables as values, built once per evaluation of a policy set.
+// The request's variables as values, built once per evaluation of a policy set, and the
+// ancestors of the entities met so far (shared by the evaluations of one request).
 struct EvalEnv {
-  EvalEnv(const Request& r, const Value& context, const Entities& e)
+  EvalEnv(const Request& r, const Value& context, const Entities& e, Ancestors& a)
       : request(r),
         entities(e),
+        ancestors(a),
         principal(Value::entity(r.principal)),
         action(Value::entity(r.action)),
         resource(Value::entity(r.resource)),
         context(context) {}
   const Request& request;
   const Entities& entities;
+  Ancestors& ancestors;  // over `entities`
   Value principal, action, resource, context;
   std::string error;  // set when an evaluation fails
 };

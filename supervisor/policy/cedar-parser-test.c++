@@ -140,6 +140,64 @@ TEST_CASE("parser: unsupported features are named") {
         "dir/t.cedar:1:49: contains() takes 1 argument");
 }
 
+TEST_CASE("parser: Cedar's reserved words are not names; quoted, they are") {
+  for (const char* word :
+       {"true", "false", "if", "then", "else", "in", "is", "like", "has", "__cedar"}) {
+    std::string w = word;
+    CAPTURE(w);
+    for (const std::string& cond :
+         {"context." + w + " == 1", "{" + w + ": 1} == {}", "context has " + w,
+          "context has args." + w, "principal is " + w, "User::" + w + "::\"a\" == principal"}) {
+      CAPTURE(cond);
+      CHECK(errorsOf("permit (principal, action, resource) when { " + cond + " };").size() == 1);
+    }
+    CHECK(errorsOf("permit (principal, action, resource) when { context[\"" + w +
+                   "\"] == 1 && context has \"" + w + "\" && {\"" + w + "\": 1} != {} };")
+              .empty());
+  }
+  CHECK(errorOf("permit (principal, action, resource) when { context.then == 1 };") ==
+        "dir/t.cedar:1:53: 'then' is reserved in Cedar and cannot be an attribute name (quote it: "
+        "[\"...\"], has \"...\", {\"...\": ...})");
+  CHECK(errorOf("permit (principal, action, resource) when { {if: 1} == {} };") ==
+        "dir/t.cedar:1:46: 'if' is reserved in Cedar and cannot be a record key (quote it: "
+        "[\"...\"], has \"...\", {\"...\": ...})");
+  // Other keywords and method names are ordinary names, as in Cedar.
+  CHECK(errorsOf("@in permit (principal, action, resource) when { context.principal == 1 || "
+                 "{permit: 1, when: 2, contains: 3} == {} || context has unless || "
+                 "context.__cedarx == 1 };")
+            .empty());
+}
+
+TEST_CASE("parser: unary operators: a run of '!' or of '-', at most 4, never mixed") {
+  CHECK(errorOf("permit (principal, action, resource) when { -!context.x };") ==
+        "dir/t.cedar:1:46: '!' after '-': Cedar does not mix unary operators (add parentheses)");
+  CHECK(errorOf("permit (principal, action, resource) when { !-1 == 1 };") ==
+        "dir/t.cedar:1:46: '-' after '!': Cedar does not mix unary operators (add parentheses)");
+  CHECK(contains(errorOf("permit (principal, action, resource) when { !!!!!true };"),
+                 "more than 4 unary operators in a row"));
+  CHECK(errorsOf("permit (principal, action, resource) when { !!!!true && ----1 == 1 && "
+                 "-(!true) != 1 && !(-1 == 1) };")
+            .empty());
+}
+
+TEST_CASE("parser: one trailing comma where Cedar takes it, nowhere else") {
+  CHECK(errorsOf("permit (principal, action in [Action::\"chat\",], resource,) when { "
+                 "[1, 2,] == [1, 2] && {a: 1,} == {a: 1} && [1].contains(1,) && "
+                 "principal in [User::\"a\",] };")
+            .empty());
+  CHECK(errorOf("permit (principal, action, resource,,);") ==
+        "dir/t.cedar:1:36: unexpected ',' after the resource constraint (the scope has three "
+        "parts)");
+  for (const char* bad : {"[,] == []", "{,} == {}", "[1,,2] == []", "{a: 1,,} == {}",
+                          "[].isEmpty(,)", "[1].contains(,)", "true,"}) {
+    CAPTURE(bad);
+    CHECK(errorsOf(std::string("permit (principal, action, resource) when { ") + bad + " };")
+              .size() == 1);
+  }
+  CHECK(errorsOf("@id(\"x\",) permit (principal, action, resource);").size() == 1);
+  CHECK(errorsOf("permit (principal, action in [,], resource);").size() == 1);
+}
+
 TEST_CASE("validator: unknown actions and entity types, with the known lists") {
   CHECK(errorOf("permit (principal, action == Action::\"exce\", resource);") ==
         "dir/t.cedar:1:38: unknown action \"exce\" (known: chat, exec, read, write, edit, "

@@ -151,30 +151,58 @@ nlohmann::json Value::toJson() const {
   return nullptr;
 }
 
-std::string Value::str() const {
+std::string Value::str(size_t maxBytes) const {
+  std::string out;
+  appendStr(out, maxBytes);
+  if (out.size() > maxBytes) {
+    out.resize(maxBytes);
+    out += "...";
+  }
+  return out;
+}
+
+void Value::appendStr(std::string& out, size_t limit) const {
+  if (out.size() > limit) return;
   switch (kind()) {
     case Kind::BOOL:
-      return asBool() ? "true" : "false";
+      out += asBool() ? "true" : "false";
+      return;
     case Kind::LONG:
-      return std::to_string(asLong());
+      out += std::to_string(asLong());
+      return;
     case Kind::STRING:
-      return "\"" + escapeCedarString(asString()) + "\"";
+      // Escaping at most limit + 1 bytes of the string is enough to overflow the budget.
+      out += "\"" + escapeCedarString(std::string_view(asString()).substr(0, limit + 1)) + "\"";
+      return;
     case Kind::ENTITY:
-      return asEntity().str();
+      out += asEntity().str();
+      return;
     case Kind::SET: {
-      std::string s = "[";
-      for (const Value& v : asSet()) s += (s.size() > 1 ? ", " : "") + v.str();
-      return s + "]";
+      out += "[";
+      bool first = true;
+      for (const Value& v : asSet()) {
+        if (out.size() > limit) return;
+        out += first ? "" : ", ";
+        first = false;
+        v.appendStr(out, limit);
+      }
+      out += "]";
+      return;
     }
     case Kind::RECORD: {
-      std::string s = "{";
+      out += "{";
+      bool first = true;
       for (const auto& [k, v] : asRecord()) {
-        s += (s.size() > 1 ? ", \"" : "\"") + escapeCedarString(k) + "\": " + v.str();
+        if (out.size() > limit) return;
+        out += first ? "\"" : ", \"";
+        first = false;
+        out += escapeCedarString(std::string_view(k).substr(0, limit + 1)) + "\": ";
+        v.appendStr(out, limit);
       }
-      return s + "}";
+      out += "}";
+      return;
     }
   }
-  return "?";
 }
 
 EntityUid uidFromJson(const nlohmann::json& j, const std::string& where) {
@@ -188,7 +216,48 @@ EntityUid uidFromJson(const nlohmann::json& j, const std::string& where) {
   return EntityUid{(*o)["type"].get<std::string>(), (*o)["id"].get<std::string>()};
 }
 
-Value valueFromJson(const nlohmann::json& j, const std::string& where) {
+namespace {
+
+// Where a value sits in its document, kept as links up the recursion and spelled out only
+// when there is an error: building "where.a.b[3]" at every level would cost quadratic time
+// in the depth and in the length of the keys.
+struct JsonPath {
+  const JsonPath* up;    // null at the root
+  std::string_view key;  // an object member's
+  size_t index;          // an array element's (when key is null)
+  const std::string* root;
+
+  // "context.a[3].b"; a deep path keeps its first and last steps: "context.a.b ... [0][0]".
+  std::string str() const {
+    std::vector<const JsonPath*> steps;
+    for (const JsonPath* p = this; p->up != nullptr; p = p->up) steps.push_back(p);
+    const JsonPath* top = this;
+    while (top->up != nullptr) top = top->up;
+    std::string s = *top->root;
+    for (size_t i = steps.size(); i-- > 0;) {
+      size_t fromTop = steps.size() - 1 - i;
+      if (steps.size() > 10 && fromTop >= 4 && i >= 4) {
+        if (fromTop == 4) s += " ... ";
+        continue;
+      }
+      const JsonPath& p = *steps[i];
+      if (p.key.data() != nullptr) {
+        s += ".";
+        s += p.key.substr(0, 60);
+        if (p.key.size() > 60) s += "...";
+      } else {
+        s += "[" + std::to_string(p.index) + "]";
+      }
+    }
+    return s;
+  }
+};
+
+[[noreturn]] void bad(const JsonPath& at, const std::string& message) {
+  throw std::invalid_argument(at.str() + ": " + message);
+}
+
+Value fromJsonAt(const nlohmann::json& j, const JsonPath& at, int depth) {
   switch (j.type()) {
     case nlohmann::json::value_t::boolean:
       return Value::boolean(j.get<bool>());
@@ -196,42 +265,48 @@ Value valueFromJson(const nlohmann::json& j, const std::string& where) {
       return Value::integer(j.get<int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
       uint64_t u = j.get<uint64_t>();
-      if (u > static_cast<uint64_t>(INT64_MAX)) {
-        throw std::invalid_argument(where + ": integer out of range for a Cedar Long");
-      }
+      if (u > static_cast<uint64_t>(INT64_MAX)) bad(at, "integer out of range for a Cedar Long");
       return Value::integer(static_cast<int64_t>(u));
     }
     case nlohmann::json::value_t::number_float:
-      throw std::invalid_argument(
-          where + ": not an integer (Cedar has no fractional numbers): " + j.dump());
+      bad(at, "not an integer (Cedar has no fractional numbers): " + j.dump());
     case nlohmann::json::value_t::string:
       return Value::string(j.get<std::string>());
-    case nlohmann::json::value_t::array: {
-      Value::Set s;
-      s.reserve(j.size());
-      for (size_t i = 0; i < j.size(); ++i) {
-        s.push_back(valueFromJson(j[i], where + "[" + std::to_string(i) + "]"));
-      }
-      return Value::set(std::move(s));
-    }
-    case nlohmann::json::value_t::object: {
-      if (j.contains("__entity")) {
-        if (j.size() != 1) throw std::invalid_argument(where + ": __entity must be the only key");
-        return Value::entity(uidFromJson(j, where));
-      }
-      if (j.contains("__extn")) {
-        throw std::invalid_argument(where + ": extension values (__extn) are not supported");
-      }
-      if (j.contains("__expr")) {
-        throw std::invalid_argument(where + ": __expr escapes are not supported");
-      }
-      Value::Record r;
-      for (const auto& [k, v] : j.items()) r.emplace(k, valueFromJson(v, where + "." + k));
-      return Value::record(std::move(r));
-    }
+    case nlohmann::json::value_t::array:
+    case nlohmann::json::value_t::object:
+      break;
     default:
-      throw std::invalid_argument(where + ": null and other JSON values have no Cedar equivalent");
+      bad(at, "null and other JSON values have no Cedar equivalent");
   }
+  if (depth >= MAX_VALUE_DEPTH) {
+    bad(at, "sets and records nest deeper than the limit of " + std::to_string(MAX_VALUE_DEPTH) +
+                " levels");
+  }
+  if (j.is_array()) {
+    Value::Set s;
+    s.reserve(j.size());
+    for (size_t i = 0; i < j.size(); ++i) {
+      s.push_back(fromJsonAt(j[i], JsonPath{&at, {}, i, nullptr}, depth + 1));
+    }
+    return Value::set(std::move(s));
+  }
+  if (j.contains("__entity")) {
+    if (j.size() != 1) bad(at, "__entity must be the only key");
+    return Value::entity(uidFromJson(j, at.str()));
+  }
+  if (j.contains("__extn")) bad(at, "extension values (__extn) are not supported");
+  if (j.contains("__expr")) bad(at, "__expr escapes are not supported");
+  Value::Record r;
+  for (const auto& [k, v] : j.items()) {
+    r.emplace(k, fromJsonAt(v, JsonPath{&at, k, 0, nullptr}, depth + 1));
+  }
+  return Value::record(std::move(r));
+}
+
+}  // namespace
+
+Value valueFromJson(const nlohmann::json& j, const std::string& where) {
+  return fromJsonAt(j, JsonPath{nullptr, {}, 0, &where}, 0);
 }
 
 }  // namespace chitin::policy

@@ -19,6 +19,11 @@
 
 namespace chitin::policy {
 
+// How deep sets and records may nest in a JSON value read by valueFromJson (entity attributes,
+// a context). Cedar's own JSON reader stops at 128 levels for the whole document; real
+// attributes use a handful.
+constexpr int MAX_VALUE_DEPTH = 100;
+
 struct EntityUid {
   std::string type;  // e.g. "Sender", or "A::B" for a namespaced type
   std::string id;
@@ -88,8 +93,9 @@ class Value {
 
   // Cedar's JSON value format (entity references as {"__entity": {...}}).
   nlohmann::json toJson() const;
-  // Cedar syntax, for messages and traces.
-  std::string str() const;
+  // Cedar syntax, for messages and traces; past about maxBytes it stops with "...", so a
+  // message about a huge value costs no more than the message.
+  std::string str(size_t maxBytes = SIZE_MAX) const;
 
  private:
   using StrPtr = std::shared_ptr<const std::string>;
@@ -98,6 +104,7 @@ class Value {
   using UidPtr = std::shared_ptr<const EntityUid>;
   using Storage = std::variant<bool, int64_t, StrPtr, SetPtr, RecPtr, UidPtr>;
   explicit Value(Storage v) : v_(std::move(v)) {}
+  void appendStr(std::string& out, size_t limit) const;
   Storage v_;
 };
 
@@ -105,7 +112,8 @@ const char* kindName(Value::Kind kind);
 
 // Cedar's JSON value format, without a schema: {"__entity": {"type", "id"}} is an entity
 // reference, other objects are records, arrays are sets. Whole numbers only (Cedar has no
-// floats): anything else throws std::invalid_argument naming the key path (`where`).
+// floats): anything else throws std::invalid_argument naming the key path (`where`), as does
+// nesting deeper than MAX_VALUE_DEPTH (checked before descending, so any JSON is safe here).
 Value valueFromJson(const nlohmann::json& j, const std::string& where = "value");
 
 // An entity uid in JSON: {"type", "id"} or {"__entity": {"type", "id"}}. Throws

@@ -51,6 +51,14 @@ Entities Entities::fromJson(const nlohmann::json& j, const std::string& sourceNa
     }
     out.add(std::move(uid), std::move(attrs), std::move(parents));
   }
+  std::vector<EntityUid> cycle = out.findCycle();
+  if (!cycle.empty()) {
+    std::string path;
+    for (size_t i = 0; i < cycle.size() && i < 8; ++i) path += (i ? " -> " : "") + cycle[i].str();
+    if (cycle.size() > 8) path += " -> ...";
+    throw std::invalid_argument(sourceName + ": the parents form a cycle (" + path +
+                                "); Cedar requires a hierarchy without cycles");
+  }
   return out;
 }
 
@@ -69,26 +77,71 @@ const Entity* Entities::find(const EntityUid& uid) const {
 }
 
 bool Entities::in(const EntityUid& a, const EntityUid& b) const {
-  if (a == b) return true;
-  const Entity* start = find(a);
-  if (start == nullptr) return false;
-  // Breadth-first over parents; hierarchies are shallow, so a small vector beats a hash set.
-  std::vector<const EntityUid*> seen;
-  std::vector<const EntityUid*> queue;
-  for (const EntityUid& p : start->parents) queue.push_back(&p);
-  seen.push_back(&start->uid);
-  for (size_t i = 0; i < queue.size(); ++i) {
-    const EntityUid& u = *queue[i];
-    if (u == b) return true;
-    if (std::any_of(seen.begin(), seen.end(), [&](const EntityUid* s) { return *s == u; })) {
-      continue;
-    }
-    seen.push_back(&u);
-    if (const Entity* e = find(u)) {
-      for (const EntityUid& p : e->parents) queue.push_back(&p);
+  return a == b || anyAncestor(a, [&](const EntityUid& u) { return u == b; });
+}
+
+std::vector<EntityUid> Entities::findCycle() const {
+  // Depth-first with an explicit stack (a hierarchy may be thousands deep): an entity is on
+  // the path while its parents are being walked; reaching one on the path closes a cycle.
+  enum class Mark : uint8_t { ON_PATH, DONE };
+  std::unordered_map<const EntityUid*, Mark, EntityUidPtrHash, EntityUidPtrEq> marks;
+  struct Frame {
+    const Entity* entity;
+    size_t next;  // the next parent to look at
+  };
+  // Roots in uid order, so the cycle named is the same on every run.
+  std::vector<const Entity*> roots;
+  for (const Entities* layer = this; layer != nullptr; layer = layer->base_) {
+    for (const auto& [uid, e] : layer->map_) {
+      if (find(uid) == &e) roots.push_back(&e);  // not hidden by an upper layer
     }
   }
-  return false;
+  std::sort(roots.begin(), roots.end(),
+            [](const Entity* a, const Entity* b) { return a->uid < b->uid; });
+  for (const Entity* root : roots) {
+    if (marks.count(&root->uid)) continue;
+    std::vector<Frame> path{{root, 0}};
+    marks.emplace(&root->uid, Mark::ON_PATH);
+    while (!path.empty()) {
+      Frame& f = path.back();
+      if (f.next == f.entity->parents.size()) {
+        marks[&f.entity->uid] = Mark::DONE;
+        path.pop_back();
+        continue;
+      }
+      const EntityUid& p = f.entity->parents[f.next++];
+      const Entity* parent = find(p);
+      if (parent == nullptr) continue;
+      auto mark = marks.find(&parent->uid);
+      if (mark == marks.end()) {
+        marks.emplace(&parent->uid, Mark::ON_PATH);
+        path.push_back({parent, 0});
+      } else if (mark->second == Mark::ON_PATH) {
+        std::vector<EntityUid> cycle;
+        size_t k = path.size();
+        while (k > 0 && !(path[k - 1].entity->uid == parent->uid)) --k;
+        for (size_t i = k - 1; i < path.size(); ++i) cycle.push_back(path[i].entity->uid);
+        cycle.push_back(parent->uid);
+        return cycle;
+      }
+    }
+  }
+  return {};
+}
+
+bool Ancestors::in(const EntityUid& a, const EntityUid& b) {
+  if (a == b) return true;
+  auto it = sets_.find(a);
+  if (it == sets_.end()) {
+    Set set;
+    entities_.anyAncestor(a, [&](const EntityUid& u) {
+      set.insert(&u);
+      return false;
+    });
+    ++walks_;
+    it = sets_.emplace(a, std::move(set)).first;
+  }
+  return it->second.count(&b) > 0;
 }
 
 nlohmann::json Entities::toJson() const {

@@ -6,7 +6,8 @@
 // Input line: {"policyDirs": [...]} or {"policyFiles": [...]} or {"policyText": "..."},
 //   "entities": [Cedar entities JSON], "requests": [{"principal": {"type","id"}, "action": ...,
 //   "resource": ..., "context": {...}}], and optionally "op": "policies" to get the parsed
-//   policies instead: {"policies": {"<id>": "<source text>"}}.
+//   policies instead: {"policies": {"<id>": "<source text>"}}; or {"op": "entities",
+//   "entities": [...]} to check only a store: {"ok": true} or {"error": "..."}.
 // Output per request: {"decision": "allow"|"deny", "determining": [...], "errors": N}; a line
 // that cannot be used gives {"error": "..."}.
 
@@ -61,6 +62,14 @@ int main() {
     if (text.empty()) continue;
     try {
       nlohmann::json line = nlohmann::json::parse(text);
+      static const nlohmann::json NONE = nlohmann::json::array();
+      // By reference: copying a parsed document recurses as deep as it nests.
+      const nlohmann::json& entitiesJson = line.contains("entities") ? line["entities"] : NONE;
+      if (line.value("op", "") == "entities") {
+        Entities::fromJson(entitiesJson, "entities");
+        std::cout << nlohmann::json{{"ok", true}}.dump() << "\n";
+        continue;
+      }
       PolicySet set = loadSet(line);
       if (line.value("op", "") == "policies") {
         nlohmann::json out = nlohmann::json::object();
@@ -68,15 +77,15 @@ int main() {
         std::cout << nlohmann::json{{"policies", out}}.dump() << "\n";
         continue;
       }
-      Entities entities =
-          Entities::fromJson(line.value("entities", nlohmann::json::array()), "entities");
+      Entities entities = Entities::fromJson(entitiesJson, "entities");
       for (const auto& r : line.at("requests")) {
         chitin::policy::Request req;
         req.principal = chitin::policy::uidFromJson(r.at("principal"), "principal");
         req.action = chitin::policy::uidFromJson(r.at("action"), "action");
         req.resource = chitin::policy::uidFromJson(r.at("resource"), "resource");
+        static const nlohmann::json EMPTY = nlohmann::json::object();
         req.context =
-            chitin::policy::valueFromJson(r.value("context", nlohmann::json::object()), "context");
+            chitin::policy::valueFromJson(r.contains("context") ? r["context"] : EMPTY, "context");
         chitin::policy::Decision d = chitin::policy::isAuthorized(set, entities, req);
         nlohmann::json out = {{"decision", d.allow ? "allow" : "deny"},
                               {"determining", d.determining},

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // policy-bench: time decide() against the shipped default.cedar with a realistic entity store.
 // Prints "policy decide p50 X.XX us p90 Y.YY us (n=N)" (scripts/bench reads that line).
+// `policy-bench --shape FILE` times one run of a generated shape instead (tests/bench/bench.py
+// writes it, and times the reference Cedar on the same file with tests/policy/cedar-bench.cjs).
 // Runs in: test (a tool; not part of the supervisor)
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "policy.h"
 
@@ -31,9 +35,44 @@ Value ctx(bool tainted, std::string program, bool simple, Value args) {
   return Value::record(std::move(r));
 }
 
+double msSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One run of a shape {"policies": "<text>", "entities": [...], "requests": [{"principal",
+// "action", "resource", "context"}]}: parse the policies and the store (from the JSON text),
+// then authorize every request (one evaluation each, as the reference's isAuthorized).
+// Prints "shape load X ms, N requests Y ms, decisions D" where D is one letter (a/d) per request.
+int shape(const char* path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto t0 = std::chrono::steady_clock::now();
+  nlohmann::json j = nlohmann::json::parse(text.str());
+  PolicySet set;
+  auto errors = set.addFile(j.at("policies").get<std::string>(), "shape.cedar");
+  for (auto& e : errors) fprintf(stderr, "%s\n", e.str().c_str());
+  if (!errors.empty()) return 2;
+  Entities entities = Entities::fromJson(j.at("entities"), "shape entities");
+  double load = msSince(t0);
+  std::string decisions;
+  auto t1 = std::chrono::steady_clock::now();
+  for (const auto& r : j.at("requests")) {
+    Request req{uidFromJson(r.at("principal"), "principal"), uidFromJson(r.at("action"), "action"),
+                uidFromJson(r.at("resource"), "resource"),
+                valueFromJson(r.at("context"), "context")};
+    decisions += isAuthorized(set, entities, req).allow ? 'a' : 'd';
+  }
+  double requests = msSince(t1);
+  printf("shape load %.3f ms, %zu requests %.3f ms, decisions %s\n", load, decisions.size(),
+         requests, decisions.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--shape") return shape(argv[2]);
   std::string dir = argc > 1 ? argv[1] : CHITIN_POLICIES_DIR;
   size_t n = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 100000;
   auto loaded = PolicySet::loadDirs({dir});

@@ -171,6 +171,105 @@ TEST_CASE("policy test: ok and MISMATCH lines, summary, exit codes") {
   CHECK(has(cli({"test", "/nonexistent/t.json"}).err, "cannot read"));
 }
 
+std::string repeat(const std::string& s, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+TEST_CASE("policy check: 5,000 nested parentheses or ifs, or 2 MiB, are a clear error") {
+  TempDir d;
+  d.write("deep.cedar", "permit (principal, action, resource)\n  when { " + repeat("(", 5000) +
+                            "true" + repeat(")", 5000) + " };\n");
+  Run r = cli({"check", "--dir", d.path.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err == (d.path / "deep.cedar").string() +
+                     ":2:110: the expression nests deeper than the limit of 100 levels "
+                     "(parentheses, sets, records, if, operators and attribute accesses each count "
+                     "one)\n");
+  TempDir e;
+  e.write("ifs.cedar", "permit (principal, action, resource) when { " +
+                           repeat("if true then ", 5000) + "true" + repeat(" else false", 5000) +
+                           " };");
+  r = cli({"check", "--dir", e.path.string()});
+  CHECK(r.code == 2);
+  CHECK(has(r.err, "ifs.cedar:1:1335: the expression nests deeper than the limit of 100 levels"));
+  TempDir f;
+  f.write("huge.cedar", std::string(2 << 20, ' '));
+  r = cli({"check", "--dir", f.path.string()});
+  CHECK(r.code == 2);
+  CHECK(
+      has(r.err, "huge.cedar: the file has more than 1048576 bytes, the limit for a policy file"));
+}
+
+TEST_CASE("policy test: an 11,000-term generated allowlist loads and evaluates") {
+  TempDir d;
+  std::string terms, sum;
+  for (int i = 0; i < 11000; ++i) {
+    terms += (i ? " || " : "") + std::string("context.program == \"p") + std::to_string(i) + "\"";
+    sum += i ? " + 1" : "1";
+  }
+  d.write("allow.cedar",
+          "@id(\"allowlist\") permit (principal, action == Action::\"exec\", resource)\n  when { " +
+              terms + " };\n@id(\"sum\") forbid (principal, action, resource)\n  when { " + sum +
+              " != 11000 };\n");
+  std::string file = d.write("t.json", R"({"policies": ["allow.cedar"], "requests": [
+    {"name": "last", "principal": "User::\"u\"", "action": "exec", "resource": "Agent::\"main\"",
+     "context": {"program": "p10999"}, "expect": "allow"},
+    {"name": "first", "principal": "User::\"u\"", "action": "exec", "resource": "Agent::\"main\"",
+     "context": {"program": "p0"}, "expect": "allow"},
+    {"name": "unlisted", "principal": "User::\"u\"", "action": "exec",
+     "resource": "Agent::\"main\"", "context": {"program": "rm"}, "expect": "deny"}]})");
+  Run r = cli({"test", file});
+  CAPTURE(r.err);
+  CHECK(r.code == 0);
+  CHECK(has(r.out, "ok       last: allow by allowlist\n"));
+  CHECK(has(r.out, "3 passed, 0 failed\n"));
+}
+
+TEST_CASE("policy test and explain: JSON 14,000 levels deep, or a cyclic store, is refused") {
+  TempDir d;
+  std::string deep = repeat("[", 14000) + repeat("]", 14000);
+  std::string entities = d.write(
+      "deep.json", R"([{"uid": {"type": "User", "id": "u"}, "attrs": {"x": )" + deep + "}}]");
+  Run r = cli({"explain", "--principal", "User::\"u\"", "--action", "chat", "--resource",
+               "Agent::\"main\"", "--entities", entities});
+  CHECK(r.code == 2);
+  CHECK(r.err == "--entities: " + entities +
+                     ": entity 0: attrs.x[0][0][0][0] ... [0][0][0][0]: sets and records nest "
+                     "deeper than the limit of 100 levels\n");
+  r = cli({"explain", "--principal", "User::\"u\"", "--action", "chat", "--resource",
+           "Agent::\"main\"", "--context", R"({"x": )" + deep + "}"});
+  CHECK(r.code == 2);
+  CHECK(has(r.err,
+            "--context: expected a JSON object of Cedar values: context.x[0][0][0] ... "
+            "[0][0][0][0]: sets and records nest deeper than the limit of 100 levels"));
+  std::string test = d.write("t.json", R"({"requests": [{"name": "deep", "principal": "User::\"u\"",
+    "action": "chat", "resource": "Agent::\"main\"", "expect": "deny", "context": {"x": )" +
+                                           deep + "}}]}");
+  r = cli({"test", test});
+  CHECK(r.code == 2);
+  CHECK(has(r.err,
+            "t.json: request \"deep\": context.x[0][0][0] ... [0][0][0][0]: sets and "
+            "records nest deeper than the limit of 100 levels"));
+  test = d.write("e.json", R"({"entities": [{"uid": {"type": "User", "id": "u"}, "attrs": {"x": )" +
+                               deep + R"(}}], "requests": []})");
+  r = cli({"test", test});
+  CHECK(r.code == 2);
+  CHECK(r.err == test +
+                     ": entities: entity 0: attrs.x[0][0][0][0] ... [0][0][0][0]: sets and records "
+                     "nest deeper than the limit of 100 levels\n");
+  std::string cyclic = d.write("cyclic.json", R"([
+    {"uid": {"type": "Group", "id": "a"}, "parents": [{"type": "Group", "id": "b"}]},
+    {"uid": {"type": "Group", "id": "b"}, "parents": [{"type": "Group", "id": "a"}]}])");
+  r = cli({"explain", "--principal", "Group::\"a\"", "--action", "chat", "--resource",
+           "Agent::\"main\"", "--entities", cyclic});
+  CHECK(r.code == 2);
+  CHECK(has(r.err,
+            "cyclic.json: the parents form a cycle (Group::\"a\" -> Group::\"b\" -> "
+            "Group::\"a\")"));
+}
+
 TEST_CASE("shipped expected-decision files (policies/tests/*.json) all pass") {
   int files = 0;
   for (const auto& entry : fs::directory_iterator(CHITIN_POLICIES_DIR "/tests")) {

@@ -42,13 +42,12 @@ std::optional<PolicySet> loadPolicies(const std::vector<std::string>& paths, std
   PolicySet set;
   std::vector<ParseError> errors;
   auto addPath = [&](const std::string& f) {
-    std::string error;
-    auto text = readFile(f, &error);
-    if (!text) {
-      errors.push_back(ParseError{f, 0, 0, "cannot read"});
+    std::string text;
+    if (auto error = readPolicyFile(f, &text)) {
+      errors.push_back(std::move(*error));
       return;
     }
-    for (auto& e : set.addFile(*text, f)) errors.push_back(std::move(e));
+    for (auto& e : set.addFile(text, f)) errors.push_back(std::move(e));
   };
   for (const std::string& p : paths) {
     std::error_code ec;
@@ -261,13 +260,15 @@ int testCommand(const std::vector<std::string>& args, const PolicyCliEnv& env, s
       base = defaultEntities();
     } else if (j["entities"].is_string()) {
       auto loaded = loadEntitiesFile(rel(j["entities"].get<std::string>()), false);
-      if (auto* msg = std::get_if<std::string>(&loaded)) throw std::invalid_argument(*msg);
+      if (auto* msg = std::get_if<std::string>(&loaded)) {
+        throw std::invalid_argument(file + ": entities: " + *msg);
+      }
       base = std::move(std::get<Entities>(loaded));
     } else {
       base = Entities::fromJson(j["entities"], file + ": entities");
     }
   } catch (std::exception& e) {
-    err << file << ": entities: " << e.what() << "\n";
+    err << e.what() << "\n";
     return 2;
   }
   std::vector<std::string> dirs = env.policyDirs;

@@ -143,6 +143,37 @@ TEST_CASE("loadDirs: sorted *.cedar files, missing dirs fine, errors from every 
   }
 }
 
+TEST_CASE("loadDirs (the gateway's loading): deep nesting, long chains and huge files") {
+  TempDir d;
+  std::string deep = "permit (principal, action, resource) when { " + std::string(5000, '(') +
+                     "true" + std::string(5000, ')') + " };";
+  std::string chain = "permit (principal, action, resource) when { context.p == \"0\"";
+  for (int i = 1; i < 11000; ++i) chain += " || context.p == \"" + std::to_string(i) + "\"";
+  d.write("chain.cedar", chain + " };");
+  auto ok = PolicySet::loadDirs({d.path.string()});
+  REQUIRE(std::holds_alternative<PolicySet>(ok));
+  Entities none;
+  Request r{{"User", "u"},
+            {"Action", "chat"},
+            {"Agent", "main"},
+            Value::record({{"p", Value::string("10999")}})};
+  CHECK(isAuthorized(std::get<PolicySet>(ok), none, r).allow);
+
+  d.write("deep.cedar", deep);
+  d.write("huge.cedar", std::string(3 << 20, '\n'));
+  auto bad = PolicySet::loadDirs({d.path.string()});
+  REQUIRE(std::holds_alternative<std::vector<ParseError>>(bad));
+  auto& errors = std::get<std::vector<ParseError>>(bad);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].str() == (d.path / "deep.cedar").string() +
+                               ":1:145: the expression nests deeper than the limit of 100 levels "
+                               "(parentheses, sets, records, if, operators and attribute accesses "
+                               "each count one)");
+  CHECK(errors[1].str() == (d.path / "huge.cedar").string() +
+                               ": the file has more than 1048576 bytes, the limit for a policy "
+                               "file (split it into several files)");
+}
+
 TEST_CASE("default.cedar: owners chat; strangers and unknown senders are denied") {
   PolicySet set = shipped();
   for (const auto& p : set.policies()) {

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 namespace chitin::policy {
 
@@ -96,26 +95,35 @@ std::variant<PolicySet, std::vector<ParseError>> PolicySet::loadDirs(
     }
     std::sort(files.begin(), files.end());
     for (const std::string& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::stringstream text;
-      if (in) text << in.rdbuf();
-      if (!in || in.bad()) {
-        errors.push_back(ParseError{f, 0, 0, std::string("cannot read: ") + strerror(errno)});
+      std::string text;
+      if (auto error = readPolicyFile(f, &text)) {
+        errors.push_back(std::move(*error));
         continue;
       }
-      for (ParseError& e : set.addFile(text.str(), f)) errors.push_back(std::move(e));
+      for (ParseError& e : set.addFile(text, f)) errors.push_back(std::move(e));
     }
   }
   if (!errors.empty()) return errors;
   return set;
 }
 
+std::optional<ParseError> readPolicyFile(const std::string& path, std::string* text) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ParseError{path, 0, 0, std::string("cannot read: ") + strerror(errno)};
+  // One byte past the limit is enough for addFile to refuse the file; the rest is not read.
+  text->assign(MAX_POLICY_FILE_BYTES + 1, '\0');
+  in.read(text->data(), static_cast<std::streamsize>(text->size()));
+  if (in.bad()) return ParseError{path, 0, 0, std::string("cannot read: ") + strerror(errno)};
+  text->resize(static_cast<size_t>(in.gcount()));
+  return std::nullopt;
+}
+
 namespace {
 
-Decision authorize(const PolicySet& set, const Entities& entities, const Request& request,
-                   const Value& context, bool withTrace) {
+Decision authorize(const PolicySet& set, const Entities& entities, Ancestors& ancestors,
+                   const Request& request, const Value& context, bool withTrace) {
   Decision d;
-  EvalEnv env(request, context, entities);
+  EvalEnv env(request, context, entities, ancestors);
   std::vector<const Policy*> permits, forbids;
   auto run = [&](const Policy& p) {
     PolicyTrace* t = nullptr;
@@ -170,14 +178,17 @@ Explanation explainImpl(const PolicySet& set, const Entities& entities, const Re
     return x;
   }
   const Value::Record& ctx = request.context.asRecord();
-  x.unconfirmed = authorize(set, entities, request, withConfirmed(ctx, false), withTrace);
+  // One request, two evaluations: each entity's ancestors are resolved once for both.
+  Ancestors ancestors(entities);
+  x.unconfirmed =
+      authorize(set, entities, ancestors, request, withConfirmed(ctx, false), withTrace);
   x.verdict.errors = x.unconfirmed.errors;
   if (x.unconfirmed.allow) {
     x.verdict.outcome = Outcome::ALLOW;
     x.verdict.policies = x.unconfirmed.determining;
     return x;
   }
-  x.confirmed = authorize(set, entities, request, withConfirmed(ctx, true), withTrace);
+  x.confirmed = authorize(set, entities, ancestors, request, withConfirmed(ctx, true), withTrace);
   addErrors(x.verdict.errors, x.confirmed.errors);
   if (x.confirmed.allow) {
     x.verdict.outcome = Outcome::ASK;
@@ -196,7 +207,8 @@ Explanation explainImpl(const PolicySet& set, const Entities& entities, const Re
 
 Decision isAuthorized(const PolicySet& policies, const Entities& entities, const Request& request,
                       bool withTrace) {
-  return authorize(policies, entities, request, request.context, withTrace);
+  Ancestors ancestors(entities);
+  return authorize(policies, entities, ancestors, request, request.context, withTrace);
 }
 
 const char* outcomeName(Outcome outcome) {

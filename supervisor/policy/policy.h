@@ -9,6 +9,7 @@
 
 #pragma once
 
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -50,6 +51,10 @@ class PolicySet {
   size_t files_ = 0;
   void reindex();
 };
+
+// Reads one policy file for addFile: at most one byte more than MAX_POLICY_FILE_BYTES, so a
+// huge file costs no memory before addFile refuses it. Returns the error (line 0) or nullopt.
+std::optional<ParseError> readPolicyFile(const std::string& path, std::string* text);
 
 struct PolicyTrace {
   std::string id;

@@ -4,8 +4,10 @@
 // Runs in: test (libFuzzer target, tests/fuzz/)
 //
 // Input: one JSON document {"entities": [...], "requests": [{"principal", "action",
-// "resource", "context"}]} as policy-batch reads it. Bad JSON shapes must be refused with
-// std::invalid_argument (or nlohmann's errors), never crash; cyclic parents must terminate.
+// "resource", "context"}]} as policy-batch reads it. Bad JSON shapes (values nested past
+// MAX_VALUE_DEPTH, cyclic parents) must be refused with std::invalid_argument (or nlohmann's
+// errors), never crash; a cycle that only the request's File entity closes must terminate.
+// The document is only ever read by reference: copying a parsed JSON value recurses.
 
 #include <cstdint>
 #include <string>
@@ -37,20 +39,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const policy::PolicySet policies = shippedPolicies();
   auto input = nlohmann::json::parse(data, data + size, nullptr, false);
   if (input.is_discarded() || !input.is_object()) return 0;
+  static const nlohmann::json NONE = nlohmann::json::array();
+  static const nlohmann::json EMPTY = nlohmann::json::object();
+  static const nlohmann::json MISSING;
+  auto field = [](const nlohmann::json& o, const char* key,
+                  const nlohmann::json& otherwise) -> const nlohmann::json& {
+    return o.contains(key) ? o[key] : otherwise;
+  };
   try {
     policy::Entities entities =
-        policy::Entities::fromJson(input.value("entities", nlohmann::json::array()), "entities");
+        policy::Entities::fromJson(field(input, "entities", NONE), "entities");
     (void)entities.toJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    auto requests = input.value("requests", nlohmann::json::array());
+    const nlohmann::json& requests = field(input, "requests", NONE);
     if (!requests.is_array()) return 0;
     for (const auto& r : requests) {
       if (!r.is_object()) continue;
       policy::Request request;
-      request.principal = policy::uidFromJson(r.value("principal", nlohmann::json()), "principal");
-      request.action = policy::uidFromJson(r.value("action", nlohmann::json()), "action");
-      request.resource = policy::uidFromJson(r.value("resource", nlohmann::json()), "resource");
-      request.context =
-          policy::valueFromJson(r.value("context", nlohmann::json::object()), "context");
+      request.principal = policy::uidFromJson(field(r, "principal", MISSING), "principal");
+      request.action = policy::uidFromJson(field(r, "action", MISSING), "action");
+      request.resource = policy::uidFromJson(field(r, "resource", MISSING), "resource");
+      request.context = policy::valueFromJson(field(r, "context", EMPTY), "context");
       policy::Entities perRequest(&entities);
       policy::addImplicitFileEntity(perRequest, request.resource);
       (void)policy::decide(policies, perRequest, request);

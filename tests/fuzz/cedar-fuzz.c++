@@ -5,8 +5,10 @@
 //
 // The requests are the shapes the supervisor builds (guard.c++): each action, File/Agent/Host
 // resources, and a context with tainted, channel, args, program and simple. Checks: evaluation
-// never throws (its errors are values), and decide() agrees with explain()'s verdict.
+// never throws (its errors are values), decide() agrees with explain()'s verdict, and no parsed
+// expression is deeper than MAX_EXPR_DEPTH (or than the depth its root records).
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -81,6 +83,20 @@ struct Fixture {
   }
 };
 
+// The height of an expression tree, measured without recursion (the fuzzer may find a way
+// past the parser's bounds; this check must not be the thing that then overflows).
+size_t height(const policy::Expr& root) {
+  size_t deepest = 0;
+  std::vector<std::pair<const policy::Expr*, size_t>> stack{{&root, 1}};
+  while (!stack.empty()) {
+    auto [e, depth] = stack.back();
+    stack.pop_back();
+    deepest = std::max(deepest, depth);
+    for (const auto& k : e->kids) stack.push_back({k.get(), depth + 1});
+  }
+  return deepest;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -98,7 +114,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(set.size() == 0, "a file with errors added policies");
     return 0;
   }
-  for (const auto& p : set.policies()) FUZZ_CHECK(set.find(p->id) == p.get(), p->id);
+  for (const auto& p : set.policies()) {
+    FUZZ_CHECK(set.find(p->id) == p.get(), p->id);
+    for (const auto& c : p->conditions) {
+      FUZZ_CHECK(c.expr->depth <= policy::MAX_EXPR_DEPTH, "an expression past the depth limit");
+      FUZZ_CHECK(height(*c.expr) <= c.expr->depth, "an expression deeper than it records");
+    }
+  }
   for (const auto& request : fixture.requests) {
     policy::Verdict verdict = policy::decide(set, fixture.entities, request);
     policy::Explanation explanation = policy::explain(set, fixture.entities, request);

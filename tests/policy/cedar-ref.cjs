@@ -5,25 +5,27 @@
 // Runs in: test
 //
 // Usage: node cedar-ref.cjs NODE_MODULES_DIR < lines
-// Input line: {"policies": {"<id>": "<policy text>"}, "entities": [...], "requests": [...]}.
+// Input line: {"policies": {"<id>": "<policy text>"}, "entities": [...], "requests": [...]}:
+//   one answer per request; or {"op": "check", "policies": "<text>"}: does it parse, {"ok":
+//   true} or {"error"}; or {"op": "entities", "entities": [...]}: is it a valid store.
 // Exits 3 if the reference cannot be loaded (the test must fail, not skip).
 'use strict';
-const path = require('path');
 const readline = require('readline');
 
-let cedar;
-try {
-  cedar = require(path.join(process.argv[2], '@cedar-policy/cedar-wasm/nodejs'));
-} catch (e) {
-  console.error(`cannot load @cedar-policy/cedar-wasm from ${process.argv[2]}: ${e.message}`);
-  process.exit(3);
-}
+const cedar = require('./load-reference.cjs')(process.argv[2]);
 
 const rl = readline.createInterface({input: process.stdin, crlfDelay: Infinity});
 const out = [];
 rl.on('line', (text) => {
   if (!text.trim()) return;
   const line = JSON.parse(text);
+  if (line.op === 'check' || line.op === 'entities') {
+    const answer = line.op === 'check' ? cedar.checkParsePolicySet({staticPolicies: line.policies})
+                                       : cedar.checkParseEntities({entities: line.entities});
+    out.push(JSON.stringify(answer.type === 'success' ? {ok: true}
+                            : {error: answer.errors.map((e) => e.message).join('; ')}));
+    return;
+  }
   for (const r of line.requests) {
     const answer = cedar.isAuthorized({
       principal: r.principal,

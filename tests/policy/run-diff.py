@@ -8,6 +8,11 @@ supervisor/policy/policy-batch and with cedar-ref.cjs (npm @cedar-policy/cedar-w
 with `npm ci` into the build directory if missing); fails on any difference in the decision or
 in the set of determining policies. Prints "N requests, M differences".
 
+Before that, the conformance cases: every line of syntax-cases.txt must parse in both engines
+or in neither (a `differs:` line: only in the reference, as docs/cedar-subset.md states), and
+every store in store-cases.json must be accepted by both or refused by both. The cases that
+parse join the random requests as one more policy set.
+
 Usage: run-diff.py POLICY_BATCH SOURCE_ROOT WORK_DIR [--seed S] [--per-set N]
 """
 import argparse
@@ -191,6 +196,61 @@ def run_lines(cmd, lines):
     sys.exit(f"FAIL: {cmd[0]} exited {r.returncode}: {r.stderr[-2000:]}")
 
 
+def syntax_cases():
+    """[(label, policy text, documented difference)] from syntax-cases.txt."""
+    cases = []
+    with open(os.path.join(HERE, "syntax-cases.txt")) as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            differs = line.startswith("differs: ")
+            body = line[len("differs: "):] if differs else line
+            if not body.startswith(("@", "permit", "forbid", "namespace", "/*")):
+                body = f"permit (principal, action, resource) when {{ {body} }};"
+            cases.append((f"syntax-cases.txt:{n}", body, differs))
+    return cases
+
+
+def check_conformance(batch, modules, work):
+    """Parse and store acceptance in both engines. Returns (differences, a .cedar file of the
+    cases that parse)."""
+    ref_cmd = ["node", os.path.join(HERE, "cedar-ref.cjs"), modules]
+    cases = syntax_cases()
+    ours = run_lines([batch], [{"op": "policies", "policyText": t} for _, t, _ in cases])
+    ref = run_lines(ref_cmd, [{"op": "check", "policies": t} for _, t, _ in cases])
+    differences = 0
+    accepted = []
+    for (label, text, differs), o, r in zip(cases, ours, ref):
+        we, they = "error" not in o, "error" not in r
+        if differs:
+            if we or not they:
+                differences += 1
+                print(f"DIFF {label}: documented as rejected by chitin only, but chitin "
+                      f"{'accepts' if we else 'rejects'} and the reference "
+                      f"{'accepts' if they else 'rejects'}: {text[:120]}\n  reference: {r.get('error')}")
+        elif we != they:
+            differences += 1
+            print(f"DIFF {label}: chitin {'accepts' if we else 'rejects'}, the reference "
+                  f"{'accepts' if they else 'rejects'}: {text[:120]}\n"
+                  f"  ours: {o.get('error', '')[:300]}\n  reference: {r.get('error', '')[:300]}")
+        elif we:
+            accepted.append(f'@id("{label}")\n' + text.removeprefix("@id(\"trailing\",) "))
+    stores = load_json(os.path.join(HERE, "store-cases.json"))
+    ours = run_lines([batch], [{"op": "entities", "entities": c["entities"]} for c in stores])
+    ref = run_lines(ref_cmd, [{"op": "entities", "entities": c["entities"]} for c in stores])
+    for case, o, r in zip(stores, ours, ref):
+        if ("error" in o) != ("error" in r):
+            differences += 1
+            print(f"DIFF store-cases.json \"{case['name']}\": ours {o}, reference {r}")
+    print(f"conformance: {len(cases)} parse cases ({len(accepted)} parse), {len(stores)} stores, "
+          f"{differences} differences", flush=True)
+    path = os.path.join(work, "syntax-accepted.cedar")
+    with open(path, "w") as f:
+        f.write("\n".join(accepted) + "\n")
+    return differences, path
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("batch")
@@ -201,9 +261,12 @@ def main():
     a = ap.parse_args()
     modules = ensure_reference(a.work)
     rng = random.Random(a.seed)
+    conformance_differences, accepted = check_conformance(a.batch, modules, a.work)
+    sets = policy_sets(a.root)
+    sets.append(("syntax-cases (those that parse)", [accepted], sets[-1][2]))
 
     ours_lines, ref_lines, labels = [], [], []
-    for name, files, entities in policy_sets(a.root):
+    for name, files, entities in sets:
         entities = with_files(entities, rng)
         got = run_lines([a.batch], [{"op": "policies", "policyFiles": files}])
         if "error" in got[0]:
@@ -243,7 +306,7 @@ def main():
     print(f"seed {a.seed}: {allows} allowed, {len(labels) - allows} denied, "
           f"{with_errors} with evaluation errors; {error_count_mismatches} error-count mismatches")
     print(f"{len(labels)} requests, {differences} differences")
-    return 1 if differences or error_count_mismatches else 0
+    return 1 if differences or error_count_mismatches or conformance_differences else 0
 
 
 if __name__ == "__main__":

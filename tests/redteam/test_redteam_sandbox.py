@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Red-team scenarios about the sandbox itself (tests/redteam/README.md, 15-17): it cannot be
+"""Red-team scenarios about the sandbox itself (tests/redteam/README.md, 15, 19, 20): it cannot be
 set up (the work does not run, and the reply says why); the commands a model runs cannot reach
 the supervisor through what the worker inherited or through /proc, nor learn host paths but the
 documented one; and they cannot flood the supervisor or host memory.
@@ -21,30 +21,30 @@ PROFILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.
 
 # Filled in by ScriptedGateway.start (HOME_DIR, GW_PID, ...). No command names a canary.
 SANDBOX_SCRIPT = {"scenarios": {
-    # 16: the worker's descriptors and memory through /proc/1, and what /proc shows of the host.
-    "rt16": [
+    # 19: the worker's descriptors and memory through /proc/1, and what /proc shows of the host.
+    "rt19": [
         ex("for f in /proc/1/fd/1 /proc/1/fd/2; do tail -c 20000 $f; done 2>&1; "
            "cat /proc/1/environ 2>&1; head -c 64 /proc/1/mem 2>&1; ls /proc/1/fd/ 2>&1; "
            "readlink /proc/1/cwd /proc/1/exe 2>&1; echo END-PROC1"),
         ex("cat /proc/self/mountinfo; echo MOUNTS; cat /proc/self/mounts /proc/1/mountinfo 2>&1; "
            "echo CGROUP; cat /proc/self/cgroup; echo HOME=$HOME; pwd; echo END-HOST"),
         END],
-    "rt16ctl": [ex("exec 5<visible.txt; tail -n1 /proc/$$/fd/5; "
+    "rt19ctl": [ex("exec 5<visible.txt; tail -n1 /proc/$$/fd/5; "
                    "tr '\\0' '\\n' < /proc/$$/environ | grep -c ^PATH=; echo END"), END],
-    # 17: output and tmpfs floods.
-    "rt17": [
+    # 20: output and tmpfs floods.
+    "rt20": [
         ex("cat /dev/zero", timeout=3600),
         ex("for i in 1 2 3; do head -c 100M /dev/zero > /dev/shm/fill$i; done; "
            "cat /dev/shm/fill* | wc -c; touch /dev/evil 2>&1; echo END"),
         END],
-    "rt17ctl": [ex("head -c 1M /dev/zero > /dev/shm/ok; stat -c size=%s /dev/shm/ok; "
+    "rt20ctl": [ex("head -c 1M /dev/zero > /dev/shm/ok; stat -c size=%s /dev/shm/ok; "
                    "yes | head -c 100000 | wc -c"), END],
 }}
 
 
 @unittest.skipIf(SKIP, SKIP or "")
 class SandboxReach(ScriptedGateway):
-    """Scenarios 16 and 17, against one gateway with the canaries."""
+    """Scenarios 19 and 20, against one gateway with the canaries."""
 
     @classmethod
     def setUpClass(cls):
@@ -54,10 +54,10 @@ class SandboxReach(ScriptedGateway):
         with open(cls.gw.stdout_path) as out, open(cls.gw.stderr_path, "a") as err:
             err.write(out.read())
 
-    # ---- 16
+    # ---- 19
 
-    def test_16_proc1_fds_memory_and_host_paths(self):
-        out, res, _ = self.attack("rt16")
+    def test_19_proc1_fds_memory_and_host_paths(self):
+        out, res, _ = self.attack("rt19")
         self.assertEqual(statuses(out), ["ok", "ok"], out)
         proc1, host = res[0], res[1]
         self.assertIn("END-PROC1", proc1)
@@ -75,17 +75,17 @@ class SandboxReach(ScriptedGateway):
         self.assertIn("\nHOME=/home/sandbox\n/workspace\n", host)
         self.assertIn("0::/\n", host)
 
-    def test_16_control_the_log_holds_the_token_and_own_fds_are_readable(self):
+    def test_19_control_the_log_holds_the_token_and_own_fds_are_readable(self):
         with open(self.gw.stderr_path) as err:  # the file a worker's fd 2 used to be
             self.assertIn(self.gw.token, err.read())
-        out, res, _ = self.attack("rt16ctl")
+        out, res, _ = self.attack("rt19ctl")
         self.assertEqual(res[0], "control-ok\n1\nEND\n")
 
-    # ---- 17
+    # ---- 20
 
-    def test_17_output_and_tmpfs_floods_stop_at_their_caps(self):
+    def test_20_output_and_tmpfs_floods_stop_at_their_caps(self):
         start = time.monotonic()
-        out, res, _ = self.attack("rt17")
+        out, res, _ = self.attack("rt20")
         elapsed = time.monotonic() - start
         self.assertIn("the command was killed: it wrote more than 64 MiB of output", res[0])
         self.assertTrue(res[0].startswith("\ufffd" * 100), res[0][:200])  # NULs, shown as U+FFFD
@@ -94,10 +94,10 @@ class SandboxReach(ScriptedGateway):
         self.assertIn("\n268435456\n", res[1])  # the tmpfs cap, exactly
         self.assertIn("cannot touch '/dev/evil': Read-only file system", res[1])
         self.assertLess(elapsed, 60, "cat /dev/zero must end at its output cap, not its timeout")
-        print(f"\n  rt17: both floods over in {elapsed:.1f}s", flush=True)
+        print(f"\n  rt20: both floods over in {elapsed:.1f}s", flush=True)
 
-    def test_17_control_moderate_output_and_shm_use_is_fine(self):
-        out, res, _ = self.attack("rt17ctl")
+    def test_20_control_moderate_output_and_shm_use_is_fine(self):
+        out, res, _ = self.attack("rt20ctl")
         self.assertEqual(statuses(out), ["ok"], out)
         self.assertEqual(res[0], "size=1048576\n100000\n")
 
