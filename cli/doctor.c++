@@ -126,6 +126,26 @@ void checkModel(Report& r) {
   }
 }
 
+// Whether workers get cgroup v2 limits (memory, pids, cpu for each whole sandbox). Not having
+// them is common and not a failure: rlimits and tmpfs caps hold either way; but the owner should
+// know, and know how to get them.
+void checkCgroups(Report& r, const spawn::SpawnerSettings& settings) {
+  spawn::SystemSpawnOs os;
+  spawn::Spawner spawner(settings, os);
+  auto status = spawner.detectCgroups();
+  if (status.inForce) {
+    r.ok(
+        "cgroup limits: in force for a gateway started like this command (memory.max, "
+        "pids.max, cpu.max per worker under " +
+        status.detail + ")");
+  } else {
+    r.warn("cgroup limits: NOT in force for a gateway started like this command: " + status.detail +
+               ". Workers still have their rlimits and capped tmpfs, but a sandbox's total memory "
+               "(all its processes and page cache) and CPU share are not bounded",
+           status.fix);
+  }
+}
+
 }  // namespace
 
 int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
@@ -174,6 +194,7 @@ int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
     }
   }
 
+  checkCgroups(r, settings);
   checkModel(r);
 
   std::ostringstream sink;

@@ -33,7 +33,8 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
   health [--json]         is the gateway up
   sessions [--json]       list sessions (tainted: their history holds content from outside)
   sessions reset KEY      start a session over (its transcript is archived, not deleted)
-  sandbox explain PROFILE print the bwrap command line and seccomp allowlist of a profile
+  sandbox explain PROFILE [--hide PATH]...
+                          print the bwrap command line and seccomp allowlist of a profile
 
   policy check            parse and validate every policy file (exit 2 with file:line:col)
   policy explain --principal E --action A --resource E [--context JSON]

@@ -96,15 +96,21 @@ int cmdGateway(const std::vector<std::string>& args) {
 }
 
 int cmdSandbox(const std::vector<std::string>& args) {
-  if (args.size() != 2 || args[0] != "explain")
-    return usage("sandbox: expected `sandbox explain PROFILE`");
+  // `--hide PATH` (repeatable): what a call that hides PATH compiles to (SpawnRequest::hide).
+  std::vector<std::string> hide;
+  bool shape = args.size() >= 2 && args[0] == "explain";
+  for (size_t i = 2; shape && i < args.size(); i += 2) {
+    shape = args[i] == "--hide" && i + 1 < args.size();
+    if (shape) hide.push_back(args[i + 1]);
+  }
+  if (!shape) return usage("sandbox: expected `sandbox explain PROFILE [--hide PATH]...`");
   Layout l = findLayout();
   chitin::spawn::SystemSpawnOs os;
   chitin::spawn::Spawner spawner({"/usr/bin/bwrap", l.profileDir, l.workerDir}, os);
   try {
     // No values: variables are shown as ${NAME} (a placeholder like "$CHITIN_HOME/..." would be
     // refused as an unclean path, and `explain exec` would fail).
-    std::cout << spawner.explain(args[1], {});
+    std::cout << spawner.explain(args[1], {}, hide);
   } catch (const std::exception& e) {
     std::cerr << "chitin sandbox explain: " << e.what() << "\n";
     return EXIT_USAGE;

@@ -7,7 +7,16 @@
 #include <execinfo.h>
 #include <kj/debug.h>
 #include <kj/string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "seccomp-groups.h"
 
@@ -93,6 +102,40 @@ void applyLimitsInChild(int argc, char** argv) {
     KJ_SYSCALL(setrlimit(RLIMIT_CORE, &noCore));
   } else {
     KJ_FAIL_REQUIRE("missing limits flag; workers are started by the spawner", LIMITS_FLAG);
+  }
+}
+
+void makeUndumpableInChild() {
+  KJ_SYSCALL(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
+  int dumpable;
+  KJ_SYSCALL(dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+  KJ_REQUIRE(dumpable == 0, "the worker is still dumpable");
+}
+
+void checkHiddenInChild(int argc, char** argv) {
+  for (int i = 1; i < argc; i++) {
+    kj::StringPtr arg = argv[i];
+    if (!arg.startsWith(HIDDEN_FLAG)) continue;
+    kj::StringPtr path = arg.slice(sizeof(HIDDEN_FLAG) - 1);
+    KJ_REQUIRE(path.startsWith("/"), "hidden path is not absolute", path);
+    int fd = open(path.cStr(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) KJ_FAIL_SYSCALL("open(hidden directory)", errno, path);
+    KJ_DEFER(close(fd));
+    struct statfs fs;
+    KJ_SYSCALL(fstatfs(fd, &fs), path);
+    KJ_REQUIRE(fs.f_type == TMPFS_MAGIC, "hidden directory is not covered by a tmpfs", path);
+    KJ_REQUIRE((fs.f_flags & ST_RDONLY) != 0, "hidden directory's cover is not read-only", path);
+    char entries[256];
+    long n;
+    KJ_SYSCALL(n = syscall(SYS_getdents64, fd, entries, sizeof(entries)), path);
+    // An empty directory lists exactly "." and "..".
+    size_t count = 0;
+    for (long offset = 0; offset < n;) {
+      auto* entry = reinterpret_cast<dirent64*>(entries + offset);
+      count++;
+      offset += entry->d_reclen;
+    }
+    KJ_REQUIRE(count == 2, "hidden directory's cover is not empty", path);
   }
 }
 

@@ -14,6 +14,21 @@ namespace chitin {
 
 // The argv flag the spawner passes: "--chitin-limits=as=N,nproc=N,nofile=N,cpu=N,fsize=N".
 constexpr const char LIMITS_FLAG[] = "--chitin-limits=";
+// One per directory the spawner hid (SpawnRequest::hide): "--chitin-hidden=/workspace/downloads".
+constexpr const char HIDDEN_FLAG[] = "--chitin-hidden=";
+
+// First thing in every worker: not dumpable, so that no other process of the sandbox (the
+// commands the exec worker runs, which exec and so are dumpable again) can open the worker's
+// /proc/1/fd/*, mem, environ, maps or cwd: those need ptrace access, which a non-dumpable
+// process grants only to CAP_SYS_PTRACE in its user namespace, and no one in a sandbox has it.
+// Throws if the kernel refuses.
+void makeUndumpableInChild();
+
+// Checks that every HIDDEN_FLAG path is what the spawner asked bwrap for: a read-only, empty
+// tmpfs directory (not a symlink). bwrap mounts over whatever is at the path when it runs, so a
+// directory swapped for a symlink between the spawner's check and the mount would cover the
+// wrong place; this refuses to serve then. Throws on any mismatch.
+void checkHiddenInChild(int argc, char** argv);
 
 // Finds LIMITS_FLAG in argv and applies each value as both soft and hard rlimit
 // (RLIMIT_AS, RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_CPU, RLIMIT_FSIZE). Throws if the flag is

@@ -353,6 +353,11 @@ const Rule BOOTSTRAP_RULES[] = {
     allowIf("ioctl", 1, LOW32, FIONBIO, "FIONBIO"),
     allow("seccomp"),
     allowIf("prctl", 0, ALL_BITS, PR_SET_NO_NEW_PRIVS, "PR_SET_NO_NEW_PRIVS"),
+    // The worker's first step: not dumpable (common/sandbox-child.h). Rules check one argument,
+    // so the value is not checked here; no lockdown allows PR_SET_DUMPABLE, and every process
+    // that could try it after start-up (the worker, the commands it runs) is under one.
+    allowIf("prctl", 0, ALL_BITS, PR_SET_DUMPABLE, "PR_SET_DUMPABLE"),
+    allowIf("prctl", 0, ALL_BITS, PR_GET_DUMPABLE, "PR_GET_DUMPABLE"),
 };
 
 const char* const NEVER_ALLOWED_NAMES[] = {

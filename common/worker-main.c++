@@ -27,9 +27,21 @@ constexpr int EXIT_SETUP_FAILED = 70;
 }  // namespace
 
 int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBootstrap) {
-  // Step 1: limits, before anything else allocates or forks.
+  // Step 0: not dumpable, before anything else could be reached through /proc/1.
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { makeUndumpableInChild(); })) {
+    fprintf(stderr, "chitin-worker-%s: cannot make itself non-dumpable: %s\n", kind,
+            e->getDescription().cStr());
+    return EXIT_SETUP_FAILED;
+  }
+  // Step 1: limits, before anything else allocates or forks; and the hidden directories are
+  // really covered.
   KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { applyLimitsInChild(argc, argv); })) {
     fprintf(stderr, "chitin-worker-%s: cannot apply limits: %s\n", kind,
+            e->getDescription().cStr());
+    return EXIT_SETUP_FAILED;
+  }
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { checkHiddenInChild(argc, argv); })) {
+    fprintf(stderr, "chitin-worker-%s: a hidden directory is not hidden: %s\n", kind,
             e->getDescription().cStr());
     return EXIT_SETUP_FAILED;
   }

@@ -3,14 +3,17 @@
 // Runs in: worker (sandboxed)
 //
 // Order, and why:
+//   0. makeUndumpableInChild(): before anything of the worker exists, no other process of the
+//      sandbox may open /proc/1/fd/*, mem or environ (the exec worker's commands would).
 //   1. applyLimitsInChild(): rlimits from argv. They must be set here, inside the sandbox's own
 //      user namespace, because since Linux 5.14 RLIMIT_NPROC is counted per (user namespace,
 //      uid): set here it caps this sandbox alone instead of every worker of the service user.
+//      Then checkHiddenInChild(): each directory the spawner hid is the empty read-only cover.
 //   2. KJ async I/O, fd 3 wrapped as a capability stream, the RPC system started with this
 //      worker's bootstrap capability (fds, epoll and eventfd exist from here on).
 //   3. lockDownInWorker(): the kind's stricter seccomp filter, stacked on the profile's.
 //   4. Serve until the supervisor disconnects; then exit.
-// A failure in 1-3 exits with status 70 before any request is read (fail closed).
+// A failure in 0-3 exits with status 70 before any request is read (fail closed).
 
 #pragma once
 

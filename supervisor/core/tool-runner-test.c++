@@ -76,3 +76,20 @@ TEST_CASE("tool specs: OpenClaw's names, each with a JSON-schema object") {
 
 }  // namespace
 }  // namespace chitin
+
+namespace chitin {
+namespace {
+
+TEST_CASE("tool outcome: a worker's NUL bytes become U+FFFD; the text is not cut at them") {
+  capnp::MallocMessageBuilder message;
+  auto result = message.initRoot<rpc::ToolResult>();
+  std::string text = std::string("a\0b", 3) + "\nexit code 1";
+  result.setFailed(capnp::Text::Reader(text.data(), text.size()));
+  auto outcome = toolOutcomeFrom(result.asReader(), 1000);
+  CHECK(outcome.content ==
+        "a\xef\xbf\xbd"
+        "b\nexit code 1");
+}
+
+}  // namespace
+}  // namespace chitin

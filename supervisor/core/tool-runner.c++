@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "capped-sink.h"
 #include "utf8.h"
 #include "worker-host.h"
 
@@ -37,14 +38,6 @@ const char* requireString(const json& args, const char* key, bool required, std:
 
 // Capnp Text must not contain NUL; the model's JSON may (as \u0000).
 bool hasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
-
-class DiscardingSink final : public rpc::ByteSink::Server {
-  // Exec output streams here while it runs; the capped copy the model sees arrives in the
-  // result. TODO(cleanup): forward to the gateway as live tool output events.
- protected:
-  kj::Promise<void> write(WriteContext context) override { return kj::READY_NOW; }
-  kj::Promise<void> end(EndContext context) override { return kj::READY_NOW; }
-};
 
 }  // namespace
 
@@ -154,21 +147,24 @@ ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
   ToolOutcome out;
   out.exitCode = r.getExitCode();
   out.timedOut = r.getTimedOut();
-  std::string text;
-  if (r.isOk()) {
-    out.status = ToolOutcome::Status::OK;
-    text = r.getOk();
-  } else {
-    out.status = ToolOutcome::Status::ERROR;
-    text = r.getFailed();
-  }
+  out.status = r.isOk() ? ToolOutcome::Status::OK : ToolOutcome::Status::ERROR;
+  capnp::Text::Reader raw = r.isOk() ? r.getOk() : r.getFailed();
+  std::string text(raw.begin(), raw.size());  // by size: the bytes may hold NULs
   // The worker caps its output too; this cap does not trust it to.
   if (text.size() > cap + 1024) {
     text.resize(cap);
     text += "\n[output truncated by the supervisor]";
   }
-  // Output is attacker-influenced bytes; only valid UTF-8 travels on as text.
-  out.content = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size())).cStr();
+  // Output is attacker-influenced bytes; only valid UTF-8 without NUL travels on as text (a NUL
+  // would cut it short for every C-string consumer, the status line included).
+  auto clean = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size()));
+  for (char c : clean) {
+    if (c == '\0') {
+      out.content += "\xef\xbf\xbd";
+    } else {
+      out.content += c;
+    }
+  }
   return out;
 }
 
@@ -210,13 +206,30 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
   auto worker = host->bootstrap<rpc::ToolWorker>();
   auto req = worker.runRequest();
   req.setInvocation(invocation.asReader());
-  req.setOutput(kj::heap<DiscardingSink>());
-  auto exited = host->onExit();
+  // Exec output streams here while it runs (the capped copy the model sees arrives in the
+  // result); the other tools stream nothing. A worker that streams past its call's cap is
+  // stopped: counting is all the supervisor spends on it.
   uint32_t cap = settings_.maxOutputBytes;
+  uint64_t streamCap = tool == "exec" ? cap : 0;
+  auto overflow = kj::newPromiseAndFulfiller<void>();
+  req.setOutput(kj::heap<CappedSink>(streamCap, kj::mv(overflow.fulfiller)));
+  auto exited = host->onExit();
 
   auto call = req.send().then([cap](capnp::Response<rpc::ToolWorker::RunResults>&& response) {
     return toolOutcomeFrom(response.getResult(), cap);
   });
+  WorkerHost* stoppable = host.get();  // lives as long as the promise below (attached)
+  call = call.exclusiveJoin(overflow.promise.then(
+      [stoppable, tool, streamCap]() -> kj::Promise<ToolOutcome> {
+        std::string why = "sent more than " + std::to_string(streamCap) + " bytes of live output";
+        stoppable->kill(why);
+        return ToolOutcome{ToolOutcome::Status::ERROR, "error: the " + tool +
+                                                           " tool was stopped: its worker " + why +
+                                                           " (the cap for one call)"};
+      },
+      // The sink goes with the connection when the worker ends (however it ends): then the
+      // call's own outcome says what happened.
+      [](kj::Exception&&) -> kj::Promise<ToolOutcome> { return kj::NEVER_DONE; }));
   // A worker that dies before answering (limits, seccomp, crash) is an outcome, not a fault.
   // Its socket closes when it dies, so the call fails DISCONNECTED only after any reply it did
   // send has been read; then we wait for the exit status to say why.

@@ -62,6 +62,10 @@ WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWo
   exitPromise_ = paf.promise.fork();
   exitFulfiller_ = kj::mv(paf.fulfiller);
 
+  if (worker.output.get() >= 0) {
+    log_ = std::make_unique<WorkerLog>(loop, kj::mv(worker.output), label_);
+  }
+  cgroup_ = kj::mv(worker.cgroup);
   socketFd_ = worker.socket.get();
   stream_ = io.lowLevelProvider->wrapUnixSocketFd(worker.socket.release(),
                                                   kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
@@ -104,6 +108,7 @@ WorkerHost::~WorkerHost() noexcept(false) {
     }
     exited_ = true;
   }
+  cgroup_ = nullptr;  // reaped: the cgroup can go
   watch_->owner = nullptr;
   uv_poll_stop(&watch_->poll);
   uv_timer_stop(&watch_->timer);
@@ -150,6 +155,7 @@ void WorkerHost::reap() {
   } else {
     e.signal = info.si_status;
   }
+  cgroup_ = nullptr;  // reaped: the cgroup can go
   e.reason = killReason_;
   if (e.signal == SIGSYS) e.reason = e.reason.empty() ? "blocked system call (seccomp)" : e.reason;
   if (e.exitStatus != 0 || e.signal != 0) {

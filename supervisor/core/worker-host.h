@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // One live sandboxed worker as the supervisor sees it: its Cap'n Proto connection, its exit
-// (pidfd watched on the libuv loop), its wall-clock limit, and killing it.
+// (pidfd watched on the libuv loop), its wall-clock limit, its output (logged, capped:
+// worker-log.h), its cgroup (removed once it is reaped), and killing it.
 // Runs in: supervisor
 //
 // Destroying a WorkerHost kills the worker (SIGKILL to bwrap; --die-with-parent takes the rest
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "spawner.h"
+#include "worker-log.h"
 
 namespace chitin {
 
@@ -61,6 +63,8 @@ class WorkerHost {
   int socketFd_ = -1;  // owned by stream_; kept to shut the connection down when the worker dies
   kj::Own<capnp::TwoPartyClient> rpc_;
   Watch* watch_;
+  std::unique_ptr<WorkerLog> log_;  // null when the spawn request gave its own fds
+  std::unique_ptr<spawn::CgroupLease> cgroup_;
   bool exited_ = false;
   std::string killReason_;
   kj::ForkedPromise<WorkerExit> exitPromise_;

@@ -5,6 +5,8 @@
 
 #include <kj/debug.h>
 
+#include <string.h>
+
 #include <sstream>
 
 #include "profile.h"
@@ -84,6 +86,26 @@ std::string shellQuote(const std::string& arg) {
   return out + "'";
 }
 
+// What a hidden directory's cover may hold: nothing (it is read-only), but tmpfs wants a size.
+constexpr uint64_t HIDE_TMPFS_BYTES = 4096;
+
+const char* describeHideError(int error) {
+  switch (error) {
+    case ENOENT:
+      return "it does not exist (create it first; nothing is created on the host)";
+    case ENOTDIR:
+      return "it is not a directory";
+    case ELOOP:
+      return "it is a symlink or lies behind one";
+    case EXDEV:
+      return "it lies on another mount";
+    case EACCES:
+      return "permission denied";
+    default:
+      return strerror(error);
+  }
+}
+
 std::string humanBytes(uint64_t bytes) {
   const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
   int unit = 0;
@@ -156,6 +178,7 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   }
   for (auto& arg : request.workerArgs) {
     KJ_REQUIRE(arg.rfind(LIMITS_FLAG, 0) != 0, "worker args must not carry limits", arg);
+    KJ_REQUIRE(arg.rfind(HIDDEN_FLAG, 0) != 0, "worker args must not name hidden paths", arg);
     KJ_REQUIRE(arg.find('\0') == std::string::npos, "worker arg contains NUL");
   }
   KJ_REQUIRE(seccompFd > 3, "fd 0-2 are stdio and fd 3 is the worker's socket", seccompFd);
@@ -190,15 +213,20 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
         add({"--bind", expandSrc(profile, mount.src(), request.vars, forExplain), dst});
         break;
       case config::Mount::TMPFS:
-        // RLIMIT_AS does not count tmpfs pages; cap each tmpfs at the memory limit.
-        // TODO(security): a cgroup memory limit would also cover /dev/shm and kernel memory.
-        add({"--size", std::to_string(profile.limits().memory_bytes()), "--tmpfs", dst});
+        // RLIMIT_AS does not count tmpfs pages: every tmpfs gets the profile's cap (and, where
+        // cgroups are delegated, counts against the sandbox's memory.max too).
+        add({"--size", std::to_string(profile.limits().tmpfs_bytes()), "--tmpfs", dst});
         break;
       case config::Mount::PROC:
         add({"--proc", dst});
         break;
       case config::Mount::DEV:
+        // bwrap's /dev is itself an uncapped tmpfs, writable by the worker, with /dev/shm a
+        // plain directory in it. So: a capped tmpfs on /dev/shm, then /dev read-only (not
+        // recursive: the device nodes, /dev/pts and /dev/shm are mounts of their own).
         add({"--dev", dst});
+        add({"--size", std::to_string(profile.limits().tmpfs_bytes()), "--tmpfs", dst + "/shm"});
+        add({"--remount-ro", dst});
         break;
       case config::Mount::SYMLINK:
         add({"--symlink", mount.src(), dst});
@@ -212,19 +240,69 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
                                  "unknown kind");
     }
   }
+  auto hides = compileHides(profile, request, forExplain);
+  argv.insert(argv.end(), hides.begin(), hides.end());
   add({"--ro-bind", findWorker(profile, request, forExplain), WORKER_PATH_INSIDE});
   add({"--chdir", profile.workdir().empty() ? std::string("/") : profile.workdir()});
   add({"--", WORKER_PATH_INSIDE, limitsFlag(profile.limits())});
+  for (auto& path : request.hide) add({HIDDEN_FLAG + path});
   argv.insert(argv.end(), request.workerArgs.begin(), request.workerArgs.end());
   return argv;
 }
 
+std::vector<std::string> Spawner::compileHides(const config::SandboxProfile& profile,
+                                               const SpawnRequest& request, bool forExplain) {
+  std::vector<std::string> args;
+  std::vector<std::string> done;
+  for (auto& path : request.hide) {
+    auto refuse = [&](const std::string& why) -> SandboxUnavailable {
+      return SandboxUnavailable("cannot hide \"" + path + "\" from the " + profile.name() +
+                                " worker: " + why);
+    };
+    if (!isCleanValue(path)) {
+      throw refuse("expected an absolute path inside the sandbox without '.', '..' or '//'");
+    }
+    // The innermost mount the path lies beneath must be a bind of a host directory.
+    const config::Mount* under = nullptr;
+    for (auto& mount : profile.mount()) {
+      const std::string& dst = mount.dst();
+      bool beneath = path.size() > dst.size() && path.compare(0, dst.size(), dst) == 0 &&
+                     (dst == "/" || path[dst.size()] == '/');
+      if (beneath && (under == nullptr || dst.size() >= under->dst().size())) under = &mount;
+    }
+    if (under == nullptr ||
+        (under->kind() != config::Mount::BIND && under->kind() != config::Mount::RO_BIND)) {
+      throw refuse("it is not beneath a BIND or RO_BIND mount of the profile");
+    }
+    for (auto& other : done) {
+      bool nested = (path.rfind(other + "/", 0) == 0) || (other.rfind(path + "/", 0) == 0);
+      if (path == other || nested) throw refuse("it is named twice or nested in \"" + other + "\"");
+    }
+    std::string relative = path.substr(under->dst() == "/" ? 1 : under->dst().size() + 1);
+    // The host side, when the variables are known (explain may show the lines without them).
+    std::string error;
+    bool known = true;
+    for (auto& name : variablesIn(under->src(), error)) known = known && request.vars.count(name);
+    if (known || !forExplain) {
+      std::string src = expandSrc(profile, under->src(), request.vars, forExplain);
+      int problem = os_.checkPlainDirectory(src, relative);
+      if (problem != 0) throw refuse(describeHideError(problem));
+    }
+    done.push_back(path);
+    args.insert(args.end(), {"--perms", "0555", "--size", std::to_string(HIDE_TMPFS_BYTES),
+                             "--tmpfs", path, "--remount-ro", path});
+  }
+  return args;
+}
+
 std::string Spawner::explain(const std::string& name,
-                             const std::map<std::string, std::string>& vars) {
+                             const std::map<std::string, std::string>& vars,
+                             const std::vector<std::string>& hide) {
   auto profile = loadProfile(os_, settings_.profileDir, name);
   SpawnRequest request;
   request.profile = name;
   request.vars = vars;
+  request.hide = hide;
   auto argv = compileArgvImpl(profile, request, SECCOMP_FD, true);
 
   std::ostringstream out;
@@ -274,6 +352,10 @@ std::string Spawner::explain(const std::string& name,
   } else {
     out << " none known for kind \"" << profile.worker() << "\": the worker refuses to start";
   }
+  out << "\n\nhidden directories (each an empty read-only tmpfs; the worker checks them before "
+         "it serves):";
+  if (hide.empty()) out << " none in this request (the supervisor may hide some per call)";
+  for (auto& path : hide) out << " " << shellQuote(path);
   const auto& limits = profile.limits();
   out << "\n\nlimits (rlimits set by the worker inside its own user namespace):\n"
       << "  address space: " << humanBytes(limits.memory_bytes()) << "\n"
@@ -281,11 +363,20 @@ std::string Spawner::explain(const std::string& name,
       << "  open files: " << limits.max_open_files() << "\n"
       << "  cpu time: " << limits.cpu_seconds() << " s\n"
       << "  file size: " << humanBytes(limits.max_file_bytes()) << "\n"
+      << "  each tmpfs (and /dev/shm; /dev itself is read-only): "
+      << humanBytes(limits.tmpfs_bytes()) << "\n"
       << "  wall clock: "
       << (limits.wall_clock_seconds() == 0 ? std::string("none")
                                            : std::to_string(limits.wall_clock_seconds()) +
                                                  " s (the supervisor kills the sandbox)")
-      << "\n";
+      << "\n"
+      << "cgroup v2 limits for the whole sandbox, where the host delegates cgroups (`chitin "
+         "doctor` says whether it does):\n"
+      << "  memory.max: " << humanBytes(limits.sandbox_memory_bytes())
+      << " (all processes, page cache and tmpfs), no swap\n"
+      << "  pids.max: " << limits.max_processes() + 1 << " (bwrap itself, and the processes)\n"
+      << "  cpu.max: " << limits.cpu_percent() << "% of one CPU ("
+      << Cgroups::cpuMax(limits.cpu_percent()) << ")\n";
   return out.str();
 }
 

@@ -213,12 +213,19 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
                         Required{limits.max_processes(), "max_processes"},
                         Required{limits.max_open_files(), "max_open_files"},
                         Required{limits.cpu_seconds(), "cpu_seconds"},
-                        Required{limits.max_file_bytes(), "max_file_bytes"}}) {
+                        Required{limits.max_file_bytes(), "max_file_bytes"},
+                        Required{limits.tmpfs_bytes(), "tmpfs_bytes"},
+                        Required{limits.sandbox_memory_bytes(), "sandbox_memory_bytes"},
+                        Required{limits.cpu_percent(), "cpu_percent"}}) {
     if (required.value == 0) {
       check.fail(std::string("limits.") + required.field +
                      " must be set (> 0); only wall_clock_seconds may be 0 (none)",
                  "limits");
     }
+  }
+  if (limits.cpu_percent() > 100000) {
+    check.fail("limits.cpu_percent is a percentage of one CPU (100 = one CPU), at most 100000",
+               "limits");
   }
 }
 

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <kj/debug.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +35,11 @@ class FakeOs final : public SpawnOs {
     auto it = dirs.find(path);
     return it == dirs.end() ? std::vector<std::string>{} : it->second;
   }
+  std::map<std::string, int> plainDirs;  // "root|relative" -> errno (absent: ENOENT)
+  int checkPlainDirectory(const std::string& root, const std::string& relative) override {
+    auto it = plainDirs.find(root + "|" + relative);
+    return it == plainDirs.end() ? ENOENT : it->second;
+  }
 };
 
 const char GOOD[] = R"(name: "demo"
@@ -41,7 +47,7 @@ description: "a test profile"
 worker: "demo"
 mount { kind: RO_BIND src: "/usr" dst: "/usr" }
 mount { kind: SYMLINK src: "usr/lib" dst: "/lib" }
-mount { kind: PROC dst: "/proc" }
+mount { kind: PROC dst: "/proc" } mount { kind: DEV dst: "/dev" }
 mount { kind: TMPFS dst: "/tmp" }
 mount { kind: BIND src: "${WORKSPACE}" dst: "/workspace" }
 workdir: "/workspace"
@@ -49,7 +55,8 @@ syscalls: BASIC_IO
 syscalls: MEMORY
 syscalls: PROCESS_SELF
 limits { memory_bytes: 1000 max_processes: 2 max_open_files: 3 cpu_seconds: 4
-         max_file_bytes: 5 wall_clock_seconds: 6 }
+         max_file_bytes: 5 wall_clock_seconds: 6 tmpfs_bytes: 7 sandbox_memory_bytes: 8
+         cpu_percent: 9 }
 )";
 
 std::string loadError(const std::string& text, const std::string& name = "demo") {
@@ -86,7 +93,7 @@ TEST_CASE("profile: a good file loads") {
   os.files["/p/demo.textproto"] = GOOD;
   auto profile = loadProfile(os, "/p", "demo");
   CHECK(profile.name() == "demo");
-  CHECK(profile.mount_size() == 5);
+  CHECK(profile.mount_size() == 6);
   CHECK(profile.limits().wall_clock_seconds() == 6);
 }
 
@@ -118,10 +125,10 @@ TEST_CASE("profile: errors name file:line:column and what was expected") {
         "/p/demo.textproto:10:1: the NETWORK group is useless without network: true (the sandbox "
         "has only loopback)");
   CHECK(loadError(GOOD + std::string("errno_syscalls: \"openat\"\n")) ==
-        "/p/demo.textproto:15:1: \"openat\" is already allowed by a syscall group or the "
+        "/p/demo.textproto:16:1: \"openat\" is already allowed by a syscall group or the "
         "bootstrap set");
   CHECK(loadError(GOOD + std::string("errno_syscalls: \"no_such_call\"\n")) ==
-        "/p/demo.textproto:15:1: unknown syscall \"no_such_call\" (names as in seccomp, e.g. "
+        "/p/demo.textproto:16:1: unknown syscall \"no_such_call\" (names as in seccomp, e.g. "
         "\"clone3\")");
   CHECK(loadError(GOOD, "../etc") ==
         "sandbox profile name \"../etc\" is not valid (expected [a-z0-9_-]+, e.g. \"exec\")");
@@ -165,8 +172,16 @@ TEST_CASE("argv: a profile without network unshares everything and loads the fil
                                        "/lib",
                                        "--proc",
                                        "/proc",
+                                       "--dev",
+                                       "/dev",
                                        "--size",
-                                       "1000",
+                                       "7",
+                                       "--tmpfs",
+                                       "/dev/shm",
+                                       "--remount-ro",
+                                       "/dev",
+                                       "--size",
+                                       "7",
                                        "--tmpfs",
                                        "/tmp",
                                        "--bind",
@@ -233,6 +248,123 @@ TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are 
                        "worker executable chitin-worker-demo not found in /empty or the folders "
                        "directly inside it (is it built and installed?)",
                        SandboxUnavailable);
+}
+
+TEST_CASE("argv: each hidden directory gets an empty read-only tmpfs, and the worker is told") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] = GOOD;
+  os.executables.insert("/w/chitin-worker-demo");
+  os.plainDirs["/srv/ws|downloads"] = 0;
+  os.plainDirs["/srv/ws|inbox/new"] = 0;
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  request.hide = {"/workspace/downloads", "/workspace/inbox/new"};
+  auto argv = spawner.compileArgv(profile, request, 4);
+  CHECK(contains(argv, {"--bind",
+                        "/srv/ws",
+                        "/workspace",
+                        "--perms",
+                        "0555",
+                        "--size",
+                        "4096",
+                        "--tmpfs",
+                        "/workspace/downloads",
+                        "--remount-ro",
+                        "/workspace/downloads",
+                        "--perms",
+                        "0555",
+                        "--size",
+                        "4096",
+                        "--tmpfs",
+                        "/workspace/inbox/new",
+                        "--remount-ro",
+                        "/workspace/inbox/new",
+                        "--ro-bind"}));
+  CHECK(contains(argv,
+                 {"--chitin-limits=as=1000,nproc=2,nofile=3,cpu=4,fsize=5",
+                  "--chitin-hidden=/workspace/downloads", "--chitin-hidden=/workspace/inbox/new"}));
+  // The reviewer's view shows them too.
+  std::string text = spawner.explain("demo", request.vars, request.hide);
+  CHECK(text.find("--tmpfs /workspace/downloads \\\n    --remount-ro /workspace/downloads") !=
+        std::string::npos);
+  CHECK(text.find("hidden directories (each an empty read-only tmpfs; the worker checks them "
+                  "before it serves): /workspace/downloads /workspace/inbox/new") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "argv: a hidden path that is unclean, not beneath a bind, nested or not a plain "
+    "directory is refused") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] = GOOD;
+  os.executables.insert("/w/chitin-worker-demo");
+  os.plainDirs["/srv/ws|downloads"] = 0;
+  os.plainDirs["/srv/ws|downloads/a"] = 0;
+  os.plainDirs["/srv/ws|link"] = ELOOP;
+  os.plainDirs["/srv/ws|notes.md"] = ENOTDIR;
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  struct Case {
+    std::vector<std::string> hide;
+    const char* why;
+  };
+  const Case cases[] = {
+      {{"workspace/downloads"},
+       "expected an absolute path inside the sandbox without '.', '..' or '//'"},
+      {{"/workspace/../etc"},
+       "expected an absolute path inside the sandbox without '.', '..' or '//'"},
+      {{"/workspace"}, "it is not beneath a BIND or RO_BIND mount of the profile"},
+      {{"/tmp/x"}, "it is not beneath a BIND or RO_BIND mount of the profile"},
+      {{"/proc/1"}, "it is not beneath a BIND or RO_BIND mount of the profile"},
+      {{"/workspace/downloads", "/workspace/downloads/a"},
+       "it is named twice or nested in \"/workspace/downloads\""},
+      {{"/workspace/link"}, "it is a symlink or lies behind one"},
+      {{"/workspace/notes.md"}, "it is not a directory"},
+      {{"/workspace/missing"},
+       "it does not exist (create it first; nothing is created on the host)"},
+  };
+  for (auto& c : cases) {
+    CAPTURE(c.hide.back());
+    SpawnRequest request;
+    request.vars = {{"WORKSPACE", "/srv/ws"}};
+    request.hide = c.hide;
+    CHECK_THROWS_WITH_AS(
+        spawner.compileArgv(profile, request, 4),
+        ("cannot hide \"" + c.hide.back() + "\" from the demo worker: " + c.why).c_str(),
+        SandboxUnavailable);
+  }
+  SpawnRequest smuggled;
+  smuggled.vars = {{"WORKSPACE", "/srv/ws"}};
+  smuggled.workerArgs = {"--chitin-hidden=/workspace"};
+  CHECK_THROWS(spawner.compileArgv(profile, smuggled, 4));
+}
+
+TEST_CASE("host check of hidden directories: no symlink anywhere, nothing created") {
+  char pattern[] = "/tmp/chitin-hide-XXXXXX";
+  REQUIRE(mkdtemp(pattern) != nullptr);
+  std::string root = pattern;
+  REQUIRE(mkdir((root + "/downloads").c_str(), 0755) == 0);
+  REQUIRE(mkdir((root + "/downloads/sub").c_str(), 0755) == 0);
+  REQUIRE(symlink("downloads", (root + "/dl").c_str()) == 0);
+  REQUIRE(symlink("/tmp", (root + "/out").c_str()) == 0);
+  { std::ofstream(root + "/file") << "x"; }
+  SystemSpawnOs os;
+  CHECK(os.checkPlainDirectory(root, "downloads") == 0);
+  CHECK(os.checkPlainDirectory(root, "downloads/sub") == 0);
+  CHECK(os.checkPlainDirectory(root, "dl") == ELOOP);
+  CHECK(os.checkPlainDirectory(root, "dl/sub") == ELOOP);
+  CHECK(os.checkPlainDirectory(root, "out") == ELOOP);
+  CHECK(os.checkPlainDirectory(root, "file") == ENOTDIR);
+  CHECK(os.checkPlainDirectory(root, "missing") == ENOENT);
+  CHECK(os.checkPlainDirectory(root, "../tmp") == EXDEV);  // RESOLVE_BENEATH
+  CHECK(access((root + "/missing").c_str(), F_OK) != 0);
+  for (const char* name : {"/downloads/sub", "/downloads", "/dl", "/out", "/file"}) {
+    std::string path = root + name;
+    if (unlink(path.c_str()) != 0) rmdir(path.c_str());
+  }
+  rmdir(root.c_str());
 }
 
 TEST_CASE("spawn refuses to run a worker as uid 0") {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <kj/debug.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -35,7 +36,8 @@ const char ROOT_REFUSAL[] =
 
 // The recipe's inputs, prepared by the parent: the vfork child may not allocate.
 struct ChildPlan {
-  int sources[5];  // become fds 0..4: /dev/null, stdout, stderr, worker socket, seccomp
+  int sources[5];   // become fds 0..4: /dev/null, stdout, stderr, worker socket, seccomp
+  int cgroupProcs;  // the worker's cgroup.procs, or -1 when cgroup limits are not in force
   const char* path;
   char* const* argv;
   char* const* envp;
@@ -55,6 +57,13 @@ int execBwrapInChild(void* arg) {
       plan->savedErrno = errno;
       _exit(127);
     }
+  }
+  // Step 1b: into the worker's cgroup ("0" moves the writer), so that bwrap and everything it
+  // starts are counted there from the first page on.
+  if (plan->cgroupProcs >= 0 && write(plan->cgroupProcs, "0", 1) != 1) {
+    plan->failedStep = 5;
+    plan->savedErrno = errno;
+    _exit(127);
   }
   // Step 2: nothing else crosses into the sandbox.
   if (close_range(5, ~0U, 0) < 0) {
@@ -104,6 +113,11 @@ std::optional<WorkerExit> waitPidfd(int pidfd, bool block) {
   return exit;
 }
 
+CgroupFs& systemCgroupFs() {
+  static SystemCgroupFs fs;
+  return fs;
+}
+
 std::string readSysctl(const std::string& path) {
   std::ifstream in(path);
   std::string value;
@@ -136,6 +150,28 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker) {
 void killWorker(const SpawnedWorker& worker) {
   int rc = syscall(SYS_pidfd_send_signal, worker.pidfd.get(), SIGKILL, nullptr, 0);
   if (rc < 0 && errno != ESRCH) KJ_FAIL_SYSCALL("pidfd_send_signal", errno, worker.pid);
+}
+
+int SystemSpawnOs::checkPlainDirectory(const std::string& root, const std::string& relative) {
+  int rootFd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootFd < 0) return errno;
+  KJ_DEFER(close(rootFd));
+  // No symlink and no mount crossing anywhere below the root, and never above it: what is
+  // checked here is the directory bwrap will cover (the worker checks the cover itself too).
+  // (No O_DIRECTORY: a final symlink is then opened itself, O_PATH | O_NOFOLLOW, and reported
+  // as ELOOP below rather than as ENOTDIR.)
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  long fd = syscall(SYS_openat2, rootFd, relative.c_str(), &how, sizeof(how));
+  if (fd < 0) return errno;
+  struct stat st;
+  int rc = fstat(static_cast<int>(fd), &st);
+  int error = errno;
+  close(static_cast<int>(fd));
+  if (rc < 0) return error;
+  if (S_ISLNK(st.st_mode)) return ELOOP;
+  return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 }
 
 bool SystemSpawnOs::fileExists(const std::string& path) {
@@ -171,7 +207,13 @@ std::vector<std::string> SystemSpawnOs::subdirectories(const std::string& path) 
   return names;
 }
 
-Spawner::Spawner(SpawnerSettings settings, SpawnOs& os) : settings_(kj::mv(settings)), os_(os) {}
+Spawner::Spawner(SpawnerSettings settings, SpawnOs& os)
+    : Spawner(kj::mv(settings), os, systemCgroupFs()) {}
+
+Spawner::Spawner(SpawnerSettings settings, SpawnOs& os, CgroupFs& cgroupFs)
+    : settings_(kj::mv(settings)), os_(os), cgroups_(cgroupFs) {}
+
+const CgroupStatus& Spawner::cgroupStatus() { return cgroups_.status(); }
 
 const Spawner::Compiled& Spawner::compiled(const std::string& name) {
   auto it = cache_.find(name);
@@ -188,13 +230,22 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request) {
     if (auto reason = checkAvailable()) throw SandboxUnavailable(*reason);
   }
   auto& entry = compiled(request.profile);
-  return start(entry.profile, entry.bpf, request);
+  // The argv first: a request the profile refuses creates no cgroup.
+  auto args = compileArgv(entry.profile, request, SECCOMP_FD);
+  const auto& limits = entry.profile.limits();
+  // bwrap itself is in the cgroup too, outside the sandbox's user namespace: one more pid than
+  // RLIMIT_NPROC counts.
+  auto cgroup = cgroups_.create(
+      entry.profile.name(), CgroupLimits{limits.sandbox_memory_bytes(), limits.max_processes() + 1,
+                                         limits.cpu_percent()});
+  return start(entry.profile, entry.bpf, request, args, kj::mv(cgroup));
 }
 
 SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::string& bpf,
-                             const SpawnRequest& request) {
-  // Step 1: the argv, from the profile alone (plus the request's variables and arguments).
-  auto args = compileArgv(profile, request, SECCOMP_FD);
+                             const SpawnRequest& request, const std::vector<std::string>& args,
+                             std::unique_ptr<CgroupLease> cgroup) {
+  // Step 1: the argv, from the profile alone (plus the request's variables, hidden directories
+  // and arguments), compiled by the caller.
 
   // Step 2: the seccomp program in a sealed memfd, read by bwrap from fd 4. A fresh one per
   // spawn: bwrap reads from the shared file offset.
@@ -209,19 +260,31 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
   KJ_SYSCALL(fcntl(memfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE));
   KJ_SYSCALL(lseek(memfd, 0, SEEK_SET));
 
-  // Step 3: the worker's only channel, and its stdio (stdin /dev/null; output to our stderr
-  // unless the caller asked otherwise).
+  // Step 3: the worker's only channel, and its stdio: stdin /dev/null; stdout and stderr a pipe
+  // of its own unless the caller gave fds. Never our own stderr: the worker's processes could
+  // reopen it through /proc/1/fd and read the gateway's log (its token URL included).
   int pair[2];
   KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair));
   kj::AutoCloseFd ours(pair[0]), theirs(pair[1]);
   int devNull;
   KJ_SYSCALL(devNull = open("/dev/null", O_RDONLY | O_CLOEXEC));
   kj::AutoCloseFd nullFd(devNull);
-  int outFd = request.stdoutFd >= 0 ? request.stdoutFd : STDERR_FILENO;
-  int errFd = request.stderrFd >= 0 ? request.stderrFd : STDERR_FILENO;
+  kj::AutoCloseFd outputRead, outputWrite;
+  if (request.stdoutFd < 0 || request.stderrFd < 0) {
+    int pipeFds[2];
+    KJ_SYSCALL(pipe2(pipeFds, O_CLOEXEC));
+    outputRead = kj::AutoCloseFd(pipeFds[0]);
+    outputWrite = kj::AutoCloseFd(pipeFds[1]);
+    // Our end only: the supervisor must never block on a worker's output.
+    KJ_SYSCALL(fcntl(outputRead, F_SETFL, O_NONBLOCK));
+  }
+  int outFd = request.stdoutFd >= 0 ? request.stdoutFd : outputWrite.get();
+  int errFd = request.stderrFd >= 0 ? request.stderrFd : outputWrite.get();
   // Above 9, so that placing them on 0..4 can never overwrite one another.
   kj::AutoCloseFd sources[5] = {dupHigh(nullFd), dupHigh(outFd), dupHigh(errFd), dupHigh(theirs),
                                 dupHigh(seccompFd)};
+  // Above 9 too: the child places fds 0..4 before it writes to this one.
+  kj::AutoCloseFd cgroupProcs = cgroup ? dupHigh(cgroup->procsFd()) : kj::AutoCloseFd();
 
   // Step 4: the plan for the child, all memory prepared here.
   std::vector<char*> argv;
@@ -230,6 +293,7 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
   char* envp[] = {nullptr};
   ChildPlan plan{};
   for (int i = 0; i < 5; i++) plan.sources[i] = sources[i].get();
+  plan.cgroupProcs = cgroup ? cgroupProcs.get() : -1;
   plan.path = settings_.bwrapPath.c_str();
   plan.argv = argv.data();
   plan.envp = envp;
@@ -261,13 +325,20 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
       throw SandboxUnavailable("cannot run bubblewrap at " + settings_.bwrapPath + ": " +
                                strerror(plan.savedErrno) + " (apt-get install bubblewrap)");
     }
+    if (plan.failedStep == 5) {
+      throw SandboxUnavailable("cgroup limits: cannot move the worker into its cgroup " +
+                               cgroup->path() + ": " + strerror(plan.savedErrno));
+    }
     KJ_FAIL_SYSCALL(plan.failedStep == 1 ? "dup2" : "close_range", plan.savedErrno);
   }
+  if (cgroup) cgroup->closeProcsFd();
 
   SpawnedWorker worker;
   worker.pid = pid;
   worker.pidfd = kj::mv(ownedPidfd);
   worker.socket = kj::mv(ours);
+  worker.output = kj::mv(outputRead);
+  worker.cgroup = kj::mv(cgroup);
   worker.wallClockSeconds = profile.limits().wall_clock_seconds();
   worker.profile = profile.name();
   return worker;
@@ -323,6 +394,7 @@ std::optional<std::string> Spawner::checkAvailable() {
   limits->set_max_open_files(64);
   limits->set_cpu_seconds(5);
   limits->set_max_file_bytes(1u << 20);
+  limits->set_tmpfs_bytes(1u << 20);
 
   int pipeFds[2];
   KJ_SYSCALL(pipe2(pipeFds, O_CLOEXEC));
@@ -334,7 +406,8 @@ std::optional<std::string> Spawner::checkAvailable() {
   request.stderrFd = writeEnd.get();
   SpawnedWorker worker;
   try {
-    worker = start(trial, compileSeccomp(trial), request);
+    worker = start(trial, compileSeccomp(trial), request, compileArgv(trial, request, SECCOMP_FD),
+                   nullptr);
   } catch (const SandboxUnavailable& e) {
     return std::string(e.what());
   }

@@ -2,15 +2,20 @@
 // The spawner: the only code in chitin that builds sandboxes.
 // Runs in: supervisor
 //
-// A worker is started as: clone(CLONE_VM|CLONE_VFORK) -> (in the child) fds placed, everything
-// else closed, environment cleared -> execve(bwrap) with the arguments compiled from a profile
-// in sandbox-profiles/ -> bwrap builds the namespaces and mounts, loads the profile's seccomp
-// filter and execs the worker, which applies the rlimits inside its own user namespace and
-// stacks its own stricter filter (common/sandbox-child.h). The worker's end of a socketpair is
-// fd 3. If any step cannot be done the worker does not run and the caller gets the reason.
+// A worker is started as: argv compiled from a profile in sandbox-profiles/ (hidden directories
+// checked on the host) -> cgroup created with its limits, where the host delegates cgroups
+// (cgroup.h) -> clone(CLONE_VM|CLONE_VFORK) -> (in the child) fds placed (stdout/stderr: a pipe
+// of the worker's own, never the supervisor's stderr), everything else closed, signals reset,
+// the child enters the worker's cgroup, environment cleared -> execve(bwrap) -> bwrap builds the
+// namespaces and mounts (every tmpfs capped, /dev read-only), loads the profile's seccomp
+// filter and execs the worker, which makes itself non-dumpable, checks its hidden directories,
+// applies the rlimits inside its own user namespace and stacks its own stricter filter
+// (common/sandbox-child.h). The worker's end of a socketpair is fd 3. If any step cannot be done
+// the worker does not run and the caller gets the reason.
 
 #pragma once
 
+#include <errno.h>
 #include <kj/io.h>
 #include <map>
 #include <memory>
@@ -20,6 +25,7 @@
 #include <sys/types.h>
 #include <vector>
 
+#include "cgroup.h"
 #include "sandbox_profile.pb.h"
 
 namespace chitin::spawn {
@@ -42,18 +48,31 @@ struct SpawnRequest {
   std::vector<std::string> workerArgs;        // extra argv for the worker (never secrets)
   std::optional<std::string> workerOverride;  // tests only: another executable (probes)
   // Where the worker's stdout and stderr go (the spawner dups them; the caller keeps its fds).
-  // -1: the supervisor's stderr, for both (a worker never writes to the supervisor's stdout).
+  // -1: a pipe of this worker's own, whose read end is SpawnedWorker::output (the caller drains
+  // it: WorkerHost logs it, capped). Never the supervisor's own stderr: whatever a worker's fds
+  // are, the processes it runs may reopen them through /proc/1/fd.
   // stdin is always /dev/null: a worker must not read the owner's terminal.
   int stdoutFd = -1;
   int stderrFd = -1;
+  // Directories to hide from the worker, as paths inside the sandbox beneath a BIND or RO_BIND
+  // mount of the profile (e.g. "/workspace/downloads"). Each is covered by an empty read-only
+  // tmpfs. Each must be a real directory on the host (no symlink anywhere below the mount's
+  // source); anything else refuses the spawn, and nothing is ever created on the host. The
+  // worker checks at start-up that each is the empty read-only tmpfs (sandbox-child.h).
+  std::vector<std::string> hide;
 };
 
 struct SpawnedWorker {
   pid_t pid = -1;                 // the outer bwrap process
   kj::AutoCloseFd pidfd;          // pidfd_open(pid): readable when it exits
   kj::AutoCloseFd socket;         // the supervisor's end of the socketpair (worker has fd 3)
+  kj::AutoCloseFd output;         // non-blocking read end of the worker's stdout+stderr pipe
+                                  // (when the request gave no fds); the caller must drain it
   uint32_t wallClockSeconds = 0;  // from the profile; 0 = none. The caller arms the timer.
   std::string profile;
+  // The worker's cgroup where cgroup limits are in force, else null. Keep it until the worker
+  // has been reaped: destroying it removes the cgroup.
+  std::unique_ptr<CgroupLease> cgroup;
 };
 
 // How a worker ended. bwrap reports a worker killed by signal N as exit status 128+N;
@@ -83,6 +102,12 @@ class SpawnOs {
   // Names of the directories directly inside `path` (worker lookup one level down, as in the
   // meson build tree). Fakes that do not model directories may keep the default (none).
   virtual std::vector<std::string> subdirectories(const std::string& path) { return {}; }
+  // Whether `relative` (clean, relative) names a directory beneath `root` reached without any
+  // symlink, mount crossing or `..`: 0, else the errno (ENOENT, ENOTDIR, ELOOP, EXDEV, ...).
+  // Fakes that do not model directories may keep the default (nothing exists).
+  virtual int checkPlainDirectory(const std::string& root, const std::string& relative) {
+    return ENOENT;
+  }
 };
 
 class SystemSpawnOs final : public SpawnOs {
@@ -91,6 +116,7 @@ class SystemSpawnOs final : public SpawnOs {
   bool isExecutable(const std::string& path) override;
   std::string readFile(const std::string& path) override;
   std::vector<std::string> subdirectories(const std::string& path) override;
+  int checkPlainDirectory(const std::string& root, const std::string& relative) override;
 };
 
 // Loads and validates a profile file. Errors name file:line:column.
@@ -99,7 +125,9 @@ config::SandboxProfile loadProfile(SpawnOs& os, const std::string& profileDir,
 
 class Spawner {
  public:
+  // The cgroup tree is the host's (/sys/fs/cgroup) unless a test passes its own.
   Spawner(SpawnerSettings settings, SpawnOs& os);
+  Spawner(SpawnerSettings settings, SpawnOs& os, CgroupFs& cgroupFs);
 
   // Starts one sandboxed worker. Throws SandboxUnavailable (fail closed) if the sandbox cannot
   // be built; never starts a worker without its sandbox. Refuses to run as uid 0.
@@ -107,12 +135,20 @@ class Spawner {
 
   // What the profile compiles to, for a reviewer: the exact bwrap argv and the seccomp
   // allowlist (syscall names per group, the default action, errno exceptions).
+  // `hide` as in SpawnRequest (checked on the host only when the variables are given).
   std::string explain(const std::string& profile,
-                      const std::map<std::string, std::string>& vars = {});
+                      const std::map<std::string, std::string>& vars = {},
+                      const std::vector<std::string>& hide = {});
 
   // nullopt when bwrap, user namespaces and seccomp all work; else a user-facing reason.
   // Runs a real, trivial sandbox once (cached after success).
   std::optional<std::string> checkAvailable();
+
+  // Whether cgroup limits are in force (detected, and the tree prepared, once). Throws
+  // SandboxUnavailable when the host delegates cgroups but preparing them failed.
+  const CgroupStatus& cgroupStatus();
+  // Whether they would be, for a supervisor started like this process; changes nothing.
+  CgroupStatus detectCgroups() { return cgroups_.detect(); }
 
   // The argv that `spawn` would pass to execve (argv[0] = bwrap path). Exposed for tests and
   // `explain`. `seccompFd` is the fd number bwrap will read the filter from.
@@ -135,10 +171,17 @@ class Spawner {
   std::string findWorker(const config::SandboxProfile& profile, const SpawnRequest& request,
                          bool forExplain);
   SpawnedWorker start(const config::SandboxProfile& profile, const std::string& bpf,
-                      const SpawnRequest& request);
+                      const SpawnRequest& request, const std::vector<std::string>& args,
+                      std::unique_ptr<CgroupLease> cgroup);
+
+  // The host directories behind request.hide, checked; "--perms 0555 --size N --tmpfs P
+  // --remount-ro P" for each.
+  std::vector<std::string> compileHides(const config::SandboxProfile& profile,
+                                        const SpawnRequest& request, bool forExplain);
 
   SpawnerSettings settings_;
   SpawnOs& os_;
+  Cgroups cgroups_;
   bool available_ = false;
   std::map<std::string, std::shared_ptr<const Compiled>> cache_;
 };

@@ -290,7 +290,8 @@ class E2E(unittest.TestCase):
     def test_doctor_reports_every_check(self):
         r = self.gw.cli("doctor")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        for check in ("bubblewrap:", "user namespaces:", "seccomp:", "sandbox:", "gateway: answering"):
+        for check in ("bubblewrap:", "user namespaces:", "seccomp:", "sandbox:", "cgroup limits:",
+                      "gateway: answering"):
             self.assertIn(check, r.stdout)
         self.assertIn(f"at {self.model.base_url}: reachable", r.stdout)
 

@@ -87,3 +87,36 @@ TEST_CASE("killWorker (the wall-clock limit) ends every process of the sandbox")
 }
 
 }  // namespace chitin::testing
+
+namespace chitin::testing {
+
+TEST_CASE(
+    "exec profile: /dev/shm, /tmp and HOME stop at 256 MiB (ENOSPC); /dev itself is read-only "
+    "(EROFS)") {
+  TempDir workspace("chitin-ws");
+  // tmpfs pages are not counted by RLIMIT_AS: before the cap, /dev/shm took all it was given
+  // (and /dev, a tmpfs too, was writable). Exactly the cap fits.
+  for (const char* dir : {"/dev/shm", "/tmp", "/home/sandbox"}) {
+    CAPTURE(dir);
+    auto fill = runProbe({"exec", "exec", "fill", {dir, "300"}, workspaceVars(workspace)});
+    CHECK(fill.result == "errno=ENOSPC mib=256");
+  }
+  auto dev = runProbe({"exec", "exec", "fill", {"/dev", "1"}, workspaceVars(workspace)});
+  CHECK(dev.result == "errno=EROFS mib=0");
+  // Control: the same fill into the workspace (a bind of a host directory, no tmpfs) goes past
+  // the cap.
+  auto control =
+      runProbe({"exec", "exec", "fill", {"/workspace", "272"}, workspaceVars(workspace)});
+  CHECK(control.result == "ok mib=272");
+}
+
+TEST_CASE("write profile: /tmp and /dev/shm stop at 16 MiB (ENOSPC)") {
+  TempDir workspace("chitin-ws");
+  for (const char* dir : {"/dev/shm", "/tmp"}) {
+    CAPTURE(dir);
+    auto fill = runProbe({"write", "write", "fill", {dir, "64"}, workspaceVars(workspace)});
+    CHECK(fill.result == "errno=ENOSPC mib=16");
+  }
+}
+
+}  // namespace chitin::testing

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -205,6 +206,71 @@ std::string run(const Probe& probe) {
     waitpid(pid, &status, 0);
     if (WIFSIGNALED(status)) return "bash killed by signal " + std::to_string(WTERMSIG(status));
     return "ok status=" + std::to_string(WEXITSTATUS(status));
+  }
+  if (name == "stderr") {
+    // What a worker might write to stderr: a plain line and one with a terminal escape
+    // (OSC 52, a clipboard write).
+    const char text[] = "plain line\nosc \x1b]52;c;ZXZpbA==\x07 end\n";
+    if (write(STDERR_FILENO, text, sizeof(text) - 1) < 0) return errnoResult(errno);
+    return "ok";
+  }
+  if (name == "fstat") {
+    // Which file an inherited descriptor is: device and inode, comparable with the test's own.
+    struct stat st;
+    if (fstat(std::stoi(arg(probe, 0)), &st) < 0) return errnoResult(errno);
+    return "ok dev=" + std::to_string(st.st_dev) + " ino=" + std::to_string(st.st_ino);
+  }
+  if (name == "bash-out") {
+    // What a command the exec worker runs would see: bash (exec'd, so dumpable again) with its
+    // stdout and stderr captured; the result carries all of it, escaped.
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) return errnoResult(errno, "(pipe)");
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      dup2(fds[1], STDERR_FILENO);
+      const char* argv[] = {"/usr/bin/bash", "-c", arg(probe, 0).c_str(), nullptr};
+      const char* envp[] = {"PATH=/usr/bin:/bin", nullptr};
+      execve(argv[0], const_cast<char**>(argv), const_cast<char**>(envp));
+      _exit(127);
+    }
+    close(fds[1]);
+    if (pid < 0) return errnoResult(errno, "(fork)");
+    std::string output;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buffer, sizeof(buffer))) > 0) output.append(buffer, n);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    std::string out;
+    for (char c : output) out += c == '\n' ? std::string("|") : escaped(&c, 1);
+    return "ok status=" + std::to_string(WEXITSTATUS(status)) + " out=" + out;
+  }
+  if (name == "fill") {
+    // Writes up to N MiB into DIR (16 MiB per file, under every profile's RLIMIT_FSIZE) and
+    // says where it stopped.
+    const std::string& dir = arg(probe, 0);
+    int limitMib = std::stoi(arg(probe, 1));
+    static char chunk[1 << 20];
+    memset(chunk, 'f', sizeof(chunk));
+    int mib = 0;
+    for (int file = 0; mib < limitMib; file++) {
+      std::string path = dir + "/fill-" + std::to_string(file);
+      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0) return errnoResult(errno, "mib=" + std::to_string(mib));
+      for (int i = 0; i < 16 && mib < limitMib; i++) {
+        ssize_t n = write(fd, chunk, sizeof(chunk));
+        if (n != static_cast<ssize_t>(sizeof(chunk))) {
+          int err = n < 0 ? errno : ENOSPC;
+          close(fd);
+          return errnoResult(err, "mib=" + std::to_string(mib));
+        }
+        mib++;
+      }
+      close(fd);
+    }
+    return "ok mib=" + std::to_string(mib);
   }
   if (name == "thread") {
     pthread_t thread;

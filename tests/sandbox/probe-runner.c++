@@ -123,6 +123,8 @@ RunningProbe startProbe(const ProbeSpec& spec) {
   request.workerArgs = {"--probe-kind=" + spec.kind, "--probe=" + spec.probe};
   for (auto& a : spec.args) request.workerArgs.push_back("--probe-arg=" + a);
   request.stdoutFd = writeEnd.get();
+  request.stderrFd = spec.stderrFd;
+  request.hide = spec.hide;
   auto worker = testSpawner().spawn(request);
   return RunningProbe(kj::mv(worker), kj::mv(readEnd));
 }

@@ -21,6 +21,8 @@ struct ProbeSpec {
   std::string probe;
   std::vector<std::string> args;
   std::map<std::string, std::string> vars;
+  std::vector<std::string> hide;  // SpawnRequest::hide
+  int stderrFd = -1;              // SpawnRequest::stderrFd (-1: the worker's own pipe)
 };
 
 struct ProbeRun {

@@ -3,8 +3,9 @@
 // the workspace (mounted read-write), streaming the output back.
 // Runs in: worker (sandboxed)
 //
-// Flags: --workspace-root=DIR (tests only; see tool-worker-common.h) and
-// --max-output-bytes=N (how much output the result keeps; default 64 KiB).
+// Flags: --workspace-root=DIR and --home=DIR (tests only; the defaults are the sandbox's
+// /workspace and /home/sandbox) and --max-output-bytes=N (how much output the result keeps and
+// the live stream carries; default 64 KiB).
 
 #include <kj/debug.h>
 
@@ -22,18 +23,18 @@ namespace {
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class ExecToolWorker final : public rpc::ToolWorker::Server {
  public:
-  ExecToolWorker(WorkerContext& worker, kj::AutoCloseFd rootFd, kj::String rootPath,
+  ExecToolWorker(WorkerContext& worker, kj::AutoCloseFd rootFd, kj::StringPtr home,
                  size_t maxOutputBytes)
       : io(worker.io),
         oneCall(worker, rpc::ToolInvocation::EXEC),
         rootFd(kj::mv(rootFd)),
-        rootPath(kj::mv(rootPath)),
+        home(home),
         maxOutputBytes(maxOutputBytes) {}
 
   kj::Promise<void> run(RunContext context) override {
     auto params = context.getParams();
     oneCall.begin(params.getInvocation());
-    ExecSettings settings{rootFd, rootPath, maxOutputBytes};
+    ExecSettings settings{rootFd, home, maxOutputBytes};
     auto work = kj::evalNow([&]() {
       return runExec(io, settings, params.getInvocation().getExec(), params.getOutput());
     });
@@ -54,7 +55,7 @@ class ExecToolWorker final : public rpc::ToolWorker::Server {
   kj::AsyncIoContext& io;
   OneCall oneCall;
   kj::AutoCloseFd rootFd;
-  kj::String rootPath;
+  kj::StringPtr home;  // points into argv
   size_t maxOutputBytes;
 };
 #pragma GCC diagnostic pop
@@ -67,8 +68,9 @@ int main(int argc, char** argv) {
       argc, argv, "exec", [argc, argv](chitin::WorkerContext& worker) -> capnp::Capability::Client {
         size_t maxOutputBytes = chitin::maxOutputBytesFromArgs(argc, argv);
         kj::StringPtr rootPath = chitin::workspaceRootFromArgs(argc, argv);
-        chitin::rpc::ToolWorker::Client client = kj::heap<chitin::ExecToolWorker>(
-            worker, chitin::openWorkspaceRoot(rootPath), kj::heapString(rootPath), maxOutputBytes);
+        chitin::rpc::ToolWorker::Client client =
+            kj::heap<chitin::ExecToolWorker>(worker, chitin::openWorkspaceRoot(rootPath),
+                                             chitin::homeFromArgs(argc, argv), maxOutputBytes);
         return client;
       });
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "beneath.h"
+#include "exec-env.h"
 #include "utf8.h"
 #include "workspace-path.h"
 
@@ -37,6 +38,23 @@ ExecOutcome failedWith(kj::String message) {
   outcome.failed = true;
   outcome.text = kj::mv(message);
   return outcome;
+}
+
+// NUL bytes (`cat /dev/zero`, `find -print0`) as U+FFFD: Text that reaches the model must not
+// contain them (a NUL would end the text early for every C-string consumer downstream, status
+// lines included). The result stays within `limit` bytes, cut on a character boundary.
+kj::String textWithoutNul(kj::String text, size_t limit) {
+  if (memchr(text.begin(), '\0', text.size()) == nullptr) return text;
+  kj::Vector<char> out(text.size() + 1);
+  for (char c : text) {
+    if (c == '\0') {
+      out.addAll(kj::StringPtr("\xef\xbf\xbd"));
+    } else {
+      out.add(c);
+    }
+  }
+  size_t keep = utf8BoundaryAtOrBefore(out.asPtr(), limit);
+  return kj::heapString(out.begin(), keep);
 }
 
 kj::String signalName(int sig) {
@@ -112,13 +130,14 @@ Spawned spawnBash(kj::StringPtr command, int workdirFd, kj::StringPtr home) {
                      &attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
                  "setflags");
 
-  kj::String homeVar = kj::str("HOME=", home);
+  auto env = execEnvironment(home);
+  kj::Vector<const char*> envp;
+  for (auto& entry : env) envp.add(entry.cStr());
+  envp.add(nullptr);
   const char* argv[] = {BASH, "-c", command.cStr(), nullptr};
-  const char* envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", homeVar.cStr(), "LANG=C.UTF-8",
-                        "TERM=dumb", nullptr};
   pid_t pid;
   int rc = posix_spawn(&pid, BASH, &actions, &attr, const_cast<char* const*>(argv),
-                       const_cast<char* const*>(envp));
+                       const_cast<char* const*>(envp.begin()));
   if (rc != 0) KJ_FAIL_SYSCALL("posix_spawn(/bin/bash)", rc, command.size());
   writeEnd = nullptr;
 
@@ -186,8 +205,10 @@ class CommandRun {
 
   bool reaped = false;
   bool timedOut = false;
+  bool runaway = false;
   bool streaming = true;
   uint64_t totalBytes = 0;
+  uint64_t streamedBytes = 0;
   kj::Vector<char> kept;  // the first maxOutputBytes + 1 bytes (one more to cut on a boundary)
   char buffer[READ_CHUNK_BYTES];
 
@@ -197,9 +218,21 @@ class CommandRun {
       totalBytes += n;
       size_t room = maxOutputBytes + 1 - kj::min(kept.size(), maxOutputBytes + 1);
       kept.addAll(buffer, buffer + kj::min(n, room));
-      if (!streaming) return pump();
+      if (totalBytes > EXEC_RUNAWAY_OUTPUT_BYTES && !runaway) {
+        // Past anything a result could show: stop the command instead of draining it until its
+        // timeout. Reading goes on until the pipe closes (the group is dead, so soon).
+        runaway = true;
+        kill(-pid, SIGKILL);
+      }
+      // The live stream carries what the result keeps and no more (the supervisor stops a
+      // worker that streams past its cap).
+      size_t toStream = static_cast<size_t>(
+          kj::min(static_cast<uint64_t>(n),
+                  maxOutputBytes - kj::min(streamedBytes, uint64_t{maxOutputBytes})));
+      if (!streaming || toStream == 0) return pump();
+      streamedBytes += toStream;
       auto request = output.writeRequest();
-      request.setChunk(kj::arrayPtr(reinterpret_cast<const kj::byte*>(buffer), n));
+      request.setChunk(kj::arrayPtr(reinterpret_cast<const kj::byte*>(buffer), toStream));
       return request.send().then([this]() { return pump(); },
                                  [this](kj::Exception&&) {
                                    // The receiver stopped listening; the result still counts.
@@ -234,11 +267,19 @@ class CommandRun {
     outcome.truncated = totalBytes > maxOutputBytes;
     size_t keep =
         outcome.truncated ? utf8BoundaryAtOrBefore(kept.asPtr(), maxOutputBytes) : kept.size();
-    kj::String text = sanitizeUtf8(kept.asPtr().slice(0, keep));
+    kj::String text = textWithoutNul(sanitizeUtf8(kept.asPtr().slice(0, keep)), maxOutputBytes);
 
     kj::Vector<kj::String> lines;
-    if (outcome.truncated) lines.add(kj::str("[output truncated: ", totalBytes, " bytes total]"));
-    if (timedOut) {
+    if (outcome.truncated && !runaway) {
+      lines.add(kj::str("[output truncated: ", totalBytes, " bytes total]"));
+    }
+    if (runaway) {
+      outcome.failed = true;
+      outcome.runaway = true;
+      lines.add(kj::str("[output truncated] the command was killed: it wrote more than ",
+                        EXEC_RUNAWAY_OUTPUT_BYTES >> 20,
+                        " MiB of output (write large output to a file and read parts of it)"));
+    } else if (timedOut) {
       outcome.failed = true;
       outcome.timedOut = true;
       lines.add(kj::str("timed out after ", timeoutSeconds, " s"));
@@ -287,9 +328,9 @@ kj::Promise<ExecOutcome> runExec(kj::AsyncIoContext& io, const ExecSettings& set
   auto workdir = openWorkdir(settings.rootFd, args.getWorkdir());
   if (workdir.is<kj::String>()) return failedWith(kj::mv(workdir.get<kj::String>()));
 
-  auto run = kj::heap<CommandRun>(
-      io, spawnBash(command, workdir.get<kj::AutoCloseFd>(), settings.rootPath), kj::mv(output),
-      settings.maxOutputBytes, timeoutSeconds);
+  auto run =
+      kj::heap<CommandRun>(io, spawnBash(command, workdir.get<kj::AutoCloseFd>(), settings.home),
+                           kj::mv(output), settings.maxOutputBytes, timeoutSeconds);
   auto promise = run->run();
   return promise.attach(kj::mv(run));
 }
@@ -313,6 +354,21 @@ size_t maxOutputBytesFromArgs(int argc, char** argv) {
     value = parsed;
   }
   return value;
+}
+
+}  // namespace chitin
+
+namespace chitin {
+
+kj::StringPtr homeFromArgs(int argc, char** argv) {
+  static constexpr char FLAG_TEXT[] = "--home=";
+  kj::StringPtr home = EXEC_HOME;
+  for (int i = 1; i < argc; ++i) {
+    kj::StringPtr arg = argv[i];
+    if (arg.startsWith(FLAG_TEXT)) home = arg.slice(sizeof(FLAG_TEXT) - 1);
+  }
+  KJ_REQUIRE(home.startsWith("/"), "--home must be an absolute path", home);
+  return home;
 }
 
 }  // namespace chitin

@@ -59,12 +59,26 @@ CallResult run(kj::AsyncIoContext& io, TestWorker& worker, const ExecCall& args,
   return test::toCallResult(response.getResult());
 }
 
-// Runs one command in a fresh worker over `ws`.
+// Runs one command in a fresh worker over `ws`, with a fresh HOME as the sandbox gives it.
 CallResult runOnce(const TempDir& ws, const ExecCall& args, Streamed& streamed,
                    std::vector<std::string> flags = {}) {
   auto io = kj::setupAsyncIo();
+  TempDir home;
+  flags.push_back("--home=" + home.path());
   TestWorker worker(io, "CHITIN_WORKER_EXEC", ws.path(), kj::mv(flags));
   return run(io, worker, args, streamed);
+}
+
+// The environment every command gets besides PATH, HOME, LANG and TERM: git pinned.
+std::string gitEnvironment(const std::string& text) {
+  std::string out;
+  size_t pos = 0;
+  while ((pos = text.find("\nGIT_", pos)) != std::string::npos) {
+    size_t end = text.find('\n', pos + 1);
+    out += text.substr(pos + 1, end - pos - 1) + "\n";
+    pos = end;
+  }
+  return out;
 }
 
 double nowSeconds() {
@@ -104,20 +118,99 @@ TEST_CASE("exec worker: success returns the output with exit code 0") {
   CHECK(runOnce(ws, {"true"}, quiet).text == "(no output)");
 }
 
-TEST_CASE("exec worker: runs in the workdir with only PATH, HOME, LANG, TERM and no stdin") {
+TEST_CASE("exec worker: runs in the workdir with only PATH, HOME, LANG, TERM, git's and no stdin") {
   TempDir ws;
   mkdir((ws / "sub").c_str(), 0755);
   setenv("CHITIN_TEST_LEAK", "should-not-pass", 1);
   Streamed streamed;
-  auto r = runOnce(
-      ws,
-      {"pwd; env | grep -v -E '^(PWD|SHLVL|_)=' | sort; cat; echo stdin-done", "/workspace/sub"},
-      streamed);
+  auto r = runOnce(ws,
+                   {"pwd; env | grep -v -E '^(PWD|SHLVL|_|GIT_.*)=' | sed 's/^HOME=.*/HOME=/'"
+                    " | sort; cat; echo stdin-done",
+                    "/workspace/sub"},
+                   streamed);
   unsetenv("CHITIN_TEST_LEAK");
   CHECK_FALSE(r.failed);
-  CHECK(r.text == ws.path() + "/sub\n" + "HOME=" + ws.path() +
-                      "\nLANG=C.UTF-8\nPATH=/usr/local/bin:/usr/bin:/bin\nTERM=dumb\n"
+  CHECK(r.text == ws.path() + "/sub\n" +
+                      "HOME=\nLANG=C.UTF-8\nPATH=/usr/local/bin:/usr/bin:/bin\nTERM=dumb\n"
                       "stdin-done\n");
+}
+
+TEST_CASE("exec worker: HOME is not the workspace, and git reads no system or global config") {
+  TempDir ws;
+  Streamed streamed;
+  auto r = runOnce(ws, {"echo $HOME; ls -A ~ | wc -l; env | grep ^GIT_ | sort"}, streamed);
+  CHECK_FALSE(r.failed);
+  CHECK(r.text.find(ws.path()) == std::string::npos);
+  CHECK(r.text.find("\n0\n") != std::string::npos);  // empty, every call
+  std::string git = gitEnvironment("\n" + r.text);
+  CHECK(git.find("GIT_CONFIG_NOSYSTEM=1\n") != std::string::npos);
+  CHECK(git.find("GIT_CONFIG_GLOBAL=/dev/null\n") != std::string::npos);
+  for (const char* key : {"core.fsmonitor", "core.hooksPath", "core.pager", "core.editor",
+                          "core.sshCommand", "credential.helper", "protocol.allow",
+                          "protocol.ext.allow", "protocol.file.allow", "gpg.program"}) {
+    CAPTURE(key);
+    CHECK(git.find(std::string("=") + key + "\n") != std::string::npos);
+  }
+}
+
+TEST_CASE(
+    "exec worker: a planted .pth in the workspace's ~/.local has no effect; with "
+    "HOME=workspace it would run") {
+  TempDir ws;
+  mkdir((ws / ".local").c_str(), 0755);
+  Streamed s1, s2, s3;
+  // An earlier call plants the file where a HOME=/workspace would have put it.
+  auto plant = runOnce(ws,
+                       {"d=$(python3 -c 'import site,sys; print(site.getusersitepackages()"
+                        ".replace(site.getuserbase(), \"\"))'); mkdir -p \"$PWD/.local$d\" && "
+                        "echo 'import os; open(\"'$PWD'/pwned-pth\", \"w\")' > "
+                        "\"$PWD/.local$d/evil.pth\" && echo planted"},
+                       s1);
+  REQUIRE(plant.text == "planted\n");
+  auto later = runOnce(ws, {"python3 -c pass && echo ran"}, s2);
+  CHECK(later.text == "ran\n");
+  CHECK(readHostFile(ws / "pwned-pth") == "<missing>");
+  // Control: the same harmless command with HOME at the workspace (as before) runs it.
+  auto control = runOnce(ws, {"HOME=$PWD python3 -c pass && echo ran"}, s3);
+  CHECK(control.text == "ran\n");
+  CHECK(readHostFile(ws / "pwned-pth") == "");
+}
+
+TEST_CASE(
+    "exec worker: a planted core.fsmonitor in .git/config does not run on git status; "
+    "without the pinned config it would") {
+  TempDir ws;
+  Streamed s1, s2, s3;
+  auto init = runOnce(ws,
+                      {"git init -q repo && printf '[core]\\n\\tfsmonitor = touch "
+                       "'$PWD'/pwned-git\\n' >> repo/.git/config && echo planted"},
+                      s1);
+  REQUIRE(init.text == "planted\n");
+  auto later = runOnce(ws, {"git status --short && echo status-ok", "repo"}, s2);
+  CHECK(later.text == "status-ok\n");
+  CHECK(readHostFile(ws / "pwned-git") == "<missing>");
+  // Control: the same `git status` without the pinned settings runs the planted command.
+  auto control =
+      runOnce(ws, {"env -u GIT_CONFIG_COUNT git status --short && echo status-ok", "repo"}, s3);
+  CHECK(control.text.find("status-ok") != std::string::npos);
+  CHECK(readHostFile(ws / "pwned-git") == "");
+}
+
+TEST_CASE("exec worker: planted hooks and a credential helper do not run") {
+  TempDir ws;
+  Streamed s1, s2;
+  auto init = runOnce(
+      ws,
+      {"git init -q repo && cd repo && printf '#!/bin/sh\\ntouch '$PWD'/../pwned-hook\\n' > "
+       ".git/hooks/pre-commit && chmod +x .git/hooks/pre-commit && git config user.email a@b && "
+       "git config user.name a && git config core.pager 'touch '$PWD'/../pwned-pager' && "
+       "echo x > f && git add f && echo planted"},
+      s1);
+  REQUIRE(init.text == "planted\n");
+  auto later = runOnce(ws, {"git commit -qm one && git log --oneline | wc -l", "repo"}, s2);
+  CHECK(later.text == "1\n");
+  CHECK(readHostFile(ws / "pwned-hook") == "<missing>");
+  CHECK(readHostFile(ws / "pwned-pager") == "<missing>");
 }
 
 TEST_CASE("exec worker: a bad workdir is a failed result naming it") {
@@ -158,7 +251,7 @@ TEST_CASE("exec worker: processes left behind when bash exits are killed, not wa
   CHECK(processGone(background));
 }
 
-TEST_CASE("exec worker: output beyond --max-output-bytes is cut in the result, not the stream") {
+TEST_CASE("exec worker: output beyond --max-output-bytes is cut in the result and the stream") {
   TempDir ws;
   Streamed streamed;
   auto r =
@@ -166,10 +259,11 @@ TEST_CASE("exec worker: output beyond --max-output-bytes is cut in the result, n
   CHECK_FALSE(r.failed);
   CHECK(r.truncated);
   CHECK(r.text == std::string(1000, 'x') + "\n[output truncated: 5000 bytes total]");
-  CHECK(streamed.bytes == std::string(5000, 'x'));
+  CHECK(streamed.bytes == std::string(1000, 'x'));
+  CHECK(streamed.ended);
 }
 
-TEST_CASE("exec worker: the default cap is 64 KiB and large output streams through") {
+TEST_CASE("exec worker: the default cap is 64 KiB; the command runs to its end") {
   TempDir ws;
   Streamed streamed;
   auto r = runOnce(ws, {"head -c 3000000 /dev/zero | tr '\\0' y; exit 1"}, streamed);
@@ -178,7 +272,31 @@ TEST_CASE("exec worker: the default cap is 64 KiB and large output streams throu
   CHECK(r.exitCode == 1);
   CHECK(r.text ==
         std::string(65536, 'y') + "\n[output truncated: 3000000 bytes total]\nexit code 1");
-  CHECK(streamed.bytes.size() == 3000000);
+  CHECK(streamed.bytes.size() == 65536);
+}
+
+TEST_CASE(
+    "exec worker: a command whose output runs away is killed at 64 MiB, long before its "
+    "timeout") {
+  TempDir ws;
+  Streamed streamed;
+  double start = nowSeconds();
+  auto r = runOnce(ws, {"cat /dev/zero; echo not-reached", "", 3600}, streamed);
+  double elapsed = nowSeconds() - start;
+  CHECK(r.failed);
+  CHECK_FALSE(r.timedOut);
+  CHECK(r.exitCode == -1);
+  CHECK(r.text.size() < 65536 + 400);
+  CHECK(r.text.find("\n[output truncated] the command was killed: it wrote more than 64 MiB of "
+                    "output (write large output to a file and read parts of it)") !=
+        std::string::npos);
+  CHECK(streamed.bytes.size() == 65536);
+  CHECK(elapsed < 20);
+  MESSAGE("cat /dev/zero stopped after ", elapsed, " s");
+  // Control: the same amount written to a file is an ordinary command.
+  Streamed quiet;
+  auto control = runOnce(ws, {"head -c 70000000 /dev/zero > big; stat -c %s big; rm big"}, quiet);
+  CHECK(control.text == "70000000\n");
 }
 
 TEST_CASE("exec worker: death by signal is reported with its name") {
@@ -195,6 +313,17 @@ TEST_CASE("exec worker: output that is not UTF-8 reaches the model as valid text
   auto r = runOnce(ws, {"printf 'ok \\377 ok'"}, streamed);
   CHECK(r.text == "ok \xef\xbf\xbd ok");
   CHECK(streamed.bytes == "ok \xff ok");  // the stream carries the raw bytes
+}
+
+TEST_CASE("exec worker: NUL bytes reach the model as U+FFFD within the cap; status lines stay") {
+  TempDir ws;
+  Streamed streamed;
+  auto r = runOnce(ws, {"head -c 2000 /dev/zero; exit 4"}, streamed, {"--max-output-bytes=1000"});
+  std::string replacement = "\xef\xbf\xbd";
+  std::string kept;
+  for (int i = 0; i < 333; i++) kept += replacement;  // 999 bytes: the cap, on a boundary
+  CHECK(r.text == kept + "\n[output truncated: 2000 bytes total]\nexit code 4");
+  CHECK(streamed.bytes == std::string(1000, '\0'));  // the stream carries the raw bytes
 }
 
 TEST_CASE("exec worker: an empty command is a failed result") {
