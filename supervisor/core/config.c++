@@ -71,7 +71,8 @@ policy {
   # include_shipped: true
   # How long a call that needs your confirmation waits before it is denied.
   # approval_timeout_seconds: 300
-  # Reading these workspace paths marks the turn as tainted (content from outside).
+  # Content from outside lives here: reading it taints the session (writes and commands then
+  # ask), and commands of an untainted session do not see these directories at all.
   # untrusted_paths: "downloads/"
   # untrusted_paths: "inbox/"
   # In group chats the assistant answers only when mentioned (or a message matches one of these).

@@ -31,8 +31,11 @@ class FakeTools final : public ToolExecutor {
   bool holdExec = false;  // exec waits until `release` is fulfilled
   kj::Own<kj::PromiseFulfiller<void>> release;
 
+  std::vector<std::string> lastHidden;
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
-                               const std::string& workspaceDir) override {
+                               const std::string& workspaceDir,
+                               const std::vector<std::string>& hiddenDirs) override {
+    lastHidden = hiddenDirs;
     auto args = nlohmann::json::parse(argumentsJson);
     if (tool == "read") {
       std::ifstream in(workspaceDir + "/" + args["path"].get<std::string>());
@@ -144,17 +147,24 @@ TEST_CASE("guard: reading downloads/ taints, through a symlink or a hard link to
   }
 }
 
-TEST_CASE("guard: a command that could read downloads/ taints the session; an empty one not") {
+TEST_CASE("guard: an untainted session's command does not see downloads/; a tainted one's does") {
   Fixture f;
   auto turn = f.session();
-  f.call(turn, "exec", {{"command", "cat notes/mine.md"}});
-  CHECK(turn->tainted);
-  CHECK(turn->taintSource.find("could read downloads/") != std::string::npos);
+  f.call(turn, "exec", {{"command", "cat downloads/page.html"}});
+  CHECK_FALSE(turn->tainted);
+  CHECK(f.tools.lastHidden == std::vector<std::string>{"downloads"});  // inbox/ does not exist
 
-  unlink((f.ws() + "/downloads/page.html").c_str());
-  auto clean = f.session();
-  f.call(clean, "exec", {{"command", "ls"}});
-  CHECK_FALSE(clean->tainted);
+  auto tainted = f.session("t");
+  tainted->taint("x");
+  f.call(tainted, "exec", {{"command", "cat downloads/page.html"}});
+  CHECK(f.tools.lastHidden.empty());
+
+  // A symlink named downloads is not the untrusted directory; nothing to hide.
+  REQUIRE(
+      std::system(("rm -rf '" + f.ws() + "/downloads' && ln -s notes '" + f.ws() + "/downloads'")
+                      .c_str()) == 0);
+  f.call(f.session("u"), "exec", {{"command", "ls"}});
+  CHECK(f.tools.lastHidden.empty());
 }
 
 TEST_CASE("guard: what a tainted session writes stays untrusted until a trusted write") {
@@ -175,8 +185,7 @@ TEST_CASE("guard: what a tainted session writes stays untrusted until a trusted 
   CHECK(other->taintSource.find("was written by exec in agent:main:cli:direct:a") !=
         std::string::npos);
 
-  // A command of an untainted session that could see it is tainted by it (downloads/ is empty).
-  unlink((f.ws() + "/downloads/page.html").c_str());
+  // A command of an untainted session that could see it is tainted by it.
   f.tools.onExec = nullptr;
   auto third = f.session("c");
   f.call(third, "exec", {{"command", "ls"}});

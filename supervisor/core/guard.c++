@@ -5,7 +5,6 @@
 #include "guard.h"
 
 #include <capnp/message.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <kj/debug.h>
 #include <linux/openat2.h>
@@ -61,29 +60,24 @@ std::string decisionText(const policy::Verdict& v) {
   return out.empty() ? "no policy permits it" : "policies: " + out;
 }
 
-// Does the untrusted directory `dir` (e.g. "downloads/") exist beneath the workspace, as a real
-// directory, with anything in it?
-bool holdsEntries(const std::string& workspaceDir, const std::string& dir) {
+// The untrusted directories ("downloads/") that exist beneath the workspace as real directories,
+// workspace-relative without the slash: what an untainted session's command must not see. (One
+// that is a symlink is not an untrusted directory at all; one swapped for a symlink before the
+// sandbox is built makes the spawn refuse.)
+std::vector<std::string> existingDirs(const std::string& workspaceDir,
+                                      const std::vector<std::string>& dirs) {
+  std::vector<std::string> out;
   int root = open(workspaceDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) return false;
-  std::string name = dir.substr(0, dir.find_last_not_of('/') + 1);
-  int fd = openat(root, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (root < 0) return out;
+  for (const auto& dir : dirs) {
+    std::string name = dir.substr(0, dir.find_last_not_of('/') + 1);
+    struct stat st;
+    if (!name.empty() && fstatat(root, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(st.st_mode))
+      out.push_back(name);
+  }
   close(root);
-  if (fd < 0) return false;
-  DIR* d = fdopendir(fd);
-  if (d == nullptr) {
-    close(fd);
-    return false;
-  }
-  bool any = false;
-  while (struct dirent* ent = readdir(d)) {
-    if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
-      any = true;
-      break;
-    }
-  }
-  closedir(d);
-  return any;
+  return out;
 }
 
 }  // namespace
@@ -154,6 +148,7 @@ struct Guard::Call {
   uint64_t taintedWritersBefore = 0;
   bool countedAsTaintedWriter = false;
   std::vector<std::string> restored;  // prompt files put back after an exec changed them
+  std::vector<std::string> hidden;    // untrusted directories the command may not see
 };
 
 Guard::Guard(PolicyHost& policy, ApprovalBook& approvals, audit::AuditLog& audit,
@@ -380,7 +375,7 @@ kj::Promise<ToolOutcome> Guard::execute(std::shared_ptr<Call> call) {
                                  "written (see the gateway log)"};
             }
             noteWhatCallCanSee(*call, mutating);
-            return tools_.run(call->tool, call->arguments, settings_.workspaceDir)
+            return tools_.run(call->tool, call->arguments, settings_.workspaceDir, call->hidden)
                 .then([this, call, mutating,
                        before = kj::mv(snap.skipped)](ToolOutcome outcome) mutable {
                   return afterTool(call, mutating, kj::mv(before), kj::mv(outcome));
@@ -404,13 +399,10 @@ void Guard::noteWhatCallCanSee(Call& call, bool mutating) {
     if (taintedWriters_ > 0) {
       call.couldSee = "a call of a tainted session was changing the workspace at the same time";
     } else if (call.tool == "exec") {
-      for (const auto& dir : settings_.untrustedPaths) {
-        if (holdsEntries(settings_.workspaceDir, dir)) {
-          call.couldSee = "the command could read " + dir + ", which holds content from outside";
-          break;
-        }
-      }
-      if (call.couldSee.empty()) {
+      // The untrusted directories are hidden from the command (an empty read-only cover in its
+      // sandbox); what else it can see that untrusted content wrote taints the session.
+      call.hidden = existingDirs(settings_.workspaceDir, settings_.untrustedPaths);
+      {
         if (auto marked = untrusted_.anyPresent(settings_.workspaceDir)) {
           call.couldSee = "the command could read " +
                           (marked->first.empty() ? std::string("the workspace") : marked->first) +

@@ -173,7 +173,8 @@ ToolRunner::ToolRunner(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& 
     : loop_(loop), io_(io), spawner_(spawner), settings_(settings) {}
 
 kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::string& argumentsJson,
-                                         const std::string& workspaceDir) {
+                                         const std::string& workspaceDir,
+                                         const std::vector<std::string>& hiddenDirs) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto invocation = message->initRoot<rpc::ToolInvocation>();
   std::string problem = buildInvocation(tool, argumentsJson, settings_.defaultTimeoutSeconds,
@@ -185,6 +186,8 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
   spawn::SpawnRequest request;
   request.profile = tool;  // one profile per tool, named like it
   request.vars["WORKSPACE"] = workspaceDir;
+  for (const auto& dir : hiddenDirs)
+    request.hide.push_back(std::string(WORKSPACE_INSIDE) + "/" + dir);
   if (tool == "exec") {
     request.workerArgs.push_back("--max-output-bytes=" + std::to_string(settings_.maxOutputBytes));
   }

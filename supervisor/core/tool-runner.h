@@ -50,9 +50,12 @@ ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader result, uint32_t maxOutputBy
 class ToolExecutor {
  public:
   virtual ~ToolExecutor() noexcept(false) = default;
-  // Never rejects for expected failures; cancelling the promise stops the tool.
+  // Never rejects for expected failures; cancelling the promise stops the tool. `hiddenDirs`:
+  // workspace-relative directories the call must not see (the untrusted ones, kept from an
+  // untainted session's commands); each must be a real directory, or the call does not run.
   virtual kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
-                                       const std::string& workspaceDir) = 0;
+                                       const std::string& workspaceDir,
+                                       const std::vector<std::string>& hiddenDirs) = 0;
 };
 
 struct ToolRunnerSettings {
@@ -69,7 +72,11 @@ class ToolRunner final : public ToolExecutor {
   // Never rejects for expected failures (bad arguments, sandbox unavailable, tool failed,
   // worker died): those are outcomes. Cancelling the promise kills the worker.
   kj::Promise<ToolOutcome> run(const std::string& toolName, const std::string& argumentsJson,
-                               const std::string& workspaceDir) override;
+                               const std::string& workspaceDir,
+                               const std::vector<std::string>& hiddenDirs) override;
+
+  // Where every tool profile mounts the workspace inside the sandbox.
+  static constexpr const char* WORKSPACE_INSIDE = "/workspace";
 
  private:
   uv_loop_t* loop_;

@@ -46,7 +46,8 @@ permit (principal == Sender::"local:operator", action, resource) when { context.
 class NoopTools final : public ToolExecutor {
  public:
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
-                               const std::string& workspaceDir) override {
+                               const std::string& workspaceDir,
+                               const std::vector<std::string>& hiddenDirs) override {
     ++calls;
     return ToolOutcome{ToolOutcome::Status::OK, "ran " + tool};
   }

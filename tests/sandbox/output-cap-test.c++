@@ -45,13 +45,14 @@ ToolOutcome runExec(const std::string& workerDir, const std::string& command,
     toolSettings.maxOutputBytes = 65536;
     ToolRunner runner(&loop, io, spawner, toolSettings);
     bool done = false;
-    auto task =
-        runner.run("exec", "{\"command\": \"" + command + "\", \"timeoutSeconds\": 60}", workspace)
-            .then([&](ToolOutcome result) {
-              outcome = result;
-              done = true;
-            })
-            .eagerlyEvaluate(nullptr);
+    auto task = runner
+                    .run("exec", "{\"command\": \"" + command + "\", \"timeoutSeconds\": 60}",
+                         workspace, {})
+                    .then([&](ToolOutcome result) {
+                      outcome = result;
+                      done = true;
+                    })
+                    .eagerlyEvaluate(nullptr);
     double deadline = now() + 60;
     while (!done && now() < deadline) {
       bridge.pump();
