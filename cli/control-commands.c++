@@ -127,29 +127,16 @@ void printReload(const json& r, std::ostream& out) {
   }
 }
 
-// `approvals show ID|CODE`: the pending approval with this id, or this code (any case), from
-// approvals.list. Exit 1 if there is none.
+// `approvals show ID|CODE`: the pending approval with this id, or this code (any case), whole
+// (approval.get). Exit 1 if there is none.
 int showApproval(RemoteContext& ctx, const std::string& wanted, bool asJson) {
-  std::string code = wanted;
-  for (char& c : code) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
-  bool found = false;
-  int exit = runRequest(ctx, "approvals.list", json::object(), false,
-                        [&](const json& p, std::ostream& out) {
-                          for (const json& a : p.value("approvals", json::array())) {
-                            if (jsonString(a, "id") != wanted && jsonString(a, "code") != code)
-                              continue;
-                            found = true;
-                            if (asJson)
-                              out << jsonForTerminal(a, 2) << "\n";
-                            else
-                              printApproval(a, out);
-                            return;
-                          }
-                        });
-  if (exit != EXIT_OK || found) return exit;
-  ctx.err << "chitin: no pending approval with id or code \"" << displayLine(wanted)
-          << "\" (it may have been answered or expired; see `chitin approvals list`)\n";
-  return EXIT_FAILED;
+  return runRequest(ctx, "approval.get", {{"id", wanted}}, false,
+                    [&](const json& a, std::ostream& out) {
+                      if (asJson)
+                        out << jsonForTerminal(a, 2) << "\n";
+                      else
+                        printApproval(a, out);
+                    });
 }
 
 bool parseSeq(const std::string& s, uint64_t& out) {

@@ -289,6 +289,19 @@
       call.className = "approval-full-call";
       call.textContent =
         a.fullCall || `This gateway sent no full call: run \`chitin approvals show ${a.id}\`.`;
+      if (a.fullCallLeftOut) {
+        // Too large to announce to every client: fetched, whole, when the owner opens it.
+        call.textContent = "Loading the full call…";
+        full.addEventListener("toggle", () => {
+          if (!full.open || call.dataset.loaded) return;
+          call.dataset.loaded = "1";
+          this.send("approval.get", { id: a.id }, (whole) => {
+            call.textContent = whole.fullCall || "";
+          }, (error) => {
+            call.textContent = error.message;
+          });
+        });
+      }
       full.append(summary, call);
       const meta = document.createElement("p");
       meta.className = "approval-meta";

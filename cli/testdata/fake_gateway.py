@@ -10,7 +10,7 @@
 # Agent scenarios are chosen by the message text: hello (default), fail, drop, close, slow
 # (waits for agent.abort), big (a 70 000-byte reply), early-final (final res before accepted),
 # hostile (terminal escapes, bidi and zero-width characters in every text a run shows).
-# approvals.list answers two pending approvals: one as the real gateway sends it (display text),
+# approvals.list (and approval.get, one by id or code) answers two pending approvals: one as the real gateway sends it (display text),
 # one whose texts still carry raw controls (a gateway the CLI must not trust to have escaped).
 
 import argparse
@@ -228,6 +228,15 @@ class Conn:
             self.agent(rid, msg.get("params", {}))
         elif method == "approvals.list":
             self.res(rid, True, {"approvals": APPROVALS})
+        elif method == "approval.get":
+            wanted = msg.get("params", {}).get("id", "")
+            found = [a for a in APPROVALS if a["id"] == wanted or a["code"] == wanted.upper()]
+            if found:
+                self.res(rid, True, found[0])
+            else:
+                self.res(rid, False, error=("NOT_FOUND",
+                                            f'no pending approval with id or code "{wanted}" '
+                                            "(it may have been answered or expired)"))
         else:
             self.res(rid, False, error=("NOT_FOUND", "unknown method " + method))
 

@@ -91,7 +91,7 @@ kj::Promise<ApprovalOutcome> ApprovalBook::request(ApprovalRequest r) {
 
   auto paf = kj::newPromiseAndFulfiller<ApprovalOutcome>();
   pending_[id] = Pending{info, kj::mv(paf.fulfiller)};
-  onRequested_(info);
+  onRequested_(announced(info));
 
   auto timeout = timer_.afterDelay(timeoutSeconds_ * kj::SECONDS).then([this, id]() {
     ApprovalOutcome outcome{ApprovalOutcome::Answer::EXPIRED, id, "timeout"};
@@ -118,9 +118,28 @@ void ApprovalBook::finish(const std::string& id, ApprovalOutcome outcome, const 
 
 std::vector<gateway::ApprovalInfo> ApprovalBook::list() const {
   std::vector<gateway::ApprovalInfo> out;
-  for (auto& [id, p] : pending_) out.push_back(p.info);
+  for (auto& [id, p] : pending_) out.push_back(announced(p.info));
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.requested_at() < b.requested_at(); });
+  return out;
+}
+
+std::optional<gateway::ApprovalInfo> ApprovalBook::get(const std::string& idOrCode) const {
+  std::string code = upperCase(idOrCode);
+  for (auto& [id, p] : pending_) {
+    if (id == idOrCode || p.info.code() == code) return p.info;
+  }
+  return std::nullopt;
+}
+
+gateway::ApprovalInfo ApprovalBook::announced(const gateway::ApprovalInfo& whole) {
+  if (whole.full_call().size() <= MAX_ANNOUNCED_CALL_BYTES &&
+      whole.arguments_json().size() <= MAX_ANNOUNCED_CALL_BYTES)
+    return whole;
+  gateway::ApprovalInfo out = whole;
+  out.clear_full_call();
+  out.clear_arguments_json();
+  out.set_full_call_left_out(true);
   return out;
 }
 

@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,7 +56,11 @@ class ApprovalBook {
   // Dropping the promise withdraws the request (announced as "cancelled").
   kj::Promise<ApprovalOutcome> request(ApprovalRequest request);
 
+  // Pending approvals, oldest first, each as announced: its full call and arguments left out
+  // when larger than 64 KiB (see ApprovalInfo.full_call_left_out).
   std::vector<gateway::ApprovalInfo> list() const;
+  // One pending approval by id or code, whole; nullopt if there is none.
+  std::optional<gateway::ApprovalInfo> get(const std::string& idOrCode) const;
 
   // Answers the pending request with this id or code. `by` names who answered.
   gateway::Result<gateway::ApprovalResolved> resolve(const std::string& idOrCode, bool approve,
@@ -72,6 +77,9 @@ class ApprovalBook {
   class Withdrawal;
 
   void finish(const std::string& id, ApprovalOutcome outcome, const char* decision);
+  // What lists and events carry of an approval: without a full call or arguments over 64 KiB.
+  static gateway::ApprovalInfo announced(const gateway::ApprovalInfo& whole);
+  static constexpr size_t MAX_ANNOUNCED_CALL_BYTES = 64 << 10;
 
   kj::Timer& timer_;
   uint32_t timeoutSeconds_;

@@ -21,8 +21,8 @@ ControlMethods::ControlMethods(Safeguards safeguards, ApprovalBook& approvals, G
       auditDir_(std::move(auditDir)) {}
 
 std::vector<std::string> ControlMethods::methods() const {
-  return {"approvals.list", "approval.resolve", "pairing.list",      "pairing.approve",
-          "pairing.deny",   "policy.reload",    "workspace.rollback"};
+  return {"approvals.list",  "approval.get", "approval.resolve", "pairing.list",
+          "pairing.approve", "pairing.deny", "policy.reload",    "workspace.rollback"};
 }
 
 void ControlMethods::audit(audit::Record record, bool sync) {
@@ -65,6 +65,16 @@ std::optional<gateway::Result<google::protobuf::Struct>> ControlMethods::call(
     gateway::ApprovalsList list;
     for (auto& a : approvals_.list()) *list.add_approvals() = a;
     return gateway::frames::toStruct(list);
+  }
+  if (method == "approval.get") {
+    auto p = gateway::frames::paramsAs<gateway::ApprovalGetParams>(params, method);
+    if (auto* e = std::get_if<gateway::UserError>(&p)) return fail(*e);
+    auto info = approvals_.get(std::get<gateway::ApprovalGetParams>(p).id());
+    if (!info)
+      return fail({"NOT_FOUND", "no pending approval with id or code \"" +
+                                    clipUtf8(std::get<gateway::ApprovalGetParams>(p).id(), 64) +
+                                    "\" (it may have been answered or expired)"});
+    return gateway::frames::toStruct(*info);
   }
   if (method == "approval.resolve") {
     auto p = gateway::frames::paramsAs<gateway::ApprovalResolveParams>(params, method);

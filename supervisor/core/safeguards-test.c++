@@ -129,6 +129,32 @@ TEST_CASE("approvals: approved once, by id or code; a second answer finds nothin
   CHECK(f.resolved[0].decision() == "approved");
 }
 
+TEST_CASE("approvals: a large call is left out of lists and events; get returns it whole") {
+  ApprovalFixture f;
+  ApprovalRequest big = f.ask("write");
+  nlohmann::json args = {{"path", "notes/big.md"}, {"content", std::string(200000, 'x')}};
+  big.argumentsJson = args.dump();
+  big.description = describeCall("write", args);
+  auto promise = f.book.request(big);
+  REQUIRE(f.requested.size() == 1);
+  const auto& announced = f.requested[0];
+  CHECK(announced.full_call_left_out());
+  CHECK(announced.full_call().empty());
+  CHECK(announced.arguments_json().empty());
+  CHECK(announced.description().find("chitin approvals show") != std::string::npos);
+  CHECK(f.book.list().at(0).full_call().empty());
+  auto whole = f.book.get(announced.code());
+  REQUIRE(whole);
+  CHECK_FALSE(whole->full_call_left_out());
+  CHECK(whole->arguments_json() == big.argumentsJson);
+  CHECK(whole->full_call().find(std::string(1000, 'x')) != std::string::npos);
+  CHECK_FALSE(f.book.get("nope"));
+  // A small one is announced whole.
+  auto small = f.book.request(f.ask());
+  CHECK_FALSE(f.requested.back().full_call_left_out());
+  CHECK_FALSE(f.requested.back().full_call().empty());
+}
+
 TEST_CASE("approvals: denial, expiry and withdrawal") {
   ApprovalFixture f;
   {
