@@ -229,13 +229,15 @@ class RedTeamBase(unittest.TestCase):
         self.client_texts.append(err)
         return out
 
-    def ws_turn(self, gw, session, scenario, decision="deny"):
+    def ws_turn(self, gw, session, scenario, decision="deny", text="go"):
         """One turn over the WebSocket; every confirmation it asks for is answered with
-        `decision`. Returns the final payload and the approvals asked for."""
+        `decision`: "approve", "deny", or a function of (approval, how many so far) returning
+        one of those or None (no answer: it expires). Returns the final payload and the
+        approvals asked for."""
         ws = gw.connect()
         seen, asked = [], []
         try:
-            tp.start_agent(ws, f"[[scenario:{scenario}]] go", session)
+            tp.start_agent(ws, f"[[scenario:{scenario}]] {text}", session)
             while True:
                 frame = tp.wait_frame(ws, lambda f: tp.is_event("approval.requested")(f)
                                       or tp.is_final("a1")(f), seen)
@@ -243,8 +245,10 @@ class RedTeamBase(unittest.TestCase):
                     final = frame["payload"]
                     break
                 asked.append(frame["payload"])
-                ws.send_json({"type": "req", "id": f"d{len(asked)}", "method": "approval.resolve",
-                              "params": {"id": frame["payload"]["id"], "decision": decision}})
+                answer = decision(frame["payload"], len(asked)) if callable(decision) else decision
+                if answer is not None:
+                    ws.send_json({"type": "req", "id": f"d{len(asked)}", "method": "approval.resolve",
+                                  "params": {"id": frame["payload"]["id"], "decision": answer}})
         finally:
             ws.close()
         self.client_texts += [json.dumps(f) for f in seen]
@@ -868,24 +872,12 @@ class ShippedPolicy(CanaryGateway):
 
     def test_12_injected_commands_and_disguising_wrappers_must_ask(self):
         session = "agent:main:redteam:direct:rt12"
-        ws = self.gw.connect()
-        seen, asked = [], []
-        try:
-            tp.start_agent(ws, "[[scenario:rt12]] tidy up", session)
-            while True:
-                frame = tp.wait_frame(ws, lambda f: tp.is_event("approval.requested")(f)
-                                      or tp.is_final("a1")(f), seen)
-                if frame["type"] == "res":
-                    final = frame["payload"]
-                    break
-                asked.append(frame["payload"])
-                self.assertTrue(os.path.exists(os.path.join(self.gw.workspace, "victim.txt")))
-                if len(asked) % 2 == 1:  # deny every other one, let the rest expire
-                    ws.send_json({"type": "req", "id": f"d{len(asked)}", "method": "approval.resolve",
-                                  "params": {"id": frame["payload"]["id"], "decision": "deny"}})
-        finally:
-            ws.close()
-        self.client_texts += [json.dumps(f) for f in seen]
+
+        def deny_every_other(approval, count):
+            self.assertTrue(os.path.exists(os.path.join(self.gw.workspace, "victim.txt")))
+            return "deny" if count % 2 == 1 else None  # the rest expire
+
+        final, asked = self.ws_turn(self.gw, session, "rt12", deny_every_other, text="tidy up")
         self.assertEqual(len(asked), 6, [a["description"] for a in asked])
         self.assertIn("\\n", asked[1]["description"])  # the newline is shown, not hidden
         self.assertEqual(statuses(final), ["denied"] * 6, final)
@@ -901,18 +893,9 @@ class ShippedPolicy(CanaryGateway):
 
     def test_12_control_read_only_runs_and_an_approved_command_runs(self):
         session = "agent:main:redteam:direct:rt12ctl"
-        ws = self.gw.connect()
-        seen = []
-        try:
-            tp.start_agent(ws, "[[scenario:rt12ctl]] tidy up", session)
-            asked = tp.wait_frame(ws, tp.is_event("approval.requested"), seen)["payload"]
-            self.assertIn("env sh -c", asked["description"])
-            ws.send_json({"type": "req", "id": "ap", "method": "approval.resolve",
-                          "params": {"id": asked["id"], "decision": "approve"}})
-            final = tp.wait_frame(ws, tp.is_final("a1"), seen)["payload"]
-        finally:
-            ws.close()
-        self.client_texts += [json.dumps(f) for f in seen]
+        final, asked = self.ws_turn(self.gw, session, "rt12ctl", "approve", text="tidy up")
+        self.assertEqual(len(asked), 1, final)
+        self.assertIn("env sh -c", asked[0]["description"])
         self.assertEqual(statuses(final), ["ok", "ok"], final)
         self.assertFalse(os.path.exists(os.path.join(self.gw.workspace, "victim.txt")))
         with open(os.path.join(self.gw.workspace, "victim.txt"), "w") as f:
