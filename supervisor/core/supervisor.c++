@@ -267,9 +267,10 @@ int runGateway(const GatewayCommand& command) {
         uv_work_t work;
         spawn::SpawnerSettings settings;
         std::optional<std::string> problem;
+        spawn::CgroupStatus cgroups;
         AgentCore* core;
       };
-      auto* check = new SandboxCheck{{}, spawnSettings, std::nullopt, &core};
+      auto* check = new SandboxCheck{{}, spawnSettings, std::nullopt, {}, &core};
       check->work.data = check;
       uv_queue_work(
           &loop, &check->work,
@@ -278,12 +279,20 @@ int runGateway(const GatewayCommand& command) {
             spawn::SystemSpawnOs os;
             spawn::Spawner probe(c->settings, os);
             c->problem = probe.checkAvailable();
+            c->cgroups = probe.detectCgroups();
           },
           [](uv_work_t* w, int result) {
             auto* c = static_cast<SandboxCheck*>(w->data);
             if (result == 0) {
               if (c->problem)
                 spdlog::error("sandbox unavailable, no worker will run: {}", *c->problem);
+              if (c->cgroups.inForce) {
+                spdlog::info("cgroup limits in force: {}", c->cgroups.detail);
+              } else {
+                spdlog::warn("cgroup limits not in force ({}); workers are bounded by rlimits, "
+                             "capped tmpfs and the wall clock only. {}",
+                             c->cgroups.detail, c->cgroups.fix);
+              }
               c->core->setSandboxStatus(c->problem ? *c->problem : "ok");
             }
             delete c;
