@@ -60,6 +60,26 @@ std::string decisionText(const policy::Verdict& v) {
   return out.empty() ? "no policy permits it" : "policies: " + out;
 }
 
+// What every request of a turn's tool call carries in its context (docs/policy-model.md).
+policy::Value::Record turnContext(const TurnFacts& turn, bool confirmed, policy::Value args) {
+  policy::Value::Record context;
+  context["tainted"] = policy::Value::boolean(turn.tainted);
+  context["confirmed"] = policy::Value::boolean(confirmed);
+  context["channel"] = policy::Value::string(turn.channel);
+  context["chatType"] = policy::Value::string(turn.chatType);
+  context["mentioned"] = policy::Value::boolean(turn.mentioned);
+  context["args"] = std::move(args);
+  return context;
+}
+
+// The File entity of a workspace path, built for one request (its parent is the agent).
+PolicyHost::ExtraEntity fileEntity(const std::string& agentId, const std::string& path) {
+  policy::Value::Record attrs;
+  attrs["agent"] = policy::Value::string(agentId);
+  attrs["path"] = policy::Value::string(path);
+  return {{"File", agentId + "/" + path}, std::move(attrs), {{"Agent", agentId}}};
+}
+
 // The untrusted directories ("downloads/") that exist beneath the workspace as real directories,
 // workspace-relative without the slash: what an untainted session's command must not see. (One
 // that is a symlink is not an untrusted directory at all; one swapped for a symlink before the
@@ -207,15 +227,8 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
   policy::Request request;
   request.principal = call->turn->principal;
   request.action = {"Action", call->tool};
-  policy::Value::Record context;
-  context["tainted"] = policy::Value::boolean(call->turn->tainted);
-  context["confirmed"] = policy::Value::boolean(false);
-  context["channel"] = policy::Value::string(call->turn->channel);
-  context["chatType"] = policy::Value::string(call->turn->chatType);
-  context["mentioned"] = policy::Value::boolean(call->turn->mentioned);
-  context["args"] = argumentsRecord(call->args);
+  policy::Value::Record context = turnContext(*call->turn, false, argumentsRecord(call->args));
   std::vector<PolicyHost::ExtraEntity> extra;
-  policy::EntityUid agent{"Agent", settings_.agentId};
   if (isFileTool(call->tool)) {
     std::string raw = call->args["path"].get<std::string>();
     auto checked = checkWorkspacePath(raw.c_str());
@@ -235,13 +248,10 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
       return ToolOutcome{ToolOutcome::Status::DENIED, "denied: " + why};
     }
     call->path = checked.get<kj::String>().cStr();
-    request.resource = {"File", settings_.agentId + "/" + call->path};
-    policy::Value::Record attrs;
-    attrs["agent"] = policy::Value::string(settings_.agentId);
-    attrs["path"] = policy::Value::string(call->path);
-    extra.push_back({request.resource, std::move(attrs), {agent}});
+    extra.push_back(fileEntity(settings_.agentId, call->path));
+    request.resource = extra.back().uid;
   } else {
-    request.resource = agent;
+    request.resource = {"Agent", settings_.agentId};
     if (call->tool == "exec") {
       CommandShape shape = commandShape(call->args["command"].get<std::string>());
       context["program"] = policy::Value::string(shape.program);
@@ -396,18 +406,17 @@ void Guard::noteWhatCallCanSee(Call& call, bool mutating) {
   // the whole workspace; a read sees the file its path resolves to now (checked again after).
   call.taintedWritersBefore = taintedWritersStarted_;
   if (!call.turn->tainted) {
+    // The untrusted directories are hidden from the command (an empty read-only cover in its
+    // sandbox); what else it can see that untrusted content wrote taints the session.
+    if (call.tool == "exec")
+      call.hidden = existingDirs(settings_.workspaceDir, settings_.untrustedPaths);
     if (taintedWriters_ > 0) {
       call.couldSee = "a call of a tainted session was changing the workspace at the same time";
     } else if (call.tool == "exec") {
-      // The untrusted directories are hidden from the command (an empty read-only cover in its
-      // sandbox); what else it can see that untrusted content wrote taints the session.
-      call.hidden = existingDirs(settings_.workspaceDir, settings_.untrustedPaths);
-      {
-        if (auto marked = untrusted_.anyPresent(settings_.workspaceDir)) {
-          call.couldSee = "the command could read " +
-                          (marked->first.empty() ? std::string("the workspace") : marked->first) +
-                          ", written by " + marked->second;
-        }
+      if (auto marked = untrusted_.anyPresent(settings_.workspaceDir)) {
+        call.couldSee = "the command could read " +
+                        (marked->first.empty() ? std::string("the workspace") : marked->first) +
+                        ", written by " + marked->second;
       }
     } else if (call.tool == "read") {
       call.couldSee = untrustedSourceOfFile(settings_.workspaceDir, call.path,
@@ -568,27 +577,17 @@ kj::Promise<std::string> Guard::guardPromptFiles(std::shared_ptr<Call> call,
     const auto& names = promptFiles();
     if (std::find(names.begin(), names.end(), change.path) == names.end()) continue;
     // Decided as a write of that file by the same principal, in the same context.
+    std::vector<PolicyHost::ExtraEntity> extra{fileEntity(settings_.agentId, change.path)};
     policy::Request request;
     request.principal = call->turn->principal;
     request.action = {"Action", "write"};
-    request.resource = {"File", settings_.agentId + "/" + change.path};
+    request.resource = extra[0].uid;
     policy::Value::Record args;
     args["path"] = policy::Value::string(change.path);
     args["via"] = policy::Value::string("exec");
     args["command"] = policy::Value::string(call->args.value("command", std::string()));
-    policy::Value::Record context;
-    context["tainted"] = policy::Value::boolean(call->turn->tainted);
-    context["confirmed"] = policy::Value::boolean(call->confirmed);
-    context["channel"] = policy::Value::string(call->turn->channel);
-    context["chatType"] = policy::Value::string(call->turn->chatType);
-    context["mentioned"] = policy::Value::boolean(call->turn->mentioned);
-    context["args"] = policy::Value::record(std::move(args));
-    request.context = policy::Value::record(std::move(context));
-    policy::Value::Record attrs;
-    attrs["agent"] = policy::Value::string(settings_.agentId);
-    attrs["path"] = policy::Value::string(change.path);
-    std::vector<PolicyHost::ExtraEntity> extra{
-        {request.resource, std::move(attrs), {{"Agent", settings_.agentId}}}};
+    request.context = policy::Value::record(
+        turnContext(*call->turn, call->confirmed, policy::Value::record(std::move(args))));
     policy::Verdict verdict = policy_.decide(request, extra);
     if (verdict.outcome != policy::Outcome::ALLOW) refused.push_back({change.path, verdict});
   }
@@ -627,7 +626,8 @@ kj::Promise<std::string> Guard::guardPromptFiles(std::shared_ptr<Call> call,
           } catch (const std::exception& e) {
             spdlog::error("audit: {}", e.what());
           }
-          shown += (shown.empty() ? "" : ", ") + r.path;
+          shown += (shown.empty() ? "" : ", ") + r.path +
+                   (why == failed.end() ? "" : " (" + undone + ")");
         }
         return "[chitin: the command changed " + shown +
                ", which every session's system prompt includes; such changes need the owner's "
