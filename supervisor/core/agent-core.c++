@@ -51,11 +51,11 @@ std::string randomId() {
 
 // Workspace files injected into the prompt. The workspace is writable by tools (and so by the
 // model): open without following symlinks, regular files only, bounded — otherwise a symlink
-// named AGENTS.md could pull the gateway token into the prompt.
-std::string readContextFile(int dirFd, const char* name) {
+// named AGENTS.md could pull the gateway token into the prompt. `st` is what was read (for the
+// taint check, judged by the very file whose content goes into the prompt).
+std::string readContextFile(int dirFd, const char* name, struct stat& st) {
   int fd = openat(dirFd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return "";
-  struct stat st;
   std::string out;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
     out.resize(std::min<size_t>(st.st_size, MAX_CONTEXT_FILE_BYTES));
@@ -487,9 +487,10 @@ void AgentCore::beginTurn(Session& session, std::shared_ptr<Run> run) {
     int dirFd = open(settings_.workspaceDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirFd >= 0) {
       for (const auto& name : promptFiles()) {
-        std::string content = readContextFile(dirFd, name.c_str());
+        struct stat st;
+        std::string content = readContextFile(dirFd, name.c_str(), st);
         if (content.empty()) continue;
-        std::string untrusted = untrustedSourceOfPromptFile(dirFd, name, safeguards_.untrusted);
+        std::string untrusted = untrustedSourceOfPromptFile(name, st, safeguards_.untrusted);
         if (!untrusted.empty()) run->facts->taint(untrusted);
         files.emplace_back(name, std::move(content));
       }
@@ -710,6 +711,8 @@ gateway::SessionsList AgentCore::sessions() {
     auto it = sessions_.find(s.key);
     info->set_active(it != sessions_.end() && it->second->host.get() != nullptr &&
                      !it->second->host->exited());
+    // TODO(perf): this reads every transcript again after list() counted its lines; with
+    // thousands of sessions, keep the taint of the replayed window with the summary instead.
     std::string untrusted = untrustedSourceOf(replayWindow(transcripts_.load(s.key)));
     info->set_tainted(!untrusted.empty());
     info->set_untrusted_source(untrusted);

@@ -123,15 +123,19 @@ TEST_CASE("taint: prompt files are judged without following links") {
   Workspace w;
   UntrustedFiles files(w.root + "/untrusted.json");
   w.write("AGENTS.md", "be nice");
-  int dir = open(w.ws().c_str(), O_RDONLY | O_DIRECTORY);
-  CHECK(untrustedSourceOfPromptFile(dir, "AGENTS.md", files) == "");
+  auto statOf = [&](const char* name) {
+    struct stat st;
+    REQUIRE(lstat((w.ws() + "/" + name).c_str(), &st) == 0);
+    return st;
+  };
+  CHECK(untrustedSourceOfPromptFile("AGENTS.md", statOf("AGENTS.md"), files) == "");
   files.mark("AGENTS.md", "exec in s while reading a page");
-  CHECK(untrustedSourceOfPromptFile(dir, "AGENTS.md", files) ==
+  CHECK(untrustedSourceOfPromptFile("AGENTS.md", statOf("AGENTS.md"), files) ==
         "AGENTS.md was written by exec in s while reading a page");
   files.clear("AGENTS.md");
   REQUIRE(link((w.ws() + "/downloads/page.html").c_str(), (w.ws() + "/SOUL.md").c_str()) == 0);
-  CHECK(untrustedSourceOfPromptFile(dir, "SOUL.md", files).find("hard links") != std::string::npos);
-  close(dir);
+  CHECK(untrustedSourceOfPromptFile("SOUL.md", statOf("SOUL.md"), files).find("hard links") !=
+        std::string::npos);
 }
 
 }  // namespace

@@ -215,12 +215,9 @@ std::string untrustedSourceOfFile(const std::string& workspaceDir, const std::st
   return "";
 }
 
-std::string untrustedSourceOfPromptFile(int workspaceFd, const std::string& name,
+std::string untrustedSourceOfPromptFile(const std::string& name, const struct stat& st,
                                         const UntrustedFiles& files) {
-  struct stat st;
-  if (fstatat(workspaceFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-    return "";
-  if (st.st_nlink > 1) {
+  if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
     return name + " has " + std::to_string(st.st_nlink) + " hard links, which could be anywhere";
   }
   std::string recorded = files.sourceOf(name);

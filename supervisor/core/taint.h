@@ -87,8 +87,9 @@ std::string untrustedSourceOfFile(const std::string& workspaceDir, const std::st
                                   const UntrustedFiles& files);
 
 // Why a workspace file injected into every prompt (AGENTS.md, ...) must be treated as untrusted,
-// or "". Such files are opened without following symlinks (a link is never injected at all).
-std::string untrustedSourceOfPromptFile(int workspaceFd, const std::string& name,
+// or "": `st` is the stat of the very descriptor its content was read from (such files are
+// opened without following symlinks: a link is never injected at all).
+std::string untrustedSourceOfPromptFile(const std::string& name, const struct stat& st,
                                         const UntrustedFiles& files);
 
 // Is `relPath` (a real, workspace-relative path) inside one of `untrustedDirs` ("downloads/")?
