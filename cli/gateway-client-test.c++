@@ -90,13 +90,6 @@ TEST_CASE("gateway client: a wrong token is REJECTED with the server's code and 
   CHECK(std::string(e.what()) == "invalid gateway token");
 }
 
-TEST_CASE("gateway client: LOCKED_OUT is REJECTED") {
-  FakeGateway fake({"--locked"});
-  GatewayError e = expectError([&] { GatewayClient(GatewayUrl::parse(fake.url()), options()); });
-  CHECK(e.kind() == Kind::REJECTED);
-  CHECK(e.code() == "LOCKED_OUT");
-}
-
 TEST_CASE("gateway client: nothing listening is UNREACHABLE (connection refused)") {
   std::string url = "ws://127.0.0.1:" + std::to_string(testing::closedPort());
   GatewayError e = expectError([&] { GatewayClient(GatewayUrl::parse(url), options()); });

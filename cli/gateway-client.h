@@ -45,7 +45,7 @@ class GatewayError : public std::runtime_error {
  public:
   enum class Kind {
     UNREACHABLE,      // no gateway answers at the URL (refused, no route, timeout, not 101)
-    REJECTED,         // the gateway refused `connect` (UNAUTHORIZED, LOCKED_OUT, ...)
+    REJECTED,         // the gateway refused `connect` (UNAUTHORIZED, INVALID_REQUEST, ...)
     PROTOCOL,         // the peer broke RFC 6455 or the frame protocol
     CONNECTION_LOST,  // the connection closed or reset after the handshake
     TIMEOUT,          // an answer did not arrive in time

@@ -124,8 +124,7 @@ int reportRequestError(const std::string& what, const Response& res, std::ostrea
   err << "chitin: " << what
       << " failed: " << (res.errorCode.empty() ? "" : displayLine(res.errorCode) + ": ")
       << (res.errorMessage.empty() ? "no message" : displayLine(res.errorMessage)) << "\n";
-  bool usage = res.errorCode == "INVALID_REQUEST" || res.errorCode == "UNAUTHORIZED" ||
-               res.errorCode == "LOCKED_OUT";
+  bool usage = res.errorCode == "INVALID_REQUEST" || res.errorCode == "UNAUTHORIZED";
   return usage ? EXIT_USAGE : EXIT_FAILED;
 }
 

@@ -8,7 +8,7 @@
 // absent = ws://127.0.0.1:18789) and gateway.token (one line, must not be readable by others).
 //
 // Exit codes: 0 ok; 1 the assistant, a tool or a request failed; 2 usage or configuration
-// (no token, bad URL, token refused or locked out, invalid request); 3 the gateway cannot be
+// (no token, bad URL, token refused, invalid request); 3 the gateway cannot be
 // reached or talked to. A connection that drops mid-run is 3, not 1: the gateway, not the
 // assistant, failed, and the run's outcome is unknown to us (it may still finish).
 

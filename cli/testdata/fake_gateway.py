@@ -178,9 +178,7 @@ class Conn:
         client = p.get("client", {})
         if client.get("id") != "cli" or not client.get("user"):
             raise Violation("client.id/user missing")
-        if self.args.locked:
-            self.res(msg["id"], False, error=("LOCKED_OUT", "too many failed attempts; retry in 60 s"))
-        elif p.get("auth", {}).get("token") != self.args.token:
+        if p.get("auth", {}).get("token") != self.args.token:
             self.res(msg["id"], False, error=("UNAUTHORIZED", "invalid gateway token"))
         else:
             self.res(msg["id"], True, {"protocol": 1, "serverVersion": "0.1.0-fake", "connId": "c1"})
@@ -354,7 +352,6 @@ def main():
     ap.add_argument("--token", default="secret-token")
     ap.add_argument("--mode", default="normal",
                     choices=["normal", "bad-accept", "http-404", "unhealthy"])
-    ap.add_argument("--locked", action="store_true")
     args = ap.parse_args()
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
