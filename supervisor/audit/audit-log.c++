@@ -4,6 +4,8 @@
 
 #include "audit-log.h"
 
+#include <spdlog/spdlog.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
@@ -333,6 +335,15 @@ void AuditLog::recover() {
     rec.set_detail("cut off an incomplete last line of " + std::to_string(dropped) +
                    " bytes (a write torn by a crash; it was never acknowledged)");
     append(std::move(rec), true);
+  }
+}
+
+uint64_t AuditLog::appendOrLog(Record record, bool sync) noexcept {
+  try {
+    return append(std::move(record), sync);
+  } catch (const std::exception& e) {
+    spdlog::error("audit log: {}", e.what());
+    return 0;
   }
 }
 

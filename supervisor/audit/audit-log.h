@@ -47,6 +47,9 @@ class AuditLog {
   // file; the caller then refuses the effect (fail closed). If even that cut fails, the log
   // refuses every later append. Thread-safe.
   uint64_t append(Record record, bool sync = true);
+  // The same, for a record whose loss must not stop anything (the effect it describes has
+  // happened or been refused already): a failure is logged, and the seq is 0.
+  uint64_t appendOrLog(Record record, bool sync = true) noexcept;
   // fdatasync() now (for records appended with sync = false). Throws on failure.
   void sync();
   uint64_t lastSeq() const;

@@ -179,14 +179,6 @@ std::string AgentCore::systemPromptFor(const TurnFacts& facts) const {
          "owner must confirm writes, commands and messages before they happen.";
 }
 
-void AgentCore::audit(audit::Record record, bool sync) {
-  try {
-    safeguards_.audit.append(std::move(record), sync);
-  } catch (const std::exception& e) {
-    spdlog::error("audit log: {}", e.what());
-  }
-}
-
 void AgentCore::emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
                          const char* phase) {
   if (run->finished) return;
@@ -292,7 +284,7 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
   in.set_session(key);
   in.set_principal(facts->principal.str());
   in.set_detail(text);
-  audit(in);
+  safeguards_.audit.appendOrLog(std::move(in), false);
 
   policy::EntityUid agent{"Agent", settings_.agentId};
   auto ask = [&](const char* action) {
@@ -300,14 +292,9 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     request.principal = facts->principal;
     request.action = {"Action", action};
     request.resource = agent;
-    policy::Value::Record context;
-    context["tainted"] = policy::Value::boolean(false);
-    context["confirmed"] = policy::Value::boolean(false);
-    context["channel"] = policy::Value::string(facts->channel);
-    context["chatType"] = policy::Value::string(facts->chatType);
-    context["mentioned"] = policy::Value::boolean(facts->mentioned);
-    context["args"] = policy::Value::record({});
-    request.context = policy::Value::record(std::move(context));
+    // Before anything of the message is taken in, so untainted, with no arguments.
+    request.context = policy::Value::record(
+        policyContext(*facts, /*confirmed=*/false, policy::Value::record({})));
     policy::Verdict verdict = safeguards_.policy.decide(request);
     audit::Record r;
     r.set_kind(audit::DECISION);
@@ -317,7 +304,7 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     r.mutable_decision()->set_outcome(policy::outcomeName(verdict.outcome));
     for (auto& p : verdict.policies) r.mutable_decision()->add_policies(p);
     for (auto& e : verdict.errors) r.mutable_decision()->add_errors(e);
-    audit(r);
+    safeguards_.audit.appendOrLog(std::move(r), false);
     // Talking and approving cannot themselves wait for an approval.
     return verdict.outcome == policy::Outcome::ALLOW;
   };
@@ -352,7 +339,7 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
       r.set_principal(facts->principal.str());
       r.set_outcome("requested");
       r.set_detail("code " + pairing->code);
-      audit(r);
+      safeguards_.audit.appendOrLog(std::move(r), false);
       return answerAtOnce(
           facts, std::move(sink), "pairing",
           "I don't know you yet. To talk to this assistant, ask its owner to approve your pairing "
@@ -432,7 +419,7 @@ void AgentCore::ensureWorker(Session& session) {
     r.set_detail(exit.describe() + (it != sessions_.end() && !it->second->violation.empty()
                                         ? " (" + it->second->violation + ")"
                                         : ""));
-    audit(r);
+    safeguards_.audit.appendOrLog(std::move(r), false);
     if (it != sessions_.end() && it->second->generation == generation) {
       it->second->client = nullptr;  // the next message starts a fresh worker
     }
@@ -587,7 +574,7 @@ void AgentCore::finishRun(const std::shared_ptr<Run>& run, const std::string& st
     if (run->facts) out.set_principal(run->facts->principal.str());
     out.set_outcome(status);
     out.set_detail(result.reply().empty() ? result.error() : result.reply());
-    audit(out);
+    safeguards_.audit.appendOrLog(std::move(out), false);
   }
   run->sink->finished(result);
 
@@ -790,7 +777,7 @@ gateway::Result<google::protobuf::Struct> AgentCore::resetSession(
   r.set_outcome("reset");
   r.set_detail("transcript archived as " + archived +
                (untrusted.empty() ? "" : "; it was tainted: " + untrusted));
-  audit(r, true);
+  safeguards_.audit.appendOrLog(std::move(r), true);
   gateway::SessionResetResult result;
   result.set_session_key(key);
   result.set_archived_as(archived);

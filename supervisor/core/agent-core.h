@@ -129,7 +129,6 @@ class AgentCore final : public gateway::AgentService, private TurnHost {
   gateway::Result<google::protobuf::Struct> resetSession(const gateway::SessionResetParams& params);
   // The configured system prompt, plus a warning while the context holds untrusted content.
   std::string systemPromptFor(const TurnFacts& facts) const;
-  void audit(audit::Record record, bool sync = false);
 
   // TurnHost: what a turn's capabilities call back into.
   void record(const std::shared_ptr<Run>& run, TranscriptEntry entry) override;

@@ -25,14 +25,6 @@ std::vector<std::string> ControlMethods::methods() const {
           "pairing.approve", "pairing.deny", "policy.reload",    "workspace.rollback"};
 }
 
-void ControlMethods::audit(audit::Record record, bool sync) {
-  try {
-    safeguards_.audit.append(std::move(record), sync);
-  } catch (const std::exception& e) {
-    spdlog::error("audit log: {}", e.what());
-  }
-}
-
 gateway::PolicyReloadResult ControlMethods::reloadPolicy(const std::string& by) {
   gateway::PolicyReloadResult result;
   std::string problem = safeguards_.policy.reload();
@@ -45,7 +37,7 @@ gateway::PolicyReloadResult ControlMethods::reloadPolicy(const std::string& by) 
   r.set_outcome(problem.empty() ? "reloaded" : "refused");
   r.set_detail(problem.empty() ? std::to_string(result.policies()) + " policies in force"
                                : "kept the previous policy: " + problem);
-  audit(r, true);
+  safeguards_.audit.appendOrLog(std::move(r), true);
   if (problem.empty()) {
     spdlog::info("policy reloaded by {}: {} policies", by, result.policies());
   } else {
@@ -131,7 +123,7 @@ std::optional<gateway::Result<google::protobuf::Struct>> ControlMethods::call(
     r.set_principal(sender.str());
     r.set_outcome(approve ? "approved" : "denied");
     r.set_detail(approve ? "added to " + parent.str() + " by " + by : "denied by " + by);
-    audit(r, true);
+    safeguards_.audit.appendOrLog(std::move(r), true);
     gateway::PairingDecision d;
     d.set_code(request->code);
     d.set_principal(sender.str());
@@ -220,12 +212,7 @@ gateway::Result<google::protobuf::Struct> ControlMethods::rolledBack(
     n->set_path(audit::printablePath(s.path));
     n->set_reason(audit::printablePath(s.reason));
   }
-  uint64_t seq = 0;
-  try {
-    seq = safeguards_.audit.append(r, true);
-  } catch (const std::exception& e) {
-    spdlog::error("audit log: {}", e.what());
-  }
+  uint64_t seq = safeguards_.audit.appendOrLog(r, true);
   result.set_to_seq(target.seq());
   result.set_snapshot(target.snapshot());
   result.set_before_snapshot(restored.before);

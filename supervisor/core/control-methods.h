@@ -59,7 +59,6 @@ class ControlMethods final : private kj::TaskSet::ErrorHandler {
   void rollback(const gateway::RollbackParams& params, gateway::AgentService::ControlReply reply);
   gateway::Result<google::protobuf::Struct> rolledBack(const audit::Record& target,
                                                        const audit::Restored& restored);
-  void audit(audit::Record record, bool sync);
   void taskFailed(kj::Exception&& exception) override;
 
   Safeguards safeguards_;

@@ -60,8 +60,9 @@ std::string decisionText(const policy::Verdict& v) {
   return out.empty() ? "no policy permits it" : "policies: " + out;
 }
 
-// What every request of a turn's tool call carries in its context (docs/policy-model.md).
-policy::Value::Record turnContext(const TurnFacts& turn, bool confirmed, policy::Value args) {
+}  // namespace
+
+policy::Value::Record policyContext(const TurnFacts& turn, bool confirmed, policy::Value args) {
   policy::Value::Record context;
   context["tainted"] = policy::Value::boolean(turn.tainted);
   context["confirmed"] = policy::Value::boolean(confirmed);
@@ -71,6 +72,8 @@ policy::Value::Record turnContext(const TurnFacts& turn, bool confirmed, policy:
   context["args"] = std::move(args);
   return context;
 }
+
+namespace {
 
 // The File entity of a workspace path, built for one request (its parent is the agent).
 PolicyHost::ExtraEntity fileEntity(const std::string& agentId, const std::string& path) {
@@ -213,11 +216,7 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
       r.mutable_decision()->set_outcome("deny");
       r.mutable_decision()->add_policies("invalid-call");
       r.set_detail(problem);
-      try {
-        record(std::move(r), false);
-      } catch (const std::exception& e) {
-        spdlog::error("audit: {}", e.what());
-      }
+      audit_.appendOrLog(std::move(r), false);
       return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + problem};
     }
     call->args = json::parse(call->arguments.empty() ? std::string("{}") : call->arguments);
@@ -227,7 +226,7 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
   policy::Request request;
   request.principal = call->turn->principal;
   request.action = {"Action", call->tool};
-  policy::Value::Record context = turnContext(*call->turn, false, argumentsRecord(call->args));
+  policy::Value::Record context = policyContext(*call->turn, false, argumentsRecord(call->args));
   std::vector<PolicyHost::ExtraEntity> extra;
   if (isFileTool(call->tool)) {
     std::string raw = call->args["path"].get<std::string>();
@@ -240,11 +239,7 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
       r.mutable_decision()->set_outcome("deny");
       r.mutable_decision()->add_policies("workspace-path");
       r.set_detail(why);
-      try {
-        record(std::move(r), false);
-      } catch (const std::exception& e) {
-        spdlog::error("audit: {}", e.what());
-      }
+      audit_.appendOrLog(std::move(r), false);
       return ToolOutcome{ToolOutcome::Status::DENIED, "denied: " + why};
     }
     call->path = checked.get<kj::String>().cStr();
@@ -331,11 +326,7 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
           changed.set_kind(audit::DECISION);
           changed.mutable_decision()->set_outcome("deny");
           changed.set_detail("the path resolves to a different file than when it was approved");
-          try {
-            record(std::move(changed), true);
-          } catch (const std::exception& e) {
-            spdlog::error("audit: {}", e.what());
-          }
+          audit_.appendOrLog(std::move(changed), true);
           return ToolOutcome{ToolOutcome::Status::DENIED,
                              "denied: " + call->path +
                                  " changed while the call waited for approval; the approved call "
@@ -541,8 +532,8 @@ void Guard::recordWhatCallWrote(Call& call, const audit::Comparison& compared) {
   // What a tainted call wrote where the comparison could not look (an unreadable directory, a
   // file too large) may hold anything: recorded untrusted as a whole. An incomplete comparison
   // leaves nothing known: the whole workspace.
+  std::string source = call.tool + " in " + turn.sessionKey + " while " + turn.taintSource;
   if (turn.tainted && isMutating(call.tool)) {
-    std::string source = call.tool + " in " + turn.sessionKey + " while " + turn.taintSource;
     if (compared.incomplete) untrusted_.mark("", source);
     for (const auto& skipped : compared.skipped) {
       untrusted_.mark(skipped.path == "." ? "" : skipped.path, source);
@@ -557,8 +548,7 @@ void Guard::recordWhatCallWrote(Call& call, const audit::Comparison& compared) {
     if (change.after.empty()) {
       untrusted_.clear(change.path);
     } else if (turn.tainted && !(call.tool == "write" && call.confirmed)) {
-      untrusted_.mark(change.path,
-                      call.tool + " in " + turn.sessionKey + " while " + turn.taintSource);
+      untrusted_.mark(change.path, source);
     } else if (call.tool == "write" && change.path == call.path) {
       untrusted_.clear(change.path);
     }
@@ -587,7 +577,7 @@ kj::Promise<std::string> Guard::guardPromptFiles(std::shared_ptr<Call> call,
     args["via"] = policy::Value::string("exec");
     args["command"] = policy::Value::string(call->args.value("command", std::string()));
     request.context = policy::Value::record(
-        turnContext(*call->turn, call->confirmed, policy::Value::record(std::move(args))));
+        policyContext(*call->turn, call->confirmed, policy::Value::record(std::move(args))));
     policy::Verdict verdict = policy_.decide(request, extra);
     if (verdict.outcome != policy::Outcome::ALLOW) refused.push_back({change.path, verdict});
   }
@@ -621,11 +611,7 @@ kj::Promise<std::string> Guard::guardPromptFiles(std::shared_ptr<Call> call,
           for (auto& p : r.verdict.policies) rec.mutable_decision()->add_policies(p);
           for (auto& e : r.verdict.errors) rec.mutable_decision()->add_errors(e);
           rec.set_detail("exec changed " + r.path + " without the owner's confirmation; " + undone);
-          try {
-            record(std::move(rec), true);
-          } catch (const std::exception& e) {
-            spdlog::error("audit: {}", e.what());
-          }
+          audit_.appendOrLog(std::move(rec), true);
           shown += (shown.empty() ? "" : ", ") + r.path +
                    (why == failed.end() ? "" : " (" + undone + ")");
         }

@@ -72,6 +72,10 @@ struct CommandShape {
 };
 CommandShape commandShape(const std::string& command);
 
+// What every request of a turn carries in its policy context (docs/policy-model.md): tainted,
+// confirmed, channel, chatType, mentioned and the call's `args`.
+policy::Value::Record policyContext(const TurnFacts& turn, bool confirmed, policy::Value args);
+
 // What a file path names right now, beneath the workspace: the resolved relative path and the
 // inode (or the parent's, plus the name, for a file that does not exist yet). Part of an
 // approval's fingerprint, so a symlink swapped while the owner decides voids the approval.

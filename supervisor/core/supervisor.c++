@@ -289,9 +289,10 @@ int runGateway(const GatewayCommand& command) {
               if (c->cgroups.inForce) {
                 spdlog::info("cgroup limits in force: {}", c->cgroups.detail);
               } else {
-                spdlog::warn("cgroup limits not in force ({}); workers are bounded by rlimits, "
-                             "capped tmpfs and the wall clock only. {}",
-                             c->cgroups.detail, c->cgroups.fix);
+                spdlog::warn(
+                    "cgroup limits not in force ({}); workers are bounded by rlimits, "
+                    "capped tmpfs and the wall clock only. {}",
+                    c->cgroups.detail, c->cgroups.fix);
               }
               c->core->setSandboxStatus(c->problem ? *c->problem : "ok");
             }
