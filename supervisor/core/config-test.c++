@@ -110,5 +110,56 @@ TEST_CASE("config: bad environment values are rejected by name") {
   CHECK_FALSE(none.configured());
 }
 
+TEST_CASE("config: channel accounts get their defaults") {
+  auto c = parseConfig("channels { account { kind: \"telegram\" } }", "c");
+  REQUIRE(c.channels().account_size() == 1);
+  CHECK(c.channels().account(0).account() == "default");
+  CHECK(c.channels().ack_reaction() == "\xF0\x9F\x91\x80");
+  CHECK(c.channels().max_attachment_bytes() == 20u << 20);
+  // An empty reaction is the owner's "none", not a missing one.
+  CHECK(parseConfig("channels { ack_reaction: \"\" }", "c").channels().ack_reaction() == "");
+  // The example's channel section is commented out: no accounts.
+  CHECK(parseConfig(EXAMPLE_CONFIG, "example").channels().account_size() == 0);
+  // Every kind the config accepts is one the channel host knows (channel-kinds-test.c++).
+  CHECK(channelKinds().size() == 7);
+}
+
+TEST_CASE("config: channel account errors name the account and what was expected") {
+  CHECK(errorOf("channels { account { kind: \"matrix\" } }")
+            .find("channels.account[0].kind: expected one of telegram, discord, slack, signal, "
+                  "irc, email, whatsapp, got \"matrix\"") != std::string::npos);
+  CHECK(errorOf("channels { account { kind: \"irc\" account: \"Libera\" } }")
+            .find("channels.account[0] (irc).account: expected 1-32 of a-z 0-9 _ -") !=
+        std::string::npos);
+  CHECK(errorOf("channels { account { kind: \"irc\" account: \"" + std::string(33, 'a') + "\" } }")
+            .find(".account: expected") != std::string::npos);
+  CHECK(
+      errorOf("channels { account { kind: \"slack\" } account { kind: \"slack\" } }")
+          .find("channels.account[1] (slack): account \"default\" of slack is configured twice") !=
+      std::string::npos);
+  CHECK(errorOf("channels { account { kind: \"slack\" } account { kind: \"slack\" account: "
+                "\"work\" } }") == "");
+  CHECK(errorOf("channels { account { kind: \"email\" credential_file: \"pw\" } }")
+            .find("credential_file: expected an absolute path") != std::string::npos);
+  CHECK(errorOf("channels { account { kind: \"irc\" options { key: \"a b\" value: \"x\" } } }")
+            .find("options: expected a key") != std::string::npos);
+  CHECK(errorOf("channels { account { kind: \"irc\" options { key: \"nick\" value: \"a\\nb\" } } }")
+            .find("options[nick]: expected one line") != std::string::npos);
+  for (const char* bad : {"example.org", "example.org:0", "example.org:70000", ":443",
+                          "exa mple.org:443", "[::1:443", "http://x:443"}) {
+    CAPTURE(bad);
+    CHECK(errorOf(std::string("channels { account { kind: \"irc\" egress: \"") + bad + "\" } }")
+              .find(".egress: expected \"host:port\"") != std::string::npos);
+  }
+  for (const char* good :
+       {"irc.libera.chat:6697", "*.slack.com:443", "[::1]:6667", "127.0.0.1:8080"}) {
+    CAPTURE(good);
+    CHECK(errorOf(std::string("channels { account { kind: \"irc\" egress: \"") + good + "\" } }") ==
+          "");
+  }
+  CHECK(errorOf("channels { max_attachment_bytes: 33554433 }").find("at most 33554432") !=
+        std::string::npos);
+}
+
 }  // namespace
 }  // namespace chitin

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace chitin {
@@ -92,6 +94,22 @@ snapshots {
   # max_snapshot_bytes: 1073741824
   # time_limit_seconds: 60
 }
+
+# Chat platforms (README "Channels"): one sandboxed worker per account, holding only that
+# account's credential ($CHITIN_HOME/credentials/<kind>-<account>, mode 0600; `chitin channels
+# add` writes it and these lines). Strangers who message the assistant get a pairing code.
+# channels {
+#   account {
+#     kind: "telegram"          # telegram | discord | slack | signal | irc | email | whatsapp
+#     # account: "default"      # [a-z0-9_-]{1,32}: several accounts of one kind need names
+#     # credential_file: "/home/me/.config/chitin/telegram.token"
+#     # options { key: "apiRoot" value: "https://api.telegram.org" }
+#     # egress: "files.example.org:443"   # more hosts this account may reach
+#     # disabled: true
+#   }
+#   # ack_reaction: "👀"         # on receipt of a message the assistant answers; "" = none
+#   # max_attachment_bytes: 20971520
+# }
 )";
 
 const char NO_MODEL_MESSAGE[] =
@@ -99,6 +117,22 @@ const char NO_MODEL_MESSAGE[] =
     "(model { provider: OPENAI base_url: \"...\" model: \"...\" api_key_file: \"...\" }) or start "
     "the gateway with CHITIN_MODEL_PROVIDER=openai|anthropic, CHITIN_MODEL_BASE_URL, CHITIN_MODEL "
     "and CHITIN_MODEL_API_KEY (or CHITIN_MODEL_API_KEY_FILE) set, then restart `chitin gateway`.";
+
+const std::vector<std::string>& channelKinds() {
+  static const std::vector<std::string> kinds = {"telegram", "discord", "slack",   "signal",
+                                                 "irc",      "email",   "whatsapp"};
+  return kinds;
+}
+
+bool plainName(const std::string& name, size_t maxLength) {
+  if (name.empty() || name.size() > maxLength) return false;
+  for (char ch : name) {
+    if (!(islower(static_cast<unsigned char>(ch)) || isdigit(static_cast<unsigned char>(ch)) ||
+          ch == '_' || ch == '-'))
+      return false;
+  }
+  return true;
+}
 
 namespace {
 
@@ -119,6 +153,76 @@ class LineColumnCollector final : public google::protobuf::io::ErrorCollector {
   std::string path_;
   std::string first_;
 };
+
+void fillChannelDefaults(config::ChannelsConfig& ch) {
+  for (auto& a : *ch.mutable_account()) {
+    if (a.account().empty()) a.set_account("default");
+  }
+  if (!ch.has_ack_reaction()) ch.set_ack_reaction("\xF0\x9F\x91\x80");  // U+1F440 eyes
+  if (ch.max_attachment_bytes() == 0) ch.set_max_attachment_bytes(20u << 20);
+}
+
+// "host:port" as the egress broker takes it: a DNS name or IPv4 literal, or [IPv6]; port
+// 1-65535. (The broker parses it again when the worker starts; this is for an early, clear
+// error.)
+bool plausibleHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return false;
+  std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  unsigned long n = std::stoul(port);
+  if (n == 0 || n > 65535) return false;
+  if (host.front() == '[') return host.back() == ']' && host.size() > 2;
+  if (host.size() > 253) return false;
+  if (host.rfind("*.", 0) == 0) host = host.substr(2);
+  for (char ch : host) {
+    if (!(isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.')) return false;
+  }
+  return !host.empty();
+}
+
+void validateChannels(const config::ChannelsConfig& ch, const std::string& path) {
+  auto fail = [&](const std::string& what) { throw ConfigError(path + ": " + what); };
+  std::set<std::string> seen;
+  for (int i = 0; i < ch.account_size(); ++i) {
+    const auto& a = ch.account(i);
+    std::string where = "channels.account[" + std::to_string(i) + "]";
+    const auto& kinds = channelKinds();
+    if (std::find(kinds.begin(), kinds.end(), a.kind()) == kinds.end()) {
+      std::string list;
+      for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
+      fail(where + ".kind: expected one of " + list + ", got \"" + a.kind() + "\"");
+    }
+    where = "channels.account[" + std::to_string(i) + "] (" + a.kind() + ")";
+    if (!plainName(a.account(), 32))
+      fail(where + ".account: expected 1-32 of a-z 0-9 _ -, got \"" + a.account() + "\"");
+    if (!seen.insert(a.kind() + "-" + a.account()).second)
+      fail(where + ": account \"" + a.account() + "\" of " + a.kind() +
+           " is configured twice (name the second one with account: \"...\")");
+    if (!a.credential_file().empty() && a.credential_file()[0] != '/')
+      fail(where + ".credential_file: expected an absolute path, got \"" + a.credential_file() +
+           "\"");
+    for (const auto& [key, value] : a.options()) {
+      bool keyOk = !key.empty() && key.size() <= 64 && isalpha(static_cast<unsigned char>(key[0]));
+      for (char c : key) keyOk = keyOk && (isalnum(static_cast<unsigned char>(c)) || c == '_');
+      if (!keyOk)
+        fail(where + ".options: expected a key of letters, digits and _, got \"" + key + "\"");
+      if (value.size() > 4096 || value.find_first_of(std::string("\0\r\n", 3)) != std::string::npos)
+        fail(where + ".options[" + key + "]: expected one line of at most 4096 bytes");
+    }
+    for (const auto& e : a.egress()) {
+      if (!plausibleHostPort(e))
+        fail(where +
+             ".egress: expected \"host:port\" (or \"*.domain:port\", \"[v6]:port\"), got \"" + e +
+             "\"");
+    }
+  }
+  if (ch.ack_reaction().size() > 64) fail("channels.ack_reaction: expected at most 64 bytes");
+  // Attachments travel inside one Cap'n Proto message, whose reader stops at 64 MiB.
+  if (ch.max_attachment_bytes() > MAX_CHANNEL_ATTACHMENT_BYTES)
+    fail("channels.max_attachment_bytes must be at most " +
+         std::to_string(MAX_CHANNEL_ATTACHMENT_BYTES) + " (32 MiB)");
+}
 
 void fillDefaults(config::ChitinConfig& c) {
   auto* g = c.mutable_gateway();
@@ -152,6 +256,7 @@ void fillDefaults(config::ChitinConfig& c) {
   if (n->max_file_bytes() == 0) n->set_max_file_bytes(64ull << 20);
   if (n->max_snapshot_bytes() == 0) n->set_max_snapshot_bytes(1ull << 30);
   if (n->time_limit_seconds() == 0) n->set_time_limit_seconds(60);
+  fillChannelDefaults(*c.mutable_channels());
 }
 
 void validate(const config::ChitinConfig& c, const std::string& path) {
@@ -173,6 +278,7 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   if (c.snapshots().max_depth() > 1024) fail("snapshots.max_depth must be at most 1024");
   if (c.snapshots().time_limit_seconds() > 3600)
     fail("snapshots.time_limit_seconds must be at most 3600");
+  validateChannels(c.channels(), path);
   for (const auto& prefix : c.policy().untrusted_paths()) {
     if (prefix.empty() || prefix[0] == '/' || prefix.find("..") != std::string::npos)
       fail("policy.untrusted_paths: expected a path relative to the workspace, got \"" + prefix +

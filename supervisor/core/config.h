@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "config.pb.h"
 
@@ -54,6 +55,16 @@ config::ChitinConfig loadConfigFile(const std::string& path);
 // key files (throws std::exception on error). Throws ConfigError on bad values.
 ModelSettings resolveModelSettings(const config::ChitinConfig& config, const EnvLookup& env,
                                    const std::function<std::string(const std::string&)>& readFile);
+
+// The chat platforms a channel account may be (channels.account.kind); supervisor/channels
+// knows each one's hosts and defaults.
+const std::vector<std::string>& channelKinds();
+
+// Is `name` 1..maxLength of a-z 0-9 _ - (channel account names)?
+bool plainName(const std::string& name, size_t maxLength);
+
+// channels.max_attachment_bytes at most: attachments travel inside one Cap'n Proto message.
+constexpr uint64_t MAX_CHANNEL_ATTACHMENT_BYTES = 32u << 20;
 
 // What every reply says while no model is configured.
 extern const char NO_MODEL_MESSAGE[];
