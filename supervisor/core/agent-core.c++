@@ -349,10 +349,13 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     return answerAtOnce(facts, std::move(sink), "denied",
                         "You are not allowed to talk to this assistant.");
   }
-  // A message from anyone but an owner is content from outside.
+  // A message from anyone but an owner is content from outside; so is one that brings files.
   std::string messageUntrusted;
   if (!safeguards_.policy.memberOf(facts->principal, ownersGroup())) {
     messageUntrusted = "a message from " + facts->principal.str() + ", who is not an owner";
+    facts->taint(messageUntrusted);
+  } else if (!params.untrusted().empty()) {
+    messageUntrusted = clipUtf8(params.untrusted(), 200);
     facts->taint(messageUntrusted);
   }
 
