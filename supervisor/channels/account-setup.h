@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// What one channel account needs before its worker starts: its credential, read by the
+// supervisor only, and its state directory.
+// Runs in: supervisor
+//
+// The credential is the one secret a channel worker holds. It is read here, from
+// $CHITIN_HOME/credentials/<kind>-<account> or the account's credential_file, and handed to the
+// worker in ChannelWorker.start over its socket: never in argv, the environment, or a file the
+// worker can open (the channel profiles mount neither credentials/ nor the home). A credential
+// file anyone else could have read or replaced is refused: it must be a regular file owned by
+// the service user, not readable or writable by group or others.
+
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "channel-kinds.h"
+
+namespace chitin::channels {
+
+// Where the credential of `kind`/`account` is read from by default.
+std::string defaultCredentialPath(const std::string& homeDir, const std::string& kind,
+                                  const std::string& account);
+
+// Reads a credential file: a regular file (not a symlink), owned by `owner`, mode without any
+// group/other bits, at most 64 KiB; one trailing newline ("\n" or "\r\n") is dropped. Throws
+// AccountError naming the path and the fix ("chmod 600 PATH"); never includes the content.
+std::string readCredential(const std::string& path, uid_t owner);
+
+// $CHITIN_HOME/state/channels/<kind>/<account>, created 0700 (each missing level), never
+// through a symlink. Returns the path. Throws AccountError naming the path.
+std::string ensureStateDir(const std::string& homeDir, const std::string& kind,
+                           const std::string& account);
+
+}  // namespace chitin::channels
