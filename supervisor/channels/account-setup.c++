@@ -10,8 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <vector>
-
 namespace chitin::channels {
 
 namespace {
@@ -75,14 +73,19 @@ std::string readCredential(const std::string& path, uid_t owner) {
 
 std::string ensureStateDir(const std::string& homeDir, const std::string& kind,
                            const std::string& account) {
-  std::string path = homeDir + "/state/channels/" + kind + "/" + account;
+  return ensurePrivateDir(homeDir, {"state", "channels", kind, account});
+}
+
+std::string ensurePrivateDir(const std::string& homeDir, const std::vector<std::string>& parts) {
+  std::string path = homeDir;
+  for (const auto& part : parts) path += "/" + part;
   // Walk down from the home with openat(O_NOFOLLOW): a symlink planted at any level would
   // otherwise give the worker (which gets this directory read-write) a directory elsewhere.
   int raw = open(homeDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (raw < 0) throw AccountError(homeDir + ": cannot open: " + errnoText(errno));
   kj::AutoCloseFd dir(raw);
   std::string sofar = homeDir;
-  for (const std::string& part : std::vector<std::string>{"state", "channels", kind, account}) {
+  for (const std::string& part : parts) {
     sofar += "/" + part;
     if (mkdirat(dir, part.c_str(), 0700) != 0 && errno != EEXIST)
       throw AccountError(sofar + ": cannot create: " + errnoText(errno));

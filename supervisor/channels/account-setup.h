@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "channel-kinds.h"
 
@@ -29,8 +30,11 @@ std::string defaultCredentialPath(const std::string& homeDir, const std::string&
 // AccountError naming the path and the fix ("chmod 600 PATH"); never includes the content.
 std::string readCredential(const std::string& path, uid_t owner);
 
-// $CHITIN_HOME/state/channels/<kind>/<account>, created 0700 (each missing level), never
-// through a symlink. Returns the path. Throws AccountError naming the path.
+// `homeDir`/parts[0]/parts[1]/..., created 0700 level by level, never through a symlink, owned
+// by this user. Returns the path. Throws AccountError naming the path.
+std::string ensurePrivateDir(const std::string& homeDir, const std::vector<std::string>& parts);
+
+// $CHITIN_HOME/state/channels/<kind>/<account>: the worker's own directory (bound at /state).
 std::string ensureStateDir(const std::string& homeDir, const std::string& kind,
                            const std::string& account);
 

@@ -286,6 +286,34 @@ TEST_CASE("channel host: stop kills every worker and closes its egress endpoint"
   CHECK_THROWS(inbound(sink, "1", "1", "1", "x").send().wait(rig.io.waitScope));
 }
 
+TEST_CASE(
+    "channel host: the message tool's messages go out through a running account of that kind") {
+  HostRig rig;
+  rig.home.write("credentials/telegram-second", "t2\n");
+  auto off = account("telegram", "first");
+  off.set_disabled(true);
+  rig.start({off, account("telegram", "second"), account("telegram")});
+  REQUIRE(waitUntil(rig.io, [&] { return rig.log.sinks.size() == 2; }));
+  OutgoingMessage m;
+  m.channel = "telegram";
+  m.chatId = "42";
+  m.text = "*hello*";
+  m.files.push_back({"a.txt", "text/plain", "abc"});
+  auto ids = rig.host->sendMessage(m).wait(rig.io.waitScope);
+  CHECK(ids == std::vector<std::string>{"out-1"});
+  REQUIRE(rig.log.sent.size() == 1);
+  CHECK(rig.log.sent[0].chatId == "42");
+  CHECK(rig.log.sent[0].text == "*hello*");
+
+  m.channel = "discord";
+  CHECK_THROWS_WITH(rig.host->sendMessage(m).wait(rig.io.waitScope),
+                    doctest::Contains("no discord account is configured and running"));
+  rig.log.sendFails = true;
+  m.channel = "telegram";
+  CHECK_THROWS_WITH(rig.host->sendMessage(m).wait(rig.io.waitScope),
+                    doctest::Contains("429 Too Many Requests"));
+}
+
 TEST_CASE("channels.status and channels.login through the gateway's control methods") {
   HostRig rig;
   rig.home.write("credentials/whatsapp-default", "");

@@ -444,4 +444,71 @@ kj::Promise<gateway::Result<gateway::ChannelLoginResult>> ChannelHost::login(
   return a.canceler.wrap(kj::mv(answer));
 }
 
+kj::Promise<std::vector<std::string>> ChannelHost::sendMessage(OutgoingMessage message) {
+  auto refuse = [](const std::string& why) -> kj::Promise<std::vector<std::string>> {
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(why));
+  };
+  Account* chosen = nullptr;
+  for (auto& a : accounts_) {
+    if (a->kind() != message.channel || a->config.disabled() || a->failedForGood) continue;
+    if (chosen == nullptr || (chosen->client == nullptr && a->client != nullptr)) chosen = a.get();
+  }
+  if (chosen == nullptr)
+    return refuse("no " + message.channel + " account is configured and running on this instance");
+  Account& a = *chosen;
+  auto up = a.whenUp().exclusiveJoin(
+      timer_.afterDelay(settings_.startTimeout).then([&a]() -> rpc::ChannelWorker::Client {
+        kj::throwFatalException(
+            kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                          kj::str("the ", a.kind(), "/", a.account(), " worker is not running (",
+                                  a.state, a.detail.empty() ? "" : ": ", a.detail, ")")));
+      }));
+  auto sent = up.then([message = kj::mv(message)](rpc::ChannelWorker::Client worker) {
+                  auto req = worker.sendRequest();
+                  auto m = req.initMessage();
+                  m.setChatId(message.chatId);
+                  m.setText(message.text);
+                  auto files = m.initAttachments(message.files.size());
+                  for (size_t i = 0; i < message.files.size(); ++i) {
+                    const auto& f = message.files[i];
+                    files[i].setName(f.name);
+                    files[i].setMimeType(f.mimeType);
+                    files[i].setData(capnp::Data::Reader(
+                        reinterpret_cast<const capnp::byte*>(f.data.data()), f.data.size()));
+                    files[i].setSize(f.data.size());
+                  }
+                  return req.send();
+                }).then([](capnp::Response<rpc::ChannelWorker::SendResults>&& response) {
+    // Ids for the tool's answer to the model: bounded like everything a worker
+    // says.
+    std::vector<std::string> ids;
+    for (auto id : response.getMessageIds()) {
+      if (ids.size() == 1000) break;
+      ids.push_back(clip(id, 256));
+    }
+    return ids;
+  });
+  return a.canceler.wrap(kj::mv(sent));
+}
+
+// A sandboxed channel worker as the host sees it.
+class HostedWorker final : public LaunchedWorker {
+ public:
+  explicit HostedWorker(kj::Own<WorkerHost> host) : host_(kj::mv(host)) {}
+  rpc::ChannelWorker::Client client() override { return host_->bootstrap<rpc::ChannelWorker>(); }
+  kj::Promise<WorkerExit> onExit() override { return host_->onExit(); }
+  void kill(const std::string& reason) override { host_->kill(reason); }
+
+ private:
+  kj::Own<WorkerHost> host_;
+};
+
+kj::Own<LaunchedWorker> SandboxLauncher::launch(const LaunchRequest& r) {
+  spawn::SpawnRequest request;
+  request.profile = r.profile;
+  request.vars = r.vars;
+  request.egressSocket = r.egressSocket;
+  return kj::heap<HostedWorker>(kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), r.label));
+}
+
 }  // namespace chitin::channels

@@ -32,6 +32,8 @@
 #include "channel-router.h"
 #include "config.pb.h"
 #include "gateway.pb.h"
+#include "message-tool.h"
+#include "spawner.h"
 #include "worker-host.h"
 
 namespace chitin::channels {
@@ -80,13 +82,30 @@ struct HostSettings {
   kj::Duration startTimeout = 30 * kj::SECONDS;
 };
 
-class ChannelHost {
+// The production launcher: a sandbox from the `channel-<kind>` profile (spawner.h), watched by
+// a WorkerHost.
+class SandboxLauncher final : public WorkerLauncher {
+ public:
+  SandboxLauncher(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner)
+      : loop_(loop), io_(io), spawner_(spawner) {}
+  kj::Own<LaunchedWorker> launch(const LaunchRequest& request) override;
+
+ private:
+  uv_loop_t* loop_;
+  kj::AsyncIoContext& io_;
+  spawn::Spawner& spawner_;
+};
+
+// Also the `message` tool's sender (message-tool.h): a message to "<kind>:<chat>" goes out
+// through the first configured account of that kind (in config order) whose worker is up, or
+// comes up within 30 s.
+class ChannelHost final : public ChannelSender {
  public:
   // `broker` null: no egress broker in this build; every account fails with that reason.
   ChannelHost(WorkerLauncher& launcher, EgressBroker* broker, ChannelRouter& router,
               audit::AuditLog& audit, kj::Timer& timer, HostSettings settings,
               std::vector<config::ChannelAccountConfig> accounts);
-  ~ChannelHost() noexcept(false);
+  ~ChannelHost() noexcept(false) override;
 
   // Starts every enabled account (each one's failure is its own status).
   void start();
@@ -97,6 +116,8 @@ class ChannelHost {
   // `channels.login`: begins or follows an interactive login (see gateway.proto).
   kj::Promise<gateway::Result<gateway::ChannelLoginResult>> login(
       const gateway::ChannelLoginParams& params);
+
+  kj::Promise<std::vector<std::string>> sendMessage(OutgoingMessage message) override;
 
   struct Account;
 

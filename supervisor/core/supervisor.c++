@@ -19,8 +19,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "account-setup.h"
 #include "agent-core.h"
 #include "audit-log.h"
+#include "channel-host.h"
+#include "channel-router.h"
+#include "channel-service.h"
 #include "pairing.h"
 #include "policy-host.h"
 #include "snapshots.h"
@@ -206,7 +210,7 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
-    // `message` is sent by the channel host; until channels start, it says none is configured.
+    // `message` is sent by the channel host (set below when channels are configured).
     MessageTool tools(sandboxedTools, nullptr);
 
     AgentCoreSettings coreSettings;
@@ -237,10 +241,38 @@ int runGateway(const GatewayCommand& command) {
     gwOptions.authFailuresBeforeLockout = config.gateway().auth_failures_before_lockout();
     gwOptions.lockoutSeconds = config.gateway().lockout_seconds();
     gwOptions.version = CHITIN_VERSION;
-    gateway::Gateway gw(&loop, gwOptions, core);
-    core.setBroadcast([&gw](const std::string& event, const google::protobuf::Message& payload) {
-      gw.broadcast(event, payload);
-    });
+    // Channels (supervisor/channels): one sandboxed worker per configured account; what they
+    // deliver runs through the core, replies go back to the same chat.
+    const auto& cc = config.channels();
+    channels::RouterSettings routerSettings;
+    routerSettings.workspaceDir = coreSettings.workspaceDir;
+    routerSettings.seenDir = home.root + "/state/channel-seen";
+    routerSettings.ackReaction = cc.ack_reaction();
+    routerSettings.maxAttachmentBytes = cc.max_attachment_bytes();
+    channels::ChannelRouter router(core, io.provider->getTimer(), untrusted.get(), routerSettings);
+    channels::HostSettings hostSettings;
+    hostSettings.homeDir = home.root;
+    hostSettings.serviceUid = geteuid();
+    hostSettings.maxAttachmentBytes = cc.max_attachment_bytes();
+    hostSettings.allowPrivate.assign(config.egress().allow_private().begin(),
+                                     config.egress().allow_private().end());
+    channels::SandboxLauncher channelLauncher(&loop, io, spawner);
+    // No egress broker yet: no channel worker starts (each account says so in `chitin channels
+    // status`), since they reach their platforms only through it.
+    channels::ChannelHost channelHost(
+        channelLauncher, nullptr, router, *auditLog, io.provider->getTimer(), hostSettings,
+        std::vector<config::ChannelAccountConfig>(cc.account().begin(), cc.account().end()));
+    if (cc.account_size() > 0) tools.setSender(&channelHost);
+    channels::ChannelService service(core, channelHost);
+
+    gateway::Gateway gw(&loop, gwOptions, service);
+    core.setBroadcast(
+        [&gw, &router](const std::string& event, const google::protobuf::Message& payload) {
+          gw.broadcast(event, payload);
+          // A run from a chat asks its approval question on that chat too.
+          if (event == "approval.requested")
+            router.approvalRequested(static_cast<const gateway::ApprovalInfo&>(payload));
+        });
     try {
       gw.start();
     } catch (const std::exception& e) {
@@ -262,6 +294,15 @@ int runGateway(const GatewayCommand& command) {
           printf("no model configured: replies will say how to configure one\n");
         }
         fflush(stdout);
+      }
+
+      if (cc.account_size() > 0) {
+        try {
+          channels::ensurePrivateDir(home.root, {"state", "channel-seen"});
+        } catch (const std::exception& e) {
+          spdlog::error("channels: {}", e.what());
+        }
+        channelHost.start();
       }
 
       // Whether sandboxes can be built here, checked once with a real one off the loop thread
@@ -306,6 +347,7 @@ int runGateway(const GatewayCommand& command) {
       // 4. Signals belong to libuv. SIGTERM/SIGINT: stop workers, flush, exit 0.
       struct StopContext {
         AgentCore* core;
+        channels::ChannelHost* channels;
         gateway::Gateway* gw;
         UvKjBridge* bridge;
         ModelHost* model;
@@ -313,12 +355,13 @@ int runGateway(const GatewayCommand& command) {
         bool stopping = false;
       };
       static StopContext stop;
-      stop = StopContext{&core, &gw, &bridge, &model, &signals};
+      stop = StopContext{&core, &channelHost, &gw, &bridge, &model, &signals};
       auto onStop = [](uv_signal_t* s, int signum) {
         if (stop.stopping) return;
         stop.stopping = true;
         spdlog::info("signal {}: shutting down", signum);
         stop.core->shutdown();
+        stop.channels->stop();
         stop.model->stop();
         stop.gw->stop();
         stop.bridge->pump();  // flush what the shutdown queued, then let the loop drain
