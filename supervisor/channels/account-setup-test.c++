@@ -66,6 +66,18 @@ TEST_CASE("credential: a symlink, a directory, a missing file, another owner are
                        doctest::Contains("not by the service user"), AccountError);
 }
 
+TEST_CASE("credential: its problems can be told without reading it") {
+  TempHome home;
+  bool missing = false;
+  CHECK(credentialProblem(home.write("ok", "s", 0600), geteuid(), missing) == "");
+  CHECK_FALSE(missing);
+  CHECK(credentialProblem(home.write("open", "s", 0644), geteuid(), missing).find("chmod 600") !=
+        std::string::npos);
+  CHECK(credentialProblem(home.path + "/none", geteuid(), missing).find("no such file") !=
+        std::string::npos);
+  CHECK(missing);
+}
+
 TEST_CASE("state directory: created 0700 level by level; a symlink on the way is refused") {
   TempHome home;
   std::string dir = ensureStateDir(home.path, "telegram", "default");

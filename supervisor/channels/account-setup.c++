@@ -18,14 +18,8 @@ constexpr size_t MAX_CREDENTIAL_BYTES = 64 << 10;
 
 std::string errnoText(int error) { return strerror(error); }
 
-}  // namespace
-
-std::string defaultCredentialPath(const std::string& homeDir, const std::string& kind,
-                                  const std::string& account) {
-  return homeDir + "/credentials/" + kind + "-" + account;
-}
-
-std::string readCredential(const std::string& path, uid_t owner) {
+// The credential file opened and checked: regular, this owner's, no group/other access, small.
+kj::AutoCloseFd openCredential(const std::string& path, uid_t owner, struct stat& st) {
   // O_NOFOLLOW: a symlink could point the supervisor at any file it can read (the gateway
   // token, the model key) and hand it to a channel worker.
   int raw = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
@@ -42,7 +36,6 @@ std::string readCredential(const std::string& path, uid_t owner) {
     throw AccountError("credential " + path + ": cannot open: " + errnoText(error));
   }
   kj::AutoCloseFd fd(raw);
-  struct stat st;
   if (fstat(fd, &st) != 0)
     throw AccountError("credential " + path + ": cannot stat: " + errnoText(errno));
   if (!S_ISREG(st.st_mode)) throw AccountError("credential " + path + ": is not a regular file");
@@ -56,6 +49,30 @@ std::string readCredential(const std::string& path, uid_t owner) {
                        "` (and replace the credential if someone else may have read it)");
   if (static_cast<uint64_t>(st.st_size) > MAX_CREDENTIAL_BYTES)
     throw AccountError("credential " + path + ": is larger than 64 KiB");
+  return fd;
+}
+
+}  // namespace
+
+std::string defaultCredentialPath(const std::string& homeDir, const std::string& kind,
+                                  const std::string& account) {
+  return homeDir + "/credentials/" + kind + "-" + account;
+}
+
+std::string credentialProblem(const std::string& path, uid_t owner, bool& missing) {
+  struct stat st;
+  missing = lstat(path.c_str(), &st) != 0 && errno == ENOENT;
+  try {
+    openCredential(path, owner, st);
+  } catch (const AccountError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string readCredential(const std::string& path, uid_t owner) {
+  struct stat st;
+  kj::AutoCloseFd fd = openCredential(path, owner, st);
   std::string out(static_cast<size_t>(st.st_size), '\0');
   size_t got = 0;
   while (got < out.size()) {

@@ -30,6 +30,10 @@ std::string defaultCredentialPath(const std::string& homeDir, const std::string&
 // AccountError naming the path and the fix ("chmod 600 PATH"); never includes the content.
 std::string readCredential(const std::string& path, uid_t owner);
 
+// What readCredential would refuse about `path`, without reading the secret: "" when it would
+// be accepted (`chitin channels list`). `missing` is set when there is no file at all.
+std::string credentialProblem(const std::string& path, uid_t owner, bool& missing);
+
 // `homeDir`/parts[0]/parts[1]/..., created 0700 level by level, never through a symlink, owned
 // by this user. Returns the path. Throws AccountError naming the path.
 std::string ensurePrivateDir(const std::string& homeDir, const std::vector<std::string>& parts);

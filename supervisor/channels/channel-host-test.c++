@@ -316,8 +316,7 @@ TEST_CASE(
 
 TEST_CASE("channels.status and channels.login through the gateway's control methods") {
   HostRig rig;
-  rig.home.write("credentials/whatsapp-default", "");
-  rig.start({account("whatsapp")});
+  rig.start({account("whatsapp")});  // no credential file: WhatsApp needs none
   ChannelService service(rig.agent, *rig.host);
   auto methods = service.controlMethods();
   CHECK(std::count(methods.begin(), methods.end(), "channels.status") == 1);
@@ -345,6 +344,8 @@ TEST_CASE("channels.status and channels.login through the gateway's control meth
     return *got;
   };
   auto missing = login(R"({"kind":"whatsapp","account":"work"})");
+  REQUIRE(waitUntil(rig.io, [&] { return !rig.log.starts.empty(); }));
+  CHECK(rig.log.starts[0].credential == "");
   CHECK(std::get<gateway::UserError>(missing).code == "NOT_FOUND");
 
   REQUIRE(rig.up());

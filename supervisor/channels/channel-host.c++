@@ -234,7 +234,12 @@ void ChannelHost::launch(Account& a) {
     std::string path = a.config.credential_file().empty()
                            ? defaultCredentialPath(settings_.homeDir, a.kind(), a.account())
                            : a.config.credential_file();
-    credential = readCredential(path, settings_.serviceUid);
+    bool missing = false;
+    const KindInfo* info = kindInfo(a.kind());
+    if (info != nullptr && !info->credentialRequired)
+      credentialProblem(path, settings_.serviceUid, missing);
+    // A kind that works without a secret runs with none when there is no file at all.
+    if (!missing) credential = readCredential(path, settings_.serviceUid);
     std::string stateDir = ensureStateDir(settings_.homeDir, a.kind(), a.account());
     a.rules = egressRules(a.config, settings_.allowPrivate);
     if (broker_ == nullptr)

@@ -33,8 +33,8 @@ const std::vector<KindInfo> KINDS = {
      {{"apiRoot", Form::URL, "", 0}},
      false},
     // signal-cli runs where its owner put it: its URL is required by the platform.
-    {"signal", {}, {{"url", Form::URL, "", 0}}, false},
-    {"irc", {}, {{"server", Form::HOST, "port", 6697}}, false},
+    {"signal", {}, {{"url", Form::URL, "", 0}}, false, false},
+    {"irc", {}, {{"server", Form::HOST, "port", 6697}}, false, false},
     {"email",
      {},
      {{"imapHost", Form::HOST, "imapPort", 993}, {"smtpHost", Form::HOST, "smtpPort", 587}},
@@ -42,6 +42,7 @@ const std::vector<KindInfo> KINDS = {
     {"whatsapp",
      {"web.whatsapp.com:443", "*.whatsapp.net:443", "mmg.whatsapp.net:443"},
      {{"wsUrl", Form::URL, "", 0}},
+     false,
      false},
 };
 

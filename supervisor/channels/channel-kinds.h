@@ -39,6 +39,10 @@ struct KindInfo {
   // A direct reply names the message it answers (email: In-Reply-To keeps the thread). Group
   // replies always do, so the asker sees which message was answered.
   bool replyToInDirect = false;
+  // The account cannot work without a secret (a bot token, a password). Where it can (WhatsApp
+  // keeps its login in its state directory; signal-cli and many IRC networks need none), a
+  // missing credential file means an empty credential.
+  bool credentialRequired = true;
 };
 
 // The entry for `kind`, or nullptr for a kind chitin does not know.
