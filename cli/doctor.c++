@@ -13,9 +13,14 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
+#include "account-setup.h"
+#include "channel-kinds.h"
 #include "config.h"
 #include "display-text.h"
 #include "home.h"
+#include "gateway-client.h"
 #include "remote-commands.h"
 
 namespace chitin::cli {
@@ -146,6 +151,79 @@ void checkCgroups(Report& r, const spawn::SpawnerSettings& settings) {
   }
 }
 
+// Each configured channel account: what the gateway will check before starting its worker (the
+// credential file, the hosts its options name, its sandbox profile), then, if a gateway
+// answers, how its worker is doing.
+void checkChannels(Report& r, const spawn::SpawnerSettings& settings) {
+  HomeLayout home{defaultHomePath("")};
+  config::ChitinConfig c;
+  try {
+    if (access(home.configPath().c_str(), R_OK) != 0) return;
+    c = parseConfig(readAll(home.configPath()), home.configPath());
+  } catch (const std::exception& e) {
+    r.fail(std::string("channels: ") + e.what(), "correct chitin.conf");
+    return;
+  }
+  if (c.channels().account_size() == 0) return;
+  std::vector<std::string> allowPrivate(c.egress().allow_private().begin(),
+                                        c.egress().allow_private().end());
+  spawn::SystemSpawnOs os;
+  for (const auto& a : c.channels().account()) {
+    std::string name = "channel " + a.kind() + "/" + a.account();
+    if (a.disabled()) {
+      r.ok(name + ": disabled in chitin.conf");
+      continue;
+    }
+    std::string path = a.credential_file().empty()
+                           ? channels::defaultCredentialPath(home.root, a.kind(), a.account())
+                           : a.credential_file();
+    bool missing = false;
+    std::string problem = channels::credentialProblem(path, geteuid(), missing);
+    const channels::KindInfo* info = channels::kindInfo(a.kind());
+    if (!problem.empty() && !(missing && info != nullptr && !info->credentialRequired))
+      r.fail(name + ": " + problem, "chitin channels add " + a.kind() + " --account " +
+                                        a.account() +
+                                        " --token-file FILE, or fix the file as the message says");
+    try {
+      channels::egressRules(a, allowPrivate);
+    } catch (const std::exception& e) {
+      r.fail(name + ": " + e.what(), "correct its options in chitin.conf");
+    }
+    try {
+      spawn::loadProfile(os, settings.profileDir, "channel-" + a.kind());
+    } catch (const std::exception& e) {
+      r.fail(name + ": no usable sandbox profile: " + e.what(),
+             "this build has no " + a.kind() + " channel worker; remove the account or update");
+    }
+  }
+
+  std::ostringstream sink;
+  RemoteContext ctx{processEnvironment(), sink, sink, false};
+  nlohmann::json status;
+  if (runRequest(ctx, "channels.status", nlohmann::json::object(), false,
+                 [&](const nlohmann::json& p, std::ostream&) { status = p; }) != 0)
+    return;  // the gateway check below says why
+  for (const auto& a : status.value("accounts", nlohmann::json::array())) {
+    std::string name = "channel " + jsonString(a, "kind") + "/" + jsonString(a, "account");
+    std::string state = jsonString(a, "state");
+    std::string why = jsonString(a, "detail");
+    std::string line = name + " in the gateway: " + state + (why.empty() ? "" : ": " + why);
+    if (state == "connected" || state == "disabled") {
+      r.ok(line + (jsonString(a, "identity").empty() ? "" : " as " + jsonString(a, "identity")));
+    } else if (state == "failed") {
+      r.fail(line, "fix what it says, then restart the gateway");
+    } else if (state == "login_required") {
+      r.warn(line, "chitin channels login " + jsonString(a, "kind"));
+    } else {
+      r.warn(line + (jsonUint(a, "restarts") > 0
+                         ? " (restarted " + std::to_string(jsonUint(a, "restarts")) +
+                               " times; last: " + jsonString(a, "lastExit") + ")"
+                         : ""),
+             "see `chitin channels status` and the gateway log");
+    }
+  }
+}
+
 }  // namespace
 
 int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
@@ -196,6 +274,7 @@ int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
 
   checkCgroups(r, settings);
   checkModel(r);
+  checkChannels(r, settings);
 
   std::ostringstream sink;
   RemoteContext ctx{processEnvironment(), sink, sink, false};

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "channel-commands.h"
 #include "control-commands.h"
 #include "remote-commands.h"
 
@@ -50,6 +51,11 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
                           read and verify the audit log ($CHITIN_HOME/state/audit)
   rollback --to SEQ | --last [--session KEY]
                           restore the workspace as it was before a tool call
+  channels list | add KIND [--account ID] (--token-file F | --token-stdin)
+             [--option KEY=VALUE]... [--egress HOST:PORT]... | remove KIND [--account ID]
+                          chat platform accounts in chitin.conf and their credential files
+  channels status [--json] | login KIND [--account ID] [--phone NUMBER]
+                          the running channel workers; WhatsApp's QR code login
   doctor                  check bubblewrap, user namespaces, seccomp, the model and the gateway
   version                 print the version
 
@@ -140,6 +146,14 @@ int main(int argc, char** argv) {
       chitin::cli::RemoteContext ctx{chitin::cli::processEnvironment(), std::cout, std::cerr};
       return chitin::cli::runControlCommand(
           "policy-reload", std::vector<std::string>(rest.begin() + 1, rest.end()), ctx);
+    }
+    return execSupervisor(argv);
+  }
+  if (cmd == "channels") {
+    // status and login ask the running gateway; list, add and remove edit local files.
+    if (!rest.empty() && (rest[0] == "status" || rest[0] == "login")) {
+      chitin::cli::RemoteContext ctx{chitin::cli::processEnvironment(), std::cout, std::cerr};
+      return chitin::cli::runChannelsCommand(rest, ctx);
     }
     return execSupervisor(argv);
   }

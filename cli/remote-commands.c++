@@ -552,6 +552,21 @@ int runSessions(bool asJson, RemoteContext& ctx) {
   return runSimple(ctx, "sessions.list", asJson, printSessions);
 }
 
+int withGateway(RemoteContext& ctx, const std::function<int(GatewayClient&)>& body) {
+  int exitCode = EXIT_OK;
+  std::unique_ptr<GatewayClient> client = connectGateway(ctx, exitCode);
+  if (!client) return exitCode;
+  try {
+    return body(*client);
+  } catch (const GatewayError& e) {
+    return reportGatewayError(e, client->url().text, ctx.err);
+  }
+}
+
+int requestFailed(const std::string& what, const Response& res, std::ostream& err) {
+  return reportRequestError(what, res, err);
+}
+
 int runRequest(RemoteContext& ctx, const char* method, const nlohmann::json& params, bool asJson,
                const std::function<void(const nlohmann::json&, std::ostream&)>& print,
                const char* okKey) {

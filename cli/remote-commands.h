@@ -80,6 +80,15 @@ std::string shown(const nlohmann::json& object, const char* key, std::string fal
 // text back.
 std::string jsonForTerminal(const nlohmann::json& value, int indent = -1);
 
+class GatewayClient;
+struct Response;
+
+// Connects and runs `body` with the client (several requests on one connection). Connection
+// problems, and GatewayErrors `body` throws, are reported as for runRequest.
+int withGateway(RemoteContext& context, const std::function<int(GatewayClient&)>& body);
+// Reports a request the gateway answered with ok:false; returns the exit code for it.
+int requestFailed(const std::string& what, const Response& res, std::ostream& err);
+
 // One request: prints the payload with `print`, or as JSON. Exit codes as above; with `okKey`,
 // 1 unless the payload holds that boolean true.
 int runRequest(RemoteContext& context, const char* method, const nlohmann::json& params, bool json,

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "audit-cli.h"
+#include "channels-cli.h"
 #include "config.h"
 #include "doctor.h"
 #include "home.h"
@@ -158,6 +159,10 @@ int main(int argc, char** argv) {
   if (cmd == "sandbox") return cmdSandbox(rest);
   if (cmd == "policy") return cmdPolicy(rest);
   if (cmd == "audit") return cmdAudit(rest);
+  if (cmd == "channels") {
+    chitin::channels::ChannelsCliEnv env{chitin::defaultHomePath(""), std::cin};
+    return chitin::channels::channelsCommand(rest, env, std::cout, std::cerr);
+  }
   if (cmd == "doctor") {
     if (!rest.empty()) return usage("doctor takes no arguments");
     Layout l = findLayout();

@@ -10,6 +10,8 @@
 # Agent scenarios are chosen by the message text: hello (default), fail, drop, close, slow
 # (waits for agent.abort), big (a 70 000-byte reply), early-final (final res before accepted),
 # hostile (terminal escapes, bidi and zero-width characters in every text a run shows).
+# channels.status answers two accounts (one failed, with controls in its detail); channels.login
+# two QR codes, then "connected".
 # approvals.list (and approval.get, one by id or code) answers two pending approvals: one as the real gateway sends it (display text),
 # one whose texts still carry raw controls (a gateway the CLI must not trust to have escaped).
 
@@ -226,6 +228,24 @@ class Conn:
             self.agent(rid, msg.get("params", {}))
         elif method == "approvals.list":
             self.res(rid, True, {"approvals": APPROVALS})
+        elif method == "channels.status":
+            self.res(rid, True, {"accounts": [
+                {"kind": "telegram", "account": "default", "state": "connected",
+                 "identity": "@chitin_bot", "since": "2025-01-02T03:04:05Z", "running": True,
+                 "egress": ["api.telegram.org:443 (telegram)"]},
+                {"kind": "irc", "account": "libera", "state": "failed",
+                 "detail": "bad \x1b[31mnick\u202e", "restarts": 3,
+                 "lastExit": "exited with status 1"}]})
+        elif method == "channels.login":
+            # A QR code, a newer one, then logged in: seq follows `after`.
+            after = int(msg.get("params", {}).get("after", "0"))
+            if msg.get("params", {}).get("kind") != "whatsapp":
+                self.res(rid, False, error=("NOT_FOUND", "no channel account x/default is configured"))
+            elif after < 2:
+                self.res(rid, True, {"qr": "QR-%d" % (after + 1), "seq": str(after + 1),
+                                     "state": "login_required"})
+            else:
+                self.res(rid, True, {"seq": "2", "state": "connected"})
         elif method == "approval.get":
             wanted = msg.get("params", {}).get("id", "")
             found = [a for a in APPROVALS if a["id"] == wanted or a["code"] == wanted.upper()]
