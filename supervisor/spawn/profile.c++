@@ -128,8 +128,9 @@ void checkMount(const Checker& check, const config::Mount& mount, int i) {
   auto names = variablesIn(mount.src(), error);
   if (!error.empty()) check.fail(error, "src", -1, i);
   for (auto& name : names) {
-    if (KNOWN_VARIABLES.count(name) == 0) {
-      check.fail("unknown variable ${" + name + "} (known: ${WORKSPACE})", "src", -1, i);
+    if (KNOWN_VARIABLES.count(name) == 0 && name != WORKER_DIR_VARIABLE) {
+      check.fail("unknown variable ${" + name + "} (known: ${WORKSPACE}, ${WORKER_DIR})", "src", -1,
+                 i);
     }
   }
   std::string sample = mount.src();
