@@ -32,7 +32,7 @@ struct Fixture {
   std::thread receiver;
   int injected = 0;
 
-  explicit Fixture(bool linked, uint64_t maxAttachmentBytes = 1u << 20) {
+  explicit Fixture(bool linked, uint64_t maxAttachmentBytes = 1u << 20, std::string wsUrl = "") {
     char tmpl[] = "/tmp/chitin-wa-test-XXXXXX";
     REQUIRE(mkdtemp(tmpl));
     dir = tmpl;
@@ -47,6 +47,7 @@ struct Fixture {
     settings.egressSocket = "/run/chitin/egress.sock";
     settings.stateDir = (dir / "state").string();
     settings.maxAttachmentBytes = maxAttachmentBytes;
+    if (!wsUrl.empty()) settings.options = {{"wsUrl", wsUrl}};
     platform = makeWhatsAppWithBridge(settings, host, {python, "-u", fake, dir.string()});
     receiver = std::thread([this] { platform->run(host); });
   }
@@ -110,7 +111,7 @@ TEST_CASE(
 }
 
 TEST_CASE("whatsapp adapter: a phone number asks for a pairing code; a bad one is refused here") {
-  Fixture f(/*linked=*/false);
+  Fixture f(/*linked=*/false, 1u << 20, "ws://127.0.0.1:9/ws/chat");
   REQUIRE(f.host.waitForState(State::LOGIN_REQUIRED, 1));
   f.platform->login("+1 555 000-0000");
   CHECK(f.host.waitForLogins(1) == std::vector<std::string>{"code:ABCD-2345"});

@@ -444,7 +444,13 @@ class WhatsAppPlatform final : public Platform {
 
 std::unique_ptr<Platform> makeWhatsAppWithBridge(Settings& settings, Host& host,
                                                  std::vector<std::string> bridgeCommand) {
-  settings.finish();  // no options
+  std::string wsUrl = settings.take("wsUrl");
+  settings.finish();
+  if (!wsUrl.empty()) {
+    if (wsUrl.rfind("wss://", 0) != 0 && wsUrl.rfind("ws://", 0) != 0)
+      throw ChannelError("whatsapp: option wsUrl must be a ws:// or wss:// URL");
+    bridgeCommand.insert(bridgeCommand.end(), {"--ws-url", wsUrl});
+  }
   return std::make_unique<WhatsAppPlatform>(settings, std::move(bridgeCommand));
 }
 

@@ -22,7 +22,8 @@
 // when it has decrypted it, before the bridge hands it over: a message in flight when the
 // bridge or the worker dies between the two is lost. Duplicates the supervisor drops by id.
 //
-// No options; no credential (the link to the phone is the auth state under /state).
+// Options: wsUrl (WhatsApp Web's WebSocket, default wss://web.whatsapp.com/ws/chat; tests
+// point it elsewhere). No credential: the link to the phone is the auth state under /state.
 
 #pragma once
 

@@ -55,6 +55,13 @@ export async function runBridge({ baileys, input, output, stateDir, mediaDir, so
     if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value);
   };
 
+  // Logging out forgets the link: the files go, the directory stays (the sandbox grants
+  // unlink, not rmdir).
+  const clearAuth = async () => {
+    const names = await fs.readdir(authDir).catch(() => []);
+    await Promise.all(names.map((name) => fs.rm(path.join(authDir, name), { force: true })));
+  };
+
   const linked = async () => {
     const { state } = await baileys.useMultiFileAuthState(authDir);
     return Boolean(state.creds?.me?.id);
@@ -121,7 +128,7 @@ export async function runBridge({ baileys, input, output, stateDir, mediaDir, so
         open = false;
         const status = update.lastDisconnect?.error?.output?.statusCode;
         if (status === baileys.DisconnectReason.loggedOut) {
-          await fs.rm(authDir, { recursive: true, force: true });
+          await clearAuth();
           sock = null;
           emit({ type: 'connection', state: 'loggedOut', reason: 'logged out from the phone' });
           emit({ type: 'connection', state: 'loginRequired' });
@@ -192,7 +199,7 @@ export async function runBridge({ baileys, input, output, stateDir, mediaDir, so
     },
     async logout() {
       if (sock) await sock.logout();
-      await fs.rm(authDir, { recursive: true, force: true });
+      await clearAuth();
       sock = null;
       open = false;
       emit({ type: 'connection', state: 'loggedOut', reason: 'logged out by the owner' });
@@ -214,11 +221,14 @@ export async function runBridge({ baileys, input, output, stateDir, mediaDir, so
       if (id !== undefined) emit({ type: 'result', id, ok: false, error: `unknown command ${command?.type}` });
       continue;
     }
-    // Commands run concurrently with receiving, one result each.
-    handler(command).then(
-      (value) => id !== undefined && emit({ type: 'result', id, ok: true, ...(value ?? {}) }),
-      (err) => id !== undefined && emit({ type: 'result', id, ok: false, error: String(err?.message ?? err) }),
-    );
+    // One command at a time, in order (the adapter sends them one at a time anyway); messages
+    // keep arriving meanwhile through the socket's events.
+    try {
+      const value = await handler(command);
+      if (id !== undefined) emit({ type: 'result', id, ok: true, ...(value ?? {}) });
+    } catch (err) {
+      if (id !== undefined) emit({ type: 'result', id, ok: false, error: String(err?.message ?? err) });
+    }
   }
   exit(0);  // stdin closed: the adapter is gone
 }
