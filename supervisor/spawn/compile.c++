@@ -173,7 +173,8 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
                                                   bool forExplain) {
   for (auto& [name, value] : request.vars) {
     if (KNOWN_VARIABLES.count(name) == 0) {
-      throw SandboxUnavailable("unknown sandbox variable \"" + name + "\" (known: WORKSPACE)");
+      throw SandboxUnavailable("unknown sandbox variable \"" + name +
+                               "\" (known: WORKSPACE, STATE_DIR)");
     }
   }
   for (auto& arg : request.workerArgs) {

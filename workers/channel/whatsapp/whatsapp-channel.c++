@@ -458,8 +458,9 @@ std::unique_ptr<Platform> makeWhatsApp(Settings& settings, Host& host) {
   if (access(WHATSAPP_BRIDGE, R_OK) != 0)
     throw ChannelError(std::string("whatsapp: the bridge is not installed at ") + WHATSAPP_BRIDGE +
                        " (it needs Node.js >= 20 and npm at build time: README \"Channels\")");
-  return makeWhatsAppWithBridge(settings, host,
-                                {WHATSAPP_NODE, "--max-semi-space-size=2", WHATSAPP_BRIDGE});
+  return makeWhatsAppWithBridge(
+      settings, host,
+      {WHATSAPP_NODE, "--max-old-space-size=256", "--max-semi-space-size=2", WHATSAPP_BRIDGE});
 }
 
 }  // namespace chitin::channel
