@@ -458,9 +458,12 @@ std::unique_ptr<Platform> makeWhatsApp(Settings& settings, Host& host) {
   if (access(WHATSAPP_BRIDGE, R_OK) != 0)
     throw ChannelError(std::string("whatsapp: the bridge is not installed at ") + WHATSAPP_BRIDGE +
                        " (it needs Node.js >= 20 and npm at build time: README \"Channels\")");
+  // V8's heap capped (the sandbox's RLIMIT_AS cannot be tight: see the profile), and
+  // WebAssembly bounds-checked instead of guarded by ~10 GiB reservations per instance.
   return makeWhatsAppWithBridge(
       settings, host,
-      {WHATSAPP_NODE, "--max-old-space-size=256", "--max-semi-space-size=2", WHATSAPP_BRIDGE});
+      {WHATSAPP_NODE, "--max-old-space-size=256", "--max-semi-space-size=2",
+       "--disable-wasm-trap-handler", WHATSAPP_BRIDGE});
 }
 
 }  // namespace chitin::channel

@@ -5,7 +5,8 @@ standing in for chitin's egress broker in the WhatsApp bridge's tests. Written f
 not from the bridge's client. Prints "ready" once listening and one "CONNECT host:port" line
 per tunnel; relays until either side closes.
 
-Usage: socks5_unix.py SOCKET_PATH
+Usage: socks5_unix.py SOCKET_PATH [NAME=ADDRESS ...]  (names this stand-in resolves itself,
+for test domains such as wa.test; the rest go to the system resolver)
 """
 import ipaddress
 import os
@@ -65,7 +66,7 @@ def serve(conn):
             conn.sendall(b"\x05\x07\x00\x01" + bytes(6))
             return
         try:
-            upstream = socket.create_connection((host, port), timeout=5)
+            upstream = socket.create_connection((NAMES.get(host, host), port), timeout=5)
         except OSError:
             conn.sendall(b"\x05\x05\x00\x01" + bytes(6))
             return
@@ -79,8 +80,14 @@ def serve(conn):
         conn.close()
 
 
+NAMES = {}
+
+
 def main():
     path = sys.argv[1]
+    for mapping in sys.argv[2:]:
+        name, _, address = mapping.partition("=")
+        NAMES[name] = address
     if os.path.exists(path):
         os.unlink(path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
