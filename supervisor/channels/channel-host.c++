@@ -231,6 +231,8 @@ void ChannelHost::launch(Account& a) {
   a.client = nullptr;
   std::string credential;
   try {
+    // The allowlist first: `chitin channels status` shows it even when a later step fails.
+    a.rules = egressRules(a.config, settings_.allowPrivate);
     std::string path = a.config.credential_file().empty()
                            ? defaultCredentialPath(settings_.homeDir, a.kind(), a.account())
                            : a.config.credential_file();
@@ -241,7 +243,6 @@ void ChannelHost::launch(Account& a) {
     // A kind that works without a secret runs with none when there is no file at all.
     if (!missing) credential = readCredential(path, settings_.serviceUid);
     std::string stateDir = ensureStateDir(settings_.homeDir, a.kind(), a.account());
-    a.rules = egressRules(a.config, settings_.allowPrivate);
     if (broker_ == nullptr)
       throw AccountError(
           "no egress broker is available, and channel workers reach their "
