@@ -94,5 +94,24 @@ TEST_CASE("state directory: created 0700 level by level; a symlink on the way is
                        doctest::Contains("state/channels/irc: is not a directory"), AccountError);
 }
 
+TEST_CASE("state directory: removed with its contents; a symlink inside is removed, not followed") {
+  TempHome home;
+  std::string dir = ensureStateDir(home.path, "whatsapp", "default");
+  REQUIRE(mkdir((dir + "/auth").c_str(), 0700) == 0);
+  home.write("state/channels/whatsapp/default/auth/creds.json", "{}", 0600);
+  std::string keep = home.write("keep.txt", "precious", 0600);
+  REQUIRE(mkdir((home.path + "/keepdir").c_str(), 0700) == 0);
+  home.write("keepdir/inner", "x", 0600);
+  REQUIRE(symlink(keep.c_str(), (dir + "/file-link").c_str()) == 0);
+  REQUIRE(symlink((home.path + "/keepdir").c_str(), (dir + "/dir-link").c_str()) == 0);
+  CHECK(removeStateDir(home.path, "whatsapp", "default"));
+  struct stat st;
+  CHECK(stat(dir.c_str(), &st) != 0);
+  CHECK(stat(keep.c_str(), &st) == 0);
+  CHECK(stat((home.path + "/keepdir/inner").c_str(), &st) == 0);
+  CHECK_FALSE(removeStateDir(home.path, "whatsapp", "default"));
+  CHECK_FALSE(removeStateDir(home.path, "irc", "none"));
+}
+
 }  // namespace
 }  // namespace chitin::channels

@@ -4,11 +4,14 @@
 
 #include "account-setup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <kj/io.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <vector>
 
 namespace chitin::channels {
 
@@ -123,6 +126,51 @@ std::string ensurePrivateDir(const std::string& homeDir, const std::vector<std::
   if ((st.st_mode & 077) != 0 && fchmod(dir, 0700) != 0)
     throw AccountError(path + ": cannot make it 0700: " + errnoText(errno));
   return path;
+}
+
+namespace {
+
+// Empties the directory `dir` (a descriptor), depth first, without following any symlink.
+void emptyDirectory(int dir, const std::string& shown) {
+  int copy = dup(dir);
+  DIR* d = copy < 0 ? nullptr : fdopendir(copy);
+  if (d == nullptr) throw AccountError(shown + ": cannot list: " + errnoText(errno));
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  closedir(d);
+  for (const auto& name : names) {
+    if (unlinkat(dir, name.c_str(), 0) == 0 || errno == ENOENT) continue;
+    if (errno != EISDIR && errno != EPERM)
+      throw AccountError(shown + "/" + name + ": cannot remove: " + errnoText(errno));
+    int sub = openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) throw AccountError(shown + "/" + name + ": cannot open: " + errnoText(errno));
+    kj::AutoCloseFd subFd(sub);
+    emptyDirectory(subFd, shown + "/" + name);
+    if (unlinkat(dir, name.c_str(), AT_REMOVEDIR) != 0)
+      throw AccountError(shown + "/" + name + ": cannot remove: " + errnoText(errno));
+  }
+}
+
+}  // namespace
+
+bool removeStateDir(const std::string& homeDir, const std::string& kind,
+                    const std::string& account) {
+  std::string parent = homeDir + "/state/channels/" + kind;
+  int raw = open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (raw < 0) return false;
+  kj::AutoCloseFd dir(raw);
+  int sub = openat(dir, account.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (sub < 0) return false;
+  {
+    kj::AutoCloseFd subFd(sub);
+    emptyDirectory(subFd, parent + "/" + account);
+  }
+  if (unlinkat(dir, account.c_str(), AT_REMOVEDIR) != 0)
+    throw AccountError(parent + "/" + account + ": cannot remove: " + errnoText(errno));
+  return true;
 }
 
 }  // namespace chitin::channels

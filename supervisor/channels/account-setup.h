@@ -42,4 +42,11 @@ std::string ensurePrivateDir(const std::string& homeDir, const std::vector<std::
 std::string ensureStateDir(const std::string& homeDir, const std::string& kind,
                            const std::string& account);
 
+// Deletes $CHITIN_HOME/state/channels/<kind>/<account> and everything in it, descending by
+// descriptor (openat O_NOFOLLOW, unlinkat): a symlink its worker planted there is removed, never
+// followed, even if it swaps a directory for one meanwhile. Returns false if there was none;
+// throws AccountError naming what could not be removed.
+bool removeStateDir(const std::string& homeDir, const std::string& kind,
+                    const std::string& account);
+
 }  // namespace chitin::channels

@@ -389,7 +389,7 @@ gateway::ChannelsStatus ChannelHost::status() const {
       s->add_egress(r.host + ":" + std::to_string(r.port) + " (" + r.origin +
                     (r.privateOk ? ", private allowed" : "") + ")");
     }
-    s->set_running(a->worker.get() != nullptr);
+    s->set_running(a->client != nullptr);
   }
   return out;
 }

@@ -6,7 +6,8 @@
 // `add` writes the credential to $CHITIN_HOME/credentials/<kind>-<account> (0600, atomically)
 // and an `account { ... }` block into chitin.conf's `channels { }` (made if missing), keeping
 // the rest of the file, comments included, byte for byte; the result must parse before it
-// replaces the file. `remove` takes the block out again (and the credential file it wrote).
+// replaces the file. `remove` takes the block out again, with the credential file `add` wrote and
+// the account's state directory.
 // The gateway reads chitin.conf at start: both say to restart it. Run as root for a home owned
 // by the service user, the command becomes that user once the token is read.
 
