@@ -137,15 +137,8 @@ class ChannelHost::Sink final : public rpc::InboundSink::Server {
 
   kj::Promise<void> status(StatusContext context) override {
     check();
-    auto s = context.getParams().getStatus();
-    const char* state = stateName(s.getState());
-    if (state == nullptr) return violation("status: unknown state");
-    if (s.getDetail().size() > MAX_STATUS_DETAIL_BYTES)
-      return violation("status: detail over 4 KiB");
-    if (s.getIdentity().size() > MAX_IDENTITY_BYTES)
-      return violation("status: identity over 256 bytes");
-    if (s.getIdentity().size() > 0) account_.identity = clip(s.getIdentity(), MAX_IDENTITY_BYTES);
-    host_.setState(account_, state, clip(s.getDetail(), 512));
+    if (const char* problem = host_.applyStatus(account_, context.getParams().getStatus()))
+      return violation(problem);
     return kj::READY_NOW;
   }
 
@@ -310,6 +303,13 @@ void ChannelHost::started(Account& a, uint64_t generation, rpc::Capabilities::Re
   for (auto& w : a.upWaiters) w->fulfill(rpc::ChannelWorker::Client(client));
   a.upWaiters.clear();
   spdlog::info("{}: started", a.label);
+  // Its state right after start (later changes it pushes itself).
+  tasks_.add(a.canceler.wrap(client.statusRequest().send().then(
+      [this, &a, generation](capnp::Response<rpc::ChannelWorker::StatusResults>&& response) {
+        if (a.generation != generation) return;
+        if (const char* problem = applyStatus(a, response.getStatus()))
+          a.violation(std::string("protocol violation: ") + problem);
+      })));
 }
 
 void ChannelHost::startFailed(Account& a, uint64_t generation, kj::Exception&& e) {
@@ -357,6 +357,16 @@ void ChannelHost::exited(Account& a, uint64_t generation, WorkerExit exit) {
                "; starting again in " + std::to_string((ms + 999) / 1000) + " s");
   tasks_.add(
       a.canceler.wrap(timer_.afterDelay(ms * kj::MILLISECONDS)).then([this, &a]() { launch(a); }));
+}
+
+const char* ChannelHost::applyStatus(Account& a, rpc::ChannelStatus::Reader s) {
+  const char* state = stateName(s.getState());
+  if (state == nullptr) return "status: unknown state";
+  if (s.getDetail().size() > MAX_STATUS_DETAIL_BYTES) return "status: detail over 4 KiB";
+  if (s.getIdentity().size() > MAX_IDENTITY_BYTES) return "status: identity over 256 bytes";
+  if (s.getIdentity().size() > 0) a.identity = clip(s.getIdentity(), MAX_IDENTITY_BYTES);
+  setState(a, state, clip(s.getDetail(), 512));
+  return nullptr;
 }
 
 void ChannelHost::setState(Account& a, std::string state, std::string detail) {

@@ -128,6 +128,8 @@ class ChannelHost final : public ChannelSender {
   void started(Account& account, uint64_t generation, rpc::Capabilities::Reader caps);
   void startFailed(Account& account, uint64_t generation, kj::Exception&& e);
   void exited(Account& account, uint64_t generation, WorkerExit exit);
+  // A worker's status, checked: nullptr when kept, else what broke the bounds.
+  const char* applyStatus(Account& account, rpc::ChannelStatus::Reader status);
   void setState(Account& account, std::string state, std::string detail);
   void fail(Account& account, const std::string& detail);
   gateway::ChannelLoginResult loginResult(const Account& account) const;

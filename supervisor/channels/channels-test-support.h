@@ -72,6 +72,7 @@ struct WorkerLog {
   std::string startRefusal;  // throw this from start
   bool startHangs = false;
   bool sendFails = false;
+  rpc::ChannelStatus::State state = rpc::ChannelStatus::State::CONNECTED;  // status() answers
   rpc::Capabilities::Reader caps() { return capsMessage.getRoot<rpc::Capabilities>().asReader(); }
   capnp::MallocMessageBuilder capsMessage;
   WorkerLog() {
@@ -125,7 +126,7 @@ class FakeWorker final : public rpc::ChannelWorker::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> status(StatusContext context) override {
-    context.getResults().initStatus().setState(rpc::ChannelStatus::State::CONNECTED);
+    context.getResults().initStatus().setState(log_.state);
     return kj::READY_NOW;
   }
   kj::Promise<void> login(LoginContext context) override {
