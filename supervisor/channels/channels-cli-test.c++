@@ -165,8 +165,14 @@ TEST_CASE("chitin channels add | list | remove in a home") {
   CHECK(list.find("whatsapp/default\n  credential  none (none needed)") != std::string::npos);
   CHECK(list.find("123:abc") == std::string::npos);  // never the secret
 
+  REQUIRE(mkdir((cli.home.path + "/state/channels").c_str(), 0700) == 0);
+  REQUIRE(mkdir((cli.home.path + "/state/channels/telegram").c_str(), 0700) == 0);
+  REQUIRE(mkdir((cli.home.path + "/state/channels/telegram/default").c_str(), 0700) == 0);
+  cli.home.write("state/channels/telegram/default/offset", "42");
   CHECK(cli.run({"remove", "telegram"}) == 0);
   CHECK(cli.out.str().find("deleted its credential") != std::string::npos);
+  CHECK(cli.out.str().find("deleted its state directory") != std::string::npos);
+  CHECK(stat((cli.home.path + "/state/channels/telegram/default").c_str(), &st) != 0);
   CHECK(stat((cli.home.path + "/credentials/telegram-default").c_str(), &st) != 0);
   CHECK(parseConfig(cli.home.read("chitin.conf"), "c").channels().account_size() == 2);
   CHECK(cli.run({"remove", "telegram"}) == 2);

@@ -5,7 +5,7 @@
 #include "channels-cli.h"
 
 #include <google/protobuf/text_format.h>
-#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -123,10 +123,11 @@ void becomeHomeOwner(const std::string& homeDir) {
   if (geteuid() != 0) return;
   struct stat st;
   if (stat(homeDir.c_str(), &st) != 0 || st.st_uid == 0) return;
-  if (setgroups(0, nullptr) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0 ||
-      setuid(0) == 0)
-    throw std::runtime_error("cannot become the owner of " + homeDir + " (uid " +
-                             std::to_string(st.st_uid) + ")");
+  struct passwd* pw = getpwuid(st.st_uid);
+  if (pw == nullptr)
+    throw std::runtime_error(homeDir + " belongs to uid " + std::to_string(st.st_uid) +
+                             ", which has no name: run this as that user");
+  becomeUser(lookupServiceUser(pw->pw_name));
 }
 
 std::string restartHint() {
@@ -305,9 +306,11 @@ int channelsCommand(const std::vector<std::string>& args, ChannelsCliEnv& env, s
             << home.configPath() << "\n";
         if (ownFile && unlink(credentialPath.c_str()) == 0)
           out << "deleted its credential " << credentialPath << "\n";
-        out << "(its state directory " << home.stateDir() << "/channels/" << a.account.kind() << "/"
-            << a.account.account() << " is kept)\n"
-            << restartHint();
+        if (removeStateDir(home.root, a.account.kind(), a.account.account()))
+          out << "deleted its state directory " << home.stateDir() << "/channels/"
+              << a.account.kind() << "/" << a.account.account()
+              << " (a WhatsApp link ends with it; remove the device on the phone too)\n";
+        out << restartHint();
         return EXIT_OK;
       }
 

@@ -139,6 +139,11 @@ void dropRootTo(const ServiceUser& user, const std::string& home) {
   chownGid = user.gid;
   if (nftw(home.c_str(), chownEntry, 32, FTW_PHYS) != 0)
     fail("cannot hand " + home + " to " + user.name);
+  becomeUser(user);
+}
+
+void becomeUser(const ServiceUser& user) {
+  if (geteuid() != 0) return;
   if (setgroups(1, &user.gid) != 0) fail("setgroups");
   if (setresgid(user.gid, user.gid, user.gid) != 0) fail("setresgid");
   if (setresuid(user.uid, user.uid, user.uid) != 0) fail("setresuid");

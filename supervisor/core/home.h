@@ -75,4 +75,9 @@ ServiceUser lookupServiceUser(const std::string& name);
 // thread or worker is started. Throws std::runtime_error on any failure.
 void dropRootTo(const ServiceUser& user, const std::string& home);
 
+// Only the drop (no chown): when running as root, becomes `user` for good and verifies root
+// cannot be regained; sets HOME and USER. Throws std::runtime_error on any failure. (`chitin
+// channels add` run by root for the service user's home, after reading the token.)
+void becomeUser(const ServiceUser& user);
+
 }  // namespace chitin
