@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "email/email-platform.h"
 #include "irc/irc-platform.h"
 #include "platform.h"
 #include "stream.h"
@@ -154,6 +155,8 @@ int harnessMain(const std::string& kind) {
   try {
     if (kind == "irc") {
       platform = irc::makeIrcPlatform(settings, host);
+    } else if (kind == "email") {
+      platform = email::makeEmailPlatform(settings, host);
     } else {
       throw ChannelError("unknown kind " + kind);
     }

@@ -80,7 +80,8 @@ class Daemon:
 class Harness:
     """One platform in-process under the test Host (tests/channels/platform-harness.c++)."""
 
-    def __init__(self, kind, options, credential="", state_dir=None, max_attachment_bytes=None):
+    def __init__(self, kind, options, credential="", state_dir=None, max_attachment_bytes=None,
+                 egress_socket=""):
         exe = os.environ.get("CHITIN_CHANNEL_HARNESS")
         if not exe:
             raise RuntimeError("CHITIN_CHANNEL_HARNESS is not set (run through meson test)")
@@ -88,7 +89,8 @@ class Harness:
         self.seen = []  # every event, in order
         self.proc = subprocess.Popen([exe, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
-        config = {"credential": credential, "options": options, "stateDir": state_dir or ""}
+        config = {"credential": credential, "options": options, "stateDir": state_dir or "",
+                  "egressSocket": egress_socket}
         if max_attachment_bytes is not None:
             config["maxAttachmentBytes"] = max_attachment_bytes
         self.proc.stdin.write(json.dumps(config) + "\n")

@@ -60,7 +60,13 @@ std::chrono::milliseconds Backoff::next() {
 
 void Backoff::reset() { current_ = initial_; }
 
-std::string convertMarkdown(std::string_view markdown, Format) { return std::string(markdown); }
+std::string convertMarkdown(std::string_view markdown, Format) {
+  std::string out;
+  for (char c : markdown) {
+    if (c != '*' && c != '`') out += c;
+  }
+  return out;
+}
 
 std::vector<std::string> chunkText(std::string_view text, size_t limit, Unit) {
   std::vector<std::string> out;
