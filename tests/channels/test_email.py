@@ -288,9 +288,9 @@ class EmailTest(unittest.TestCase):
 
     def test_bad_options_fail_the_factory(self):
         h = Harness("email", {"address": "not-an-address", "imapHost": "x", "smtpHost": "y"})
-        self.assertIn("'address'", h.wait(lambda e: e["event"] == "factoryError")["what"])
+        self.assertIn('"address"', h.wait(lambda e: e["event"] == "factoryError")["what"])
         h = Harness("email", {"address": "a@b.c", "imapHost": "x", "smtpHost": "y", "imapTls": "maybe"})
-        self.assertIn("'imapTls'", h.wait(lambda e: e["event"] == "factoryError")["what"])
+        self.assertIn('"imapTls"', h.wait(lambda e: e["event"] == "factoryError")["what"])
 
 
 class PollingStartTlsTest(unittest.TestCase):

@@ -204,7 +204,7 @@ class IrcTest(unittest.TestCase):
     def test_bad_options_fail_the_factory(self):
         h = Harness("irc", {"server": "127.0.0.1", "nick": "1bad"})
         event = h.wait(lambda e: e["event"] == "factoryError")
-        self.assertIn("'nick'", event["what"])
+        self.assertIn('"nick"', event["what"])
 
 
 class ReconnectTest(unittest.TestCase):

@@ -26,12 +26,6 @@ constexpr size_t MAX_THREADS_KEPT = 500;
 constexpr size_t MAX_REFERENCES = 20;
 constexpr uint64_t MAX_SEND_BYTES = 25u << 20;  // what common providers accept
 
-// Charsets whose iconv modules are loaded at start, before the lockdown (mime-decode.h).
-const std::vector<std::string> PRELOADED_CHARSETS = {
-    "iso-8859-2",  "iso-8859-15", "windows-1250", "windows-1251", "koi8-r",
-    "iso-2022-jp", "shift_jis",   "euc-jp",       "euc-kr",       "gb2312",
-    "gbk",         "gb18030",     "big5",         "utf-16"};
-
 int64_t nowMs() {
   return std::chrono::duration_cast<milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -43,7 +37,7 @@ ImapSession::Tls imapTlsOption(Settings& settings) {
   if (v == "tls") return ImapSession::Tls::IMPLICIT;
   if (v == "starttls") return ImapSession::Tls::STARTTLS;
   if (v == "none") return ImapSession::Tls::NONE;
-  throw ChannelError("email option 'imapTls': expected tls, starttls or none, got '" + v + "'");
+  throw ChannelError("email option \"imapTls\": expected tls, starttls or none, got '" + v + "'");
 }
 
 SmtpConfig::Tls smtpTlsOption(Settings& settings) {
@@ -51,13 +45,13 @@ SmtpConfig::Tls smtpTlsOption(Settings& settings) {
   if (v == "tls") return SmtpConfig::Tls::IMPLICIT;
   if (v == "starttls") return SmtpConfig::Tls::STARTTLS;
   if (v == "none") return SmtpConfig::Tls::NONE;
-  throw ChannelError("email option 'smtpTls': expected tls, starttls or none, got '" + v + "'");
+  throw ChannelError("email option \"smtpTls\": expected tls, starttls or none, got '" + v + "'");
 }
 
 std::string hostOption(Settings& settings, const std::string& key) {
   std::string host = settings.take(key);
   if (host.empty() || host.size() > 253 || host.find_first_of(" /:@\r\n") != std::string::npos) {
-    throw ChannelError("email option '" + key + "': expected a host name, e.g. imap.example.org");
+    throw ChannelError("email option \"" + key + "\": expected a host name, e.g. imap.example.org");
   }
   return host;
 }
@@ -103,7 +97,7 @@ EmailConfig emailConfigFromSettings(Settings& settings) {
   c.address = lowerAscii(settings.take("address"));
   if (!validAddress(c.address)) {
     throw ChannelError(
-        "email option 'address': expected the mailbox's address, e.g. assistant@example.org");
+        "email option \"address\": expected the mailbox's address, e.g. assistant@example.org");
   }
   c.fromName = settings.take("fromName", "chitin");
   c.username = settings.take("username", c.address);
@@ -113,7 +107,7 @@ EmailConfig emailConfigFromSettings(Settings& settings) {
       settings.takeInt("imapPort", c.imapTls == ImapSession::Tls::IMPLICIT ? 993 : 143, 1, 65535));
   c.mailbox = settings.take("mailbox", "INBOX");
   if (c.mailbox.empty() || c.mailbox.find_first_of("\r\n\"\\") != std::string::npos) {
-    throw ChannelError("email option 'mailbox': expected a mailbox name such as INBOX");
+    throw ChannelError("email option \"mailbox\": expected a mailbox name such as INBOX");
   }
   c.smtp.host = hostOption(settings, "smtpHost");
   c.smtp.tls = smtpTlsOption(settings);
@@ -153,7 +147,6 @@ EmailPlatform::EmailPlatform(EmailConfig config, std::string credential, std::st
       stateDir_(std::move(stateDir)),
       smtp_(config_.smtp, credential_) {
   limits_.maxAttachmentBytes = maxAttachmentBytes;
-  charsets_.preload(PRELOADED_CHARSETS);
   loadThreads();
 }
 

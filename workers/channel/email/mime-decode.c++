@@ -192,11 +192,6 @@ iconv_t Charsets::converter(const std::string& charset) {
   return cd;
 }
 
-void Charsets::preload(const std::vector<std::string>& charsets) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (const std::string& c : charsets) converter(canonicalCharset(c));
-}
-
 std::string Charsets::toUtf8(std::string_view bytes, std::string_view charsetName) {
   std::string charset = canonicalCharset(charsetName);
   if (charset.empty() || charset == "utf-8" || charset == "utf8" || charset == "us-ascii" ||

@@ -24,9 +24,8 @@ std::string encodeBase64(std::string_view in, size_t lineLength = 0);  // 0 = on
 std::string decodeQuotedPrintable(std::string_view in, bool headerForm = false);  // "_" = space
 
 // Bytes in a named charset to UTF-8. UTF-8, US-ASCII, ISO-8859-1 and Windows-1252 are built
-// in; others go through iconv, whose converters are opened once and kept, so that those named
-// by preload() are loaded before the worker's seccomp lockdown. Not thread-safe per call
-// pattern beyond its own mutex (one conversion at a time).
+// in; others go through iconv (glibc loads its converter modules from /usr, which the sandbox
+// shows read-only), each opened once and kept. One conversion at a time (a mutex).
 class Charsets {
  public:
   Charsets();
@@ -35,8 +34,6 @@ class Charsets {
   Charsets& operator=(const Charsets&) = delete;
 
   std::string toUtf8(std::string_view bytes, std::string_view charset);
-  // Opens these converters now (before the lockdown forbids loading iconv's modules).
-  void preload(const std::vector<std::string>& charsets);
 
  private:
   iconv_t converter(const std::string& charset);  // (iconv_t)-1 when iconv does not know it

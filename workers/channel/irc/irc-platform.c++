@@ -68,7 +68,7 @@ IrcConfig ircConfigFromSettings(Settings& settings) {
   IrcConfig c;
   c.server = settings.take("server");
   if (c.server.empty() || c.server.find_first_of(" /:\r\n") != std::string::npos) {
-    throw ChannelError("irc option 'server': expected a host name, e.g. irc.libera.chat");
+    throw ChannelError("irc option \"server\": expected a host name, e.g. irc.libera.chat");
   }
   c.tls = settings.takeBool("tls", true);
   c.port = static_cast<uint16_t>(settings.takeInt("port", c.tls ? 6697 : 6667, 1, 65535));
@@ -76,22 +76,22 @@ IrcConfig ircConfigFromSettings(Settings& settings) {
   c.nick = settings.take("nick");
   if (!validNick(c.nick)) {
     throw ChannelError(
-        "irc option 'nick': expected a nick (letters, digits, []\\`_^{|}-, not "
+        "irc option \"nick\": expected a nick (letters, digits, []\\`_^{|}-, not "
         "starting with a digit or '-'), got '" +
         c.nick + "'");
   }
   c.username = settings.take("username", c.nick);
   if (c.username.empty() || c.username.find_first_of(" @!\r\n\0") != std::string::npos) {
-    throw ChannelError("irc option 'username': expected one word without '@' or '!'");
+    throw ChannelError("irc option \"username\": expected one word without '@' or '!'");
   }
   c.realname = settings.take("realname", "chitin");
   if (c.realname.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
-    throw ChannelError("irc option 'realname': must be one line");
+    throw ChannelError("irc option \"realname\": must be one line");
   }
   for (const std::string& channel : splitList(settings.take("channels"), ',')) {
     if (!validTarget(channel) ||
         std::string_view("#&+!").find(channel.front()) == std::string::npos) {
-      throw ChannelError("irc option 'channels': '" + channel +
+      throw ChannelError("irc option \"channels\": '" + channel +
                          "' is not a channel name (expected e.g. #chitin,#ops)");
     }
     c.channels.push_back(channel);

@@ -224,12 +224,12 @@ TEST_CASE("irc: options are checked and unknown keys refused") {
       CHECK_MESSAGE(std::string(e.what()).find(needle) != std::string::npos, e.what());
     }
   };
-  refused({{"nick", "chitin"}}, "'server'");
-  refused({{"server", "irc.example.org"}, {"nick", "9lives"}}, "'nick'");
-  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"channels", "chitin"}}, "'channels'");
-  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"port", "70000"}}, "'port'");
-  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"tls", "maybe"}}, "'tls'");
-  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"colour", "red"}}, "'colour'");
+  refused({{"nick", "chitin"}}, "\"server\"");
+  refused({{"server", "irc.example.org"}, {"nick", "9lives"}}, "\"nick\"");
+  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"channels", "chitin"}}, "\"channels\"");
+  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"port", "70000"}}, "\"port\"");
+  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"tls", "maybe"}}, "\"tls\"");
+  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"colour", "red"}}, "\"colour\"");
 }
 
 }  // namespace
