@@ -9,13 +9,14 @@ Runs in: tests. Each case takes about a second (ngircd penalises a new client ~1
 """
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ircpeer import IrcPeer  # noqa: E402
-from support import Daemon, Harness, free_port, require, rmtree, tempdir  # noqa: E402
+from support import Daemon, Harness, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
 
 NGIRCD_CONF = """[Global]
 Name = irc.test.local
@@ -33,10 +34,13 @@ Name = #test
 
 
 class Ngircd(Daemon):
-    def __init__(self, directory, port):
+    def __init__(self, directory, port, ssl_port=None):
         conf = os.path.join(directory, "ngircd.conf")
         with open(conf, "w") as f:
             f.write(NGIRCD_CONF.format(port=port))
+            if ssl_port:
+                f.write(f"[SSL]\nPorts = {ssl_port}\nCertFile = {directory}/cert.pem\n"
+                        f"KeyFile = {directory}/key.pem\n")
         super().__init__(["ngircd", "-n", "-f", conf], port, os.path.join(directory, "ngircd.log"))
 
 
@@ -205,6 +209,41 @@ class IrcTest(unittest.TestCase):
         h = Harness("irc", {"server": "127.0.0.1", "nick": "1bad"})
         event = h.wait(lambda e: e["event"] == "factoryError")
         self.assertIn('"nick"', event["what"])
+
+
+class TlsTest(unittest.TestCase):
+    def test_tls_connection_verified_against_the_ca_file(self):
+        directory = tempdir("chitin-irc-tls-")
+        os.chmod(directory, 0o755)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", f"{directory}/key.pem", "-out", f"{directory}/cert.pem"],
+                       check=True, capture_output=True)
+        port, ssl_port = free_port(), free_port()
+        server = Ngircd(directory, port, ssl_port).start()
+        try:
+            wait_port(ssl_port)
+            h = Harness("irc", {"server": "localhost", "port": str(ssl_port), "nick": "chitin",
+                                "caFile": f"{directory}/cert.pem"})
+            try:
+                self.assertIn("(TLS)", h.wait_status("CONNECTED")["detail"])
+                peer = IrcPeer(port, "hank")
+                peer.privmsg("chitin", "over TLS?")
+                self.assertEqual(h.wait_deliver()["text"], "over TLS?")
+                h.send("hank", "yes")
+                self.assertEqual(peer.privmsgs_from("chitin")[0][3], "yes")
+                peer.close()
+            finally:
+                h.stop()
+            # Without the CA file the same server is refused: the certificate is checked.
+            h = Harness("irc", {"server": "localhost", "port": str(ssl_port), "nick": "chitin"})
+            try:
+                self.assertIn("certificate", h.wait_status("RECONNECTING")["detail"])
+            finally:
+                h.stop()
+        finally:
+            server.stop()
+            rmtree(directory)
 
 
 class ReconnectTest(unittest.TestCase):

@@ -103,20 +103,22 @@ EmailConfig emailConfigFromSettings(Settings& settings) {
   c.username = settings.take("username", c.address);
   c.imapHost = hostOption(settings, "imapHost");
   c.imapTls = imapTlsOption(settings);
-  c.imapPort = static_cast<uint16_t>(
-      settings.takeInt("imapPort", c.imapTls == ImapSession::Tls::IMPLICIT ? 993 : 143, 1, 65535));
+  // Default ports are those of the default security (993 implicit TLS, 587 STARTTLS), as the
+  // supervisor's egress allowlist assumes; another mode names its port.
+  if (c.imapTls != ImapSession::Tls::IMPLICIT && settings.options.count("imapPort") == 0) {
+    throw ChannelError("email option \"imapPort\": needed when imapTls is not tls (usually 143)");
+  }
+  c.imapPort = static_cast<uint16_t>(settings.takeInt("imapPort", 993, 1, 65535));
   c.mailbox = settings.take("mailbox", "INBOX");
   if (c.mailbox.empty() || c.mailbox.find_first_of("\r\n\"\\") != std::string::npos) {
     throw ChannelError("email option \"mailbox\": expected a mailbox name such as INBOX");
   }
   c.smtp.host = hostOption(settings, "smtpHost");
   c.smtp.tls = smtpTlsOption(settings);
-  c.smtp.port =
-      static_cast<uint16_t>(settings.takeInt("smtpPort",
-                                             c.smtp.tls == SmtpConfig::Tls::IMPLICIT   ? 465
-                                             : c.smtp.tls == SmtpConfig::Tls::STARTTLS ? 587
-                                                                                       : 25,
-                                             1, 65535));
+  if (c.smtp.tls != SmtpConfig::Tls::STARTTLS && settings.options.count("smtpPort") == 0) {
+    throw ChannelError("email option \"smtpPort\": needed when smtpTls is not starttls (usually 465 for tls)");
+  }
+  c.smtp.port = static_cast<uint16_t>(settings.takeInt("smtpPort", 587, 1, 65535));
   c.smtp.username = c.username;
   c.smtp.heloDomain = c.address.substr(c.address.find('@') + 1);
   c.caFile = settings.take("caFile");

@@ -9,6 +9,7 @@
 
 #include <doctest/doctest.h>
 
+#include "email-platform.h"
 #include "imap.h"
 #include "mime-compose.h"
 #include "mime-decode.h"
@@ -259,6 +260,36 @@ TEST_CASE("email: a composed reply parses back and keeps lines short") {
   CHECK(back.attachments[1].mimeType == "application/octet-stream");
   CHECK(back.attachments[1].data == std::string("\x00\x01\x02", 3));
   CHECK(replySubject("RE: x") == "RE: x");
+}
+
+TEST_CASE("email: options are checked; another security mode names its port") {
+  auto base = std::map<std::string, std::string>{
+      {"address", "Bot@Example.org"}, {"imapHost", "imap.example.org"}, {"smtpHost", "smtp.example.org"}};
+  Settings settings;
+  settings.options = base;
+  EmailConfig c = emailConfigFromSettings(settings);
+  CHECK(c.address == "bot@example.org");
+  CHECK(c.username == "bot@example.org");
+  CHECK(c.imapPort == 993);
+  CHECK(c.smtp.port == 587);
+  CHECK(c.smtp.heloDomain == "example.org");
+  auto refused = [&](std::map<std::string, std::string> extra, const char* needle) {
+    Settings s;
+    s.options = base;
+    for (auto& [k, v] : extra) s.options[k] = v;
+    try {
+      emailConfigFromSettings(s);
+      FAIL("accepted: ", needle);
+    } catch (const ChannelError& e) {
+      CHECK_MESSAGE(std::string(e.what()).find(needle) != std::string::npos, e.what());
+    }
+  };
+  refused({{"imapTls", "starttls"}}, "\"imapPort\"");
+  refused({{"smtpTls", "tls"}}, "\"smtpPort\"");
+  refused({{"smtpHost", "smtp.example.org:25"}}, "\"smtpHost\"");
+  refused({{"mailbox", "a\r\nb"}}, "\"mailbox\"");
+  refused({{"idleSeconds", "3600"}}, "\"idleSeconds\"");
+  refused({{"signature", "x"}}, "\"signature\"");
 }
 
 TEST_CASE("imap: responses tokenize into atoms, strings, literals and lists") {

@@ -71,7 +71,12 @@ IrcConfig ircConfigFromSettings(Settings& settings) {
     throw ChannelError("irc option \"server\": expected a host name, e.g. irc.libera.chat");
   }
   c.tls = settings.takeBool("tls", true);
-  c.port = static_cast<uint16_t>(settings.takeInt("port", c.tls ? 6697 : 6667, 1, 65535));
+  // The default port is the TLS one whatever `tls` says: the supervisor allows egress to the
+  // same default (supervisor/channels), so plain text must name its port (usually 6667).
+  if (!c.tls && settings.options.count("port") == 0) {
+    throw ChannelError("irc option \"port\": needed with tls=false (plain-text IRC is usually 6667)");
+  }
+  c.port = static_cast<uint16_t>(settings.takeInt("port", 6697, 1, 65535));
   c.caFile = settings.take("caFile");
   c.nick = settings.take("nick");
   if (!validNick(c.nick)) {

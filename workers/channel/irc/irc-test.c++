@@ -229,6 +229,7 @@ TEST_CASE("irc: options are checked and unknown keys refused") {
   refused({{"server", "irc.example.org"}, {"nick", "c"}, {"channels", "chitin"}}, "\"channels\"");
   refused({{"server", "irc.example.org"}, {"nick", "c"}, {"port", "70000"}}, "\"port\"");
   refused({{"server", "irc.example.org"}, {"nick", "c"}, {"tls", "maybe"}}, "\"tls\"");
+  refused({{"server", "irc.example.org"}, {"nick", "c"}, {"tls", "false"}}, "\"port\"");
   refused({{"server", "irc.example.org"}, {"nick", "c"}, {"colour", "red"}}, "\"colour\"");
 }
 
