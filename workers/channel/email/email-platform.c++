@@ -23,6 +23,10 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr size_t MAX_THREADS_KEPT = 500;
+// What the supervisor accepts of one message (supervisor/channels/inbound.h); ids are bounded
+// where they are parsed (mime.h).
+constexpr size_t MAX_NAME_BYTES = 256;
+constexpr size_t MAX_TEXT_BYTES = 64u << 10;
 constexpr size_t MAX_REFERENCES = 20;
 constexpr uint64_t MAX_SEND_BYTES = 25u << 20;  // what common providers accept
 
@@ -116,7 +120,8 @@ EmailConfig emailConfigFromSettings(Settings& settings) {
   c.smtp.host = hostOption(settings, "smtpHost");
   c.smtp.tls = smtpTlsOption(settings);
   if (c.smtp.tls != SmtpConfig::Tls::STARTTLS && settings.options.count("smtpPort") == 0) {
-    throw ChannelError("email option \"smtpPort\": needed when smtpTls is not starttls (usually 465 for tls)");
+    throw ChannelError(
+        "email option \"smtpPort\": needed when smtpTls is not starttls (usually 465 for tls)");
   }
   c.smtp.port = static_cast<uint16_t>(settings.takeInt("smtpPort", 587, 1, 65535));
   c.smtp.username = c.username;
@@ -284,7 +289,8 @@ bool EmailPlatform::deliverOne(ImapSession& session, const Progress& progress, u
   bool verified =
       config_.trustedAuthServId.empty() || senderAuthenticated(mail, config_.trustedAuthServId);
   in.senderId = verified ? mail.from.address : "unverified:" + mail.from.address;
-  in.senderName = mail.from.name.empty() ? mail.from.address : mail.from.name;
+  in.senderName =
+      truncateUtf8(mail.from.name.empty() ? mail.from.address : mail.from.name, MAX_NAME_BYTES);
   in.messageId = !mail.messageId.empty()
                      ? mail.messageId
                      : "uid:" + std::to_string(progress.uidValidity) + ":" + std::to_string(uid);
@@ -297,6 +303,13 @@ bool EmailPlatform::deliverOne(ImapSession& session, const Progress& progress, u
     in.text += "\n[this mail is " + std::to_string(fetched.size) + " bytes; only the first " +
                std::to_string(config_.maxMessageBytes) + " were read]";
   }
+  if (mail.attachmentsDropped > 0) {
+    in.text +=
+        "\n[" + std::to_string(mail.attachmentsDropped) + " more attachments were not delivered]";
+  }
+  if (mail.partsDropped)
+    in.text += "\n[parts of this mail nested too deep or too many were skipped]";
+  in.text = truncateUtf8(in.text, MAX_TEXT_BYTES);  // a long subject is the only way past it
   in.attachments = std::move(mail.attachments);
   in.timestampMs = mail.dateMs ? mail.dateMs : nowMs();
 

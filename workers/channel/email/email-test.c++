@@ -150,6 +150,14 @@ TEST_CASE("email: limits hold: attachment cap, text cap, part count, nesting dep
   ParsedMail deep = parseMail(nested, MimeLimits{}, cs);
   CHECK(deep.partsDropped);
 
+  std::string files = "Content-Type: multipart/mixed; boundary=f\r\n\r\n";
+  for (int i = 0; i < 20; ++i)
+    files += "--f\r\nContent-Type: image/png; name=" + std::string(2000, 'n') + "\r\n\r\nx\r\n";
+  ParsedMail twenty = parseMail(files + "--f--\r\n", MimeLimits{}, cs);
+  CHECK(twenty.attachments.size() == 16);
+  CHECK(twenty.attachmentsDropped == 4);
+  CHECK(twenty.attachments[0].name.size() == 255);
+
   std::string wide = "Content-Type: multipart/mixed; boundary=w\r\n\r\n";
   for (int i = 0; i < 300; ++i) wide += "--w\r\nContent-Type: text/plain\r\n\r\npart\r\n";
   wide += "--w--\r\n";
@@ -181,6 +189,9 @@ TEST_CASE("email: From in its many forms gives one lower-cased address") {
   CHECK_FALSE(validAddress("a@b.c\r\nBcc: x@y.z"));
   CHECK_FALSE(validAddress("a@@b"));
   CHECK_FALSE(validAddress("<a@b>"));
+  CHECK_FALSE(validAddress("caf\xc3\xa9@example.org"));  // internationalized: not supported
+  CHECK_FALSE(validAddress(std::string(240, 'a') + "@b.c"));
+  CHECK(parseMessageIds("<a\xc3\xa9@x> <ok@x>") == std::vector<std::string>{"ok@x"});
 }
 
 TEST_CASE("email: dates with zones and obsolete forms") {
@@ -263,8 +274,9 @@ TEST_CASE("email: a composed reply parses back and keeps lines short") {
 }
 
 TEST_CASE("email: options are checked; another security mode names its port") {
-  auto base = std::map<std::string, std::string>{
-      {"address", "Bot@Example.org"}, {"imapHost", "imap.example.org"}, {"smtpHost", "smtp.example.org"}};
+  auto base = std::map<std::string, std::string>{{"address", "Bot@Example.org"},
+                                                 {"imapHost", "imap.example.org"},
+                                                 {"smtpHost", "smtp.example.org"}};
   Settings settings;
   settings.options = base;
   EmailConfig c = emailConfigFromSettings(settings);

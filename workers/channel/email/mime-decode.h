@@ -62,6 +62,9 @@ std::string decodeExtendedValue(std::string_view value, Charsets& charsets);
 // dropped with their content, entities decoded, links as "text (url)", whitespace collapsed.
 std::string htmlToText(std::string_view html);
 
+// At most `max` bytes, cut before a UTF-8 character that would not fit whole.
+std::string truncateUtf8(std::string_view s, size_t max);
+
 std::string lowerAscii(std::string_view s);
 std::string trimSpace(std::string_view s);
 

@@ -180,11 +180,15 @@ struct Walker {
       (ct.type == "text/plain" ? plain : html).push_back(std::move(converted));
       return;
     }
+    if (mail.attachments.size() >= limits.maxAttachments) {
+      ++mail.attachmentsDropped;
+      return;
+    }
     Attachment a;
     a.name = name.empty()
                  ? (ct.type == "message/rfc822" ? "message.eml" : "part-" + std::to_string(parts))
-                 : name;
-    a.mimeType = ct.type;
+                 : truncateUtf8(name, 255);
+    a.mimeType = ct.type.size() <= 100 ? ct.type : "application/octet-stream";
     a.size = data.size();
     if (data.size() <= limits.maxAttachmentBytes) a.data = std::move(data);
     mail.attachments.push_back(std::move(a));
@@ -201,12 +205,9 @@ std::string joinTexts(const std::vector<std::string>& texts) {
   return out;
 }
 
-std::string cutUtf8(std::string text, size_t max) {
+std::string cutUtf8(const std::string& text, size_t max) {
   if (text.size() <= max) return text;
-  size_t cut = max;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  text.resize(cut);
-  return text + "\n[... message cut at " + std::to_string(max) + " bytes]";
+  return truncateUtf8(text, max) + "\n[... message cut at " + std::to_string(max) + " bytes]";
 }
 
 }  // namespace
@@ -245,11 +246,12 @@ std::string headerValue(const Headers& headers, std::string_view lowerName) {
 }
 
 bool validAddress(std::string_view a) {
-  if (a.empty() || a.size() > 254 || std::count(a.begin(), a.end(), '@') != 1) return false;
+  if (a.empty() || a.size() > MAX_ADDRESS_BYTES || std::count(a.begin(), a.end(), '@') != 1)
+    return false;
   if (a.front() == '@' || a.back() == '@') return false;
   return std::none_of(a.begin(), a.end(), [](char c) {
     auto u = static_cast<unsigned char>(c);
-    return u <= 0x20 || u == 0x7F || c == '<' || c == '>' || c == '(' || c == ')' || c == ',' ||
+    return u <= 0x20 || u >= 0x7F || c == '<' || c == '>' || c == '(' || c == ')' || c == ',' ||
            c == ';' || c == '"' || c == '\\';
   });
 }
@@ -315,7 +317,8 @@ std::vector<std::string> parseMessageIds(std::string_view value) {
     if (close == std::string_view::npos) break;
     std::string id = trimSpace(value.substr(i + 1, close - i - 1));
     if (!id.empty() && id.size() <= 250 && std::none_of(id.begin(), id.end(), [](char c) {
-          return static_cast<unsigned char>(c) <= 0x20 || c == '<';
+          return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7F ||
+                 c == '<';
         })) {
       ids.push_back(id);
     }

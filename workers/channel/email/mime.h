@@ -28,7 +28,9 @@ struct MailAddress {
 
 struct MimeLimits {
   uint64_t maxAttachmentBytes = 20u << 20;  // a larger one keeps its name and size, no data
-  size_t maxTextBytes = 1u << 20;           // the text is cut (on a character) beyond this
+  // The supervisor takes 64 KiB of text per message; the rest of that is the subject and notes.
+  size_t maxTextBytes = 60u << 10;  // the text is cut (on a character) beyond this
+  size_t maxAttachments = 16;       // the supervisor's limit per message
   size_t maxParts = 100;
   int maxDepth = 10;
 };
@@ -42,9 +44,10 @@ struct ParsedMail {
   int64_t dateMs = 0;                   // 0 when absent or unreadable
   std::string text;
   std::vector<Attachment> attachments;
-  std::string autoSubmitted;     // lower-cased Auto-Submitted value, "" when absent
-  std::string firstAuthResults;  // the topmost Authentication-Results header
-  bool partsDropped = false;     // over maxParts or maxDepth
+  std::string autoSubmitted;      // lower-cased Auto-Submitted value, "" when absent
+  std::string firstAuthResults;   // the topmost Authentication-Results header
+  bool partsDropped = false;      // over maxParts or maxDepth
+  size_t attachmentsDropped = 0;  // over maxAttachments
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;  // lower-cased name, raw value
@@ -57,8 +60,12 @@ ParsedMail parseMail(std::string_view raw, const MimeLimits& limits, Charsets& c
 
 MailAddress parseAddress(std::string_view value, Charsets& charsets);  // the first mailbox
 std::vector<std::string> parseMessageIds(std::string_view value);
-int64_t parseDate(std::string_view value);    // RFC 5322 date-time to ms; 0 when unreadable
-bool validAddress(std::string_view address);  // one '@', no blanks/controls/<>, <= 254 bytes
+int64_t parseDate(std::string_view value);  // RFC 5322 date-time to ms; 0 when unreadable
+// One '@', printable ASCII without blanks or <>(),;"\\, at most MAX_ADDRESS_BYTES (so that
+// "unverified:" + it stays within the supervisor's 256-byte ids). Internationalized (UTF-8)
+// addresses are not supported.
+inline constexpr size_t MAX_ADDRESS_BYTES = 240;
+bool validAddress(std::string_view address);
 
 // Whether the receiving mail server vouches for the From address: the topmost
 // Authentication-Results header comes from `authservId` and reports dmarc=pass, or dkim=pass

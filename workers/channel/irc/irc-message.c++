@@ -236,6 +236,26 @@ bool validTarget(std::string_view target) {
   return target.find_first_of(std::string_view(" ,\r\n\0\x07", 6)) == std::string_view::npos;
 }
 
+std::string escapeId(std::string_view raw) {
+  std::string out;
+  for (char ch : raw) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c > 0x20 && c < 0x7F && c != '%') {
+      out += ch;
+    } else {
+      static const char HEX[] = "0123456789ABCDEF";
+      out += '%';
+      out += HEX[c >> 4];
+      out += HEX[c & 15];
+    }
+  }
+  return out;
+}
+
+bool plainAscii(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+}
+
 bool validNick(std::string_view nick) {
   if (nick.empty() || nick.size() > 64) return false;
   auto first = static_cast<unsigned char>(nick.front());

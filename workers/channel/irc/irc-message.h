@@ -69,6 +69,11 @@ std::string cleanInboundText(std::string_view text);
 // comma, CR, LF, NUL or a leading ':'.
 bool validTarget(std::string_view target);
 
+// An id the supervisor accepts (1-256 printable ASCII without space): bytes outside '!'..'~'
+// and '%' itself become %XX, so distinct nicks or accounts stay distinct ids.
+std::string escapeId(std::string_view raw);
+bool plainAscii(std::string_view s);  // non-empty, all of '!'..'~'
+
 // Valid nick for registration: RFC 2812 letters/specials first, then also digits and '-'.
 bool validNick(std::string_view nick);
 

@@ -22,6 +22,7 @@ using std::chrono::milliseconds;
 // not IRC and ends the connection (a reconnect follows).
 constexpr size_t MAX_INBOUND_LINE = 512 + 8192;
 constexpr int MAX_NICK_ATTEMPTS = 9;
+constexpr size_t MAX_ID_BYTES = 256;  // what the supervisor accepts (supervisor/channels)
 // How long send() waits for a (re)connection before failing the reply.
 constexpr milliseconds CONNECT_WAIT{30000};
 
@@ -74,7 +75,8 @@ IrcConfig ircConfigFromSettings(Settings& settings) {
   // The default port is the TLS one whatever `tls` says: the supervisor allows egress to the
   // same default (supervisor/channels), so plain text must name its port (usually 6667).
   if (!c.tls && settings.options.count("port") == 0) {
-    throw ChannelError("irc option \"port\": needed with tls=false (plain-text IRC is usually 6667)");
+    throw ChannelError(
+        "irc option \"port\": needed with tls=false (plain-text IRC is usually 6667)");
   }
   c.port = static_cast<uint16_t>(settings.takeInt("port", 6697, 1, 65535));
   c.caFile = settings.take("caFile");
@@ -94,7 +96,7 @@ IrcConfig ircConfigFromSettings(Settings& settings) {
     throw ChannelError("irc option \"realname\": must be one line");
   }
   for (const std::string& channel : splitList(settings.take("channels"), ',')) {
-    if (!validTarget(channel) ||
+    if (!validTarget(channel) || !plainAscii(channel) ||
         std::string_view("#&+!").find(channel.front()) == std::string::npos) {
       throw ChannelError("irc option \"channels\": '" + channel +
                          "' is not a channel name (expected e.g. #chitin,#ops)");
@@ -421,10 +423,15 @@ void IrcPlatform::handlePrivmsg(Session& s, const Message& m, Host& host) {
   } else {
     return;  // a status-message or server-mask target: not a conversation with us
   }
+  // The chat id is where a reply goes, so it cannot be escaped; the supervisor takes only
+  // printable ASCII ids (a nick or channel outside it, rare on IRC, is not answered).
+  if (!plainAscii(in.chatId) || in.chatId.size() > MAX_ID_BYTES) return;
   std::string account = s.acked.count("account-tag") ? m.tag("account") : std::string();
-  in.senderId = !account.empty() && account != "*" ? "account:" + lowerIrc(account, s.mapping)
-                                                   : "nick:" + lowerIrc(m.prefix.nick, s.mapping);
-  in.senderName = m.prefix.nick;
+  in.senderId =
+      escapeId(!account.empty() && account != "*" ? "account:" + lowerIrc(account, s.mapping)
+                                                  : "nick:" + lowerIrc(m.prefix.nick, s.mapping));
+  if (in.senderId.size() > MAX_ID_BYTES) in.senderId = "hash:" + sha256Hex(in.senderId);
+  in.senderName = cleanInboundText(m.prefix.nick).substr(0, 64);
   in.text = cleanInboundText(text);
   in.mentioned = in.group && mentions(in.text, s.nick, s.mapping);
   std::optional<int64_t> serverTime = parseServerTime(m.tag("time"));
@@ -435,7 +442,7 @@ void IrcPlatform::handlePrivmsg(Session& s, const Message& m, Host& host) {
 
 std::string IrcPlatform::nextMessageId(const Message& m, const std::string& text) {
   std::string msgid = m.tag("msgid");
-  if (!msgid.empty() && msgid.size() <= 128) return "msgid:" + msgid;
+  if (plainAscii(msgid) && msgid.size() <= 200) return "msgid:" + msgid;
   std::string time = m.tag("time");
   if (!time.empty()) {
     return "hash:" + sha256Hex(time + '\0' + m.prefix.nick + '!' + m.prefix.user + '@' +

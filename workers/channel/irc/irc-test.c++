@@ -124,6 +124,15 @@ TEST_CASE("irc: targets and nicks that could break a line are refused") {
   CHECK_FALSE(validNick(""));
 }
 
+TEST_CASE("irc: ids are escaped into printable ASCII, distinct ones staying distinct") {
+  CHECK(escapeId("nick:alice") == "nick:alice");
+  CHECK(escapeId("nick:caf\xc3\xa9 x%") == "nick:caf%C3%A9%20x%25");
+  CHECK(escapeId("a%20") != escapeId("a "));
+  CHECK(plainAscii("#chitin"));
+  CHECK_FALSE(plainAscii("#caf\xc3\xa9"));
+  CHECK_FALSE(plainAscii(""));
+}
+
 TEST_CASE("irc: a long reply becomes lines of at most 512 bytes as others receive them") {
   std::string ourPrefix = "chitin!~chitin@some.host.example";
   std::string word = "z\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 ";  // 1-, 2-, 3- and 4-byte characters
