@@ -181,6 +181,31 @@ class Harness:
                         pass
 
 
+class SocksRelay:
+    """socks_relay.py on a unix socket in `directory`: the platform's stand-in egress broker."""
+
+    def __init__(self, directory):
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.socket = os.path.join(directory, "egress.sock")
+        self.log_path = os.path.join(directory, "egress.log")
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(here, "socks_relay.py"),
+                                      self.socket, self.log_path], stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("socks_relay.py did not start")
+
+    def targets(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+
+
 def tempdir(prefix):
     return tempfile.mkdtemp(prefix=prefix)
 

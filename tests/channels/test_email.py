@@ -22,7 +22,7 @@ import unittest
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from support import Daemon, Harness, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
+from support import Daemon, Harness, SocksRelay, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
@@ -94,19 +94,16 @@ class Mail:
                                       f"{d}/key.pem", f"{d}/smtp-users", f"{d}/mail"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.sink.stdout.readline().strip() == "ready"
-        self.socket, self.relay_log = f"{d}/egress.sock", f"{d}/egress.log"
-        self.relay = subprocess.Popen([PYTHON, f"{HERE}/socks_relay.py", self.socket, self.relay_log],
-                                      stdout=subprocess.PIPE, text=True)
-        assert self.relay.stdout.readline().strip() == "ready"
+        self.relay = SocksRelay(d)
+        self.socket = self.relay.socket
         self.ssl = ssl.create_default_context(cafile=f"{d}/cert.pem")
 
     def stop(self):
-        for p in (self.relay, self.sink):
-            p.kill()
-            p.wait()
-            p.stdout.close()
-        if self.sink.stdin:
-            self.sink.stdin.close()
+        self.relay.stop()
+        self.sink.kill()
+        self.sink.wait()
+        self.sink.stdout.close()
+        self.sink.stdin.close()
         self.dovecot.stop()
         rmtree(self.dir)
 
@@ -163,8 +160,7 @@ class Mail:
             return [d.decode() for d in data if d]
 
     def egress_targets(self):
-        with open(self.relay_log) as f:
-            return f.read().split()
+        return self.relay.targets()
 
 
 class EmailTest(unittest.TestCase):

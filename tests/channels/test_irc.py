@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ircpeer import IrcPeer  # noqa: E402
-from support import Daemon, Harness, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
+from support import Daemon, Harness, SocksRelay, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
 
 NGIRCD_CONF = """[Global]
 Name = irc.test.local
@@ -51,9 +51,11 @@ class IrcTest(unittest.TestCase):
         os.chmod(cls.dir, 0o755)  # ngircd reads its MOTD after dropping to nobody
         cls.port = free_port()
         cls.server = Ngircd(cls.dir, cls.port).start()
+        cls.relay = SocksRelay(cls.dir)
 
     @classmethod
     def tearDownClass(cls):
+        cls.relay.stop()
         cls.server.stop()
         rmtree(cls.dir)
 
@@ -68,7 +70,7 @@ class IrcTest(unittest.TestCase):
         opts = {"server": "127.0.0.1", "port": str(self.port), "tls": "false", "nick": nick,
                 "channels": "#test"}
         opts.update({k: str(v) for k, v in options.items()})
-        h = Harness("irc", opts)
+        h = Harness("irc", opts, egress_socket=self.relay.socket)
         self.cleanup.append(h.stop)
         connected = h.wait_status("CONNECTED", timeout=10)
         return h, connected
@@ -108,8 +110,8 @@ class IrcTest(unittest.TestCase):
         ids = h.send("alice", "Hi **alice**, all fine.")
         self.assertEqual(len(ids), 1)
         _, raw, target, text = alice.privmsgs_from("chitin")[0]
-        self.assertEqual(target, "alice")
-        self.assertIn("all fine", text)
+        self.assertEqual((target, text), ("alice", "Hi alice, all fine."))  # Markdown made plain
+        self.assertIn(f"127.0.0.1:{self.port}", self.relay.targets())  # through the egress socket
 
     def test_channel_message_is_group_and_mention_is_flagged_as_a_word(self):
         h, _ = self.platform()

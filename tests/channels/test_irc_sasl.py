@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ircpeer import IrcPeer  # noqa: E402
-from support import Daemon, Harness, free_port, require, rmtree, tempdir  # noqa: E402
+from support import Daemon, Harness, SocksRelay, free_port, require, rmtree, tempdir  # noqa: E402
 
 INSPIRCD_CONF = """<server name="irc.test.local" description="chitin test" id="001" network="TestNet">
 <admin name="test" nick="test" email="test@test.local">
@@ -93,6 +93,7 @@ class SaslTest(unittest.TestCase):
             if time.monotonic() > deadline or cls.services.proc.poll() is not None:
                 raise RuntimeError("atheme did not link: " + cls.services.log()[-2000:])
             time.sleep(0.02)
+        cls.relay = SocksRelay(cls.dir)
         # Accounts, registered through NickServ as a user would.
         for nick, password in (("chitinbot", "botpass"), ("alice", "alicepass")):
             p = IrcPeer(cls.port, nick)
@@ -102,6 +103,7 @@ class SaslTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        cls.relay.stop()
         cls.services.stop()
         cls.ircd.stop()
         rmtree(cls.dir)
@@ -116,7 +118,7 @@ class SaslTest(unittest.TestCase):
     def platform(self, credential, **options):
         opts = {"server": "127.0.0.1", "port": str(self.port), "tls": "false", "nick": "chitinbot"}
         opts.update(options)
-        h = Harness("irc", opts, credential=credential)
+        h = Harness("irc", opts, credential=credential, egress_socket=self.relay.socket)
         self.cleanup.append(h.stop)
         return h
 
