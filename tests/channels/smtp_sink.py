@@ -11,6 +11,7 @@ Runs in: tests.
 import os
 import ssl
 import sys
+import threading
 import time
 import uuid
 
@@ -63,7 +64,7 @@ def main():
     controller.start()
     print("ready", flush=True)
     try:
-        sys.stdin.read()  # until the test closes our stdin (or kills us)
+        threading.Event().wait()  # until the test kills us
     finally:
         controller.stop()
 

@@ -92,7 +92,7 @@ class Mail:
         wait_port(self.imap)
         self.sink = subprocess.Popen([PYTHON, f"{HERE}/smtp_sink.py", str(self.smtp), f"{d}/cert.pem",
                                       f"{d}/key.pem", f"{d}/smtp-users", f"{d}/mail"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True)
         assert self.sink.stdout.readline().strip() == "ready"
         self.relay = SocksRelay(d)
         self.socket = self.relay.socket
@@ -103,7 +103,6 @@ class Mail:
         self.sink.kill()
         self.sink.wait()
         self.sink.stdout.close()
-        self.sink.stdin.close()
         self.dovecot.stop()
         rmtree(self.dir)
 
