@@ -182,23 +182,29 @@ class Harness:
 
 
 class SocksRelay:
-    """socks_relay.py on a unix socket in `directory`: the platform's stand-in egress broker."""
+    """A SOCKS5 server on a unix socket in `directory`, standing in for the egress broker:
+    workers/channel/whatsapp/bridge/test/socks5_unix.py (written from RFC 1928, independently
+    of chitin's clients), which prints one "CONNECT host:port" line per tunnel."""
+
+    SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "workers",
+                          "channel", "whatsapp", "bridge", "test", "socks5_unix.py")
 
     def __init__(self, directory):
-        here = os.path.dirname(os.path.abspath(__file__))
         self.socket = os.path.join(directory, "egress.sock")
-        self.log_path = os.path.join(directory, "egress.log")
-        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(here, "socks_relay.py"),
-                                      self.socket, self.log_path], stdout=subprocess.PIPE, text=True)
+        self._targets = []
+        self.proc = subprocess.Popen(["/usr/bin/python3", self.SERVER, self.socket],
+                                     stdout=subprocess.PIPE, text=True)
         if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("socks_relay.py did not start")
+            raise RuntimeError("socks5_unix.py did not start")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith("CONNECT "):
+                self._targets.append(line.split()[1])
 
     def targets(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read().split()
-        except FileNotFoundError:
-            return []
+        return list(self._targets)
 
     def stop(self):
         self.proc.kill()
