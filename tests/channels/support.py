@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 
 SKIP = 77  # meson's exit code for a skipped test
 
@@ -210,6 +211,17 @@ class SocksRelay:
         self.proc.kill()
         self.proc.wait()
         self.proc.stdout.close()
+
+
+class PlatformTest(unittest.TestCase):
+    """A test case whose harnesses and peers are stopped at its end, newest first."""
+
+    def setUp(self):
+        self.cleanup = []
+
+    def tearDown(self):
+        for f in reversed(self.cleanup):
+            f()
 
 
 def tempdir(prefix):

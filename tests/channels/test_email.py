@@ -22,7 +22,7 @@ import unittest
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from support import Daemon, Harness, SocksRelay, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
+from support import Daemon, Harness, PlatformTest, SocksRelay, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
@@ -162,7 +162,7 @@ class Mail:
         return self.relay.targets()
 
 
-class EmailTest(unittest.TestCase):
+class EmailTest(PlatformTest):
     @classmethod
     def setUpClass(cls):
         cls.mail = Mail()
@@ -170,13 +170,6 @@ class EmailTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.mail.stop()
-
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        for f in reversed(self.cleanup):
-            f()
 
     def start(self, state, credential="botpass", **overrides):
         os.makedirs(os.path.join(self.mail.dir, state), exist_ok=True)

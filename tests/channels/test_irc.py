@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ircpeer import IrcPeer  # noqa: E402
-from support import Daemon, Harness, SocksRelay, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
+from support import Daemon, Harness, PlatformTest, SocksRelay, free_port, require, rmtree, tempdir, wait_port  # noqa: E402
 
 NGIRCD_CONF = """[Global]
 Name = irc.test.local
@@ -44,7 +44,7 @@ class Ngircd(Daemon):
         super().__init__(["ngircd", "-n", "-f", conf], port, os.path.join(directory, "ngircd.log"))
 
 
-class IrcTest(unittest.TestCase):
+class IrcTest(PlatformTest):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempdir("chitin-irc-")
@@ -58,13 +58,6 @@ class IrcTest(unittest.TestCase):
         cls.relay.stop()
         cls.server.stop()
         rmtree(cls.dir)
-
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        for f in reversed(self.cleanup):
-            f()
 
     def platform(self, nick="chitin", **options):
         opts = {"server": "127.0.0.1", "port": str(self.port), "tls": "false", "nick": nick,

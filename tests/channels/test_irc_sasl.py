@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ircpeer import IrcPeer  # noqa: E402
-from support import Daemon, Harness, SocksRelay, free_port, require, rmtree, tempdir  # noqa: E402
+from support import Daemon, Harness, PlatformTest, SocksRelay, free_port, require, rmtree, tempdir  # noqa: E402
 
 INSPIRCD_CONF = """<server name="irc.test.local" description="chitin test" id="001" network="TestNet">
 <admin name="test" nick="test" email="test@test.local">
@@ -65,7 +65,7 @@ def as_irc_user(argv):
     return ["setpriv", "--reuid=irc", "--regid=irc", "--init-groups"] + argv
 
 
-class SaslTest(unittest.TestCase):
+class SaslTest(PlatformTest):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempdir("chitin-irc-sasl-")
@@ -107,13 +107,6 @@ class SaslTest(unittest.TestCase):
         cls.services.stop()
         cls.ircd.stop()
         rmtree(cls.dir)
-
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        for f in reversed(self.cleanup):
-            f()
 
     def platform(self, credential, **options):
         opts = {"server": "127.0.0.1", "port": str(self.port), "tls": "false", "nick": "chitinbot"}
