@@ -178,11 +178,12 @@ class IrcTest(PlatformTest):
         self.assertEqual(got, ["l0", "l1", "[8 more lines not sent]"])
 
     def test_nick_in_use_falls_back(self):
-        squatter = self.peer("chitin", join=None)
-        h, connected = self.platform()
-        self.assertEqual(connected["identity"], "chitin_")
-        squatter.privmsg("chitin_", "you took the fallback")
-        self.assertEqual(h.wait_deliver()["chatId"], "chitin")
+        # A nick of its own: "chitin" may still be leaving the server after the previous case.
+        squatter = self.peer("taken", join=None)
+        h, connected = self.platform(nick="taken")
+        self.assertEqual(connected["identity"], "taken_")
+        squatter.privmsg("taken_", "you took the fallback")
+        self.assertEqual(h.wait_deliver()["chatId"], "taken")
 
     def test_unreachable_server_reconnects_with_backoff(self):
         port = free_port()  # nothing listens

@@ -74,6 +74,9 @@ bool validTarget(std::string_view target);
 std::string escapeId(std::string_view raw);
 bool plainAscii(std::string_view s);  // non-empty, all of '!'..'~'
 
+// The items of a `sep`-separated list, blanks around each trimmed, empty ones dropped.
+std::vector<std::string> splitList(const std::string& s, char sep);
+
 // Valid nick for registration: RFC 2812 letters/specials first, then also digits and '-'.
 bool validNick(std::string_view nick);
 

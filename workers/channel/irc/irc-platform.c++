@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <sstream>
 
 #include "../format.h"
 
@@ -32,18 +31,6 @@ int64_t nowMs() {
       .count();
 }
 
-std::vector<std::string> splitList(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, sep)) {
-    item.erase(0, item.find_first_not_of(' '));
-    item.erase(item.find_last_not_of(' ') + 1);
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : sep) + item;
@@ -64,61 +51,6 @@ std::string sha256Hex(const std::string& data) {
 }
 
 }  // namespace
-
-IrcConfig ircConfigFromSettings(Settings& settings) {
-  IrcConfig c;
-  c.server = settings.take("server");
-  if (c.server.empty() || c.server.find_first_of(" /:\r\n") != std::string::npos) {
-    throw ChannelError("irc option \"server\": expected a host name, e.g. irc.libera.chat");
-  }
-  c.tls = settings.takeBool("tls", true);
-  // The default port is the TLS one whatever `tls` says: the supervisor allows egress to the
-  // same default (supervisor/channels), so plain text must name its port (usually 6667).
-  if (!c.tls && settings.options.count("port") == 0) {
-    throw ChannelError(
-        "irc option \"port\": needed with tls=false (plain-text IRC is usually 6667)");
-  }
-  c.port = static_cast<uint16_t>(settings.takeInt("port", 6697, 1, 65535));
-  c.caFile = settings.take("caFile");
-  c.nick = settings.take("nick");
-  if (!validNick(c.nick)) {
-    throw ChannelError(
-        "irc option \"nick\": expected a nick (letters, digits, []\\`_^{|}-, not "
-        "starting with a digit or '-'), got '" +
-        c.nick + "'");
-  }
-  c.username = settings.take("username", c.nick);
-  if (c.username.empty() || c.username.find_first_of(" @!\r\n\0") != std::string::npos) {
-    throw ChannelError("irc option \"username\": expected one word without '@' or '!'");
-  }
-  c.realname = settings.take("realname", "chitin");
-  if (c.realname.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
-    throw ChannelError("irc option \"realname\": must be one line");
-  }
-  for (const std::string& channel : splitList(settings.take("channels"), ',')) {
-    if (!validTarget(channel) || !plainAscii(channel) ||
-        std::string_view("#&+!").find(channel.front()) == std::string::npos) {
-      throw ChannelError("irc option \"channels\": '" + channel +
-                         "' is not a channel name (expected e.g. #chitin,#ops)");
-    }
-    c.channels.push_back(channel);
-  }
-  c.sasl = settings.takeBool("sasl", true);
-  c.saslUser = settings.take("saslUser", c.nick);
-  c.floodBurst = static_cast<size_t>(settings.takeInt("floodBurst", 4, 1, 100));
-  c.floodInterval = milliseconds(settings.takeInt("floodIntervalMs", 2000, 0, 60000));
-  c.maxLines = static_cast<size_t>(settings.takeInt("maxLines", 20, 1, 1000));
-  c.pingInterval = std::chrono::seconds(settings.takeInt("pingIntervalSeconds", 120, 1, 3600));
-  c.pingTimeout = std::chrono::seconds(settings.takeInt("pingTimeoutSeconds", 60, 1, 3600));
-  settings.finish();
-  return c;
-}
-
-std::unique_ptr<Platform> makeIrcPlatform(Settings& settings, Host& host) {
-  IrcConfig config = ircConfigFromSettings(settings);
-  return std::make_unique<IrcPlatform>(std::move(config), settings.credential,
-                                       settings.egressSocket, host);
-}
 
 struct IrcPlatform::Session {
   std::shared_ptr<Stream> stream;
@@ -185,7 +117,20 @@ void IrcPlatform::run(Host& host) {
 void IrcPlatform::interrupt() {
   interrupted_ = true;
   std::lock_guard<std::mutex> lock(mutex_);
-  if (stream_) stream_->interrupt();
+  if (!stream_) return;
+  // A parting QUIT frees the nick at once (a restarted worker gets it back instead of a
+  // fallback). Best effort: skipped when a send holds the writer, never waited for.
+  std::unique_lock<std::mutex> writer(writeMutex_, std::try_to_lock);
+  if (writer.owns_lock() && !nick_.empty()) {
+    try {
+      stream_->writeAll("QUIT :stopping\r\n");
+    } catch (const ChannelError&) {
+      // The connection is already gone: nothing to part from.
+    } catch (const StreamInterrupted&) {
+      // Interrupted before: the same.
+    }
+  }
+  stream_->interrupt();
 }
 
 void IrcPlatform::serve(Host& host, Backoff& backoff) {
