@@ -229,11 +229,11 @@ TEST_CASE("channel router: who is speaking comes from the worker, with ids the c
   irc.set_account("libera");
   rig.home.write("credentials/irc-libera", "pw\n");
   rig.start(agent, {irc});
-  CHECK(rig.deliver("#chitin", "nick[m]", "m1", "chitin: hi", true, true));
+  CHECK(rig.deliver("#chitin", "nick:nick[m]", "m1", "chitin: hi", true, true));
   REQUIRE(agent.runs.size() == 1);
   const auto& p = agent.runs[0].params;
   CHECK(p.channel() == "irc");
-  CHECK(p.sender() == "nick_5Bm_5D");
+  CHECK(p.sender() == "nick:nick_5Bm_5D");
   CHECK(p.chat_id() == "_23chitin");
   CHECK(p.chat_type() == "group");
   CHECK(p.mentioned());

@@ -99,12 +99,14 @@ TEST_CASE("inbound: text, names and attachments are bounded") {
 }
 
 TEST_CASE("session-safe ids: one-to-one, in the agent core's character set") {
-  std::regex core("[A-Za-z0-9_.@+-]{1,128}");
+  std::regex core("[A-Za-z0-9_.@+:-]{1,128}");
   CHECK(sessionSafeId("123456") == "123456");
   CHECK(sessionSafeId("-1001234") == "-1001234");
   CHECK(sessionSafeId("alice@example.org") == "alice@example.org");
   CHECK(sessionSafeId("+4915112345678") == "+4915112345678");
   CHECK(sessionSafeId("#chitin") == "_23chitin");
+  CHECK(sessionSafeId("account:alice") == "account:alice");  // as IRC and Signal qualify ids
+  CHECK(sessionSafeId("group:aGVsbG8=") == "group:aGVsbG8_3D");
   CHECK(sessionSafeId("nick[m]") == "nick_5Bm_5D");
   CHECK(sessionSafeId("a_b") == "a_5Fb");  // '_' is escaped too, so "_23" cannot be forged
   std::set<std::string> seen;

@@ -81,7 +81,7 @@ std::string sessionSafeId(const std::string& id) {
   static const char HEX[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : id) {
-    if (isalnum(c) || c == '.' || c == '@' || c == '+' || c == '-') {
+    if (isalnum(c) || c == '.' || c == '@' || c == '+' || c == '-' || c == ':') {
       out += static_cast<char>(c);
     } else {
       out += '_';

@@ -54,8 +54,8 @@ struct Inbound {
 std::string copyInbound(rpc::InboundMessage::Reader message, const InboundLimits& limits,
                         Inbound& out);
 
-// A platform id as the agent core's sender and group ids must be ([A-Za-z0-9_.@+-]{1,128}),
-// one-to-one: A-Z a-z 0-9 . @ + - stay, every other byte becomes "_XX" (hex); an id whose
+// A platform id as the agent core's sender and group ids must be ([A-Za-z0-9_.@+:-]{1,128}),
+// one-to-one: A-Z a-z 0-9 . @ + : - stay, every other byte becomes "_XX" (hex); an id whose
 // spelling would be longer than 128 becomes "_Z" + the SHA-256 of the id (hex). So IRC's
 // "#chitin" is "_23chitin", and no two ids share a session or a principal.
 std::string sessionSafeId(const std::string& id);

@@ -233,20 +233,21 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
   std::string key = params.session_key();
   if (!params.channel().empty()) {
     static const std::regex channelPattern("[a-z0-9_-]{1,32}");
-    static const std::regex idPattern("[A-Za-z0-9_.@+-]{1,128}");
+    // ':' for ids a platform qualifies (IRC's "account:alice", Signal's "group:<id>").
+    static const std::regex idPattern("[A-Za-z0-9_.@+:-]{1,128}");
     if (!std::regex_match(params.channel(), channelPattern) || params.channel() == "local")
       return gateway::UserError{"INVALID_REQUEST",
                                 "channel: expected 1-32 of a-z 0-9 _ - (and not \"local\")"};
     if (!std::regex_match(params.sender(), idPattern))
       return gateway::UserError{"INVALID_REQUEST",
-                                "sender: expected 1-128 of A-Z a-z 0-9 _ . @ + -"};
+                                "sender: expected 1-128 of A-Z a-z 0-9 _ . @ + : -"};
     const std::string& type = params.chat_type().empty() ? "direct" : params.chat_type();
     if (type != "direct" && type != "group")
       return gateway::UserError{"INVALID_REQUEST", "chatType: expected \"direct\" or \"group\""};
     if (type == "group" && !std::regex_match(params.chat_id(), idPattern))
       return gateway::UserError{"INVALID_REQUEST",
                                 "chatId: a group message needs the group's id (1-128 of A-Z a-z "
-                                "0-9 _ . @ + -)"};
+                                "0-9 _ . @ + : -)"};
     // A bridge cannot steer a sender into someone else's session.
     std::string derived = channelSessionKey(settings_.agentId, params.channel(), type,
                                             type == "group" ? params.chat_id() : params.sender());
