@@ -510,13 +510,15 @@ kj::Promise<std::vector<std::string>> ChannelHost::sendMessage(OutgoingMessage m
 // A sandboxed channel worker as the host sees it.
 class HostedWorker final : public LaunchedWorker {
  public:
-  explicit HostedWorker(kj::Own<WorkerHost> host) : host_(kj::mv(host)) {}
-  rpc::ChannelWorker::Client client() override { return host_->bootstrap<rpc::ChannelWorker>(); }
+  explicit HostedWorker(kj::Own<WorkerHost> host)
+      : host_(kj::mv(host)), client_(host_->bootstrap<rpc::ChannelWorker>()) {}
+  rpc::ChannelWorker::Client client() override { return client_; }
   kj::Promise<WorkerExit> onExit() override { return host_->onExit(); }
   void kill(const std::string& reason) override { host_->kill(reason); }
 
  private:
   kj::Own<WorkerHost> host_;
+  rpc::ChannelWorker::Client client_;  // one bootstrap: start, send and status go to one object
 };
 
 kj::Own<LaunchedWorker> SandboxLauncher::launch(const LaunchRequest& r) {

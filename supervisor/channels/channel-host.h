@@ -52,8 +52,8 @@ class EgressBroker {
 class LaunchedWorker {
  public:
   virtual ~LaunchedWorker() noexcept(false) = default;  // kills the worker
-  virtual rpc::ChannelWorker::Client client() = 0;
-  virtual kj::Promise<WorkerExit> onExit() = 0;  // once; never rejects
+  virtual rpc::ChannelWorker::Client client() = 0;      // the same capability every time
+  virtual kj::Promise<WorkerExit> onExit() = 0;         // once; never rejects
   virtual void kill(const std::string& reason) = 0;
 };
 

@@ -152,15 +152,14 @@ class FakeLaunched final : public LaunchedWorker {
     supervisorStream_ =
         io.lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     rpc_ = kj::heap<capnp::TwoPartyClient>(*supervisorStream_);
+    client_ = rpc_->bootstrap().castAs<rpc::ChannelWorker>();
     auto paf = kj::newPromiseAndFulfiller<WorkerExit>();
     exit_ = paf.promise.fork();
     exitFulfiller_ = kj::mv(paf.fulfiller);
   }
   ~FakeLaunched() noexcept(false) { die(WorkerExit{-1, 9, "stopped by the supervisor"}); }
 
-  rpc::ChannelWorker::Client client() override {
-    return rpc_->bootstrap().castAs<rpc::ChannelWorker>();
-  }
+  rpc::ChannelWorker::Client client() override { return client_; }
   kj::Promise<WorkerExit> onExit() override { return exit_.addBranch(); }
   void kill(const std::string& reason) override { die(WorkerExit{-1, 9, reason}); }
   // The worker process ends by itself (a crash).
@@ -182,6 +181,7 @@ class FakeLaunched final : public LaunchedWorker {
   kj::Maybe<kj::Promise<void>> serving_;
   kj::Own<kj::AsyncIoStream> supervisorStream_;
   kj::Own<capnp::TwoPartyClient> rpc_;
+  rpc::ChannelWorker::Client client_ = nullptr;
   kj::ForkedPromise<WorkerExit> exit_;
   kj::Own<kj::PromiseFulfiller<WorkerExit>> exitFulfiller_;
   bool dead_ = false;
