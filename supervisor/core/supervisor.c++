@@ -19,6 +19,7 @@
 
 #include "agent-core.h"
 #include "audit-log.h"
+#include "allowlists.h"
 #include "broker.h"
 #include "pairing.h"
 #include "policy-host.h"
@@ -108,11 +109,16 @@ int runGateway(const GatewayCommand& command) {
   }
 
   ModelSettings modelSettings;
+  std::vector<egress::Rule> modelEgress;
   std::string token;
   try {
     modelSettings = resolveModelSettings(config, processEnvironment(), readSmallFile);
+    modelEgress = egress::modelRules(modelSettings.baseUrl, config.egress());
     token = loadOrCreateToken(home);
   } catch (const ConfigError& e) {
+    fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
+    return 2;
+  } catch (const egress::RuleError& e) {
     fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
@@ -214,7 +220,7 @@ int runGateway(const GatewayCommand& command) {
     }
 
     TranscriptStore transcripts(home.sessionsDir());
-    ModelHost model(&loop, io, spawner, modelSettings);
+    ModelHost model(&loop, io, spawner, modelSettings, *broker, modelEgress);
     ToolRunnerSettings toolSettings;
     toolSettings.defaultTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();

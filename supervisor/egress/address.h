@@ -48,6 +48,10 @@ Classification classifyV6(const in6_addr& address);
 // AF_INET or AF_INET6; anything else is RESERVED.
 Classification classify(const sockaddr* address);
 
+// The sockaddr for an IPv4 dotted quad or an IPv6 literal (inet_pton's spellings only) and
+// `port`; false for anything else.
+bool literalAddress(const std::string& text, uint16_t port, sockaddr_storage& out);
+
 // "93.184.216.34:443" / "[2606:2800::1]:443".
 std::string describeAddress(const sockaddr* address);
 

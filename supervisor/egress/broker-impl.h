@@ -29,10 +29,11 @@ struct EndpointState {
   uv_pipe_t listener;
   std::set<Tunnel*> tunnels;
   int refs = 0;
-  // Refusals audited in the current minute, and those only counted.
+  // Tunnels that never reached a host (refused, failed, timed out, hung up mid-handshake),
+  // audited in the current minute, and those only counted.
   uint64_t windowStartMs = 0;
-  uint32_t refusalsInWindow = 0;
-  uint64_t refusalsUnrecorded = 0;
+  uint32_t failuresInWindow = 0;
+  uint64_t failuresUnrecorded = 0;
 
   void close();  // stops listening, removes the socket file, ends every tunnel
   void unref();
@@ -49,10 +50,12 @@ struct Broker::Impl {
   std::set<EndpointState*> endpoints;
   size_t tunnels = 0;
 
-  // One EGRESS record for `endpoint`'s worker. Refusals beyond the per-minute budget are
-  // counted instead, and the count goes into the next refusal recorded (or a record of its own
-  // when the endpoint closes), so a worker hammering the broker cannot flood the log.
-  void record(EndpointState& endpoint, audit::Record record, bool refusal);
+  // One EGRESS record for `endpoint`'s worker. Tunnels that never reached a host beyond the
+  // per-minute budget are counted instead, and the count goes into the next such record (or a
+  // record of its own when the endpoint closes), so a worker hammering the broker with
+  // connections it knows will be refused (or drops) cannot flood the log. A tunnel that
+  // reached its host is always recorded.
+  void record(EndpointState& endpoint, audit::Record record, bool reachedHost);
 };
 
 // Takes the connection waiting on `endpoint`'s listener and runs its tunnel.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The broker's bounds: a tunnel's lifetime, backpressure against a peer that does not read,
 // half-close, the end of a worker's endpoint, long socket directories, the audit budget for
-// refusals, and the system resolver.
+// tunnels that reach no host, and the system resolver.
 // Runs in: tests
 
 #include <doctest/doctest.h>
@@ -150,22 +150,31 @@ TEST_CASE("broker: a socket directory too long for sun_path is bound through /pr
   CHECK_THROWS(loop.run([&] { Broker broker(loop.loop(), settings, resolver, *f.log); }));
 }
 
-TEST_CASE("broker: refusals beyond the per-minute audit budget are counted, not each recorded") {
+TEST_CASE("broker: tunnels that reach no host are audited up to a budget a minute, then counted") {
+  TestServer echo(TestServer::Mode::ECHO_BACK);
   BrokerSettings settings;
-  settings.refusalAuditsPerMinute = 3;
+  settings.failureAuditsPerMinute = 3;
   Fixture f(settings);
-  std::string socket = f.open("w", {});
-  for (int i = 0; i < 8; i++) {
+  std::string socket = f.open("w", {rule(local(echo.port()), true)});
+  for (int i = 0; i < 6; i++) {
     auto r = socksConnect(socket, "example.com", 443);
     CHECK(r.reply == 0x02);
     close(r.fd);
   }
+  for (int i = 0; i < 2; i++) close(connectUnix(socket));  // hung up mid-handshake
   CHECK(f.records(3).size() == 3);
+  // A tunnel that reached its host is always recorded.
+  auto ok = socksConnect(socket, "127.0.0.1", echo.port());
+  CHECK(ok.reply == 0x00);
+  close(ok.fd);
+  CHECK(f.records(4).size() == 4);
   f.closeEndpoint(0);
-  auto records = f.records(4);
-  REQUIRE(records.size() == 4);
-  CHECK(records[3].outcome() ==
-        "refused: 5 more connections (over the per-minute audit budget, not recorded one by one)");
+  auto records = f.records(5);
+  REQUIRE(records.size() == 5);
+  CHECK(records[3].outcome() == "ok");
+  CHECK(records[4].outcome() ==
+        "not recorded one by one: 5 more connections that reached no host (over the per-minute "
+        "audit budget)");
 }
 
 TEST_CASE("broker: the system resolver answers from /etc/hosts (localhost) on the loop") {

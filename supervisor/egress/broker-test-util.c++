@@ -19,6 +19,7 @@
 
 #include <future>
 
+#include "address.h"
 #include "audit-log.h"
 
 namespace chitin::egress::testing {
@@ -98,17 +99,8 @@ void ScriptedResolver::resolve(const std::string& host, uint16_t port, Done done
       resolved.error = text.substr(6);
       continue;
     }
-    sockaddr_storage address{};
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-    if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      v4->sin_port = htons(port);
-    } else {
-      KJ_ASSERT(inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1, text);
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons(port);
-    }
+    sockaddr_storage address;
+    KJ_ASSERT(literalAddress(text, port, address), text);
     resolved.addresses.push_back(address);
   }
   // Answered from the loop, later, as the real resolver does.

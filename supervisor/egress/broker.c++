@@ -97,14 +97,14 @@ void EndpointState::close() {
            [](uv_handle_t* h) { static_cast<EndpointState*>(h->data)->unref(); });
   std::set<Tunnel*> open = tunnels;
   for (Tunnel* tunnel : open) endTunnel(tunnel, "closed: the worker's endpoint was closed");
-  if (refusalsUnrecorded > 0) {
+  if (failuresUnrecorded > 0) {
     audit::Record r;
     r.set_kind(audit::EGRESS);
     r.set_worker(worker);
-    r.set_outcome("refused: " + std::to_string(refusalsUnrecorded) +
-                  " more connections (over the per-minute audit budget, not recorded one by one)");
+    r.set_outcome("not recorded one by one: " + std::to_string(failuresUnrecorded) +
+                  " more connections that reached no host (over the per-minute audit budget)");
     owner->audit.appendOrLog(std::move(r), false);
-    refusalsUnrecorded = 0;
+    failuresUnrecorded = 0;
   }
 }
 
@@ -112,25 +112,25 @@ void EndpointState::unref() {
   if (--refs == 0) delete this;
 }
 
-void Broker::Impl::record(EndpointState& endpoint, audit::Record r, bool refusal) {
+void Broker::Impl::record(EndpointState& endpoint, audit::Record r, bool reachedHost) {
   r.set_kind(audit::EGRESS);
   r.set_worker(endpoint.worker);
-  if (refusal) {
+  if (!reachedHost) {
     uint64_t now = uv_now(loop);
     if (now - endpoint.windowStartMs >= MINUTE_MS) {
       endpoint.windowStartMs = now;
-      endpoint.refusalsInWindow = 0;
+      endpoint.failuresInWindow = 0;
     }
-    if (endpoint.refusalsInWindow >= settings.refusalAuditsPerMinute) {
-      endpoint.refusalsUnrecorded++;
+    if (endpoint.failuresInWindow >= settings.failureAuditsPerMinute) {
+      endpoint.failuresUnrecorded++;
       return;
     }
-    endpoint.refusalsInWindow++;
-    if (endpoint.refusalsUnrecorded > 0) {
-      r.set_detail(std::to_string(endpoint.refusalsUnrecorded) +
-                   " refusals before this one were over the per-minute audit budget and not "
-                   "recorded one by one");
-      endpoint.refusalsUnrecorded = 0;
+    endpoint.failuresInWindow++;
+    if (endpoint.failuresUnrecorded > 0) {
+      r.set_detail(std::to_string(endpoint.failuresUnrecorded) +
+                   " connections before this one reached no host and were over the per-minute "
+                   "audit budget: not recorded one by one");
+      endpoint.failuresUnrecorded = 0;
     }
   }
   // Not synced: the connection has already ended or been refused, and a tunnel's end must not

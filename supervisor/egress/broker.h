@@ -56,9 +56,10 @@ struct BrokerSettings {
   uint32_t connectTimeoutMs = 15000;
   uint32_t maxConnectionSeconds = 86400;
   uint32_t maxConnectionsPerWorker = 16;
-  uint32_t handshakeTimeoutMs = 10000;   // greeting, request and name resolution
-  size_t highWaterBytes = 1 << 20;       // a side stops being read past this much queued
-  uint32_t refusalAuditsPerMinute = 60;  // per worker; the rest are counted in one record
+  uint32_t handshakeTimeoutMs = 10000;  // greeting, request and name resolution
+  size_t highWaterBytes = 1 << 20;      // a side stops being read past this much queued
+  // Per worker: records of tunnels that reached no host; the rest are counted in one record.
+  uint32_t failureAuditsPerMinute = 60;
 };
 
 // The settings from chitin.conf's egress {} (defaults for unset fields).

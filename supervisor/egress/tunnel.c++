@@ -3,7 +3,6 @@
 // connect, relay, end (the steps in broker.h).
 // Runs in: supervisor
 
-#include <arpa/inet.h>
 #include <kj/debug.h>
 
 #include <memory>
@@ -56,6 +55,7 @@ struct Tunnel {
   bool clientPaused = false, upstreamPaused = false;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   bool audited = false;
+  bool reachedHost = false;  // the connect succeeded (such a tunnel is always audited)
 
   uv_stream_t* clientStream() { return reinterpret_cast<uv_stream_t*>(&client); }
   uv_stream_t* upstreamStream() { return reinterpret_cast<uv_stream_t*>(&upstream->tcp); }
@@ -251,19 +251,9 @@ void Tunnel::onRequest(const socks5::Request& request) {
   if (rule == nullptr) return refuse(Reply::NOT_ALLOWED, "refused: not in the allowlist");
   privateOk = rule->privateOk;
   state = State::RESOLVING;
-  if (isIpLiteral(host)) {
+  sockaddr_storage literal;
+  if (isIpLiteral(host) && literalAddress(host, port, literal)) {
     // An address needs no lookup (and must not get one: the resolver seam is for names).
-    sockaddr_storage literal{};
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&literal);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&literal);
-    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      v4->sin_port = htons(port);
-    } else {
-      KJ_ASSERT(inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1, host);
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons(port);
-    }
     Resolved resolved;
     resolved.addresses.push_back(literal);
     return onResolved(std::move(resolved));
@@ -331,6 +321,7 @@ void Tunnel::onConnected(int status) {
     return connectNext();
   }
   uv_tcp_nodelay(&upstream->tcp, 1);
+  reachedHost = true;
   writeText(false, socks5::reply(Reply::SUCCEEDED));
   state = State::RELAY;
   uv_timer_start(
@@ -442,7 +433,7 @@ void Tunnel::recordEnd(const std::string& outcome) {
   r.set_bytes_down(down);
   r.set_duration_ms(uv_now(broker->loop) - startMs);
   r.set_outcome(outcome);
-  broker->record(*endpoint, std::move(r), outcome.rfind("refused:", 0) == 0);
+  broker->record(*endpoint, std::move(r), reachedHost);
 }
 
 void Tunnel::end(const std::string& outcome) {

@@ -108,6 +108,7 @@ class FakeModel {
     return "http://" + std::string(host) + ":" + std::to_string(port_) + (withV1 ? "/v1" : "");
   }
   std::string logPath() const { return dir_ / "log.jsonl"; }
+  int port() const { return port_; }
 
   // Every JSON line logged so far.
   std::vector<json> log() const {
@@ -151,6 +152,44 @@ class Collector final : public rpc::TextStream::Server {
   kj::Own<kj::PromiseFulfiller<void>> firstDelta_;
 };
 
+// tests/fakes/fake_socks5.py on a unix socket: the egress broker's protocol. After its
+// lockdown the worker has no socket but AF_UNIX, exactly as in its sandbox, so it reaches the
+// fake model only through this.
+class FakeBroker {
+ public:
+  FakeBroker() {
+    char pattern[] = "/tmp/chitin-socks-test-XXXXXX";
+    REQUIRE(mkdtemp(pattern) != nullptr);
+    dir_ = pattern;
+    pid_ = spawnProcess({requireEnv("CHITIN_PYTHON"), requireEnv("CHITIN_FAKE_SOCKS5"), "--socket",
+                         socketPath(), "--ready-file", dir_ / "ready", "--log", logPath()},
+                        -1, true);
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!std::filesystem::exists(dir_ / "ready")) {
+      REQUIRE_MESSAGE(Clock::now() < deadline, "fake_socks5.py did not start");
+      REQUIRE_MESSAGE(!waitFor(pid_, std::chrono::milliseconds(0)), "fake_socks5.py exited");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~FakeBroker() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    std::filesystem::remove_all(dir_);
+  }
+  std::string socketPath() const { return dir_ / "egress.sock"; }
+  std::string logPath() const { return dir_ / "connects.jsonl"; }
+  std::vector<json> connects() const {
+    std::vector<json> lines;
+    std::ifstream in(logPath());
+    for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+    return lines;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+};
+
 // One worker process and the RPC connection to it.
 class WorkerUnderTest {
  public:
@@ -161,7 +200,9 @@ class WorkerUnderTest {
     int childFd = fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
     REQUIRE(childFd >= 0);
     close(fds[1]);
-    pid_ = spawnProcess({requireEnv("CHITIN_MODEL_WORKER"), LIMITS}, childFd, false);
+    pid_ = spawnProcess(
+        {requireEnv("CHITIN_MODEL_WORKER"), LIMITS, "--chitin-egress=" + broker_.socketPath()},
+        childFd, false);
     close(childFd);
     stream_ =
         io_.lowLevelProvider->wrapUnixSocketFd(fds[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
@@ -220,6 +261,7 @@ class WorkerUnderTest {
   }
 
   kj::AsyncIoContext& io() { return io_; }
+  const FakeBroker& broker() const { return broker_; }
 
   // The "Seccomp:" line of the worker's /proc status (2 = filter mode).
   std::string seccompMode() const {
@@ -231,6 +273,7 @@ class WorkerUnderTest {
   }
 
  private:
+  FakeBroker broker_;
   kj::AsyncIoContext io_;
   pid_t pid_ = -1;
   kj::Own<kj::AsyncCapabilityStream> stream_;
@@ -278,6 +321,16 @@ TEST_CASE("model worker: a plain answer streams deltas; the key travels only in 
   auto echo = worker.complete(ask("just this"));
   REQUIRE(echo.getCompletion().isMessage());
   CHECK(echo.getCompletion().getMessage().getContent() == "echo: just this");
+
+  // Every connection went through the egress socket, named as the base URL has it (socks5h:
+  // the worker resolves nothing itself).
+  auto connects = worker.broker().connects();
+  REQUIRE(!connects.empty());
+  for (auto& c : connects) {
+    CHECK(c["host"] == "127.0.0.1");
+    CHECK(c["port"] == fake.port());
+    CHECK(c["reply"] == 0);
+  }
 }
 
 void multiStepToolCall(rpc::ProviderConfig::Api api, const std::string& baseUrl) {
