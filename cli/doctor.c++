@@ -165,8 +165,6 @@ void checkChannels(Report& r, const spawn::SpawnerSettings& settings) {
     return;
   }
   if (c.channels().account_size() == 0) return;
-  std::vector<std::string> allowPrivate(c.egress().allow_private().begin(),
-                                        c.egress().allow_private().end());
   spawn::SystemSpawnOs os;
   for (const auto& a : c.channels().account()) {
     std::string name = "channel " + a.kind() + "/" + a.account();
@@ -185,7 +183,7 @@ void checkChannels(Report& r, const spawn::SpawnerSettings& settings) {
                                         a.account() +
                                         " --token-file FILE, or fix the file as the message says");
     try {
-      channels::egressRules(a, allowPrivate);
+      channels::egressRules(a, c.egress());
     } catch (const std::exception& e) {
       r.fail(name + ": " + e.what(), "correct its options in chitin.conf");
     }

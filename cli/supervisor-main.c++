@@ -15,7 +15,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "allowlists.h"
 #include "audit-cli.h"
+#include "channel-kinds.h"
 #include "channels-cli.h"
 #include "config.h"
 #include "doctor.h"
@@ -96,6 +98,45 @@ int cmdGateway(const std::vector<std::string>& args) {
   return chitin::runGateway(c);
 }
 
+// Which hosts the profile's workers may reach, from this user's chitin.conf (and the
+// CHITIN_MODEL_* environment, as the gateway would see them). The API key is never read.
+std::string explainEgress(const std::string& profile) {
+  chitin::HomeLayout home{chitin::defaultHomePath("")};
+  chitin::config::ChitinConfig config;
+  std::string baseUrl;
+  try {
+    std::ifstream in(home.configPath());
+    std::stringstream text;
+    if (in) text << in.rdbuf();
+    config = chitin::parseConfig(text.str(), home.configPath());
+    auto noKey = [](const std::string&) { return std::string(); };
+    baseUrl = chitin::resolveModelSettings(config, chitin::processEnvironment(), noKey).baseUrl;
+  } catch (const std::exception& e) {
+    return std::string("egress allowlists: cannot read the config: ") + e.what() + "\n";
+  }
+  const std::string prefix = "channel-";
+  if (profile.rfind(prefix, 0) != 0)
+    return chitin::egress::explainAllowlists(profile, config, baseUrl, nullptr);
+  // A channel account's allowlist as its worker gets it: the platform's hosts, the hosts its
+  // options name and its own list (supervisor/channels/channel-kinds.h).
+  std::string kind = profile.substr(prefix.size()), out;
+  for (const auto& account : config.channels().account()) {
+    if (account.kind() != kind || account.disabled()) continue;
+    out += "  channel:" + kind + ":" + account.account() + ":\n";
+    try {
+      for (const auto& rule : chitin::channels::egressRules(account, config.egress()))
+        out += "    " + rule.text() + "  (" + rule.origin +
+               (rule.privateOk ? "; a private address is allowed for it" : "") + ")\n";
+    } catch (const std::exception& e) {
+      out += "    cannot be computed: " + std::string(e.what()) + "\n";
+    }
+  }
+  if (out.empty()) out = "  no enabled " + kind + " account in chitin.conf\n";
+  return "egress allowlists (from chitin.conf; every resolved address is checked, the gateway's "
+         "port is always refused):\n" +
+         out;
+}
+
 int cmdSandbox(const std::vector<std::string>& args) {
   // `--hide PATH` (repeatable): what a call that hides PATH compiles to (SpawnRequest::hide).
   std::vector<std::string> hide;
@@ -116,6 +157,7 @@ int cmdSandbox(const std::vector<std::string>& args) {
     std::cerr << "chitin sandbox explain: " << e.what() << "\n";
     return EXIT_USAGE;
   }
+  std::cout << "\n" << explainEgress(args[1]);
   return 0;
 }
 

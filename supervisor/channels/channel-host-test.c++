@@ -105,7 +105,8 @@ TEST_CASE("channel host: the worker gets its credential in start, and nowhere el
   REQUIRE(waitUntil(rig.io, [&] { return rig.status().state() == "connected"; }));
   auto st0 = rig.status();
   CHECK(st0.egress_size() == 3);
-  CHECK(st0.egress(1) == "127.0.0.1:8081 (options.apiRoot, private allowed)");
+  CHECK(st0.egress(1) ==
+        "127.0.0.1:8081 (channels account telegram:default option apiRoot, private allowed)");
 }
 
 TEST_CASE("channel host: a missing or exposed credential stops the account with the fix") {

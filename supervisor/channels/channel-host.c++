@@ -225,7 +225,7 @@ void ChannelHost::launch(Account& a) {
   std::string credential;
   try {
     // The allowlist first: `chitin channels status` shows it even when a later step fails.
-    a.rules = egressRules(a.config, settings_.allowPrivate);
+    a.rules = egressRules(a.config, settings_.egress);
     std::string path = a.config.credential_file().empty()
                            ? defaultCredentialPath(settings_.homeDir, a.kind(), a.account())
                            : a.config.credential_file();
@@ -240,7 +240,7 @@ void ChannelHost::launch(Account& a) {
       throw AccountError(
           "no egress broker is available, and channel workers reach their "
           "platform only through it");
-    a.endpoint = broker_->open(a.label, a.rules);
+    a.endpoint = broker_->open("channel:" + a.kind() + ":" + a.account(), a.rules);
     LaunchRequest request{
         "channel-" + a.kind(), {{"STATE_DIR", stateDir}}, a.endpoint->socketPath(), a.label};
     a.worker = launcher_.launch(request);
@@ -396,8 +396,7 @@ gateway::ChannelsStatus ChannelHost::status() const {
     s->set_restarts(a->restarts);
     s->set_last_exit(a->lastExit);
     for (const auto& r : a->rules) {
-      s->add_egress(r.host + ":" + std::to_string(r.port) + " (" + r.origin +
-                    (r.privateOk ? ", private allowed" : "") + ")");
+      s->add_egress(r.text() + " (" + r.origin + (r.privateOk ? ", private allowed" : "") + ")");
     }
     s->set_running(a->client != nullptr);
   }

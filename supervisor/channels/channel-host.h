@@ -44,8 +44,22 @@ namespace chitin::channels {
 class EgressBroker {
  public:
   virtual ~EgressBroker() = default;
-  virtual std::unique_ptr<egress::Endpoint> open(const std::string& label,
+  // `worker` names it in the broker's audit records: "channel:telegram:default".
+  virtual std::unique_ptr<egress::Endpoint> open(const std::string& worker,
                                                  std::vector<egress::Rule> rules) = 0;
+};
+
+// The supervisor's broker (supervisor/egress/broker.h) as the host uses it.
+class BrokerEndpoints final : public EgressBroker {
+ public:
+  explicit BrokerEndpoints(egress::Broker& broker) : broker_(broker) {}
+  std::unique_ptr<egress::Endpoint> open(const std::string& worker,
+                                         std::vector<egress::Rule> rules) override {
+    return broker_.open(worker, std::move(rules));
+  }
+
+ private:
+  egress::Broker& broker_;
 };
 
 // One started channel worker: a sandboxed process in production, an in-process fake in tests.
@@ -75,7 +89,7 @@ struct HostSettings {
   std::string homeDir;
   uid_t serviceUid = 0;  // credential files must belong to it
   uint64_t maxAttachmentBytes = 20u << 20;
-  std::vector<std::string> allowPrivate;  // egress.allow_private
+  config::EgressConfig egress;  // egress.allow_private: the private destinations the owner named
   kj::Duration restartInitial = 1 * kj::SECONDS;
   kj::Duration restartMax = 300 * kj::SECONDS;
   kj::Duration stableAfter = 60 * kj::SECONDS;  // running this long resets the delay

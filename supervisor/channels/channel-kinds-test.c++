@@ -22,13 +22,19 @@ config::ChannelAccountConfig account(const std::string& kind,
   return a;
 }
 
+config::EgressConfig allowing(std::vector<std::string> privateOnes) {
+  config::EgressConfig e;
+  for (auto& p : privateOnes) e.add_allow_private(p);
+  return e;
+}
+
 std::vector<std::string> shown(const std::vector<egress::Rule>& rules) {
   std::vector<std::string> out;
-  for (auto& r : rules)
-    out.push_back(r.host + ":" + std::to_string(r.port) + (r.privateOk ? " private" : "") + " " +
-                  r.origin);
+  for (auto& r : rules) out.push_back(r.text() + (r.privateOk ? " private" : ""));
   return out;
 }
+
+const config::EgressConfig NONE;
 
 TEST_CASE("channel kinds: every kind the config accepts has an entry, and no other") {
   CHECK(allKinds().size() == channelKinds().size());
@@ -40,63 +46,73 @@ TEST_CASE("channel kinds: every kind the config accepts has an entry, and no oth
 }
 
 TEST_CASE("channel egress: the platform's own hosts by default") {
-  CHECK(shown(egressRules(account("telegram"), {})) ==
-        std::vector<std::string>{"api.telegram.org:443 telegram"});
-  CHECK(shown(egressRules(account("discord"), {})).size() == 4);
-  CHECK(shown(egressRules(account("slack"), {}))[2] == "*.slack.com:443 slack");
-  CHECK(shown(egressRules(account("whatsapp"), {})).size() == 3);
-  CHECK(egressRules(account("signal"), {}).empty());
-  CHECK(egressRules(account("irc"), {}).empty());
-  CHECK(egressRules(account("email"), {}).empty());
+  auto telegram = egressRules(account("telegram"), NONE);
+  CHECK(shown(telegram) == std::vector<std::string>{"api.telegram.org:443"});
+  CHECK(telegram[0].origin == "telegram platform");
+  CHECK(egressRules(account("discord"), NONE).size() == 4);
+  CHECK(shown(egressRules(account("slack"), NONE))[2] == "*.slack.com:443");
+  CHECK(egressRules(account("whatsapp"), NONE).size() == 3);
+  CHECK(egressRules(account("signal"), NONE).empty());
+  CHECK(egressRules(account("irc"), NONE).empty());
+  CHECK(egressRules(account("email"), NONE).empty());
 }
 
 TEST_CASE(
     "channel egress: hosts the options name are added; a literal private address is "
     "the owner's explicit choice") {
-  CHECK(shown(egressRules(account("telegram", {{"apiRoot", "http://127.0.0.1:8081/x"}}), {})) ==
-        std::vector<std::string>{"api.telegram.org:443 telegram",
-                                 "127.0.0.1:8081 private options.apiRoot"});
-  CHECK(shown(egressRules(account("signal", {{"url", "http://localhost:8080"}}), {})) ==
-        std::vector<std::string>{"localhost:8080 private options.url"});
-  CHECK(shown(egressRules(account("irc", {{"server", "irc.libera.chat"}}), {})) ==
-        std::vector<std::string>{"irc.libera.chat:6697 options.server"});
+  auto rules = egressRules(account("telegram", {{"apiRoot", "http://127.0.0.1:8081/x"}}), NONE);
+  CHECK(shown(rules) == std::vector<std::string>{"api.telegram.org:443", "127.0.0.1:8081 private"});
+  CHECK(rules[1].origin == "channels account telegram:default option apiRoot");
+  CHECK(shown(egressRules(account("signal", {{"url", "http://localhost:8080"}}), NONE)) ==
+        std::vector<std::string>{"localhost:8080 private"});
+  CHECK(shown(egressRules(account("whatsapp", {{"wsUrl", "ws://127.0.0.1:9/ws/chat"}}), NONE))
+            .back() == "127.0.0.1:9 private");
+  CHECK(shown(egressRules(account("discord", {{"gatewayUrl", "wss://gw.example.org"}}), NONE))
+            .back() == "gw.example.org:443");
+  CHECK(shown(egressRules(account("irc", {{"server", "irc.libera.chat"}}), NONE)) ==
+        std::vector<std::string>{"irc.libera.chat:6697"});
   CHECK(shown(egressRules(account("irc", {{"server", "IRC.Example.org."}, {"port", "6667"}}),
-                          {})) == std::vector<std::string>{"irc.example.org:6667 options.server"});
-  CHECK(shown(egressRules(account("email", {{"imapHost", "imap.example.org"},
-                                            {"smtpHost", "[::1]"},
-                                            {"smtpPort", "2525"}}),
-                          {})) == std::vector<std::string>{"imap.example.org:993 options.imapHost",
-                                                           "[::1]:2525 private options.smtpHost"});
+                          NONE)) == std::vector<std::string>{"irc.example.org:6667"});
+  CHECK(shown(egressRules(
+            account("email",
+                    {{"imapHost", "imap.example.org"}, {"smtpHost", "::1"}, {"smtpPort", "2525"}}),
+            NONE)) == std::vector<std::string>{"imap.example.org:993", "[::1]:2525 private"});
   // The same host twice is one rule.
-  CHECK(egressRules(account("telegram", {{"apiRoot", "https://api.telegram.org"}}), {}).size() ==
+  CHECK(egressRules(account("telegram", {{"apiRoot", "https://api.telegram.org"}}), NONE).size() ==
         1);
+  // A name is private only when egress.allow_private lists it.
+  CHECK(shown(egressRules(account("signal", {{"url", "http://signal.lan:8080"}}),
+                          allowing({"signal.lan:8080"}))) ==
+        std::vector<std::string>{"signal.lan:8080 private"});
 }
 
 TEST_CASE(
     "channel egress: the account's own list; private only when egress.allow_private "
     "names it too") {
   auto rules = egressRules(account("slack", {}, {"files.example.org:443", "10.0.0.5:8443"}),
-                           {"10.0.0.5:8443"});
-  CHECK(shown(rules).back() == "10.0.0.5:8443 private egress");
-  CHECK(shown(rules)[4] == "files.example.org:443 egress");
-  CHECK_FALSE(egressRules(account("irc", {}, {"10.0.0.5:8443"}), {})[0].privateOk);
+                           allowing({"10.0.0.5:8443"}));
+  CHECK(shown(rules).back() == "10.0.0.5:8443 private");
+  CHECK(shown(rules)[4] == "files.example.org:443");
+  CHECK(rules[4].origin == "channels account slack:default egress");
+  // An IP literal the owner wrote in the account's list is their explicit choice too.
+  CHECK(egressRules(account("irc", {}, {"10.0.0.5:8443"}), NONE)[0].privateOk);
+  CHECK_FALSE(egressRules(account("irc", {}, {"irc.lan:6697"}), NONE)[0].privateOk);
 }
 
 TEST_CASE("channel egress: unusable option values are refused, naming the account and option") {
-  CHECK_THROWS_WITH_AS(egressRules(account("telegram", {{"apiRoot", "ftp://x"}}), {}),
-                       doctest::Contains("channels telegram/default options.apiRoot: expected an "
-                                         "http(s):// or ws(s):// URL"),
+  CHECK_THROWS_WITH_AS(egressRules(account("telegram", {{"apiRoot", "ftp://x"}}), NONE),
+                       doctest::Contains("channels account telegram:default option apiRoot: "
+                                         "expected an http:// or https:// URL"),
                        AccountError);
   CHECK_THROWS_WITH_AS(
-      egressRules(account("telegram", {{"apiRoot", "https://user:pw@api.example.org"}}), {}),
-      doctest::Contains("user or password"), AccountError);
-  CHECK_THROWS_WITH_AS(egressRules(account("irc", {{"server", "a b"}}), {}),
-                       doctest::Contains("options.server: expected a host name"), AccountError);
-  CHECK_THROWS_WITH_AS(egressRules(account("irc", {{"server", "x.org"}, {"port", "99999"}}), {}),
-                       doctest::Contains("options.port: expected a port 1-65535"), AccountError);
-  CHECK_THROWS_AS(egressRules(account("signal", {{"url", "http://[zz]:1"}}), {}), AccountError);
-  CHECK_THROWS_AS(hostPortRule(":443", "x", false), AccountError);
-  CHECK_THROWS_AS(hostPortRule("", "x", false), AccountError);
+      egressRules(account("telegram", {{"apiRoot", "https://user:pw@api.example.org"}}), NONE),
+      doctest::Contains("user:password@"), AccountError);
+  CHECK_THROWS_WITH_AS(egressRules(account("irc", {{"server", "a b"}}), NONE),
+                       doctest::Contains("option server"), AccountError);
+  CHECK_THROWS_WITH_AS(egressRules(account("irc", {{"server", "x.org"}, {"port", "99999"}}), NONE),
+                       doctest::Contains("option server"), AccountError);
+  CHECK_THROWS_AS(egressRules(account("signal", {{"url", "http://[zz]:1"}}), NONE), AccountError);
+  CHECK_THROWS_AS(egressRules(account("irc", {}, {":443"}), NONE), AccountError);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 
 #include "channel-kinds.h"
 
-#include <arpa/inet.h>
+#include "allowlists.h"
 
 #include <algorithm>
 
@@ -46,62 +46,13 @@ const std::vector<KindInfo> KINDS = {
      false},
 };
 
-uint16_t parsePort(const std::string& text, const std::string& what) {
-  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos)
-    throw AccountError(what + ": expected a port 1-65535, got \"" + text + "\"");
-  unsigned long n = std::stoul(text);
-  if (n == 0 || n > 65535)
-    throw AccountError(what + ": expected a port 1-65535, got \"" + text + "\"");
-  return static_cast<uint16_t>(n);
-}
-
-// A host name as the broker takes it: DNS labels (optionally "*." in front), an IPv4 literal,
-// or an IPv6 literal in brackets (kept with them).
-std::string checkedHost(std::string host, const std::string& what, bool wildcardOk) {
-  host = lower(host);
-  if (!host.empty() && host.back() == '.') host.pop_back();
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    in6_addr v6;
-    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &v6) == 1) return host;
-    throw AccountError(what + ": \"" + host + "\" is not an IPv6 address");
-  }
-  std::string name = wildcardOk && host.rfind("*.", 0) == 0 ? host.substr(2) : host;
-  bool ok = !name.empty() && name.size() <= 253 && name.front() != '.' && name.front() != '-' &&
-            name.find("..") == std::string::npos;
-  for (char c : name) ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.');
-  if (!ok) throw AccountError(what + ": expected a host name, got \"" + host + "\"");
-  return host;
-}
-
-struct Url {
-  std::string host;
-  uint16_t port = 0;
-};
-
-Url parseUrl(const std::string& text, const std::string& what) {
-  size_t sep = text.find("://");
-  std::string scheme = sep == std::string::npos ? "" : lower(text.substr(0, sep));
-  uint16_t port;
-  if (scheme == "https" || scheme == "wss") {
-    port = 443;
-  } else if (scheme == "http" || scheme == "ws") {
-    port = 80;
-  } else {
-    throw AccountError(what + ": expected an http(s):// or ws(s):// URL, got \"" + text + "\"");
-  }
-  std::string authority = text.substr(sep + 3);
-  authority = authority.substr(0, authority.find_first_of("/?#"));
-  if (authority.find('@') != std::string::npos)
-    throw AccountError(what +
-                       ": a URL with a user or password in it is refused (put the secret "
-                       "in the credential file)");
-  std::string host = authority;
-  size_t colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
-    host = authority.substr(0, colon);
-    port = parsePort(authority.substr(colon + 1), what + " (port)");
-  }
-  return {checkedHost(host, what, false), port};
+// "wss://host/x" as the broker's URL parser takes it: a WebSocket URL names host and port the
+// same way as the HTTP URL it upgrades from.
+std::string asHttpUrl(const std::string& url) {
+  std::string scheme = lower(url.substr(0, url.find("://") + 1));
+  if (scheme == "ws:") return "http" + url.substr(2);
+  if (scheme == "wss:") return "https" + url.substr(3);
+  return url;
 }
 
 void add(std::vector<egress::Rule>& rules, egress::Rule rule) {
@@ -125,63 +76,40 @@ const KindInfo* kindInfo(const std::string& kind) {
   return nullptr;
 }
 
-bool namesPrivateHost(const std::string& host) {
-  std::string h = lower(host);
-  if (h == "localhost" || h == "localhost.") return true;
-  in_addr v4;
-  in6_addr v6;
-  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return true;
-  if (h.size() > 2 && h.front() == '[' && h.back() == ']')
-    return inet_pton(AF_INET6, h.substr(1, h.size() - 2).c_str(), &v6) == 1;
-  return false;
-}
-
-egress::Rule hostPortRule(const std::string& text, const std::string& what, bool privateOk) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || (text.front() == '[' && text[colon - 1] != ']'))
-    throw AccountError(what + ": expected \"host:port\", got \"" + text + "\"");
-  egress::Rule rule;
-  rule.host = checkedHost(text.substr(0, colon), what, true);
-  rule.port = parsePort(text.substr(colon + 1), what);
-  rule.privateOk = privateOk;
-  rule.origin = what;
-  return rule;
-}
-
 std::vector<egress::Rule> egressRules(const config::ChannelAccountConfig& account,
-                                      const std::vector<std::string>& allowPrivate) {
+                                      const config::EgressConfig& egress) {
   const KindInfo* info = kindInfo(account.kind());
   if (info == nullptr) throw AccountError("unknown channel kind \"" + account.kind() + "\"");
-  std::string prefix = "channels " + account.kind() + "/" + account.account();
-  std::vector<egress::Rule> rules;
-  for (const auto& h : info->defaultHosts) add(rules, hostPortRule(h, account.kind(), false));
-  for (const auto& option : info->hostOptions) {
-    auto it = account.options().find(option.key);
-    if (it == account.options().end() || it->second.empty()) continue;
-    std::string what = prefix + " options." + option.key;
-    egress::Rule rule;
-    if (option.form == Form::URL) {
-      Url url = parseUrl(it->second, what);
-      rule.host = url.host;
-      rule.port = url.port;
-    } else {
-      rule.host = checkedHost(it->second, what, false);
-      rule.port = option.defaultPort;
-      auto port = account.options().find(option.portKey);
-      if (!option.portKey.empty() && port != account.options().end())
-        rule.port = parsePort(port->second, prefix + " options." + option.portKey);
+  std::string where = "channels account " + account.kind() + ":" + account.account();
+  std::vector<std::pair<std::string, std::string>> urls;
+  std::vector<egress::Rule> hosts;
+  try {
+    for (const auto& option : info->hostOptions) {
+      auto it = account.options().find(option.key);
+      if (it == account.options().end() || it->second.empty()) continue;
+      if (option.form == Form::URL) {
+        urls.emplace_back(option.key, asHttpUrl(it->second));
+        continue;
+      }
+      std::string port = std::to_string(option.defaultPort);
+      auto p = account.options().find(option.portKey);
+      if (!option.portKey.empty() && p != account.options().end()) port = p->second;
+      std::string host = it->second.find(':') != std::string::npos && it->second[0] != '['
+                             ? "[" + it->second + "]"  // a bare IPv6 address
+                             : it->second;
+      egress::Rule rule = egress::ownerRule(
+          egress::parseRule(host + ":" + port, where + " option " + option.key, false), egress);
+      rule.origin = where + " option " + option.key;
+      hosts.push_back(std::move(rule));
     }
-    rule.privateOk = namesPrivateHost(rule.host);
-    rule.origin = "options." + option.key;
-    add(rules, std::move(rule));
+    std::vector<egress::Rule> rules;
+    for (auto& rule : egress::channelRules(account, info->defaultHosts, urls, egress))
+      add(rules, std::move(rule));
+    for (auto& rule : hosts) add(rules, std::move(rule));
+    return rules;
+  } catch (const egress::RuleError& e) {
+    throw AccountError(e.what());
   }
-  for (const auto& entry : account.egress()) {
-    bool named = std::find(allowPrivate.begin(), allowPrivate.end(), entry) != allowPrivate.end();
-    auto rule = hostPortRule(entry, prefix + " egress", named);
-    rule.origin = "egress";
-    add(rules, std::move(rule));
-  }
-  return rules;
 }
 
 }  // namespace chitin::channels

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "broker.h"
 #include "config.pb.h"
+#include "rules.h"
 
 namespace chitin::channels {
 
@@ -55,20 +55,13 @@ struct AccountError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Splits "host:port" / "[v6]:port" / "*.domain:port" (lower-cases the host). Throws AccountError
-// naming `what`.
-egress::Rule hostPortRule(const std::string& text, const std::string& what, bool privateOk);
-
-// Is `host` an IP literal or "localhost": a destination the owner named as a private one by
-// writing it in a setting (the broker admits private addresses for it only then).
-bool namesPrivateHost(const std::string& host);
-
-// The egress allowlist of `account` (kind already validated by the config): its platform's
-// default hosts, the hosts its options name (an IP literal or localhost there counts as named
-// private on purpose), and its `egress` entries (private only when also listed in
-// `allowPrivate`, egress.allow_private). Each rule says where it came from. Duplicates are
-// merged. Throws AccountError naming the option for a value that is not a usable URL or host.
+// The egress allowlist of `account` (kind already validated by the config), built with the
+// broker's own rules (supervisor/egress/allowlists.h): its platform's default hosts, the hosts
+// its options name (an IP literal or localhost there counts as the owner naming a private
+// address on purpose; ws:// and wss:// URLs count as http:// and https://), and its `egress`
+// entries (private only when listed in egress.allow_private). Each rule says where it came
+// from; the same host:port twice is one rule. Throws AccountError naming the setting.
 std::vector<egress::Rule> egressRules(const config::ChannelAccountConfig& account,
-                                      const std::vector<std::string>& allowPrivate);
+                                      const config::EgressConfig& egress);
 
 }  // namespace chitin::channels

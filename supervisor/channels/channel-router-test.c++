@@ -9,6 +9,8 @@
 #include <uv.h>
 
 #include "agent-core.h"
+#include "broker.h"
+#include "resolver.h"
 #include "channels-test-support.h"
 
 namespace chitin::channels {
@@ -83,6 +85,8 @@ struct Core {
   uv_loop_t loop;
   spawn::SystemSpawnOs os;
   std::unique_ptr<spawn::Spawner> spawner;
+  std::unique_ptr<egress::SystemResolver> resolver;
+  std::unique_ptr<egress::Broker> broker;
   std::unique_ptr<TranscriptStore> transcripts;
   std::unique_ptr<ModelHost> model;
   std::unique_ptr<ToolRunner> tools;
@@ -95,7 +99,11 @@ struct Core {
     REQUIRE(uv_loop_init(&loop) == 0);
     spawner = std::make_unique<spawn::Spawner>(spawn::SpawnerSettings{}, os);
     transcripts = std::make_unique<TranscriptStore>(rig.home.path + "/state/sessions");
-    model = std::make_unique<ModelHost>(&loop, rig.io, *spawner, ModelSettings{});
+    resolver = std::make_unique<egress::SystemResolver>(&loop);
+    broker = std::make_unique<egress::Broker>(
+        &loop, egress::brokerSettings({}, rig.home.path + "/state/egress"), *resolver, *rig.audit);
+    model = std::make_unique<ModelHost>(&loop, rig.io, *spawner, ModelSettings{}, *broker,
+                                        std::vector<egress::Rule>{});
     tools = std::make_unique<ToolRunner>(&loop, rig.io, *spawner, ToolRunnerSettings{});
     PolicyHostSettings ps;
     ps.policyDirs = {CHITIN_POLICIES_DIR};
@@ -117,6 +125,8 @@ struct Core {
     rig.host = nullptr;
     rig.router = nullptr;
     core = nullptr;
+    model = nullptr;
+    broker = nullptr;
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
   }

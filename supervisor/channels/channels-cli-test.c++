@@ -155,7 +155,7 @@ TEST_CASE("chitin channels add | list | remove in a home") {
   CHECK(cli.run({"add", "matrix", "--token-stdin"}, "x") == 2);
   CHECK(cli.err.str().find("KIND: expected one of telegram") != std::string::npos);
   CHECK(cli.run({"add", "irc", "--option", "server=a b"}) == 2);
-  CHECK(cli.err.str().find("options.server: expected a host name") != std::string::npos);
+  CHECK(cli.err.str().find("channels account irc:default option server") != std::string::npos);
 
   CHECK(cli.run({"list"}) == 0);
   std::string list = cli.out.str();

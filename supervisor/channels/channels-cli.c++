@@ -237,10 +237,8 @@ int channelsCommand(const std::vector<std::string>& args, ChannelsCliEnv& env, s
             << "  credential  " << displayLine(credential) << "\n";
         try {
           std::string reach;
-          for (const auto& r : egressRules(
-                   a, {c.egress().allow_private().begin(), c.egress().allow_private().end()}))
-            reach += (reach.empty() ? "" : ", ") + r.host + ":" + std::to_string(r.port) +
-                     (r.privateOk ? " (private)" : "");
+          for (const auto& r : egressRules(a, c.egress()))
+            reach += (reach.empty() ? "" : ", ") + r.text() + (r.privateOk ? " (private)" : "");
           out << "  may reach   " << (reach.empty() ? "nothing yet (set its server option)" : reach)
               << "\n";
         } catch (const AccountError& e) {
@@ -332,9 +330,12 @@ int channelsCommand(const std::vector<std::string>& args, ChannelsCliEnv& env, s
       if (!haveToken && info->credentialRequired)
         return usageError(
             err, "add: " + a.account.kind() + " needs a token: --token-file FILE or --token-stdin");
-      egressRules(a.account, {});  // option values that name hosts must be usable
+      egressRules(a.account, config::EgressConfig());  // option values naming hosts must be usable
 
       becomeHomeOwner(home.root);
+      // Before the gateway's first start there may be no home yet (it makes the rest of it).
+      if (mkdir(home.root.c_str(), 0700) != 0 && errno != EEXIST)
+        throw std::runtime_error(home.root + ": cannot create: " + strerror(errno));
       loadConfigFile(home.configPath());  // writes the commented example when there is none
       std::string edited =
           addAccountToConfig(readFile(home.configPath()), home.configPath(), a.account);

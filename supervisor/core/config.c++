@@ -16,6 +16,8 @@
 #include <set>
 #include <sstream>
 
+#include "rules.h"
+
 namespace chitin {
 
 const char EXAMPLE_CONFIG[] = R"(# chitin.conf -- protobuf text format (schema: proto/config.proto).
@@ -79,6 +81,18 @@ policy {
   # untrusted_paths: "inbox/"
   # In group chats the assistant answers only when mentioned (or a message matches one of these).
   # mention_patterns: "@chitin"
+}
+
+egress {
+  # Workers that need the network (the model client, channels) reach it only through the
+  # supervisor's egress broker, each to its own hosts: the model its base_url's host:port.
+  # Loopback, private, link-local, CGNAT and metadata addresses are refused unless you named
+  # the destination by an IP literal or "localhost" in a setting (model base_url
+  # "http://127.0.0.1:11434/v1" is allowed as written), or list its exact host:port here:
+  # allow_private: "ollama.lan:11434"
+  # connect_timeout_seconds: 15
+  # max_connection_seconds: 86400
+  # max_connections_per_worker: 16
 }
 
 snapshots {
@@ -162,25 +176,6 @@ void fillChannelDefaults(config::ChannelsConfig& ch) {
   if (ch.max_attachment_bytes() == 0) ch.set_max_attachment_bytes(20u << 20);
 }
 
-// "host:port" as the egress broker takes it: a DNS name or IPv4 literal, or [IPv6]; port
-// 1-65535. (The broker parses it again when the worker starts; this is for an early, clear
-// error.)
-bool plausibleHostPort(const std::string& text) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return false;
-  std::string host = text.substr(0, colon), port = text.substr(colon + 1);
-  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
-  unsigned long n = std::stoul(port);
-  if (n == 0 || n > 65535) return false;
-  if (host.front() == '[') return host.back() == ']' && host.size() > 2;
-  if (host.size() > 253) return false;
-  if (host.rfind("*.", 0) == 0) host = host.substr(2);
-  for (char ch : host) {
-    if (!(isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.')) return false;
-  }
-  return !host.empty();
-}
-
 void validateChannels(const config::ChannelsConfig& ch, const std::string& path) {
   auto fail = [&](const std::string& what) { throw ConfigError(path + ": " + what); };
   std::set<std::string> seen;
@@ -211,10 +206,11 @@ void validateChannels(const config::ChannelsConfig& ch, const std::string& path)
         fail(where + ".options[" + key + "]: expected one line of at most 4096 bytes");
     }
     for (const auto& e : a.egress()) {
-      if (!plausibleHostPort(e))
-        fail(where +
-             ".egress: expected \"host:port\" (or \"*.domain:port\", \"[v6]:port\"), got \"" + e +
-             "\"");
+      try {
+        egress::parseRule(e, where + ".egress", false);  // the broker's own parser
+      } catch (const egress::RuleError& error) {
+        fail(error.what());
+      }
     }
   }
   if (ch.ack_reaction().size() > 64) fail("channels.ack_reaction: expected at most 64 bytes");
@@ -257,6 +253,10 @@ void fillDefaults(config::ChitinConfig& c) {
   if (n->max_snapshot_bytes() == 0) n->set_max_snapshot_bytes(1ull << 30);
   if (n->time_limit_seconds() == 0) n->set_time_limit_seconds(60);
   fillChannelDefaults(*c.mutable_channels());
+  auto* e = c.mutable_egress();
+  if (e->connect_timeout_seconds() == 0) e->set_connect_timeout_seconds(15);
+  if (e->max_connection_seconds() == 0) e->set_max_connection_seconds(86400);
+  if (e->max_connections_per_worker() == 0) e->set_max_connections_per_worker(16);
 }
 
 void validate(const config::ChitinConfig& c, const std::string& path) {
@@ -279,6 +279,17 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   if (c.snapshots().time_limit_seconds() > 3600)
     fail("snapshots.time_limit_seconds must be at most 3600");
   validateChannels(c.channels(), path);
+  if (c.egress().connect_timeout_seconds() > 300)
+    fail("egress.connect_timeout_seconds must be at most 300");
+  if (c.egress().max_connection_seconds() > 7 * 86400)
+    fail("egress.max_connection_seconds must be at most 604800 (7 days)");
+  if (c.egress().max_connections_per_worker() > 1024)
+    fail("egress.max_connections_per_worker must be at most 1024");
+  try {
+    egress::checkEgressConfig(c.egress());
+  } catch (const egress::RuleError& e) {
+    fail(e.what());
+  }
   for (const auto& prefix : c.policy().untrusted_paths()) {
     if (prefix.empty() || prefix[0] == '/' || prefix.find("..") != std::string::npos)
       fail("policy.untrusted_paths: expected a path relative to the workspace, got \"" + prefix +

@@ -22,6 +22,8 @@
 #include "account-setup.h"
 #include "agent-core.h"
 #include "audit-log.h"
+#include "allowlists.h"
+#include "broker.h"
 #include "channel-host.h"
 #include "channel-router.h"
 #include "channel-service.h"
@@ -113,11 +115,16 @@ int runGateway(const GatewayCommand& command) {
   }
 
   ModelSettings modelSettings;
+  std::vector<egress::Rule> modelEgress;
   std::string token;
   try {
     modelSettings = resolveModelSettings(config, processEnvironment(), readSmallFile);
+    modelEgress = egress::modelRules(modelSettings.baseUrl, config.egress());
     token = loadOrCreateToken(home);
   } catch (const ConfigError& e) {
+    fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
+    return 2;
+  } catch (const egress::RuleError& e) {
     fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
@@ -203,8 +210,23 @@ int runGateway(const GatewayCommand& command) {
         config.sandbox().worker_dir().empty() ? command.workerDir : config.sandbox().worker_dir();
     spawn::Spawner spawner(spawnSettings, spawnOs);
 
+    // The egress broker before every worker that may hold one of its endpoints.
+    egress::SystemResolver resolver(&loop);
+    std::unique_ptr<egress::Broker> broker;
+    try {
+      broker = std::make_unique<egress::Broker>(
+          &loop, egress::brokerSettings(config.egress(), home.egressSocketDir()), resolver,
+          *auditLog);
+    } catch (const kj::Exception& e) {
+      fprintf(stderr, "chitin gateway: cannot set up the egress broker: %s\n",
+              e.getDescription().cStr());
+      bridge.close();
+      uv_run(&loop, UV_RUN_DEFAULT);
+      return 1;
+    }
+
     TranscriptStore transcripts(home.sessionsDir());
-    ModelHost model(&loop, io, spawner, modelSettings);
+    ModelHost model(&loop, io, spawner, modelSettings, *broker, modelEgress);
     ToolRunnerSettings toolSettings;
     toolSettings.defaultTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();
@@ -254,17 +276,16 @@ int runGateway(const GatewayCommand& command) {
     hostSettings.homeDir = home.root;
     hostSettings.serviceUid = geteuid();
     hostSettings.maxAttachmentBytes = cc.max_attachment_bytes();
-    hostSettings.allowPrivate.assign(config.egress().allow_private().begin(),
-                                     config.egress().allow_private().end());
+    hostSettings.egress = config.egress();
     channels::SandboxLauncher channelLauncher(&loop, io, spawner);
-    // No egress broker yet: no channel worker starts (each account says so in `chitin channels
-    // status`), since they reach their platforms only through it.
+    channels::BrokerEndpoints channelEgress(*broker);
     channels::ChannelHost channelHost(
-        channelLauncher, nullptr, router, *auditLog, io.provider->getTimer(), hostSettings,
+        channelLauncher, &channelEgress, router, *auditLog, io.provider->getTimer(), hostSettings,
         std::vector<config::ChannelAccountConfig>(cc.account().begin(), cc.account().end()));
     if (cc.account_size() > 0) tools.setSender(&channelHost);
     channels::ChannelService service(core, channelHost);
 
+    broker->setGatewayPort(gwOptions.port);
     gateway::Gateway gw(&loop, gwOptions, service);
     core.setBroadcast(
         [&gw, &router](const std::string& event, const google::protobuf::Message& payload) {
@@ -282,6 +303,7 @@ int runGateway(const GatewayCommand& command) {
 
     Signals signals;
     if (status == 0) {
+      broker->setGatewayPort(gw.port());  // the port bound (0 in the options: an ephemeral one)
       core.setConnectionCounter([&gw]() { return gw.connectionCount(); });
       std::string host = gwOptions.bind == "0.0.0.0" ? "127.0.0.1" : gwOptions.bind;
       std::string base = "http://" + host + ":" + std::to_string(gw.port());
@@ -351,11 +373,12 @@ int runGateway(const GatewayCommand& command) {
         gateway::Gateway* gw;
         UvKjBridge* bridge;
         ModelHost* model;
+        egress::Broker* broker;
         Signals* signals;
         bool stopping = false;
       };
       static StopContext stop;
-      stop = StopContext{&core, &channelHost, &gw, &bridge, &model, &signals};
+      stop = StopContext{&core, &channelHost, &gw, &bridge, &model, broker.get(), &signals};
       auto onStop = [](uv_signal_t* s, int signum) {
         if (stop.stopping) return;
         stop.stopping = true;
@@ -363,6 +386,7 @@ int runGateway(const GatewayCommand& command) {
         stop.core->shutdown();
         stop.channels->stop();
         stop.model->stop();
+        stop.broker->closeAll();
         stop.gw->stop();
         stop.bridge->pump();  // flush what the shutdown queued, then let the loop drain
         stop.bridge->close();

@@ -35,7 +35,7 @@ class ChannelAccounts(unittest.TestCase):
             tg = channels.wait_for_state(gw, "telegram", "failed")
             self.assertIn(f"run `chmod 600 {exposed}`", tg["detail"])
             self.assertFalse(tg.get("running", False))
-            self.assertIn("api.telegram.org:443 (telegram)", tg["egress"])
+            self.assertIn("api.telegram.org:443 (telegram platform)", tg["egress"])
             dc = channels.wait_for_state(gw, "discord", "failed", name="work")
             self.assertIn(f"{missing}: no such file", dc["detail"])
             self.assertEqual(channels.account_status(gw, "slack", "off")["state"], "disabled")
