@@ -265,6 +265,26 @@ def own_gateway(script, setup=None, prepare_home=None, model_args=None, **gatewa
         shutil.rmtree(d, ignore_errors=True)
 
 
+def workers_dir(d, substitutes):
+    """A worker directory in `d` for `sandbox { worker_dir }`: every real worker of the build,
+    except the kinds in `substitutes` ({"session": path}), which run the given binary instead
+    (a hostile stand-in under the real kind's profile)."""
+    os.chmod(d, 0o755)
+    workers = os.path.join(d, "workers")
+    os.mkdir(workers)
+    os.chmod(workers, 0o755)
+    build = os.environ["CHITIN_WORKER_BUILD_DIR"]
+    real = [("session", "session"), ("model", "model"), ("exec", "exec"), ("read", "file"),
+            ("write", "file"), ("edit", "file")]
+    real += [(name[len("chitin-worker-"):], "channel")
+             for name in sorted(os.listdir(os.path.join(build, "channel")))
+             if name.startswith("chitin-worker-channel-") and not name.endswith(".p")]
+    for kind, sub in real:
+        target = substitutes.get(kind, os.path.join(build, sub, f"chitin-worker-{kind}"))
+        os.symlink(target, os.path.join(workers, f"chitin-worker-{kind}"))
+    return workers
+
+
 def rewrite_script(model, script):
     """Replaces a running fake model's script (it re-reads the file when it changes), e.g. once
     paths known only after the gateway started can be filled in."""

@@ -344,17 +344,7 @@ def own_gateway(setup=None, **gateway_args):
 
 def hostile_workers(d):
     """Session workers are the hostile stand-in; the other kinds are the real ones."""
-    os.chmod(d, 0o755)
-    workers = os.path.join(d, "workers")
-    os.mkdir(workers)
-    os.chmod(workers, 0o755)
-    build = os.environ["CHITIN_WORKER_BUILD_DIR"]
-    for kind, sub in [("model", "model"), ("exec", "exec"), ("read", "file"), ("write", "file"),
-                      ("edit", "file")]:
-        os.symlink(os.path.join(build, sub, f"chitin-worker-{kind}"),
-                   os.path.join(workers, f"chitin-worker-{kind}"))
-    os.symlink(os.environ["CHITIN_HOSTILE_SESSION_WORKER"],
-               os.path.join(workers, "chitin-worker-session"))
+    workers = harness.workers_dir(d, {"session": os.environ["CHITIN_HOSTILE_SESSION_WORKER"]})
     return {"config": f'sandbox {{ worker_dir: "{workers}" }}\n'}
 
 

@@ -27,29 +27,13 @@ from test_channels import ALICE_UUID, BOT, BOT_UUID, FakeSignal  # noqa: E402
 SKIP = harness.skip_reason()
 
 
-def workers_with_a_hostile_irc_worker(d):
-    """A worker directory: the real workers, and the hostile one as the IRC worker."""
-    os.chmod(d, 0o755)
-    workers = os.path.join(d, "workers")
-    os.mkdir(workers)
-    os.chmod(workers, 0o755)
-    build = os.environ["CHITIN_WORKER_BUILD_DIR"]
-    for kind, sub in [("session", "session"), ("model", "model"), ("exec", "exec"),
-                      ("read", "file"), ("write", "file"), ("edit", "file"),
-                      ("channel-signal", "channel")]:
-        os.symlink(os.path.join(build, sub, f"chitin-worker-{kind}"),
-                   os.path.join(workers, f"chitin-worker-{kind}"))
-    os.symlink(os.environ["CHITIN_HOSTILE_CHANNEL_WORKER"],
-               os.path.join(workers, "chitin-worker-channel-irc"))
-    return workers
-
-
 @unittest.skipIf(SKIP, SKIP or "")
 class HostileChannelWorker(unittest.TestCase):
     def test_21_hostile_channel_worker_is_refused_throttled_and_killed_while_others_go_on(self):
         d = tempfile.mkdtemp(prefix="chitin-redteam-chan-")
         signal = FakeSignal(d)
-        workers = workers_with_a_hostile_irc_worker(d)
+        # The real workers, and the hostile one as the IRC worker.
+        workers = harness.workers_dir(d, {"channel-irc": os.environ["CHITIN_HOSTILE_CHANNEL_WORKER"]})
         config = channels.channels_config([
             channels.account("signal", options={"url": signal.url, "account": BOT,
                                                 "accountUuid": BOT_UUID}),
