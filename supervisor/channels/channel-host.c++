@@ -506,26 +506,4 @@ kj::Promise<std::vector<std::string>> ChannelHost::sendMessage(OutgoingMessage m
   return a.canceler.wrap(kj::mv(sent));
 }
 
-// A sandboxed channel worker as the host sees it.
-class HostedWorker final : public LaunchedWorker {
- public:
-  explicit HostedWorker(kj::Own<WorkerHost> host)
-      : host_(kj::mv(host)), client_(host_->bootstrap<rpc::ChannelWorker>()) {}
-  rpc::ChannelWorker::Client client() override { return client_; }
-  kj::Promise<WorkerExit> onExit() override { return host_->onExit(); }
-  void kill(const std::string& reason) override { host_->kill(reason); }
-
- private:
-  kj::Own<WorkerHost> host_;
-  rpc::ChannelWorker::Client client_;  // one bootstrap: start, send and status go to one object
-};
-
-kj::Own<LaunchedWorker> SandboxLauncher::launch(const LaunchRequest& r) {
-  spawn::SpawnRequest request;
-  request.profile = r.profile;
-  request.vars = r.vars;
-  request.egressSocket = r.egressSocket;
-  return kj::heap<HostedWorker>(kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), r.label));
-}
-
 }  // namespace chitin::channels

@@ -33,7 +33,6 @@
 #include "config.pb.h"
 #include "gateway.pb.h"
 #include "message-tool.h"
-#include "spawner.h"
 #include "worker-host.h"
 
 namespace chitin::channels {
@@ -94,20 +93,6 @@ struct HostSettings {
   kj::Duration restartMax = 300 * kj::SECONDS;
   kj::Duration stableAfter = 60 * kj::SECONDS;  // running this long resets the delay
   kj::Duration startTimeout = 30 * kj::SECONDS;
-};
-
-// The production launcher: a sandbox from the `channel-<kind>` profile (spawner.h), watched by
-// a WorkerHost.
-class SandboxLauncher final : public WorkerLauncher {
- public:
-  SandboxLauncher(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner)
-      : loop_(loop), io_(io), spawner_(spawner) {}
-  kj::Own<LaunchedWorker> launch(const LaunchRequest& request) override;
-
- private:
-  uv_loop_t* loop_;
-  kj::AsyncIoContext& io_;
-  spawn::Spawner& spawner_;
 };
 
 // Also the `message` tool's sender (message-tool.h): a message to "<kind>:<chat>" goes out

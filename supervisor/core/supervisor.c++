@@ -27,6 +27,7 @@
 #include "channel-host.h"
 #include "channel-router.h"
 #include "channel-service.h"
+#include "sandbox-launcher.h"
 #include "pairing.h"
 #include "policy-host.h"
 #include "snapshots.h"
