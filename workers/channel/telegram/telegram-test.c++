@@ -1,0 +1,578 @@
+// SPDX-License-Identifier: Apache-2.0
+// The Telegram platform in-process against tests/fakes/fake_telegram.py (direct connections, a
+// test Host): receiving DMs and group messages, offsets across restarts, 429/409/401 and
+// dropped connections, chunked and converted replies, the plain-text fallback, attachments
+// both ways, typing, reactions, group migration.
+// Runs in: tests
+
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include "http-client.h"
+#include "telegram-platform.h"
+#include "telegram.h"
+
+extern char** environ;
+
+namespace chitin::channel::telegram {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr char TOKEN[] = "4242:AAtest-secret-token_for-the-fake";
+const json DM = {{"id", 1001}, {"type", "private"}, {"first_name", "Ann"}};
+const json OWNER = {{"id", 1001}, {"is_bot", false}, {"first_name", "Ann"}};
+const json GROUP = {{"id", -100777}, {"type", "supergroup"}, {"title", "Team"}};
+
+std::string requireEnv(const char* name) {
+  const char* value = getenv(name);
+  INFO(name << " is not set: run this test through `meson test`");
+  REQUIRE(value != nullptr);
+  return value;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/chitin-telegram-test-XXXXXX";
+    REQUIRE(mkdtemp(pattern) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// fake_telegram.py on 127.0.0.1, stopped at the end of the test.
+class FakeTelegram {
+ public:
+  FakeTelegram() {
+    std::string port = dir_.path() + "/port";
+    std::vector<std::string> argv = {requireEnv("CHITIN_PYTHON"),
+                                     requireEnv("CHITIN_FAKE_TELEGRAM"),
+                                     "--port",
+                                     "0",
+                                     "--port-file",
+                                     port,
+                                     "--token",
+                                     TOKEN,
+                                     "--username",
+                                     "chitin_test_bot"};
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    REQUIRE(posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ) == 0);
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!std::filesystem::exists(port)) {
+      REQUIRE_MESSAGE(Clock::now() < deadline, "fake_telegram.py did not start");
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    std::ifstream(port) >> port_;
+  }
+  ~FakeTelegram() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+
+  std::string root() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  json control(const std::string& name, const json& body = nullptr) {
+    HttpRequest request;
+    request.method = body.is_null() ? "GET" : "POST";
+    request.url = root() + "/control/" + name;
+    if (!body.is_null()) request.body = body.dump();
+    auto response = http_.perform(request);
+    REQUIRE(response.status == 200);
+    return json::parse(response.body);
+  }
+  json message(json m) { return control("message", m); }
+  std::vector<json> sent(const std::string& method = "") {
+    std::vector<json> out;
+    json all = control("sent");  // (a range-for over a temporary's member would dangle)
+    for (auto& s : all["sent"]) {
+      if (method.empty() || s["method"] == method) out.push_back(s);
+    }
+    return out;
+  }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  HttpClient http_{""};
+};
+
+// What the supervisor would be: records deliveries, drops repeats (by chat/message id, kept
+// across "restarts" in `seen`), and can stop.
+class TestHost final : public Host {
+ public:
+  explicit TestHost(std::shared_ptr<std::set<std::string>> seen = nullptr)
+      : seen_(seen ? seen : std::make_shared<std::set<std::string>>()) {}
+
+  bool deliver(Inbound message) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (stopping_) throw Stopping{};
+    delivered.push_back(message);
+    if (beforeAnswer) {
+      lock.unlock();
+      beforeAnswer(message);
+      lock.lock();
+    }
+    bool fresh = seen_->insert(message.chatId + "/" + message.messageId).second;
+    changed_.notify_all();
+    return fresh;
+  }
+  void status(State state, const std::string& detail, const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    statuses.emplace_back(state, detail);
+    if (!identity.empty()) this->identity = identity;
+    changed_.notify_all();
+  }
+  void login(const std::string&, const std::string&) override {}
+  bool sleepFor(milliseconds d) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return !changed_.wait_for(lock, d, [&]() { return stopping_; });
+  }
+  bool stopping() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stopping_;
+  }
+  void stop() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    changed_.notify_all();
+  }
+  bool waitFor(const std::function<bool()>& done, milliseconds timeout = milliseconds(10000)) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_for(lock, timeout, done);
+  }
+  bool sawStatus(State state, const std::string& part) {
+    return std::any_of(statuses.begin(), statuses.end(), [&](auto& s) {
+      return s.first == state && s.second.find(part) != std::string::npos;
+    });
+  }
+
+  // Guarded by mutex_ (read them in waitFor predicates, or after the platform stopped).
+  std::vector<Inbound> delivered;
+  std::vector<std::pair<State, std::string>> statuses;
+  std::string identity;
+  std::function<void(const Inbound&)> beforeAnswer;  // runs inside deliver(); may throw
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  bool stopping_ = false;
+  std::shared_ptr<std::set<std::string>> seen_;
+};
+
+Settings settingsFor(FakeTelegram& fake, const std::string& stateDir, uint64_t maxBytes = 1 << 20) {
+  Settings s;
+  s.kind = "telegram";
+  s.account = "default";
+  s.credential = std::string(TOKEN) + "\n";  // as read from a credentials file
+  s.egressSocket = "";
+  s.stateDir = stateDir;
+  s.maxAttachmentBytes = maxBytes;
+  s.options = {{"apiRoot", fake.root()}, {"pollTimeout", "1"}};
+  return s;
+}
+
+// The platform with its receive loop on a thread; the test thread plays the outbound thread.
+class Running {
+ public:
+  Running(Settings settings, TestHost& host) : host_(host) {
+    platform_ = makeTelegram(settings, host);
+    thread_ = std::thread([this]() {
+      platform_->run(host_);
+      returned_ = true;
+    });
+  }
+  ~Running() { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    host_.stop();
+    platform_->interrupt();
+    thread_.join();
+  }
+  Platform& platform() { return *platform_; }
+  bool returned() const { return returned_; }
+
+ private:
+  TestHost& host_;
+  std::unique_ptr<Platform> platform_;
+  std::thread thread_;
+  std::atomic<bool> returned_{false};
+};
+
+std::string errorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ChannelError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_CASE("telegram: DMs, group mentions and replies to the bot arrive as Inbound") {
+  FakeTelegram fake;
+  TempDir state;
+  TestHost host;
+  Running running(settingsFor(fake, state.path()), host);
+  REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
+  CHECK(host.identity == "@chitin_test_bot");
+
+  // A message of the bot's own in the group, for the reply below.
+  Outbound hello{std::to_string(GROUP["id"].get<int64_t>()), "hello group", "", "", {}};
+  fake.message({{"chat", GROUP}, {"from", OWNER}, {"text", "seed"}});  // makes the chat known
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  auto botMessage = running.platform().send(hello);
+  REQUIRE(botMessage.size() == 1);
+
+  fake.message({{"chat", DM}, {"from", OWNER}, {"text", "hi *there*"}});
+  fake.message({{"chat", GROUP},
+                {"from", OWNER},
+                {"text", "\U0001F600 @chitin_test_bot status?"},
+                {"entities", {{{"type", "mention"}, {"offset", 3}, {"length", 16}}}}});
+  fake.message({{"chat", GROUP}, {"from", OWNER}, {"text", "just chatting"}});
+  json sentByBot = {{"message_id", std::stoll(botMessage[0])},
+                    {"from", {{"id", 4242}, {"is_bot", true}, {"first_name", "Chitin"}}},
+                    {"chat", GROUP},
+                    {"date", 1},
+                    {"text", "hello group"}};
+  fake.message(
+      {{"chat", GROUP}, {"from", OWNER}, {"text", "thanks"}, {"reply_to_message", sentByBot}});
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 5; }));
+  running.stop();
+
+  auto& dm = host.delivered[1];
+  CHECK(dm.chatId == "1001");
+  CHECK_FALSE(dm.group);
+  CHECK(dm.senderId == "1001");
+  CHECK(dm.senderName == "Ann");
+  CHECK(dm.text == "hi *there*");
+  CHECK(dm.timestampMs > 0);
+  auto& mention = host.delivered[2];
+  CHECK(mention.group);
+  CHECK(mention.chatId == "-100777");
+  CHECK(mention.mentioned);
+  CHECK_FALSE(host.delivered[3].mentioned);
+  CHECK(host.delivered[4].mentioned);
+  CHECK(host.delivered[4].replyTo == botMessage[0]);
+  // Only messages were asked for.
+  CHECK(fake.control("state")["allowed_updates"] == json::array({"message"}));
+}
+
+TEST_CASE("telegram: the offset is saved after delivery; a restart loses and doubles nothing") {
+  FakeTelegram fake;
+  TempDir state;
+  auto seen = std::make_shared<std::set<std::string>>();
+  {
+    TestHost host(seen);
+    Running running(settingsFor(fake, state.path()), host);
+    fake.message({{"chat", DM}, {"from", OWNER}, {"text", "one"}});
+    fake.message({{"chat", DM}, {"from", OWNER}, {"text", "two"}});
+    REQUIRE(host.waitFor([&]() { return host.delivered.size() == 2; }));
+    // The supervisor records "three", then the worker dies before saving the offset.
+    host.beforeAnswer = [&](const Inbound& m) {
+      if (m.text == "three") {
+        host.stop();
+        throw Stopping{};
+      }
+    };
+    fake.message({{"chat", DM}, {"from", OWNER}, {"text", "three"}});
+    REQUIRE(host.waitFor([&]() { return host.delivered.size() == 3; }));
+    running.stop();
+  }
+  std::ifstream offsetFile(state.path() + "/offset");
+  int64_t saved = 0;
+  offsetFile >> saved;
+  auto pending = fake.control("state")["pending"];
+  REQUIRE(pending.size() == 1);  // "three" is still unconfirmed on the server
+  CHECK(saved == pending[0].get<int64_t>());
+  seen->insert("1001/3");  // what the supervisor recorded before the crash
+
+  TestHost host(seen);
+  Running running(settingsFor(fake, state.path()), host);
+  fake.message({{"chat", DM}, {"from", OWNER}, {"text", "four"}});
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 2; }));
+  running.stop();
+  // "three" again (the supervisor drops it as a duplicate), then "four"; one and two not again.
+  CHECK(host.delivered[0].text == "three");
+  CHECK(host.delivered[1].text == "four");
+  CHECK(seen->size() == 4);
+  // The saved offset is past everything delivered ("four" is confirmed by the next poll).
+  std::ifstream again(state.path() + "/offset");
+  again >> saved;
+  for (auto& id : fake.control("state")["pending"]) CHECK(id.get<int64_t>() < saved);
+}
+
+TEST_CASE("telegram: 429 on getUpdates is waited out; 409 backs off and says why") {
+  FakeTelegram fake;
+  TempDir state;
+  fake.control("fail", {{"method", "getUpdates"}, {"status", 429}, {"retry_after", 1}});
+  fake.control("fail", {{"method", "getUpdates"}, {"status", 409}, {"times", 2}});
+  fake.message({{"chat", DM}, {"from", OWNER}, {"text", "after the storm"}});
+  TestHost host;
+  auto start = Clock::now();
+  Running running(settingsFor(fake, state.path()), host);
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  auto took = Clock::now() - start;
+  running.stop();
+  CHECK(took >= milliseconds(1000));  // the retry_after
+  CHECK(host.sawStatus(State::RECONNECTING, "429 Too Many Requests: waiting 1 s"));
+  CHECK(
+      host.sawStatus(State::RECONNECTING, "409 Conflict: another getUpdates poller or a webhook"));
+  CHECK(host.sawStatus(State::CONNECTED, ""));
+  CHECK(host.delivered.size() == 1);
+}
+
+TEST_CASE("telegram: a dropped connection reconnects and nothing is lost or doubled") {
+  FakeTelegram fake;
+  TempDir state;
+  TestHost host;
+  Running running(settingsFor(fake, state.path()), host);
+  REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
+  // Twice: libcurl itself retries once, on a fresh connection, when a reused one dies before
+  // any byte of the answer.
+  fake.control("fail", {{"method", "getUpdates"}, {"drop", true}, {"times", 2}});
+  fake.message({{"chat", DM}, {"from", OWNER}, {"text", "survives"}});
+  fake.message({{"chat", DM}, {"from", OWNER}, {"text", "also"}});
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 2; }));
+  std::this_thread::sleep_for(milliseconds(1200));  // one more poll: nothing comes twice
+  running.stop();
+  CHECK(host.delivered.size() == 2);
+  std::string statuses;
+  for (auto& s : host.statuses) statuses += s.second + "\n";
+  INFO(statuses);
+  CHECK(host.sawStatus(State::RECONNECTING, "getUpdates: request to 127.0.0.1 failed"));
+}
+
+TEST_CASE("telegram: a revoked token fails for good, and the token is never shown") {
+  FakeTelegram fake;
+  TempDir state;
+  TestHost host;
+  Running running(settingsFor(fake, state.path()), host);
+  REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
+  fake.control("revoke", json::object());
+  REQUIRE(host.waitFor([&]() { return host.sawStatus(State::FAILED, "401 Unauthorized"); }));
+  REQUIRE(host.waitFor([&]() { return running.returned(); }));
+  for (auto& [kind, detail] : host.statuses)
+    CHECK(detail.find("AAtest-secret") == std::string::npos);
+  std::string error = errorOf([&]() { running.platform().typing("1001", true); });
+  CHECK(error.find("401") != std::string::npos);
+  CHECK(error.find("AAtest-secret") == std::string::npos);
+}
+
+TEST_CASE("telegram: a long reply is chunked at 4096 UTF-16 units and sent as HTML") {
+  FakeTelegram fake;
+  TempDir state;
+  TestHost host;
+  Running running(settingsFor(fake, state.path()), host);
+  fake.message({{"chat", DM}, {"from", OWNER}, {"text", "write a lot"}});
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  std::string paragraph = "**Bold** \U0001F600 text with <angle> & ampersand. ";
+  std::string text;
+  while (text.size() < 9000) text += paragraph + paragraph + "\n\n";
+  text += "```cpp\nint main() { return a < b; }\n```";
+  auto ids = running.platform().send({"1001", text, host.delivered[0].messageId, "", {}});
+  auto sent = fake.sent("sendMessage");
+  REQUIRE(sent.size() >= 3);
+  CHECK(ids.size() == sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    CHECK(sent[i]["parse_mode"] == "HTML");
+    std::string plain = sent[i]["text"];
+    // The fake counts like Telegram (UTF-16, after parsing): it would have refused > 4096.
+    CHECK(std::count(plain.begin(), plain.end(), '*') == 0);
+    CHECK(sent[i]["entities"].size() > 0);
+    CHECK(sent[i]["reply_to_message_id"] == (i == 0 ? json(1) : json(nullptr)));
+  }
+  CHECK(sent.back()["entities"].back()["type"] == "pre");
+  CHECK(sent.back()["text"].get<std::string>().find("a < b") != std::string::npos);
+}
+
+TEST_CASE("telegram: HTML Telegram cannot parse is resent as plain text; 429 on send waited out") {
+  FakeTelegram fake;
+  TempDir state;
+  TestHost host;
+  Running running(settingsFor(fake, state.path()), host);
+  fake.message({{"chat", DM}, {"from", OWNER}, {"text", "hi"}});
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  fake.control("fail", {{"method", "sendMessage"},
+                        {"status", 400},
+                        {"description",
+                         "Bad Request: can't parse entities: Unsupported start tag "
+                         "\"x\" at byte offset 0"}});
+  running.platform().send({"1001", "**bold** and [a link](https://example.org)", "", "", {}});
+  auto sent = fake.sent("sendMessage");
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["parse_mode"].is_null());
+  CHECK(sent[0]["text"] == "bold and a link (https://example.org)");
+
+  fake.control("fail", {{"method", "sendMessage"}, {"status", 429}, {"retry_after", 1}});
+  auto start = Clock::now();
+  auto ids = running.platform().send({"1001", "patient", "", "", {}});
+  CHECK(Clock::now() - start >= milliseconds(1000));
+  CHECK(ids.size() == 1);
+  // A wait longer than a send may take is an error that says so.
+  fake.control("fail", {{"method", "sendMessage"}, {"status", 429}, {"retry_after", 120}});
+  CHECK(errorOf([&]() {
+          running.platform().send({"1001", "x", "", "", {}});
+        }) ==
+        "sendMessage: 429 Too Many Requests: retry after 120 (longer than the minute a send may "
+        "wait)");
+  CHECK(errorOf([&]() {
+          running.platform().send({"555", "x", "", "", {}});
+        }) == "sendMessage: 400 Bad Request: chat not found");
+}
+
+TEST_CASE("telegram: attachments in (capped before download) and out (photo, document)") {
+  FakeTelegram fake;
+  TempDir state;
+  TestHost host;
+  Running running(settingsFor(fake, state.path(), 1000), host);
+  std::string bytes = "%PDF-1.4 pretend\n";
+  auto file = fake.control(
+      "file", {{"content_b64", "JVBERi0xLjQgcHJldGVuZAo="}, {"file_path", "documents/file_7.pdf"}});
+  fake.message({{"chat", DM},
+                {"from", OWNER},
+                {"caption", "read this"},
+                {"document",
+                 {{"file_id", file["file_id"]},
+                  {"file_unique_id", "u"},
+                  {"file_name", "r.pdf"},
+                  {"mime_type", "application/pdf"},
+                  {"file_size", bytes.size()}}}});
+  // Stated bigger than the cap: delivered without data, and never downloaded.
+  auto big = fake.control(
+      "file", {{"content_b64", "QUJD"}, {"file_path", "photos/big.jpg"}, {"size", 5000}});
+  fake.message({{"chat", DM},
+                {"from", OWNER},
+                {"photo",
+                 {{{"file_id", big["file_id"]},
+                   {"file_unique_id", "b"},
+                   {"width", 10},
+                   {"height", 10},
+                   {"file_size", 5000}}}}});
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 2; }));
+  auto& doc = host.delivered[0];
+  CHECK(doc.text == "read this");
+  REQUIRE(doc.attachments.size() == 1);
+  CHECK(doc.attachments[0].name == "r.pdf");
+  CHECK(doc.attachments[0].mimeType == "application/pdf");
+  CHECK(doc.attachments[0].data == bytes);
+  auto& photo = host.delivered[1];
+  REQUIRE(photo.attachments.size() == 1);
+  CHECK(photo.attachments[0].data.empty());
+  CHECK(photo.attachments[0].size == 5000);
+
+  std::string png = "\x89PNG\r\n\x1a\n-pretend-";
+  auto ids = running.platform().send({"1001",
+                                      "",
+                                      doc.messageId,
+                                      "",
+                                      {{"chart.png", "image/png", png, png.size()},
+                                       {"notes.txt", "text/plain", "some notes", 10}}});
+  CHECK(ids.size() == 2);
+  auto photos = fake.sent("sendPhoto");
+  auto docs = fake.sent("sendDocument");
+  REQUIRE(photos.size() == 1);
+  REQUIRE(docs.size() == 1);
+  CHECK(photos[0]["file_name"] == "chart.png");
+  CHECK(photos[0]["size"] == png.size());
+  CHECK(photos[0]["reply_to_message_id"] == std::stoll(doc.messageId));
+  CHECK(docs[0]["file_name"] == "notes.txt");
+  CHECK(docs[0]["content_type"] == "text/plain");
+  CHECK(docs[0]["reply_to_message_id"].is_null());
+}
+
+TEST_CASE("telegram: typing and reactions") {
+  FakeTelegram fake;
+  TempDir state;
+  TestHost host;
+  Running running(settingsFor(fake, state.path()), host);
+  fake.message({{"chat", DM}, {"from", OWNER}, {"text", "hi"}});
+  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  running.platform().typing("1001", true);
+  running.platform().typing("1001", false);  // nothing to send: Telegram's typing just expires
+  running.platform().react("1001", host.delivered[0].messageId, "\U0001F440");
+  CHECK(errorOf([&]() { running.platform().react("1001", host.delivered[0].messageId, "x"); }) ==
+        "setMessageReaction: 400 Bad Request: REACTION_INVALID");
+  CHECK(errorOf([&]() { running.platform().react("1001", "abc", "\U0001F440"); }) ==
+        "\"abc\" is not a Telegram message id");
+  auto actions = fake.sent("sendChatAction");
+  REQUIRE(actions.size() == 1);
+  CHECK(actions[0]["action"] == "typing");
+  auto reactions = fake.sent("setMessageReaction");
+  REQUIRE(reactions.size() == 1);
+  CHECK(reactions[0]["reaction"] == json::array({"\U0001F440"}));
+}
+
+TEST_CASE("telegram: a group that became a supergroup is followed, and remembered") {
+  FakeTelegram fake;
+  TempDir state;
+  const json oldGroup = {{"id", -4242}, {"type", "group"}, {"title", "Old"}};
+  {
+    TestHost host;
+    Running running(settingsFor(fake, state.path()), host);
+    fake.message({{"chat", oldGroup}, {"from", OWNER}, {"text", "@chitin_test_bot hi"}});
+    REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+    fake.control("migrate", {{"from", -4242}, {"to", -1004242}});
+    running.platform().send({"-4242", "after the move", "", "", {}});
+  }
+  auto sent = fake.sent("sendMessage");
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["chat_id"] == -1004242);
+  // A new worker goes straight to the new id.
+  TestHost host;
+  Running running(settingsFor(fake, state.path()), host);
+  running.platform().send({"-4242", "again", "", "", {}});
+  CHECK(fake.sent("sendMessage").size() == 2);
+  CHECK(fake.control("state")["pending"].empty());
+}
+
+TEST_CASE("telegram: bad settings are refused, naming what is wrong but never the token") {
+  FakeTelegram fake;
+  TempDir state;
+  TestHost host;
+  auto tryMake = [&](std::function<void(Settings&)> change) {
+    Settings s = settingsFor(fake, state.path());
+    change(s);
+    return errorOf([&]() { makeTelegram(s, host); });
+  };
+  CHECK(tryMake([](Settings&) {}) == "");
+  CHECK(tryMake([](Settings& s) {
+          s.credential = "not a token";
+        }).find("the bot token is missing or malformed") != std::string::npos);
+  CHECK(tryMake([](Settings& s) { s.credential = ""; }).find("malformed") != std::string::npos);
+  CHECK(tryMake([](Settings& s) {
+          s.options["apiRoot"] = "http://api.telegram.org";
+        }).find("option \"apiRoot\": expected an https:// URL") == 0 + 9);
+  CHECK(tryMake([](Settings& s) { s.options["apiRoot"] = "https://x.test/?a=1"; }) != "");
+  CHECK(tryMake([](Settings& s) { s.options["apiRoot"] = "https://user@x.test"; }) != "");
+  CHECK(tryMake([](Settings& s) { s.options["apiRoot"] = "http://localhost:8081/"; }) == "");
+  CHECK(tryMake([](Settings& s) { s.options["pollTimeout"] = "99"; }) ==
+        "telegram option \"pollTimeout\": expected a whole number from 0 to 50, got \"99\"");
+  CHECK(tryMake([](Settings& s) { s.options["webhook"] = "x"; }) ==
+        "unknown telegram option \"webhook\" (known: apiRoot, pollTimeout)");
+  CHECK(tryMake([](Settings& s) { s.stateDir = "/nonexistent-state"; }) ==
+        "the state directory /nonexistent-state does not exist");
+}
+
+}  // namespace
+}  // namespace chitin::channel::telegram
