@@ -153,14 +153,20 @@ std::string Spawner::findWorker(const config::SandboxProfile& profile, const Spa
   std::string file = "chitin-worker-" + profile.worker();
   std::string direct = settings_.workerDir + "/" + file;
   if (os_.isExecutable(direct)) return direct;
-  // The meson build tree keeps each worker in build/workers/<folder>/.
+  // The meson build tree keeps each worker in build/workers/<folder>/, and each channel
+  // platform in build/workers/channel/<kind>/: two levels, no further.
   for (auto& sub : os_.subdirectories(settings_.workerDir)) {
-    std::string nested = settings_.workerDir + "/" + sub + "/" + file;
-    if (os_.isExecutable(nested)) return nested;
+    std::string folder = settings_.workerDir + "/" + sub;
+    if (os_.isExecutable(folder + "/" + file)) return folder + "/" + file;
+    for (auto& subsub : os_.subdirectories(folder)) {
+      std::string nested = folder + "/" + subsub + "/" + file;
+      if (os_.isExecutable(nested)) return nested;
+    }
   }
   if (forExplain) return direct + " (not found)";
   throw SandboxUnavailable("worker executable " + file + " not found in " + settings_.workerDir +
-                           " or the folders directly inside it (is it built and installed?)");
+                           " or the folders up to two levels inside it (is it built and "
+                           "installed?)");
 }
 
 std::vector<std::string> Spawner::compileArgv(const config::SandboxProfile& profile,
@@ -173,7 +179,8 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
                                                   bool forExplain) {
   for (auto& [name, value] : request.vars) {
     if (KNOWN_VARIABLES.count(name) == 0) {
-      throw SandboxUnavailable("unknown sandbox variable \"" + name + "\" (known: WORKSPACE)");
+      throw SandboxUnavailable("unknown sandbox variable \"" + name +
+                               "\" (known: STATE_DIR, WORKSPACE)");
     }
   }
   for (auto& arg : request.workerArgs) {

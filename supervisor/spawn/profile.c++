@@ -129,7 +129,8 @@ void checkMount(const Checker& check, const config::Mount& mount, int i) {
   if (!error.empty()) check.fail(error, "src", -1, i);
   for (auto& name : names) {
     if (KNOWN_VARIABLES.count(name) == 0) {
-      check.fail("unknown variable ${" + name + "} (known: ${WORKSPACE})", "src", -1, i);
+      check.fail("unknown variable ${" + name + "} (known: ${STATE_DIR}, ${WORKSPACE})", "src", -1,
+                 i);
     }
   }
   std::string sample = mount.src();
@@ -243,7 +244,9 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
 
 }  // namespace
 
-const std::set<std::string> KNOWN_VARIABLES = {"WORKSPACE"};
+// WORKSPACE: the agent workspace a tool call acts on. STATE_DIR: a channel account's own
+// state directory (state/channels/<kind>/<account>/), bound at /state.
+const std::set<std::string> KNOWN_VARIABLES = {"STATE_DIR", "WORKSPACE"};
 
 std::vector<std::string> variablesIn(const std::string& text, std::string& error) {
   std::vector<std::string> names;

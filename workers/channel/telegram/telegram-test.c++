@@ -6,10 +6,6 @@
 // Runs in: tests
 
 #include <doctest/doctest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,11 +16,9 @@
 #include <set>
 #include <thread>
 
-#include "http-client.h"
+#include "fake-telegram.h"
 #include "telegram-platform.h"
 #include "telegram.h"
-
-extern char** environ;
 
 namespace chitin::channel::telegram {
 namespace {
@@ -38,85 +32,8 @@ const json DM = {{"id", 1001}, {"type", "private"}, {"first_name", "Ann"}};
 const json OWNER = {{"id", 1001}, {"is_bot", false}, {"first_name", "Ann"}};
 const json GROUP = {{"id", -100777}, {"type", "supergroup"}, {"title", "Team"}};
 
-std::string requireEnv(const char* name) {
-  const char* value = getenv(name);
-  INFO(name << " is not set: run this test through `meson test`");
-  REQUIRE(value != nullptr);
-  return value;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/chitin-telegram-test-XXXXXX";
-    REQUIRE(mkdtemp(pattern) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// fake_telegram.py on 127.0.0.1, stopped at the end of the test.
-class FakeTelegram {
- public:
-  FakeTelegram() {
-    std::string port = dir_.path() + "/port";
-    std::vector<std::string> argv = {requireEnv("CHITIN_PYTHON"),
-                                     requireEnv("CHITIN_FAKE_TELEGRAM"),
-                                     "--port",
-                                     "0",
-                                     "--port-file",
-                                     port,
-                                     "--token",
-                                     TOKEN,
-                                     "--username",
-                                     "chitin_test_bot"};
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    REQUIRE(posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ) == 0);
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (!std::filesystem::exists(port)) {
-      REQUIRE_MESSAGE(Clock::now() < deadline, "fake_telegram.py did not start");
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    std::ifstream(port) >> port_;
-  }
-  ~FakeTelegram() {
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-
-  std::string root() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-  json control(const std::string& name, const json& body = nullptr) {
-    HttpRequest request;
-    request.method = body.is_null() ? "GET" : "POST";
-    request.url = root() + "/control/" + name;
-    if (!body.is_null()) request.body = body.dump();
-    auto response = http_.perform(request);
-    REQUIRE(response.status == 200);
-    return json::parse(response.body);
-  }
-  json message(json m) { return control("message", m); }
-  std::vector<json> sent(const std::string& method = "") {
-    std::vector<json> out;
-    json all = control("sent");  // (a range-for over a temporary's member would dangle)
-    for (auto& s : all["sent"]) {
-      if (method.empty() || s["method"] == method) out.push_back(s);
-    }
-    return out;
-  }
-
- private:
-  TempDir dir_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  HttpClient http_{""};
-};
+using testing::FakeTelegram;
+using TempDir = testing::ScratchDir;
 
 // What the supervisor would be: records deliveries, drops repeats (by chat/message id, kept
 // across "restarts" in `seen`), and can stop.
@@ -230,8 +147,8 @@ std::string errorOf(const std::function<void()>& f) {
 }
 
 TEST_CASE("telegram: DMs, group mentions and replies to the bot arrive as Inbound") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
@@ -279,8 +196,8 @@ TEST_CASE("telegram: DMs, group mentions and replies to the bot arrive as Inboun
 }
 
 TEST_CASE("telegram: the offset is saved after delivery; a restart loses and doubles nothing") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   auto seen = std::make_shared<std::set<std::string>>();
   {
     TestHost host(seen);
@@ -323,8 +240,8 @@ TEST_CASE("telegram: the offset is saved after delivery; a restart loses and dou
 }
 
 TEST_CASE("telegram: 429 on getUpdates is waited out; 409 backs off and says why") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   fake.control("fail", {{"method", "getUpdates"}, {"status", 429}, {"retry_after", 1}});
   fake.control("fail", {{"method", "getUpdates"}, {"status", 409}, {"times", 2}});
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "after the storm"}});
@@ -343,8 +260,8 @@ TEST_CASE("telegram: 429 on getUpdates is waited out; 409 backs off and says why
 }
 
 TEST_CASE("telegram: a dropped connection reconnects and nothing is lost or doubled") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
@@ -364,8 +281,8 @@ TEST_CASE("telegram: a dropped connection reconnects and nothing is lost or doub
 }
 
 TEST_CASE("telegram: a revoked token fails for good, and the token is never shown") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
@@ -380,8 +297,8 @@ TEST_CASE("telegram: a revoked token fails for good, and the token is never show
 }
 
 TEST_CASE("telegram: a long reply is chunked at 4096 UTF-16 units and sent as HTML") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "write a lot"}});
@@ -407,8 +324,8 @@ TEST_CASE("telegram: a long reply is chunked at 4096 UTF-16 units and sent as HT
 }
 
 TEST_CASE("telegram: HTML Telegram cannot parse is resent as plain text; 429 on send waited out") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "hi"}});
@@ -442,8 +359,8 @@ TEST_CASE("telegram: HTML Telegram cannot parse is resent as plain text; 429 on 
 }
 
 TEST_CASE("telegram: attachments in (capped before download) and out (photo, document)") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path(), 1000), host);
   std::string bytes = "%PDF-1.4 pretend\n";
@@ -502,8 +419,8 @@ TEST_CASE("telegram: attachments in (capped before download) and out (photo, doc
 }
 
 TEST_CASE("telegram: typing and reactions") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "hi"}});
@@ -524,8 +441,8 @@ TEST_CASE("telegram: typing and reactions") {
 }
 
 TEST_CASE("telegram: a group that became a supergroup is followed, and remembered") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   const json oldGroup = {{"id", -4242}, {"type", "group"}, {"title", "Old"}};
   {
     TestHost host;
@@ -547,8 +464,8 @@ TEST_CASE("telegram: a group that became a supergroup is followed, and remembere
 }
 
 TEST_CASE("telegram: bad settings are refused, naming what is wrong but never the token") {
-  FakeTelegram fake;
-  TempDir state;
+  FakeTelegram fake(TOKEN);
+  TempDir state("chitin-telegram-state");
   TestHost host;
   auto tryMake = [&](std::function<void(Settings&)> change) {
     Settings s = settingsFor(fake, state.path());
