@@ -236,7 +236,8 @@ TEST_CASE("telegram: the offset is saved after delivery; a restart loses and dou
   // The saved offset is past everything delivered ("four" is confirmed by the next poll).
   std::ifstream again(state.path() + "/offset");
   again >> saved;
-  for (auto& id : fake.control("state")["pending"]) CHECK(id.get<int64_t>() < saved);
+  json after = fake.control("state");
+  for (auto& id : after["pending"]) CHECK(id.get<int64_t>() < saved);
 }
 
 TEST_CASE("telegram: 429 on getUpdates is waited out; 409 backs off and says why") {
