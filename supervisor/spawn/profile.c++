@@ -128,9 +128,10 @@ void checkMount(const Checker& check, const config::Mount& mount, int i) {
   auto names = variablesIn(mount.src(), error);
   if (!error.empty()) check.fail(error, "src", -1, i);
   for (auto& name : names) {
-    if (KNOWN_VARIABLES.count(name) == 0) {
-      check.fail("unknown variable ${" + name + "} (known: ${STATE_DIR}, ${WORKSPACE})", "src", -1,
-                 i);
+    if (KNOWN_VARIABLES.count(name) == 0 && name != WORKER_DIR_VARIABLE) {
+      check.fail(
+          "unknown variable ${" + name + "} (known: ${WORKSPACE}, ${STATE_DIR}, ${WORKER_DIR})",
+          "src", -1, i);
     }
   }
   std::string sample = mount.src();
@@ -244,9 +245,7 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
 
 }  // namespace
 
-// WORKSPACE: the agent workspace a tool call acts on. STATE_DIR: a channel account's own
-// state directory (state/channels/<kind>/<account>/), bound at /state.
-const std::set<std::string> KNOWN_VARIABLES = {"STATE_DIR", "WORKSPACE"};
+const std::set<std::string> KNOWN_VARIABLES = {"WORKSPACE", "STATE_DIR"};
 
 std::vector<std::string> variablesIn(const std::string& text, std::string& error) {
   std::vector<std::string> names;

@@ -115,7 +115,8 @@ TEST_CASE("profile: errors name file:line:column and what was expected") {
   CHECK(loadError(replaced(GOOD, "name: \"demo\"", "name: \"other\"")) ==
         "/p/demo.textproto:1:1: profile name \"other\" must equal the file name \"demo\"");
   CHECK(loadError(replaced(GOOD, "${WORKSPACE}", "${HOME}")) ==
-        "/p/demo.textproto:8:20: unknown variable ${HOME} (known: ${STATE_DIR}, ${WORKSPACE})");
+        "/p/demo.textproto:8:20: unknown variable ${HOME} (known: ${WORKSPACE}, ${STATE_DIR}, "
+        "${WORKER_DIR})");
   CHECK(loadError(replaced(GOOD, "src: \"/usr\"", "src: \"/usr/../etc\"")) ==
         "/p/demo.textproto:4:23: bind src must be an absolute path without '.', '..' or '//', "
         "got \"/usr/../etc\"");
@@ -221,24 +222,6 @@ TEST_CASE("argv: network: true adds --share-net; the worker dir is searched firs
   CHECK(contains(argv, {"--ro-bind", "/w/chitin-worker-demo", "/run/chitin/worker"}));
 }
 
-TEST_CASE("argv: a worker two folders down is found (build/workers/channel/<kind>/), not three") {
-  FakeOs os;
-  os.files["/p/demo.textproto"] = GOOD;
-  os.dirs["/w"] = {"channel"};
-  os.dirs["/w/channel"] = {"telegram"};
-  os.dirs["/w/channel/telegram"] = {"deeper"};
-  os.executables.insert("/w/channel/telegram/deeper/chitin-worker-demo");
-  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
-  auto profile = loadProfile(os, "/p", "demo");
-  SpawnRequest request;
-  request.vars = {{"WORKSPACE", "/srv/ws"}};
-  CHECK_THROWS_AS(spawner.compileArgv(profile, request, 4), SandboxUnavailable);
-  os.executables.insert("/w/channel/telegram/chitin-worker-demo");
-  auto argv = spawner.compileArgv(profile, request, 4);
-  CHECK(contains(argv,
-                 {"--ro-bind", "/w/channel/telegram/chitin-worker-demo", "/run/chitin/worker"}));
-}
-
 TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are refused") {
   FakeOs os;
   os.files["/p/demo.textproto"] = GOOD;
@@ -257,7 +240,7 @@ TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are 
   }
   request.vars = {{"WORKSPACE", "/srv/ws"}, {"HOME", "/root"}};
   CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
-                       "unknown sandbox variable \"HOME\" (known: STATE_DIR, WORKSPACE)",
+                       "unknown sandbox variable \"HOME\" (known: WORKSPACE, STATE_DIR)",
                        SandboxUnavailable);
   request.vars = {{"WORKSPACE", "/srv/ws"}};
   request.workerArgs = {"--chitin-limits=as=1"};
@@ -270,7 +253,27 @@ TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are 
   request.workerOverride.reset();
   CHECK_THROWS_WITH_AS(noWorkers.compileArgv(profile, request, 4),
                        "worker executable chitin-worker-demo not found in /empty or the folders "
-                       "up to two levels inside it (is it built and installed?)",
+                       "directly inside it (is it built and installed?)",
+                       SandboxUnavailable);
+}
+
+TEST_CASE("argv: ${WORKER_DIR} is the folder the worker was found in, never the request's") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] =
+      replaced(GOOD, "workdir:",
+               "mount { kind: RO_BIND src: \"${WORKER_DIR}/bridge\" dst: \"/opt/b\" }\nworkdir:");
+  os.executables.insert("/w/channel/chitin-worker-demo");
+  os.dirs["/w"] = {"channel"};
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  auto argv = spawner.compileArgv(profile, request, 4);
+  CHECK(contains(argv, {"--ro-bind", "/w/channel/bridge", "/opt/b"}));
+  CHECK(contains(argv, {"--ro-bind", "/w/channel/chitin-worker-demo"}));
+  request.vars = {{"WORKSPACE", "/srv/ws"}, {"WORKER_DIR", "/etc"}};
+  CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
+                       "unknown sandbox variable \"WORKER_DIR\" (known: WORKSPACE, STATE_DIR)",
                        SandboxUnavailable);
 }
 
@@ -516,8 +519,8 @@ TEST_CASE("spawn refuses to run a worker as uid 0") {
 TEST_CASE("shipped profiles: all load, compile, and match their worker kind's lockdown") {
   SystemSpawnOs os;
   std::string dir = sourceProfileDir();
-  for (const char* name :
-       {"session", "model", "exec", "read", "write", "edit", "channel-telegram"}) {
+  for (const char* name : {"session", "model", "exec", "read", "write", "edit", "channel-telegram",
+                           "channel-signal", "channel-whatsapp"}) {
     CAPTURE(name);
     auto profile = loadProfile(os, dir, name);
     CHECK(profile.worker() == name);

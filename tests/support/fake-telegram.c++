@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -49,12 +50,19 @@ size_t collect(char* data, size_t size, size_t count, void* out) {
 
 }  // namespace
 
-Child::Child(const std::vector<std::string>& argv) {
+Child::Child(const std::vector<std::string>& argv, const std::string& stdoutPath) {
   std::vector<std::string> copy = argv;
   std::vector<char*> args;
   for (auto& a : copy) args.push_back(a.data());
   args.push_back(nullptr);
-  int rc = posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!stdoutPath.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 1, stdoutPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
+  }
+  int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
   REQUIRE_MESSAGE(rc == 0, "posix_spawn " << argv[0] << ": " << strerror(rc));
 }
 
@@ -119,17 +127,30 @@ std::vector<nlohmann::json> FakeTelegram::sent(const std::string& method) {
 
 Socks5Relay::Socks5Relay() : dir_("chitin-egress-relay") {
   socket_ = dir_.path() + "/egress.sock";
-  process_ = std::make_unique<Child>(
-      std::vector<std::string>{requireEnv("CHITIN_PYTHON"), requireEnv("CHITIN_SOCKS5_RELAY"),
-                               "--socket", socket_, "--log", dir_.path() + "/connects.jsonl"});
-  waitForFile(socket_, *process_, "socks5_relay.py");
+  std::string log = dir_.path() + "/out";
+  process_ =
+      std::make_unique<Child>(std::vector<std::string>{requireEnv("CHITIN_PYTHON"),
+                                                       requireEnv("CHITIN_SOCKS5_UNIX"), socket_},
+                              log);
+  // It prints "ready" once it listens.
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    std::ifstream in(log);
+    std::string first;
+    if (std::getline(in, first) && first == "ready") break;
+    REQUIRE_MESSAGE(Clock::now() < deadline, "socks5_unix.py did not start");
+    REQUIRE_MESSAGE(process_->running(), "socks5_unix.py exited");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
-std::vector<nlohmann::json> Socks5Relay::connects() const {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(dir_.path() + "/connects.jsonl");
-  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
-  return lines;
+std::vector<std::string> Socks5Relay::connects() const {
+  std::vector<std::string> out;
+  std::ifstream in(dir_.path() + "/out");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("CONNECT ", 0) == 0) out.push_back(line.substr(8));
+  }
+  return out;
 }
 
 }  // namespace chitin::testing

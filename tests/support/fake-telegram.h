@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test support: tests/fakes/fake_telegram.py (and, for sandboxed workers, the SOCKS5 relay that
+// Test support: tests/fakes/fake_telegram.py (and, for sandboxed workers, the SOCKS5 server that
 // stands in for the egress broker) started on 127.0.0.1 and driven through the fake's control
 // API. Stopped when the object goes.
 // Runs in: tests
@@ -17,7 +17,8 @@ namespace chitin::testing {
 // A child process (a Python fake), killed and reaped at the end.
 class Child {
  public:
-  explicit Child(const std::vector<std::string>& argv);
+  // `stdoutPath`: a file for the child's stdout ("" = this process's).
+  explicit Child(const std::vector<std::string>& argv, const std::string& stdoutPath = "");
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -60,13 +61,14 @@ class FakeTelegram {
   int port_ = 0;
 };
 
-// tests/fakes/socks5_relay.py on a unix socket in a private directory: CONNECT to loopback
-// only, each logged. Needs CHITIN_PYTHON and CHITIN_SOCKS5_RELAY.
+// workers/channel/whatsapp/bridge/test/socks5_unix.py on a unix socket in a private directory.
+// Needs CHITIN_PYTHON and CHITIN_SOCKS5_UNIX.
 class Socks5Relay {
  public:
   Socks5Relay();
   const std::string& socketPath() const { return socket_; }
-  std::vector<nlohmann::json> connects() const;
+  // "host:port" of each CONNECT so far.
+  std::vector<std::string> connects() const;
 
  private:
   ScratchDir dir_;

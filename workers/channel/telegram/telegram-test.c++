@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "fake-telegram.h"
+#include "test-host.h"
 #include "telegram-platform.h"
 #include "telegram.h"
 
@@ -34,69 +35,6 @@ const json GROUP = {{"id", -100777}, {"type", "supergroup"}, {"title", "Team"}};
 
 using testing::FakeTelegram;
 using TempDir = testing::ScratchDir;
-
-// What the supervisor would be: records deliveries, drops repeats (by chat/message id, kept
-// across "restarts" in `seen`), and can stop.
-class TestHost final : public Host {
- public:
-  explicit TestHost(std::shared_ptr<std::set<std::string>> seen = nullptr)
-      : seen_(seen ? seen : std::make_shared<std::set<std::string>>()) {}
-
-  bool deliver(Inbound message) override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (stopping_) throw Stopping{};
-    delivered.push_back(message);
-    if (beforeAnswer) {
-      lock.unlock();
-      beforeAnswer(message);
-      lock.lock();
-    }
-    bool fresh = seen_->insert(message.chatId + "/" + message.messageId).second;
-    changed_.notify_all();
-    return fresh;
-  }
-  void status(State state, const std::string& detail, const std::string& identity) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    statuses.emplace_back(state, detail);
-    if (!identity.empty()) this->identity = identity;
-    changed_.notify_all();
-  }
-  void login(const std::string&, const std::string&) override {}
-  bool sleepFor(milliseconds d) override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return !changed_.wait_for(lock, d, [&]() { return stopping_; });
-  }
-  bool stopping() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stopping_;
-  }
-  void stop() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-    changed_.notify_all();
-  }
-  bool waitFor(const std::function<bool()>& done, milliseconds timeout = milliseconds(10000)) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return changed_.wait_for(lock, timeout, done);
-  }
-  bool sawStatus(State state, const std::string& part) {
-    return std::any_of(statuses.begin(), statuses.end(), [&](auto& s) {
-      return s.first == state && s.second.find(part) != std::string::npos;
-    });
-  }
-
-  // Guarded by mutex_ (read them in waitFor predicates, or after the platform stopped).
-  std::vector<Inbound> delivered;
-  std::vector<std::pair<State, std::string>> statuses;
-  std::string identity;
-  std::function<void(const Inbound&)> beforeAnswer;  // runs inside deliver(); may throw
-
- private:
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  bool stopping_ = false;
-  std::shared_ptr<std::set<std::string>> seen_;
-};
 
 Settings settingsFor(FakeTelegram& fake, const std::string& stateDir, uint64_t maxBytes = 1 << 20) {
   Settings s;
@@ -151,13 +89,13 @@ TEST_CASE("telegram: DMs, group mentions and replies to the bot arrive as Inboun
   TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
-  REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
-  CHECK(host.identity == "@chitin_test_bot");
+  REQUIRE(host.waitForStatus(State::CONNECTED, ""));
+  CHECK(host.identity() == "@chitin_test_bot");
 
   // A message of the bot's own in the group, for the reply below.
   Outbound hello{std::to_string(GROUP["id"].get<int64_t>()), "hello group", "", "", {}};
   fake.message({{"chat", GROUP}, {"from", OWNER}, {"text", "seed"}});  // makes the chat known
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  REQUIRE(host.waitFor(1).size() == 1);
   auto botMessage = running.platform().send(hello);
   REQUIRE(botMessage.size() == 1);
 
@@ -174,23 +112,24 @@ TEST_CASE("telegram: DMs, group mentions and replies to the bot arrive as Inboun
                     {"text", "hello group"}};
   fake.message(
       {{"chat", GROUP}, {"from", OWNER}, {"text", "thanks"}, {"reply_to_message", sentByBot}});
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 5; }));
+  auto delivered = host.waitFor(5);
+  REQUIRE(delivered.size() == 5);
   running.stop();
 
-  auto& dm = host.delivered[1];
+  auto& dm = delivered[1];
   CHECK(dm.chatId == "1001");
   CHECK_FALSE(dm.group);
   CHECK(dm.senderId == "1001");
   CHECK(dm.senderName == "Ann");
   CHECK(dm.text == "hi *there*");
   CHECK(dm.timestampMs > 0);
-  auto& mention = host.delivered[2];
+  auto& mention = delivered[2];
   CHECK(mention.group);
   CHECK(mention.chatId == "-100777");
   CHECK(mention.mentioned);
-  CHECK_FALSE(host.delivered[3].mentioned);
-  CHECK(host.delivered[4].mentioned);
-  CHECK(host.delivered[4].replyTo == botMessage[0]);
+  CHECK_FALSE(delivered[3].mentioned);
+  CHECK(delivered[4].mentioned);
+  CHECK(delivered[4].replyTo == botMessage[0]);
   // Only messages were asked for.
   CHECK(fake.control("state")["allowed_updates"] == json::array({"message"}));
 }
@@ -204,7 +143,7 @@ TEST_CASE("telegram: the offset is saved after delivery; a restart loses and dou
     Running running(settingsFor(fake, state.path()), host);
     fake.message({{"chat", DM}, {"from", OWNER}, {"text", "one"}});
     fake.message({{"chat", DM}, {"from", OWNER}, {"text", "two"}});
-    REQUIRE(host.waitFor([&]() { return host.delivered.size() == 2; }));
+    REQUIRE(host.waitFor(2).size() == 2);
     // The supervisor records "three", then the worker dies before saving the offset.
     host.beforeAnswer = [&](const Inbound& m) {
       if (m.text == "three") {
@@ -213,7 +152,7 @@ TEST_CASE("telegram: the offset is saved after delivery; a restart loses and dou
       }
     };
     fake.message({{"chat", DM}, {"from", OWNER}, {"text", "three"}});
-    REQUIRE(host.waitFor([&]() { return host.delivered.size() == 3; }));
+    REQUIRE(host.waitFor(3).size() == 3);
     running.stop();
   }
   std::ifstream offsetFile(state.path() + "/offset");
@@ -227,11 +166,12 @@ TEST_CASE("telegram: the offset is saved after delivery; a restart loses and dou
   TestHost host(seen);
   Running running(settingsFor(fake, state.path()), host);
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "four"}});
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 2; }));
+  auto delivered = host.waitFor(2);
+  REQUIRE(delivered.size() == 2);
   running.stop();
   // "three" again (the supervisor drops it as a duplicate), then "four"; one and two not again.
-  CHECK(host.delivered[0].text == "three");
-  CHECK(host.delivered[1].text == "four");
+  CHECK(delivered[0].text == "three");
+  CHECK(delivered[1].text == "four");
   CHECK(seen->size() == 4);
   // The saved offset is past everything delivered ("four" is confirmed by the next poll).
   std::ifstream again(state.path() + "/offset");
@@ -249,7 +189,7 @@ TEST_CASE("telegram: 429 on getUpdates is waited out; 409 backs off and says why
   TestHost host;
   auto start = Clock::now();
   Running running(settingsFor(fake, state.path()), host);
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  REQUIRE(host.waitFor(1).size() == 1);
   auto took = Clock::now() - start;
   running.stop();
   CHECK(took >= milliseconds(1000));  // the retry_after
@@ -257,7 +197,7 @@ TEST_CASE("telegram: 429 on getUpdates is waited out; 409 backs off and says why
   CHECK(
       host.sawStatus(State::RECONNECTING, "409 Conflict: another getUpdates poller or a webhook"));
   CHECK(host.sawStatus(State::CONNECTED, ""));
-  CHECK(host.delivered.size() == 1);
+  CHECK(host.waitFor(0).size() == 1);
 }
 
 TEST_CASE("telegram: a dropped connection reconnects and nothing is lost or doubled") {
@@ -265,18 +205,18 @@ TEST_CASE("telegram: a dropped connection reconnects and nothing is lost or doub
   TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
-  REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
+  REQUIRE(host.waitForStatus(State::CONNECTED, ""));
   // Twice: libcurl itself retries once, on a fresh connection, when a reused one dies before
   // any byte of the answer.
   fake.control("fail", {{"method", "getUpdates"}, {"drop", true}, {"times", 2}});
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "survives"}});
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "also"}});
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 2; }));
+  REQUIRE(host.waitFor(2).size() == 2);
   std::this_thread::sleep_for(milliseconds(1200));  // one more poll: nothing comes twice
   running.stop();
-  CHECK(host.delivered.size() == 2);
+  CHECK(host.waitFor(0).size() == 2);
   std::string statuses;
-  for (auto& s : host.statuses) statuses += s.second + "\n";
+  for (auto& detail : host.details()) statuses += detail + "\n";
   INFO(statuses);
   CHECK(host.sawStatus(State::RECONNECTING, "getUpdates: request to 127.0.0.1 failed"));
 }
@@ -286,12 +226,14 @@ TEST_CASE("telegram: a revoked token fails for good, and the token is never show
   TempDir state("chitin-telegram-state");
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
-  REQUIRE(host.waitFor([&]() { return host.sawStatus(State::CONNECTED, ""); }));
+  REQUIRE(host.waitForStatus(State::CONNECTED, ""));
   fake.control("revoke", json::object());
-  REQUIRE(host.waitFor([&]() { return host.sawStatus(State::FAILED, "401 Unauthorized"); }));
-  REQUIRE(host.waitFor([&]() { return running.returned(); }));
-  for (auto& [kind, detail] : host.statuses)
-    CHECK(detail.find("AAtest-secret") == std::string::npos);
+  REQUIRE(host.waitForStatus(State::FAILED, "401 Unauthorized"));
+  for (int i = 0; i < 500 && !running.returned(); ++i) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  REQUIRE(running.returned());
+  for (auto& detail : host.details()) CHECK(detail.find("AAtest-secret") == std::string::npos);
   std::string error = errorOf([&]() { running.platform().typing("1001", true); });
   CHECK(error.find("401") != std::string::npos);
   CHECK(error.find("AAtest-secret") == std::string::npos);
@@ -303,12 +245,13 @@ TEST_CASE("telegram: a long reply is chunked at 4096 UTF-16 units and sent as HT
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "write a lot"}});
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  auto delivered = host.waitFor(1);
+  REQUIRE(delivered.size() == 1);
   std::string paragraph = "**Bold** \U0001F600 text with <angle> & ampersand. ";
   std::string text;
   while (text.size() < 9000) text += paragraph + paragraph + "\n\n";
   text += "```cpp\nint main() { return a < b; }\n```";
-  auto ids = running.platform().send({"1001", text, host.delivered[0].messageId, "", {}});
+  auto ids = running.platform().send({"1001", text, delivered[0].messageId, "", {}});
   auto sent = fake.sent("sendMessage");
   REQUIRE(sent.size() >= 3);
   CHECK(ids.size() == sent.size());
@@ -330,7 +273,7 @@ TEST_CASE("telegram: HTML Telegram cannot parse is resent as plain text; 429 on 
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "hi"}});
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  REQUIRE(host.waitFor(1).size() == 1);
   fake.control("fail", {{"method", "sendMessage"},
                         {"status", 400},
                         {"description",
@@ -387,14 +330,15 @@ TEST_CASE("telegram: attachments in (capped before download) and out (photo, doc
                    {"width", 10},
                    {"height", 10},
                    {"file_size", 5000}}}}});
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 2; }));
-  auto& doc = host.delivered[0];
+  auto delivered = host.waitFor(2);
+  REQUIRE(delivered.size() == 2);
+  auto& doc = delivered[0];
   CHECK(doc.text == "read this");
   REQUIRE(doc.attachments.size() == 1);
   CHECK(doc.attachments[0].name == "r.pdf");
   CHECK(doc.attachments[0].mimeType == "application/pdf");
   CHECK(doc.attachments[0].data == bytes);
-  auto& photo = host.delivered[1];
+  auto& photo = delivered[1];
   REQUIRE(photo.attachments.size() == 1);
   CHECK(photo.attachments[0].data.empty());
   CHECK(photo.attachments[0].size == 5000);
@@ -425,11 +369,12 @@ TEST_CASE("telegram: typing and reactions") {
   TestHost host;
   Running running(settingsFor(fake, state.path()), host);
   fake.message({{"chat", DM}, {"from", OWNER}, {"text", "hi"}});
-  REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+  auto delivered = host.waitFor(1);
+  REQUIRE(delivered.size() == 1);
   running.platform().typing("1001", true);
   running.platform().typing("1001", false);  // nothing to send: Telegram's typing just expires
-  running.platform().react("1001", host.delivered[0].messageId, "\U0001F440");
-  CHECK(errorOf([&]() { running.platform().react("1001", host.delivered[0].messageId, "x"); }) ==
+  running.platform().react("1001", delivered[0].messageId, "\U0001F440");
+  CHECK(errorOf([&]() { running.platform().react("1001", delivered[0].messageId, "x"); }) ==
         "setMessageReaction: 400 Bad Request: REACTION_INVALID");
   CHECK(errorOf([&]() { running.platform().react("1001", "abc", "\U0001F440"); }) ==
         "\"abc\" is not a Telegram message id");
@@ -449,7 +394,7 @@ TEST_CASE("telegram: a group that became a supergroup is followed, and remembere
     TestHost host;
     Running running(settingsFor(fake, state.path()), host);
     fake.message({{"chat", oldGroup}, {"from", OWNER}, {"text", "@chitin_test_bot hi"}});
-    REQUIRE(host.waitFor([&]() { return host.delivered.size() == 1; }));
+    REQUIRE(host.waitFor(1).size() == 1);
     fake.control("migrate", {{"from", -4242}, {"to", -1004242}});
     running.platform().send({"-4242", "after the move", "", "", {}});
   }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Sandbox claims about channel workers: the real chitin-worker-channel-telegram, spawned from
 // the shipped profile, serves ChannelWorker, reaches the Bot API only through its egress
-// socket (a SOCKS5 relay stands in for the broker), keeps its state in /state, stays small when
+// socket (a SOCKS5 server stands in for the broker), keeps its state in /state, stays small when
 // idle, and exits on hang-up; its profile and lockdown deny sockets of its own and every host
 // path but /state.
 // Runs in: tests (the worker and the probes run in real sandboxes)
@@ -144,11 +144,7 @@ TEST_CASE(
   // Every connection went through the egress socket, to the configured host:port.
   auto connects = relay.connects();
   REQUIRE(!connects.empty());
-  for (auto& c : connects) {
-    CHECK(c["host"] == "127.0.0.1");
-    CHECK(c["port"] == fake.port());
-    CHECK(c["outcome"] == "connected");
-  }
+  for (auto& c : connects) CHECK(c == "127.0.0.1:" + std::to_string(fake.port()));
   // The offset is in /state (the host's state directory), written by the sandboxed worker.
   REQUIRE(wait([&]() { return !readAll(state.path() + "/offset").empty(); }));
   CHECK(std::stoll(readAll(state.path() + "/offset")) > 0);
