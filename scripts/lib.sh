@@ -10,8 +10,11 @@ RUN_PACKAGES=(meson ninja-build pkg-config g++ ca-certificates
   libprotobuf-dev protobuf-compiler libseccomp-dev bubblewrap libspdlog-dev doctest-dev
   libcurl4-openssl-dev nlohmann-json3-dev libsodium-dev libssl-dev libgit2-dev)
 # What the test suites need on top: Python for the fakes, headless Chromium and Node for the
-# web chat test, clang and its libFuzzer runtime for the fuzz suite.
-TEST_PACKAGES=(python3 chromium fonts-dejavu-core clang-14 libclang-rt-14-dev)
+# web chat test, clang and its libFuzzer runtime for the fuzz suite, and the real servers the
+# channel platforms are tested against (tests/channels/): IRC (ngircd; InspIRCd + Atheme for
+# SASL), IMAP (Dovecot), SMTP (aiosmtpd), openssl for their test certificates.
+TEST_PACKAGES=(python3 chromium fonts-dejavu-core clang-14 libclang-rt-14-dev
+  ngircd inspircd atheme-services dovecot-imapd python3-aiosmtpd openssl)
 
 missing_packages() {
   local p
