@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Sandbox claims about channel workers: the real chitin-worker-channel-telegram, spawned from
 // the shipped profile, serves ChannelWorker, reaches the Bot API only through its egress
-// socket (a SOCKS5 server stands in for the broker), keeps its state in /state, stays small when
-// idle, and exits on hang-up; its profile and lockdown deny sockets of its own and every host
-// path but /state.
+// socket (the real broker, audited), keeps its state in /state, stays small when idle, and
+// exits on hang-up; its profile and lockdown deny sockets of its own and every host path but
+// /state.
 // Runs in: tests (the worker and the probes run in real sandboxes)
 
 #include <capnp/rpc-twoparty.h>
@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "broker-test-fixture.h"
 #include "channel.capnp.h"
 #include "fake-telegram.h"
 #include "probe-runner.h"
@@ -86,7 +87,12 @@ TEST_CASE(
     "channel-telegram worker: serves in its sandbox, talks to Telegram only through its egress "
     "socket, idles small, exits on hang-up") {
   FakeTelegram fake(TOKEN);
-  Socks5Relay relay;
+  // The broker as the channel host opens it for this account: its apiRoot, a private address
+  // the owner allowed.
+  egress::testing::Fixture broker;
+  std::string where = "127.0.0.1:" + std::to_string(fake.port());
+  std::string egressSocket =
+      broker.open("channel-telegram", {egress::parseRule(where, "channels.account", true)});
   TempDir state("chitin-channel-state");
   TempDir logs("chitin-channel-log");
   int logFd = open((logs.path() + "/worker.log").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -94,7 +100,7 @@ TEST_CASE(
   spawn::SpawnRequest request;
   request.profile = "channel-telegram";
   request.vars = {{"STATE_DIR", state.path()}};
-  request.egressSocket = relay.socketPath();
+  request.egressSocket = egressSocket;
   request.stdoutFd = logFd;
   request.stderrFd = logFd;
   auto worker = testSpawner().spawn(request);
@@ -141,10 +147,6 @@ TEST_CASE(
   REQUIRE(sent.size() == 1);
   CHECK(sent[0]["text"] == "hi back");
   CHECK(sent[0]["entities"][0]["type"] == "bold");
-  // Every connection went through the egress socket, to the configured host:port.
-  auto connects = relay.connects();
-  REQUIRE(!connects.empty());
-  for (auto& c : connects) CHECK(c == "127.0.0.1:" + std::to_string(fake.port()));
   // The offset is in /state (the host's state directory), written by the sandboxed worker.
   REQUIRE(wait([&]() { return !readAll(state.path() + "/offset").empty(); }));
   CHECK(std::stoll(readAll(state.path() + "/offset")) > 0);
@@ -176,10 +178,20 @@ TEST_CASE(
   REQUIRE(exit);
   CHECK(exit->describe() == "exited with status 0");
   CHECK(Clock::now() - hangUp < std::chrono::seconds(3));
+  // Every connection went through the broker, to the configured host:port, and was audited
+  // (a tunnel's record is written when it closes: now, with the worker gone).
+  auto records = broker.records(1);
+  REQUIRE(!records.empty());
+  for (auto& r : records) {
+    CHECK(r.worker() == "channel-telegram");
+    CHECK(r.address() == where);
+    CHECK(r.outcome() == "ok");
+  }
 }
 
 TEST_CASE("channel-telegram profile: no socket of its own, no host path but /state (controls)") {
-  Socks5Relay relay;
+  egress::testing::Fixture broker;
+  std::string egressSocket = broker.open("channel-telegram", {});
   TempDir state("chitin-channel-state");
   TempDir secrets("chitin-credentials");
   std::string credential = secrets.file("discord-default", "another channel's token");
@@ -189,7 +201,7 @@ TEST_CASE("channel-telegram profile: no socket of its own, no host path but /sta
                    name,
                    std::move(args),
                    {{"STATE_DIR", state.path()}}};
-    spec.egressSocket = relay.socketPath();
+    spec.egressSocket = egressSocket;
     return runProbe(spec);
   };
   // A TCP or UDP socket kills the worker; AF_UNIX (the broker) is allowed.

@@ -7,7 +7,6 @@
 
 #include <curl/curl.h>
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -50,19 +49,12 @@ size_t collect(char* data, size_t size, size_t count, void* out) {
 
 }  // namespace
 
-Child::Child(const std::vector<std::string>& argv, const std::string& stdoutPath) {
+Child::Child(const std::vector<std::string>& argv) {
   std::vector<std::string> copy = argv;
   std::vector<char*> args;
   for (auto& a : copy) args.push_back(a.data());
   args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (!stdoutPath.empty()) {
-    posix_spawn_file_actions_addopen(&actions, 1, stdoutPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-  }
-  int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  int rc = posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ);
   REQUIRE_MESSAGE(rc == 0, "posix_spawn " << argv[0] << ": " << strerror(rc));
 }
 
@@ -121,34 +113,6 @@ std::vector<nlohmann::json> FakeTelegram::sent(const std::string& method) {
   nlohmann::json all = control("sent");
   for (auto& s : all["sent"]) {
     if (method.empty() || s["method"] == method) out.push_back(s);
-  }
-  return out;
-}
-
-Socks5Relay::Socks5Relay() : dir_("chitin-egress-relay") {
-  socket_ = dir_.path() + "/egress.sock";
-  std::string log = dir_.path() + "/out";
-  process_ =
-      std::make_unique<Child>(std::vector<std::string>{requireEnv("CHITIN_PYTHON"),
-                                                       requireEnv("CHITIN_SOCKS5_UNIX"), socket_},
-                              log);
-  // It prints "ready" once it listens.
-  auto deadline = Clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    std::ifstream in(log);
-    std::string first;
-    if (std::getline(in, first) && first == "ready") break;
-    REQUIRE_MESSAGE(Clock::now() < deadline, "socks5_unix.py did not start");
-    REQUIRE_MESSAGE(process_->running(), "socks5_unix.py exited");
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-std::vector<std::string> Socks5Relay::connects() const {
-  std::vector<std::string> out;
-  std::ifstream in(dir_.path() + "/out");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("CONNECT ", 0) == 0) out.push_back(line.substr(8));
   }
   return out;
 }

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test support: tests/fakes/fake_telegram.py (and, for sandboxed workers, the SOCKS5 server that
-// stands in for the egress broker) started on 127.0.0.1 and driven through the fake's control
-// API. Stopped when the object goes.
+// Test support: tests/fakes/fake_telegram.py started on 127.0.0.1 and driven through its
+// control API, stopped when the object goes.
 // Runs in: tests
 
 #pragma once
@@ -17,8 +16,7 @@ namespace chitin::testing {
 // A child process (a Python fake), killed and reaped at the end.
 class Child {
  public:
-  // `stdoutPath`: a file for the child's stdout ("" = this process's).
-  explicit Child(const std::vector<std::string>& argv, const std::string& stdoutPath = "");
+  explicit Child(const std::vector<std::string>& argv);
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -59,21 +57,6 @@ class FakeTelegram {
   ScratchDir dir_;
   std::unique_ptr<Child> process_;
   int port_ = 0;
-};
-
-// workers/channel/whatsapp/bridge/test/socks5_unix.py on a unix socket in a private directory.
-// Needs CHITIN_PYTHON and CHITIN_SOCKS5_UNIX.
-class Socks5Relay {
- public:
-  Socks5Relay();
-  const std::string& socketPath() const { return socket_; }
-  // "host:port" of each CONNECT so far.
-  std::vector<std::string> connects() const;
-
- private:
-  ScratchDir dir_;
-  std::string socket_;
-  std::unique_ptr<Child> process_;
 };
 
 }  // namespace chitin::testing
