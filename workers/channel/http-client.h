@@ -29,9 +29,9 @@ struct HttpPart {  // one part of a multipart/form-data body
 struct HttpRequest {
   std::string method = "GET";  // GET, POST, PUT, DELETE, PATCH
   std::string url;
-  std::vector<std::string> headers;  // "Name: value"
-  std::string body;                  // sent as is (set Content-Type in headers)
-  std::vector<HttpPart> multipart;   // if non-empty: multipart/form-data instead of body
+  std::vector<std::string> headers;          // "Name: value"
+  std::string body;                          // sent as is (set Content-Type in headers)
+  std::vector<HttpPart> multipart;           // if non-empty: multipart/form-data instead of body
   std::chrono::milliseconds timeout{30000};  // the whole request
   size_t maxResponseBytes = 8u << 20;        // longer bodies fail the request
   // Streaming responses (SSE): called with each piece of the body as it arrives; return false
@@ -67,7 +67,8 @@ class HttpClient {
 
 // Seconds to wait from a Retry-After header (delta-seconds or an HTTP-date), clamped to
 // [0, cap]; `fallback` when absent or unparseable.
-std::chrono::milliseconds retryAfter(const HttpResponse& response, std::chrono::milliseconds fallback,
+std::chrono::milliseconds retryAfter(const HttpResponse& response,
+                                     std::chrono::milliseconds fallback,
                                      std::chrono::milliseconds cap = std::chrono::seconds(60));
 
 }  // namespace chitin::channel

@@ -42,6 +42,8 @@ class Stream {
   // A line without its "\r\n" or "\n"; throws ChannelError when longer than `maxLine` bytes or
   // the stream closes mid-line.
   std::string readLine(std::chrono::milliseconds timeout, size_t maxLine = 65536);
+  // Waits at most 30 s for the peer to take the bytes. read() on one thread and writeAll() on
+  // another may run at once (IRC replies while its reader waits); two of either may not.
   void writeAll(std::string_view bytes);
 
   // From any thread: wakes a blocked read() (which throws StreamInterrupted) and makes every
@@ -54,10 +56,15 @@ class Stream {
  private:
   struct Impl;
   explicit Stream(std::unique_ptr<Impl> impl);
+  size_t readSocket(char* buffer, size_t max, std::chrono::milliseconds timeout);
   std::unique_ptr<Impl> impl_;
 };
 
 struct StreamTimeout {};
 struct StreamInterrupted {};
+
+// Once, before threads and before the worker's seccomp lockdown: OpenSSL reads its
+// configuration and loads its error strings here, not at the first connection.
+void initNetworkGlobal();
 
 }  // namespace chitin::channel
