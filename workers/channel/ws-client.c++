@@ -46,8 +46,8 @@ void randomBytes(uint8_t* out, size_t n) {
 
 std::string base64(const unsigned char* bytes, size_t n) {
   std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes,
-                            static_cast<int>(n));
+  int len =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes, static_cast<int>(n));
   out.resize(static_cast<size_t>(len));
   return out;
 }
@@ -64,7 +64,8 @@ std::string acceptFor(const std::string& key) {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -88,7 +89,9 @@ bool hasToken(std::string_view value, std::string_view token) {
   return false;
 }
 
-bool validUtf8(std::string_view s) { return isValidUtf8(kj::ArrayPtr<const char>(s.data(), s.size())); }
+bool validUtf8(std::string_view s) {
+  return isValidUtf8(kj::ArrayPtr<const char>(s.data(), s.size()));
+}
 
 // Close codes a peer may send (§7.4.1, §7.4.2): 1004-1006 and 1015 are reserved for reporting.
 bool validCloseCode(uint16_t code) {
@@ -149,7 +152,8 @@ WebSocketUrl parseWebSocketUrl(std::string_view url) {
     out.port = static_cast<uint16_t>(port);
   }
   for (char c : out.target) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) throw bad("control or space in the path");
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
+      throw bad("control or space in the path");
   }
   return out;
 }
@@ -185,7 +189,8 @@ void WebSocket::handshake(const WebSocketUrl& url, const WebSocketOptions& optio
   if (url.port != (url.tls ? 443 : 80)) host += ":" + std::to_string(url.port);
   std::string request = "GET " + url.target + " HTTP/1.1\r\nHost: " + host +
                         "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n";
+                        "Sec-WebSocket-Key: " +
+                        key + "\r\nSec-WebSocket-Version: 13\r\n";
   for (const auto& header : options.headers) {
     if (header.find_first_of("\r\n") != std::string::npos) {
       throw ChannelError("websocket " + peer_ + ": a handshake header holds a line break");
@@ -203,7 +208,8 @@ void WebSocket::handshake(const WebSocketUrl& url, const WebSocketOptions& optio
     if (in_.size() > MAX_HANDSHAKE_BYTES) {
       throw ChannelError("websocket " + peer_ + ": handshake response headers over 16 KiB");
     }
-    if (!fill(deadline)) throw ChannelError("websocket " + peer_ + ": no handshake response in time");
+    if (!fill(deadline))
+      throw ChannelError("websocket " + peer_ + ": no handshake response in time");
     if (closed_) throw ChannelError("websocket " + peer_ + ": closed during the handshake");
   }
   std::string head = in_.substr(0, end);
@@ -383,7 +389,8 @@ std::optional<WebSocket::Message> WebSocket::receive(milliseconds timeout) {
       case BINARY:
         if (partialOpcode_ != 0) fail(WS_PROTOCOL_ERROR, "a new message inside a fragmented one");
         if (fin) {
-          if (opcode == TEXT && !validUtf8(payload)) fail(WS_INVALID_DATA, "a text message that is not UTF-8");
+          if (opcode == TEXT && !validUtf8(payload))
+            fail(WS_INVALID_DATA, "a text message that is not UTF-8");
           Message m;
           m.kind = opcode == TEXT ? Kind::TEXT : Kind::BINARY;
           m.data = std::move(payload);
@@ -393,7 +400,8 @@ std::optional<WebSocket::Message> WebSocket::receive(milliseconds timeout) {
         partial_ = std::move(payload);
         continue;
       case CONTINUATION: {
-        if (partialOpcode_ == 0) fail(WS_PROTOCOL_ERROR, "a continuation frame with no message to continue");
+        if (partialOpcode_ == 0)
+          fail(WS_PROTOCOL_ERROR, "a continuation frame with no message to continue");
         partial_ += payload;
         if (!fin) continue;
         if (partialOpcode_ == TEXT && !validUtf8(partial_)) {

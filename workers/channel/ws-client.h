@@ -37,9 +37,9 @@ struct WebSocketUrl {
 WebSocketUrl parseWebSocketUrl(std::string_view url);
 
 struct WebSocketOptions {
-  std::string egressSocket;  // "" = direct TCP (tests)
-  std::string caFile;        // "" = the system store
-  std::vector<std::string> headers;  // extra handshake headers, "Name: value"
+  std::string egressSocket;           // "" = direct TCP (tests)
+  std::string caFile;                 // "" = the system store
+  std::vector<std::string> headers;   // extra handshake headers, "Name: value"
   size_t maxMessageBytes = 4u << 20;  // a longer message closes the connection with 1009
   std::chrono::milliseconds connectTimeout{15000};
   std::chrono::milliseconds handshakeTimeout{15000};
@@ -101,7 +101,7 @@ class WebSocket {
   std::unique_ptr<Stream> stream_;
   std::string peer_;
   size_t maxMessageBytes_;
-  std::string in_;  // received bytes not yet parsed
+  std::string in_;       // received bytes not yet parsed
   std::string partial_;  // a fragmented message so far
   uint8_t partialOpcode_ = 0;
   bool closeSent_ = false;
