@@ -22,7 +22,8 @@ namespace chitin::channel::testing {
 
 inline std::string requireEnv(const char* name) {
   const char* value = std::getenv(name);
-  REQUIRE_MESSAGE(value != nullptr, name << " is not set (run the test through meson)");
+  REQUIRE_MESSAGE(value != nullptr, std::string(name)
+                                        << " is not set (run the test through meson)");
   return value;
 }
 
