@@ -36,7 +36,8 @@ void checkHiddenInChild(int argc, char** argv);
 void applyLimitsInChild(int argc, char** argv);
 
 // Stacks the worker kind's post-bootstrap seccomp filter on top of the profile's filter.
-// Known kinds: "session", "model", "exec", "read", "write", "edit", "probe". Unknown kind throws.
+// Known kinds: "session", "model", "exec", "read", "write", "edit", "probe", and every
+// "channel-<kind>". Unknown kind throws.
 void lockDownInWorker(kj::StringPtr kind);
 
 }  // namespace chitin

@@ -6,6 +6,7 @@
 #include "seccomp-groups.h"
 
 #include <doctest/doctest.h>
+#include <kj/debug.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -158,6 +159,20 @@ TEST_CASE("seccomp filters: every group, all groups together, and every lockdown
     CHECK(Filter(spec).exportBpf().size() > 0);
   }
   CHECK(lockdownFor("nonsense") == nullptr);
+}
+
+TEST_CASE("seccomp lockdowns: every channel-<kind> gets the channel lockdown, nothing else does") {
+  auto& telegram = KJ_ASSERT_NONNULL(lockdownFor("channel-telegram"));
+  CHECK(kj::StringPtr(telegram.kind) == "channel-*");
+  CHECK(&KJ_ASSERT_NONNULL(lockdownFor("channel-irc")) == &telegram);
+  // The prefix alone or a different prefix is no kind.
+  CHECK(lockdownFor("channel-") == nullptr);
+  CHECK(lockdownFor("channel") == nullptr);
+  CHECK(lockdownFor("channelx-telegram") == nullptr);
+  // No AF_INET socket for a channel worker: the egress broker is its only way out.
+  bool network = false;
+  for (auto group : telegram.groups) network = network || group == Group::NETWORK;
+  CHECK_FALSE(network);
 }
 
 TEST_CASE("seccomp filters: an errno exception may not shadow an allowed syscall") {

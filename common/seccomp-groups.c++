@@ -437,6 +437,18 @@ constexpr Group READ_GROUPS[] = {Group::BASIC_IO, Group::MEMORY, Group::PROCESS_
                                  Group::FILE_READ};
 constexpr Group WRITE_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,    Group::PROCESS_SELF,
                                   Group::TIME,     Group::FILE_READ, Group::FILE_WRITE};
+// Channel workers (workers/channel/): threads for the receive and outbound loops, AF_UNIX for
+// the egress broker's socket (no AF_INET: the broker is their only way out), files read for CA
+// certificates, and of file writing only what keeping state in /state takes (create, replace,
+// sync, remove) -- no links, no modes, no ownership.
+constexpr Group CHANNEL_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,    Group::PROCESS_SELF,
+                                    Group::TIME,     Group::FILE_READ, Group::UNIX_IPC,
+                                    Group::THREADS};
+const Rule CHANNEL_STATE_RULES[] = {
+    allow("openat"), allow("rename"),    allow("renameat"),  allow("renameat2"),
+    allow("fsync"),  allow("fdatasync"), allow("unlink"),    allow("unlinkat"),
+    allow("mkdir"),  allow("mkdirat"),   allow("ftruncate"),
+};
 const KindLockdown LOCKDOWNS[] = {
     {"session", SESSION_GROUPS, nullptr, nullptr},
     {"model", MODEL_GROUPS, nullptr, nullptr},
@@ -447,6 +459,8 @@ const KindLockdown LOCKDOWNS[] = {
     // Test probes (tests/sandbox/) choose a real kind with --probe-kind; bare "probe" gets
     // the strictest set, so a mistaken use cannot widen anything.
     {"probe", SESSION_GROUPS, nullptr, nullptr},
+    // Every "channel-<kind>" without an entry of its own (lockdownFor).
+    {"channel-*", CHANNEL_GROUPS, CHANNEL_STATE_RULES, nullptr},
 };
 
 }  // namespace
@@ -514,6 +528,14 @@ kj::ArrayPtr<const Rule> bootstrapRules() { return BOOTSTRAP_RULES; }
 kj::Maybe<const KindLockdown&> lockdownFor(kj::StringPtr kind) {
   for (auto& lockdown : LOCKDOWNS) {
     if (kind == lockdown.kind) return lockdown;
+  }
+  // A kind ending in '*' covers every kind with that prefix and something after it, so each
+  // new channel platform starts under the channel lockdown without an entry of its own.
+  for (auto& lockdown : LOCKDOWNS) {
+    kj::StringPtr pattern = lockdown.kind;
+    if (!pattern.endsWith("*")) continue;
+    size_t prefix = pattern.size() - 1;
+    if (kind.size() > prefix && kind.slice(0, prefix) == pattern.slice(0, prefix)) return lockdown;
   }
   return nullptr;
 }

@@ -70,6 +70,8 @@ struct KindLockdown {
   kj::ArrayPtr<const Rule> extraRules;  // single syscalls outside the groups
   kj::ArrayPtr<const char* const> errnoSyscalls;
 };
+// An exact entry wins; otherwise an entry "prefix-*" covers every "prefix-<something>"
+// ("channel-*": all channel workers).
 kj::Maybe<const KindLockdown&> lockdownFor(kj::StringPtr kind);
 kj::ArrayPtr<const KindLockdown> allLockdowns();
 

@@ -4,7 +4,7 @@
 # The channel worker serves `ChannelWorker` as its bootstrap capability; the supervisor is the
 # only client. The worker holds exactly one secret -- its account's credential, handed over in
 # `start` and never in argv, environment or a file the worker can open -- and reaches exactly
-# one platform, through the supervisor's egress broker (a SOCKS5 socket at /run/chitin/egress,
+# one platform, through the supervisor's egress broker (a SOCKS5 socket at /run/chitin/egress.sock,
 # which admits only the host:port pairs configured for this account).
 #
 # Trust: the supervisor treats everything a channel worker says as attacker-controlled. In
@@ -26,6 +26,10 @@ struct ChannelSettings {
   # Platform settings from the config, as strings: "apiRoot", "server", "port", "tls", "nick",
   # "channels", "imapHost", ... Each platform documents (and validates) its own keys; an
   # unknown key is an error naming it.
+  maxAttachmentBytes @4 :UInt64;
+  # Inbound attachments larger than this arrive with empty `data` (and their `size`); the
+  # worker checks the platform's stated size before downloading. 0 = the default, 20 MiB
+  # (chitin.conf `channels.max_attachment_bytes`).
 
   struct Option {
     key @0 :Text;

@@ -109,6 +109,7 @@ std::string fullCall(const std::string& tool, const json& args) {
   if (tool == "read") order = {"path"};
   if (tool == "write") order = {"path", "content"};
   if (tool == "edit") order = {"path", "oldText", "newText"};
+  if (tool == "message") order = {"action", "to", "text", "media"};
   for (const std::string& key : order) {
     if (auto it = args.find(key); it != args.end()) fullArgument(out, key, *it);
   }
@@ -147,6 +148,16 @@ CallDescription describeCall(const std::string& tool, const json& args) {
     line.field(str("newText"), TEXT_BUDGET).words("\"");
   } else if (tool == "read") {
     line.words("read ").field(str("path"), PATH_BUDGET);
+  } else if (tool == "message") {
+    // Who gets it first, then the words: the owner judges a send by both.
+    std::string text = str("text");
+    line.words("message to ").field(str("to"), PATH_BUDGET).words(" (" + sizeOf(text) + ")");
+    if (!text.empty()) line.words(": ").field(text, TEXT_BUDGET);
+    auto media = args.is_object() ? args.find("media") : args.end();
+    if (media != args.end() && !media->is_null())
+      line.words(" + files ")
+          .field(media->dump(-1, ' ', false, json::error_handler_t::replace), PATH_BUDGET,
+                 DisplayBackslashes::AS_IS);
   } else {
     line.field(tool, PATH_BUDGET).words(" ");
     line.field(args.dump(-1, ' ', false, json::error_handler_t::replace), OTHER_BUDGET,

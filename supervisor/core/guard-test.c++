@@ -32,6 +32,7 @@ class FakeTools final : public ToolExecutor {
   kj::Own<kj::PromiseFulfiller<void>> release;
 
   std::vector<std::string> lastHidden;
+  std::vector<nlohmann::json> sent;  // `message` calls that ran
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs) override {
@@ -42,6 +43,10 @@ class FakeTools final : public ToolExecutor {
       std::stringstream text;
       text << in.rdbuf();
       return ToolOutcome{ToolOutcome::Status::OK, text.str()};
+    }
+    if (tool == "message") {
+      sent.push_back(args);
+      return ToolOutcome{ToolOutcome::Status::OK, "sent"};
     }
     if (tool == "write") {
       std::ofstream(workspaceDir + "/" + args["path"].get<std::string>())
@@ -266,6 +271,45 @@ TEST_CASE("guard: a command that changes AGENTS.md without the owner's confirmat
     }
   }
   CHECK(found);
+}
+
+TEST_CASE("guard: the shipped policy sends to the owner's own account, asks for anyone else") {
+  Fixture f(/*shipped=*/true);
+  f.policy->addSender({"Sender", "telegram:5"}, {"User", "owner"});
+  auto me = f.session();
+  ToolOutcome own =
+      f.call(me, "message", {{"action", "send"}, {"to", "telegram:5"}, {"text", "done"}});
+  CHECK(own.status == ToolOutcome::Status::OK);
+  REQUIRE(f.tools.sent.size() == 1);
+  CHECK(f.asked.empty());
+
+  // Someone else: the owner is asked, shown the exact recipient and text; unanswered = denied.
+  ToolOutcome other = f.call(
+      me, "message", {{"action", "send"}, {"to", "telegram:6"}, {"text", "the secret is 42"}});
+  CHECK(other.status != ToolOutcome::Status::OK);
+  REQUIRE(f.asked.size() == 1);
+  CHECK(f.asked[0].tool() == "message");
+  CHECK(f.asked[0].description().find("telegram:6") != std::string::npos);
+  CHECK(f.asked[0].description().find("the secret is 42") != std::string::npos);
+  CHECK(f.tools.sent.size() == 1);
+
+  // A tainted session asks even for the owner's own account.
+  auto tainted = f.session("tainted");
+  tainted->tainted = true;
+  tainted->taintSource = "a web page";
+  f.call(tainted, "message", {{"action", "send"}, {"to", "telegram:5"}, {"text", "x"}});
+  CHECK(f.asked.size() == 2);
+  CHECK(f.tools.sent.size() == 1);
+}
+
+TEST_CASE("guard: a malformed message call is refused before the policy is asked") {
+  Fixture f(/*shipped=*/true);
+  auto me = f.session();
+  ToolOutcome bad = f.call(me, "message", {{"action", "send"}, {"to", "nocolon"}, {"text", "x"}});
+  CHECK(bad.status == ToolOutcome::Status::ERROR);
+  CHECK(bad.content.find("<channel>:<chat id>") != std::string::npos);
+  CHECK(f.asked.empty());
+  CHECK(f.tools.sent.empty());
 }
 
 }  // namespace

@@ -83,6 +83,12 @@ PolicyHost::ExtraEntity fileEntity(const std::string& agentId, const std::string
   return {{"File", agentId + "/" + path}, std::move(attrs), {{"Agent", agentId}}};
 }
 
+// The message's Recipient entity (policy-model.h: the parents of the sender with the same id).
+PolicyHost::ExtraEntity recipientEntity(const PolicyHost& policy, const std::string& to) {
+  policy::Entity e = policy::recipientEntity(to, policy.parentsOf({"Sender", to}));
+  return {e.uid, e.attrs.asRecord(), e.parents};
+}
+
 // The untrusted directories ("downloads/") that exist beneath the workspace as real directories,
 // workspace-relative without the slash: what an untainted session's command must not see. (One
 // that is a symlink is not an untrusted directory at all; one swapped for a symlink before the
@@ -225,7 +231,9 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
   // The request the policy decides on.
   policy::Request request;
   request.principal = call->turn->principal;
-  request.action = {"Action", call->tool};
+  // The tool `message` is the action `message_send` (on the recipient); the others are named
+  // like their tool.
+  request.action = {"Action", call->tool == "message" ? "message_send" : call->tool};
   policy::Value::Record context = policyContext(*call->turn, false, argumentsRecord(call->args));
   std::vector<PolicyHost::ExtraEntity> extra;
   if (isFileTool(call->tool)) {
@@ -244,6 +252,9 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
     }
     call->path = checked.get<kj::String>().cStr();
     extra.push_back(fileEntity(settings_.agentId, call->path));
+    request.resource = extra.back().uid;
+  } else if (call->tool == "message") {
+    extra.push_back(recipientEntity(policy_, call->args["to"].get<std::string>()));
     request.resource = extra.back().uid;
   } else {
     request.resource = {"Agent", settings_.agentId};

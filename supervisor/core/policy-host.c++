@@ -102,4 +102,9 @@ void PolicyHost::addSender(const policy::EntityUid& sender, const policy::Entity
   entities_ = std::move(entities);
 }
 
+std::vector<policy::EntityUid> PolicyHost::parentsOf(const policy::EntityUid& who) const {
+  const policy::Entity* entity = entities_.find(who);
+  return entity ? entity->parents : std::vector<policy::EntityUid>{};
+}
+
 }  // namespace chitin

@@ -53,6 +53,8 @@ class PolicyHost {
   bool memberOf(const policy::EntityUid& who, const policy::EntityUid& group) const;
   // Is `who` in the entity store at all (a known sender)?
   bool known(const policy::EntityUid& who) const;
+  // `who`'s parents in the entity store (none when it is not there).
+  std::vector<policy::EntityUid> parentsOf(const policy::EntityUid& who) const;
 
   // Adds (or re-parents) a sender and saves the entity store atomically. Throws on I/O errors.
   void addSender(const policy::EntityUid& sender, const policy::EntityUid& parent);

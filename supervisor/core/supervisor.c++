@@ -4,6 +4,8 @@
 
 #include "supervisor.h"
 
+#include "message-tool.h"
+
 #include <chitin-build-config.h>
 #include <kj/async-io.h>
 #include <kj/debug.h>
@@ -203,7 +205,9 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.defaultTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
-    ToolRunner tools(&loop, io, spawner, toolSettings);
+    ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
+    // `message` is sent by the channel host; until channels start, it says none is configured.
+    MessageTool tools(sandboxedTools, nullptr);
 
     AgentCoreSettings coreSettings;
     coreSettings.agentId = config.agent().id();

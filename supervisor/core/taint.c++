@@ -24,13 +24,6 @@ namespace {
 
 constexpr size_t MAX_RECORD_FILE_BYTES = 16 << 20;
 
-long openBeneath(int dirFd, const char* path, uint64_t flags) {
-  struct open_how how {};
-  how.flags = flags;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  return syscall(SYS_openat2, dirFd, path, &how, sizeof(how));
-}
-
 bool beneath(const std::string& path, const std::string& dir) {
   if (dir.empty()) return true;  // the whole workspace
   return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
@@ -48,6 +41,13 @@ bool inUntrustedDir(const std::string& relPath, const std::vector<std::string>& 
     if (beneath(relPath, dir)) return true;
   }
   return false;
+}
+
+long openBeneath(int dirFd, const char* path, uint64_t flags) {
+  struct open_how how {};
+  how.flags = flags;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  return syscall(SYS_openat2, dirFd, path, &how, sizeof(how));
 }
 
 Resolved resolveBeneath(const std::string& workspaceDir, const std::string& relPath) {

@@ -70,6 +70,10 @@ class UntrustedFiles {
   bool dirty_ = false;
 };
 
+// openat2(dirFd, path, flags) following symlinks only beneath dirFd (RESOLVE_BENEATH, no magic
+// links): a descriptor, or -1 with errno set.
+long openBeneath(int dirFd, const char* path, uint64_t flags);
+
 // What `relPath` resolves to beneath `workspaceDir` right now, following symlinks only beneath
 // it (openat2 RESOLVE_BENEATH, no magic links): the real workspace-relative path and its stat.
 struct Resolved {

@@ -71,7 +71,7 @@ TEST_CASE("tool specs: OpenClaw's names, each with a JSON-schema object") {
     names.push_back(s.name);
     CHECK(nlohmann::json::parse(s.parametersJson)["type"] == "object");
   }
-  CHECK(names == std::vector<std::string>{"exec", "read", "write", "edit"});
+  CHECK(names == std::vector<std::string>{"exec", "read", "write", "edit", "message"});
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "capped-sink.h"
+#include "message-tool.h"
 #include "utf8.h"
 #include "worker-host.h"
 
@@ -67,6 +68,11 @@ const std::vector<ToolSpecInfo>& toolSpecs() {
        "Replace exactly one occurrence of oldText with newText in a workspace file. oldText must "
        "match the file exactly once; include enough context to make it unique.",
        R"({"type":"object","properties":{"path":{"type":"string"},"oldText":{"type":"string","description":"Exact text to replace"},"newText":{"type":"string","description":"Replacement text"}},"required":["path","oldText","newText"]})"},
+      {"message",
+       "Send a message on a chat channel (Telegram, Discord, Slack, Signal, IRC, email, "
+       "WhatsApp): text (Markdown) and/or workspace files. `to` is \"<channel>:<chat id>\", "
+       "e.g. \"telegram:123456789\". Sending may need the owner's confirmation.",
+       R"json({"type":"object","properties":{"action":{"type":"string","enum":["send"]},"to":{"type":"string","description":"<channel>:<chat id>"},"text":{"type":"string","description":"Message text (Markdown)"},"media":{"oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}],"description":"Workspace file path(s) to attach"}},"required":["action","to"]})json"},
   };
   return specs;
 }
@@ -93,6 +99,8 @@ std::string buildInvocation(const std::string& tool, const std::string& argument
     }
     return v;
   };
+
+  if (tool == "message") return checkMessageArguments(args);  // runs in the supervisor
 
   if (tool == "exec") {
     const char* command = str("command", true);
@@ -181,6 +189,12 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
                                         settings_.maxTimeoutSeconds, invocation);
   if (!problem.empty()) {
     return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + problem};
+  }
+
+  if (!invocation.hasExec() && !invocation.hasRead() && !invocation.hasWrite() &&
+      !invocation.hasEdit()) {
+    // `message` has no sandbox of its own (MessageTool sends it); never spawn a profile for it.
+    return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + tool + " is not a sandboxed tool"};
   }
 
   spawn::SpawnRequest request;

@@ -185,6 +185,7 @@ int explainCommand(const std::vector<std::string>& args, const PolicyCliEnv& env
   Entities& base = std::get<Entities>(loaded);
   Entities entities(&base);
   addImplicitFileEntity(entities, req.resource);
+  addImplicitRecipientEntity(entities, req.resource);
   auto set = loadPolicies(a.dirs.empty() ? env.policyDirs : a.dirs, err);
   if (!set) return 2;
   Explanation x = explain(*set, entities, req);
@@ -336,6 +337,7 @@ int testCommand(const std::vector<std::string>& args, const PolicyCliEnv& env, s
       return 2;
     }
     addImplicitFileEntity(entities, req.resource);
+    addImplicitRecipientEntity(entities, req.resource);
     Verdict v = decide(*set, entities, req);
     std::string got = outcomeName(v.outcome);
     if (got == expect) {

@@ -55,4 +55,17 @@ void addImplicitFileEntity(Entities& entities, const EntityUid& resource) {
   addFileEntity(entities, resource.id.substr(0, slash), resource.id.substr(slash + 1));
 }
 
+Entity recipientEntity(const std::string& to, std::vector<EntityUid> senderParents) {
+  Value::Record attrs;
+  attrs["channel"] = Value::string(to.substr(0, to.find(':')));
+  return {{"Recipient", to}, Value::record(std::move(attrs)), std::move(senderParents)};
+}
+
+void addImplicitRecipientEntity(Entities& entities, const EntityUid& resource) {
+  if (resource.type != "Recipient" || entities.contains(resource)) return;
+  const Entity* sender = entities.find({"Sender", resource.id});
+  Entity e = recipientEntity(resource.id, sender ? sender->parents : std::vector<EntityUid>{});
+  entities.add(e.uid, e.attrs.asRecord(), e.parents);
+}
+
 }  // namespace chitin::policy

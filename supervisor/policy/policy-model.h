@@ -42,4 +42,14 @@ EntityUid addFileEntity(Entities& entities, const std::string& agent, const std:
 // as the supervisor would.
 void addImplicitFileEntity(Entities& entities, const EntityUid& resource);
 
+// The Recipient entity of a message to "<channel>:<chat id>", as the supervisor builds it per
+// request: Recipient::"<channel>:<chat id>" with attrs {channel} and the parents of the Sender
+// with the same id, so a message to one of the owner's own accounts is `in Group::"owners"` and
+// a message to anyone else (or to a group chat) is in nothing. `senderParents` are those parents.
+Entity recipientEntity(const std::string& to, std::vector<EntityUid> senderParents);
+
+// For the CLI's explain/test: if `resource` is a Recipient the store lacks, adds it as the
+// supervisor would (recipientEntity with the store's sender).
+void addImplicitRecipientEntity(Entities& entities, const EntityUid& resource);
+
 }  // namespace chitin::policy

@@ -186,7 +186,10 @@ TEST_CASE("default.cedar: owners chat; strangers and unknown senders are denied"
   CHECK(run(set, OPERATOR, "approve", MAIN, {}) == Outcome::ALLOW);
   CHECK(run(set, STRANGER, "approve", MAIN, {}) == Outcome::DENY);
   CHECK(run(set, OPERATOR, "web_fetch", {"Host", "example.com"}, {}) == Outcome::DENY);
+  // A recipient that is no paired sender of the owner's: the owner is asked.
   CHECK(run(set, OPERATOR, "message_send", {"Recipient", "telegram:5"},
+            {{"tainted", Value::boolean(false)}}) == Outcome::ASK);
+  CHECK(run(set, STRANGER, "message_send", {"Recipient", "telegram:5"},
             {{"tainted", Value::boolean(false)}}) == Outcome::DENY);
 }
 

@@ -242,12 +242,49 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   }
   auto hides = compileHides(profile, request, forExplain);
   argv.insert(argv.end(), hides.begin(), hides.end());
+  auto egress = compileEgress(profile, request, forExplain);
+  argv.insert(argv.end(), egress.begin(), egress.end());
   add({"--ro-bind", findWorker(profile, request, forExplain), WORKER_PATH_INSIDE});
   add({"--chdir", profile.workdir().empty() ? std::string("/") : profile.workdir()});
   add({"--", WORKER_PATH_INSIDE, limitsFlag(profile.limits())});
   for (auto& path : request.hide) add({HIDDEN_FLAG + path});
   argv.insert(argv.end(), request.workerArgs.begin(), request.workerArgs.end());
   return argv;
+}
+
+std::vector<std::string> Spawner::compileEgress(const config::SandboxProfile& profile,
+                                                const SpawnRequest& request, bool forExplain) {
+  const std::string& socket = request.egressSocket;
+  if (!profile.egress()) {
+    // A socket the profile does not ask for would be a way out nobody reviewed.
+    if (!socket.empty()) {
+      throw SandboxUnavailable("sandbox profile \"" + profile.name() +
+                               "\" has no egress: true, but the spawn request gives it an "
+                               "egress socket (" +
+                               socket + ")");
+    }
+    return {};
+  }
+  if (socket.empty()) {
+    if (forExplain) return {"--ro-bind", "${EGRESS_SOCKET}", EGRESS_SOCKET_INSIDE};
+    throw SandboxUnavailable("sandbox profile \"" + profile.name() +
+                             "\" has egress: true, but the spawn request gives no egress "
+                             "socket (the worker would have no way to the network)");
+  }
+  if (!isCleanValue(socket)) {
+    throw SandboxUnavailable(
+        "egress socket must be an absolute path without '.', '..' or '//', "
+        "got \"" +
+        socket + "\"");
+  }
+  if (!os_.isSocket(socket)) {
+    throw SandboxUnavailable("egress socket " + socket +
+                             " is not a unix socket (missing, a symlink, or another file)");
+  }
+  // Read-only is enough: connect() needs write permission on the socket inode, which a
+  // read-only mount does not take away (the kernel's read-only check covers regular files,
+  // directories and symlinks only). tests/sandbox/egress-test.c++ proves it.
+  return {"--ro-bind", socket, EGRESS_SOCKET_INSIDE};
 }
 
 std::vector<std::string> Spawner::compileHides(const config::SandboxProfile& profile,
@@ -310,6 +347,11 @@ std::string Spawner::explain(const std::string& name,
   out << "worker kind: " << profile.worker() << "\n";
   out << "network: "
       << (profile.network() ? "shared with the host" : "none (own namespace, loopback only)")
+      << "\negress: "
+      << (profile.egress() ? std::string("through the supervisor's broker only: the worker's own "
+                                         "socket at ") +
+                                 EGRESS_SOCKET_INSIDE + " (SOCKS5, its allowlist)"
+                           : std::string("none"))
       << "\n\nbwrap command line (fd 3: the worker's socket; fd " << SECCOMP_FD
       << ": the seccomp program; empty environment):\n ";
   for (size_t i = 0; i < argv.size(); i++) {

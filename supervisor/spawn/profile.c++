@@ -177,6 +177,18 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
         "loopback)",
         "syscalls");
   }
+  if (profile.egress() && profile.network()) {
+    check.fail(
+        "egress: true and network: true exclude each other (an egress worker reaches the "
+        "network only through the broker's socket)",
+        "egress");
+  }
+  if (profile.egress() && groups.count(config::UNIX_IPC) == 0) {
+    check.fail(
+        "egress: true needs the UNIX_IPC syscall group (socket(AF_UNIX) and connect to the "
+        "broker's socket)",
+        "egress");
+  }
 
   // errno exceptions: real syscall names that no group already allows.
   std::set<std::string> allowed;

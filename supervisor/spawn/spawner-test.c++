@@ -6,7 +6,10 @@
 #include <doctest/doctest.h>
 #include <kj/debug.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,6 +43,8 @@ class FakeOs final : public SpawnOs {
     auto it = plainDirs.find(root + "|" + relative);
     return it == plainDirs.end() ? ENOENT : it->second;
   }
+  std::set<std::string> sockets;
+  bool isSocket(const std::string& path) override { return sockets.count(path) > 0; }
 };
 
 const char GOOD[] = R"(name: "demo"
@@ -364,6 +369,107 @@ TEST_CASE("host check of hidden directories: no symlink anywhere, nothing create
     std::string path = root + name;
     if (unlink(path.c_str()) != 0) rmdir(path.c_str());
   }
+  rmdir(root.c_str());
+}
+
+TEST_CASE("profile: egress needs UNIX_IPC and excludes network: true") {
+  std::string unixIpc =
+      replaced(GOOD, "syscalls: BASIC_IO", "syscalls: BASIC_IO syscalls: UNIX_IPC");
+  CHECK(loadError(unixIpc + "egress: true\n") == "(loaded)");
+  CHECK(loadError(GOOD + std::string("egress: true\n")) ==
+        "/p/demo.textproto:16:1: egress: true needs the UNIX_IPC syscall group (socket(AF_UNIX) "
+        "and connect to the broker's socket)");
+  std::string both =
+      replaced(unixIpc, "syscalls: BASIC_IO", "syscalls: BASIC_IO syscalls: NETWORK");
+  CHECK(loadError(both + "network: true\negress: true\n") ==
+        "/p/demo.textproto:17:1: egress: true and network: true exclude each other (an egress "
+        "worker reaches the network only through the broker's socket)");
+}
+
+TEST_CASE(
+    "argv: an egress profile binds exactly the request's socket, read-only, and fails closed") {
+  FakeOs os;
+  std::string unixIpc =
+      replaced(GOOD, "syscalls: BASIC_IO", "syscalls: BASIC_IO syscalls: UNIX_IPC");
+  os.files["/p/demo.textproto"] = unixIpc + "egress: true\n";
+  os.files["/p/plain.textproto"] = replaced(GOOD, "name: \"demo\"", "name: \"plain\"");
+  os.executables.insert("/w/chitin-worker-demo");
+  os.sockets.insert("/run/u/egress/w1.sock");
+  os.files["/run/u/egress/file"] = "";
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  request.egressSocket = "/run/u/egress/w1.sock";
+  auto argv = spawner.compileArgv(profile, request, 4);
+  CHECK(contains(argv, {"--ro-bind", "/run/u/egress/w1.sock", "/run/chitin/egress.sock",
+                        "--ro-bind", "/w/chitin-worker-demo", "/run/chitin/worker"}));
+  CHECK(std::count(argv.begin(), argv.end(), "--share-net") == 0);
+
+  request.egressSocket = "";
+  CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
+                       "sandbox profile \"demo\" has egress: true, but the spawn request gives "
+                       "no egress socket (the worker would have no way to the network)",
+                       SandboxUnavailable);
+  for (const char* bad : {"relative.sock", "/run/u/../egress/w1.sock", "/run/u//egress/w1.sock"}) {
+    CAPTURE(bad);
+    request.egressSocket = bad;
+    CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
+                         ("egress socket must be an absolute path without '.', '..' or '//', "
+                          "got \"" +
+                          std::string(bad) + "\"")
+                             .c_str(),
+                         SandboxUnavailable);
+  }
+  for (const char* notSocket : {"/run/u/egress/missing.sock", "/run/u/egress/file"}) {
+    CAPTURE(notSocket);
+    request.egressSocket = notSocket;
+    CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
+                         ("egress socket " + std::string(notSocket) +
+                          " is not a unix socket (missing, a symlink, or another file)")
+                             .c_str(),
+                         SandboxUnavailable);
+  }
+
+  // A socket handed to a profile without egress is refused too.
+  os.executables.insert("/w/chitin-worker-demo");
+  auto plain = loadProfile(os, "/p", "plain");
+  request.egressSocket = "/run/u/egress/w1.sock";
+  CHECK_THROWS_WITH_AS(spawner.compileArgv(plain, request, 4),
+                       "sandbox profile \"plain\" has no egress: true, but the spawn request "
+                       "gives it an egress socket (/run/u/egress/w1.sock)",
+                       SandboxUnavailable);
+  request.egressSocket = "";
+  CHECK_NOTHROW(spawner.compileArgv(plain, request, 4));
+
+  // The reviewer's view names the mount with a placeholder for the per-worker socket.
+  std::string text = spawner.explain("demo", {{"WORKSPACE", "/srv/ws"}});
+  CHECK(text.find("--ro-bind '${EGRESS_SOCKET}' /run/chitin/egress.sock") != std::string::npos);
+  CHECK(text.find("egress: through the supervisor's broker only: the worker's own socket at "
+                  "/run/chitin/egress.sock") != std::string::npos);
+  CHECK(spawner.explain("plain").find("egress: none") != std::string::npos);
+}
+
+TEST_CASE("host check of the egress socket: a real unix socket, never a symlink to one") {
+  char pattern[] = "/tmp/chitin-egress-XXXXXX";
+  REQUIRE(mkdtemp(pattern) != nullptr);
+  std::string root = pattern;
+  std::string path = root + "/w.sock";
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(symlink(path.c_str(), (root + "/link.sock").c_str()) == 0);
+  { std::ofstream(root + "/file") << "x"; }
+  SystemSpawnOs os;
+  CHECK(os.isSocket(path));
+  CHECK_FALSE(os.isSocket(root + "/link.sock"));
+  CHECK_FALSE(os.isSocket(root + "/file"));
+  CHECK_FALSE(os.isSocket(root + "/missing"));
+  close(fd);
+  for (const char* name : {"/w.sock", "/link.sock", "/file"}) unlink((root + name).c_str());
   rmdir(root.c_str());
 }
 

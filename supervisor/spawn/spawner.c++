@@ -174,6 +174,11 @@ int SystemSpawnOs::checkPlainDirectory(const std::string& root, const std::strin
   return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 }
 
+bool SystemSpawnOs::isSocket(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 bool SystemSpawnOs::fileExists(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0;

@@ -60,6 +60,10 @@ struct SpawnRequest {
   // source); anything else refuses the spawn, and nothing is ever created on the host. The
   // worker checks at start-up that each is the empty read-only tmpfs (sandbox-child.h).
   std::vector<std::string> hide;
+  // Host path of this worker's own egress broker socket (egress::Endpoint::socketPath()),
+  // bound read-only at EGRESS_SOCKET_INSIDE. Required exactly when the profile says
+  // `egress: true`; must be an absolute clean path naming a unix socket (not a symlink).
+  std::string egressSocket;
 };
 
 struct SpawnedWorker {
@@ -108,6 +112,9 @@ class SpawnOs {
   virtual int checkPlainDirectory(const std::string& root, const std::string& relative) {
     return ENOENT;
   }
+  // Whether `path` itself (not a symlink to one) is a unix socket. Fakes that do not model
+  // sockets may keep the default (none is): an egress spawn is then refused.
+  virtual bool isSocket(const std::string& path) { return false; }
 };
 
 class SystemSpawnOs final : public SpawnOs {
@@ -117,6 +124,7 @@ class SystemSpawnOs final : public SpawnOs {
   std::string readFile(const std::string& path) override;
   std::vector<std::string> subdirectories(const std::string& path) override;
   int checkPlainDirectory(const std::string& root, const std::string& relative) override;
+  bool isSocket(const std::string& path) override;
 };
 
 // Loads and validates a profile file. Errors name file:line:column.
@@ -159,6 +167,8 @@ class Spawner {
 
   // Where the worker binary is mounted inside every sandbox.
   static constexpr const char* WORKER_PATH_INSIDE = "/run/chitin/worker";
+  // Where an egress profile's worker finds its broker socket (SpawnRequest::egressSocket).
+  static constexpr const char* EGRESS_SOCKET_INSIDE = "/run/chitin/egress.sock";
   // The fd bwrap reads the seccomp program from (fd 3 is the worker's socket).
   static constexpr int SECCOMP_FD = 4;
 
@@ -176,6 +186,10 @@ class Spawner {
 
   // The host directories behind request.hide, checked; "--perms 0555 --size N --tmpfs P
   // --remount-ro P" for each.
+  // "--ro-bind <socket> /run/chitin/egress.sock" for an egress profile, checked; none otherwise.
+  std::vector<std::string> compileEgress(const config::SandboxProfile& profile,
+                                         const SpawnRequest& request, bool forExplain);
+
   std::vector<std::string> compileHides(const config::SandboxProfile& profile,
                                         const SpawnRequest& request, bool forExplain);
 

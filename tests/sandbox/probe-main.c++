@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <kj/async.h>
 #include <kj/debug.h>
+#include <linux/if_packet.h>
 #include <linux/openat2.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -27,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,6 +151,36 @@ std::string run(const Probe& probe) {
     if (inet_pton(AF_INET, arg(probe, 0).c_str(), &addr.sin_addr) != 1) return "bad address";
     int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
     return rc < 0 ? errnoResult(errno, "(connect)") : "ok";
+  }
+  if (name == "socket-family") {
+    // socket(FAMILY, SOCK_STREAM, or SOCK_RAW for AF_PACKET and AF_NETLINK, 0), FAMILY a number.
+    int family = std::stoi(arg(probe, 0));
+    int type = family == AF_PACKET || family == AF_NETLINK ? SOCK_RAW : SOCK_STREAM;
+    int fd = socket(family, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errnoResult(errno);
+    close(fd);
+    return "ok";
+  }
+  if (name == "connect-unix") {
+    // Connects to a unix stream socket, sends "ping\n" and reports the first reply.
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errnoResult(errno, "(socket)");
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string& path = arg(probe, 0);
+    if (path.size() >= sizeof(addr.sun_path)) return "path too long";
+    memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+      int err = errno;
+      close(fd);
+      return errnoResult(err, "(connect)");
+    }
+    char reply[64];
+    ssize_t n = write(fd, "ping\n", 5) == 5 ? read(fd, reply, sizeof(reply)) : -1;
+    int err = errno;
+    close(fd);
+    if (n < 0) return errnoResult(err, "(io)");
+    return "ok reply=" + escaped(reply, n);
   }
   if (name == "resolve") {
     addrinfo hints{};

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <memory>
 
 namespace chitin::testing {
@@ -51,6 +52,17 @@ spawn::Spawner& testSpawner() {
                              requiredEnv("CHITIN_WORKER_DIR")},
       os);
   return spawner;
+}
+
+spawn::Spawner& testSpawner(const std::string& profileDir) {
+  static spawn::SystemSpawnOs os;
+  static std::map<std::string, std::unique_ptr<spawn::Spawner>> spawners;
+  auto& spawner = spawners[profileDir];
+  if (!spawner) {
+    spawner = std::make_unique<spawn::Spawner>(
+        spawn::SpawnerSettings{"/usr/bin/bwrap", profileDir, requiredEnv("CHITIN_WORKER_DIR")}, os);
+  }
+  return *spawner;
 }
 
 RunningProbe::RunningProbe(spawn::SpawnedWorker worker, kj::AutoCloseFd output)
@@ -125,7 +137,9 @@ RunningProbe startProbe(const ProbeSpec& spec) {
   request.stdoutFd = writeEnd.get();
   request.stderrFd = spec.stderrFd;
   request.hide = spec.hide;
-  auto worker = testSpawner().spawn(request);
+  request.egressSocket = spec.egressSocket;
+  auto& spawner = spec.profileDir.empty() ? testSpawner() : testSpawner(spec.profileDir);
+  auto worker = spawner.spawn(request);
   return RunningProbe(kj::mv(worker), kj::mv(readEnd));
 }
 

@@ -23,6 +23,10 @@ struct ProbeSpec {
   std::map<std::string, std::string> vars;
   std::vector<std::string> hide;  // SpawnRequest::hide
   int stderrFd = -1;              // SpawnRequest::stderrFd (-1: the worker's own pipe)
+  std::string egressSocket;       // SpawnRequest::egressSocket
+  // A directory of test-only profiles (tests/sandbox/profiles/) instead of the shipped ones,
+  // for mechanisms no shipped profile uses yet; "" = sandbox-profiles/.
+  std::string profileDir;
 };
 
 struct ProbeRun {
@@ -50,6 +54,8 @@ class RunningProbe {
 };
 
 spawn::Spawner& testSpawner();
+// A spawner reading profiles from `profileDir` (one per directory, kept for the run).
+spawn::Spawner& testSpawner(const std::string& profileDir);
 RunningProbe startProbe(const ProbeSpec& spec);
 ProbeRun runProbe(const ProbeSpec& spec, int timeoutSeconds = 30);
 // The control: the same probe binary, no sandbox, no lockdown (--probe-kind=none).

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -155,7 +156,8 @@ class Platform {
 
 // Builds a platform from its settings (reads its options, then settings.finish()). Throws
 // ChannelError for invalid settings.
-using PlatformFactory = std::unique_ptr<Platform> (*)(Settings& settings, Host& host);
+// (A std::function so that tests can capture; a plain function such as makeTelegram converts.)
+using PlatformFactory = std::function<std::unique_ptr<Platform>(Settings& settings, Host& host)>;
 
 // The worker's main(): runWorker() with a ChannelWorker bootstrap that builds the platform on
 // `start` and runs it. `kind` is the worker kind ("channel-telegram").
