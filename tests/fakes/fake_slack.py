@@ -342,6 +342,15 @@ class Fake:
                         "retry_attempt": 0, "retry_reason": ""}
             self.new_envelope(envelope, event_id)
             await self.deliver(envelope["envelope_id"])
+            # As Slack does when an acknowledgement is lost on the way: the same event again,
+            # under a new envelope_id, whether or not the first one was acknowledged.
+            for attempt in range(1, int(body.get("duplicate", 0)) + 1):
+                retry = json.loads(json.dumps(envelope))
+                retry["envelope_id"] = str(uuid.uuid4())
+                retry["retry_attempt"] = attempt
+                retry["retry_reason"] = "timeout"
+                self.new_envelope(retry, event_id)
+                await self.deliver(retry["envelope_id"])
             return json_response({"envelope_id": envelope["envelope_id"], "event_id": event_id,
                                   "ts": event.get("ts")})
         if action == "disconnect":

@@ -30,6 +30,8 @@ using Json = nlohmann::json;
 class TestHost : public Host {
  public:
   bool deliver(Inbound message) override {
+    // A slow supervisor, outside the lock so the test thread can watch meanwhile.
+    if (deliverDelay.count() > 0) std::this_thread::sleep_for(deliverDelay);
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     if (stop_) throw Stopping{};
     raw.push_back(message);
@@ -98,6 +100,7 @@ class TestHost : public Host {
   std::vector<std::chrono::milliseconds> sleeps;
   std::string identity;
   double sleepScale = 1.0;
+  std::chrono::milliseconds deliverDelay{0};
 
  private:
   // Recursive: waitUntil()'s predicate may call count() and the like, which lock too.

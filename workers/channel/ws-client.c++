@@ -267,6 +267,7 @@ bool WebSocket::fill(Clock::time_point deadline) {
     return true;
   }
   in_.append(buffer, n);
+  lastReceived_ = Clock::now();
   return true;
 }
 
@@ -445,7 +446,11 @@ void WebSocket::sendFrame(uint8_t opcode, std::string_view payload) {
   frame.append(payload);
   for (size_t i = 0; i < payload.size(); ++i) frame[start + i] ^= static_cast<char>(mask[i & 3]);
   std::lock_guard<std::mutex> lock(writeMutex_);
-  stream_->writeAll(frame);
+  try {
+    stream_->writeAll(frame);
+  } catch (const StreamTimeout&) {
+    throw ChannelError("websocket " + peer_ + ": the peer took no data for 30 s");
+  }
 }
 
 void WebSocket::sendText(std::string_view text) {

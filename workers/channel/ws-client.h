@@ -87,6 +87,9 @@ class WebSocket {
   void interrupt();
 
   const std::string& peer() const;
+  // When bytes last arrived (pings included, which receive() answers without returning):
+  // a reader that wants to notice a silent, half-dead connection compares this with now.
+  std::chrono::steady_clock::time_point lastReceived() const { return lastReceived_; }
 
  private:
   WebSocket(std::unique_ptr<Stream> stream, std::string peer, size_t maxMessageBytes);
@@ -108,6 +111,7 @@ class WebSocket {
   bool closed_ = false;
   uint16_t closedCode_ = WS_ABNORMAL;
   std::string closedReason_;
+  std::chrono::steady_clock::time_point lastReceived_ = std::chrono::steady_clock::now();
   std::mutex writeMutex_;
 };
 

@@ -56,7 +56,9 @@ void Rest::waitFor(Clock::time_point until, Clock::time_point deadline, const st
     throw ChannelError("Discord rate limit on " + route + ": " + std::to_string(wait) +
                        " s more to wait than a send may take");
   }
-  if (!host_.sleepFor(std::chrono::duration_cast<milliseconds>(until - now))) {
+  // Rounded up, plus a margin: Discord's reset times are rounded to the millisecond, and
+  // arriving a hair early earns the 429 the wait was for.
+  if (!host_.sleepFor(std::chrono::ceil<milliseconds>(until - now) + milliseconds(50))) {
     throw ChannelError("the worker is stopping");
   }
 }
