@@ -449,6 +449,20 @@ const Rule CHANNEL_STATE_RULES[] = {
     allow("fsync"),  allow("fdatasync"), allow("unlink"),    allow("unlinkat"),
     allow("mkdir"),  allow("mkdirat"),   allow("ftruncate"),
 };
+// The WhatsApp worker runs Node.js (its bridge) as a child, which inherits this filter: the
+// channel set plus starting the bridge (fork, execve, wait), Node's start-up question whether
+// its stdio are terminals (TCGETS only), and capget/pkey_alloc answered EPERM, as the profile
+// does (sandbox-profiles/channel-whatsapp.textproto says why for each).
+constexpr Group WHATSAPP_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,       Group::PROCESS_SELF,
+                                     Group::TIME,     Group::FILE_READ,    Group::UNIX_IPC,
+                                     Group::THREADS,  Group::PROCESS_SPAWN};
+const Rule WHATSAPP_RULES[] = {
+    allow("openat"),    allow("rename"),    allow("renameat"),
+    allow("renameat2"), allow("fsync"),     allow("fdatasync"),
+    allow("unlink"),    allow("unlinkat"),  allow("mkdir"),
+    allow("mkdirat"),   allow("ftruncate"), allowIf("ioctl", 1, LOW32, TCGETS, "TCGETS"),
+};
+const char* const WHATSAPP_ERRNO[] = {"capget", "pkey_alloc"};
 const KindLockdown LOCKDOWNS[] = {
     {"session", SESSION_GROUPS, nullptr, nullptr},
     {"model", MODEL_GROUPS, nullptr, nullptr},
@@ -459,6 +473,7 @@ const KindLockdown LOCKDOWNS[] = {
     // Test probes (tests/sandbox/) choose a real kind with --probe-kind; bare "probe" gets
     // the strictest set, so a mistaken use cannot widen anything.
     {"probe", SESSION_GROUPS, nullptr, nullptr},
+    {"channel-whatsapp", WHATSAPP_GROUPS, WHATSAPP_RULES, WHATSAPP_ERRNO},
     // Every "channel-<kind>" without an entry of its own (lockdownFor).
     {"channel-*", CHANNEL_GROUPS, CHANNEL_STATE_RULES, nullptr},
 };

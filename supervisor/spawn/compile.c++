@@ -173,7 +173,8 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
                                                   bool forExplain) {
   for (auto& [name, value] : request.vars) {
     if (KNOWN_VARIABLES.count(name) == 0) {
-      throw SandboxUnavailable("unknown sandbox variable \"" + name + "\" (known: WORKSPACE)");
+      throw SandboxUnavailable("unknown sandbox variable \"" + name +
+                               "\" (known: WORKSPACE, STATE_DIR)");
     }
   }
   for (auto& arg : request.workerArgs) {
@@ -200,17 +201,23 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   // its own stricter lockdown.
   add({"--as-pid-1"});
   add({"--seccomp", std::to_string(seccompFd)});
+  // ${WORKER_DIR} comes from where the worker was found, never from the request (the check
+  // above refuses it there as unknown).
+  std::string workerPath = findWorker(profile, request, forExplain);
+  std::map<std::string, std::string> vars = request.vars;
+  if (!forExplain || os_.isExecutable(workerPath))
+    vars[WORKER_DIR_VARIABLE] = workerPath.substr(0, workerPath.rfind('/'));
   for (auto& mount : profile.mount()) {
     const std::string& dst = mount.dst();
     switch (mount.kind()) {
       case config::Mount::RO_BIND:
-        add({"--ro-bind", expandSrc(profile, mount.src(), request.vars, forExplain), dst});
+        add({"--ro-bind", expandSrc(profile, mount.src(), vars, forExplain), dst});
         break;
       case config::Mount::RO_BIND_TRY:
-        add({"--ro-bind-try", expandSrc(profile, mount.src(), request.vars, forExplain), dst});
+        add({"--ro-bind-try", expandSrc(profile, mount.src(), vars, forExplain), dst});
         break;
       case config::Mount::BIND:
-        add({"--bind", expandSrc(profile, mount.src(), request.vars, forExplain), dst});
+        add({"--bind", expandSrc(profile, mount.src(), vars, forExplain), dst});
         break;
       case config::Mount::TMPFS:
         // RLIMIT_AS does not count tmpfs pages: every tmpfs gets the profile's cap (and, where
@@ -244,7 +251,7 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   argv.insert(argv.end(), hides.begin(), hides.end());
   auto egress = compileEgress(profile, request, forExplain);
   argv.insert(argv.end(), egress.begin(), egress.end());
-  add({"--ro-bind", findWorker(profile, request, forExplain), WORKER_PATH_INSIDE});
+  add({"--ro-bind", workerPath, WORKER_PATH_INSIDE});
   add({"--chdir", profile.workdir().empty() ? std::string("/") : profile.workdir()});
   add({"--", WORKER_PATH_INSIDE, limitsFlag(profile.limits())});
   for (auto& path : request.hide) add({HIDDEN_FLAG + path});

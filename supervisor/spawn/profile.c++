@@ -128,8 +128,10 @@ void checkMount(const Checker& check, const config::Mount& mount, int i) {
   auto names = variablesIn(mount.src(), error);
   if (!error.empty()) check.fail(error, "src", -1, i);
   for (auto& name : names) {
-    if (KNOWN_VARIABLES.count(name) == 0) {
-      check.fail("unknown variable ${" + name + "} (known: ${WORKSPACE})", "src", -1, i);
+    if (KNOWN_VARIABLES.count(name) == 0 && name != WORKER_DIR_VARIABLE) {
+      check.fail(
+          "unknown variable ${" + name + "} (known: ${WORKSPACE}, ${STATE_DIR}, ${WORKER_DIR})",
+          "src", -1, i);
     }
   }
   std::string sample = mount.src();
@@ -243,7 +245,7 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
 
 }  // namespace
 
-const std::set<std::string> KNOWN_VARIABLES = {"WORKSPACE"};
+const std::set<std::string> KNOWN_VARIABLES = {"WORKSPACE", "STATE_DIR"};
 
 std::vector<std::string> variablesIn(const std::string& text, std::string& error) {
   std::vector<std::string> names;

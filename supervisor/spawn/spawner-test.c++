@@ -115,7 +115,8 @@ TEST_CASE("profile: errors name file:line:column and what was expected") {
   CHECK(loadError(replaced(GOOD, "name: \"demo\"", "name: \"other\"")) ==
         "/p/demo.textproto:1:1: profile name \"other\" must equal the file name \"demo\"");
   CHECK(loadError(replaced(GOOD, "${WORKSPACE}", "${HOME}")) ==
-        "/p/demo.textproto:8:20: unknown variable ${HOME} (known: ${WORKSPACE})");
+        "/p/demo.textproto:8:20: unknown variable ${HOME} (known: ${WORKSPACE}, ${STATE_DIR}, "
+        "${WORKER_DIR})");
   CHECK(loadError(replaced(GOOD, "src: \"/usr\"", "src: \"/usr/../etc\"")) ==
         "/p/demo.textproto:4:23: bind src must be an absolute path without '.', '..' or '//', "
         "got \"/usr/../etc\"");
@@ -239,7 +240,8 @@ TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are 
   }
   request.vars = {{"WORKSPACE", "/srv/ws"}, {"HOME", "/root"}};
   CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
-                       "unknown sandbox variable \"HOME\" (known: WORKSPACE)", SandboxUnavailable);
+                       "unknown sandbox variable \"HOME\" (known: WORKSPACE, STATE_DIR)",
+                       SandboxUnavailable);
   request.vars = {{"WORKSPACE", "/srv/ws"}};
   request.workerArgs = {"--chitin-limits=as=1"};
   CHECK_THROWS(spawner.compileArgv(profile, request, 4));
@@ -252,6 +254,26 @@ TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are 
   CHECK_THROWS_WITH_AS(noWorkers.compileArgv(profile, request, 4),
                        "worker executable chitin-worker-demo not found in /empty or the folders "
                        "directly inside it (is it built and installed?)",
+                       SandboxUnavailable);
+}
+
+TEST_CASE("argv: ${WORKER_DIR} is the folder the worker was found in, never the request's") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] =
+      replaced(GOOD, "workdir:",
+               "mount { kind: RO_BIND src: \"${WORKER_DIR}/bridge\" dst: \"/opt/b\" }\nworkdir:");
+  os.executables.insert("/w/channel/chitin-worker-demo");
+  os.dirs["/w"] = {"channel"};
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  auto argv = spawner.compileArgv(profile, request, 4);
+  CHECK(contains(argv, {"--ro-bind", "/w/channel/bridge", "/opt/b"}));
+  CHECK(contains(argv, {"--ro-bind", "/w/channel/chitin-worker-demo"}));
+  request.vars = {{"WORKSPACE", "/srv/ws"}, {"WORKER_DIR", "/etc"}};
+  CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
+                       "unknown sandbox variable \"WORKER_DIR\" (known: WORKSPACE, STATE_DIR)",
                        SandboxUnavailable);
 }
 
@@ -497,7 +519,8 @@ TEST_CASE("spawn refuses to run a worker as uid 0") {
 TEST_CASE("shipped profiles: all load, compile, and match their worker kind's lockdown") {
   SystemSpawnOs os;
   std::string dir = sourceProfileDir();
-  for (const char* name : {"session", "model", "exec", "read", "write", "edit"}) {
+  for (const char* name : {"session", "model", "exec", "read", "write", "edit", "channel-signal",
+                           "channel-whatsapp"}) {
     CAPTURE(name);
     auto profile = loadProfile(os, dir, name);
     CHECK(profile.worker() == name);

@@ -108,8 +108,8 @@ model::Outcome assemble(uint8_t flags, std::string_view body) {
   if (flags & 1) {
     assembler.onWholeResponse(body);
   } else {
-    model::SseParser parser;
-    parser.feed(body, [&](const model::SseEvent& event) { return assembler.onEvent(event); });
+    SseParser parser;
+    parser.feed(body, [&](const SseEvent& event) { return assembler.onEvent(event); });
   }
   return assembler.finish();
 }

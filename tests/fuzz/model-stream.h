@@ -40,14 +40,14 @@ int fuzzModelStream(const uint8_t* data, size_t size) {
   if (mode % 2 == 1) {
     assembler.onWholeResponse(body);
   } else {
-    model::SseParser parser;
-    auto onEvent = [&](const model::SseEvent& event) { return assembler.onEvent(event); };
+    SseParser parser;
+    auto onEvent = [&](const SseEvent& event) { return assembler.onEvent(event); };
     uint32_t state = mode;
     size_t offset = 0;
     while (offset < body.size()) {
       state = state * 1103515245u + 12345u;
       size_t chunk = mode == 0 ? body.size() : 1 + (state >> 16) % 64;
-      if (parser.feed(body.substr(offset, chunk), onEvent) != model::SseParser::Status::ok) break;
+      if (parser.feed(body.substr(offset, chunk), onEvent) != SseParser::Status::ok) break;
       offset += chunk;
     }
   }

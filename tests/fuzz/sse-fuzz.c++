@@ -15,8 +15,8 @@
 #include "fuzz-support.h"
 #include "sse.h"
 
-using chitin::model::SseEvent;
-using chitin::model::SseParser;
+using chitin::SseEvent;
+using chitin::SseParser;
 
 namespace {
 

@@ -10,7 +10,7 @@
 
 #include "discord-message.h"
 #include "discord.h"
-#include "test-host.h"
+#include "test-fake.h"
 
 namespace chitin::channel::discord {
 namespace {
@@ -19,7 +19,6 @@ using namespace std::chrono_literals;
 using testing::Fake;
 using testing::Json;
 using testing::Running;
-using testing::TestHost;
 
 const std::string TOKEN = "test-bot-token";
 const std::string BOT = "100000000000000001";  // the fake's bot user
@@ -59,8 +58,8 @@ TEST_CASE("discord: a DM, a guild mention, a reply to us and an unaddressed guil
   Setup s;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
-  CHECK(s.host.identity == "chitin");
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
+  CHECK(s.host.identity() == "chitin");
   auto identify = s.fake.control("state")["connections"][0]["identify"];
   CHECK(identify["intents"] == (1 | (1 << 9) | (1 << 12) | (1 << 15)));
   CHECK(identify["token"] == TOKEN);
@@ -84,8 +83,8 @@ TEST_CASE("discord: a DM, a guild mention, a reply to us and an unaddressed guil
        {"content", "beep"}});
   s.say("alice joined", GUILD_CHANNEL, {{"type", 7}});
   s.say("last", DM);
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 5; }));
-  auto& d = s.host.delivered;
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 5; }));
+  auto d = s.host.delivered();
   CHECK(d[0].text == "hello in private");
   CHECK(!d[0].group);
   CHECK(d[0].chatId == DM);
@@ -106,7 +105,7 @@ TEST_CASE("discord: a long reply goes out in 2000-character chunks, the first on
   Setup s;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   std::string question = s.say("tell me a lot");
   std::string paragraph(900, 'x');
   std::string text;
@@ -133,7 +132,7 @@ TEST_CASE("discord: typing and a URL-encoded reaction reach Discord; bad ids are
   Setup s;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   std::string id = s.say("hi");
   platform->typing(DM, true);
   platform->typing(DM, false);  // nothing to send: Discord's indicator ends by itself
@@ -156,15 +155,15 @@ TEST_CASE("discord: an attachment is fetched within the cap; a larger one arrive
   s.settings.maxAttachmentBytes = 1000;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   Json small = s.fake.control("attachment", {{"filename", "notes.txt"},
                                              {"data_b64", "AQEB"},  // 3 bytes
                                              {"content_type", "text/plain"}});
   Json big =
       s.fake.control("attachment", {{"filename", "big.bin"}, {"data_b64", std::string(2000, 'A')}});
   s.say("files", DM, {{"attachments", Json::array({small, big})}});
-  REQUIRE(s.host.waitUntil([&] { return s.host.delivered.size() == 1; }));
-  auto& files = s.host.delivered[0].attachments;
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 1; }));
+  auto files = s.host.delivered()[0].attachments;
   REQUIRE(files.size() == 2);
   CHECK(files[0].name == "notes.txt");
   CHECK(files[0].mimeType == "text/plain");
@@ -179,7 +178,7 @@ TEST_CASE("discord: a file goes out as multipart payload_json + files[0]") {
   Setup s;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   Attachment file{"report.csv", "text/csv", "a,b\n1,2\n", 8};
   auto ids = platform->send({DM, "here", "", "", {file}});
   CHECK(ids.size() == 2);
@@ -196,7 +195,7 @@ TEST_CASE("discord: a 429 is waited out for retry_after, and an empty bucket bef
   s.host.sleepScale = 1.0;  // real waits, measured
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   std::string route = "POST /channels/{channel_id}/messages";
   s.fake.control("rate_limit", {{"route", route}, {"retry_after", 0.4}});
   auto start = std::chrono::steady_clock::now();
@@ -225,17 +224,17 @@ TEST_CASE("discord: heartbeat ACKs stop (zombie): resume, nothing lost or double
   Setup s(300);
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   s.say("one");
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 1; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 1; }));
   s.fake.control("zombie");
   s.say("two");
   s.say("three");
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 3; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 3; }));
   std::this_thread::sleep_for(300ms);
-  CHECK(s.host.raw.size() == 3);
-  CHECK(s.host.raw[1].text == "two");
-  CHECK(s.host.raw[2].text == "three");
+  CHECK(s.host.delivered().size() == 3);
+  CHECK(s.host.delivered()[1].text == "two");
+  CHECK(s.host.delivered()[2].text == "three");
   auto connections = s.fake.control("state")["connections"];
   REQUIRE(connections.size() == 2);
   CHECK(connections[1]["path"] == "/resume");
@@ -252,9 +251,9 @@ TEST_CASE("discord: op 7 resumes, op 9 non-resumable identifies anew, op 1 gets 
   Setup s(5000);
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   s.fake.control("reconnect");
-  REQUIRE(s.host.waitUntil([&] { return s.host.count(State::CONNECTED) == 2; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.stateCount(State::CONNECTED) == 2; }));
   auto connections = s.fake.control("state")["connections"];
   CHECK(connections[1]["resume"]["session_id"] == s.fake.control("state")["session"]["id"]);
   CHECK(!connections[1]["resume"].is_null());
@@ -265,15 +264,15 @@ TEST_CASE("discord: op 7 resumes, op 9 non-resumable identifies anew, op 1 gets 
       [&] { return !s.fake.control("state")["connections"][1]["heartbeats"].empty(); }, 3s));
 
   s.fake.control("invalid_session", {{"resumable", false}});
-  REQUIRE(s.host.waitUntil([&] { return s.host.count(State::CONNECTED) == 3; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.stateCount(State::CONNECTED) == 3; }));
   connections = s.fake.control("state")["connections"];
   CHECK(!connections[2]["identify"].is_null());
   CHECK(connections[2]["resume"].is_null());
   bool paused = false;  // Discord asks for 1-5 s before identifying again
-  for (auto d : s.host.sleeps) paused = paused || (d >= 1000ms && d <= 5000ms);
+  for (auto d : s.host.sleeps()) paused = paused || (d >= 1000ms && d <= 5000ms);
   CHECK(paused);
   s.say("after a new session");
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 1; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 1; }));
 }
 
 TEST_CASE("discord: fatal close codes end in FAILED with what to fix; others resume") {
@@ -281,9 +280,9 @@ TEST_CASE("discord: fatal close codes end in FAILED with what to fix; others res
     Setup s;
     auto platform = s.make();
     Running running(*platform, s.host);
-    REQUIRE(s.host.reached(State::CONNECTED));
+    REQUIRE(s.host.waitForState(State::CONNECTED, 1));
     s.fake.control("close", {{"code", 4004}, {"reason", "Authentication failed."}});
-    REQUIRE(s.host.reached(State::FAILED));
+    REQUIRE(s.host.waitForState(State::FAILED, 1));
     CHECK(s.host.lastDetail(State::FAILED).find("refused the bot token") != std::string::npos);
     REQUIRE(s.host.waitUntil([&] { return running.returned.load(); }, 3s));
   }
@@ -292,24 +291,24 @@ TEST_CASE("discord: fatal close codes end in FAILED with what to fix; others res
     s.fake.control("config", {{"allowed_privileged", 0}});
     auto platform = s.make();
     Running running(*platform, s.host);
-    REQUIRE(s.host.reached(State::FAILED));
+    REQUIRE(s.host.waitForState(State::FAILED, 1));
     CHECK(s.host.lastDetail(State::FAILED).find("Message Content Intent") != std::string::npos);
   }
   SUBCASE("4000: resume") {
     Setup s;
     auto platform = s.make();
     Running running(*platform, s.host);
-    REQUIRE(s.host.reached(State::CONNECTED));
+    REQUIRE(s.host.waitForState(State::CONNECTED, 1));
     s.fake.control("close", {{"code", 4000}, {"reason", "Unknown error."}});
-    REQUIRE(s.host.waitUntil([&] { return s.host.count(State::CONNECTED) == 2; }));
+    REQUIRE(s.host.waitUntil([&] { return s.host.stateCount(State::CONNECTED) == 2; }));
     CHECK(!s.fake.control("state")["connections"][1]["resume"].is_null());
-    CHECK(s.host.count(State::FAILED) == 0);
+    CHECK(s.host.stateCount(State::FAILED) == 0);
   }
   SUBCASE("a refused token fails before the gateway") {
     Setup s(41250, {}, "wrong-token");
     auto platform = s.make();
     Running running(*platform, s.host);
-    REQUIRE(s.host.reached(State::FAILED));
+    REQUIRE(s.host.waitForState(State::FAILED, 1));
     CHECK(s.host.lastDetail(State::FAILED).find("401") != std::string::npos);
     CHECK(s.fake.control("state")["connections"].empty());
   }
@@ -320,17 +319,17 @@ TEST_CASE("discord: a restarted worker resumes its session from /state and misse
   {
     auto platform = s.make();
     Running running(*platform, s.host);
-    REQUIRE(s.host.reached(State::CONNECTED));
+    REQUIRE(s.host.waitForState(State::CONNECTED, 1));
     s.say("before");
-    REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 1; }));
+    REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 1; }));
   }  // the worker stops (as if killed after delivering)
   s.say("while down");
   TestHost second;
   second.sleepScale = 0.05;
   auto platform = makeDiscord(s.settings, second);
   Running running(*platform, second);
-  REQUIRE(second.waitUntil([&] { return second.raw.size() == 1; }));
-  CHECK(second.raw[0].text == "while down");
+  REQUIRE(second.waitUntil([&] { return second.delivered().size() == 1; }));
+  CHECK(second.delivered()[0].text == "while down");
   auto connections = s.fake.control("state")["connections"];
   CHECK(!connections.back()["resume"].is_null());
 }
@@ -355,7 +354,7 @@ TEST_CASE("discord: the gatewayUrl option replaces GET /gateway/bot") {
   s.settings.options["gatewayUrl"] = "ws://127.0.0.1:" + s.fake.base().substr(17);
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   for (const auto& r : s.fake.log("rest")) CHECK(r["path"] != "/api/v10/gateway/bot");
 }
 

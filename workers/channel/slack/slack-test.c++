@@ -10,7 +10,7 @@
 #include "slack-api.h"
 #include "slack-event.h"
 #include "slack.h"
-#include "test-host.h"
+#include "test-fake.h"
 
 namespace chitin::channel::slack {
 namespace {
@@ -19,7 +19,6 @@ using namespace std::chrono_literals;
 using testing::Fake;
 using testing::Json;
 using testing::Running;
-using testing::TestHost;
 
 const std::string APP_TOKEN = "xapp-1-test";
 const std::string BOT_TOKEN = "xoxb-test";
@@ -63,8 +62,8 @@ TEST_CASE("slack: DMs, channel messages and mentions; a mention's two events del
   auto platform = s.make();
   CHECK(!platform->capabilities().typing);
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
-  CHECK(s.host.identity == "@chitin");
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
+  CHECK(s.host.identity() == "@chitin");
   s.dm("hello &amp; welcome");
   s.event({{"type", "message"},
            {"channel", CHANNEL},
@@ -95,9 +94,9 @@ TEST_CASE("slack: DMs, channel messages and mentions; a mention's two events del
            {"text", "beep"}});
   s.event({{"type", "message"}, {"channel", CHANNEL}, {"user", "U0BOT"}, {"text", "our own"}});
   s.dm("last");
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 4; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 4; }));
   std::this_thread::sleep_for(200ms);
-  auto& d = s.host.raw;
+  auto d = s.host.delivered();
   REQUIRE(d.size() == 4);
   CHECK(d[0].text == "hello & welcome");
   CHECK(!d[0].group);
@@ -120,10 +119,10 @@ TEST_CASE("slack: envelopes are acknowledged before processing, within Slack's 3
   s.host.deliverDelay = 1500ms;  // a supervisor slower than the ack deadline
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   s.dm("one");
   s.dm("two");
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 2; }, 10s));
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 2; }, 10s));
   auto acks = s.fake.log("ack");
   REQUIRE(acks.size() == 2);
   CHECK(acks[0]["after"] < 0.5);
@@ -136,7 +135,7 @@ TEST_CASE("slack: a redelivered envelope (same event_id, retry_attempt 1) is del
   Setup s;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   s.event({{"type", "message"},
            {"channel", DM},
            {"channel_type", "im"},
@@ -144,10 +143,10 @@ TEST_CASE("slack: a redelivered envelope (same event_id, retry_attempt 1) is del
            {"text", "only once"}},
           {{"duplicate", 2}});
   s.dm("next");
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 2; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 2; }));
   std::this_thread::sleep_for(200ms);
-  CHECK(s.host.raw.size() == 2);
-  CHECK(s.host.raw[0].text == "only once");
+  CHECK(s.host.delivered().size() == 2);
+  CHECK(s.host.delivered()[0].text == "only once");
   CHECK(s.fake.log("envelope_sent").size() == 4);
   CHECK(s.fake.log("ack").size() == 4);  // every envelope is acknowledged, repeats included
 }
@@ -156,11 +155,11 @@ TEST_CASE("slack: disconnect (refresh_requested) reconnects with a fresh URL, no
   Setup s;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   s.fake.control("disconnect", {{"reason", "refresh_requested"}});
-  REQUIRE(s.host.waitUntil([&] { return s.host.count(State::CONNECTED) == 2; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.stateCount(State::CONNECTED) == 2; }));
   s.dm("after the refresh");
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 1; }));
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 1; }));
   auto connections = s.fake.control("state")["connections"];
   REQUIRE(connections.size() == 2);
   CHECK(connections[0]["ticket"] != connections[1]["ticket"]);
@@ -170,8 +169,8 @@ TEST_CASE("slack: disconnect (refresh_requested) reconnects with a fresh URL, no
   // A dropped TCP connection: an envelope sent meanwhile comes on the next connection.
   s.fake.control("drop");
   s.dm("during the drop");
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 2; }));
-  CHECK(s.host.raw[1].text == "during the drop");
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 2; }));
+  CHECK(s.host.delivered()[1].text == "during the drop");
 }
 
 TEST_CASE(
@@ -180,7 +179,7 @@ TEST_CASE(
   s.settings.options["threadReplies"] = "true";
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   auto ids = platform->send({DM, "**bold** and [a link](https://example.com)", "", "", {}});
   REQUIRE(ids.size() == 1);
   auto posted = s.fake.log("posted");
@@ -208,7 +207,7 @@ TEST_CASE("slack: reactions by name, 👀 as eyes; an unknown emoji is refused b
   Setup s;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   Json m = s.dm("react to me");
   platform->react(DM, m["ts"], "👀");
   platform->react(DM, m["ts"], "👀");  // already_reacted: what was asked is there
@@ -230,7 +229,7 @@ TEST_CASE(
   s.settings.maxAttachmentBytes = 100;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   Json small = s.fake.control(
       "file",
       {{"name", "a.txt"}, {"mimetype", "text/plain"}, {"data_b64", "aGVsbG8="}});  // "hello"
@@ -245,8 +244,8 @@ TEST_CASE(
            {"user", "U1ALICE"},
            {"text", "files"},
            {"files", Json::array({small, big, foreign})}});
-  REQUIRE(s.host.waitUntil([&] { return s.host.raw.size() == 1; }));
-  auto& files = s.host.raw[0].attachments;
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 1; }));
+  auto files = s.host.delivered()[0].attachments;
   REQUIRE(files.size() == 3);
   CHECK(files[0].data == "hello");
   CHECK(files[0].mimeType == "text/plain");
@@ -275,7 +274,7 @@ TEST_CASE("slack: a 429 is waited out for Retry-After") {
   s.host.sleepScale = 1.0;
   auto platform = s.make();
   Running running(*platform, s.host);
-  REQUIRE(s.host.reached(State::CONNECTED));
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
   s.fake.control("rate_limit", {{"method", "chat.postMessage"}, {"retry_after", 1}});
   auto start = std::chrono::steady_clock::now();
   platform->send({DM, "after the limit", "", "", {}});
@@ -289,16 +288,16 @@ TEST_CASE("slack: a refused token or Socket Mode turned off ends in FAILED") {
     s.settings.credential = APP_TOKEN + "\nxoxb-wrong";
     auto platform = s.make();
     Running running(*platform, s.host);
-    REQUIRE(s.host.reached(State::FAILED));
+    REQUIRE(s.host.waitForState(State::FAILED, 1));
     CHECK(s.host.lastDetail(State::FAILED).find("invalid_auth") != std::string::npos);
   }
   SUBCASE("link_disabled") {
     Setup s;
     auto platform = s.make();
     Running running(*platform, s.host);
-    REQUIRE(s.host.reached(State::CONNECTED));
+    REQUIRE(s.host.waitForState(State::CONNECTED, 1));
     s.fake.control("disconnect", {{"reason", "link_disabled"}});
-    REQUIRE(s.host.reached(State::FAILED));
+    REQUIRE(s.host.waitForState(State::FAILED, 1));
     REQUIRE(s.host.waitUntil([&] { return running.returned.load(); }, 3s));
   }
 }

@@ -9,7 +9,7 @@
 
 #include <vector>
 
-namespace chitin::model {
+namespace chitin {
 namespace {
 
 std::vector<SseEvent> parseInPieces(std::string_view stream, std::vector<size_t> cuts) {
@@ -126,4 +126,4 @@ TEST_CASE("sse: hasPartialEvent tells a cut-off event from a clean end") {
 }
 
 }  // namespace
-}  // namespace chitin::model
+}  // namespace chitin

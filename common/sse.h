@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // An incremental Server-Sent Events framer: bytes in, whole `event:`/`data:` events out.
-// Runs in: worker (sandboxed)
+// Runs in: worker (sandboxed): the model worker and the Signal channel worker
 //
 // Follows the WHATWG EventSource parsing rules: lines end in \n, \r\n or \r (a CRLF split
 // across two reads is still one line end), lines starting with ':' are comments, several data:
@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace chitin::model {
+namespace chitin {
 
 struct SseEvent {
   std::string event;  // empty when the server sent no event: line
@@ -56,4 +56,4 @@ class SseParser {
   bool atStreamStart_ = true;
 };
 
-}  // namespace chitin::model
+}  // namespace chitin

@@ -4,7 +4,7 @@
 
 #include "sse.h"
 
-namespace chitin::model {
+namespace chitin {
 
 namespace {
 constexpr std::string_view UTF8_BOM = "\xEF\xBB\xBF";
@@ -72,4 +72,4 @@ bool SseParser::processLine(const Handler& handler) {
   return true;
 }
 
-}  // namespace chitin::model
+}  // namespace chitin

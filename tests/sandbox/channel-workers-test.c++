@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sandbox claims about the Signal and WhatsApp workers: each real worker, spawned from its
+// shipped profile with a SOCKS5 server as its egress socket, does its job through that socket
+// only -- the Signal worker relays a message from a fake signal-cli both ways; the WhatsApp
+// worker starts Node.js (its bridge) inside its sandbox, under its lockdown, and Baileys' first
+// WhatsApp frame ("WA" prologue) leaves through the socket, the target named by domain.
+// Runs in: tests (real workers in real sandboxes; the servers on loopback, outside)
+
+#include <capnp/rpc-twoparty.h>
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <kj/async-io.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "channel.capnp.h"
+#include "probe-runner.h"
+
+namespace chitin::testing {
+
+namespace {
+
+std::string env(const char* name) {
+  const char* value = getenv(name);
+  REQUIRE_MESSAGE(value != nullptr, name, " is not set (meson sets it)");
+  return value;
+}
+
+// A helper process whose stdout lines the test reads; killed at the end.
+class Helper {
+ public:
+  explicit Helper(std::vector<std::string> argv) {
+    int fds[2];
+    REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    out_ = fds[0];
+  }
+  ~Helper() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    close(out_);
+  }
+  // The next line within `ms`, or "<timeout>".
+  std::string line(int ms = 10000) {
+    for (;;) {
+      size_t nl = buffer_.find('\n');
+      if (nl != std::string::npos) {
+        std::string l = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return l;
+      }
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, ms) <= 0) return "<timeout>";
+      char chunk[4096];
+      ssize_t n = read(out_, chunk, sizeof chunk);
+      if (n <= 0) return "<eof>";
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string buffer_;
+};
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class RecordingSink final : public rpc::InboundSink::Server {
+ public:
+  std::vector<std::string> messages;  // "<chatId> <text>"
+  std::vector<rpc::ChannelStatus::State> states;
+
+ protected:
+  kj::Promise<void> message(MessageContext context) override {
+    auto m = context.getParams().getMessage();
+    messages.push_back(std::string(m.getChatId().cStr()) + " " + m.getText().cStr());
+    context.getResults().setAccepted(true);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> status(StatusContext context) override {
+    states.push_back(context.getParams().getStatus().getState());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> login(LoginContext) override { return kj::READY_NOW; }
+};
+#pragma GCC diagnostic pop
+
+// A real channel worker under its shipped profile, and a Cap'n Proto client to it.
+struct Worker {
+  spawn::SpawnedWorker spawned;
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyClient> client;
+  rpc::ChannelWorker::Client worker = nullptr;
+  RecordingSink* sink = nullptr;
+
+  Worker(const std::string& kind, std::map<std::string, std::string> vars,
+         const std::string& egressSocket) {
+    spawn::SpawnRequest request;
+    request.profile = "channel-" + kind;
+    request.vars = std::move(vars);
+    request.egressSocket = egressSocket;
+    request.stdoutFd = 2;  // the worker's (and the bridge's) log lines go to the test log
+    request.stderrFd = 2;
+    spawned = testSpawner().spawn(request);
+    stream = io.lowLevelProvider->wrapSocketFd(spawned.socket.get());
+    client = kj::heap<capnp::TwoPartyClient>(*stream);
+    worker = client->bootstrap().castAs<rpc::ChannelWorker>();
+  }
+  ~Worker() {
+    client = nullptr;
+    stream = nullptr;
+    spawned.socket = nullptr;
+    pollfd p{spawned.pidfd.get(), POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) spawn::killWorker(spawned);
+    spawn::waitForExit(spawned);
+  }
+
+  void start(const std::string& kind, std::vector<std::pair<std::string, std::string>> options) {
+    auto request = worker.startRequest();
+    auto settings = request.initSettings();
+    settings.setKind(kind);
+    settings.setAccount("default");
+    auto list = settings.initOptions(options.size());
+    for (size_t i = 0; i < options.size(); ++i) {
+      list[i].setKey(options[i].first);
+      list[i].setValue(options[i].second);
+    }
+    auto own = kj::heap<RecordingSink>();
+    sink = own.get();
+    request.setSink(kj::mv(own));
+    request.send().wait(io.waitScope);
+  }
+
+  // Runs the event loop until `done` or `seconds` pass.
+  bool until(const std::function<bool()>& done, int seconds = 15) {
+    for (int i = 0; i < seconds * 20; i++) {
+      if (done()) return true;
+      io.provider->getTimer().afterDelay(50 * kj::MILLISECONDS).wait(io.waitScope);
+    }
+    return done();
+  }
+  bool reported(rpc::ChannelStatus::State state) {
+    return std::count(sink->states.begin(), sink->states.end(), state) > 0;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("signal worker: under its profile it reaches signal-cli only through its egress socket") {
+  TempDir dir("chitin-signal-sandbox");
+  std::string python = env("CHITIN_PYTHON");
+  Helper daemon({python, env("CHITIN_FAKE_SIGNAL_CLI"), "--port", "0", "--port-file",
+                 dir.path() + "/port", "--account", "+15550000000", "--account-uuid",
+                 "00000000-0000-4000-8000-000000000001"});
+  std::string port;
+  for (int i = 0; i < 300 && port.empty(); i++) {
+    std::ifstream(dir.path() + "/port") >> port;
+    if (port.empty()) usleep(10000);
+  }
+  REQUIRE(!port.empty());
+  std::string socket = dir.path() + "/egress.sock";
+  Helper broker({python, env("CHITIN_SOCKS5_UNIX"), socket});
+  REQUIRE(broker.line() == "ready");
+
+  Worker w("signal", {{"STATE_DIR", dir.path()}}, socket);
+  w.start("signal", {{"url", "http://127.0.0.1:" + port}, {"account", "+15550000000"}});
+  CHECK(broker.line() == "CONNECT 127.0.0.1:" + port);  // the /check, through the socket
+  REQUIRE(w.until([&] { return w.reported(rpc::ChannelStatus::State::CONNECTED); }));
+
+  // A message arrives through the event stream and is delivered to the sink.
+  Helper inject(
+      {python, "-c",
+       "import json,sys,urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:" + port +
+           "/_control/message', json.dumps({'from':'+15551110000','fromUuid':"
+           "'11111111-1111-4111-8111-111111111111','text':'hi from outside'}).encode(),"
+           "{'Content-Type':'application/json'})); print('sent')"});
+  REQUIRE(inject.line() == "sent");
+  REQUIRE(w.until([&] { return !w.sink->messages.empty(); }));
+  CHECK(w.sink->messages[0] == "11111111-1111-4111-8111-111111111111 hi from outside");
+
+  // And a reply goes back out.
+  auto send = w.worker.sendRequest();
+  send.initMessage().setChatId("11111111-1111-4111-8111-111111111111");
+  send.getMessage().setText("hello back");
+  auto ids = send.send().wait(w.io.waitScope).getMessageIds();
+  CHECK(ids.size() == 1);
+}
+
+TEST_CASE(
+    "whatsapp worker: Node runs inside its sandbox and Baileys' first frame leaves through the "
+    "egress socket") {
+  std::string bridge = env("CHITIN_WORKER_DIR") + "/channel/whatsapp-bridge/node_modules/baileys";
+  if (access(bridge.c_str(), R_OK) != 0) {
+    MESSAGE("SKIP: the WhatsApp bridge is not built (needs Node.js >= 20 and npm)");
+    return;
+  }
+  TempDir dir("chitin-whatsapp-sandbox");
+  std::string python = env("CHITIN_PYTHON");
+  Helper server({python, env("CHITIN_WS_FIRST_FRAME")});
+  std::string port = server.line();
+  std::string socket = dir.path() + "/egress.sock";
+  Helper broker({python, env("CHITIN_SOCKS5_UNIX"), socket, "wa.test=127.0.0.1"});
+  REQUIRE(broker.line() == "ready");
+
+  Worker w("whatsapp", {{"STATE_DIR", dir.path()}}, socket);
+  w.start("whatsapp", {{"wsUrl", "ws://wa.test:" + port + "/ws/chat"}});
+  // Not linked yet: the bridge started, said hello and asked for a login.
+  REQUIRE(w.until([&] { return w.reported(rpc::ChannelStatus::State::LOGIN_REQUIRED); }, 30));
+
+  auto login = w.worker.loginRequest();
+  login.send().wait(w.io.waitScope);
+  // The name goes to the broker unresolved (the sandbox has no DNS and no AF_INET at all).
+  CHECK(broker.line(20000) == "CONNECT wa.test:" + port);
+  std::string frame = server.line(20000);
+  CHECK_MESSAGE(frame.rfind("FRAME 5741", 0) == 0, "the WhatsApp Web prologue is \"WA\": ", frame);
+}
+
+}  // namespace chitin::testing
