@@ -255,9 +255,11 @@ std::string Socket::nameOf(const std::string& userId) {
   } catch (const AuthError& e) {
     KJ_LOG(WARNING, "slack: no user names (add the users:read scope)", e.what());
     namesUnavailable_ = true;
+  } catch (const ApiError& e) {
+    KJ_LOG(WARNING, "slack: users.info refused", e.what());  // Slack's answer: kept
   } catch (const ChannelError& e) {
     KJ_LOG(WARNING, "slack: users.info failed", e.what());
-    return name;  // not cached: the next message tries again
+    return name;  // a transport failure, not cached: the next message tries again
   }
   if (names_.size() >= MAX_NAMES) names_.clear();
   names_[userId] = name;
