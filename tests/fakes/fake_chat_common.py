@@ -76,6 +76,15 @@ def json_response(value, status=200, headers=None):
     return web.Response(body=json.dumps(value).encode(), status=status, headers=h)
 
 
+def stored_file(files, fid, log, kind):
+    """A file the fake holds (files: id -> (name, bytes, content type)) as a response, logged."""
+    if fid not in files:
+        return web.Response(status=404)
+    _name, data, content_type = files[fid]
+    log.add(kind, id=fid)
+    return web.Response(body=data, content_type=content_type or "application/octet-stream")
+
+
 class Log:
     """Everything the client did, for the control API's /state."""
 

@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_chat_common import Log, json_response, run_app  # noqa: E402
+from fake_chat_common import Log, json_response, run_app, stored_file  # noqa: E402
 
 DISCORD_EPOCH_MS = 1420070400000
 GUILDS, GUILD_MEMBERS, GUILD_PRESENCES = 1 << 0, 1 << 1, 1 << 8
@@ -330,9 +330,9 @@ class Fake:
         m = request.method
         if m == "GET" and parts == ["gateway", "bot"]:
             return json_response({"url": f"ws://127.0.0.1:{self.port}", "shards": 1,
-                                      "session_start_limit": {"total": 1000, "remaining": 999,
-                                                              "reset_after": 14400000,
-                                                              "max_concurrency": 1}})
+                                  "session_start_limit": {"total": 1000, "remaining": 999,
+                                                          "reset_after": 14400000,
+                                                          "max_concurrency": 1}})
         if m == "GET" and parts == ["gateway"]:
             return json_response({"url": f"ws://127.0.0.1:{self.port}"})
         if m == "GET" and parts == ["users", "@me"]:
@@ -431,12 +431,7 @@ class Fake:
         return web.Response(status=204)
 
     async def attachment(self, request):
-        aid = request.match_info["id"]
-        if aid not in self.files:
-            return web.Response(status=404)
-        name, data, ctype = self.files[aid]
-        self.log.add("attachment_download", id=aid)
-        return web.Response(body=data, content_type=ctype or "application/octet-stream")
+        return stored_file(self.files, request.match_info["id"], self.log, "attachment_download")
 
     # --- control API (tests only) --------------------------------------------------------------
 
@@ -447,9 +442,9 @@ class Fake:
         conn = session.conn if session else None
         if action == "state":
             return json_response({"connections": [c.info for c in self.conns],
-                                      "log": self.log.records,
-                                      "session": session and {"id": session.id, "seq": session.seq,
-                                                              "connected": conn is not None}})
+                                  "log": self.log.records,
+                                  "session": session and {"id": session.id, "seq": session.seq,
+                                                          "connected": conn is not None}})
         if action == "config":
             self.heartbeat_ms = body.get("heartbeat_ms", self.heartbeat_ms)
             self.allowed_privileged = body.get("allowed_privileged", self.allowed_privileged)
@@ -465,10 +460,10 @@ class Fake:
             data = base64.b64decode(body["data_b64"])
             self.files[aid] = (body["filename"], data, body.get("content_type"))
             return json_response({"id": aid, "filename": body["filename"], "size": len(data),
-                                      "url": f"http://127.0.0.1:{self.port}/attachments/0/{aid}/"
-                                             f"{urllib.parse.quote(body['filename'])}",
-                                      "proxy_url": f"http://127.0.0.1:{self.port}/attachments/0/{aid}/x",
-                                      "content_type": body.get("content_type")})
+                                  "url": f"http://127.0.0.1:{self.port}/attachments/0/{aid}/"
+                                         f"{urllib.parse.quote(body['filename'])}",
+                                  "proxy_url": f"http://127.0.0.1:{self.port}/attachments/0/{aid}/x",
+                                  "content_type": body.get("content_type")})
         if session is None:
             return json_response({"error": "no session yet"}, status=409)
         if action == "message":

@@ -29,7 +29,7 @@ from aiohttp import WSMsgType, web
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_chat_common import Log, json_response, request_params, run_app  # noqa: E402
+from fake_chat_common import Log, json_response, request_params, run_app, stored_file  # noqa: E402
 
 TEAM = "T0FAKE"
 APP = "A0APP"
@@ -218,11 +218,7 @@ class Fake:
             # Slack answers an unauthenticated file URL with a redirect to its sign-in page.
             self.log.add("file_download_unauthorized", id=fid)
             raise web.HTTPFound(f"http://127.0.0.1:{self.port}/?redir=files")
-        if fid not in self.files:
-            return web.Response(status=404)
-        name, data, mimetype = self.files[fid]
-        self.log.add("file_download", id=fid)
-        return web.Response(body=data, content_type=mimetype or "application/octet-stream")
+        return stored_file(self.files, fid, self.log, "file_download")
 
     # --- Socket Mode ---------------------------------------------------------------------------
 
