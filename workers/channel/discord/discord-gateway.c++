@@ -79,6 +79,21 @@ class Heartbeat {
   void beatNow() { send(); }  // op 1 from the server: beat at once
   bool zombie() const { return zombie_.load(); }
 
+  // While the reader delivers (the supervisor may be slow, an attachment large) it reads
+  // nothing, so an ACK can sit unread: beats go on, but a missing ACK proves nothing then.
+  class Busy {
+   public:
+    explicit Busy(Heartbeat& h) : h_(h) { h_.readerBusy_ = true; }
+    ~Busy() {
+      std::lock_guard<std::mutex> lock(h_.mutex_);
+      h_.readerBusy_ = false;
+      h_.unreadAckPossible_ = true;
+    }
+
+   private:
+    Heartbeat& h_;
+  };
+
  private:
   void send() {
     int64_t seq = seq_.load();
@@ -91,11 +106,12 @@ class Heartbeat {
     auto next = Clock::now() + randomBetween(0ms, interval_);
     while (!stop_) {
       if (wake_.wait_until(lock, next, [this] { return stop_; })) break;
-      if (awaitingAck_) {
+      if (awaitingAck_ && !readerBusy_ && !unreadAckPossible_) {
         zombie_ = true;
         ws_.interrupt();
         break;
       }
+      unreadAckPossible_ = false;  // from here on the reader is reading again
       awaitingAck_ = true;
       lock.unlock();
       try {
@@ -118,6 +134,8 @@ class Heartbeat {
   std::condition_variable wake_;
   bool stop_ = false;
   bool awaitingAck_ = false;
+  std::atomic<bool> readerBusy_{false};
+  bool unreadAckPossible_ = false;  // the reader was busy since the last beat
   std::atomic<bool> zombie_{false};
   std::thread thread_;
 };
@@ -208,11 +226,16 @@ std::string Gateway::gatewayUrl() {
   return url;
 }
 
+bool Gateway::stopped() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stopping_ || host_.stopping();
+}
+
 void Gateway::run() {
   host_.status(State::STARTING, "");
   loadSession();
   Backoff backoff;
-  while (!host_.stopping()) {
+  while (!stopped()) {
     bool reachedConnected = false;
     Next next = Next::RESUME;
     try {
@@ -225,7 +248,7 @@ void Gateway::run() {
       }
       next = connectOnce(reachedConnected);
     } catch (const StreamInterrupted&) {
-      if (host_.stopping()) return;
+      if (stopped()) return;
       next = Next::RESUME;
     } catch (const TokenRefused& e) {
       host_.status(State::FAILED, e.what());
@@ -307,7 +330,7 @@ Gateway::Next Gateway::connectOnce(bool& reachedConnected) {
     try {
       m = ws->receive(1h);  // heartbeats run on their own thread
     } catch (const StreamInterrupted&) {
-      if (heartbeat.zombie() && !host_.stopping()) {
+      if (heartbeat.zombie() && !stopped()) {
         host_.status(State::RECONNECTING, "no heartbeat ACK from Discord: reconnecting to resume");
         return Next::RESUME;
       }
@@ -327,6 +350,7 @@ Gateway::Next Gateway::connectOnce(bool& reachedConnected) {
     }
     switch (*op) {
       case 0: {
+        Heartbeat::Busy busy(heartbeat);
         Next next = onDispatch(*payload, reachedConnected);
         if (next != Next::RESUME) return next;
         break;

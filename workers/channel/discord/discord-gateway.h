@@ -68,6 +68,7 @@ class Gateway {
   void deliverMessage(const Json& d);
   std::string gatewayUrl();
   bool resumable() const;
+  bool stopped();  // interrupt() was called or the host is stopping
   void loadSession();
   void saveSession();
   void clearSession();

@@ -247,6 +247,21 @@ TEST_CASE("discord: heartbeat ACKs stop (zombie): resume, nothing lost or double
   CHECK(s.fake.control("state")["connections"][1]["heartbeats"][0]["d"] >= 4);
 }
 
+TEST_CASE("discord: a delivery slower than the heartbeat is no zombie") {
+  Setup s(300);
+  s.host.deliverDelay = 1000ms;  // the ACKs wait unread meanwhile
+  auto platform = s.make();
+  Running running(*platform, s.host);
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
+  s.say("slow one");
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 1; }));
+  std::this_thread::sleep_for(700ms);
+  CHECK(s.fake.control("state")["connections"].size() == 1);
+  CHECK(s.host.stateCount(State::RECONNECTING) == 0);
+  // Beats went on while the reader was busy.
+  CHECK(s.fake.control("state")["connections"][0]["heartbeats"].size() >= 4);
+}
+
 TEST_CASE("discord: op 7 resumes, op 9 non-resumable identifies anew, op 1 gets a beat") {
   Setup s(5000);
   auto platform = s.make();

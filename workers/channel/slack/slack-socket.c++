@@ -40,6 +40,11 @@ void Socket::interrupt() {
   queueChanged_.notify_all();
 }
 
+bool Socket::stopped() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stopping_ || host_.stopping();
+}
+
 void Socket::run() {
   host_.status(State::STARTING, "");
   std::thread delivering;
@@ -58,7 +63,7 @@ void Socket::run() {
     }
   } join{*this, delivering};
   Backoff backoff;
-  while (!host_.stopping()) {
+  while (!stopped()) {
     bool again = false;
     try {
       if (self_.userId.empty()) {
@@ -72,7 +77,7 @@ void Socket::run() {
       again = connectOnce();
       if (failed_) return;
     } catch (const StreamInterrupted&) {
-      if (host_.stopping()) return;
+      if (stopped()) return;
     } catch (const AuthError& e) {
       host_.status(State::FAILED, e.what());
       return;

@@ -55,6 +55,7 @@ class Socket {
   void process();  // the delivering thread
   void deliverEvent(const Json& event);
   std::string nameOf(const std::string& userId);
+  bool stopped();  // interrupt() was called or the host is stopping
 
   SocketConfig config_;
   Host& host_;

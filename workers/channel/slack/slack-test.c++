@@ -126,7 +126,7 @@ TEST_CASE("slack: envelopes are acknowledged before processing, within Slack's 3
   auto acks = s.fake.log("ack");
   REQUIRE(acks.size() == 2);
   CHECK(acks[0]["after"] < 0.25);
-  CHECK(acks[1]["after"] < 0.25);  // while the first was still being delivered
+  CHECK(acks[1]["after"] < 0.25);                  // while the first was still being delivered
   CHECK(s.fake.log("envelope_sent").size() == 2);  // nothing was redelivered
   std::this_thread::sleep_for(600ms);
   CHECK(s.fake.log("envelope_sent").size() == 2);
