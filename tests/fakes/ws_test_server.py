@@ -4,7 +4,8 @@
 (Debian's python3-websockets, independent of the client) and a raw one that breaks RFC 6455
 on purpose, which no real library will do.
 
-Runs in: tests only. Prints "REAL_PORT RAW_PORT" on stdout, serves until killed.
+Runs in: tests only. Prints "REAL_PORT RAW_PORT" on stdout, serves until killed. With
+`--tls CERT KEY` the real server speaks TLS (wss://) with that certificate.
 
 Real server, by path:
   /echo        echoes every message (text stays text, binary stays binary); the text
@@ -13,6 +14,7 @@ Real server, by path:
   /fragments   sends a text message in three fragments, then "done"
   /ping        pings, and once the pong arrives sends "pong ok"
   /big?n=N     sends one binary message of N bytes
+  /closes      sends, as JSON, the close code each raw path last got from a client
 Raw server, by path (a correct handshake unless said otherwise):
   /bad-accept  101 with a wrong Sec-WebSocket-Accept
   /extension   101 with a Sec-WebSocket-Extensions the client did not offer
@@ -33,12 +35,14 @@ import asyncio
 import base64
 import hashlib
 import json
+import ssl
 import struct
 import sys
 
 import websockets
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+CLIENT_CLOSES = {}  # raw path -> the close code the client sent there
 
 
 async def real_handler(ws, path):
@@ -60,6 +64,9 @@ async def real_handler(ws, path):
         waiter = await ws.ping(b"chk")
         await asyncio.wait_for(waiter, 5)
         await ws.send("pong ok")
+        await ws.wait_closed()
+    elif path == "/closes":
+        await ws.send(json.dumps(CLIENT_CLOSES))
         await ws.wait_closed()
     elif path.startswith("/big?n="):
         await ws.send(b"x" * int(path.split("=", 1)[1]))
@@ -152,8 +159,7 @@ async def raw_handler(reader, writer):
         while True:
             opcode, data = await read_client_frame(reader)
             if opcode == 0x8:
-                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
-                print(f"client-close {path} {code}", file=sys.stderr, flush=True)
+                CLIENT_CLOSES[path] = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
                 writer.close()
                 return
     except (asyncio.IncompleteReadError, ConnectionError):
@@ -161,7 +167,11 @@ async def raw_handler(reader, writer):
 
 
 async def main():
-    real = await websockets.serve(real_handler, "127.0.0.1", 0, max_size=None)
+    context = None
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+    real = await websockets.serve(real_handler, "127.0.0.1", 0, max_size=None, ssl=context)
     raw = await asyncio.start_server(raw_handler, "127.0.0.1", 0)
     print(real.sockets[0].getsockname()[1], raw.sockets[0].getsockname()[1], flush=True)
     await asyncio.Future()

@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -171,6 +173,16 @@ TEST_CASE("websocket: masked, RSV and non-UTF-8 frames from the server are proto
   CHECK(errorOf([] {
           open(servers().url(true, "/bad-close"))->receive(5s);
         }).find("close frame with code 1005") != std::string::npos);
+  // Each was answered with the RFC's close code before the connection was dropped.
+  nlohmann::json closes;
+  for (int i = 0; i < 50 && closes.size() < 4; ++i) {
+    closes = nlohmann::json::parse(next(*open(servers().url(false, "/closes"))).data);
+    if (closes.size() < 4) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(closes["/masked"] == WS_PROTOCOL_ERROR);
+  CHECK(closes["/rsv"] == WS_PROTOCOL_ERROR);
+  CHECK(closes["/bad-utf8"] == WS_INVALID_DATA);
+  CHECK(closes["/bad-close"] == WS_PROTOCOL_ERROR);
 }
 
 TEST_CASE("websocket: a ping between two fragments is answered and the message assembled") {
@@ -197,6 +209,37 @@ TEST_CASE("websocket: a raw close frame's code and reason are read") {
   auto m = next(*ws);
   CHECK(m.closeCode == 4004);
   CHECK(m.closeReason == "Authentication failed.");
+}
+
+TEST_CASE("websocket: wss:// through TLS, verified against the CA and the host name") {
+  std::string dir = testing::makeTempDir();
+  std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  std::string command =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  REQUIRE(std::system(command.c_str()) == 0);
+  {
+    TestProcess server(
+        {requireEnv("CHITIN_PYTHON"), requireEnv("CHITIN_WS_TEST_SERVER"), "--tls", cert, key});
+    std::istringstream ports(server.firstLine());
+    int port = 0;
+    ports >> port;
+    WebSocketOptions options;
+    options.caFile = cert;
+    auto ws = open("wss://localhost:" + std::to_string(port) + "/echo", options);
+    ws->sendText("over TLS ✓");
+    CHECK(next(*ws).data == "over TLS ✓");
+    ws->close(WS_NORMAL, "");
+    // The same server under a name its certificate does not carry is refused.
+    CHECK(errorOf([&] {
+            open("wss://127.0.0.1:" + std::to_string(port) + "/echo", options);
+          }).find("TLS") != std::string::npos);
+    // And without the test CA, against the system store.
+    CHECK(errorOf([&] { open("wss://localhost:" + std::to_string(port) + "/echo"); }).find("TLS") !=
+          std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("websocket: interrupt() from another thread ends a blocked receive at once") {
