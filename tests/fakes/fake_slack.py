@@ -228,7 +228,7 @@ class Fake:
             self.log.add("socket_refused", ticket=ticket)
             return web.Response(status=401, text="invalid or reused ticket")
         self.tickets[ticket] = True
-        ws = web.WebSocketResponse(autoping=True, heartbeat=self.ping_interval)
+        ws = web.WebSocketResponse(autoping=True, heartbeat=self.ping_interval or None)
         await ws.prepare(request)
         conn = {"ws": ws, "ticket": ticket,
                 "info": {"ticket": ticket, "opened": self.log.add("socket_open")["t"],
@@ -266,7 +266,7 @@ class Fake:
     async def deliver(self, envelope_id):
         record = self.envelopes[envelope_id]
         conn = self.current
-        if conn is None or conn["ws"].closed:
+        if conn is None or conn["ws"].closed or conn.get("silent"):
             self.pending.append(envelope_id)
             return
         record["sent_at"] = time.monotonic()
@@ -361,6 +361,15 @@ class Fake:
                     await asyncio.sleep(delay)
                     await ws.close()
                 asyncio.ensure_future(close_later(conn["ws"], body["close_after"]))
+            return json_response({"ok": True})
+        if action == "silence":
+            # A half-dead link: the server neither reads nor writes any more (start the
+            # connection with ping_interval 0, or its own pings would still flow).
+            conn = self.current
+            if conn is None:
+                return json_response({"error": "no connection"}, status=409)
+            conn["ws"]._req.transport.pause_reading()
+            conn["silent"] = True
             return json_response({"ok": True})
         if action == "drop":
             conn = self.current

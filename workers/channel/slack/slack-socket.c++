@@ -17,8 +17,6 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr auto HELLO_TIMEOUT = 15s;
-constexpr auto QUIET_BEFORE_PING = 15s;  // Slack pings every few seconds on a live link
-constexpr auto QUIET_BEFORE_GIVING_UP = 30s;
 constexpr size_t MAX_SOCKET_MESSAGE = 4u << 20;
 constexpr size_t MAX_NAMES = 2048;
 constexpr size_t MAX_QUEUED = 256;
@@ -119,20 +117,20 @@ bool Socket::connectOnce() {
   auto helloDeadline = Clock::now() + HELLO_TIMEOUT;
   bool pinged = false;
   for (;;) {
-    auto m = ws->receive(hello ? 5s
+    auto m = ws->receive(hello ? config_.quietBeforePing / 3
                                : std::chrono::duration_cast<std::chrono::milliseconds>(
                                      helloDeadline - Clock::now()));
     if (!m) {
       if (!hello) throw ChannelError("Slack sent no hello on the Socket Mode connection");
       auto quiet = Clock::now() - ws->lastReceived();
-      if (quiet > QUIET_BEFORE_GIVING_UP) {
+      if (quiet > config_.quietBeforeGivingUp) {
         host_.status(State::RECONNECTING, "the Socket Mode connection went silent: reconnecting");
         return true;
       }
-      if (quiet > QUIET_BEFORE_PING && !pinged) {
-        ws->ping("chitin");
+      if (quiet > config_.quietBeforePing && !pinged) {
+        ws->ping("chitin");  // a live peer answers (a pong counts as received)
         pinged = true;
-      } else if (quiet <= QUIET_BEFORE_PING) {
+      } else if (quiet <= config_.quietBeforePing) {
         pinged = false;
       }
       continue;

@@ -21,6 +21,7 @@
 
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -40,6 +41,10 @@ struct SocketConfig {
   std::string egressSocket;
   uint64_t maxAttachmentBytes = 0;
   bool allowPlainWs = false;  // ws:// URLs only when apiRoot is http:// (tests)
+  // Slack pings every few seconds on a live link: this long without a byte, we ping; this
+  // long, the connection is given up for a fresh one.
+  std::chrono::milliseconds quietBeforePing{15000};
+  std::chrono::milliseconds quietBeforeGivingUp{30000};
 };
 
 class Socket {

@@ -9,6 +9,7 @@
 
 #include "slack-api.h"
 #include "slack-event.h"
+#include "slack-socket.h"
 #include "slack.h"
 #include "test-fake.h"
 
@@ -202,6 +203,37 @@ TEST_CASE(
   CHECK(s.fake.log("posted").back()["thread_ts"] == "1700000000.000300");
   CHECK_THROWS_WITH_AS(platform->send({"#general", "x", "", "", {}}),
                        doctest::Contains("must be an id"), ChannelError);
+}
+
+TEST_CASE("slack: a silent connection is pinged, then replaced, and nothing is lost") {
+  Setup s;
+  s.fake.control("config", {{"ping_interval", 0}});  // no server pings: silence is silence
+  SocketConfig config;
+  config.apiRoot = s.fake.base() + "/api";
+  config.tokens = parseTokens(s.settings.credential);
+  config.allowPlainWs = true;
+  config.quietBeforePing = 300ms;
+  config.quietBeforeGivingUp = 900ms;
+  Socket socket(config, s.host);
+  struct Reader {  // stopped and joined however the test ends
+    Socket& socket;
+    TestHost& host;
+    std::thread thread{[this] { socket.run(); }};
+    ~Reader() {
+      host.stop();
+      socket.interrupt();
+      thread.join();
+    }
+  } reader{socket, s.host};
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
+  // A live but quiet link: our ping is answered, the connection stays.
+  std::this_thread::sleep_for(1200ms);
+  CHECK(s.host.stateCount(State::CONNECTED) == 1);
+  s.fake.control("silence");
+  s.dm("sent into the silence");
+  REQUIRE(s.host.waitUntil([&] { return s.host.delivered().size() == 1; }, 5s));
+  CHECK(s.host.stateCount(State::CONNECTED) == 2);
+  CHECK(s.host.lastDetail(State::RECONNECTING).find("went silent") != std::string::npos);
 }
 
 TEST_CASE("slack: reactions by name, 👀 as eyes; an unknown emoji is refused by name") {
