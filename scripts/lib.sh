@@ -11,9 +11,12 @@ RUN_PACKAGES=(meson ninja-build pkg-config g++ ca-certificates
   libcurl4-openssl-dev nlohmann-json3-dev libsodium-dev libssl-dev libgit2-dev)
 # What the test suites need on top: Python for the fakes (aiohttp and websockets for the chat
 # platform fakes, discord.py to check the Discord one), headless Chromium and Node for the web
-# chat test, clang and its libFuzzer runtime for the fuzz suite.
+# chat test, clang and its libFuzzer runtime for the fuzz suite, and the real servers the
+# channel platforms are tested against (tests/channels/): IRC (ngircd; InspIRCd + Atheme for
+# SASL), IMAP (Dovecot), SMTP (aiosmtpd), openssl for their test certificates.
 TEST_PACKAGES=(python3 python3-aiohttp python3-websockets python3-discord chromium
-  fonts-dejavu-core clang-14 libclang-rt-14-dev)
+  fonts-dejavu-core clang-14 libclang-rt-14-dev
+  ngircd inspircd atheme-services dovecot-imapd python3-aiosmtpd openssl)
 
 missing_packages() {
   local p

@@ -4,15 +4,20 @@
 // Signal, Discord and Slack workers relay a message from their fake platform both ways (Discord
 // also keeps its gateway session in /state); the WhatsApp worker starts Node.js (its bridge)
 // inside its sandbox, under its lockdown, and Baileys' first WhatsApp frame ("WA" prologue)
-// leaves through the socket, the target named by domain.
+// leaves through the socket, the target named by domain; the IRC worker talks to a real ngircd,
+// and the email worker to a real Dovecot and aiosmtpd (TLS verified against a CA file in its
+// /state), keeping its IMAP progress in /state.
 // Runs in: tests (real workers in real sandboxes; the servers on loopback, outside)
 
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <kj/async-io.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -86,12 +91,42 @@ class Helper {
   std::string buffer_;
 };
 
+uint16_t freePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// Until something accepts on 127.0.0.1:port (a server started as a Helper).
+bool listening(uint16_t port, int seconds = 10) {
+  for (int i = 0; i < seconds * 50; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    close(fd);
+    if (ok) return true;
+    usleep(20000);
+  }
+  return false;
+}
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class RecordingSink final : public rpc::InboundSink::Server {
  public:
   std::vector<std::string> messages;  // "<chatId> <text>"
   std::vector<rpc::ChannelStatus::State> states;
+  std::string details;  // every status detail, for failure messages
 
  protected:
   kj::Promise<void> message(MessageContext context) override {
@@ -102,6 +137,7 @@ class RecordingSink final : public rpc::InboundSink::Server {
   }
   kj::Promise<void> status(StatusContext context) override {
     states.push_back(context.getParams().getStatus().getState());
+    details += std::string(context.getParams().getStatus().getDetail().cStr()) + "\n";
     return kj::READY_NOW;
   }
   kj::Promise<void> login(LoginContext) override { return kj::READY_NOW; }
@@ -146,7 +182,7 @@ struct Worker {
     settings.setKind(kind);
     settings.setAccount("default");
     settings.setCredential(
-        kj::arrayPtr(reinterpret_cast<const capnp::byte*>(credential.data()), credential.size()));
+        kj::arrayPtr(reinterpret_cast<const kj::byte*>(credential.data()), credential.size()));
     auto list = settings.initOptions(options.size());
     for (size_t i = 0; i < options.size(); ++i) {
       list[i].setKey(options[i].first);
@@ -330,6 +366,149 @@ TEST_CASE(
   CHECK(broker.line(20000) == "CONNECT wa.test:" + port);
   std::string frame = server.line(20000);
   CHECK_MESSAGE(frame.rfind("FRAME 5741", 0) == 0, "the WhatsApp Web prologue is \"WA\": ", frame);
+}
+
+TEST_CASE(
+    "irc worker: under its profile it talks to a real IRC server only through its egress socket") {
+  if (access("/usr/sbin/ngircd", X_OK) != 0) {
+    MESSAGE("SKIP: ngircd is not installed (scripts/test installs it)");
+    return;
+  }
+  TempDir dir("chitin-irc-sandbox");
+  std::string python = env("CHITIN_PYTHON");
+  uint16_t port = freePort();
+  std::string conf =
+      dir.file("ngircd.conf",
+               "[Global]\nName = irc.test.local\nInfo = t\nListen = 127.0.0.1\n"
+               "Ports = " +
+                   std::to_string(port) + "\nMotdPhrase = \"t\"\nPidFile = " + dir.path() +
+                   "/ngircd.pid\n[Options]\nPAM = no\nIdent = no\nDNS = no\n");
+  Helper ircd({"/usr/sbin/ngircd", "-n", "-f", conf});
+  REQUIRE(listening(port));
+  std::string socket = dir.path() + "/egress.sock";
+  Helper broker({python, env("CHITIN_SOCKS5_UNIX"), socket});
+  REQUIRE(broker.line() == "ready");
+
+  Worker w("irc", {}, socket);
+  w.start("irc", {{"server", "127.0.0.1"},
+                  {"port", std::to_string(port)},
+                  {"tls", "false"},
+                  {"nick", "chitin"}});
+  CHECK(broker.line() == "CONNECT 127.0.0.1:" + std::to_string(port));
+  REQUIRE(w.until([&] { return w.reported(rpc::ChannelStatus::State::CONNECTED); }));
+
+  // A person on the network writes to the bot and reads its answer (raw RFC 2812).
+  Helper alice(
+      {python, "-c",
+       "import socket\n"
+       "s = socket.create_connection(('127.0.0.1', " +
+           std::to_string(port) +
+           "))\n"
+           "s.sendall(b'NICK alice\\r\\nUSER alice 0 * :a\\r\\n')\n"
+           "buf = b''\n"
+           "while b' 001 ' not in buf: buf += s.recv(4096)\n"
+           "s.sendall(b'PRIVMSG chitin :hi from outside\\r\\n')\n"
+           "print('sent', flush=True)\n"
+           "while b'PRIVMSG alice :' not in buf: buf += s.recv(4096)\n"
+           "print(buf.split(b'PRIVMSG alice :')[1].split(b'\\r')[0].decode(), flush=True)\n"});
+  REQUIRE(alice.line() == "sent");
+  REQUIRE(w.until([&] { return !w.sink->messages.empty(); }));
+  CHECK(w.sink->messages[0] == "alice hi from outside");
+
+  auto send = w.worker.sendRequest();
+  send.initMessage().setChatId("alice");
+  send.getMessage().setText("hello **back**");
+  CHECK(send.send().wait(w.io.waitScope).getMessageIds().size() == 1);
+  CHECK(alice.line() == "hello back");
+}
+
+TEST_CASE(
+    "email worker: under its profile it reads IMAP and sends SMTP only through its egress socket, "
+    "state in /state") {
+  if (access("/usr/sbin/dovecot", X_OK) != 0 ||
+      system("/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null") != 0) {
+    MESSAGE(
+        "SKIP: dovecot-imapd or python3-aiosmtpd is not installed (scripts/test installs them)");
+    return;
+  }
+  TempDir dir("chitin-email-sandbox");
+  std::string d = dir.path();
+  std::string python = env("CHITIN_PYTHON");
+  std::string user = getpwuid(geteuid())->pw_name;  // Dovecot runs as us (we are not root here)
+  std::string setup = "mkdir -p " + d + "/state";
+  for (const char* box : {"bot@test.local", "alice@example.org"}) {
+    for (const char* sub : {"new", "cur", "tmp"}) setup += " " + d + "/mail/" + box + "/" + sub;
+  }
+  setup +=
+      " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -addext "
+      "subjectAltName=DNS:localhost -keyout " +
+      d + "/key.pem -out " + d + "/state/cert.pem 2>/dev/null";
+  REQUIRE(system(setup.c_str()) == 0);
+  dir.file("users", "bot@test.local:{PLAIN}botpass\nalice@example.org:{PLAIN}alicepass\n");
+  dir.file("smtp-users", "bot@test.local:botpass\nalice@example.org:alicepass\n");
+  uint16_t imap = freePort(), smtp = freePort();
+  std::string conf = dir.file(
+      "dovecot.conf",
+      "protocols = imap\nlisten = 127.0.0.1\nbase_dir = " + d + "/run\nstate_dir = " + d +
+          "/dstate\n"
+          "ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain\nmail_location = "
+          "maildir:" +
+          d + "/mail/%u\nlog_path = " + d + "/dovecot.log\ndefault_login_user = " + user +
+          "\ndefault_internal_user = " + user + "\ndefault_internal_group = " + user +
+          "\npassdb {\n driver = passwd-file\n args = scheme=PLAIN "
+          "username_format=%u " +
+          d + "/users\n}\nuserdb {\n driver = static\n args = uid=" + user + " gid=" + user +
+          " home=" + d +
+          "/mail/%u\n}\nservice anvil {\n chroot =\n}\nservice imap-login {\n chroot =\n user = " +
+          user + "\n inet_listener imap {\n  address = 127.0.0.1\n  port = " +
+          std::to_string(imap) + "\n }\n inet_listener imaps {\n  port = 0\n }\n}\n");
+  Helper dovecot({"/usr/sbin/dovecot", "-F", "-c", conf});
+  REQUIRE(listening(imap));
+  Helper sink({python, env("CHITIN_SMTP_SINK"), std::to_string(smtp), d + "/state/cert.pem",
+               d + "/key.pem", d + "/smtp-users", d + "/mail"});
+  REQUIRE(sink.line() == "ready");
+  std::string socket = d + "/egress.sock";
+  Helper broker({python, env("CHITIN_SOCKS5_UNIX"), socket});
+  REQUIRE(broker.line() == "ready");
+
+  Worker w("email", {{"STATE_DIR", d + "/state"}}, socket);
+  w.start("email",
+          {{"address", "bot@test.local"},
+           {"imapHost", "127.0.0.1"},
+           {"imapPort", std::to_string(imap)},
+           {"imapTls", "none"},
+           {"smtpHost", "localhost"},
+           {"smtpPort", std::to_string(smtp)},
+           {"caFile", "/state/cert.pem"}},
+          "botpass");
+  CHECK(broker.line() == "CONNECT 127.0.0.1:" + std::to_string(imap));
+  REQUIRE_MESSAGE(w.until([&] { return w.reported(rpc::ChannelStatus::State::CONNECTED); }),
+                  w.sink->details);
+  CHECK(access((d + "/state/imap-INBOX.state").c_str(), R_OK) == 0);  // written inside the sandbox
+
+  Helper alice({python, "-c",
+                "import smtplib, ssl\nfrom email.message import EmailMessage\n"
+                "m = EmailMessage(); m['From'] = 'alice@example.org'; m['To'] = 'bot@test.local'\n"
+                "m['Subject'] = 'sandboxed'; m.set_content('hello from outside')\n"
+                "s = smtplib.SMTP('localhost', " +
+                    std::to_string(smtp) +
+                    ")\n"
+                    "s.starttls(context=ssl.create_default_context(cafile='" +
+                    d +
+                    "/state/cert.pem'))\n"
+                    "s.login('alice@example.org', 'alicepass'); s.send_message(m); print('sent', "
+                    "flush=True)\n"});
+  REQUIRE(alice.line() == "sent");
+  REQUIRE(w.until([&] { return !w.sink->messages.empty(); }));
+  CHECK(w.sink->messages[0] == "alice@example.org Subject: sandboxed\n\nhello from outside");
+
+  auto send = w.worker.sendRequest();
+  send.initMessage().setChatId("alice@example.org");
+  send.getMessage().setText("hello back");
+  CHECK(send.send().wait(w.io.waitScope).getMessageIds().size() == 1);
+  CHECK(broker.line() == "CONNECT localhost:" + std::to_string(smtp));  // SMTP named by domain
+  std::string inbox = d + "/mail/alice@example.org/new";
+  CHECK(system(("grep -lq '^To: <alice@example.org>' " + inbox + "/*").c_str()) == 0);
 }
 
 }  // namespace chitin::testing
