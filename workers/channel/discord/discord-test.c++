@@ -188,6 +188,10 @@ TEST_CASE("discord: a file goes out as multipart payload_json + files[0]") {
   CHECK(posted[1]["files"][0]["size"] == 8);
   CHECK(posted[1]["files"][0]["field"] == "files[0]");
   CHECK(posted[1]["files"][0]["content_type"] == "text/csv");
+  // Blank text is no message of its own: only the file goes.
+  CHECK(platform->send({DM, " \n\n ", "", "", {file}}).size() == 1);
+  CHECK_THROWS_WITH_AS(platform->send({DM, " ", "", "", {}}), doctest::Contains("nothing to send"),
+                       ChannelError);
 }
 
 TEST_CASE("discord: a 429 is waited out for retry_after, and an empty bucket before sending") {

@@ -96,6 +96,8 @@ class DiscordPlatform : public Platform {
     // Discord renders Markdown itself: converted (a no-op for most text), then cut.
     std::string text = convertMarkdown(message.text, Format::DISCORD_MARKDOWN);
     for (const auto& chunk : chunkText(text, MAX_MESSAGE_CHARS, Unit::CODE_POINTS)) {
+      // Discord refuses a message of blanks ("Cannot send an empty message").
+      if (chunk.find_first_not_of(" \t\r\n") == std::string::npos) continue;
       Json body = {{"content", chunk}, {"allowed_mentions", ALLOWED_MENTIONS}};
       addReply(body, message, ids);
       ids.push_back(textField(rest_.call("POST", path, route, &body), "id"));

@@ -66,6 +66,8 @@ class SlackPlatform : public Platform {
     if (!thread.empty()) requireTs(thread, "thread");
     std::vector<std::string> ids;
     for (const auto& chunk : chunkText(message.text, MAX_MESSAGE_CHARS, Unit::CODE_POINTS)) {
+      // Slack refuses a message of blanks (no_text).
+      if (chunk.find_first_not_of(" \t\r\n") == std::string::npos) continue;
       Json args = {{"channel", message.chatId},
                    {"text", convertMarkdown(chunk, Format::SLACK_MRKDWN)},
                    {"mrkdwn", true}};
