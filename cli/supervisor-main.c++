@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "allowlists.h"
 #include "audit-cli.h"
 #include "config.h"
 #include "doctor.h"
@@ -95,6 +96,26 @@ int cmdGateway(const std::vector<std::string>& args) {
   return chitin::runGateway(c);
 }
 
+// Which hosts the profile's workers may reach, from this user's chitin.conf (and the
+// CHITIN_MODEL_* environment, as the gateway would see them). The API key is never read.
+std::string explainEgress(const std::string& profile) {
+  chitin::HomeLayout home{chitin::defaultHomePath("")};
+  chitin::config::ChitinConfig config;
+  std::string baseUrl;
+  try {
+    std::ifstream in(home.configPath());
+    std::stringstream text;
+    if (in) text << in.rdbuf();
+    config = chitin::parseConfig(text.str(), home.configPath());
+    auto noKey = [](const std::string&) { return std::string(); };
+    baseUrl = chitin::resolveModelSettings(config, chitin::processEnvironment(), noKey).baseUrl;
+  } catch (const std::exception& e) {
+    return std::string("egress allowlists: cannot read the config: ") + e.what() + "\n";
+  }
+  // Channel platforms' own hosts come from the channel code once it is linked here.
+  return chitin::egress::explainAllowlists(profile, config, baseUrl, nullptr);
+}
+
 int cmdSandbox(const std::vector<std::string>& args) {
   // `--hide PATH` (repeatable): what a call that hides PATH compiles to (SpawnRequest::hide).
   std::vector<std::string> hide;
@@ -115,6 +136,7 @@ int cmdSandbox(const std::vector<std::string>& args) {
     std::cerr << "chitin sandbox explain: " << e.what() << "\n";
     return EXIT_USAGE;
   }
+  std::cout << "\n" << explainEgress(args[1]);
   return 0;
 }
 

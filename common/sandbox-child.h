@@ -16,6 +16,9 @@ namespace chitin {
 constexpr const char LIMITS_FLAG[] = "--chitin-limits=";
 // One per directory the spawner hid (SpawnRequest::hide): "--chitin-hidden=/workspace/downloads".
 constexpr const char HIDDEN_FLAG[] = "--chitin-hidden=";
+// Where the egress broker's socket is inside the sandbox; the spawner adds it exactly when it
+// binds one (profile `egress: true`). A worker without it has no way to the network.
+constexpr const char EGRESS_FLAG[] = "--chitin-egress=";
 
 // First thing in every worker: not dumpable, so that no other process of the sandbox (the
 // commands the exec worker runs, which exec and so are dumpable again) can open the worker's

@@ -428,7 +428,7 @@ const char* const NEVER_ALLOWED_NAMES[] = {
 constexpr Group SESSION_GROUPS[] = {Group::BASIC_IO, Group::MEMORY, Group::PROCESS_SELF,
                                     Group::TIME};
 constexpr Group MODEL_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,    Group::PROCESS_SELF,
-                                  Group::TIME,     Group::FILE_READ, Group::NETWORK,
+                                  Group::TIME,     Group::FILE_READ, Group::UNIX_IPC,
                                   Group::THREADS};
 constexpr Group EXEC_GROUPS[] = {
     Group::BASIC_IO,   Group::MEMORY,   Group::PROCESS_SELF,  Group::TIME,    Group::FILE_READ,

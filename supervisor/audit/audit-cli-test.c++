@@ -218,6 +218,29 @@ TEST_CASE("audit cli: show prints full detail by seq, session or time") {
   CHECK(r.code == 1);
 }
 
+TEST_CASE("audit cli: an EGRESS record shows worker, host:port, address, bytes and time") {
+  Record r;
+  r.set_seq(7);
+  r.set_kind(EGRESS);
+  r.set_worker("model");
+  r.set_host("api.example.com");
+  r.set_port(443);
+  r.set_address("93.184.216.34:443");
+  r.set_bytes_up(512);
+  r.set_bytes_down(2048);
+  r.set_duration_ms(31);
+  r.set_outcome("ok");
+  CHECK(formatSummary(r).find("EGRESS - - - ok - model -> api.example.com:443 "
+                              "(93.184.216.34:443) up=512 down=2048 ms=31") != std::string::npos);
+  std::string detail = formatDetail(r);
+  CHECK(detail.find("  worker:    model\n  host:      api.example.com:443\n  address:   "
+                    "93.184.216.34:443\n  bytes:     512 up, 2048 down\n  duration:  31 ms\n") !=
+        std::string::npos);
+  // A hostile host name is shown escaped, like every other field.
+  r.set_host("evil\x1b[2J.example");
+  CHECK(formatSummary(r).find("\x1b") == std::string::npos);
+}
+
 TEST_CASE("audit cli: bad arguments exit 2 with a message") {
   TempDir dir;
   fill(dir.path);

@@ -281,6 +281,11 @@ std::string formatSummary(const Record& r) {
   if (!r.snapshot().empty()) s << " snapshot=" << printable(r.snapshot().substr(0, 12));
   if (!r.approval_id().empty()) s << " approval=" << printable(r.approval_id());
   if (r.files_size() > 0) s << " files=" << r.files_size();
+  if (r.kind() == EGRESS) {
+    s << " " << printable(r.worker()) << " -> " << printable(r.host()) << ":" << r.port();
+    if (!r.address().empty()) s << " (" << printable(r.address()) << ")";
+    s << " up=" << r.bytes_up() << " down=" << r.bytes_down() << " ms=" << r.duration_ms();
+  }
   if (!r.detail().empty()) s << " \"" << displayCut(r.detail(), 80).text << "\"";
   return s.str();
 }
@@ -302,6 +307,15 @@ std::string formatDetail(const Record& r) {
     s << "  decision:  " << orDash(d.outcome()) << "\n";
     for (auto& p : d.policies()) s << "    policy:  " << printable(p) << "\n";
     for (auto& e : d.errors()) s << "    error:   " << printable(e) << "\n";
+  }
+  field("worker:    ", r.worker());
+  if (!r.host().empty() || r.port() != 0) {
+    s << "  host:      " << printable(r.host()) << ":" << r.port() << "\n";
+  }
+  field("address:   ", r.address());
+  if (r.kind() == EGRESS) {
+    s << "  bytes:     " << r.bytes_up() << " up, " << r.bytes_down() << " down\n";
+    s << "  duration:  " << r.duration_ms() << " ms\n";
   }
   field("approval:  ", r.approval_id());
   field("outcome:   ", r.outcome());

@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "rules.h"
+
 namespace chitin {
 
 const char EXAMPLE_CONFIG[] = R"(# chitin.conf -- protobuf text format (schema: proto/config.proto).
@@ -77,6 +79,18 @@ policy {
   # untrusted_paths: "inbox/"
   # In group chats the assistant answers only when mentioned (or a message matches one of these).
   # mention_patterns: "@chitin"
+}
+
+egress {
+  # Workers that need the network (the model client, channels) reach it only through the
+  # supervisor's egress broker, each to its own hosts: the model its base_url's host:port.
+  # Loopback, private, link-local, CGNAT and metadata addresses are refused unless you named
+  # the destination by an IP literal or "localhost" in a setting (model base_url
+  # "http://127.0.0.1:11434/v1" is allowed as written), or list its exact host:port here:
+  # allow_private: "ollama.lan:11434"
+  # connect_timeout_seconds: 15
+  # max_connection_seconds: 86400
+  # max_connections_per_worker: 16
 }
 
 snapshots {
@@ -152,6 +166,10 @@ void fillDefaults(config::ChitinConfig& c) {
   if (n->max_file_bytes() == 0) n->set_max_file_bytes(64ull << 20);
   if (n->max_snapshot_bytes() == 0) n->set_max_snapshot_bytes(1ull << 30);
   if (n->time_limit_seconds() == 0) n->set_time_limit_seconds(60);
+  auto* e = c.mutable_egress();
+  if (e->connect_timeout_seconds() == 0) e->set_connect_timeout_seconds(15);
+  if (e->max_connection_seconds() == 0) e->set_max_connection_seconds(86400);
+  if (e->max_connections_per_worker() == 0) e->set_max_connections_per_worker(16);
 }
 
 void validate(const config::ChitinConfig& c, const std::string& path) {
@@ -173,6 +191,17 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   if (c.snapshots().max_depth() > 1024) fail("snapshots.max_depth must be at most 1024");
   if (c.snapshots().time_limit_seconds() > 3600)
     fail("snapshots.time_limit_seconds must be at most 3600");
+  if (c.egress().connect_timeout_seconds() > 300)
+    fail("egress.connect_timeout_seconds must be at most 300");
+  if (c.egress().max_connection_seconds() > 7 * 86400)
+    fail("egress.max_connection_seconds must be at most 604800 (7 days)");
+  if (c.egress().max_connections_per_worker() > 1024)
+    fail("egress.max_connections_per_worker must be at most 1024");
+  try {
+    egress::checkEgressConfig(c.egress());
+  } catch (const egress::RuleError& e) {
+    fail(e.what());
+  }
   for (const auto& prefix : c.policy().untrusted_paths()) {
     if (prefix.empty() || prefix[0] == '/' || prefix.find("..") != std::string::npos)
       fail("policy.untrusted_paths: expected a path relative to the workspace, got \"" + prefix +

@@ -80,6 +80,7 @@ void ensureHomeLayout(const HomeLayout& home, const std::string& agent) {
   makeDir(home.stateDir() + "/snapshots");
   makeDir(home.stateDir() + "/untrusted");
   makeDir(home.policiesDir());
+  makeDir(home.root + "/run");
   makeDir(home.root + "/workspace");
   makeDir(home.workspaceDir(agent));
 }

@@ -14,6 +14,7 @@
 //     state/pairing.json     pending pairing codes
 //     state/untrusted/<agent>.json  workspace files untrusted content wrote (see taint.h)
 //     workspace/<agent>/     the agent's workspace (the only host directory tools see)
+//     run/egress/            0700  the egress broker's sockets, one per worker (supervisor/egress/)
 
 #pragma once
 
@@ -37,6 +38,8 @@ struct HomeLayout {
     return root + "/state/snapshots/" + agent + ".git";
   }
   std::string pairingPath() const { return root + "/state/pairing.json"; }
+  // Runtime sockets: the egress broker's, one per worker (recreated at every start).
+  std::string egressSocketDir() const { return root + "/run/egress"; }
   std::string untrustedFilesPath(const std::string& agent) const {
     return root + "/state/untrusted/" + agent + ".json";
   }

@@ -33,8 +33,15 @@ kj::Own<capnp::MallocMessageBuilder> failedCompletion(rpc::ModelFailure::Kind ki
 }
 
 ModelHost::ModelHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
-                     ModelSettings settings)
-    : loop_(loop), io_(io), spawner_(spawner), settings_(std::move(settings)), tasks_(logErrors) {}
+                     ModelSettings settings, egress::Broker& broker,
+                     std::vector<egress::Rule> egressRules)
+    : loop_(loop),
+      io_(io),
+      spawner_(spawner),
+      settings_(std::move(settings)),
+      broker_(broker),
+      egressRules_(std::move(egressRules)),
+      tasks_(logErrors) {}
 
 ModelHost::~ModelHost() noexcept(false) { stop(); }
 
@@ -43,6 +50,7 @@ bool ModelHost::running() const { return host_.get() != nullptr && !host_->exite
 void ModelHost::stop() {
   client_ = nullptr;
   host_ = nullptr;
+  endpoint_ = nullptr;  // after the worker: its tunnels end with it
 }
 
 rpc::ModelProvider::Client ModelHost::ensureWorker() {
@@ -51,10 +59,15 @@ rpc::ModelProvider::Client ModelHost::ensureWorker() {
   }
   client_ = nullptr;
   host_ = nullptr;
+  endpoint_ = nullptr;
 
+  // A socket of its own per worker: its identity at the broker, closed with it.
+  auto endpoint = broker_.open("model", egressRules_);
   spawn::SpawnRequest request;
   request.profile = "model";
+  request.egressSocket = endpoint->socketPath();
   host_ = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "model worker");
+  endpoint_ = std::move(endpoint);
   auto client = host_->bootstrap<rpc::ModelProvider>();
 
   // The key travels only here: over the socketpair, in memory.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The model worker's lifetime: started on first use in the `model` sandbox profile, handed the
-// provider settings (and the API key) over Cap'n Proto, restarted if it dies.
+// The model worker's lifetime: started on first use in the `model` sandbox profile with its own
+// egress endpoint (the provider's host:port only), handed the provider settings (and the API
+// key) over Cap'n Proto, restarted if it dies.
 // Runs in: supervisor
 
 #pragma once
@@ -9,6 +10,7 @@
 #include <kj/async-io.h>
 #include <uv.h>
 
+#include "broker.h"
 #include "config.h"
 #include "model.capnp.h"
 #include "spawner.h"
@@ -19,8 +21,10 @@ class WorkerHost;
 
 class ModelHost {
  public:
+  // Each worker gets its own egress endpoint admitting `egressRules` (egress::modelRules: the
+  // base URL's host:port) and nothing else; it lives exactly as long as that worker.
   ModelHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
-            ModelSettings settings);
+            ModelSettings settings, egress::Broker& broker, std::vector<egress::Rule> egressRules);
   ~ModelHost() noexcept(false);
 
   // One completion. Never rejects for expected failures: a sandbox that cannot be built or a
@@ -39,6 +43,9 @@ class ModelHost {
   kj::AsyncIoContext& io_;
   spawn::Spawner& spawner_;
   ModelSettings settings_;
+  egress::Broker& broker_;
+  std::vector<egress::Rule> egressRules_;
+  std::unique_ptr<egress::Endpoint> endpoint_;  // the worker's way out; dropped with the worker
   kj::Own<WorkerHost> host_;
   kj::Maybe<rpc::ModelProvider::Client> client_;
   kj::TaskSet tasks_;

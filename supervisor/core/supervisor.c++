@@ -21,6 +21,8 @@
 
 #include "agent-core.h"
 #include "audit-log.h"
+#include "allowlists.h"
+#include "broker.h"
 #include "pairing.h"
 #include "policy-host.h"
 #include "snapshots.h"
@@ -109,11 +111,16 @@ int runGateway(const GatewayCommand& command) {
   }
 
   ModelSettings modelSettings;
+  std::vector<egress::Rule> modelEgress;
   std::string token;
   try {
     modelSettings = resolveModelSettings(config, processEnvironment(), readSmallFile);
+    modelEgress = egress::modelRules(modelSettings.baseUrl, config.egress());
     token = loadOrCreateToken(home);
   } catch (const ConfigError& e) {
+    fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
+    return 2;
+  } catch (const egress::RuleError& e) {
     fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
@@ -199,8 +206,23 @@ int runGateway(const GatewayCommand& command) {
         config.sandbox().worker_dir().empty() ? command.workerDir : config.sandbox().worker_dir();
     spawn::Spawner spawner(spawnSettings, spawnOs);
 
+    // The egress broker before every worker that may hold one of its endpoints.
+    egress::SystemResolver resolver(&loop);
+    std::unique_ptr<egress::Broker> broker;
+    try {
+      broker = std::make_unique<egress::Broker>(
+          &loop, egress::brokerSettings(config.egress(), home.egressSocketDir()), resolver,
+          *auditLog);
+    } catch (const kj::Exception& e) {
+      fprintf(stderr, "chitin gateway: cannot set up the egress broker: %s\n",
+              e.getDescription().cStr());
+      bridge.close();
+      uv_run(&loop, UV_RUN_DEFAULT);
+      return 1;
+    }
+
     TranscriptStore transcripts(home.sessionsDir());
-    ModelHost model(&loop, io, spawner, modelSettings);
+    ModelHost model(&loop, io, spawner, modelSettings, *broker, modelEgress);
     ToolRunnerSettings toolSettings;
     toolSettings.defaultTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();
@@ -237,6 +259,7 @@ int runGateway(const GatewayCommand& command) {
     gwOptions.authFailuresBeforeLockout = config.gateway().auth_failures_before_lockout();
     gwOptions.lockoutSeconds = config.gateway().lockout_seconds();
     gwOptions.version = CHITIN_VERSION;
+    broker->setGatewayPort(gwOptions.port);
     gateway::Gateway gw(&loop, gwOptions, core);
     core.setBroadcast([&gw](const std::string& event, const google::protobuf::Message& payload) {
       gw.broadcast(event, payload);
@@ -250,6 +273,7 @@ int runGateway(const GatewayCommand& command) {
 
     Signals signals;
     if (status == 0) {
+      broker->setGatewayPort(gw.port());  // the port bound (0 in the options: an ephemeral one)
       core.setConnectionCounter([&gw]() { return gw.connectionCount(); });
       std::string host = gwOptions.bind == "0.0.0.0" ? "127.0.0.1" : gwOptions.bind;
       std::string base = "http://" + host + ":" + std::to_string(gw.port());
@@ -309,17 +333,19 @@ int runGateway(const GatewayCommand& command) {
         gateway::Gateway* gw;
         UvKjBridge* bridge;
         ModelHost* model;
+        egress::Broker* broker;
         Signals* signals;
         bool stopping = false;
       };
       static StopContext stop;
-      stop = StopContext{&core, &gw, &bridge, &model, &signals};
+      stop = StopContext{&core, &gw, &bridge, &model, broker.get(), &signals};
       auto onStop = [](uv_signal_t* s, int signum) {
         if (stop.stopping) return;
         stop.stopping = true;
         spdlog::info("signal {}: shutting down", signum);
         stop.core->shutdown();
         stop.model->stop();
+        stop.broker->closeAll();
         stop.gw->stop();
         stop.bridge->pump();  // flush what the shutdown queued, then let the loop drain
         stop.bridge->close();

@@ -180,6 +180,7 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   for (auto& arg : request.workerArgs) {
     KJ_REQUIRE(arg.rfind(LIMITS_FLAG, 0) != 0, "worker args must not carry limits", arg);
     KJ_REQUIRE(arg.rfind(HIDDEN_FLAG, 0) != 0, "worker args must not name hidden paths", arg);
+    KJ_REQUIRE(arg.rfind(EGRESS_FLAG, 0) != 0, "worker args must not name an egress socket", arg);
     KJ_REQUIRE(arg.find('\0') == std::string::npos, "worker arg contains NUL");
   }
   KJ_REQUIRE(seccompFd > 3, "fd 0-2 are stdio and fd 3 is the worker's socket", seccompFd);
@@ -255,6 +256,7 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   add({"--chdir", profile.workdir().empty() ? std::string("/") : profile.workdir()});
   add({"--", WORKER_PATH_INSIDE, limitsFlag(profile.limits())});
   for (auto& path : request.hide) add({HIDDEN_FLAG + path});
+  if (!egress.empty()) add({std::string(EGRESS_FLAG) + EGRESS_SOCKET_INSIDE});
   argv.insert(argv.end(), request.workerArgs.begin(), request.workerArgs.end());
   return argv;
 }

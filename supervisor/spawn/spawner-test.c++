@@ -426,6 +426,11 @@ TEST_CASE(
   auto argv = spawner.compileArgv(profile, request, 4);
   CHECK(contains(argv, {"--ro-bind", "/run/u/egress/w1.sock", "/run/chitin/egress.sock",
                         "--ro-bind", "/w/chitin-worker-demo", "/run/chitin/worker"}));
+  // The worker is told where its socket is, by the spawner only.
+  CHECK(argv.back() == "--chitin-egress=/run/chitin/egress.sock");
+  request.workerArgs = {"--chitin-egress=/tmp/elsewhere.sock"};
+  CHECK_THROWS(spawner.compileArgv(profile, request, 4));
+  request.workerArgs = {};
   CHECK(std::count(argv.begin(), argv.end(), "--share-net") == 0);
 
   request.egressSocket = "";
@@ -462,7 +467,10 @@ TEST_CASE(
                        "gives it an egress socket (/run/u/egress/w1.sock)",
                        SandboxUnavailable);
   request.egressSocket = "";
-  CHECK_NOTHROW(spawner.compileArgv(plain, request, 4));
+  auto plainArgv = spawner.compileArgv(plain, request, 4);
+  CHECK(std::count_if(plainArgv.begin(), plainArgv.end(), [](const std::string& a) {
+          return a.rfind("--chitin-egress=", 0) == 0;
+        }) == 0);
 
   // The reviewer's view names the mount with a placeholder for the per-worker socket.
   std::string text = spawner.explain("demo", {{"WORKSPACE", "/srv/ws"}});
@@ -562,7 +570,11 @@ TEST_CASE("explain: prints the exact argv, each group's syscalls, the default an
   CHECK(text.find("wall clock: 300 s") != std::string::npos);
   std::string withVars = spawner.explain("exec", {{"WORKSPACE", "/srv/ws"}});
   CHECK(withVars.find("--bind /srv/ws /workspace") != std::string::npos);
-  CHECK(spawner.explain("model").find("--share-net") != std::string::npos);
+  // No shipped profile shares the host network: the model reaches its provider through the
+  // egress broker's socket.
+  std::string model = spawner.explain("model");
+  CHECK(model.find("--share-net") == std::string::npos);
+  CHECK(model.find("--ro-bind '${EGRESS_SOCKET}' /run/chitin/egress.sock") != std::string::npos);
 }
 
 TEST_CASE("worker exit: describe() names the signal; the limits flag spells every key") {

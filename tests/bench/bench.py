@@ -15,6 +15,8 @@
 (i) `in` over a large hierarchy (400 groups with 50 parents each; 50 and 1,000 policies): one
     run of chitin's engine and of the reference Cedar (cedar-wasm under Node, the install the
     policy-diff suite uses) on the same generated file, and the ratio
+(j) an HTTPS request tunnelled through the egress broker (SOCKS5 over its unix socket, as the
+    model worker makes it) against the same request made directly, as a ratio
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 """
@@ -271,6 +273,17 @@ def snapshot_cost():
             "small_mib": v[4], "small_cold": v[5], "small_warm": v[6], "small_max": v[7], "ratio": v[8]}
 
 
+def egress_cost():
+    """(direct ms, broker ms, ratio, n) from the egress benchmark binary (egress-bench.c++)."""
+    build = os.path.dirname(os.path.dirname(os.environ["CHITIN_BIN"]))
+    out = subprocess.run([os.path.join(build, "supervisor", "egress", "egress-bench"),
+                          str(50 if QUICK else 200)], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"egress https p50 direct ([0-9.]+) ms broker ([0-9.]+) ms ratio ([0-9.]+) \(n=(\d+)", out)
+    if m is None:
+        raise RuntimeError("egress-bench printed no figures: " + out)
+    return float(m.group(1)), float(m.group(2)), float(m.group(3)), int(m.group(4))
+
+
 def print_snapshot_cost():
     print("\n(h) workspace snapshot, 10,000 files, once warm (snapshots-bench)")
     s = snapshot_cost()
@@ -465,6 +478,10 @@ def main():
              "<= 1x", ours <= ref and same)
         line(f"  per request: chitin / reference, ratio", f"{ours_each:.2f} ms / {ref_each:.2f} ms, "
              f"{ours_each / ref_each:.3f}x")
+    print("\n(j) one HTTPS request (new connection, TLS handshake, GET), local self-signed server")
+    direct, brokered, ratio, n = egress_cost()
+    line(f"p50 over {n}: direct / through the egress broker", f"{direct:.2f} ms / {brokered:.2f} ms")
+    line("ratio, through the broker / direct", f"{ratio:.2f}x")
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")

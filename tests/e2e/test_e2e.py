@@ -308,6 +308,35 @@ class E2E(unittest.TestCase):
             with open(f"/proc/{pid}/environ", "rb") as f:
                 self.assertNotIn(b"sk-test-key", f.read())
 
+    def test_model_traffic_goes_only_through_the_egress_broker_and_is_audited(self):
+        reply = self.gw.agent_json("egress check", "agent:main:e2e:direct:egress")
+        self.assertIn("egress check", json.dumps(reply))
+        pids = self.gw.worker_pids("model")
+        self.assertTrue(pids)
+        for pid in pids:
+            # Its own network namespace (not the host's), and its egress socket in its argv.
+            self.assertNotEqual(os.readlink(f"/proc/{pid}/ns/net"), os.readlink("/proc/self/ns/net"))
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                self.assertIn(b"--chitin-egress=/run/chitin/egress.sock", f.read())
+        # A tunnel is recorded when it ends: end the worker's (libcurl keeps them alive).
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+        def model_records():
+            return [r for r in self.gw.audit() if r["kind"] == "EGRESS" and r.get("worker") == "model"]
+        records = wait_for(model_records, what="EGRESS records of the model worker")
+        for r in records:
+            self.assertEqual(r["host"], "127.0.0.1")
+            self.assertEqual(r["port"], self.model.port)
+            self.assertEqual(r["address"], f"127.0.0.1:{self.model.port}")
+            # The worker was killed: a tunnel still carrying data to it ends on the worker side.
+            self.assertTrue(r["outcome"] == "ok" or r["outcome"].startswith("error: worker side:"),
+                            r["outcome"])
+            self.assertGreater(int(r["bytesUp"]), 0)
+            self.assertGreater(int(r["bytesDown"]), 0)
+        # The worker comes back on the next turn, through a socket of its own again.
+        self.assertIn("after", json.dumps(self.gw.agent_json("after", "agent:main:e2e:direct:egress")))
+
 
 def own_gateway(setup=None, **gateway_args):
     return harness.own_gateway(SCRIPT, setup, **gateway_args)

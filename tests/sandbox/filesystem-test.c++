@@ -134,18 +134,25 @@ TEST_CASE("session worker: after lockdown any open() kills it (SIGSYS)") {
   CHECK(startsWith(control.result, "ok bytes="));
 }
 
-TEST_CASE("model worker: host files are invisible ($CHITIN_HOME, /etc/passwd, /home: ENOENT)") {
+TEST_CASE(
+    "model worker: host files are invisible ($CHITIN_HOME, /etc/passwd, /home, /etc/hosts, "
+    "/etc/resolv.conf: ENOENT)") {
   Host host;
-  for (const std::string& path : {host.secret, std::string("/etc/passwd"), std::string("/home")}) {
+  UnixListener broker;
+  auto probe = [&](const std::string& path) {
+    ProbeSpec spec{"model", "model", "read", {path}};
+    spec.egressSocket = broker.path();
+    return runProbe(spec);
+  };
+  for (const std::string& path : {host.secret, std::string("/etc/passwd"), std::string("/home"),
+                                  std::string("/etc/hosts"), std::string("/etc/resolv.conf")}) {
     CAPTURE(path);
-    auto inside = runProbe({"model", "model", "read", {path}});
-    CHECK(inside.result == "errno=ENOENT");
+    CHECK(probe(path).result == "errno=ENOENT");
     auto outside = runUnsandboxed("read", {path});
     CHECK(outside.result != "errno=ENOENT");
   }
   // Control: what the profile does mount is readable.
-  auto hosts = runProbe({"model", "model", "read", {"/etc/hosts"}});
-  CHECK(startsWith(hosts.result, "ok bytes="));
+  CHECK(startsWith(probe("/etc/ssl/openssl.cnf").result, "ok bytes="));
 }
 
 TEST_CASE(

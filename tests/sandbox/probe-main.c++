@@ -182,6 +182,45 @@ std::string run(const Probe& probe) {
     if (n < 0) return errnoResult(err, "(io)");
     return "ok reply=" + escaped(reply, n);
   }
+  if (name == "socks-connect") {
+    // A SOCKS5 CONNECT to host:port (as a domain) through the unix socket at arg 0, as a
+    // compromised worker would try it; on success sends "ping" and reports the echo.
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errnoResult(errno, "(socket)");
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string& path = arg(probe, 0);
+    const std::string& host = arg(probe, 1);
+    int port = std::stoi(arg(probe, 2));
+    if (path.size() >= sizeof(addr.sun_path) || host.size() > 255) return "bad arguments";
+    memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+      int err = errno;
+      close(fd);
+      return errnoResult(err, "(connect)");
+    }
+    std::string request = {5, 1, 0, 5, 1, 0, 3, static_cast<char>(host.size())};
+    request += host;
+    request += static_cast<char>(port >> 8);
+    request += static_cast<char>(port & 0xff);
+    char reply[12];
+    size_t got = 0;
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      ssize_t n;
+      while (got < sizeof(reply) && (n = read(fd, reply + got, sizeof(reply) - got)) > 0) got += n;
+    }
+    std::string result;
+    if (got < sizeof(reply)) {
+      result = "closed after " + std::to_string(got) + " bytes";
+    } else {
+      result = "ok reply=" + std::to_string(static_cast<unsigned char>(reply[3]));
+      char echo[16];
+      ssize_t n = reply[3] == 0 && write(fd, "ping", 4) == 4 ? read(fd, echo, sizeof(echo)) : 0;
+      if (n > 0) result += " echo=" + escaped(echo, n);
+    }
+    close(fd);
+    return result;
+  }
   if (name == "resolve") {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,17 +53,6 @@ spawn::Spawner& testSpawner() {
                              requiredEnv("CHITIN_WORKER_DIR")},
       os);
   return spawner;
-}
-
-spawn::Spawner& testSpawner(const std::string& profileDir) {
-  static spawn::SystemSpawnOs os;
-  static std::map<std::string, std::unique_ptr<spawn::Spawner>> spawners;
-  auto& spawner = spawners[profileDir];
-  if (!spawner) {
-    spawner = std::make_unique<spawn::Spawner>(
-        spawn::SpawnerSettings{"/usr/bin/bwrap", profileDir, requiredEnv("CHITIN_WORKER_DIR")}, os);
-  }
-  return *spawner;
 }
 
 RunningProbe::RunningProbe(spawn::SpawnedWorker worker, kj::AutoCloseFd output)
@@ -138,8 +128,7 @@ RunningProbe startProbe(const ProbeSpec& spec) {
   request.stderrFd = spec.stderrFd;
   request.hide = spec.hide;
   request.egressSocket = spec.egressSocket;
-  auto& spawner = spec.profileDir.empty() ? testSpawner() : testSpawner(spec.profileDir);
-  auto worker = spawner.spawn(request);
+  auto worker = testSpawner().spawn(request);
   return RunningProbe(kj::mv(worker), kj::mv(readEnd));
 }
 
@@ -219,6 +208,34 @@ std::string TempDir::file(const std::string& relative, const std::string& conten
   out << content;
   KJ_REQUIRE(out.good(), "cannot write test file", full);
   return full;
+}
+
+UnixListener::UnixListener() : dir_("chitin-egress") {
+  path_ = dir_.path() + "/w.sock";
+  KJ_SYSCALL(chmod(dir_.path().c_str(), 0700));
+  fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  KJ_ASSERT(fd_ >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  KJ_ASSERT(path_.size() < sizeof(addr.sun_path));
+  memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+  KJ_SYSCALL(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)));
+  KJ_SYSCALL(listen(fd_, 4));
+  thread_ = std::thread([this] {
+    for (;;) {
+      int conn = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0) return;  // shutdown() in the destructor
+      char buffer[16];
+      if (read(conn, buffer, sizeof(buffer)) > 0 && write(conn, "pong", 4) == 4) answered_++;
+      close(conn);
+    }
+  });
+}
+
+UnixListener::~UnixListener() {
+  shutdown(fd_, SHUT_RDWR);
+  thread_.join();
+  close(fd_);
 }
 
 }  // namespace chitin::testing

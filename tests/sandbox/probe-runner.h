@@ -7,8 +7,10 @@
 
 #include <kj/io.h>
 
+#include <atomic>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "spawner.h"
@@ -23,10 +25,7 @@ struct ProbeSpec {
   std::map<std::string, std::string> vars;
   std::vector<std::string> hide;  // SpawnRequest::hide
   int stderrFd = -1;              // SpawnRequest::stderrFd (-1: the worker's own pipe)
-  std::string egressSocket;       // SpawnRequest::egressSocket
-  // A directory of test-only profiles (tests/sandbox/profiles/) instead of the shipped ones,
-  // for mechanisms no shipped profile uses yet; "" = sandbox-profiles/.
-  std::string profileDir;
+  std::string egressSocket;       // SpawnRequest::egressSocket (UnixListener::path())
 };
 
 struct ProbeRun {
@@ -54,8 +53,6 @@ class RunningProbe {
 };
 
 spawn::Spawner& testSpawner();
-// A spawner reading profiles from `profileDir` (one per directory, kept for the run).
-spawn::Spawner& testSpawner(const std::string& profileDir);
 RunningProbe startProbe(const ProbeSpec& spec);
 ProbeRun runProbe(const ProbeSpec& spec, int timeoutSeconds = 30);
 // The control: the same probe binary, no sandbox, no lockdown (--probe-kind=none).
@@ -76,6 +73,25 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// A unix socket in a private directory standing in for the egress broker: each connection's
+// first read is answered with "pong". For profiles with `egress: true`.
+class UnixListener {
+ public:
+  UnixListener();
+  ~UnixListener();
+  UnixListener(const UnixListener&) = delete;
+  UnixListener& operator=(const UnixListener&) = delete;
+  const std::string& path() const { return path_; }
+  int answered() const { return answered_; }
+
+ private:
+  TempDir dir_;
+  std::string path_;
+  int fd_ = -1;
+  std::thread thread_;
+  std::atomic<int> answered_{0};
 };
 
 }  // namespace chitin::testing

@@ -63,8 +63,10 @@ TEST_CASE("exec profile: bash runs a pipeline in the workspace under the exec lo
 }
 
 TEST_CASE("model worker: threads work; session worker: creating a thread kills it (SIGSYS)") {
-  auto model = runProbe({"model", "model", "thread"});
-  CHECK(model.result == "ok");
+  UnixListener broker;
+  ProbeSpec model{"model", "model", "thread"};
+  model.egressSocket = broker.path();
+  CHECK(runProbe(model).result == "ok");
   auto session = runProbe({"session", "session", "thread"});
   CHECK(session.exit.describe() == "killed by signal 31 (SIGSYS)");
 }
@@ -77,11 +79,13 @@ TEST_CASE("session worker: an exception after lockdown does not kill it (libgcc_
 
 TEST_CASE("shipped workers: each starts under its own profile and exits 0 on hang-up") {
   TempDir workspace("chitin-ws");
+  UnixListener broker;
   for (const char* profile : {"session", "model", "exec", "read", "write", "edit"}) {
     CAPTURE(profile);
     spawn::SpawnRequest request;
     request.profile = profile;
     request.vars = {{"WORKSPACE", workspace.path()}};
+    if (std::string(profile) == "model") request.egressSocket = broker.path();
     auto worker = testSpawner().spawn(request);
     // Give it time to reach its lockdown and serve; then hang up like a supervisor would.
     usleep(200 * 1000);

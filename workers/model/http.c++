@@ -106,7 +106,11 @@ void initHttpGlobal() {
   KJ_REQUIRE(code == CURLE_OK, "curl_global_init failed", curl_easy_strerror(code));
 }
 
-HttpSession::HttpSession() : multi_(curl_multi_init()) {
+HttpSession::HttpSession(std::string egressSocket)
+    : multi_(curl_multi_init()),
+      // socks5h: the broker, not this worker, resolves the provider's name; TLS stays end to
+      // end (curl tunnels through the SOCKS connection and verifies the provider's cert).
+      proxy_(egressSocket.empty() ? "" : "socks5h://localhost" + egressSocket) {
   KJ_REQUIRE(multi_ != nullptr, "curl_multi_init failed");
 }
 
@@ -144,8 +148,8 @@ PostResult HttpSession::post(const PostRequest& request, const BodyHandler& onBo
   // The key rides in a header; following a redirect could hand it to another host.
   setOption(easy, CURLOPT_FOLLOWLOCATION, 0L);
   setOption(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  // No proxy from the environment: the worker's environment is not configuration.
-  setOption(easy, CURLOPT_PROXY, "");
+  // The egress broker, or none; never a proxy from the environment (not configuration).
+  setOption(easy, CURLOPT_PROXY, proxy_.c_str());
   setOption(easy, CURLOPT_NOSIGNAL, 1L);
   setOption(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   setOption(easy, CURLOPT_CONNECTTIMEOUT, static_cast<long>(request.idleTimeout.count()));

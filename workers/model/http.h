@@ -61,7 +61,10 @@ using BodyHandler =
 
 class HttpSession {
  public:
-  HttpSession();
+  // `egressSocket`: the supervisor's egress broker (a SOCKS5 unix socket; the broker resolves
+  // names and decides where the worker may go); "" = direct connections (unit tests outside a
+  // sandbox; inside one there is no other way out).
+  explicit HttpSession(std::string egressSocket = "");
   ~HttpSession();
   HttpSession(const HttpSession&) = delete;
   HttpSession& operator=(const HttpSession&) = delete;
@@ -77,7 +80,8 @@ class HttpSession {
   void wakeup();
 
  private:
-  void* multi_;  // CURLM*, kept opaque so this header does not pull in curl.h
+  void* multi_;        // CURLM*, kept opaque so this header does not pull in curl.h
+  std::string proxy_;  // CURLOPT_PROXY: "" or "socks5h://localhost<egress socket>"
 };
 
 // 429, 500, 502, 503, 504 and 529 (Anthropic's "overloaded") are worth retrying.

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -47,13 +48,18 @@ std::string requireEnv(const char* name) {
   return value;
 }
 
-pid_t spawnProcess(const std::vector<std::string>& argv, int fdForChild3, bool keepEnvironment) {
+pid_t spawnProcess(const std::vector<std::string>& argv, int fdForChild3, bool keepEnvironment,
+                   const std::string& stdoutPath = "") {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   if (fdForChild3 >= 0) posix_spawn_file_actions_adddup2(&actions, fdForChild3, 3);
+  if (!stdoutPath.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 1, stdoutPath.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  }
   char* noEnvironment[] = {nullptr};
   pid_t pid = -1;
   int error = posix_spawn(&pid, args[0], &actions, nullptr, args.data(),
@@ -108,6 +114,7 @@ class FakeModel {
     return "http://" + std::string(host) + ":" + std::to_string(port_) + (withV1 ? "/v1" : "");
   }
   std::string logPath() const { return dir_ / "log.jsonl"; }
+  int port() const { return port_; }
 
   // Every JSON line logged so far.
   std::vector<json> log() const {
@@ -151,6 +158,53 @@ class Collector final : public rpc::TextStream::Server {
   kj::Own<kj::PromiseFulfiller<void>> firstDelta_;
 };
 
+// The tests' one SOCKS5 stand-in for the egress broker (socks5_unix.py, written from RFC 1928)
+// on a unix socket. After its lockdown the worker has no socket but AF_UNIX, exactly as in its
+// sandbox, so it reaches the fake model only through this.
+class FakeBroker {
+ public:
+  FakeBroker() {
+    char pattern[] = "/tmp/chitin-socks-test-XXXXXX";
+    REQUIRE(mkdtemp(pattern) != nullptr);
+    dir_ = pattern;
+    pid_ =
+        spawnProcess({requireEnv("CHITIN_PYTHON"), requireEnv("CHITIN_SOCKS5_UNIX"), socketPath()},
+                     -1, true, outputPath());
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (output().rfind("ready\n", 0) != 0) {
+      REQUIRE_MESSAGE(Clock::now() < deadline, "socks5_unix.py did not start");
+      REQUIRE_MESSAGE(!waitFor(pid_, std::chrono::milliseconds(0)), "socks5_unix.py exited");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~FakeBroker() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    std::filesystem::remove_all(dir_);
+  }
+  std::string socketPath() const { return dir_ / "egress.sock"; }
+  // "host:port" of every CONNECT so far.
+  std::vector<std::string> connects() const {
+    std::vector<std::string> targets;
+    std::istringstream lines(output());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("CONNECT ", 0) == 0) targets.push_back(line.substr(8));
+    }
+    return targets;
+  }
+
+ private:
+  std::string outputPath() const { return dir_ / "output"; }
+  std::string output() const {
+    std::ifstream in(outputPath());
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+};
+
 // One worker process and the RPC connection to it.
 class WorkerUnderTest {
  public:
@@ -161,7 +215,9 @@ class WorkerUnderTest {
     int childFd = fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
     REQUIRE(childFd >= 0);
     close(fds[1]);
-    pid_ = spawnProcess({requireEnv("CHITIN_MODEL_WORKER"), LIMITS}, childFd, false);
+    pid_ = spawnProcess(
+        {requireEnv("CHITIN_MODEL_WORKER"), LIMITS, "--chitin-egress=" + broker_.socketPath()},
+        childFd, false);
     close(childFd);
     stream_ =
         io_.lowLevelProvider->wrapUnixSocketFd(fds[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
@@ -220,6 +276,7 @@ class WorkerUnderTest {
   }
 
   kj::AsyncIoContext& io() { return io_; }
+  const FakeBroker& broker() const { return broker_; }
 
   // The "Seccomp:" line of the worker's /proc status (2 = filter mode).
   std::string seccompMode() const {
@@ -231,6 +288,7 @@ class WorkerUnderTest {
   }
 
  private:
+  FakeBroker broker_;
   kj::AsyncIoContext io_;
   pid_t pid_ = -1;
   kj::Own<kj::AsyncCapabilityStream> stream_;
@@ -278,6 +336,12 @@ TEST_CASE("model worker: a plain answer streams deltas; the key travels only in 
   auto echo = worker.complete(ask("just this"));
   REQUIRE(echo.getCompletion().isMessage());
   CHECK(echo.getCompletion().getMessage().getContent() == "echo: just this");
+
+  // Every connection went through the egress socket, named as the base URL has it (socks5h:
+  // the worker resolves nothing itself).
+  auto connects = worker.broker().connects();
+  REQUIRE(!connects.empty());
+  for (auto& target : connects) CHECK(target == "127.0.0.1:" + std::to_string(fake.port()));
 }
 
 void multiStepToolCall(rpc::ProviderConfig::Api api, const std::string& baseUrl) {

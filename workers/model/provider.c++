@@ -154,7 +154,7 @@ void ModelProviderServer::releaseSlot() {
 }
 
 std::unique_ptr<HttpSession> ModelProviderServer::takeIdleSession() {
-  if (idleSessions_.empty()) return std::make_unique<HttpSession>();
+  if (idleSessions_.empty()) return std::make_unique<HttpSession>(egressSocket_);
   auto session = std::move(idleSessions_.back());
   idleSessions_.pop_back();
   return session;

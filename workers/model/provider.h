@@ -45,7 +45,9 @@ void fillCompletion(rpc::Completion::Builder completion, const Outcome& outcome)
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class ModelProviderServer final : public rpc::ModelProvider::Server {
  public:
-  ModelProviderServer() = default;
+  // `egressSocket` as for HttpSession ("" = direct).
+  explicit ModelProviderServer(std::string egressSocket = "")
+      : egressSocket_(std::move(egressSocket)) {}
   ~ModelProviderServer() { waiting_.clear(); }
 
   // Calls that run at once; later ones wait their turn. Each call has a transfer thread (and
@@ -77,6 +79,7 @@ class ModelProviderServer final : public rpc::ModelProvider::Server {
   size_t running_ = 0;
   std::deque<kj::Own<kj::PromiseFulfiller<kj::Own<Slot>>>> waiting_;
 
+  std::string egressSocket_;
   std::optional<ProviderSettings> settings_;
   // Sessions of finished calls, with their open connections, reused by later calls.
   std::vector<std::unique_ptr<HttpSession>> idleSessions_;
