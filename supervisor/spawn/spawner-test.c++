@@ -528,7 +528,8 @@ TEST_CASE("shipped profiles: all load, compile, and match their worker kind's lo
   SystemSpawnOs os;
   std::string dir = sourceProfileDir();
   for (const char* name : {"session", "model", "exec", "read", "write", "edit", "channel-irc",
-                           "channel-email", "channel-signal", "channel-whatsapp"}) {
+                           "channel-email", "channel-signal", "channel-whatsapp", "channel-discord",
+                           "channel-slack"}) {
     CAPTURE(name);
     auto profile = loadProfile(os, dir, name);
     CHECK(profile.worker() == name);
