@@ -71,6 +71,8 @@ class Fake:
         self.conns = []
         self.counter = 0
         self.messages = {}  # message id -> message object (ours and the users')
+        self.users = {self.bot["id"]}  # a user id is no channel id: posting to one is a 404
+        self.dm_channels = {}  # user id -> the DM channel opened with them
         self.files = {}  # attachment id -> (filename, bytes, content type)
         self.buckets = {}  # bucket key -> {"limit", "window", "remaining", "reset_at"}
         self.bucket_config = {}  # route -> (limit, window seconds)
@@ -343,6 +345,18 @@ class Fake:
                 "rpc_origins": [], "bot_public": False, "bot_require_code_grant": False,
                 "owner": {"id": "200000000000000002", "username": "owner", "discriminator": "0",
                           "avatar": None}, "verify_key": "00" * 32, "flags": 0, "team": None})
+        if m == "POST" and parts == ["users", "@me", "channels"]:
+            body = await request.json()
+            user = str(body.get("recipient_id", ""))
+            if not user.isdigit():
+                return self.error(400, 50035, "Invalid Form Body")
+            channel = self.dm_channels.setdefault(user, self.snowflake())
+            self.log.add("dm_opened", recipient_id=user, channel_id=channel)
+            return json_response({"id": channel, "type": 1, "last_message_id": None,
+                                  "recipients": [{"id": user, "username": "user",
+                                                  "discriminator": "0", "avatar": None}]})
+        if len(parts) >= 2 and parts[0] == "channels" and parts[1] in self.users:
+            return self.error(404, 10003, "Unknown Channel")
         if len(parts) >= 2 and parts[0] == "channels" and parts[1].isdigit():
             channel = parts[1]
             if m == "POST" and parts[2:] == ["messages"]:
@@ -468,6 +482,8 @@ class Fake:
             return json_response({"error": "no session yet"}, status=409)
         if action == "message":
             message = self.full_message(body)
+            if isinstance(message.get("author"), dict) and message["author"].get("id"):
+                self.users.add(str(message["author"]["id"]))
             self.messages[message["id"]] = message
             seq = await self.dispatch(session, "MESSAGE_CREATE", message)
             return json_response({"id": message["id"], "seq": seq})

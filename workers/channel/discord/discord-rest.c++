@@ -17,6 +17,7 @@ using std::chrono::milliseconds;
 
 constexpr auto CALL_BUDGET = std::chrono::seconds(60);
 constexpr int MAX_ATTEMPTS = 8;
+constexpr size_t MAX_BUCKETS = 1024;
 const char* USER_AGENT = "User-Agent: DiscordBot (https://github.com/chitin-assistant, 0.1)";
 
 // Seconds as Discord writes them ("0.351", "1"), as a wait; nullopt when absent or nonsense.
@@ -28,17 +29,19 @@ std::optional<milliseconds> seconds(const std::string& text) {
   return milliseconds(static_cast<int64_t>(std::min(s, 3600.0) * 1000.0 + 0.5));
 }
 
-std::string describe(const HttpResponse& response) {
+template <typename Error>
+Error failure(const HttpResponse& response) {
   std::string what = "Discord answered " + std::to_string(response.status);
+  int64_t code = 0;
   auto body = parsePlatformJson(response.body);
   if (body) {
     std::string message = textField(*body, "message");
     if (!message.empty()) what += ": " + clipUtf8(message, 200);
-    auto code = intField(*body, "code");
-    if (code && *code != 0) what += " (code " + std::to_string(*code) + ")";
+    code = intField(*body, "code").value_or(0);
+    if (code != 0) what += " (code " + std::to_string(code) + ")";
   }
   if (response.status == 401) what += " - the bot token was refused";
-  return what;
+  return Error(what, response.status, code);
 }
 
 }  // namespace
@@ -87,6 +90,7 @@ Json Rest::call(const std::string& method, const std::string& path, const std::s
     request.body = body->dump(-1, ' ', false, Json::error_handler_t::replace);
   }
   auto deadline = Clock::now() + CALL_BUDGET;
+  if (buckets_.size() > MAX_BUCKETS) buckets_.clear();  // at worst one avoidable 429 each
   Bucket& bucket = buckets_[route];
   for (int attempt = 1;; ++attempt) {
     waitFor(globalUntil_, deadline, route);
@@ -119,8 +123,8 @@ Json Rest::call(const std::string& method, const std::string& path, const std::s
       waitFor(Clock::now() + milliseconds(500 * attempt), deadline, route);
       continue;
     }
-    if (response.status == 401) throw TokenRefused(describe(response));
-    if (response.status >= 400 || response.status < 200) throw ChannelError(describe(response));
+    if (response.status == 401) throw failure<TokenRefused>(response);
+    if (response.status >= 400 || response.status < 200) throw failure<ApiError>(response);
     if (response.status == 204 || response.body.empty()) return Json();
     auto parsed = parsePlatformJson(response.body);
     if (!parsed) throw ChannelError("Discord answered " + route + " with a body that is not JSON");

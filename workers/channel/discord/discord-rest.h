@@ -22,11 +22,27 @@
 
 namespace chitin::channel::discord {
 
-// A 401: the token is wrong or was reset. Retrying cannot fix it.
-class TokenRefused : public ChannelError {
+// Discord's answer to a failed call: the HTTP status and Discord's JSON error code (10003
+// Unknown Channel, 50013 Missing Permissions, ...; 0 when it gave none).
+class ApiError : public ChannelError {
  public:
-  using ChannelError::ChannelError;
+  ApiError(const std::string& what, long status, int64_t code)
+      : ChannelError(what), status_(status), code_(code) {}
+  long status() const { return status_; }
+  int64_t code() const { return code_; }
+
+ private:
+  long status_;
+  int64_t code_;
 };
+
+// A 401: the token is wrong or was reset. Retrying cannot fix it.
+class TokenRefused : public ApiError {
+ public:
+  using ApiError::ApiError;
+};
+
+inline constexpr int64_t UNKNOWN_CHANNEL = 10003;
 
 class Rest {
  public:
@@ -34,8 +50,8 @@ class Rest {
 
   // `route` names the rate-limit bucket: the method, the path template and the major id, e.g.
   // "POST /channels/123/messages". `path` is appended to apiRoot. Returns the parsed body (null
-  // for 204). Throws ChannelError with Discord's message and code for a 4xx/5xx
-  // (TokenRefused for a 401).
+  // for 204). Throws ApiError with Discord's message and code for a 4xx/5xx (TokenRefused for
+  // a 401), ChannelError when the rate limit would take longer than a call may wait.
   Json call(const std::string& method, const std::string& path, const std::string& route,
             const Json* body = nullptr, std::vector<HttpPart> multipart = {});
 
@@ -56,7 +72,7 @@ class Rest {
   std::string apiRoot_, token_;
   Host& host_;
   HttpClient http_;
-  std::map<std::string, Bucket> buckets_;
+  std::map<std::string, Bucket> buckets_;  // by route; forgotten when there are too many
   std::chrono::steady_clock::time_point globalUntil_{};
 };
 

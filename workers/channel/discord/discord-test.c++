@@ -150,6 +150,24 @@ TEST_CASE("discord: typing and a URL-encoded reaction reach Discord; bad ids are
                        ChannelError);
 }
 
+TEST_CASE("discord: a message to a person's user id goes to the DM opened with them") {
+  Setup s;
+  auto platform = s.make();
+  Running running(*platform, s.host);
+  REQUIRE(s.host.waitForState(State::CONNECTED, 1));
+  s.say("hi", GUILD_CHANNEL);  // the fake now knows alice as a user
+  auto ids = platform->send({ALICE, "a note for you", "", "", {}});
+  CHECK(ids.size() == 1);
+  platform->send({ALICE, "and another", "", "", {}});
+  auto opened = s.fake.log("dm_opened");
+  REQUIRE(opened.size() == 1);  // once: the DM channel is remembered
+  CHECK(opened[0]["recipient_id"] == ALICE);
+  auto posted = s.fake.log("message_posted");
+  REQUIRE(posted.size() == 2);
+  CHECK(posted[0]["channel_id"] == opened[0]["channel_id"]);
+  CHECK(posted[1]["channel_id"] == opened[0]["channel_id"]);
+}
+
 TEST_CASE("discord: an attachment is fetched within the cap; a larger one arrives without data") {
   Setup s;
   s.settings.maxAttachmentBytes = 1000;

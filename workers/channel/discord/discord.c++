@@ -5,6 +5,8 @@
 
 #include "discord.h"
 
+#include <map>
+
 #include "discord-gateway.h"
 #include "discord-message.h"
 #include "discord-rest.h"
@@ -90,7 +92,27 @@ class DiscordPlatform : public Platform {
   std::vector<std::string> send(const Outbound& message) override {
     requireSnowflake(message.chatId, "chat id");
     if (!message.replyTo.empty()) requireSnowflake(message.replyTo, "reply-to message id");
-    std::string path = "/channels/" + message.chatId + "/messages";
+    auto dm = dmChannels_.find(message.chatId);
+    if (dm != dmChannels_.end()) return sendTo(dm->second, message);
+    try {
+      return sendTo(message.chatId, message);
+    } catch (const ApiError& e) {
+      // A person's user id is no channel (the message tool may name one): open the DM with
+      // them and post there. Nothing was posted yet: Discord refused the first request.
+      if (e.code() != UNKNOWN_CHANNEL) throw;
+      Json open = {{"recipient_id", message.chatId}};
+      std::string channel = textField(
+          rest_.call("POST", "/users/@me/channels", "POST /users/@me/channels", &open), "id");
+      requireSnowflake(channel, "DM channel id");
+      if (dmChannels_.size() >= 1024) dmChannels_.clear();
+      dmChannels_[message.chatId] = channel;
+      return sendTo(channel, message);
+    }
+  }
+
+ private:
+  std::vector<std::string> sendTo(const std::string& channel, const Outbound& message) {
+    std::string path = "/channels/" + channel + "/messages";
     std::string route = "POST " + path;
     std::vector<std::string> ids;
     // Discord renders Markdown itself: converted (a no-op for most text), then cut.
@@ -119,6 +141,7 @@ class DiscordPlatform : public Platform {
     return ids;
   }
 
+ public:
   void typing(const std::string& chatId, bool on) override {
     // Discord's indicator lasts ~10 s or until we post; there is nothing to turn off.
     if (!on) return;
@@ -150,6 +173,7 @@ class DiscordPlatform : public Platform {
 
   Rest rest_;  // the outbound thread's
   Gateway gateway_;
+  std::map<std::string, std::string> dmChannels_;  // user id -> our DM channel with them
 };
 
 }  // namespace
