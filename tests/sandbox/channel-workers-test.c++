@@ -2,11 +2,11 @@
 // Sandbox claims about the channel workers: each real worker, spawned from its shipped profile
 // with a SOCKS5 server as its egress socket, does its job through that socket only -- the
 // Signal, Discord and Slack workers relay a message from their fake platform both ways (Discord
-// also keeps its gateway session in /state); the WhatsApp worker starts Node.js (its bridge)
-// inside its sandbox, under its lockdown, and Baileys' first WhatsApp frame ("WA" prologue)
-// leaves through the socket, the target named by domain; the IRC worker talks to a real ngircd,
-// and the email worker to a real Dovecot and aiosmtpd (TLS verified against a CA file in its
-// /state), keeping its IMAP progress in /state.
+// keeps its gateway session in /state, Slack its event journal); the WhatsApp worker starts
+// Node.js (its bridge) inside its sandbox, under its lockdown, and Baileys' first WhatsApp frame
+// ("WA" prologue) leaves through the socket, the target named by domain; the IRC worker talks to
+// a real ngircd, and the email worker to a real Dovecot and aiosmtpd (TLS verified against a CA
+// file in its /state), keeping its IMAP progress in /state.
 // Runs in: tests (real workers in real sandboxes; the servers on loopback, outside)
 
 #include <capnp/rpc-twoparty.h>
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -322,7 +323,9 @@ TEST_CASE("slack worker: under its profile it reaches Slack only through its egr
   Helper broker({python, env("CHITIN_SOCKS5_UNIX"), socket, "slack.test=127.0.0.1"});
   REQUIRE(broker.line() == "ready");
 
-  Worker w("slack", {{"STATE_DIR", dir.path()}}, socket);
+  std::string state = dir.path() + "/state";
+  REQUIRE(mkdir(state.c_str(), 0700) == 0);
+  Worker w("slack", {{"STATE_DIR", state}}, socket);
   w.start("slack", {{"apiRoot", "http://slack.test:" + port + "/api"}}, "xapp-1-s\nxoxb-s\n");
   CHECK(broker.line() == "CONNECT slack.test:" + port);
   REQUIRE(w.until([&] { return w.reported(rpc::ChannelStatus::State::CONNECTED); }));
@@ -332,6 +335,8 @@ TEST_CASE("slack worker: under its profile it reaches Slack only through its egr
               "user": "U1ALICE", "text": "hi from outside"}})");
   REQUIRE(w.until([&] { return !w.sink->messages.empty(); }));
   CHECK(w.sink->messages[0] == "D0DM hi from outside");
+  // Journalled in /state from inside the sandbox, and removed once delivered.
+  REQUIRE(w.until([&] { return std::filesystem::is_empty(state + "/slack-events"); }));
 
   auto send = w.worker.sendRequest();
   send.initMessage().setChatId("D0DM");

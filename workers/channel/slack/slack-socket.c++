@@ -27,7 +27,8 @@ Socket::Socket(SocketConfig config, Host& host)
     : config_(std::move(config)),
       host_(host),
       api_(config_.apiRoot, config_.tokens, config_.egressSocket, host),
-      fetchApi_(config_.apiRoot, config_.tokens, config_.egressSocket, host) {}
+      fetchApi_(config_.apiRoot, config_.tokens, config_.egressSocket, host),
+      journal_(config_.journalDir) {}
 
 void Socket::interrupt() {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -71,7 +72,12 @@ void Socket::run() {
         self_.botId = textField(me, "bot_id");
         if (!isSlackId(self_.userId)) throw ChannelError("Slack auth.test gave no user_id");
       }
-      if (!delivering.joinable()) delivering = std::thread([this] { process(); });
+      if (!delivering.joinable()) {
+        // What a previous run acknowledged but did not deliver goes first.
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& [file, event] : journal_.leftovers()) queue_.push_back({std::move(event), file});
+        delivering = std::thread([this] { process(); });
+      }
       again = connectOnce();
       if (failed_) return;
     } catch (const StreamInterrupted&) {
@@ -168,51 +174,57 @@ bool Socket::connectOnce() {
     }
     std::string envelopeId = textField(*message, "envelope_id");
     if (envelopeId.empty()) continue;
-    // Acknowledge first: Slack redelivers an envelope left unacknowledged for ~3 s, and a
-    // delivery may take longer than that.
+    // Acknowledge before delivering: Slack redelivers an envelope left unacknowledged for
+    // ~3 s, and a delivery may take longer than that. The journal bridges the gap.
+    auto pending = accept(*message);
     ws->sendText(
         Json({{"envelope_id", envelopeId}}).dump(-1, ' ', false, Json::error_handler_t::replace));
-    onEnvelope(*message);
+    if (pending) enqueue(std::move(*pending));
   }
 }
 
-void Socket::onEnvelope(const Json& envelope) {
-  if (textField(envelope, "type") != "events_api") return;  // slash commands, interactivity
+std::optional<Socket::Pending> Socket::accept(const Json& envelope) {
+  if (textField(envelope, "type") != "events_api") return std::nullopt;  // commands, buttons
   const Json* payload = field(envelope, "payload");
   const Json* event = payload != nullptr ? field(*payload, "event") : nullptr;
-  if (event == nullptr) return;
+  if (event == nullptr) return std::nullopt;
   // A redelivery (retry_attempt > 0) repeats the event_id under a new envelope_id.
   std::string eventId = textField(*payload, "event_id");
-  if (!eventId.empty() && !events_.insert(eventId)) return;
+  if (!eventId.empty() && !events_.insert(eventId)) return std::nullopt;
+  return Pending{*event, journal_.keep(*event)};
+}
+
+void Socket::enqueue(Pending pending) {
   std::unique_lock<std::mutex> lock(mutex_);
   // A delivering thread far behind stops the reading (and so the acknowledging): Slack then
   // redelivers later instead of this worker holding an unbounded backlog.
   queueChanged_.wait(lock, [this] { return queue_.size() < MAX_QUEUED || stopping_; });
   if (stopping_) throw StreamInterrupted{};
-  queue_.push_back(*event);
+  queue_.push_back(std::move(pending));
   queueChanged_.notify_all();
 }
 
 void Socket::process() {
   for (;;) {
-    Json event;
+    Pending pending;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       queueChanged_.wait(lock, [this] { return !queue_.empty() || readerDone_ || stopping_; });
       if (stopping_ || queue_.empty()) return;
-      event = std::move(queue_.front());
+      pending = std::move(queue_.front());
       queue_.pop_front();
       queueChanged_.notify_all();
     }
     try {
-      deliverEvent(event);
+      deliverEvent(pending.event);
     } catch (const Stopping&) {
-      return;
+      return;  // still in the journal: the next run delivers it
     } catch (const StreamInterrupted&) {
       return;
     } catch (const ChannelError& e) {
       KJ_LOG(WARNING, "slack: an event could not be delivered", e.what());
     }
+    journal_.done(pending.file);
   }
 }
 

@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 #include "slack-api.h"
 #include "slack-event.h"
 #include "slack-socket.h"
@@ -131,6 +133,28 @@ TEST_CASE("slack: envelopes are acknowledged before processing, within Slack's 3
   CHECK(s.fake.log("envelope_sent").size() == 2);  // nothing was redelivered
   std::this_thread::sleep_for(600ms);
   CHECK(s.fake.log("envelope_sent").size() == 2);
+}
+
+TEST_CASE("slack: an event acknowledged but not delivered when the worker stops comes next run") {
+  Setup s;
+  s.host.deliverDelay = 1000ms;  // still delivering when the worker is stopped
+  {
+    auto platform = s.make();
+    Running running(*platform, s.host);
+    REQUIRE(s.host.waitForState(State::CONNECTED, 1));
+    s.dm("caught in the middle");
+    REQUIRE(s.host.waitUntil([&] { return s.fake.log("ack").size() == 1; }));
+  }  // stopped: the delivery in progress ends with Stopping
+  CHECK(s.host.delivered().empty());
+  TestHost second;
+  auto platform = makeSlack(s.settings, second);
+  Running running(*platform, second);
+  REQUIRE(second.waitUntil([&] { return second.delivered().size() == 1; }));
+  CHECK(second.delivered()[0].text == "caught in the middle");
+  CHECK(s.fake.log("envelope_sent").size() == 1);  // from the journal, not from Slack
+  // Delivered, it leaves the journal: a third run delivers nothing.
+  REQUIRE(second.waitUntil(
+      [&] { return std::filesystem::is_empty(s.settings.stateDir + "/slack-events"); }));
 }
 
 TEST_CASE("slack: a redelivered envelope (same event_id, retry_attempt 1) is delivered once") {

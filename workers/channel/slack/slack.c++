@@ -139,6 +139,7 @@ std::unique_ptr<Platform> makeSlack(Settings& settings, Host& host) {
   config.egressSocket = settings.egressSocket;
   config.maxAttachmentBytes = settings.maxAttachmentBytes;
   config.allowPlainWs = plain;
+  if (!settings.stateDir.empty()) config.journalDir = settings.stateDir + "/slack-events";
   return std::make_unique<SlackPlatform>(std::move(config), threadReplies, host);
 }
 
