@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// A Host for platform tests: records deliveries, states and login codes, and lets a test wait
-// for them. Header-only; test code.
+// A Host for platform tests: records deliveries, states, sleeps and login codes, and lets a
+// test wait for them. Header-only; test code.
 // Runs in: tests (unconfined).
 
 #pragma once
@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ class TestHost final : public Host {
   std::function<void(const Inbound&)> beforeAnswer;
 
   bool deliver(Inbound message) override {
+    // A slow supervisor, outside the lock so the test thread can watch meanwhile.
+    if (deliverDelay.count() > 0) std::this_thread::sleep_for(deliverDelay);
     std::unique_lock lock(mutex_);
     if (stopping_) throw Stopping{};
     delivered_.push_back(message);
@@ -56,7 +59,9 @@ class TestHost final : public Host {
   }
   bool sleepFor(std::chrono::milliseconds d) override {
     std::unique_lock lock(mutex_);
-    return !changed_.wait_for(lock, d, [&] { return stopping_; });
+    sleeps_.push_back(d);
+    auto scaled = std::chrono::milliseconds(static_cast<int64_t>(d.count() * sleepScale));
+    return !changed_.wait_for(lock, scaled, [&] { return stopping_; });
   }
   bool stopping() const override {
     std::lock_guard lock(mutex_);
@@ -110,6 +115,36 @@ class TestHost final : public Host {
     std::lock_guard lock(mutex_);
     return details_;
   }
+  std::vector<Inbound> delivered() {
+    std::lock_guard lock(mutex_);
+    return delivered_;
+  }
+  size_t stateCount(State state) {
+    std::lock_guard lock(mutex_);
+    return static_cast<size_t>(std::count(states_.begin(), states_.end(), state));
+  }
+  std::vector<std::chrono::milliseconds> sleeps() {
+    std::lock_guard lock(mutex_);
+    return sleeps_;
+  }
+  // Polls `predicate` (called without the lock: it may ask a fake over HTTP) until it holds;
+  // false after `timeout`.
+  bool waitUntil(const std::function<bool()>& predicate,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!predicate()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::unique_lock lock(mutex_);
+      changed_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    return true;
+  }
+
+  // Sleeps asked for are waited this fraction of their length (Discord's 1-5 s pauses need not
+  // slow a suite); 1 where a test measures a real wait.
+  double sleepScale = 1.0;
+  // Each deliver() first takes this long: a supervisor slower than a platform's deadline.
+  std::chrono::milliseconds deliverDelay{0};
 
  private:
   bool sawLocked(State state, const std::string& part) const {
@@ -126,6 +161,7 @@ class TestHost final : public Host {
   std::vector<State> states_;
   std::vector<std::string> details_;
   std::vector<std::string> logins_;
+  std::vector<std::chrono::milliseconds> sleeps_;
   std::string identity_;
   bool stopping_ = false;
 };
