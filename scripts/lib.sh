@@ -10,11 +10,13 @@ RUN_PACKAGES=(meson ninja-build pkg-config g++ ca-certificates
   libprotobuf-dev protobuf-compiler libseccomp-dev bubblewrap libspdlog-dev doctest-dev
   libcurl4-openssl-dev nlohmann-json3-dev libsodium-dev libssl-dev libgit2-dev libidn2-dev
   qrencode)
-# What the test suites need on top: Python for the fakes, headless Chromium and Node for the
-# web chat test, clang and its libFuzzer runtime for the fuzz suite, and the real servers the
+# What the test suites need on top: Python for the fakes (aiohttp and websockets for the chat
+# platform fakes, discord.py to check the Discord one), headless Chromium and Node for the web
+# chat test, clang and its libFuzzer runtime for the fuzz suite, and the real servers the
 # channel platforms are tested against (tests/channels/): IRC (ngircd; InspIRCd + Atheme for
 # SASL), IMAP (Dovecot), SMTP (aiosmtpd), openssl for their test certificates.
-TEST_PACKAGES=(python3 chromium fonts-dejavu-core clang-14 libclang-rt-14-dev
+TEST_PACKAGES=(python3 python3-aiohttp python3-websockets python3-discord chromium
+  fonts-dejavu-core clang-14 libclang-rt-14-dev
   ngircd inspircd atheme-services dovecot-imapd python3-aiosmtpd openssl)
 
 missing_packages() {

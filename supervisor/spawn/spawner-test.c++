@@ -527,8 +527,9 @@ TEST_CASE("spawn refuses to run a worker as uid 0") {
 TEST_CASE("shipped profiles: all load, compile, and match their worker kind's lockdown") {
   SystemSpawnOs os;
   std::string dir = sourceProfileDir();
-  for (const char* name : {"session", "model", "exec", "read", "write", "edit", "channel-irc",
-                           "channel-email", "channel-signal", "channel-whatsapp"}) {
+  for (const char* name : {"session", "model", "exec", "read", "write", "edit", "channel-telegram",
+                           "channel-irc", "channel-email", "channel-signal", "channel-whatsapp",
+                           "channel-discord", "channel-slack"}) {
     CAPTURE(name);
     auto profile = loadProfile(os, dir, name);
     CHECK(profile.worker() == name);

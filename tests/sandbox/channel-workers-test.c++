@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Sandbox claims about the channel workers: each real worker, spawned from its shipped profile
 // with a SOCKS5 server as its egress socket, does its job through that socket only -- the
-// Signal worker relays a message from a fake signal-cli both ways; the WhatsApp worker starts
-// Node.js (its bridge) inside its sandbox, under its lockdown, and Baileys' first WhatsApp
-// frame ("WA" prologue) leaves through the socket, the target named by domain; the IRC worker
-// talks to a real ngircd, and the email worker to a real Dovecot and aiosmtpd (TLS verified
-// against a CA file in its /state), keeping its IMAP progress in /state.
+// Signal, Discord and Slack workers relay a message from their fake platform both ways (Discord
+// keeps its gateway session in /state, Slack its event journal); the WhatsApp worker starts
+// Node.js (its bridge) inside its sandbox, under its lockdown, and Baileys' first WhatsApp frame
+// ("WA" prologue) leaves through the socket, the target named by domain; the IRC worker talks to
+// a real ngircd, and the email worker to a real Dovecot and aiosmtpd (TLS verified against a CA
+// file in its /state), keeping its IMAP progress in /state.
 // Runs in: tests (real workers in real sandboxes; the servers on loopback, outside)
 
 #include <capnp/rpc-twoparty.h>
@@ -18,12 +19,16 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <memory>
 #include <thread>
 
 #include "channel.capnp.h"
@@ -243,6 +248,100 @@ TEST_CASE("signal worker: under its profile it reaches signal-cli only through i
   send.getMessage().setText("hello back");
   auto ids = send.send().wait(w.io.waitScope).getMessageIds();
   CHECK(ids.size() == 1);
+}
+
+// A platform fake on a free port (its --port-file), and a line of Python that asks its control
+// API for something, from outside the sandbox.
+std::string startFake(TempDir& dir, Helper*& out, std::vector<std::string> argv) {
+  argv.insert(argv.end(), {"--port", "0", "--port-file", dir.path() + "/port"});
+  out = new Helper(argv);
+  std::string port;
+  for (int i = 0; i < 500 && port.empty(); i++) {
+    std::ifstream(dir.path() + "/port") >> port;
+    if (port.empty()) usleep(10000);
+  }
+  REQUIRE(!port.empty());
+  return port;
+}
+void control(const std::string& port, const std::string& action, const std::string& json) {
+  Helper call({env("CHITIN_PYTHON"), "-c",
+               "import sys,urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:" + port +
+                   "/_control/" + action +
+                   "', sys.argv[1].encode(), "
+                   "{'Content-Type':'application/json'})); print('done')",
+               json});
+  REQUIRE(call.line() == "done");
+}
+
+TEST_CASE(
+    "discord worker: under its profile it reaches Discord only through its egress socket "
+    "and keeps its gateway session in /state") {
+  TempDir dir("chitin-discord-sandbox");
+  std::string python = env("CHITIN_PYTHON");
+  Helper* fakeProcess = nullptr;
+  std::string port =
+      startFake(dir, fakeProcess, {python, env("CHITIN_FAKE_DISCORD"), "--token", "sandbox-token"});
+  std::unique_ptr<Helper> fake(fakeProcess);
+  std::string socket = dir.path() + "/egress.sock";
+  Helper broker({python, env("CHITIN_SOCKS5_UNIX"), socket, "discord.test=127.0.0.1"});
+  REQUIRE(broker.line() == "ready");
+  std::string state = dir.path() + "/state";
+  REQUIRE(mkdir(state.c_str(), 0700) == 0);
+
+  Worker w("discord", {{"STATE_DIR", state}}, socket);
+  w.start("discord", {{"apiRoot", "http://discord.test:" + port + "/api/v10"}}, "sandbox-token");
+  // REST by name through the socket (the worker has no resolver and no AF_INET), then the
+  // gateway URL Discord named.
+  CHECK(broker.line() == "CONNECT discord.test:" + port);
+  REQUIRE(w.until([&] { return w.reported(rpc::ChannelStatus::State::CONNECTED); }));
+
+  control(port, "message",
+          R"({"channel_id": "300000000000000003", "content": "hi from outside",
+              "author": {"id": "200000000000000002", "username": "alice"}})");
+  REQUIRE(w.until([&] { return !w.sink->messages.empty(); }));
+  CHECK(w.sink->messages[0] == "300000000000000003 hi from outside");
+
+  auto send = w.worker.sendRequest();
+  send.initMessage().setChatId("300000000000000003");
+  send.getMessage().setText("hello back");
+  CHECK(send.send().wait(w.io.waitScope).getMessageIds().size() == 1);
+  // Written from inside the sandbox, under the channel lockdown.
+  std::ifstream session(state + "/discord-session.json");
+  std::string text((std::istreambuf_iterator<char>(session)), std::istreambuf_iterator<char>());
+  CHECK(text.find("\"session_id\"") != std::string::npos);
+}
+
+TEST_CASE("slack worker: under its profile it reaches Slack only through its egress socket") {
+  TempDir dir("chitin-slack-sandbox");
+  std::string python = env("CHITIN_PYTHON");
+  Helper* fakeProcess = nullptr;
+  std::string port = startFake(
+      dir, fakeProcess,
+      {python, env("CHITIN_FAKE_SLACK"), "--app-token", "xapp-1-s", "--bot-token", "xoxb-s"});
+  std::unique_ptr<Helper> fake(fakeProcess);
+  std::string socket = dir.path() + "/egress.sock";
+  Helper broker({python, env("CHITIN_SOCKS5_UNIX"), socket, "slack.test=127.0.0.1"});
+  REQUIRE(broker.line() == "ready");
+
+  std::string state = dir.path() + "/state";
+  REQUIRE(mkdir(state.c_str(), 0700) == 0);
+  Worker w("slack", {{"STATE_DIR", state}}, socket);
+  w.start("slack", {{"apiRoot", "http://slack.test:" + port + "/api"}}, "xapp-1-s\nxoxb-s\n");
+  CHECK(broker.line() == "CONNECT slack.test:" + port);
+  REQUIRE(w.until([&] { return w.reported(rpc::ChannelStatus::State::CONNECTED); }));
+
+  control(port, "event",
+          R"({"event": {"type": "message", "channel": "D0DM", "channel_type": "im",
+              "user": "U1ALICE", "text": "hi from outside"}})");
+  REQUIRE(w.until([&] { return !w.sink->messages.empty(); }));
+  CHECK(w.sink->messages[0] == "D0DM hi from outside");
+  // Journalled in /state from inside the sandbox, and removed once delivered.
+  REQUIRE(w.until([&] { return std::filesystem::is_empty(state + "/slack-events"); }));
+
+  auto send = w.worker.sendRequest();
+  send.initMessage().setChatId("D0DM");
+  send.getMessage().setText("hello back");
+  CHECK(send.send().wait(w.io.waitScope).getMessageIds().size() == 1);
 }
 
 TEST_CASE(

@@ -244,7 +244,8 @@ TEST_CASE("channel worker: start hands the platform its settings and returns its
   CHECK(h.record->maxAttachmentBytes == DEFAULT_MAX_ATTACHMENT_BYTES);
   CHECK(h.waitUntil([&]() { return !h.sink->statuses.empty(); }));
   CHECK(h.sink->statuses[0] == "CONNECTED @test_bot");
-  auto status = h.worker.statusRequest().send().wait(h.io.waitScope).getStatus();
+  auto response = h.worker.statusRequest().send().wait(h.io.waitScope);
+  auto status = response.getStatus();
   CHECK(status.getState() == rpc::ChannelStatus::State::CONNECTED);
   CHECK(status.getIdentity() == "@test_bot");
   // Exactly once.

@@ -354,10 +354,6 @@ class Inline {
 };
 
 // Block structure, line by line.
-struct Line {
-  std::string_view text;
-};
-
 std::string_view stripIndent(std::string_view line, size_t max = 3) {
   size_t n = 0;
   while (n < line.size() && n < max && line[n] == ' ') ++n;
