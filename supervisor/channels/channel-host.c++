@@ -14,6 +14,7 @@
 #include "account-setup.h"
 #include "channel-kinds.h"
 #include "pairing.h"
+#include "qr-matrix.h"
 #include "utf8.h"
 
 namespace chitin::channels {
@@ -406,6 +407,7 @@ gateway::ChannelsStatus ChannelHost::status() const {
 gateway::ChannelLoginResult ChannelHost::loginResult(const Account& a) const {
   gateway::ChannelLoginResult r;
   r.set_qr(a.qr);
+  for (auto& row : qrRows(a.qr)) r.add_qr_rows(std::move(row));
   r.set_pairing_code(a.pairingCode);
   r.set_seq(a.loginSeq);
   r.set_state(a.state);
