@@ -17,6 +17,10 @@
     policy-diff suite uses) on the same generated file, and the ratio
 (j) an HTTPS request tunnelled through the egress broker (SOCKS5 over its unix socket, as the
     model worker makes it) against the same request made directly, as a ratio
+(k) a Telegram message from an approved owner at the fake Bot API -> the reply posted there
+    (sandboxed worker, egress broker, gateway, instant fake model): p50/p99, and what is left
+    once the fakes' own measured costs are taken off
+(l) private and anonymous memory of the idle Telegram channel worker (smaps_rollup)
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 """
@@ -27,7 +31,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
@@ -40,6 +46,7 @@ from harness import FakeModel, Gateway, agent_over_ws  # noqa: E402
 from wsclient import WsClient  # noqa: E402
 
 QUICK = "--quick" in sys.argv
+N_CHANNEL = 30 if QUICK else 50
 N_TURNS = 30 if QUICK else 100
 N_TOOLS = 15 if QUICK else 50
 N_FLOOR = 15 if QUICK else 50
@@ -48,6 +55,7 @@ N_IDLE = 5 if QUICK else 10
 N_LOAD_CLIENTS = 50 if QUICK else 200
 LOAD_SECONDS = 5 if QUICK else 15
 
+PROBE_CHAT = {"id": 2002, "type": "private", "first_name": "Probe"}
 SCRIPT = {"scenarios": {
     "tool": [{"tool_calls": [{"name": "exec", "arguments": {"command": "true"}}]}, {"text": "ok"}],
 }}
@@ -77,6 +85,17 @@ def private_kib(pid):
     except OSError:
         pass
     return total
+
+
+def anonymous_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for l in f:
+                if l.startswith("Anonymous:"):
+                    return int(l.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def rss_kib(pid):
@@ -350,6 +369,129 @@ def policy_hierarchy_cost():
     return out
 
 
+def _timed_http(url, body=None, n=20):
+    """Wall times of n requests to one of the fakes, made directly (their own cost)."""
+    times = []
+    for _ in range(n):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data,
+                                          headers={"Content-Type": "application/json"})
+        t0 = time.monotonic()
+        with urllib.request.urlopen(request, timeout=10) as r:
+            r.read()
+        times.append(time.monotonic() - t0)
+    return times
+
+
+def _long_poll_turnaround(telegram, token, n):
+    """Seconds from a message posted at the fake Bot API to a waiting getUpdates returning it."""
+    offset = 0
+    times = []
+    for i in range(n):
+        result = {}
+
+        def poll():
+            url = f"{telegram.url}/bot{token}/getUpdates?timeout=5&offset={offset}"
+            with urllib.request.urlopen(url, timeout=10) as r:
+                result["updates"] = json.loads(r.read())["result"]
+            result["t"] = time.monotonic()
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        time.sleep(0.02)  # the poll is waiting at the fake
+        t0 = time.monotonic()
+        telegram.message(PROBE_CHAT, f"probe {i}")
+        thread.join()
+        times.append(result["t"] - t0)
+        offset = result["updates"][-1]["update_id"] + 1
+    return times
+
+
+def channel_cost(model):
+    """(k) and (l): a Telegram account against the fake Bot API, an owner chatting with it."""
+    import channels
+    from test_channel_telegram import DM, TOKEN, FakeTelegram
+    d = tempfile.mkdtemp(prefix="chitin-bench-telegram-")
+    os.chmod(d, 0o755)
+    telegram = FakeTelegram(d)
+    try:
+        # The fakes' own costs, measured before chitin runs.
+        poll = _long_poll_turnaround(telegram, TOKEN, 10)
+        sends = _timed_http(f"{telegram.url}/bot{TOKEN}/sendMessage",
+                            {"chat_id": PROBE_CHAT["id"], "text": "probe"})
+        peeks = _timed_http(f"{telegram.url}/control/sent")
+        answers = _timed_http(f"{model.base_url}/chat/completions",
+                              {"model": "bench", "stream": True,
+                               "messages": [{"role": "user", "content": "hi"}]})
+        token = channels.write_credential(d, "telegram-token", TOKEN)
+        where = f"127.0.0.1:{telegram.port}"
+        config = channels.channels_config(
+            [channels.account("telegram", token, egress=[where],
+                              options={"apiRoot": telegram.url, "pollTimeout": "5"})],
+            allow_private=[where])
+        gw = Gateway(model, config=config)
+        try:
+            channels.wait_for_state(gw, "telegram", "connected")
+            telegram.message(DM, "hello?")
+            harness.wait_for(lambda: channels.pending_pairing(gw), what="a pairing request")
+            channels.approve_pairing(gw, channels.pending_pairing(gw)[0]["code"])
+
+            def replies():
+                return sum(1 for s in telegram.control("sent")["sent"]
+                           if s["method"] == "sendMessage" and s["chat_id"] == DM["id"])
+
+            latencies = []
+            calls_before = len(telegram.control("sent")["sent"])
+            for i in range(N_CHANNEL + 3):  # the first three warm up
+                before = replies()
+                t0 = time.monotonic()
+                telegram.message(DM, f"bench {i}")
+                while replies() <= before:
+                    if time.monotonic() - t0 > 30:
+                        raise RuntimeError(f"no reply to bench {i}\n{gw.stderr()[-2000:]}")
+                    time.sleep(0.0005)
+                if i >= 3:
+                    latencies.append(time.monotonic() - t0)
+            time.sleep(0.5)  # idle again
+            # Bot API calls per message besides getUpdates (the reply, typing, the reaction).
+            calls = (len(telegram.control("sent")["sent"]) - calls_before) / (N_CHANNEL + 3)
+            memory = []
+            procs = harness._processes()
+            for pid in gw.worker_pids("channel-telegram"):
+                memory.append((private_kib(pid), anonymous_kib(pid), private_kib(procs[pid][0])))
+        finally:
+            gw.cleanup()
+    finally:
+        telegram.stop()
+    return {"latencies": latencies, "poll": poll, "send": sends, "peek": peeks, "model": answers,
+            "calls": calls, "memory": memory}
+
+
+def print_channel_cost(model):
+    c = channel_cost(model)
+    lat = c["latencies"]
+    p50 = pct(lat, 50)
+    print(f"\n(k) Telegram message -> reply posted (fake Bot API, instant fake model, approved owner)")
+    line(f"p50 / p99 over {len(lat)} messages", f"{ms(p50)} / {ms(pct(lat, 99))}")
+    fakes = {"fake Bot API: message -> waiting getUpdates returns": pct(c["poll"], 50),
+             f"fake Bot API: {c['calls']:.1f} calls (reply, typing, reaction) x one sendMessage":
+                 c["calls"] * pct(c["send"], 50),
+             "fake model: one streamed answer": pct(c["model"], 50),
+             "fake Bot API: one /control/sent look (the bench's poll)": pct(c["peek"], 50)}
+    for label, value in fakes.items():
+        line(f"  {label} p50", ms(value))
+    own = p50 - sum(fakes.values())
+    line("chitin's own overhead p50 (total - the fakes above)", ms(own), "p50 <= 5 ms", own <= 0.005)
+    print("\n(l) idle channel worker memory (smaps_rollup)")
+    for private, anon, monitor in c["memory"]:
+        line("Telegram worker (C++): private (clean+dirty) / anonymous",
+             f"{private / 1024:.2f} MiB / {anon / 1024:.2f} MiB", "<= 2 MiB", private <= 2048)
+        line("  its outer bwrap monitor, private", f"{monitor / 1024:.2f} MiB")
+    if not c["memory"]:
+        line("Telegram worker", "NOT FOUND", "<= 2 MiB", False)
+    line("WhatsApp Node bridge", "skipped: it needs the Baileys bridge installed (npm); not started")
+
+
 def main():
     print(f"chitin bench ({'quick' if QUICK else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
@@ -482,6 +624,11 @@ def main():
     direct, brokered, ratio, n = egress_cost()
     line(f"p50 over {n}: direct / through the egress broker", f"{direct:.2f} ms / {brokered:.2f} ms")
     line("ratio, through the broker / direct", f"{ratio:.2f}x")
+    model = FakeModel(tempfile.mkdtemp(prefix="chitin-bench-model-"), SCRIPT)
+    try:
+        print_channel_cost(model)
+    finally:
+        model.stop()
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")
