@@ -494,7 +494,7 @@ def print_channel_cost(model):
     c = channel_cost(model)
     lat = c["latencies"]
     p50 = pct(lat, 50)
-    print(f"\n(k) Telegram message -> reply posted (fake Bot API, instant fake model, approved owner)")
+    print("\n(k) Telegram message -> reply posted (fake Bot API, instant fake model, approved owner)")
     line(f"p50 / p99 over {len(lat)} messages", f"{ms(p50)} / {ms(pct(lat, 99))}")
     fakes = {"fake Bot API: message -> waiting getUpdates returns": pct(c["poll"], 50),
              f"fake Bot API: {c['calls']:.1f} calls (reply, typing, reaction) x one sendMessage":

@@ -8,10 +8,10 @@ Events API envelope over the fake's Socket Mode connection (`/_control/event`); 
 is read back from the fake's log (`/_control/state`) and the gateway (`chitin` CLI).
 Run by meson (`meson test e2e-slack`).
 """
+import importlib.util
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,9 +26,7 @@ try:
     SKIP = harness.skip_reason()
 except ImportError:
     SKIP = "the channel host is not in this tree (tests/e2e/channels.py)"
-try:
-    import aiohttp  # noqa: F401  (the fake's server)
-except ImportError:
+if importlib.util.find_spec("aiohttp") is None:  # the fake's server
     SKIP = SKIP or "python3-aiohttp is not installed (tests/fakes/fake_slack.py needs it)"
 FAKE_SLACK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes",
                           "fake_slack.py")
@@ -38,24 +36,10 @@ OWNER = "U0OWNER"
 DM = "D0OWNER"
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-class FakeSlack:
+class FakeSlack(channels.FakeServer if not SKIP else object):
     def __init__(self, workdir):
-        port_file = os.path.join(workdir, "slack.port")
-        self._err = open(os.path.join(workdir, "slack.err"), "w")
-        self.proc = subprocess.Popen(
-            [harness.PYTHON, FAKE_SLACK, "--port", "0", "--port-file", port_file,
-             "--app-token", APP_TOKEN, "--bot-token", BOT_TOKEN],
-            stdout=subprocess.DEVNULL, stderr=self._err)
-        self.port = int(harness.wait_for(lambda: _read(port_file), what="fake Slack port"))
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(workdir, "slack", [harness.PYTHON, FAKE_SLACK, "--app-token", APP_TOKEN,
+                                            "--bot-token", BOT_TOKEN])
 
     def control(self, action, body=None):
         data = json.dumps(body or {}).encode()
@@ -79,11 +63,6 @@ class FakeSlack:
 
     def posted(self, channel=DM):
         return [r for r in self.log("posted") if r["channel"] == channel]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._err.close()
 
 
 @unittest.skipIf(SKIP, SKIP or "")
