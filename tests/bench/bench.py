@@ -24,6 +24,7 @@
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 """
+import http.client
 import json
 import os
 import re
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -372,16 +374,24 @@ def policy_hierarchy_cost():
     return out
 
 
+_KEPT = {}  # (host, port) -> http.client.HTTPConnection, kept alive as chitin's clients do
+
+
 def _timed_http(url, body=None, n=20):
-    """Wall times of n requests to one of the fakes, made directly (their own cost)."""
+    """Wall times of n requests to one of the fakes, made directly (their own cost), on a
+    kept-alive connection as chitin's workers make them."""
+    parts = urllib.parse.urlsplit(url)
     times = []
     for _ in range(n):
+        conn = _KEPT.get(parts.netloc)
+        if conn is None:
+            conn = _KEPT[parts.netloc] = http.client.HTTPConnection(parts.netloc, timeout=10)
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data,
-                                          headers={"Content-Type": "application/json"})
         t0 = time.monotonic()
-        with urllib.request.urlopen(request, timeout=10) as r:
-            r.read()
+        conn.request("GET" if data is None else "POST", parts.path + (
+            "?" + parts.query if parts.query else ""), body=data,
+            headers={"Content-Type": "application/json"})
+        conn.getresponse().read()
         times.append(time.monotonic() - t0)
     return times
 
@@ -469,6 +479,9 @@ def channel_cost(model):
                     time.sleep(0.0005)
                 if i >= 3:
                     latencies.append(time.monotonic() - t0)
+                    # Once chitin's work after the reply (offset, transcript) is done, or the
+                    # fakes' figures would carry it.
+                    time.sleep(0.05)
                     sends += _timed_http(f"{telegram.url}/bot{TOKEN}/sendMessage",
                                          {"chat_id": PROBE_CHAT["id"], "text": "probe"}, n=1)
                     peeks += _timed_http(f"{telegram.url}/control/sent", n=1)
