@@ -17,6 +17,7 @@ user the gateway runs as: the gateway refuses anything else), then follows the a
 import json
 import os
 import shutil
+import subprocess
 import time
 
 import harness
@@ -34,6 +35,25 @@ def write_credential(directory, name, token):
         # The gateway's user must reach the file.
         os.chmod(directory, os.stat(directory).st_mode | 0o711)
     return path
+
+
+class FakeServer:
+    """A fake platform server (tests/fakes/) on 127.0.0.1: `argv` plus --port 0 --port-file;
+    its stderr goes to workdir/<name>.err. `port` and `url` once it listens."""
+
+    def __init__(self, workdir, name, argv):
+        port_file = os.path.join(workdir, name + ".port")
+        self._err = open(os.path.join(workdir, name + ".err"), "w")
+        self.proc = subprocess.Popen(list(argv) + ["--port", "0", "--port-file", port_file],
+                                     stdout=subprocess.DEVNULL, stderr=self._err)
+        self.port = int(harness.wait_for(lambda: harness._read(port_file).strip(),
+                                         what=f"the fake {name}'s port"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._err.close()
 
 
 def _quoted(value):

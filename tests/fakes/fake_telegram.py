@@ -101,6 +101,9 @@ def read_params(handler, body):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate small writes; without TCP_NODELAY each reply on a
+    # kept-alive connection waits out the client's delayed ACK (~40 ms), as no real API does.
+    disable_nagle_algorithm = True
     bot = None
     api = None
 
