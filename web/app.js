@@ -18,6 +18,12 @@
     message: document.getElementById("message"),
     send: document.getElementById("send"),
     abort: document.getElementById("abort"),
+    channelsToggle: document.getElementById("channels-toggle"),
+    channels: document.getElementById("channels"),
+    channelList: document.getElementById("channel-list"),
+    login: document.getElementById("login"),
+    loginText: document.getElementById("login-text"),
+    loginQr: document.getElementById("login-qr"),
   };
 
   // The token arrives in the fragment (#token=…): fragments are never sent to the server or
@@ -215,6 +221,7 @@
           setStatus("connected", "Connected");
           el.message.disabled = false;
           el.send.disabled = false;
+          el.channelsToggle.disabled = false;
         },
         (error) => {
           // A refused token will not get better by retrying.
@@ -230,6 +237,8 @@
       this.ready = false;
       el.message.disabled = true;
       el.send.disabled = true;
+      el.channelsToggle.disabled = true;
+      this.loginSeq = null; // a login in progress is followed again after reconnecting
       for (const view of this.runs.values()) view.interrupt("Connection lost during the run.");
       this.runs.clear();
       this.pending.clear();
@@ -238,6 +247,82 @@
       setStatus("disconnected", `Disconnected; retrying in ${Math.round(this.retryMs / 1000)} s`);
       setTimeout(() => this.open(), this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 30000);
+    }
+
+    // The channel accounts and their state (`channels.status`), each with a way to link it
+    // where the platform logs in interactively (WhatsApp).
+    showChannels() {
+      this.send(
+        "channels.status",
+        {},
+        (payload) => {
+          el.channelList.replaceChildren();
+          const accounts = payload.accounts || [];
+          if (accounts.length === 0) {
+            const none = document.createElement("li");
+            none.textContent = "No channel accounts are configured (chitin channels add …).";
+            el.channelList.append(none);
+          }
+          for (const a of accounts) {
+            const item = document.createElement("li");
+            const name = document.createElement("span");
+            name.textContent = `${a.kind}/${a.account}: ${a.state || "unknown"}`;
+            item.append(name);
+            if (a.detail) {
+              const detail = document.createElement("span");
+              detail.className = "channel-detail";
+              detail.textContent = ` — ${a.detail}`;
+              item.append(detail);
+            }
+            if (a.kind === "whatsapp" && a.state !== "connected") {
+              const link = document.createElement("button");
+              link.type = "button";
+              link.className = "secondary";
+              link.textContent = "Link";
+              link.addEventListener("click", () => this.login(a.kind, a.account, 0));
+              item.append(" ", link);
+            }
+            el.channelList.append(item);
+          }
+        },
+        (error) => addMessage("notice", `Channels: ${error.message}`),
+      );
+    }
+
+    // Follows a login: each answer carries the newest QR code (as rows of modules the
+    // supervisor encoded) or pairing code; asks again for the next one until connected.
+    login(kind, account, after) {
+      this.loginSeq = after;
+      el.login.hidden = false;
+      if (after === 0) el.loginText.textContent = "Asking the worker for a code…";
+      this.send(
+        "channels.login",
+        { kind, account, after, waitSeconds: 30 },
+        (r) => {
+          if (this.loginSeq !== after) return; // superseded, or the connection was lost
+          if (r.state === "connected") {
+            el.loginText.textContent = `Linked${r.detail ? `: ${r.detail}` : "."}`;
+            drawQr([]);
+            this.showChannels();
+            return;
+          }
+          if (r.pairingCode) {
+            el.loginText.textContent = `Pairing code: ${r.pairingCode} (WhatsApp › Linked devices › Link with phone number)`;
+            drawQr([]);
+          } else if (r.qrRows && r.qrRows.length) {
+            el.loginText.textContent =
+              "Scan with WhatsApp on your phone: Settings › Linked devices › Link a device.";
+            drawQr(r.qrRows);
+          } else if (r.state === "failed") {
+            el.loginText.textContent = `Login failed: ${r.detail || "see chitin channels status"}`;
+            return;
+          }
+          this.login(kind, account, Number(r.seq || after));
+        },
+        (error) => {
+          el.loginText.textContent = `Login: ${error.message}`;
+        },
+      );
     }
 
     ask(message) {
@@ -349,6 +434,28 @@
 
   let gateway = null;
 
+  // Paints QR modules ('1' dark) with a four-module quiet zone, dark on white whatever the page's
+  // colour scheme, since phones read dark-on-light codes.
+  function drawQr(rows) {
+    const canvas = el.loginQr;
+    if (!rows.length) {
+      canvas.width = canvas.height = 0;
+      return;
+    }
+    const scale = 6;
+    const side = (rows.length + 8) * scale;
+    canvas.width = canvas.height = side;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, side, side);
+    g.fillStyle = "#000";
+    rows.forEach((row, y) => {
+      for (let x = 0; x < row.length; x++) {
+        if (row[x] === "1") g.fillRect((x + 4) * scale, (y + 4) * scale, scale, scale);
+      }
+    });
+  }
+
   function updateAbort() {
     el.abort.hidden = !gateway || gateway.runs.size === 0;
   }
@@ -371,6 +478,12 @@
     }
   });
   el.abort.addEventListener("click", () => gateway?.abortAll());
+  el.channelsToggle.addEventListener("click", () => {
+    const open = el.channels.hidden;
+    el.channels.hidden = !open;
+    el.channelsToggle.setAttribute("aria-expanded", String(open));
+    if (open) gateway?.showChannels();
+  });
 
   const token = takeToken();
   if (!token) {
