@@ -10,7 +10,6 @@ Run by meson (`meson test --suite e2e`).
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,23 +35,9 @@ GUILD_CHANNEL = "400000000000000004"
 BOT = {"id": "100000000000000001", "username": "chitin", "discriminator": "0"}  # the fake's bot
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-class FakeDiscord:
+class FakeDiscord(channels.FakeServer):
     def __init__(self, workdir):
-        port_file = os.path.join(workdir, "discord.port")
-        self._err = open(os.path.join(workdir, "discord.err"), "w")
-        self.proc = subprocess.Popen(
-            [harness.PYTHON, FAKE_DISCORD, "--port", "0", "--port-file", port_file, "--token",
-             TOKEN], stdout=subprocess.DEVNULL, stderr=self._err)
-        self.port = int(harness.wait_for(lambda: _read(port_file), what="fake Discord port"))
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(workdir, "discord", FAKE_DISCORD, ["--token", TOKEN])
 
     def control(self, name, body=None):
         data = json.dumps(body if body is not None else {}).encode()
@@ -71,11 +56,6 @@ class FakeDiscord:
     def records(self, kind, channel=DM):
         return [r for r in self.control("state")["log"]
                 if r["kind"] == kind and r.get("channel_id") == channel]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._err.close()
 
 
 @unittest.skipIf(SKIP, SKIP or "")

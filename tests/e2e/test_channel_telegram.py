@@ -10,7 +10,6 @@ Run by meson (`meson test --suite e2e`).
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,14 +17,10 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
+import channels  # noqa: E402
 import harness  # noqa: E402
 
-try:
-    import channels  # noqa: E402  (the channel host's e2e helpers)
-    SKIP = harness.skip_reason()
-except ImportError:
-    # A tree without the supervisor's channel host has no Telegram account to test.
-    SKIP = "the channel host is not in this tree (tests/e2e/channels.py)"
+SKIP = harness.skip_reason()
 FAKE_TELEGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes",
                              "fake_telegram.py")
 TOKEN = "5550001:e2e-telegram-bot-token"
@@ -37,23 +32,10 @@ LONG_REPLY = "\n\n".join(f"**Part {i}**: " + "words and more words " * 40 for i 
 SCRIPT = {"scenarios": {"long": [{"text": LONG_REPLY}]}}
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-class FakeTelegram:
+class FakeTelegram(channels.FakeServer):
     def __init__(self, workdir):
-        port_file = os.path.join(workdir, "telegram.port")
-        self._err = open(os.path.join(workdir, "telegram.err"), "w")
-        self.proc = subprocess.Popen(
-            [harness.PYTHON, FAKE_TELEGRAM, "--port", "0", "--port-file", port_file, "--token",
-             TOKEN, "--username", BOT], stdout=subprocess.DEVNULL, stderr=self._err)
-        self.port = int(harness.wait_for(lambda: _read(port_file), what="fake Telegram port"))
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(workdir, "telegram", FAKE_TELEGRAM,
+                         ["--token", TOKEN, "--username", BOT])
 
     def control(self, name, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -70,11 +52,6 @@ class FakeTelegram:
         return [s for s in self.control("sent")["sent"]
                 if (method is None or s["method"] == method)
                 and (chat_id is None or s.get("chat_id") == chat_id)]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._err.close()
 
 
 class TelegramTest(unittest.TestCase):
