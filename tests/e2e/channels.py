@@ -37,25 +37,6 @@ def write_credential(directory, name, token):
     return path
 
 
-class FakeServer:
-    """A fake platform server (tests/fakes/) on 127.0.0.1: `argv` plus --port 0 --port-file;
-    its stderr goes to workdir/<name>.err. `port` and `url` once it listens."""
-
-    def __init__(self, workdir, name, argv):
-        port_file = os.path.join(workdir, name + ".port")
-        self._err = open(os.path.join(workdir, name + ".err"), "w")
-        self.proc = subprocess.Popen(list(argv) + ["--port", "0", "--port-file", port_file],
-                                     stdout=subprocess.DEVNULL, stderr=self._err)
-        self.port = int(harness.wait_for(lambda: harness._read(port_file).strip(),
-                                         what=f"the fake {name}'s port"))
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._err.close()
-
-
 def _quoted(value):
     return json.dumps(value)  # a JSON string is a valid protobuf text-format string here
 
@@ -138,3 +119,30 @@ def seen_ids(gw, kind, name="default"):
             return [line for line in f.read().splitlines() if line]
     except OSError:
         return []
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+class FakeServer:
+    """A fake platform from tests/fakes/ (`SCRIPT --port 0 --port-file PATH ARGS...`) on
+    127.0.0.1, its stderr in workdir/<name>.err; `port` and `url` once it listens."""
+
+    def __init__(self, workdir, name, script, args=()):
+        port_file = os.path.join(workdir, f"{name}.port")
+        self._err = open(os.path.join(workdir, f"{name}.err"), "w")
+        self.proc = subprocess.Popen(
+            [harness.PYTHON, script, "--port", "0", "--port-file", port_file, *args],
+            stdout=subprocess.DEVNULL, stderr=self._err)
+        self.port = int(harness.wait_for(lambda: _read(port_file), what=f"{name} port"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._err.close()

@@ -38,8 +38,8 @@ DM = "D0OWNER"
 
 class FakeSlack(channels.FakeServer if not SKIP else object):
     def __init__(self, workdir):
-        super().__init__(workdir, "slack", [harness.PYTHON, FAKE_SLACK, "--app-token", APP_TOKEN,
-                                            "--bot-token", BOT_TOKEN])
+        super().__init__(workdir, "slack", FAKE_SLACK,
+                         ["--app-token", APP_TOKEN, "--bot-token", BOT_TOKEN])
 
     def control(self, action, body=None):
         data = json.dumps(body or {}).encode()
