@@ -4,6 +4,8 @@
 
 #include "fake-agent-service.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <uv.h>
 
 namespace chitin::gateway {
@@ -207,6 +209,33 @@ StatusPayload FakeAgentService::status() {
   status.set_active_runs(static_cast<uint32_t>(runs_.size()));
   status.set_sandbox("ok");
   return status;
+}
+
+std::optional<Result<google::protobuf::Struct>> FakeAgentService::control(
+    const std::string& method, const google::protobuf::Struct& params, const ClientIdentity&) {
+  std::string json;
+  if (method == "channels.status") {
+    json = R"({"accounts":[{"kind":"whatsapp","account":"default","state":"login_required",)"
+           R"("detail":"waiting for a QR scan"}]})";
+  } else if (method == "channels.login") {
+    auto after = params.fields().find("after");
+    if (after != params.fields().end() && after->second.number_value() > 0)
+      return Result<google::protobuf::Struct>(
+          UserError{"UNAVAILABLE", "the fake has no second code"});
+    json = R"({"qr":"fake-payload","seq":1,"state":"login_required","qrRows":[)";
+    for (int y = 0; y < 21; ++y) {
+      json += y ? ",\"" : "\"";
+      for (int x = 0; x < 21; ++x) json += (x + y) % 2 == 0 ? '1' : '0';
+      json += '"';
+    }
+    json += "]}";
+  } else {
+    return std::nullopt;
+  }
+  google::protobuf::Struct out;
+  if (!google::protobuf::util::JsonStringToMessage(json, &out).ok())
+    return Result<google::protobuf::Struct>(UserError{"INTERNAL", "fake: bad canned JSON"});
+  return Result<google::protobuf::Struct>(std::move(out));
 }
 
 }  // namespace chitin::gateway

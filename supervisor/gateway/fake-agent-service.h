@@ -36,6 +36,15 @@ class FakeAgentService final : public AgentService {
   Result<ChatHistory> history(const ChatHistoryParams& params, const ClientIdentity& who) override;
   SessionsList sessions() override;
   StatusPayload status() override;
+  // One WhatsApp account waiting for a QR scan: channels.status lists it; the first
+  // channels.login answers a code (a 21x21 checkerboard of modules), later ones an error, so the
+  // code stays on the page for the web chat test to look at.
+  std::optional<Result<google::protobuf::Struct>> control(const std::string& method,
+                                                          const google::protobuf::Struct& params,
+                                                          const ClientIdentity& who) override;
+  std::vector<std::string> controlMethods() const override {
+    return {"channels.status", "channels.login"};
+  }
 
   uint32_t runsStarted() const { return runsStarted_; }
   uint32_t runsFinished() const { return runsFinished_; }

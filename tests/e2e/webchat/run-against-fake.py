@@ -52,7 +52,8 @@ def main():
         env = dict(os.environ, WEBCHAT_URL=url, WEBCHAT_SCREENSHOT=screenshot,
                    WEBCHAT_MESSAGE="hello", WEBCHAT_EXPECT_REPLY="You said: hello",
                    WEBCHAT_TOOL_MESSAGE="please use a tool to list the workspace",
-                   WEBCHAT_ABORT_MESSAGE="something slow", CHROMIUM=chromium)
+                   WEBCHAT_ABORT_MESSAGE="something slow", WEBCHAT_QR_ACCOUNT="whatsapp/default",
+                   CHROMIUM=chromium)
         test = subprocess.run([node, os.path.join(HERE, "webchat-test.mjs")], env=env,
                               timeout=180)
         return test.returncode

@@ -19,6 +19,10 @@
 //                          `chitin approvals show ID`
 //                          (every card is also checked to show no raw control, bidi or
 //                          zero-width character: the gateway sends them escaped)
+//   WEBCHAT_QR_ACCOUNT     "kind/account" the Channels panel must list as waiting for a login;
+//                          its Link button is clicked and the QR code the gateway sent as module
+//                          rows (a 21x21 checkerboard from the fake service) must be painted:
+//                          dark and light modules where the rows say, a light quiet zone
 //   WEBCHAT_TIMEOUT_MS     per step (default 30000)
 //   CHROMIUM               browser binary (default /usr/bin/chromium)
 // Exit status 0 when every check holds, 1 otherwise.
@@ -41,6 +45,7 @@ const expectShortened = process.env.WEBCHAT_EXPECT_SHORTENED === "1";
 // What must never reach the page raw from a model: C0/C1 controls (other than the full view's
 // line breaks), bidi controls, zero-width and other invisible characters.
 const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/u;
+const qrAccount = process.env.WEBCHAT_QR_ACCOUNT;
 const timeout = Number(process.env.WEBCHAT_TIMEOUT_MS || 30000);
 
 function fail(why) {
@@ -179,6 +184,39 @@ async function main() {
       if (ended !== "aborted") fail(`the stopped run ended "${ended}"`);
       await stop.waitFor({ state: "hidden", timeout });
       console.log("abort: the run was stopped");
+    }
+
+    if (qrAccount) {
+      await page.getByRole("button", { name: "Channels" }).click();
+      const entry = page.locator(".channel-list li", { hasText: `${qrAccount}: login_required` });
+      await entry.waitFor({ timeout });
+      await entry.getByRole("button", { name: "Link" }).click();
+      await page.waitForFunction(() => document.getElementById("login-qr").width > 0, null, {
+        timeout,
+      });
+      // Each module is 6 px with a 4-module quiet zone; sample the middle of a few modules.
+      const samples = await page.evaluate(() => {
+        const canvas = document.getElementById("login-qr");
+        const g = canvas.getContext("2d");
+        const at = (mx, my) => g.getImageData((mx + 4) * 6 + 3, (my + 4) * 6 + 3, 1, 1).data[0];
+        return {
+          side: canvas.width,
+          quiet: g.getImageData(3, 3, 1, 1).data[0],
+          m00: at(0, 0), m10: at(1, 0), m11: at(1, 1), m2019: at(20, 19), m2020: at(20, 20),
+        };
+      });
+      const dark = (v) => v < 64;
+      const light = (v) => v > 192;
+      if (samples.side !== (21 + 8) * 6) fail(`the QR canvas is ${samples.side} px wide`);
+      if (!light(samples.quiet) || !dark(samples.m00) || !light(samples.m10) ||
+          !dark(samples.m11) || !light(samples.m2019) || !dark(samples.m2020)) {
+        fail(`the QR code is not painted as its rows say: ${JSON.stringify(samples)}`);
+      }
+      const shown = await page.locator("#login-text").textContent();
+      if (!/Scan with WhatsApp|the fake has no second code/.test(shown)) {
+        fail(`the login text says "${shown}"`);
+      }
+      console.log("channels: the QR code is painted from the gateway's rows");
     }
 
     if (problems.length) fail(problems.join("\n"));
