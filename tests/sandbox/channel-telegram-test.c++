@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -189,7 +190,9 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("channel-telegram profile: no socket of its own, no host path but /state (controls)") {
+TEST_CASE(
+    "channel-telegram profile: no socket of its own, no credential, key, token, workspace or "
+    "transcript, no host path but /state (controls)") {
   egress::testing::Fixture broker;
   std::string egressSocket = broker.open("channel-telegram", {});
   TempDir state("chitin-channel-state");
@@ -214,6 +217,22 @@ TEST_CASE("channel-telegram profile: no socket of its own, no host path but /sta
   // Another account's credential on the host is not there; the control reads it.
   CHECK(probe("read", {credential}).result == "errno=ENOENT");
   CHECK(runUnsandboxed("read", {credential}).result.rfind("ok", 0) == 0);
+  // Nor is anything else of a chitin home: the model's key, the gateway token, a workspace file,
+  // a transcript, the audit log (each read by the unsandboxed control).
+  TempDir home("chitin-home");
+  for (const auto& [relative, content] : std::vector<std::pair<std::string, std::string>>{
+           {"model.key", "sk-model-key"},
+           {"gateway.token", "gateway-token"},
+           {"workspace/main/notes.md", "a note"},
+           {"sessions/agent%3Amain%3Acli%3Adirect%3Ame.jsonl", "{}"},
+           {"audit/audit.jsonl", "{}"}}) {
+    std::filesystem::create_directories(
+        std::filesystem::path(home.path() + "/" + relative).parent_path());
+    std::string path = home.file(relative, content);
+    CAPTURE(path);
+    CHECK(probe("read", {path}).result == "errno=ENOENT");
+    CHECK(runUnsandboxed("read", {path}).result.rfind("ok", 0) == 0);
+  }
   // /state is writable (its own state); no other host path is (the sandbox's own root and /tmp
   // are private tmpfs).
   CHECK(probe("write", {"/state/probe"}).result == "ok");
