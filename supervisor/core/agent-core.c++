@@ -24,6 +24,14 @@ namespace chitin {
 
 namespace {
 
+// "approve CODE" / "deny CODE" (or /approve, /deny) typed on a chat: an answer to a question
+// the assistant asked there.
+const std::regex& answerPattern() {
+  static const std::regex pattern("\\s*/?(approve|deny)\\s+([A-Za-z0-9]{6})\\s*",
+                                  std::regex::icase);
+  return pattern;
+}
+
 constexpr size_t MAX_MESSAGE_BYTES = 64 << 10;
 constexpr size_t MAX_CONTEXT_FILE_BYTES = 64 << 10;
 
@@ -268,8 +276,14 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
       for (const auto& pattern : settings_.mentionPatterns) {  // lower-cased at construction
         if (!pattern.empty() && lower.find(pattern) != std::string::npos) facts->mentioned = true;
       }
-      // Not addressed to the assistant: not read, not recorded, not answered.
-      if (!facts->mentioned) return answerAtOnce(facts, std::move(sink), "ignored", "");
+      // Not addressed to the assistant: not read, not recorded, not answered. An answer to a
+      // question the assistant asked in this chat ("approve CODE" for a code still pending) is
+      // addressed to it all the same; whether this sender may give it is decided below.
+      std::smatch answer;
+      bool answersPendingCode =
+          std::regex_match(text, answer, answerPattern()) && approvals_->hasCode(answer[2].str());
+      if (!facts->mentioned && !answersPendingCode)
+        return answerAtOnce(facts, std::move(sink), "ignored", "");
     }
   } else {
     if (key.empty()) key = defaultSessionKey(who);
@@ -311,10 +325,8 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
   };
 
   // "approve CODE" / "deny CODE" typed on a chat answers a pending confirmation.
-  static const std::regex answerPattern("\\s*/?(approve|deny)\\s+([A-Za-z0-9]{6})\\s*",
-                                        std::regex::icase);
   std::smatch answer;
-  if (std::regex_match(text, answer, answerPattern) && approvals_->hasCode(answer[2].str())) {
+  if (std::regex_match(text, answer, answerPattern()) && approvals_->hasCode(answer[2].str())) {
     if (!ask("approve")) {
       return answerAtOnce(facts, std::move(sink), "denied",
                           "You are not allowed to answer confirmations for this assistant.");

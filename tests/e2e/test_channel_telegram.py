@@ -29,7 +29,12 @@ PHONE = {"id": 1001, "is_bot": False, "first_name": "Owner"}
 DM = {"id": 1001, "type": "private", "first_name": "Owner"}
 GROUP = {"id": -100555, "type": "supergroup", "title": "Team"}
 LONG_REPLY = "\n\n".join(f"**Part {i}**: " + "words and more words " * 40 for i in range(12))
-SCRIPT = {"scenarios": {"long": [{"text": LONG_REPLY}]}}
+SCRIPT = {"scenarios": {
+    "long": [{"text": LONG_REPLY}],
+    # A command that is not read-only: the owner is asked, on the chat the run came from.
+    "groupask": [{"tool_calls": [{"name": "exec", "arguments": {"command": "rm -f victim.txt"}}]},
+                 {"text": "done: {{last_tool_result}}"}],
+}}
 
 
 class FakeTelegram(channels.FakeServer):
@@ -133,6 +138,29 @@ class TelegramChat(TelegramTest):
         self.assertEqual(reply["text"], f"echo: @{BOT} what is on the menu")
         time.sleep(2)
         self.assertEqual(len(self.replies(GROUP["id"])), 1, self.replies(GROUP["id"]))
+
+    def test_in_a_group_the_approval_is_asked_there_and_answered_without_a_mention(self):
+        self.pair()
+        victim = os.path.join(self.gw.workspace, "victim.txt")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        self.telegram.message(GROUP, f"@{BOT} [[scenario:groupask]] tidy up",
+                              entities=[{"type": "mention", "offset": 0, "length": len(BOT) + 1}])
+        question = self.wait_sent("sendMessage", GROUP["id"], 1)[0]["text"]
+        self.assertIn("rm -f victim.txt", question)
+        code = question.split('"approve ', 1)[1][:6]
+        self.assertTrue(os.path.exists(victim), "nothing runs before the approval")
+        # The owner answers in the group, as people do, without addressing the bot again.
+        self.telegram.message(GROUP, f"approve {code}")
+        replies = self.wait_sent("sendMessage", GROUP["id"], 3)
+        texts = [r["text"] for r in replies]
+        self.assertTrue(any(t.startswith("Approved: exec") for t in texts), texts)
+        self.assertTrue(any(t.startswith("done:") for t in texts), texts)
+        self.assertFalse(os.path.exists(victim))
+        # Without a pending code, the same words in the group are ignored again.
+        self.telegram.message(GROUP, f"approve {code}")
+        time.sleep(2)
+        self.assertEqual(len(self.replies(GROUP["id"])), 3, self.replies(GROUP["id"]))
 
     def test_an_attachment_lands_in_inbox_and_taints_the_session(self):
         self.pair()
