@@ -119,6 +119,7 @@ struct ChannelHost::Account final : public ChannelPort {
   std::vector<kj::Own<kj::PromiseFulfiller<rpc::ChannelWorker::Client>>> upWaiters;
   std::string qr, pairingCode;
   uint64_t loginSeq = 0;
+  uint64_t statusPushes = 0;  // status the worker pushed (so a slower query answer is older)
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> loginWaiters;
   kj::Canceler canceler;  // everything in flight for this account (start, restart delay, exit)
 };
@@ -138,6 +139,7 @@ class ChannelHost::Sink final : public rpc::InboundSink::Server {
 
   kj::Promise<void> status(StatusContext context) override {
     check();
+    ++account_.statusPushes;
     if (const char* problem = host_.applyStatus(account_, context.getParams().getStatus()))
       return violation(problem);
     return kj::READY_NOW;
@@ -304,10 +306,13 @@ void ChannelHost::started(Account& a, uint64_t generation, rpc::Capabilities::Re
   for (auto& w : a.upWaiters) w->fulfill(rpc::ChannelWorker::Client(client));
   a.upWaiters.clear();
   spdlog::info("{}: started", a.label);
-  // Its state right after start (later changes it pushes itself).
+  // Its state right after start (later changes it pushes itself). A push that arrives while
+  // the query is on its way is newer than the answer: then the answer is dropped.
+  uint64_t pushes = a.statusPushes;
   tasks_.add(a.canceler.wrap(client.statusRequest().send().then(
-      [this, &a, generation](capnp::Response<rpc::ChannelWorker::StatusResults>&& response) {
-        if (a.generation != generation) return;
+      [this, &a, generation,
+       pushes](capnp::Response<rpc::ChannelWorker::StatusResults>&& response) {
+        if (a.generation != generation || a.statusPushes != pushes) return;
         if (const char* problem = applyStatus(a, response.getStatus()))
           a.violation(std::string("protocol violation: ") + problem);
       })));
