@@ -110,7 +110,10 @@ class WhatsAppPlatform final : public Platform {
         detach(bridge);
         break;
       } catch (const ChannelError& e) {
+        // How the bridge ended says why (a missing node exits 127 before or after our first
+        // write fails): the same words whichever of the two came first.
         ending = e.what();
+        if (bridge) ending += " (the WhatsApp bridge " + bridge->finish() + ")";
       }
       detach(bridge);
       if (host.stopping() || interrupted_.load()) break;
