@@ -6,30 +6,22 @@ pinned by package-lock.json): starts the fake, runs check-fake-telegram.mjs agai
 Usage: run-check.py WORK_DIR
 """
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from npm_project import ensure_npm_project  # noqa: E402
+
 FAKE = os.path.join(os.path.dirname(HERE), "fake_telegram.py")
 TOKEN = "123456:test-token-for-grammy"
 
 
 def ensure_grammy(work):
-    os.makedirs(work, exist_ok=True)
-    for f in ("package.json", "package-lock.json", "check-fake-telegram.mjs"):
-        src, dst = os.path.join(HERE, f), os.path.join(work, f)
-        if not os.path.exists(dst) or open(src).read() != open(dst).read():
-            shutil.copyfile(src, dst)
-            if f != "check-fake-telegram.mjs":
-                shutil.rmtree(os.path.join(work, "node_modules"), ignore_errors=True)
-    if not os.path.isdir(os.path.join(work, "node_modules", "grammy")):
-        print("installing grammy: npm ci in", work, flush=True)
-        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work)
-        if r.returncode != 0:
-            sys.exit("FAIL: npm ci failed; grammy is needed to check the fake")
+    ensure_npm_project(HERE, work, ("package.json", "package-lock.json", "check-fake-telegram.mjs"),
+                       "grammy", "grammy")
 
 
 def main():
