@@ -204,8 +204,13 @@ TEST_CASE(
   CHECK(reacts[0]["key"]["id"] == "M2");
   CHECK(reacts[0]["emoji"] == "👀");
 
+  // A phone number (the form sender ids and the `message` tool's recipients take) is its jid.
+  CHECK(f.platform->send({"15551230000", "by number", "", "", {}}).size() == 1);
+  CHECK(f.commands("send").back()["jid"] == "15551230000@s.whatsapp.net");
   CHECK_THROWS_WITH_AS(f.platform->send({"alice", "hi", "", "", {}}),
-                       doctest::Contains("not a WhatsApp jid"), ChannelError);
+                       doctest::Contains("not a phone number or a WhatsApp jid"), ChannelError);
+  CHECK_THROWS_WITH_AS(f.platform->send({"+1555", "hi", "", "", {}}),
+                       doctest::Contains("not a phone number or a WhatsApp jid"), ChannelError);
   std::ofstream(f.dir / "fail").close();
   CHECK_THROWS_WITH_AS(f.platform->typing(ALICE, true), "whatsapp: scripted failure of typing",
                        ChannelError);

@@ -138,7 +138,7 @@ class WhatsAppPlatform final : public Platform {
   }
 
   std::vector<std::string> send(const Outbound& message) override {
-    requireJid(message.chatId);
+    std::string jid = requireJid(message.chatId);
     std::string plain = convertMarkdown(message.text, Format::PLAIN);
     std::vector<std::string> chunks;
     if (!plain.empty()) chunks = chunkText(plain, MAX_MESSAGE_CHARS, Unit::CODE_POINTS);
@@ -148,7 +148,7 @@ class WhatsAppPlatform final : public Platform {
     bool first = true;
     auto post = [&](Json command) {
       command["type"] = "send";
-      command["jid"] = message.chatId;
+      command["jid"] = jid;
       if (first && !message.replyTo.empty()) command["replyTo"] = message.replyTo;
       first = false;
       Json result = call(std::move(command));
@@ -173,16 +173,15 @@ class WhatsAppPlatform final : public Platform {
   }
 
   void typing(const std::string& chatId, bool on) override {
-    requireJid(chatId);
-    call({{"type", "typing"}, {"jid", chatId}, {"on", on}});
+    call({{"type", "typing"}, {"jid", requireJid(chatId)}, {"on", on}});
   }
 
   void react(const std::string& chatId, const std::string& messageId,
              const std::string& emoji) override {
-    requireJid(chatId);
+    std::string jid = requireJid(chatId);
     if (messageId.empty() || messageId.size() > 128)
       throw ChannelError("whatsapp: react needs the message's id");
-    call({{"type", "react"}, {"jid", chatId}, {"key", {{"id", messageId}}}, {"emoji", emoji}});
+    call({{"type", "react"}, {"jid", jid}, {"key", {{"id", messageId}}}, {"emoji", emoji}});
   }
 
   void login(const std::string& phoneNumber) override {
@@ -384,11 +383,18 @@ class WhatsAppPlatform final : public Platform {
     return path;
   }
 
-  void requireJid(const std::string& chatId) {
-    if (!isChatJid(chatId))
-      throw ChannelError(
-          "whatsapp: chat id \"" + chatId.substr(0, 80) +
-          "\" is not a WhatsApp jid (<number>@s.whatsapp.net, <lid>@lid, <id>@g.us)");
+  // The jid of a chat id: a jid as it is, a phone number ("15551234567", the form sender ids
+  // take and the `message` tool sends to) as "<number>@s.whatsapp.net".
+  static std::string requireJid(const std::string& chatId) {
+    bool number =
+        !chatId.empty() && chatId.size() <= 20 &&
+        std::all_of(chatId.begin(), chatId.end(), [](char c) { return c >= '0' && c <= '9'; });
+    std::string jid = number ? chatId + "@s.whatsapp.net" : chatId;
+    if (!isChatJid(jid))
+      throw ChannelError("whatsapp: chat id \"" + chatId.substr(0, 80) +
+                         "\" is not a phone number or a WhatsApp jid (<number>@s.whatsapp.net, "
+                         "<lid>@lid, <id>@g.us)");
+    return jid;
   }
 
   // One command and its result; throws ChannelError with the bridge's complaint.
