@@ -225,13 +225,9 @@ class WhatsAppChat(WhatsAppTest):
             "kind": "document", "mime": "text/plain", "name": "notes.txt", "size": len(data),
             "data_b64": base64.b64encode(data).decode()}))
         self.wait_sent(DM, sent + 1)
-        inbox = os.path.join(self.gw.workspace, "inbox")
-        names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
-                                 what="inbox/")
-        self.assertEqual(len(names), 1, names)
-        self.assertTrue(names[0].endswith("notes.txt"), names)
-        with open(os.path.join(inbox, names[0]), "rb") as f:
-            self.assertEqual(f.read(), data)
+        name, content = channels.inbox_file(self.gw)
+        self.assertTrue(name.endswith("notes.txt"), name)
+        self.assertEqual(content, data)
         r = self.gw.cli("sessions", "--json")
         sessions = {s["key"]: s for s in json.loads(r.stdout)["sessions"]}
         self.assertTrue(sessions[f"agent:main:whatsapp:direct:{PHONE}"]["tainted"], sessions)
