@@ -121,6 +121,17 @@ def seen_ids(gw, kind, name="default"):
         return []
 
 
+def inbox_file(gw):
+    """The one file an inbound attachment left in the workspace's inbox/: (name, bytes)."""
+    inbox = os.path.join(gw.workspace, "inbox")
+    names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
+                             what="inbox/")
+    if len(names) != 1:
+        raise AssertionError(f"one file in inbox/ expected: {names}")
+    with open(os.path.join(inbox, names[0]), "rb") as f:
+        return names[0], f.read()
+
+
 def _read(path):
     try:
         with open(path) as f:

@@ -96,13 +96,9 @@ class EmailChat(unittest.TestCase):
         self.mail.send_as_alice("notes", "my notes",
                                 attachment=("notes.txt", b"hello from the mail\n", "text", "plain"))
         self.mail.alice_inbox(got + 1, timeout=30)
-        inbox = os.path.join(self.gw.workspace, "inbox")
-        names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
-                                 what="inbox/")
-        self.assertEqual(len(names), 1, names)
-        self.assertTrue(names[0].endswith("notes.txt"), names)
-        with open(os.path.join(inbox, names[0]), "rb") as f:
-            self.assertEqual(f.read(), b"hello from the mail\n")
+        name, content = channels.inbox_file(self.gw)
+        self.assertTrue(name.endswith("notes.txt"), name)
+        self.assertEqual(content, b"hello from the mail\n")
         r = self.gw.cli("sessions", "--json")
         sessions = [s for s in json.loads(r.stdout)["sessions"] if ":email:" in s["key"]]
         self.assertEqual(len(sessions), 1, r.stdout)

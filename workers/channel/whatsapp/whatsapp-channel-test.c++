@@ -225,6 +225,8 @@ TEST_CASE(
   f.inject({{"type", "_exit"}, {"code", 3}});
   REQUIRE(f.host.waitForState(State::RECONNECTING, 1));
   CHECK(f.host.lastDetail(State::RECONNECTING).find("exited with status 3") != std::string::npos);
+  // A reply in the gap waits for the new bridge's link instead of being lost.
+  CHECK(f.platform->send({ALICE, "in the gap", "", "", {}}).size() == 1);
   REQUIRE(f.host.waitForState(State::CONNECTED, 2));
   CHECK(f.starts() == 2);
   f.inject(message("M2", "after"));
