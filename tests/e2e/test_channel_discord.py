@@ -35,8 +35,9 @@ DM = "300000000000000003"
 GUILD_CHANNEL = "400000000000000004"
 BOT = {"id": "100000000000000001", "username": "chitin", "discriminator": "0"}  # the fake's bot
 MESSAGES_ROUTE = "POST /channels/{channel_id}/messages"  # the fake's name for the bucket
-# A run still under way when the worker is killed (its answer waits for the next worker).
-SCRIPT = {"scenarios": {"slow": [{"text": "slow answer", "delay_ms": 2000}]}}
+# A run under way when the worker is killed: its answer is ready while the worker is down (the
+# supervisor restarts it after 0.5-1 s) and must wait for the next one.
+SCRIPT = {"scenarios": {"slow": [{"text": "slow answer", "delay_ms": 400}]}}
 
 
 class FakeDiscord(channels.FakeServer):
@@ -196,8 +197,8 @@ class DiscordLifecycle(DiscordTest):
         sent = self.pair()
         self.discord.say("before")
         self.wait_posted(sent + 1)
-        # A run under way (its answer takes 2 s) when the worker dies: the answer waits for the
-        # next worker.
+        # A run under way when the worker dies (SCRIPT's "slow"): the answer waits for the next
+        # worker.
         slow = self.discord.say("[[scenario:slow]] take your time")
         harness.wait_for(lambda: slow in [r["message_id"] for r in self.discord.records("reaction")],
                          what="the slow run acknowledged")
