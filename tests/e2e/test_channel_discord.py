@@ -10,7 +10,6 @@ Run by meson (`meson test --suite e2e`).
 """
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -140,20 +139,12 @@ class DiscordChat(DiscordTest):
         # The worker fetched the file itself, through the broker (the fake logs the download).
         self.assertTrue([r for r in self.discord.control("state")["log"]
                          if r["kind"] == "attachment_download"])
-        inbox = os.path.join(self.gw.workspace, "inbox")
-        names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
-                                 what="inbox/")
-        self.assertEqual(len(names), 1, names)
-        self.assertTrue(names[0].endswith("notes.txt"), names)
-        with open(os.path.join(inbox, names[0])) as f:
-            self.assertEqual(f.read(), "hello from discord\n")
-        r = self.gw.cli("sessions", "--json")
-        sessions = {s["key"]: s for s in json.loads(r.stdout)["sessions"]}
+        name, data = channels.inbox_file(self.gw, "notes.txt")
+        self.assertEqual(data, b"hello from discord\n")
         key = "agent:main:discord:direct:" + ALICE["id"]
-        self.assertIn(key, sessions)
-        self.assertTrue(sessions[key]["tainted"], sessions)
+        self.assertTrue(channels.session(self.gw, key)["tainted"])
         user = [e for e in self.gw.transcript(key) if e.get("role") == "user"][-1]
-        self.assertIn("inbox/" + names[0], user["content"])
+        self.assertIn("inbox/" + name, user["content"])
 
 
 @unittest.skipIf(SKIP, SKIP or "")
@@ -202,16 +193,13 @@ class DiscordLifecycle(DiscordTest):
         slow = self.discord.say("[[scenario:slow]] take your time")
         harness.wait_for(lambda: slow in [r["message_id"] for r in self.discord.records("reaction")],
                          what="the slow run acknowledged")
-        pids = self.gw.worker_pids("channel-discord")
-        self.assertEqual(len(pids), 1, pids)
-        os.kill(pids[0], signal.SIGKILL)
+        pids = channels.kill_worker(self.gw, "channel-discord")
         harness.wait_for(lambda: not self.discord.control("state")["session"]["connected"],
                          what="the fake to see the connection end")
         # Said while no worker is connected: the next one must get it (the session is on disk,
         # and RESUME replays what it missed).
         self.discord.say("while down")
-        harness.wait_for(lambda: (lambda p: p and p != pids)(self.gw.worker_pids("channel-discord")),
-                         timeout=30, what="a new discord worker")
+        channels.wait_restarted(self.gw, "channel-discord", pids)
         self.discord.say("after")
         self.wait_posted(sent + 4)
         time.sleep(2)  # a repeat would have arrived by now
@@ -219,9 +207,7 @@ class DiscordLifecycle(DiscordTest):
                                                     "echo: while down", "slow answer"])
         connections = self.discord.control("state")["connections"]
         self.assertEqual(connections[-1]["path"], "/resume", connections[-1])
-        exits = [r for r in self.gw.audit() if r.get("kind") == "WORKER_EXIT"
-                 and r.get("tool") == "channel-discord"]
-        self.assertEqual(len(exits), 1, exits)
+        self.assertEqual(len(channels.worker_exits(self.gw, "channel-discord")), 1)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Run by meson (`meson test --suite e2e`).
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -186,20 +185,13 @@ class SignalChat(SignalTest):
             "name": "../../notes.txt", "mime": "text/plain",
             "data": base64.b64encode(b"hello from signal\n").decode()}])
         self.wait_sent(sent + 1)
-        inbox = os.path.join(self.gw.workspace, "inbox")
-        names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
-                                 what="inbox/")
-        self.assertEqual(len(names), 1, names)
-        self.assertTrue(names[0].endswith("-notes.txt"), names)  # the "../" are gone
-        with open(os.path.join(inbox, names[0])) as f:
-            self.assertEqual(f.read(), "hello from signal\n")
+        name, data = channels.inbox_file(self.gw, "-notes.txt")  # the "../" are gone
+        self.assertEqual(data, b"hello from signal\n")
         self.assertTrue(self.signal.calls("getAttachment"))  # fetched by the worker
         key = "agent:main:signal:direct:" + ALICE_UUID
-        r = self.gw.cli("sessions", "--json")
-        sessions = {s["key"]: s for s in json.loads(r.stdout)["sessions"]}
-        self.assertTrue(sessions[key]["tainted"], sessions)
+        self.assertTrue(channels.session(self.gw, key)["tainted"])
         user = [e for e in self.gw.transcript(key) if e.get("role") == "user"][-1]
-        self.assertIn("inbox/" + names[0], user["content"])
+        self.assertIn("inbox/" + name, user["content"])
         self.assertIn("files attached by signal:" + ALICE_UUID, user.get("untrusted", ""))
 
 
@@ -249,25 +241,20 @@ class SignalLifecycle(SignalTest):
         harness.wait_for(lambda: slow in [c["params"]["targetTimestamp"]
                                           for c in self.signal.calls("sendReaction")],
                          what="the slow run acknowledged")
-        pids = self.gw.worker_pids("channel-signal")
-        self.assertEqual(len(pids), 1, pids)
         opened = self.signal.control("streams")["opened"]
-        os.kill(pids[0], signal.SIGKILL)
+        pids = channels.kill_worker(self.gw, "channel-signal")
         # Said once the daemon has let the dead stream go (or the new worker's is open): it waits
         # on the "server" for the next worker.
         harness.wait_for(lambda: (lambda s: s["open"] == 0 or s["opened"] > opened)(
             self.signal.control("streams")), what="the dead stream gone")
         self.signal.message("while down")
-        harness.wait_for(lambda: (lambda p: p and p != pids)(self.gw.worker_pids("channel-signal")),
-                         timeout=30, what="a new signal worker")
+        channels.wait_restarted(self.gw, "channel-signal", pids)
         self.signal.message("after")
         self.wait_sent(sent + 4)
         time.sleep(2)  # a repeat would have arrived by now
         self.assertEqual(sorted(self.texts(sent)), ["echo: after", "echo: before",
                                                     "echo: while down", "slow answer"])
-        exits = [r for r in self.gw.audit() if r.get("kind") == "WORKER_EXIT"
-                 and r.get("tool") == "channel-signal"]
-        self.assertEqual(len(exits), 1, exits)
+        self.assertEqual(len(channels.worker_exits(self.gw, "channel-signal")), 1)
         self.assertEqual(channels.account_status(self.gw, "signal").get("restarts"), 1)
         self.assertEqual(len(channels.seen_ids(self.gw, "signal")), sent + 4)
 
