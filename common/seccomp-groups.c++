@@ -470,6 +470,9 @@ const KindLockdown LOCKDOWNS[] = {
     {"read", READ_GROUPS, nullptr, nullptr},
     {"write", WRITE_GROUPS, nullptr, nullptr},
     {"edit", WRITE_GROUPS, nullptr, nullptr},
+    // web_fetch: the model client's needs (TLS files read, the broker's AF_UNIX socket, libcurl's
+    // threads), nothing more.
+    {"web-fetch", MODEL_GROUPS, nullptr, nullptr},
     // Test probes (tests/sandbox/) choose a real kind with --probe-kind; bare "probe" gets
     // the strictest set, so a mistaken use cannot widen anything.
     {"probe", SESSION_GROUPS, nullptr, nullptr},

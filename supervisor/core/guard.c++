@@ -19,7 +19,9 @@
 #include <optional>
 
 #include "message-tool.h"
+#include "policy-model.h"
 #include "utf8.h"
+#include "web-fetch-tool.h"
 #include "workspace-path.h"
 
 namespace chitin {
@@ -185,6 +187,19 @@ struct Guard::Call {
   bool countedAsTaintedWriter = false;
   std::vector<std::string> restored;  // prompt files put back after an exec changed them
   std::vector<std::string> hidden;    // untrusted directories the command may not see
+  std::string webSource;              // web tools: what the content came from, for the taint
+};
+
+class Guard::CallHops final : public HopDecider {
+ public:
+  CallHops(Guard& guard, std::shared_ptr<Call> call) : guard_(guard), call_(std::move(call)) {}
+  std::string decideHop(const std::string& tool, const std::string& url) override {
+    return guard_.decideHop(*call_, tool, url);
+  }
+
+ private:
+  Guard& guard_;
+  std::shared_ptr<Call> call_;
 };
 
 Guard::Guard(PolicyHost& policy, ApprovalBook& approvals, audit::AuditLog& audit,
@@ -264,6 +279,28 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
     std::string to = canonicalRecipient(call->args["to"].get<std::string>());
     if (auto implicit = recipientEntity(policy_, to)) extra.push_back(std::move(*implicit));
     request.resource = {"Recipient", to};
+  } else if (isWebTool(call->tool)) {
+    std::optional<egress::Rule> host;
+    try {
+      host = webHostOf(call->tool, call->args);
+    } catch (const egress::RuleError& e) {
+      // Refused before the policy is asked: there is no host to decide on.
+      audit::Record r = base;
+      r.set_kind(audit::DECISION);
+      r.mutable_decision()->set_outcome("deny");
+      r.mutable_decision()->add_policies("invalid-call");
+      r.set_detail(e.what());
+      audit_.appendOrLog(std::move(r), false);
+      return ToolOutcome{ToolOutcome::Status::ERROR, std::string("error: ") + e.what()};
+    }
+    call->webSource = call->tool + " of " + call->args.value("url", call->args.value("query", ""));
+    if (host) {
+      policy::Entity e = policy::hostEntity(host->host, host->port);
+      extra.push_back({e.uid, e.attrs.asRecord(), e.parents});
+      request.resource = e.uid;
+    } else {
+      request.resource = {"Agent", settings_.agentId};
+    }
   } else {
     request.resource = {"Agent", settings_.agentId};
     if (call->tool == "exec") {
@@ -395,7 +432,11 @@ kj::Promise<ToolOutcome> Guard::execute(std::shared_ptr<Call> call) {
                                  "written (see the gateway log)"};
             }
             noteWhatCallCanSee(*call, mutating);
-            return tools_.run(call->tool, call->arguments, settings_.workspaceDir, call->hidden)
+            auto hops = kj::heap<CallHops>(*this, call);
+            HopDecider* decider = hops.get();
+            return tools_
+                .run(call->tool, call->arguments, settings_.workspaceDir, call->hidden, decider)
+                .attach(kj::mv(hops))
                 .then([this, call, mutating,
                        before = kj::mv(snap.skipped)](ToolOutcome outcome) mutable {
                   return afterTool(call, mutating, kj::mv(before), kj::mv(outcome));
@@ -528,7 +569,9 @@ kj::Promise<ToolOutcome> Guard::afterTool(std::shared_ptr<Call> call, bool mutat
 bool Guard::noteWhatCallSaw(Call& call) {
   TurnFacts& turn = *call.turn;
   if (!turn.tainted) {
-    std::string source = call.couldSee;
+    // Anything from the web is untrusted, whatever it says (and a failure's text may be the
+    // server's too): the URL names where it came from.
+    std::string source = call.webSource.empty() ? call.couldSee : call.webSource;
     // A read is judged again by what its path names now: a link swapped while it ran counts.
     if (source.empty() && call.tool == "read") {
       source = untrustedSourceOfFile(settings_.workspaceDir, call.path, settings_.untrustedPaths,
@@ -573,6 +616,56 @@ void Guard::recordWhatCallWrote(Call& call, const audit::Comparison& compared) {
     }
   }
   untrusted_.flush();
+}
+
+std::string Guard::decideHop(Call& call, const std::string& tool, const std::string& url) {
+  audit::Record r;
+  r.set_kind(audit::DECISION);
+  r.set_session(call.turn->sessionKey);
+  r.set_run_id(call.turn->runId);
+  r.set_principal(call.turn->principal.str());
+  r.set_tool(tool);
+  r.set_call_id(call.id);
+  json hopArgs = call.args;
+  hopArgs["url"] = url;
+  r.set_arguments(hopArgs.dump());
+  std::optional<egress::Rule> host;
+  try {
+    host = webHostOf(tool, hopArgs);
+  } catch (const egress::RuleError& e) {
+    r.mutable_decision()->set_outcome("deny");
+    r.mutable_decision()->add_policies("invalid-call");
+    r.set_detail(std::string("redirect hop: ") + e.what());
+    audit_.appendOrLog(std::move(r), true);
+    return e.what();
+  }
+  if (!host) return "the redirect has no host";
+  policy::Entity e = policy::hostEntity(host->host, host->port);
+  std::vector<PolicyHost::ExtraEntity> extra{{e.uid, e.attrs.asRecord(), e.parents}};
+  policy::Request request;
+  request.principal = call.turn->principal;
+  request.action = {"Action", tool};
+  request.resource = e.uid;
+  // The hop's context is the call's (confirmed stays what the owner answered for the call).
+  request.context =
+      policy::Value::record(policyContext(*call.turn, call.confirmed, argumentsRecord(hopArgs)));
+  policy::Verdict verdict = policy_.decide(request, extra);
+  r.mutable_decision()->set_outcome(policy::outcomeName(verdict.outcome));
+  for (auto& p : verdict.policies) r.mutable_decision()->add_policies(p);
+  for (auto& err : verdict.errors) r.mutable_decision()->add_errors(err);
+  r.set_detail("redirect hop to " + e.uid.str());
+  try {
+    record(std::move(r), true);
+  } catch (const std::exception& ex) {
+    spdlog::error("audit: {}", ex.what());
+    return "the audit log cannot be written";
+  }
+  if (verdict.outcome == policy::Outcome::ALLOW) return "";
+  if (verdict.outcome == policy::Outcome::ASK) {
+    return "the policy asks the owner before " + tool + " reaches " + host->text() +
+           " (fetch that URL with its own call, so the owner can confirm it)";
+  }
+  return tool + " of " + host->text() + " is not allowed here (" + decisionText(verdict) + ")";
 }
 
 kj::Promise<std::string> Guard::guardPromptFiles(std::shared_ptr<Call> call,

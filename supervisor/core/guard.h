@@ -101,7 +101,10 @@ class Guard {
 
  private:
   struct Call;
+  class CallHops;  // the HopDecider a running call gets (web_fetch's redirects)
   kj::Promise<ToolOutcome> execute(std::shared_ptr<Call> call);
+  // A further destination of a running call, decided and audited like the call (HopDecider).
+  std::string decideHop(Call& call, const std::string& tool, const std::string& url);
   // TOOL_END, then (mutating calls) the changed files, compared off the loop.
   kj::Promise<ToolOutcome> afterTool(std::shared_ptr<Call> call, bool mutating,
                                      std::vector<audit::Skipped> skippedBefore,

@@ -25,6 +25,7 @@
 #include "allowlists.h"
 #include "broker.h"
 #include "hosts-file-resolver.h"
+#include "web-fetch-tool.h"
 #include "channel-host.h"
 #include "channel-router.h"
 #include "channel-service.h"
@@ -251,7 +252,14 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
     // `message` is sent by the channel host (set below when channels are configured).
-    MessageTool tools(sandboxedTools, nullptr);
+    // web_fetch: its own worker per call, each hop decided by the guard and granted on the
+    // worker's broker endpoint (web-fetch-tool.h).
+    WebFetchSettings webSettings;
+    webSettings.egress = config.egress();
+    // Per hop: 30 s, or less when the owner caps every tool call lower.
+    webSettings.timeoutMs = std::min<uint32_t>(30000, config.agent().tool_timeout_seconds() * 1000);
+    WebFetchTool webTools(sandboxedTools, &loop, io, spawner, broker.get(), webSettings);
+    MessageTool tools(webTools, nullptr);
 
     AgentCoreSettings coreSettings;
     coreSettings.agentId = config.agent().id();

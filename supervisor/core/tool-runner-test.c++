@@ -3,6 +3,7 @@
 // Runs in: test
 
 #include "tool-runner.h"
+#include "web-fetch-tool.h"
 
 #include <capnp/message.h>
 #include <doctest/doctest.h>
@@ -65,13 +66,38 @@ TEST_CASE("tool args: read/write/edit build their typed invocation") {
   CHECK(build("read", "")->error == "missing required argument \"path\" (a string)");
 }
 
+TEST_CASE("web_fetch arguments: an http(s) URL with a host, a known mode, a positive maxChars") {
+  auto error = [](const char* json) {
+    WebFetchArgs args;
+    return parseWebFetchArguments(nlohmann::json::parse(json), args);
+  };
+  CHECK(error(R"({"url":"https://example.com/a?b"})") == "");
+  CHECK(error(R"({"url":"https://example.com/","extractMode":"text","maxChars":10})") == "");
+  CHECK(error("{}") == "argument \"url\" must be a string (a URL)");
+  CHECK(error(R"({"url":"file:///etc/passwd"})") ==
+        "argument \"url\": expected an http:// or https:// URL, got \"file:///etc/passwd\"");
+  CHECK(error(R"({"url":"https://a b/"})").find("spaces or control characters") !=
+        std::string::npos);
+  CHECK(error(R"({"url":"https://user@example.com/"})") != "");
+  CHECK(error(R"({"url":"https://example.com/","extractMode":"html"})") ==
+        "argument \"extractMode\" must be \"markdown\" or \"text\"");
+  CHECK(error(R"({"url":"https://example.com/","maxChars":0})") ==
+        "argument \"maxChars\" must be a positive whole number");
+  WebFetchArgs big;
+  CHECK(parseWebFetchArguments(
+            nlohmann::json::parse(R"({"url":"http://x.test/","maxChars":99999999})"), big) == "");
+  CHECK(big.maxChars == WEB_FETCH_MAX_CHARS);
+  CHECK(big.markdown);
+}
+
 TEST_CASE("tool specs: OpenClaw's names, each with a JSON-schema object") {
   std::vector<std::string> names;
   for (auto& s : toolSpecs()) {
     names.push_back(s.name);
     CHECK(nlohmann::json::parse(s.parametersJson)["type"] == "object");
   }
-  CHECK(names == std::vector<std::string>{"exec", "read", "write", "edit", "message"});
+  CHECK(names ==
+        std::vector<std::string>{"exec", "read", "write", "edit", "message", "web_fetch"});
 }
 
 }  // namespace

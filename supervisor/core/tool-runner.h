@@ -46,6 +46,17 @@ std::string buildInvocation(const std::string& toolName, const std::string& argu
 // (the worker is not trusted to have capped it) and made valid UTF-8.
 ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader result, uint32_t maxOutputBytes);
 
+// What a running tool may ask the guard: whether a further network request of the same call
+// (a redirect hop of web_fetch) is allowed. Decided like the call itself (same principal and
+// context, Action::"<tool>" on the hop's Host, the hop's URL in context.args.url) and audited.
+class HopDecider {
+ public:
+  virtual ~HopDecider() = default;
+  // "" when allowed as is; otherwise why not, for the model. A hop the policy would only allow
+  // with the owner's confirmation is refused: the owner confirms calls, not hops in flight.
+  virtual std::string decideHop(const std::string& tool, const std::string& url) = 0;
+};
+
 // How the guard runs a tool once it may: one fresh sandbox per call (ToolRunner), or a fake.
 class ToolExecutor {
  public:
@@ -53,9 +64,12 @@ class ToolExecutor {
   // Never rejects for expected failures; cancelling the promise stops the tool. `hiddenDirs`:
   // workspace-relative directories the call must not see (the untrusted ones, kept from an
   // untainted session's commands); each must be a real directory, or the call does not run.
+  // `hops`: the guard's decider for the call's further destinations (null: none is allowed);
+  // it lives until the promise settles.
   virtual kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                        const std::string& workspaceDir,
-                                       const std::vector<std::string>& hiddenDirs) = 0;
+                                       const std::vector<std::string>& hiddenDirs,
+                                       HopDecider* hops = nullptr) = 0;
 };
 
 struct ToolRunnerSettings {
@@ -73,7 +87,8 @@ class ToolRunner final : public ToolExecutor {
   // worker died): those are outcomes. Cancelling the promise kills the worker.
   kj::Promise<ToolOutcome> run(const std::string& toolName, const std::string& argumentsJson,
                                const std::string& workspaceDir,
-                               const std::vector<std::string>& hiddenDirs) override;
+                               const std::vector<std::string>& hiddenDirs,
+                               HopDecider* hops = nullptr) override;
 
   // Where every tool profile mounts the workspace inside the sandbox.
   static constexpr const char* WORKSPACE_INSIDE = "/workspace";

@@ -59,6 +59,29 @@ TEST_CASE("model profile: socket(AF_INET/AF_INET6/AF_NETLINK/AF_PACKET) kills th
   CHECK(unixSocket.result == "ok");
 }
 
+TEST_CASE("web-fetch profile: only the broker socket; no TCP socket, no home, no credentials") {
+  UnixListener broker;
+  auto spec = [&](const std::string& kind, const std::string& probe,
+                  std::vector<std::string> args) {
+    ProbeSpec s{"web-fetch", kind, probe, kj::mv(args)};
+    s.egressSocket = broker.path();
+    return s;
+  };
+  auto reached = runProbe(spec("web-fetch", "connect-unix", {"/run/chitin/egress.sock"}));
+  CHECK(reached.result == "ok reply=pong");
+  // Under the profile's own filter alone (kind "none"), a TCP socket kills the worker; outside
+  // the sandbox the same call succeeds (the control).
+  auto tcp = runProbe(spec("none", "socket-family", {std::to_string(AF_INET)}));
+  CHECK(tcp.exit.describe() == SIGSYS_EXIT);
+  CHECK(runUnsandboxed("socket-family", {std::to_string(AF_INET)}).result != "");
+  // Nothing of the host's but /usr, the CA store and the socket: the service user's
+  // credentials directory and /etc/passwd are not there; the CA store is (the control).
+  CHECK(runProbe(spec("web-fetch", "read", {"/etc/passwd"})).result == "errno=ENOENT");
+  CHECK(runProbe(spec("web-fetch", "read", {"/workspace/AGENTS.md"})).result == "errno=ENOENT");
+  CHECK(runUnsandboxed("read", {"/etc/passwd"}).result.rfind("ok", 0) == 0);
+  CHECK(runProbe(spec("web-fetch", "read", {"/etc/ssl/openssl.cnf"})).result.rfind("ok", 0) == 0);
+}
+
 TEST_CASE("model profile: the spawn is refused without a socket; exec refuses one") {
   CHECK_THROWS_WITH_AS(startProbe(modelProbe("", "model", "noop", {})),
                        "sandbox profile \"model\" has egress: true, but the spawn request gives no "

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: Apache-2.0
+# Boundary: supervisor <-> web tool worker (chitin-worker-web-fetch: one process per web_fetch
+# call, in sandbox-profiles/web-fetch.textproto).
+#
+# The supervisor trusts nothing the worker returns beyond its shape: every byte of a response
+# is attacker-controlled (the page, its headers, its redirects), and so is the worker once it has
+# parsed them. The worker trusts the supervisor. The worker reaches the network only through its
+# egress broker socket, whose rules the supervisor replaces before each `fetch`: exactly the one
+# host:port the policy allowed for that hop.
+
+@0x883a5e01442b632e;
+
+$import "/capnp/c++.capnp".namespace("chitin::rpc");
+
+struct FetchRequest {
+  url @0 :Text;               # http:// or https://, already decided and granted
+  markdown @1 :Bool;          # extractMode: Markdown (true) or plain text
+  maxChars @2 :UInt32;        # of extracted text; the supervisor caps it again
+  maxBodyBytes @3 :UInt64;    # the body is cut here (and the result says so)
+  timeoutMs @4 :UInt32;       # the whole request, connect to last byte
+}
+
+struct FetchResult {
+  union {
+    page @0 :Page;
+    redirect @1 :Text;        # the Location, made absolute against `url`; not followed
+    failed @2 :Text;          # transport failure, timeout, refused by the broker...
+  }
+  status @3 :UInt16;          # HTTP status (0 when there was none)
+
+  struct Page {
+    contentType @0 :Text;     # media type as sent, lower-cased, without parameters
+    charset @1 :Text;         # what the text was decoded from ("" for non-text)
+    title @2 :Text;
+    text @3 :Text;            # UTF-8: the extracted content, or a description of non-text
+    bodyBytes @4 :UInt64;     # bytes received
+    truncated @5 :Bool;       # the body was cut at maxBodyBytes or the text at maxChars
+  }
+}
+
+interface WebFetcher {
+  fetch @0 (request :FetchRequest) -> (result :FetchResult);
+  # One hop: a GET of `request.url` (redirects are returned, never followed). May be called
+  # again for the next hop after the supervisor decided and granted it; calls never overlap.
+}

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `web_fetch` tool: one sandboxed worker per call fetches a URL through the egress broker,
+// the supervisor deciding and granting every hop of it.
+// Runs in: supervisor
+//
+// OpenClaw's name and arguments: {url, extractMode: "markdown"|"text", maxChars}. The guard
+// decides the call as Action::"web_fetch" on Host::"<host of url>". Then, for each hop:
+//   1. the hop's host:port becomes the worker's only broker rule (Endpoint::replaceRules;
+//      privateOk only if the owner listed that exact host:port in egress.allow_private);
+//   2. the worker GETs the URL (chitin-worker-web-fetch, sandbox-profiles/web-fetch.textproto)
+//      and returns the page (extracted to Markdown or text in the worker) or a redirect;
+//   3. a redirect is decided again by the guard (HopDecider: the policy on the new Host,
+//      audited) and becomes the next hop, at most MAX_HOPS in all.
+// The broker still resolves every name itself and refuses non-public addresses, so a policy
+// that allows a Host never lets a name that resolves to loopback through. Whatever the worker
+// returns is capped again here and made valid UTF-8; the guard taints the session with it.
+
+#pragma once
+
+#include <kj/async-io.h>
+#include <uv.h>
+
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.pb.h"
+#include "rules.h"
+#include "tool-runner.h"
+
+namespace chitin {
+
+namespace egress {
+class Broker;
+}
+
+struct WebFetchArgs {
+  std::string url;
+  bool markdown = true;
+  uint32_t maxChars = 50000;
+};
+
+constexpr uint32_t WEB_FETCH_MAX_CHARS = 200000;  // the most a call may ask for
+constexpr size_t WEB_FETCH_MAX_URL_BYTES = 8192;
+constexpr uint32_t WEB_FETCH_MAX_HOPS = 5;  // the first request plus 4 redirects
+
+// Checks a `web_fetch` call's parsed arguments and fills `out`; "" when valid, else a message
+// for the model naming the argument and what was expected.
+std::string parseWebFetchArguments(const nlohmann::json& args, WebFetchArgs& out);
+
+// The Host a web tool's call is decided on (canonical host and port of its URL), or nullopt
+// when it has none (a browser action that loads nothing). Throws egress::RuleError for a URL
+// that is not an http(s) URL with a valid host.
+std::optional<egress::Rule> webHostOf(const std::string& tool, const nlohmann::json& args);
+
+// Whether `tool` brings content from the web into the session (and so taints it).
+bool isWebTool(const std::string& tool);
+
+struct WebFetchSettings {
+  uint64_t maxBodyBytes = 2 << 20;  // per hop
+  uint32_t timeoutMs = 30000;       // per hop, in the worker; the supervisor allows a bit more
+  config::EgressConfig egress;      // allow_private decides privateOk for a granted host:port
+};
+
+// The model's tool executor with `web_fetch` handled here and every other tool passed on.
+class WebFetchTool final : public ToolExecutor {
+ public:
+  // `broker` may be null: web_fetch then fails with a message saying so.
+  WebFetchTool(ToolExecutor& inner, uv_loop_t* loop, kj::AsyncIoContext& io,
+               spawn::Spawner& spawner, egress::Broker* broker, WebFetchSettings settings)
+      : inner_(inner),
+        loop_(loop),
+        io_(io),
+        spawner_(spawner),
+        broker_(broker),
+        settings_(std::move(settings)) {}
+
+  kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
+                               const std::string& workspaceDir,
+                               const std::vector<std::string>& hiddenDirs,
+                               HopDecider* hops = nullptr) override;
+
+ private:
+  struct Call;
+  kj::Promise<ToolOutcome> hop(Call* call, std::string url, uint32_t n);
+
+  ToolExecutor& inner_;
+  uv_loop_t* loop_;
+  kj::AsyncIoContext& io_;
+  spawn::Spawner& spawner_;
+  egress::Broker* broker_;
+  WebFetchSettings settings_;
+};
+
+}  // namespace chitin

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+// One HTTP(S) GET through the egress broker, never following a redirect, with a body cap and
+// a deadline.
+// Runs in: worker (sandboxed)
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace chitin::web {
+
+struct FetchOutcome {
+  enum class Kind { RESPONSE, REDIRECT, FAILED };
+  Kind kind = Kind::FAILED;
+  long status = 0;
+  std::string contentType;  // the header as sent
+  std::string body;
+  bool truncated = false;  // the body was cut at maxBodyBytes
+  std::string location;    // REDIRECT: the Location, absolute
+  std::string error;       // FAILED: why, naming the host (never the path or query)
+};
+
+// libcurl with CURLOPT_PROXY "socks5h://localhost<egressSocket>" (the broker resolves the
+// name), http and https only, no redirects followed, compressed bodies decoded (the cap counts
+// decoded bytes, so a compression bomb stops at it), TLS verified against the system store.
+FetchOutcome fetchOnce(const std::string& egressSocket, const std::string& url,
+                       uint64_t maxBodyBytes, uint32_t timeoutMs);
+
+}  // namespace chitin::web
