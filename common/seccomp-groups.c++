@@ -473,6 +473,7 @@ const KindLockdown LOCKDOWNS[] = {
     // web_fetch: the model client's needs (TLS files read, the broker's AF_UNIX socket, libcurl's
     // threads), nothing more.
     {"web-fetch", MODEL_GROUPS, nullptr, nullptr},
+    {"web-search", MODEL_GROUPS, nullptr, nullptr},
     // Test probes (tests/sandbox/) choose a real kind with --probe-kind; bare "probe" gets
     // the strictest set, so a mistaken use cannot widen anything.
     {"probe", SESSION_GROUPS, nullptr, nullptr},

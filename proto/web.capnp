@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-# Boundary: supervisor <-> web tool worker (chitin-worker-web-fetch: one process per web_fetch
-# call, in sandbox-profiles/web-fetch.textproto).
+# Boundary: supervisor <-> web tool workers (chitin-worker-web-fetch: one process per web_fetch
+# call, in sandbox-profiles/web-fetch.textproto; chitin-worker-web-search: one per web_search
+# call, in web-search.textproto).
 #
 # The supervisor trusts nothing the worker returns beyond its shape: every byte of a response
 # is attacker-controlled (the page, its headers, its redirects), and so is the worker once it has
@@ -42,4 +43,32 @@ interface WebFetcher {
   fetch @0 (request :FetchRequest) -> (result :FetchResult);
   # One hop: a GET of `request.url` (redirects are returned, never followed). May be called
   # again for the next hop after the supervisor decided and granted it; calls never overlap.
+}
+
+struct SearchRequest {
+  provider @0 :Text;          # "brave" | "searxng" | "duckduckgo"
+  endpoint @1 :Text;          # the provider's URL (its host:port is the worker's only rule)
+  apiKey @2 :Text;            # brave only; held by the supervisor, given for this call alone
+  query @3 :Text;
+  count @4 :UInt8;            # 1..20
+  timeoutMs @5 :UInt32;
+}
+
+struct SearchHit {
+  title @0 :Text;
+  url @1 :Text;
+  snippet @2 :Text;
+}
+
+struct SearchOutcome {
+  union {
+    hits @0 :List(SearchHit);
+    failed @1 :Text;          # transport failure, HTTP error, an answer that does not parse
+  }
+}
+
+interface WebSearcher {
+  search @0 (request :SearchRequest) -> (outcome :SearchOutcome);
+  # One search, one request to the provider. The results are the provider's (attacker-
+  # influenced) text: the supervisor caps and cleans them and taints the session.
 }

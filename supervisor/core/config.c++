@@ -4,6 +4,8 @@
 
 #include "config.h"
 
+#include "web-search-tool.h"
+
 #include <fcntl.h>
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
@@ -81,6 +83,13 @@ policy {
   # untrusted_paths: "inbox/"
   # In group chats the assistant answers only when mentioned (or a message matches one of these).
   # mention_patterns: "@chitin"
+}
+
+web_search {
+  # The web_search tool's provider: "duckduckgo" (default; no key), "brave" (Search API; key in
+  # $CHITIN_HOME/credentials/brave-search, mode 0600) or "searxng" (your instance's JSON API).
+  # provider: "brave"
+  # url: "https://searx.example.org/"
 }
 
 egress {
@@ -291,6 +300,11 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   try {
     egress::checkEgressConfig(c.egress());
   } catch (const egress::RuleError& e) {
+    fail(e.what());
+  }
+  try {
+    searchProvider(c.web_search(), "");
+  } catch (const std::invalid_argument& e) {
     fail(e.what());
   }
   for (const auto& prefix : c.policy().untrusted_paths()) {

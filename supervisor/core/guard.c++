@@ -282,7 +282,7 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
   } else if (isWebTool(call->tool)) {
     std::optional<egress::Rule> host;
     try {
-      host = webHostOf(call->tool, call->args);
+      host = webHostOf(call->tool, call->args, tools_.fixedEndpoint(call->tool));
     } catch (const egress::RuleError& e) {
       // Refused before the policy is asked: there is no host to decide on.
       audit::Record r = base;
@@ -631,7 +631,7 @@ std::string Guard::decideHop(Call& call, const std::string& tool, const std::str
   r.set_arguments(hopArgs.dump());
   std::optional<egress::Rule> host;
   try {
-    host = webHostOf(tool, hopArgs);
+    host = webHostOf(tool, hopArgs, tools_.fixedEndpoint(tool));
   } catch (const egress::RuleError& e) {
     r.mutable_decision()->set_outcome("deny");
     r.mutable_decision()->add_policies("invalid-call");

@@ -78,6 +78,9 @@ class MessageTool final : public ToolExecutor {
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
                                HopDecider* hops = nullptr) override;
+  std::string fixedEndpoint(const std::string& tool) const override {
+    return inner_.fixedEndpoint(tool);
+  }
 
  private:
   ToolExecutor& inner_;

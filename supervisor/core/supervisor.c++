@@ -26,6 +26,7 @@
 #include "broker.h"
 #include "hosts-file-resolver.h"
 #include "web-fetch-tool.h"
+#include "web-search-tool.h"
 #include "channel-host.h"
 #include "channel-router.h"
 #include "channel-service.h"
@@ -256,10 +257,28 @@ int runGateway(const GatewayCommand& command) {
     // worker's broker endpoint (web-fetch-tool.h).
     WebFetchSettings webSettings;
     webSettings.egress = config.egress();
+    webSettings.maxOutputBytes = toolSettings.maxOutputBytes;
     // Per hop: 30 s, or less when the owner caps every tool call lower.
     webSettings.timeoutMs = std::min<uint32_t>(30000, config.agent().tool_timeout_seconds() * 1000);
     WebFetchTool webTools(sandboxedTools, &loop, io, spawner, broker.get(), webSettings);
-    MessageTool tools(webTools, nullptr);
+    // web_search: its own worker per call, one rule (the provider's host:port); the Brave key is
+    // read here and handed to that worker only, in the request.
+    WebSearchSettings searchSettings;
+    searchSettings.provider = searchProvider(config.web_search(), home.root);  // checked at load
+    searchSettings.egress = config.egress();
+    searchSettings.maxOutputBytes = toolSettings.maxOutputBytes;
+    searchSettings.timeoutMs = webSettings.timeoutMs;
+    if (searchSettings.provider.provider == "brave") {
+      try {
+        searchSettings.apiKey =
+            channels::readCredential(searchSettings.provider.credentialPath, geteuid());
+      } catch (const std::exception& e) {
+        // web_search then says so to the model; the rest of the gateway runs.
+        spdlog::warn("web_search (Brave): no usable API key: {}", e.what());
+      }
+    }
+    WebSearchTool searchTools(webTools, &loop, io, spawner, broker.get(), searchSettings);
+    MessageTool tools(searchTools, nullptr);
 
     AgentCoreSettings coreSettings;
     coreSettings.agentId = config.agent().id();

@@ -96,8 +96,8 @@ TEST_CASE("tool specs: OpenClaw's names, each with a JSON-schema object") {
     names.push_back(s.name);
     CHECK(nlohmann::json::parse(s.parametersJson)["type"] == "object");
   }
-  CHECK(names ==
-        std::vector<std::string>{"exec", "read", "write", "edit", "message", "web_fetch"});
+  CHECK(names == std::vector<std::string>{"exec", "read", "write", "edit", "message", "web_fetch",
+                                          "web_search"});
 }
 
 }  // namespace

@@ -70,6 +70,12 @@ class ToolExecutor {
                                        const std::string& workspaceDir,
                                        const std::vector<std::string>& hiddenDirs,
                                        HopDecider* hops = nullptr) = 0;
+  // The one destination a tool always talks to, as an http(s) URL (web_search: its provider's
+  // endpoint, whose host the guard decides the call on), or "" for none. Decorators forward.
+  virtual std::string fixedEndpoint(const std::string& tool) const {
+    (void)tool;
+    return "";
+  }
 };
 
 struct ToolRunnerSettings {

@@ -98,7 +98,12 @@ std::string parseWebFetchArguments(const json& args, WebFetchArgs& out) {
   return "";
 }
 
-std::optional<egress::Rule> webHostOf(const std::string& tool, const json& args) {
+std::optional<egress::Rule> webHostOf(const std::string& tool, const json& args,
+                                      const std::string& searchEndpoint) {
+  if (tool == "web_search") {
+    if (searchEndpoint.empty()) throw egress::RuleError("web_search has no provider configured");
+    return egress::urlRule(searchEndpoint, "web_search.url");
+  }
   auto url = args.find("url");
   if (tool == "browse" && (url == args.end() || !url->is_string())) return std::nullopt;
   if (url == args.end() || !url->is_string()) {
@@ -238,6 +243,12 @@ kj::Promise<ToolOutcome> WebFetchTool::hop(Call* call, std::string url, uint32_t
         if (!title.empty()) out += "Title: " + title + "\n";
         if (cut) out += "Truncated: yes (body or text over the limit)\n";
         out += "\n" + text;
+        if (out.size() > settings_.maxOutputBytes) {
+          size_t end = settings_.maxOutputBytes;
+          while (end > 0 && (static_cast<unsigned char>(out[end]) & 0xc0) == 0x80) end--;
+          out.resize(end);
+          out += "\n[output truncated by the supervisor at the tool output limit]";
+        }
         ToolOutcome outcome{
             result.getStatus() >= 400 ? ToolOutcome::Status::ERROR : ToolOutcome::Status::OK,
             std::move(out)};

@@ -49,10 +49,12 @@ constexpr uint32_t WEB_FETCH_MAX_HOPS = 5;  // the first request plus 4 redirect
 // for the model naming the argument and what was expected.
 std::string parseWebFetchArguments(const nlohmann::json& args, WebFetchArgs& out);
 
-// The Host a web tool's call is decided on (canonical host and port of its URL), or nullopt
-// when it has none (a browser action that loads nothing). Throws egress::RuleError for a URL
-// that is not an http(s) URL with a valid host.
-std::optional<egress::Rule> webHostOf(const std::string& tool, const nlohmann::json& args);
+// The Host a web tool's call is decided on: the canonical host and port of its URL (web_fetch,
+// browse), of the search provider's endpoint (web_search: `searchEndpoint`), or nullopt when it
+// has none (a browser action that loads nothing). Throws egress::RuleError for a URL that is not
+// an http(s) URL with a valid host.
+std::optional<egress::Rule> webHostOf(const std::string& tool, const nlohmann::json& args,
+                                      const std::string& searchEndpoint = "");
 
 // Whether `tool` brings content from the web into the session (and so taints it).
 bool isWebTool(const std::string& tool);
@@ -61,6 +63,7 @@ struct WebFetchSettings {
   uint64_t maxBodyBytes = 2 << 20;  // per hop
   uint32_t timeoutMs = 30000;       // per hop, in the worker; the supervisor allows a bit more
   config::EgressConfig egress;      // allow_private decides privateOk for a granted host:port
+  uint32_t maxOutputBytes = 65536;  // what the model reads, as for every tool (agent config)
 };
 
 // The model's tool executor with `web_fetch` handled here and every other tool passed on.
@@ -80,6 +83,9 @@ class WebFetchTool final : public ToolExecutor {
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
                                HopDecider* hops = nullptr) override;
+  std::string fixedEndpoint(const std::string& tool) const override {
+    return inner_.fixedEndpoint(tool);
+  }
 
  private:
   struct Call;

@@ -48,7 +48,8 @@ std::string hostOf(CURL* easy, const std::string& url) {
 }  // namespace
 
 FetchOutcome fetchOnce(const std::string& egressSocket, const std::string& url,
-                       uint64_t maxBodyBytes, uint32_t timeoutMs) {
+                       uint64_t maxBodyBytes, uint32_t timeoutMs,
+                       const std::vector<std::string>& headers) {
   FetchOutcome out;
   CURL* easy = curl_easy_init();
   if (easy == nullptr) {
@@ -73,7 +74,11 @@ FetchOutcome fetchOnce(const std::string& egressSocket, const std::string& url,
     ok = curl_easy_setopt(easy, CURLOPT_CAINFO, static_cast<const char*>(nullptr)) == CURLE_OK &&
          curl_easy_setopt(easy, CURLOPT_CAPATH, SYSTEM_CA_DIR) == CURLE_OK;
   }
+  curl_slist* list = nullptr;
+  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+  if (ok && list != nullptr) ok = curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list) == CURLE_OK;
   if (!ok) {
+    curl_slist_free_all(list);
     curl_easy_cleanup(easy);
     out.error = "libcurl refused an option";
     return out;
@@ -107,6 +112,7 @@ FetchOutcome fetchOnce(const std::string& egressSocket, const std::string& url,
     out.error = "request to " + host + " failed: " + curl_easy_strerror(rc);
   }
   curl_easy_cleanup(easy);
+  curl_slist_free_all(list);
   return out;
 }
 

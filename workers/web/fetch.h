@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace chitin::web {
 
@@ -24,7 +25,9 @@ struct FetchOutcome {
 // libcurl with CURLOPT_PROXY "socks5h://localhost<egressSocket>" (the broker resolves the
 // name), http and https only, no redirects followed, compressed bodies decoded (the cap counts
 // decoded bytes, so a compression bomb stops at it), TLS verified against the system store.
+// `headers` ("Name: value") are sent as well (web_search's API key, Accept).
 FetchOutcome fetchOnce(const std::string& egressSocket, const std::string& url,
-                       uint64_t maxBodyBytes, uint32_t timeoutMs);
+                       uint64_t maxBodyBytes, uint32_t timeoutMs,
+                       const std::vector<std::string>& headers = {});
 
 }  // namespace chitin::web

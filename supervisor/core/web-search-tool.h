@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `web_search` tool: one sandboxed worker per call asks the configured provider (Brave's
+// Search API, a SearXNG instance's JSON API, or DuckDuckGo's HTML endpoint) and returns
+// title/url/snippet results.
+// Runs in: supervisor
+//
+// OpenClaw's name and arguments: {query, count}. The guard decides the call as
+// Action::"web_search" on Host::"<the provider's host>" (the query in context.args). The worker
+// gets one broker rule, the provider's host:port, and the Brave key (read here from
+// $CHITIN_HOME/credentials/brave-search) in the request itself: it never sees a file, an
+// environment variable or a second destination. Results are capped and cleaned here; the
+// guard taints the session with them.
+//
+// Why DuckDuckGo as the provider that needs no key: its HTML endpoint
+// (html.duckduckgo.com/html/) answers plain GETs without an account, a key or JavaScript, and
+// its markup (a.result__a, .result__snippet) has been stable for years; the alternatives that
+// need no key either require running an instance (SearXNG, supported separately) or forbid
+// automated use outright.
+
+#pragma once
+
+#include <kj/async-io.h>
+#include <uv.h>
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+#include "config.pb.h"
+#include "rules.h"
+#include "tool-runner.h"
+
+namespace chitin {
+
+namespace egress {
+class Broker;
+}
+
+// The provider, endpoint and key file web_search uses: the config's, with defaults filled in.
+struct SearchProvider {
+  std::string provider;        // "duckduckgo" | "brave" | "searxng"
+  std::string endpoint;        // http(s) URL
+  std::string credentialPath;  // brave only
+};
+// Throws std::invalid_argument naming the setting when the config is not usable.
+SearchProvider searchProvider(const config::WebSearchConfig& c, const std::string& homeDir);
+
+// Checks a `web_search` call's arguments; "" when valid, else a message for the model.
+std::string checkWebSearchArguments(const nlohmann::json& args);
+
+struct WebSearchSettings {
+  SearchProvider provider;
+  std::string apiKey;  // brave: read by the supervisor at start
+  uint32_t timeoutMs = 20000;
+  uint32_t maxOutputBytes = 65536;
+  config::EgressConfig egress;
+};
+
+class WebSearchTool final : public ToolExecutor {
+ public:
+  // `broker` may be null: web_search then fails with a message saying so.
+  WebSearchTool(ToolExecutor& inner, uv_loop_t* loop, kj::AsyncIoContext& io,
+                spawn::Spawner& spawner, egress::Broker* broker, WebSearchSettings settings)
+      : inner_(inner),
+        loop_(loop),
+        io_(io),
+        spawner_(spawner),
+        broker_(broker),
+        settings_(std::move(settings)) {}
+
+  kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
+                               const std::string& workspaceDir,
+                               const std::vector<std::string>& hiddenDirs,
+                               HopDecider* hops = nullptr) override;
+  std::string fixedEndpoint(const std::string& tool) const override {
+    return tool == "web_search" ? settings_.provider.endpoint : inner_.fixedEndpoint(tool);
+  }
+
+ private:
+  ToolExecutor& inner_;
+  uv_loop_t* loop_;
+  kj::AsyncIoContext& io_;
+  spawn::Spawner& spawner_;
+  egress::Broker* broker_;
+  WebSearchSettings settings_;
+};
+
+}  // namespace chitin
