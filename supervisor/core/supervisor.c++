@@ -260,7 +260,8 @@ int runGateway(const GatewayCommand& command) {
     webSettings.maxOutputBytes = toolSettings.maxOutputBytes;
     // Per hop: 30 s, or less when the owner caps every tool call lower.
     webSettings.timeoutMs = std::min<uint32_t>(30000, config.agent().tool_timeout_seconds() * 1000);
-    WebFetchTool webTools(sandboxedTools, &loop, io, spawner, broker.get(), webSettings);
+    WebToolContext webContext{&loop, io, spawner, broker.get()};
+    WebFetchTool webTools(sandboxedTools, webContext, webSettings);
     // web_search: its own worker per call, one rule (the provider's host:port); the Brave key is
     // read here and handed to that worker only, in the request.
     WebSearchSettings searchSettings;
@@ -277,7 +278,7 @@ int runGateway(const GatewayCommand& command) {
         spdlog::warn("web_search (Brave): no usable API key: {}", e.what());
       }
     }
-    WebSearchTool searchTools(webTools, &loop, io, spawner, broker.get(), searchSettings);
+    WebSearchTool searchTools(webTools, webContext, searchSettings);
     MessageTool tools(searchTools, nullptr);
 
     AgentCoreSettings coreSettings;

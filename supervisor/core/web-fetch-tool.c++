@@ -134,18 +134,19 @@ kj::Promise<ToolOutcome> WebFetchTool::run(const std::string& tool,
   std::string problem = args.is_object() ? parseWebFetchArguments(args, call->args)
                                          : "arguments must be a JSON object";
   if (!problem.empty()) return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + problem};
-  if (broker_ == nullptr) {
+  if (context_.broker == nullptr) {
     return ToolOutcome{ToolOutcome::Status::ERROR,
                        "error: web_fetch is unavailable: the gateway has no egress broker"};
   }
   call->firstUrl = call->args.url;
   try {
     // No rule yet: each hop is granted after it was decided.
-    call->endpoint = broker_->open("tool:web_fetch", {});
+    call->endpoint = context_.broker->open("tool:web_fetch", {});
     spawn::SpawnRequest request;
     request.profile = "web-fetch";
     request.egressSocket = call->endpoint->socketPath();
-    call->host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "tool worker web_fetch");
+    call->host = kj::heap<WorkerHost>(context_.loop, context_.io, context_.spawner.spawn(request),
+                                      "tool worker web_fetch");
   } catch (const spawn::SandboxUnavailable& e) {
     return ToolOutcome{ToolOutcome::Status::ERROR,
                        std::string("error: web_fetch did not run because its sandbox could not "
@@ -195,7 +196,7 @@ kj::Promise<ToolOutcome> WebFetchTool::hop(Call* call, std::string url, uint32_t
   r.setTimeoutMs(settings_.timeoutMs);
   Call* c = call;
   WorkerHost* host = call->host.get();
-  auto deadline = io_.provider->getTimer()
+  auto deadline = context_.io.provider->getTimer()
                       .afterDelay((settings_.timeoutMs + GRACE_MS) * kj::MILLISECONDS)
                       .then([host, this]() -> kj::Promise<ToolOutcome> {
                         host->kill("web_fetch deadline");

@@ -59,6 +59,15 @@ std::optional<egress::Rule> webHostOf(const std::string& tool, const nlohmann::j
 // Whether `tool` brings content from the web into the session (and so taints it).
 bool isWebTool(const std::string& tool);
 
+// What the web tools (web_fetch, web_search) need to start a sandboxed worker with its own
+// broker endpoint. `broker` may be null: the tools then fail with a message saying so.
+struct WebToolContext {
+  uv_loop_t* loop;
+  kj::AsyncIoContext& io;
+  spawn::Spawner& spawner;
+  egress::Broker* broker;
+};
+
 struct WebFetchSettings {
   uint64_t maxBodyBytes = 2 << 20;  // per hop
   uint32_t timeoutMs = 30000;       // per hop, in the worker; the supervisor allows a bit more
@@ -69,15 +78,8 @@ struct WebFetchSettings {
 // The model's tool executor with `web_fetch` handled here and every other tool passed on.
 class WebFetchTool final : public ToolExecutor {
  public:
-  // `broker` may be null: web_fetch then fails with a message saying so.
-  WebFetchTool(ToolExecutor& inner, uv_loop_t* loop, kj::AsyncIoContext& io,
-               spawn::Spawner& spawner, egress::Broker* broker, WebFetchSettings settings)
-      : inner_(inner),
-        loop_(loop),
-        io_(io),
-        spawner_(spawner),
-        broker_(broker),
-        settings_(std::move(settings)) {}
+  WebFetchTool(ToolExecutor& inner, WebToolContext context, WebFetchSettings settings)
+      : inner_(inner), context_(context), settings_(std::move(settings)) {}
 
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
@@ -92,10 +94,7 @@ class WebFetchTool final : public ToolExecutor {
   kj::Promise<ToolOutcome> hop(Call* call, std::string url, uint32_t n);
 
   ToolExecutor& inner_;
-  uv_loop_t* loop_;
-  kj::AsyncIoContext& io_;
-  spawn::Spawner& spawner_;
-  egress::Broker* broker_;
+  WebToolContext context_;
   WebFetchSettings settings_;
 };
 

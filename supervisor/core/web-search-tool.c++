@@ -92,7 +92,7 @@ kj::Promise<ToolOutcome> WebSearchTool::run(const std::string& tool,
   std::string problem =
       args.is_object() ? checkWebSearchArguments(args) : "arguments must be a JSON object";
   if (!problem.empty()) return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + problem};
-  if (broker_ == nullptr) {
+  if (context_.broker == nullptr) {
     return ToolOutcome{ToolOutcome::Status::ERROR,
                        "error: web_search is unavailable: the gateway has no egress broker"};
   }
@@ -109,11 +109,12 @@ kj::Promise<ToolOutcome> WebSearchTool::run(const std::string& tool,
     egress::Rule rule =
         egress::ownerRule(egress::urlRule(provider.endpoint, "web_search.url"), settings_.egress);
     rule.origin = "web_search." + provider.provider;
-    endpoint = broker_->open("tool:web_search", {rule});
+    endpoint = context_.broker->open("tool:web_search", {rule});
     spawn::SpawnRequest request;
     request.profile = "web-search";
     request.egressSocket = endpoint->socketPath();
-    host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "tool worker web_search");
+    host = kj::heap<WorkerHost>(context_.loop, context_.io, context_.spawner.spawn(request),
+                                "tool worker web_search");
   } catch (const spawn::SandboxUnavailable& e) {
     return ToolOutcome{ToolOutcome::Status::ERROR,
                        std::string("error: web_search did not run because its sandbox could not "
@@ -140,7 +141,7 @@ kj::Promise<ToolOutcome> WebSearchTool::run(const std::string& tool,
   r.setTimeoutMs(settings_.timeoutMs);
   WorkerHost* stoppable = host.get();
   auto deadline =
-      io_.provider->getTimer()
+      context_.io.provider->getTimer()
           .afterDelay((settings_.timeoutMs + GRACE_MS) * kj::MILLISECONDS)
           .then([stoppable]() -> kj::Promise<ToolOutcome> {
             stoppable->kill("web_search deadline");

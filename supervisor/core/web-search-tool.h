@@ -28,12 +28,9 @@
 #include "config.pb.h"
 #include "rules.h"
 #include "tool-runner.h"
+#include "web-fetch-tool.h"
 
 namespace chitin {
-
-namespace egress {
-class Broker;
-}
 
 // The provider, endpoint and key file web_search uses: the config's, with defaults filled in.
 struct SearchProvider {
@@ -57,15 +54,8 @@ struct WebSearchSettings {
 
 class WebSearchTool final : public ToolExecutor {
  public:
-  // `broker` may be null: web_search then fails with a message saying so.
-  WebSearchTool(ToolExecutor& inner, uv_loop_t* loop, kj::AsyncIoContext& io,
-                spawn::Spawner& spawner, egress::Broker* broker, WebSearchSettings settings)
-      : inner_(inner),
-        loop_(loop),
-        io_(io),
-        spawner_(spawner),
-        broker_(broker),
-        settings_(std::move(settings)) {}
+  WebSearchTool(ToolExecutor& inner, WebToolContext context, WebSearchSettings settings)
+      : inner_(inner), context_(context), settings_(std::move(settings)) {}
 
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
@@ -77,10 +67,7 @@ class WebSearchTool final : public ToolExecutor {
 
  private:
   ToolExecutor& inner_;
-  uv_loop_t* loop_;
-  kj::AsyncIoContext& io_;
-  spawn::Spawner& spawner_;
-  egress::Broker* broker_;
+  WebToolContext context_;
   WebSearchSettings settings_;
 };
 

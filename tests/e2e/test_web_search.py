@@ -76,7 +76,9 @@ class WebSearch(unittest.TestCase):
         self.assertEqual(decision["decision"]["outcome"], "allow")
         egress = [r for r in audit if r["kind"] == "EGRESS" and r.get("worker") == "tool:web_search"]
         self.assertEqual([r["host"] for r in egress], ["search.test"])
-        self.assertEqual(egress[0]["outcome"], "ok")
+        # The worker may exit (closing its endpoint) before the broker saw the tunnel's end.
+        self.assertIn(egress[0]["outcome"], ("ok", "closed: the worker's endpoint was closed"))
+        self.assertGreater(int(egress[0]["bytesDown"]), 0)
 
     def test_brave_gets_the_key_from_the_supervisor_and_it_is_nowhere_else(self):
         out, sent, audit, gw = self.search("brave", "/res/v1/web/search", key=KEY)

@@ -20,7 +20,11 @@ import json
 import os
 import sys
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from local_http import serve  # noqa: E402
 
 RESULTS = [
     ("Cedar policy language", "https://docs.cedarpolicy.test/", "Cedar is a language for <strong>policies</strong>."),
@@ -86,17 +90,7 @@ def main():
     a = p.parse_args()
     Handler.log_path = a.log
     Handler.brave_key = a.brave_key
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    tmp = a.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(server.server_address[1]))
-    os.replace(tmp, a.port_file)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(Handler, a.port_file)
 
 
 if __name__ == "__main__":

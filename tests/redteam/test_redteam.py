@@ -118,9 +118,11 @@ SHARED_SCRIPT = {"scenarios": {
         ex("python3 probe.py net GW_PORT"),
         END],
     "rt06": [
+        # The command first: a web_fetch result taints the session, and a tainted session's
+        # command would ask.
+        ex("python3 probe.py net GW_PORT | grep -E 'tcp_gateway|loopback_other|metadata|private|tcp6'"),
         tool("web_fetch", url="http://127.0.0.1:GW_PORT/"),
         tool("web_fetch", url="http://169.254.169.254/latest/meta-data/"),
-        ex("python3 probe.py net GW_PORT | grep -E 'tcp_gateway|loopback_other|metadata|private|tcp6'"),
         END],
     # 7: resource exhaustion; limits trip (the probe session is measured meanwhile).
     "rt07": [
@@ -466,11 +468,17 @@ class SharedGateway(ScriptedGateway):
         s.close()
 
     def test_06_ssrf_to_gateway_loopback_metadata_private_ranges(self):
+        before = len(self.gw.audit())
         out, res, _ = self.attack("rt06")
-        # No network-granted tool exists yet: web_fetch is not a tool at all.
-        self.assertEqual(statuses(out)[:2], ["error", "error"], out)
-        self.assertIn("unknown tool", res[0])
-        probes = probe_lines(res[2])
+        # web_fetch exists (allowed on any Host by the shipped policy), and the broker refuses
+        # the gateway's port and the metadata address, each refusal audited.
+        self.assertEqual(statuses(out)[1:3], ["error", "error"], out)
+        egress = [r["outcome"] for r in self.gw.audit()[before:]
+                  if r["kind"] == "EGRESS" and r.get("worker") == "tool:web_fetch"]
+        self.assertIn("refused: the gateway's own port", egress)
+        self.assertTrue(any(o.startswith("refused: resolves to 169.254.169.254:80, cloud metadata")
+                            for o in egress), egress)
+        probes = probe_lines(res[0])
         for name in ("tcp_gateway", "tcp_loopback_other", "tcp_metadata", "tcp_private_10",
                      "tcp_private_192", "tcp6_loopback"):
             self.assertEqual(probes[name], ("signal", str(SIGSYS)), name)

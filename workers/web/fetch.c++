@@ -5,6 +5,7 @@
 #include "fetch.h"
 
 #include <curl/curl.h>
+#include <string.h>
 #include <unistd.h>
 
 namespace chitin::web {
@@ -114,6 +115,14 @@ FetchOutcome fetchOnce(const std::string& egressSocket, const std::string& url,
   curl_easy_cleanup(easy);
   curl_slist_free_all(list);
   return out;
+}
+
+std::string egressSocketFromArgs(int argc, char** argv) {
+  const char* flag = "--egress-socket=";
+  for (int i = 1; i < argc; i++) {
+    if (strncmp(argv[i], flag, strlen(flag)) == 0) return argv[i] + strlen(flag);
+  }
+  return "/run/chitin/egress.sock";
 }
 
 }  // namespace chitin::web

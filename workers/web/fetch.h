@@ -30,4 +30,8 @@ FetchOutcome fetchOnce(const std::string& egressSocket, const std::string& url,
                        uint64_t maxBodyBytes, uint32_t timeoutMs,
                        const std::vector<std::string>& headers = {});
 
+// The broker socket's path: /run/chitin/egress.sock, where the sandbox binds it, unless a test
+// runs the worker unsandboxed with --egress-socket=PATH.
+std::string egressSocketFromArgs(int argc, char** argv);
+
 }  // namespace chitin::web

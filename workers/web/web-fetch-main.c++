@@ -82,14 +82,6 @@ class WebFetcherImpl final : public rpc::WebFetcher::Server {
 };
 #pragma GCC diagnostic pop
 
-std::string egressSocketFromArgs(int argc, char** argv) {
-  const char* flag = "--egress-socket=";
-  for (int i = 1; i < argc; i++) {
-    if (strncmp(argv[i], flag, strlen(flag)) == 0) return argv[i] + strlen(flag);
-  }
-  return "/run/chitin/egress.sock";
-}
-
 }  // namespace
 }  // namespace chitin
 
@@ -97,7 +89,7 @@ int main(int argc, char** argv) {
   return chitin::runWorker(
       argc, argv, "web-fetch", [argc, argv](chitin::WorkerContext&) -> capnp::Capability::Client {
         chitin::rpc::WebFetcher::Client client =
-            kj::heap<chitin::WebFetcherImpl>(chitin::egressSocketFromArgs(argc, argv));
+            kj::heap<chitin::WebFetcherImpl>(chitin::web::egressSocketFromArgs(argc, argv));
         return client;
       });
 }

@@ -72,14 +72,6 @@ class WebSearcherImpl final : public rpc::WebSearcher::Server {
 };
 #pragma GCC diagnostic pop
 
-std::string egressSocketFromArgs(int argc, char** argv) {
-  const char* flag = "--egress-socket=";
-  for (int i = 1; i < argc; i++) {
-    if (strncmp(argv[i], flag, strlen(flag)) == 0) return argv[i] + strlen(flag);
-  }
-  return "/run/chitin/egress.sock";
-}
-
 }  // namespace
 }  // namespace chitin
 
@@ -87,7 +79,7 @@ int main(int argc, char** argv) {
   return chitin::runWorker(
       argc, argv, "web-search", [argc, argv](chitin::WorkerContext&) -> capnp::Capability::Client {
         chitin::rpc::WebSearcher::Client client =
-            kj::heap<chitin::WebSearcherImpl>(chitin::egressSocketFromArgs(argc, argv));
+            kj::heap<chitin::WebSearcherImpl>(chitin::web::egressSocketFromArgs(argc, argv));
         return client;
       });
 }
