@@ -31,6 +31,10 @@ class FakeTools final : public ToolExecutor {
   bool holdExec = false;  // exec waits until `release` is fulfilled
   kj::Own<kj::PromiseFulfiller<void>> release;
 
+  std::string fixedEndpoint(const std::string& tool) const override {
+    return tool == "web_search" ? "https://API.search.brave.com./res/v1/web/search" : "";
+  }
+
   std::vector<std::string> lastHidden;
   std::string redirectTo = "https://second.example/";
   std::vector<std::string> hopAnswers;
@@ -408,6 +412,23 @@ when { resource has name && resource.name == "second.example" && resource.port =
   stranger->principal = {"Sender", "telegram:999"};
   CHECK(f.call(stranger, "web_fetch", {{"url", "https://first.example/"}}).status ==
         ToolOutcome::Status::DENIED);
+}
+
+TEST_CASE("guard: web_search is decided on the provider's Host and taints with the query") {
+  Fixture f(/*shipped=*/true, R"(@id("no-secrets-to-brave")
+forbid (principal, action == Action::"web_search", resource == Host::"api.search.brave.com")
+when { context.args.query like "*secret*" };
+)");
+  auto me = f.session();
+  ToolOutcome ok = f.call(me, "web_search", {{"query", "cedar policy"}, {"count", 3}});
+  CHECK(ok.status == ToolOutcome::Status::OK);
+  CHECK(me->taintSource == "web_search: web_search of cedar policy");
+  // The forbid names the canonical provider host: it applies, so that is the resource.
+  auto other = f.session("other");
+  CHECK(f.call(other, "web_search", {{"query", "the secret"}}).status ==
+        ToolOutcome::Status::DENIED);
+  CHECK_FALSE(other->tainted);  // never ran
+  CHECK(f.call(other, "web_search", {{"query", ""}}).status == ToolOutcome::Status::ERROR);
 }
 
 }  // namespace
