@@ -121,6 +121,27 @@ def seen_ids(gw, kind, name="default"):
         return []
 
 
+def inbox_file(gw, suffix):
+    """The bytes of the one file in the workspace's inbox/ (waited for); its name must end
+    with `suffix` (the supervisor prefixes a unique part)."""
+    inbox = os.path.join(gw.workspace, "inbox")
+    names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
+                             what="inbox/")
+    if len(names) != 1 or not names[0].endswith(suffix):
+        raise AssertionError(f"inbox/ should hold one file ending in {suffix}: {names}")
+    with open(os.path.join(inbox, names[0]), "rb") as f:
+        return f.read()
+
+
+def only_session(gw, key_part):
+    """The one session whose key contains `key_part` (`chitin sessions --json`)."""
+    r = gw.cli("sessions", "--json")
+    sessions = [s for s in json.loads(r.stdout)["sessions"] if key_part in s["key"]]
+    if len(sessions) != 1:
+        raise AssertionError(f"expected one session with {key_part!r} in its key: {r.stdout}")
+    return sessions[0]
+
+
 def _read(path):
     try:
         with open(path) as f:

@@ -13,7 +13,6 @@ worker's IMAP connection kicked by `doveadm kick`, and kill -9 of the worker whi
 still answering.
 Run by meson (`meson test --suite e2e`).
 """
-import json
 import os
 import shutil
 import signal
@@ -106,17 +105,8 @@ class EmailChat(unittest.TestCase):
         self.mail.send_as_alice("notes", "my notes",
                                 attachment=("notes.txt", b"hello from the mail\n", "text", "plain"))
         self.mail.alice_inbox(got + 1, timeout=30)
-        inbox = os.path.join(self.gw.workspace, "inbox")
-        names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
-                                 what="inbox/")
-        self.assertEqual(len(names), 1, names)
-        self.assertTrue(names[0].endswith("notes.txt"), names)
-        with open(os.path.join(inbox, names[0]), "rb") as f:
-            self.assertEqual(f.read(), b"hello from the mail\n")
-        r = self.gw.cli("sessions", "--json")
-        sessions = [s for s in json.loads(r.stdout)["sessions"] if ":email:" in s["key"]]
-        self.assertEqual(len(sessions), 1, r.stdout)
-        self.assertTrue(sessions[0]["tainted"], sessions)
+        self.assertEqual(channels.inbox_file(self.gw, "notes.txt"), b"hello from the mail\n")
+        self.assertTrue(channels.only_session(self.gw, ":email:")["tainted"])
 
     def answered(self, since, total):
         """The Message-IDs alice's mails since..total answer, in order of arrival."""

@@ -168,19 +168,9 @@ class SlackChat(unittest.TestCase):
         # page, which the fake logs as file_download_unauthorized).
         self.assertEqual([d["id"] for d in self.slack.log("file_download")], [file["id"]])
         self.assertEqual(self.slack.log("file_download_unauthorized"), [])
-        inbox = os.path.join(self.gw.workspace, "inbox")
-        names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
-                                 what="inbox/")
-        self.assertEqual(len(names), 1, names)
-        self.assertTrue(names[0].endswith("notes.txt"), names)
-        with open(os.path.join(inbox, names[0]), "rb") as f:
-            self.assertEqual(f.read(), b"hello from slack\n")
-        r = self.gw.cli("sessions", "--json")
-        # The owner's one direct session (an id with capitals is hashed into the key).
-        sessions = [s for s in json.loads(r.stdout)["sessions"]
-                    if s["key"].startswith("agent:main:slack:direct:")]
-        self.assertEqual(len(sessions), 1, r.stdout)
-        self.assertTrue(sessions[0]["tainted"], sessions)
+        self.assertEqual(channels.inbox_file(self.gw, "notes.txt"), b"hello from slack\n")
+        # The owner's direct session (an id with capitals is hashed into the key).
+        self.assertTrue(channels.only_session(self.gw, ":slack:direct:")["tainted"])
 
     def test_a_429_on_chat_post_message_is_waited_out_and_the_reply_posted_once(self):
         sent = self.pair()
