@@ -47,9 +47,13 @@ Layout findLayout() {
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   std::string exeDir = n > 0 ? std::string(buf, n) : "";
   exeDir = exeDir.substr(0, exeDir.rfind('/'));
+  // Spelled without "..": ${WORKER_DIR} in a profile must be a plain absolute path, and a
+  // channel worker's profile mounts things from beneath it.
+  std::string buildDir = exeDir.substr(0, exeDir.rfind('/'));
   Layout l;
-  if (isDir(exeDir + "/../workers")) {  // build tree: build/cli/chitin-supervisor
-    l.workerDir = exeDir + "/../workers";
+  if (!buildDir.empty() &&
+      isDir(buildDir + "/workers")) {  // build tree: build/cli/chitin-supervisor
+    l.workerDir = buildDir + "/workers";
     l.profileDir = std::string(CHITIN_SOURCE_ROOT) + "/sandbox-profiles";
     l.webRoot = std::string(CHITIN_SOURCE_ROOT) + "/web";
     l.policyDir = std::string(CHITIN_SOURCE_ROOT) + "/policies";

@@ -23,6 +23,8 @@
     channelList: document.getElementById("channel-list"),
     login: document.getElementById("login"),
     loginText: document.getElementById("login-text"),
+    loginCode: document.getElementById("login-code"),
+    loginNote: document.getElementById("login-note"),
     loginQr: document.getElementById("login-qr"),
   };
 
@@ -280,7 +282,7 @@
               link.className = "secondary";
               link.textContent = "Link";
               link.addEventListener("click", () => this.login(a.kind, a.account, 0));
-              item.append(" ", link);
+              item.append(" ", link, " ", this.phoneForm(a.kind, a.account));
             }
             el.channelList.append(item);
           }
@@ -289,38 +291,87 @@
       );
     }
 
+    // Linking without a camera: the phone's number asks WhatsApp for an 8-character code, which
+    // the owner types on the phone. The number is checked by the worker; this only catches what
+    // cannot be one.
+    phoneForm(kind, account) {
+      const form = document.createElement("form");
+      form.className = "phone-link";
+      const phone = document.createElement("input");
+      phone.type = "tel";
+      phone.autocomplete = "tel";
+      phone.placeholder = "+15551234567";
+      phone.setAttribute("aria-label", `Phone number of ${kind}/${account}, international form`);
+      const ask = document.createElement("button");
+      ask.type = "submit";
+      ask.className = "secondary";
+      ask.textContent = "Get pairing code";
+      form.append(phone, " ", ask);
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const number = phone.value.trim();
+        if (!/^\+?[0-9][0-9 ()-]{5,30}$/.test(number)) {
+          el.login.hidden = false;
+          showCode("");
+          el.loginText.textContent =
+            "Enter the phone's number in international form, with its country code: +15551234567.";
+          return;
+        }
+        this.login(kind, account, 0, number);
+      });
+      return form;
+    }
+
     // Follows a login: each answer carries the newest QR code (as rows of modules the
     // supervisor encoded) or pairing code; asks again for the next one until connected.
-    login(kind, account, after) {
+    // `phoneNumber` (when beginning, after = 0) asks for a pairing code instead of a QR code.
+    login(kind, account, after, phoneNumber = "", token = 0) {
+      if (after === 0) token = this.loginToken = (this.loginToken || 0) + 1;
       this.loginSeq = after;
       el.login.hidden = false;
-      if (after === 0) el.loginText.textContent = "Asking the worker for a code…";
+      el.loginNote.textContent = "";
+      if (after === 0) {
+        el.loginText.textContent = "Asking the worker for a code…";
+        showCode("");
+        drawQr([]);
+      }
+      const params = { kind, account, after, waitSeconds: 30 };
+      if (after === 0 && phoneNumber) params.phoneNumber = phoneNumber;
       this.send(
         "channels.login",
-        { kind, account, after, waitSeconds: 30 },
+        params,
         (r) => {
-          if (this.loginSeq !== after) return; // superseded, or the connection was lost
+          // Superseded (a newer login began), or the connection was lost.
+          if (this.loginSeq !== after || this.loginToken !== token) return;
           if (r.state === "connected") {
             el.loginText.textContent = `Linked${r.detail ? `: ${r.detail}` : "."}`;
+            showCode("");
             drawQr([]);
             this.showChannels();
             return;
           }
           if (r.pairingCode) {
-            el.loginText.textContent = `Pairing code: ${r.pairingCode} (WhatsApp › Linked devices › Link with phone number)`;
+            el.loginText.textContent =
+              "On the phone: WhatsApp › Settings › Linked devices › Link a device › " +
+              "Link with phone number instead, then enter this code:";
+            showCode(r.pairingCode);
             drawQr([]);
           } else if (r.qrRows && r.qrRows.length) {
             el.loginText.textContent =
               "Scan with WhatsApp on your phone: Settings › Linked devices › Link a device.";
+            showCode("");
             drawQr(r.qrRows);
           } else if (r.state === "failed") {
             el.loginText.textContent = `Login failed: ${r.detail || "see chitin channels status"}`;
             return;
           }
-          this.login(kind, account, Number(r.seq || after));
+          this.login(kind, account, Number(r.seq || after), phoneNumber, token);
         },
         (error) => {
-          el.loginText.textContent = `Login: ${error.message}`;
+          if (this.loginSeq !== after || this.loginToken !== token) return;
+          // A code already shown stays: the owner may still be typing or scanning it.
+          if (after === 0) el.loginText.textContent = `Login: ${error.message}`;
+          else el.loginNote.textContent = `No longer following the login: ${error.message}`;
         },
       );
     }
@@ -436,6 +487,13 @@
 
   // Paints QR modules ('1' dark) with a four-module quiet zone, dark on white whatever the page's
   // colour scheme, since phones read dark-on-light codes.
+  // WhatsApp shows pairing codes as two groups of four ("ABCD-1234"); so does this.
+  function showCode(code) {
+    const plain = String(code || "");
+    el.loginCode.textContent = /^[A-Z0-9]{8}$/i.test(plain) ? `${plain.slice(0, 4)}-${plain.slice(4)}` : plain;
+    el.loginCode.hidden = plain === "";
+  }
+
   function drawQr(rows) {
     const canvas = el.loginQr;
     if (!rows.length) {

@@ -352,9 +352,16 @@ TEST_CASE("channels.status and channels.login through the gateway's control meth
   CHECK(std::get<gateway::UserError>(missing).code == "NOT_FOUND");
 
   REQUIRE(rig.up());
-  // The worker shows a QR code a moment after the login starts.
+  // The worker says it is connecting, then shows a QR code a moment after the login starts:
+  // the answer waits for the code.
   rig.io.provider->getTimer()
-      .afterDelay(30 * kj::MILLISECONDS)
+      .afterDelay(20 * kj::MILLISECONDS)
+      .then([&] {
+        auto req = KJ_ASSERT_NONNULL(rig.log.sink).statusRequest();
+        req.initStatus().setState(rpc::ChannelStatus::State::STARTING);
+        return req.send().ignoreResult();
+      })
+      .then([&] { return rig.io.provider->getTimer().afterDelay(30 * kj::MILLISECONDS); })
       .then([&] {
         auto req = KJ_ASSERT_NONNULL(rig.log.sink).loginRequest();
         req.setQr("2@abcdef,ghijkl");

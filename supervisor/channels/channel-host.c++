@@ -379,7 +379,10 @@ void ChannelHost::setState(Account& a, std::string state, std::string detail) {
   a.state = std::move(state);
   a.detail = std::move(detail);
   a.sinceMs = unixMillis();
-  a.wakeLogin();
+  // A login in progress passes through these on its way to a QR code or pairing code (the
+  // bridge says "connecting" first): a follower woken by them would see no code yet and, with
+  // nothing to pass as `after`, begin the login again.
+  if (a.state != "starting" && a.state != "reconnecting") a.wakeLogin();
 }
 
 void ChannelHost::fail(Account& a, const std::string& detail) {

@@ -4,7 +4,7 @@
 // directory and its egress socket, watched by a WorkerHost (pidfd exit, output log, cgroup).
 // Runs in: supervisor
 //
-// Proved end to end by e2e `SignalThroughTheGateway` and red-team 21 (real sandboxed workers);
+// Proved end to end by e2e `test_channel_signal.py` and red-team 21 (real sandboxed workers);
 // the host's own logic is unit-tested with an in-process launcher (channels-test-support.h).
 
 #pragma once

@@ -302,6 +302,42 @@ TEST_CASE("guard: the shipped policy sends to the owner's own account, asks for 
   CHECK(f.tools.sent.size() == 1);
 }
 
+TEST_CASE(
+    "guard: a WhatsApp number is its sender's own chat in any spelling; an IRC nick is not, unless "
+    "the entity store says so") {
+  Fixture f(/*shipped=*/true);
+  f.policy->addSender({"Sender", "whatsapp:15551234567"}, {"User", "owner"});
+  f.policy->addSender({"Sender", "irc:account:alice"}, {"User", "owner"});
+  auto me = f.session();
+  for (const char* to :
+       {"whatsapp:15551234567", "whatsapp:+15551234567", "whatsapp:15551234567@s.whatsapp.net"}) {
+    CAPTURE(to);
+    CHECK(f.call(me, "message", {{"to", to}, {"text", "done"}}).status == ToolOutcome::Status::OK);
+  }
+  CHECK(f.asked.empty());
+  CHECK(f.tools.sent.size() == 3);  // (MessageTool sends to the canonical form: its own test)
+  // Another number (and the owner's number as someone else's group) asks.
+  f.call(me, "message", {{"to", "whatsapp:+15559999999"}, {"text", "x"}});
+  CHECK(f.asked.size() == 1);
+
+  // A nick can change hands on IRC: the owner's account is no reason to send to "alice".
+  f.call(me, "message", {{"to", "irc:alice"}, {"text", "x"}});
+  CHECK(f.asked.size() == 2);
+  // Unless the owner vouches for that nick in the entity store (as `chitin policy` reads it).
+  std::ofstream(f.root + "/entities.json") << R"([
+    {"uid": {"type": "Group", "id": "owners"}, "attrs": {}, "parents": []},
+    {"uid": {"type": "User", "id": "owner"}, "attrs": {}, "parents": [{"type": "Group", "id": "owners"}]},
+    {"uid": {"type": "Sender", "id": "local:operator"}, "attrs": {},
+     "parents": [{"type": "User", "id": "owner"}]},
+    {"uid": {"type": "Recipient", "id": "irc:alice"}, "attrs": {"channel": "irc"},
+     "parents": [{"type": "User", "id": "owner"}]}
+  ])";
+  REQUIRE(f.policy->reload() == "");
+  CHECK(f.call(me, "message", {{"to", "irc:alice"}, {"text", "y"}}).status ==
+        ToolOutcome::Status::OK);
+  CHECK(f.asked.size() == 2);
+}
+
 TEST_CASE("guard: a malformed message call is refused before the policy is asked") {
   Fixture f(/*shipped=*/true);
   auto me = f.session();

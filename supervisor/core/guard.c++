@@ -16,7 +16,9 @@
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "message-tool.h"
 #include "utf8.h"
 #include "workspace-path.h"
 
@@ -83,10 +85,15 @@ PolicyHost::ExtraEntity fileEntity(const std::string& agentId, const std::string
   return {{"File", agentId + "/" + path}, std::move(attrs), {{"Agent", agentId}}};
 }
 
-// The message's Recipient entity (policy-model.h: the parents of the sender with the same id).
-PolicyHost::ExtraEntity recipientEntity(const PolicyHost& policy, const std::string& to) {
+// The message's Recipient entity (policy-model.h: the parents of the sender with the same id),
+// unless the entity store defines that Recipient itself: then the owner's entry is what the
+// policy sees, as `chitin policy` shows it (how an owner vouches for an IRC nick, which is no
+// sender identity of its own).
+std::optional<PolicyHost::ExtraEntity> recipientEntity(const PolicyHost& policy,
+                                                       const std::string& to) {
+  if (policy.known({"Recipient", to})) return std::nullopt;
   policy::Entity e = policy::recipientEntity(to, policy.parentsOf({"Sender", to}));
-  return {e.uid, e.attrs.asRecord(), e.parents};
+  return PolicyHost::ExtraEntity{e.uid, e.attrs.asRecord(), e.parents};
 }
 
 // The untrusted directories ("downloads/") that exist beneath the workspace as real directories,
@@ -254,8 +261,9 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
     extra.push_back(fileEntity(settings_.agentId, call->path));
     request.resource = extra.back().uid;
   } else if (call->tool == "message") {
-    extra.push_back(recipientEntity(policy_, call->args["to"].get<std::string>()));
-    request.resource = extra.back().uid;
+    std::string to = canonicalRecipient(call->args["to"].get<std::string>());
+    if (auto implicit = recipientEntity(policy_, to)) extra.push_back(std::move(*implicit));
+    request.resource = {"Recipient", to};
   } else {
     request.resource = {"Agent", settings_.agentId};
     if (call->tool == "exec") {

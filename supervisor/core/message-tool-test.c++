@@ -79,6 +79,22 @@ TEST_CASE("message: recipients are <channel>:<chat id>") {
   CHECK(parseRecipient("telegram:" + std::string(257, '1'), channel, chat) != "");
 }
 
+TEST_CASE("message: a WhatsApp number in any spelling is the form its sender ids take") {
+  CHECK(canonicalRecipient("whatsapp:15551234567") == "whatsapp:15551234567");
+  CHECK(canonicalRecipient("whatsapp:+15551234567") == "whatsapp:15551234567");
+  CHECK(canonicalRecipient("whatsapp:15551234567@s.whatsapp.net") == "whatsapp:15551234567");
+  // Groups, linked ids and anything that is not a number stay as written.
+  CHECK(canonicalRecipient("whatsapp:1203630@g.us") == "whatsapp:1203630@g.us");
+  CHECK(canonicalRecipient("whatsapp:987@lid") == "whatsapp:987@lid");
+  CHECK(canonicalRecipient("whatsapp:+1 555") == "whatsapp:+1 555");
+  CHECK(canonicalRecipient("whatsapp:+") == "whatsapp:+");
+  CHECK(canonicalRecipient("whatsapp:@s.whatsapp.net") == "whatsapp:@s.whatsapp.net");
+  // Other channels' ids are their own.
+  CHECK(canonicalRecipient("telegram:+42") == "telegram:+42");
+  CHECK(canonicalRecipient("irc:alice") == "irc:alice");
+  CHECK(canonicalRecipient("nocolon") == "nocolon");
+}
+
 TEST_CASE("message: arguments are checked and name what is wrong") {
   CHECK(check({{"action", "send"}, {"to", "telegram:1"}, {"text", "hi"}}) == "");
   CHECK(check({{"to", "telegram:1"}, {"media", "a.png"}}) == "");
@@ -150,6 +166,15 @@ TEST_CASE("message: MessageTool sends through the channel sender and passes othe
   CHECK(unconfigured.run("message", args.dump(), w.ws(), {})
             .wait(scope)
             .content.find("no chat channel is configured") != std::string::npos);
+
+  // Sent where the policy decided (guard.c++ decides on the canonical recipient too).
+  sender.refuse = "";
+  json number = {{"to", "whatsapp:+15551234567"}, {"text", "hi"}};
+  CHECK(tool.run("message", number.dump(), w.ws(), {}).wait(scope).status ==
+        ToolOutcome::Status::OK);
+  REQUIRE(sender.sent.size() == 2);
+  CHECK(sender.sent[1].channel == "whatsapp");
+  CHECK(sender.sent[1].chatId == "15551234567");
 
   CHECK(tool.run("exec", R"({"command":"ls"})", w.ws(), {}).wait(scope).content == "ran exec");
   CHECK(others.ran == std::vector<std::string>{"exec"});

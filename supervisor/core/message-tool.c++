@@ -10,6 +10,7 @@
 
 #include <kj/debug.h>
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -64,6 +65,25 @@ std::string parseRecipient(const std::string& to, std::string& channel, std::str
   if (chatId.front() == ' ' || chatId.back() == ' ')
     return "argument \"to\": the chat id must not start or end with a space";
   return "";
+}
+
+std::string canonicalRecipient(const std::string& to) {
+  std::string channel, chatId;
+  if (!parseRecipient(to, channel, chatId).empty()) return to;
+  if (channel == "whatsapp") {
+    static const std::string phoneServer = "@s.whatsapp.net";
+    std::string user = chatId;
+    if (user.size() > phoneServer.size() &&
+        user.compare(user.size() - phoneServer.size(), phoneServer.size(), phoneServer) == 0)
+      user.resize(user.size() - phoneServer.size());
+    else if (user.front() == '+')
+      user.erase(0, 1);
+    bool digits =
+        !user.empty() && user.size() <= 20 &&
+        std::all_of(user.begin(), user.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) return channel + ":" + user;
+  }
+  return to;
 }
 
 std::string checkMessageArguments(const json& args) {
@@ -156,7 +176,9 @@ kj::Promise<ToolOutcome> MessageTool::run(const std::string& tool, const std::st
   if (!problem.empty()) return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + problem};
 
   OutgoingMessage message;
-  parseRecipient(args["to"].get<std::string>(), message.channel, message.chatId);
+  // Sent where the policy decided (guard.c++ decides on the same canonical recipient).
+  parseRecipient(canonicalRecipient(args["to"].get<std::string>()), message.channel,
+                 message.chatId);
   if (args.contains("text") && args["text"].is_string()) message.text = args["text"];
   std::vector<std::string> media;
   if (args.contains("media") && args["media"].is_string()) media.push_back(args["media"]);

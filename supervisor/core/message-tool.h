@@ -55,6 +55,13 @@ constexpr size_t MAX_MESSAGE_TOTAL_BYTES = 50 << 20;
 // at either end, no control characters.
 std::string parseRecipient(const std::string& to, std::string& channel, std::string& chatId);
 
+// `to` in the form the platform's sender ids take, so that a person and their direct chat are
+// one entity to the policy (Recipient::"whatsapp:15551234567" is Sender::"whatsapp:15551234567"'s
+// chat): WhatsApp "+15551234567" and "15551234567@s.whatsapp.net" -> "15551234567". Other
+// channels' ids already are that form (Telegram, Signal, Discord user ids) or have none (an IRC
+// nick is not an identity: see policies/README.md). A `to` that does not parse is returned as is.
+std::string canonicalRecipient(const std::string& to);
+
 // Checks a `message` call's parsed arguments; "" when valid, else a message for the model
 // naming the argument and what was expected.
 std::string checkMessageArguments(const nlohmann::json& args);

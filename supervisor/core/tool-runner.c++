@@ -71,7 +71,8 @@ const std::vector<ToolSpecInfo>& toolSpecs() {
       {"message",
        "Send a message on a chat channel (Telegram, Discord, Slack, Signal, IRC, email, "
        "WhatsApp): text (Markdown) and/or workspace files. `to` is \"<channel>:<chat id>\", "
-       "e.g. \"telegram:123456789\". Sending may need the owner's confirmation.",
+       "e.g. \"telegram:123456789\" (WhatsApp: a phone number, \"whatsapp:+15551234567\"). "
+       "Sending may need the owner's confirmation.",
        R"json({"type":"object","properties":{"action":{"type":"string","enum":["send"]},"to":{"type":"string","description":"<channel>:<chat id>"},"text":{"type":"string","description":"Message text (Markdown)"},"media":{"oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}],"description":"Workspace file path(s) to attach"}},"required":["action","to"]})json"},
   };
   return specs;

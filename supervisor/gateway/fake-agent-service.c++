@@ -222,13 +222,22 @@ std::optional<Result<google::protobuf::Struct>> FakeAgentService::control(
     if (after != params.fields().end() && after->second.number_value() > 0)
       return Result<google::protobuf::Struct>(
           UserError{"UNAVAILABLE", "the fake has no second code"});
-    json = R"({"qr":"fake-payload","seq":1,"state":"login_required","qrRows":[)";
-    for (int y = 0; y < 21; ++y) {
-      json += y ? ",\"" : "\"";
-      for (int x = 0; x < 21; ++x) json += (x + y) % 2 == 0 ? '1' : '0';
-      json += '"';
+    auto phone = params.fields().find("phoneNumber");
+    if (phone != params.fields().end() && !phone->second.string_value().empty()) {
+      if (phone->second.string_value() != FAKE_LOGIN_PHONE)
+        return Result<google::protobuf::Struct>(
+            UserError{"INVALID_ARGUMENT",
+                      "the fake expects the phone number " + std::string(FAKE_LOGIN_PHONE)});
+      json = R"({"pairingCode":"K7QW2M9X","seq":1,"state":"login_required"})";
+    } else {
+      json = R"({"qr":"fake-payload","seq":1,"state":"login_required","qrRows":[)";
+      for (int y = 0; y < 21; ++y) {
+        json += y ? ",\"" : "\"";
+        for (int x = 0; x < 21; ++x) json += (x + y) % 2 == 0 ? '1' : '0';
+        json += '"';
+      }
+      json += "]}";
     }
-    json += "]}";
   } else {
     return std::nullopt;
   }

@@ -22,6 +22,9 @@ typedef struct uv_timer_s uv_timer_t;
 
 namespace chitin::gateway {
 
+// The phone number the fake's channels.login answers a pairing code for.
+inline constexpr const char* FAKE_LOGIN_PHONE = "+1 555 123 4567";
+
 class FakeAgentService final : public AgentService {
  public:
   FakeAgentService(uv_loop_t* loop, std::chrono::milliseconds step);
@@ -38,7 +41,8 @@ class FakeAgentService final : public AgentService {
   StatusPayload status() override;
   // One WhatsApp account waiting for a QR scan: channels.status lists it; the first
   // channels.login answers a code (a 21x21 checkerboard of modules), later ones an error, so the
-  // code stays on the page for the web chat test to look at.
+  // code stays on the page for the web chat test to look at. Given FAKE_LOGIN_PHONE as
+  // phoneNumber it answers the pairing code "K7QW2M9X" instead (any other number: an error).
   std::optional<Result<google::protobuf::Struct>> control(const std::string& method,
                                                           const google::protobuf::Struct& params,
                                                           const ClientIdentity& who) override;

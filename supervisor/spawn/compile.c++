@@ -197,6 +197,10 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   // with the supervisor, no controlling terminal (TIOCSTI), no capabilities, no environment.
   add({"--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
        "--hostname", "chitin-sandbox"});
+  // The one variable every worker gets: GnuTLS (loaded only as a dependency of libcurl's
+  // dependencies; chitin's TLS is OpenSSL) otherwise initialises itself in a library
+  // constructor, loading p11-kit's trust module: ~100 KiB of heap in each worker that links libcurl, for nothing.
+  add({"--setenv", "GNUTLS_NO_IMPLICIT_INIT", "1"});
   // The worker itself is pid 1: bwrap's reaper would otherwise sit in the sandbox under the
   // profile filter only, and a worker allowed to open /proc/1/mem could write into it and shed
   // its own stricter lockdown.

@@ -17,6 +17,7 @@ user the gateway runs as: the gateway refuses anything else), then follows the a
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -121,16 +122,42 @@ def seen_ids(gw, kind, name="default"):
         return []
 
 
-def inbox_file(gw, suffix):
-    """The bytes of the one file in the workspace's inbox/ (waited for); its name must end
-    with `suffix` (the supervisor prefixes a unique part)."""
+def kill_worker(gw, kind):
+    """kill -9 of the account's one worker (`kind` as "channel-telegram"); returns its pids."""
+    pids = harness.wait_for(lambda: gw.worker_pids(kind), what=f"the {kind} worker")
+    assert len(pids) == 1, f"one {kind} worker expected, found {pids}"
+    os.kill(pids[0], signal.SIGKILL)
+    return pids
+
+
+def wait_restarted(gw, kind, old_pids, timeout=30):
+    """Waits for a worker of `kind` other than `old_pids` (the supervisor's restart)."""
+    return harness.wait_for(lambda: (lambda p: p and p != old_pids)(gw.worker_pids(kind)),
+                            timeout=timeout, what=f"a new {kind} worker")
+
+
+def worker_exits(gw, kind):
+    """The WORKER_EXIT audit records of `kind`'s workers."""
+    return [r for r in gw.audit() if r.get("kind") == "WORKER_EXIT" and r.get("tool") == kind]
+
+
+def inbox_file(gw, suffix=""):
+    """The one file in the workspace's inbox/ (waited for): (name, bytes). Fails unless there is
+    exactly one and its name ends with `suffix`."""
     inbox = os.path.join(gw.workspace, "inbox")
     names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
                              what="inbox/")
-    if len(names) != 1 or not names[0].endswith(suffix):
-        raise AssertionError(f"inbox/ should hold one file ending in {suffix}: {names}")
+    assert len(names) == 1 and names[0].endswith(suffix), f"inbox/ holds {names}"
     with open(os.path.join(inbox, names[0]), "rb") as f:
-        return f.read()
+        return names[0], f.read()
+
+
+def session(gw, key):
+    """One session of `chitin sessions --json` ({key, tainted, ...}); fails naming those there are."""
+    r = gw.cli("sessions", "--json")
+    sessions = {s["key"]: s for s in json.loads(r.stdout)["sessions"]}
+    assert key in sessions, f"no session {key}: {sorted(sessions)}"
+    return sessions[key]
 
 
 def only_session(gw, key_part):

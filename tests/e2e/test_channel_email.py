@@ -15,7 +15,6 @@ Run by meson (`meson test --suite e2e`).
 """
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -105,7 +104,8 @@ class EmailChat(unittest.TestCase):
         self.mail.send_as_alice("notes", "my notes",
                                 attachment=("notes.txt", b"hello from the mail\n", "text", "plain"))
         self.mail.alice_inbox(got + 1, timeout=30)
-        self.assertEqual(channels.inbox_file(self.gw, "notes.txt"), b"hello from the mail\n")
+        _, content = channels.inbox_file(self.gw, "notes.txt")
+        self.assertEqual(content, b"hello from the mail\n")
         self.assertTrue(channels.only_session(self.gw, ":email:")["tainted"])
 
     def answered(self, since, total):
@@ -159,7 +159,6 @@ class EmailChat(unittest.TestCase):
         got = self.pair()
         before = self.mail.send_as_alice("before", "before the kill")
         self.wait_answers(got + 1)
-        pids = self.gw.worker_pids("channel-email")
         last_uid = self.imap_progress()
         slow = self.mail.send_as_alice("slow", "[[scenario:slow]] think it over")
         # Killed while the model is still at it, once the gateway holds the mail and the worker
@@ -171,10 +170,9 @@ class EmailChat(unittest.TestCase):
                                      for line in channels.seen_ids(self.gw, "email"))
                          and self.imap_progress() > last_uid,
                          what=f"{slow_id} recorded and passed\n{self.gw.stderr()[-3000:]}")
-        os.kill(pids[0], signal.SIGKILL)
+        pids = channels.kill_worker(self.gw, "channel-email")
         down = self.mail.send_as_alice("down", "while the worker was down")
-        harness.wait_for(lambda: (lambda p: p and p != pids)(self.gw.worker_pids("channel-email")),
-                         timeout=30, what="a new email worker")
+        channels.wait_restarted(self.gw, "channel-email", pids)
         replies = self.wait_answers(got + 3)
         self.assert_inbox_stays(got + 3)
         self.assertEqual(sorted(self.answered(got, got + 3)),

@@ -168,7 +168,8 @@ class SlackChat(unittest.TestCase):
         # page, which the fake logs as file_download_unauthorized).
         self.assertEqual([d["id"] for d in self.slack.log("file_download")], [file["id"]])
         self.assertEqual(self.slack.log("file_download_unauthorized"), [])
-        self.assertEqual(channels.inbox_file(self.gw, "notes.txt"), b"hello from slack\n")
+        _, content = channels.inbox_file(self.gw, "notes.txt")
+        self.assertEqual(content, b"hello from slack\n")
         # The owner's direct session (an id with capitals is hashed into the key).
         self.assertTrue(channels.only_session(self.gw, ":slack:direct:")["tainted"])
 

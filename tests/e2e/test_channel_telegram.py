@@ -9,7 +9,6 @@ Run by meson (`meson test --suite e2e`).
 """
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -170,16 +169,9 @@ class TelegramChat(TelegramTest):
             "file_id": file["file_id"], "file_unique_id": file["file_unique_id"],
             "file_name": "notes.txt", "mime_type": "text/plain", "file_size": 21})
         self.wait_sent("sendMessage", DM["id"], 2)
-        inbox = os.path.join(self.gw.workspace, "inbox")
-        names = harness.wait_for(lambda: os.listdir(inbox) if os.path.isdir(inbox) else None,
-                                 what="inbox/")
-        self.assertEqual(len(names), 1, names)
-        self.assertTrue(names[0].endswith("notes.txt"), names)
-        with open(os.path.join(inbox, names[0])) as f:
-            self.assertEqual(f.read(), "hello from the phone\n")
-        r = self.gw.cli("sessions", "--json")
-        sessions = {s["key"]: s for s in json.loads(r.stdout)["sessions"]}
-        self.assertTrue(sessions["agent:main:telegram:direct:1001"]["tainted"], sessions)
+        _, data = channels.inbox_file(self.gw, "notes.txt")
+        self.assertEqual(data, b"hello from the phone\n")
+        self.assertTrue(channels.session(self.gw, "agent:main:telegram:direct:1001")["tainted"])
 
 
 @unittest.skipIf(SKIP, SKIP or "")
@@ -199,13 +191,10 @@ class TelegramLifecycle(TelegramTest):
         sent = self.pair()
         self.telegram.message(DM, "before")
         self.wait_sent("sendMessage", DM["id"], sent + 1)
-        pids = harness.wait_for(lambda: self.gw.worker_pids("channel-telegram"),
-                                what="the telegram worker")
-        os.kill(pids[0], signal.SIGKILL)
+        pids = channels.kill_worker(self.gw, "channel-telegram")
         # Sent while the worker is dead: the restarted one must take it (the offset is on disk).
         self.telegram.message(DM, "while down")
-        harness.wait_for(lambda: (lambda p: p and p != pids)(self.gw.worker_pids("channel-telegram")),
-                         timeout=30, what="a new telegram worker")
+        channels.wait_restarted(self.gw, "channel-telegram", pids)
         self.telegram.message(DM, "after")
         self.wait_sent("sendMessage", DM["id"], sent + 3)
         time.sleep(2)

@@ -22,7 +22,9 @@ Control API for tests (not signal-cli's), under /_control/:
   POST envelope {...}       a raw envelope (sync, typing, receipt, reaction messages)
   POST drop                 closes every open event stream
   POST fail     {method, code, message, data?, times}  the next `times` calls of `method` fail
-  GET  calls                every RPC call so far: [{method, params}]
+  GET  calls                every RPC call so far: [{method, params, t, error?}] (t: seconds
+                            since the fake started, when the call arrived; error: the code
+                            it was answered with)
   GET  streams              {"open": N, "opened": total}
 
 Usage: fake_signal_cli.py --port 0 --port-file PATH --account +15550000000
@@ -64,6 +66,7 @@ class Daemon:
         self.failures = {}         # method -> [error dict, remaining]
         self.attachments = {}      # id -> bytes
         self.clock = int(time.time() * 1000)
+        self.started = time.monotonic()
 
     def timestamp(self):
         with self.lock:
@@ -139,11 +142,13 @@ class Daemon:
 
     def call(self, method, params):
         with self.lock:
-            self.calls.append({"method": method, "params": params})
+            self.calls.append({"method": method, "params": params,
+                               "t": round(time.monotonic() - self.started, 4)})
             failure = self.failures.get(method)
             if failure and failure[1] > 0:
                 failure[1] -= 1
                 err = failure[0]
+                self.calls[-1]["error"] = err["code"]
                 raise RpcError(err["code"], err["message"], err.get("data"))
         if params is not None and not isinstance(params, dict):
             raise RpcError(INVALID_PARAMS, "params must be an object")

@@ -178,6 +178,9 @@ class FakeSignalCliTest(unittest.TestCase):
                               "data": data, "times": 1})
         self.assertEqual(self.rpc("send", {"recipient": ALICE, "message": "x"})[1]["error"]["data"], data)
         self.assertIn("result", self.rpc("send", {"recipient": ALICE, "message": "x"})[1])
+        failed, ok = [c for c in self.control("calls") if c["method"] == "send"][-2:]
+        self.assertEqual((failed.get("error"), "error" in ok), (-5, False))
+        self.assertLessEqual(failed["t"], ok["t"])
 
 
 if __name__ == "__main__":

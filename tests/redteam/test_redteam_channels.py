@@ -22,7 +22,7 @@ HERE = os.path.dirname(__file__)
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import channels  # noqa: E402
 import harness  # noqa: E402
-from test_channels import ALICE_UUID, BOT, BOT_UUID, FakeSignal  # noqa: E402
+from test_channel_signal import ALICE_UUID, BOT, BOT_UUID, FakeSignal  # noqa: E402
 
 SKIP = harness.skip_reason()
 
@@ -53,7 +53,7 @@ class HostileChannelWorker(unittest.TestCase):
                                        "timestamp": 1700000000001})
             sent = harness.wait_for(lambda: signal.calls("send"), timeout=20, what="Signal's reply")
             latency = time.monotonic() - started
-            self.assertIn("pairing code", sent[0]["message"])
+            self.assertIn("pairing code", sent[0]["params"]["message"])
             self.assertLess(latency, 3.0)
             self.assertNotIn("hostile: flood accepted", gw.stderr(), "the flood had ended already")
 

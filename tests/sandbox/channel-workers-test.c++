@@ -11,6 +11,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <kj/async-io.h>
 #include <netinet/in.h>
@@ -33,6 +34,7 @@
 
 #include "channel.capnp.h"
 #include "probe-runner.h"
+#include "skip.h"
 
 namespace chitin::testing {
 
@@ -91,6 +93,17 @@ class Helper {
   int out_ = -1;
   std::string buffer_;
 };
+
+// The major version of the Node.js at `node`, or -1 when it does not run or says nothing usable.
+int nodeMajorVersion(const std::string& node) {
+  if (access(node.c_str(), X_OK) != 0) return -1;
+  Helper version({node, "-p", "process.versions.node"});
+  std::string line = version.line(20000);
+  size_t digits = 0;
+  while (digits < line.size() && digits < 4 && isdigit(static_cast<unsigned char>(line[digits])))
+    digits++;
+  return digits == 0 ? -1 : std::stoi(line.substr(0, digits));
+}
 
 uint16_t freePort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -349,7 +362,15 @@ TEST_CASE(
     "egress socket") {
   std::string bridge = env("CHITIN_WORKER_DIR") + "/channel/whatsapp-bridge/node_modules/baileys";
   if (access(bridge.c_str(), R_OK) != 0) {
-    MESSAGE("SKIP: the WhatsApp bridge is not built (needs Node.js >= 20 and npm)");
+    skipCase("the WhatsApp bridge is not built (needs Node.js >= 20 and npm at build time)");
+    return;
+  }
+  // The worker runs the bridge with /usr/bin/node (WHATSAPP_NODE), whatever node meson found.
+  int major = nodeMajorVersion("/usr/bin/node");
+  if (major < 20) {
+    skipCase("/usr/bin/node is " +
+             (major < 0 ? std::string("missing or broken") : "Node.js " + std::to_string(major)) +
+             "; the WhatsApp bridge needs Node.js >= 20");
     return;
   }
   TempDir dir("chitin-whatsapp-sandbox");
@@ -376,7 +397,7 @@ TEST_CASE(
 TEST_CASE(
     "irc worker: under its profile it talks to a real IRC server only through its egress socket") {
   if (access("/usr/sbin/ngircd", X_OK) != 0) {
-    MESSAGE("SKIP: ngircd is not installed (scripts/test installs it)");
+    skipCase("ngircd is not installed (scripts/test installs it)");
     return;
   }
   TempDir dir("chitin-irc-sandbox");
@@ -432,8 +453,7 @@ TEST_CASE(
     "state in /state") {
   if (access("/usr/sbin/dovecot", X_OK) != 0 ||
       system("/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null") != 0) {
-    MESSAGE(
-        "SKIP: dovecot-imapd or python3-aiosmtpd is not installed (scripts/test installs them)");
+    skipCase("dovecot-imapd or python3-aiosmtpd is not installed (scripts/test installs them)");
     return;
   }
   TempDir dir("chitin-email-sandbox");

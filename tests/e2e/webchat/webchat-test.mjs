@@ -22,7 +22,9 @@
 //   WEBCHAT_QR_ACCOUNT     "kind/account" the Channels panel must list as waiting for a login;
 //                          its Link button is clicked and the QR code the gateway sent as module
 //                          rows (a 21x21 checkerboard from the fake service) must be painted:
-//                          dark and light modules where the rows say, a light quiet zone
+//                          dark and light modules where the rows say, a light quiet zone;
+//                          then a phone number typed in its entry must get the fake's pairing
+//                          code (K7QW-2M9X for +1 555 123 4567) shown with the steps on the phone
 //   WEBCHAT_TIMEOUT_MS     per step (default 30000)
 //   CHROMIUM               browser binary (default /usr/bin/chromium)
 // Exit status 0 when every check holds, 1 otherwise.
@@ -217,6 +219,31 @@ async function main() {
         fail(`the login text says "${shown}"`);
       }
       console.log("channels: the QR code is painted from the gateway's rows");
+
+      // Linking by phone number instead: something that is no number is refused on the page;
+      // the number typed reaches the gateway (the fake answers a code only for it), and the
+      // 8-character code replaces the QR code, with what to do on the phone.
+      const phone = entry.getByRole("textbox", { name: /Phone number of/ });
+      const ask = entry.getByRole("button", { name: "Get pairing code" });
+      await phone.fill("my phone");
+      await ask.click();
+      await page.locator("#login-text", { hasText: "international form" }).waitFor({ timeout });
+      await phone.fill("+1 555 123 4567");
+      await ask.click();
+      await page.locator("#login-code", { hasText: "K7QW-2M9X" }).waitFor({ timeout });
+      const instructions = await page.locator("#login-text").textContent();
+      if (!/Linked devices.*Link with phone number/.test(instructions)) {
+        fail(`the pairing code comes without the steps on the phone: "${instructions}"`);
+      }
+      if ((await page.evaluate(() => document.getElementById("login-qr").width)) !== 0) {
+        fail("the QR code is still shown next to the pairing code");
+      }
+      // The fake refuses to follow the login: the code stays readable, the note says why.
+      await page.locator("#login-note", { hasText: "no second code" }).waitFor({ timeout });
+      if ((await page.locator("#login-code").textContent()) !== "K7QW-2M9X") {
+        fail("the pairing code went away when following the login failed");
+      }
+      console.log("channels: a phone number gets its pairing code and the steps on the phone");
     }
 
     if (problems.length) fail(problems.join("\n"));

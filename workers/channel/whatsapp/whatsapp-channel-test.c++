@@ -204,8 +204,13 @@ TEST_CASE(
   CHECK(reacts[0]["key"]["id"] == "M2");
   CHECK(reacts[0]["emoji"] == "👀");
 
+  // A phone number (the form sender ids and the `message` tool's recipients take) is its jid.
+  CHECK(f.platform->send({"15551230000", "by number", "", "", {}}).size() == 1);
+  CHECK(f.commands("send").back()["jid"] == "15551230000@s.whatsapp.net");
   CHECK_THROWS_WITH_AS(f.platform->send({"alice", "hi", "", "", {}}),
-                       doctest::Contains("not a WhatsApp jid"), ChannelError);
+                       doctest::Contains("not a phone number or a WhatsApp jid"), ChannelError);
+  CHECK_THROWS_WITH_AS(f.platform->send({"+1555", "hi", "", "", {}}),
+                       doctest::Contains("not a phone number or a WhatsApp jid"), ChannelError);
   std::ofstream(f.dir / "fail").close();
   CHECK_THROWS_WITH_AS(f.platform->typing(ALICE, true), "whatsapp: scripted failure of typing",
                        ChannelError);
@@ -220,6 +225,8 @@ TEST_CASE(
   f.inject({{"type", "_exit"}, {"code", 3}});
   REQUIRE(f.host.waitForState(State::RECONNECTING, 1));
   CHECK(f.host.lastDetail(State::RECONNECTING).find("exited with status 3") != std::string::npos);
+  // A reply in the gap waits for the new bridge's link instead of being lost.
+  CHECK(f.platform->send({ALICE, "in the gap", "", "", {}}).size() == 1);
   REQUIRE(f.host.waitForState(State::CONNECTED, 2));
   CHECK(f.starts() == 2);
   f.inject(message("M2", "after"));

@@ -39,6 +39,10 @@ constexpr uint32_t MAX_MESSAGE_CHARS = 4000;
 constexpr size_t MAX_LINE = 1u << 20;  // media travels as files, so lines stay small
 constexpr JsonBounds LINE_BOUNDS{MAX_LINE, 16};
 constexpr auto CALL_TIMEOUT = seconds(60);
+// How long send, typing and react wait for the link to WhatsApp when the bridge is being
+// restarted (it exits after every lost connection) or a new worker's bridge is still starting:
+// a reply in that gap would otherwise be lost, and its message is already marked as answered.
+constexpr auto LINK_WAIT = seconds(20);
 
 std::string dump(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -138,7 +142,7 @@ class WhatsAppPlatform final : public Platform {
   }
 
   std::vector<std::string> send(const Outbound& message) override {
-    requireJid(message.chatId);
+    std::string jid = requireJid(message.chatId);
     std::string plain = convertMarkdown(message.text, Format::PLAIN);
     std::vector<std::string> chunks;
     if (!plain.empty()) chunks = chunkText(plain, MAX_MESSAGE_CHARS, Unit::CODE_POINTS);
@@ -148,10 +152,10 @@ class WhatsAppPlatform final : public Platform {
     bool first = true;
     auto post = [&](Json command) {
       command["type"] = "send";
-      command["jid"] = message.chatId;
+      command["jid"] = jid;
       if (first && !message.replyTo.empty()) command["replyTo"] = message.replyTo;
       first = false;
-      Json result = call(std::move(command));
+      Json result = call(std::move(command), /*needsLink=*/true);
       if (result.contains("ids") && result["ids"].is_array())
         for (const auto& id : result["ids"])
           if (id.is_string()) ids.push_back(id.get<std::string>());
@@ -173,16 +177,16 @@ class WhatsAppPlatform final : public Platform {
   }
 
   void typing(const std::string& chatId, bool on) override {
-    requireJid(chatId);
-    call({{"type", "typing"}, {"jid", chatId}, {"on", on}});
+    call({{"type", "typing"}, {"jid", requireJid(chatId)}, {"on", on}}, /*needsLink=*/true);
   }
 
   void react(const std::string& chatId, const std::string& messageId,
              const std::string& emoji) override {
-    requireJid(chatId);
+    std::string jid = requireJid(chatId);
     if (messageId.empty() || messageId.size() > 128)
       throw ChannelError("whatsapp: react needs the message's id");
-    call({{"type", "react"}, {"jid", chatId}, {"key", {{"id", messageId}}}, {"emoji", emoji}});
+    call({{"type", "react"}, {"jid", jid}, {"key", {{"id", messageId}}}, {"emoji", emoji}},
+         /*needsLink=*/true);
   }
 
   void login(const std::string& phoneNumber) override {
@@ -196,13 +200,14 @@ class WhatsAppPlatform final : public Platform {
                          "\" is not a phone number in international form (+15551234567)");
     Json command = {{"type", "login.start"}};
     if (!phoneNumber.empty()) command["phone"] = phoneNumber;
-    call(std::move(command));
+    call(std::move(command), /*needsLink=*/false);
   }
 
  private:
   void attach(const std::shared_ptr<BridgeProcess>& bridge) {
     std::lock_guard lock(mutex_);
     bridge_ = bridge;
+    greeted_ = false;
     generation_++;
     if (interrupted_.load()) bridge->interrupt();
   }
@@ -211,6 +216,8 @@ class WhatsAppPlatform final : public Platform {
     {
       std::lock_guard lock(mutex_);
       if (bridge_ == bridge) bridge_.reset();
+      if (bridge && !greeted_) startFailed_ = true;  // it cannot start: calls fail at once
+      open_ = false;
       generation_++;  // calls waiting on this bridge fail now
       results_.clear();
       abandoned_.clear();
@@ -243,11 +250,20 @@ class WhatsAppPlatform final : public Platform {
                              std::to_string(event.value("version", 0)) + ", not " +
                              std::to_string(PROTOCOL_VERSION));
         greeted = true;
+        std::lock_guard lock(mutex_);
+        greeted_ = true;
+        startFailed_ = false;
         continue;
       }
       if (!greeted) throw ChannelError("whatsapp: the bridge did not say hello first");
-      if (type == "connection" && str(event, "state") == "open") backoff.reset();
       std::lock_guard lock(mutex_);
+      if (type == "connection") {
+        std::string state = str(event, "state", 32);
+        if (state == "open") backoff.reset();
+        open_ = state == "open";
+        if (state == "open" || state == "loginRequired" || state == "loggedOut")
+          unlinked_ = state != "open";
+      }
       events_.push_back(std::move(event));
       changed_.notify_all();
     }
@@ -384,20 +400,39 @@ class WhatsAppPlatform final : public Platform {
     return path;
   }
 
-  void requireJid(const std::string& chatId) {
-    if (!isChatJid(chatId))
-      throw ChannelError(
-          "whatsapp: chat id \"" + chatId.substr(0, 80) +
-          "\" is not a WhatsApp jid (<number>@s.whatsapp.net, <lid>@lid, <id>@g.us)");
+  // The jid of a chat id: a jid as it is, a phone number ("15551234567", the form sender ids
+  // take and the `message` tool sends to) as "<number>@s.whatsapp.net".
+  static std::string requireJid(const std::string& chatId) {
+    bool number =
+        !chatId.empty() && chatId.size() <= 20 &&
+        std::all_of(chatId.begin(), chatId.end(), [](char c) { return c >= '0' && c <= '9'; });
+    std::string jid = number ? chatId + "@s.whatsapp.net" : chatId;
+    if (!isChatJid(jid))
+      throw ChannelError("whatsapp: chat id \"" + chatId.substr(0, 80) +
+                         "\" is not a phone number or a WhatsApp jid (<number>@s.whatsapp.net, "
+                         "<lid>@lid, <id>@g.us)");
+    return jid;
   }
 
-  // One command and its result; throws ChannelError with the bridge's complaint.
-  Json call(Json command) {
+  // One command and its result; throws ChannelError with the bridge's complaint. `needsLink`:
+  // the command needs WhatsApp connected, and waits for it (LINK_WAIT) unless the account is
+  // not linked or the bridge cannot start at all.
+  Json call(Json command, bool needsLink) {
     std::shared_ptr<BridgeProcess> bridge;
     uint64_t generation = 0;
     int64_t id = 0;
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
+      if (needsLink) {
+        changed_.wait_for(lock, LINK_WAIT, [&] {
+          return (open_ && bridge_) || unlinked_ || startFailed_ || interrupted_.load();
+        });
+        if (unlinked_)
+          throw ChannelError(
+              "whatsapp: not linked to a phone (run `chitin channels login whatsapp`)");
+        if (!startFailed_ && !(open_ && bridge_))
+          throw ChannelError("whatsapp: not connected to WhatsApp within 20 s");
+      }
       if (!bridge_)
         throw ChannelError(
             "whatsapp: the bridge is not running (it is being restarted); try again shortly");
@@ -435,6 +470,10 @@ class WhatsAppPlatform final : public Platform {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::shared_ptr<BridgeProcess> bridge_;
+  bool greeted_ = false;      // the current bridge said hello
+  bool startFailed_ = false;  // the last bridge ended without saying hello
+  bool open_ = false;         // the current bridge is connected to WhatsApp
+  bool unlinked_ = false;     // the last word on the link was loginRequired or loggedOut
   uint64_t generation_ = 0;
   int64_t nextId_ = 1;
   std::map<int64_t, Json> results_;
