@@ -81,6 +81,7 @@ struct ChannelHost::Account final : public ChannelPort {
     return kj::mv(paf.promise);
   }
   kj::Maybe<rpc::ChannelWorker::Client> current() override { return client; }
+  uint64_t workerGeneration() const override { return generation; }
   PortCapabilities capabilities() const override { return caps; }
   void violation(const std::string& reason) override {
     spdlog::warn("{}: {}", label, reason);

@@ -72,6 +72,7 @@ struct WorkerLog {
   std::string startRefusal;  // throw this from start
   bool startHangs = false;
   bool sendFails = false;
+  bool sendHangs = false;  // the worker holds the reply (and dies with it, in a test)
   rpc::ChannelStatus::State state = rpc::ChannelStatus::State::CONNECTED;  // status() answers
   rpc::Capabilities::Reader caps() { return capsMessage.getRoot<rpc::Capabilities>().asReader(); }
   capnp::MallocMessageBuilder capsMessage;
@@ -113,6 +114,7 @@ class FakeWorker final : public rpc::ChannelWorker::Server {
     auto m = context.getParams().getMessage();
     log_.sent.push_back({m.getChatId(), m.getText(), m.getReplyTo(), m.getThreadId()});
     if (log_.sendFails) KJ_FAIL_REQUIRE("429 Too Many Requests");
+    if (log_.sendHangs) return kj::NEVER_DONE;
     context.getResults().initMessageIds(1).set(0, "out-" + std::to_string(log_.sent.size()));
     return kj::READY_NOW;
   }
