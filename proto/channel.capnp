@@ -49,6 +49,12 @@ enum ChatType {
   group @1;
 }
 
+const maxInboundAttachmentBytes :UInt64 = 67108864;
+# All attachment data of one InboundMessage together (64 MiB). The worker leaves the data of
+# the files past it out (their `size` stays, as for a file over `maxAttachmentBytes`); the
+# supervisor reads a worker's connection with a traversal limit sized to this and kills a worker
+# that sends more.
+
 struct InboundMessage {
   chatId @0 :Text;        # where a reply goes (a DM's chat, a group, an IRC channel, an address)
   chatType @1 :ChatType;
@@ -58,7 +64,7 @@ struct InboundMessage {
   text @5 :Text;
   replyTo @6 :Text;       # the message id this one answers, if any
   mentioned @7 :Bool;     # group chats: the platform says the assistant was addressed
-  attachments @8 :List(Attachment);
+  attachments @8 :List(Attachment);  # at most 16, their data at most maxInboundAttachmentBytes
   timestampMs @9 :Int64;  # the platform's time of the message, ms since the epoch
   threadId @10 :Text;     # Slack thread_ts, email References root: replies stay in the thread
 }
