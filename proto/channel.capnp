@@ -49,11 +49,12 @@ enum ChatType {
   group @1;
 }
 
-const maxInboundAttachmentBytes :UInt64 = 67108864;
-# All attachment data of one InboundMessage together (64 MiB). The worker leaves the data of
-# the files past it out (their `size` stays, as for a file over `maxAttachmentBytes`); the
-# supervisor reads a worker's connection with a traversal limit sized to this and kills a worker
-# that sends more.
+const maxInboundAttachmentBytes :UInt64 = 66060288;
+# All attachment data of one InboundMessage together (63 MiB: with every other field at its
+# bound the message stays under Cap'n Proto's default 64 MiB, which the worker's own RPC system
+# refuses to send past). The worker leaves the data of the files past it out (their `size` stays,
+# as for a file over `maxAttachmentBytes`); the supervisor reads a worker's connection with a
+# traversal limit sized to this and kills a worker that sends more.
 
 struct InboundMessage {
   chatId @0 :Text;        # where a reply goes (a DM's chat, a group, an IRC channel, an address)

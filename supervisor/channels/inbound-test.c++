@@ -130,16 +130,16 @@ TEST_CASE("inbound: a message capnp cannot read is a refusal, not an exception")
   CHECK(problem.find("not a readable InboundMessage: ") == 0);
 }
 
-TEST_CASE("inbound: at most 64 MiB of attachment data in one message") {
+TEST_CASE("inbound: at most 63 MiB of attachment data in one message") {
   Message msg;
-  auto files = msg.m.initAttachments(5);
-  std::string data(16 << 20, 'x');
+  auto files = msg.m.initAttachments(4);
+  std::string data(21 << 20, 'x');
   auto bytes = kj::ArrayPtr<const capnp::byte>(reinterpret_cast<const capnp::byte*>(data.data()),
                                                data.size());
-  for (int i = 0; i < 4; ++i) files[i].setData(bytes);
-  CHECK(msg.problem(32 << 20) == "");  // exactly 64 MiB
-  files[4].setData(kj::StringPtr("y").asBytes());
-  CHECK(msg.problem(32 << 20) == "attachments: more than 64 MiB of data in one message");
+  for (int i = 0; i < 3; ++i) files[i].setData(bytes);
+  CHECK(msg.problem(32 << 20) == "");  // exactly 63 MiB
+  files[3].setData(kj::StringPtr("y").asBytes());
+  CHECK(msg.problem(32 << 20) == "attachments: more than 63 MiB of data in one message");
 }
 
 TEST_CASE("session-safe ids: one-to-one, in the agent core's character set") {

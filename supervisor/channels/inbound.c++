@@ -33,7 +33,7 @@ std::string utf8(capnp::Text::Reader text, size_t limit) {
 }
 
 // Each field read once: every read counts against the connection's traversal limit
-// (channelReaderOptions), which leaves no room for reading 64 MiB of attachments twice.
+// (channelReaderOptions), which leaves no room for reading 63 MiB of attachments twice.
 struct FileFields {
   capnp::Text::Reader name, mimeType;
   capnp::Data::Reader data;
@@ -71,7 +71,7 @@ std::string copyChecked(rpc::InboundMessage::Reader m, const InboundLimits& limi
       return "attachment data: larger than channels.max_attachment_bytes";
     total += file.data.size();
     if (total > InboundLimits::MAX_TOTAL_ATTACHMENT_BYTES)
-      return "attachments: more than 64 MiB of data in one message";
+      return "attachments: more than 63 MiB of data in one message";
   }
 
   out.chatId = chatId;

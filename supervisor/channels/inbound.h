@@ -27,7 +27,7 @@ struct InboundLimits {
   static constexpr size_t MAX_ATTACHMENTS = 16;
   static constexpr size_t MAX_ATTACHMENT_NAME_BYTES = 1024;
   static constexpr size_t MAX_MIME_BYTES = 256;
-  // All data of one message's attachments (the contract's maxInboundAttachmentBytes, 64 MiB):
+  // All data of one message's attachments (the contract's maxInboundAttachmentBytes, 63 MiB):
   // what sizes the channel connection's traversal limit (channelReaderOptions).
   static constexpr uint64_t MAX_TOTAL_ATTACHMENT_BYTES = rpc::MAX_INBOUND_ATTACHMENT_BYTES;
   uint64_t maxAttachmentBytes = 20u << 20;  // channels.max_attachment_bytes, per file
@@ -35,7 +35,7 @@ struct InboundLimits {
 
 // How the supervisor reads every message on a channel worker's connection: a traversal limit
 // that admits the biggest InboundSink.message within InboundLimits (all ids, name and text at
-// their maximum, 16 attachments with 64 MiB of data) plus the RPC envelope, and little more; a
+// their maximum, 16 attachments with 63 MiB of data) plus the RPC envelope, and little more; a
 // nesting limit of 16 (the deepest legitimate path is 7 pointers). A message past them fails the
 // connection (WorkerConnection reports it and the worker is killed as a protocol breaker).
 capnp::ReaderOptions channelReaderOptions();
