@@ -22,6 +22,8 @@
 
 #include "channel-host.h"
 #include "channel-router.h"
+#include "inbound.h"
+#include "worker-connection.h"
 
 namespace chitin::channels::testing {
 
@@ -151,9 +153,10 @@ class FakeLaunched final : public LaunchedWorker {
         io.lowLevelProvider->wrapSocketFd(sv[1], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     server_ = kj::heap<capnp::TwoPartyServer>(kj::heap<FakeWorker>(log));
     serving_ = server_->accept(*workerStream_).eagerlyEvaluate(nullptr);
+    // The supervisor's end as in production: the channel bounds, violations reported.
     supervisorStream_ =
-        io.lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-    rpc_ = kj::heap<capnp::TwoPartyClient>(*supervisorStream_);
+        io.lowLevelProvider->wrapUnixSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+    rpc_ = kj::heap<WorkerConnection>(*supervisorStream_, 0, channelReaderOptions());
     client_ = rpc_->bootstrap().castAs<rpc::ChannelWorker>();
     auto paf = kj::newPromiseAndFulfiller<WorkerExit>();
     exit_ = paf.promise.fork();
@@ -164,6 +167,7 @@ class FakeLaunched final : public LaunchedWorker {
   rpc::ChannelWorker::Client client() override { return client_; }
   kj::Promise<WorkerExit> onExit() override { return exit_.addBranch(); }
   void kill(const std::string& reason) override { die(WorkerExit{-1, 9, reason}); }
+  kj::Promise<std::string> onViolation() override { return rpc_->onViolation(); }
   // The worker process ends by itself (a crash).
   void crash() { die(WorkerExit{1, 0, ""}); }
   bool dead() const { return dead_; }
@@ -181,8 +185,8 @@ class FakeLaunched final : public LaunchedWorker {
   kj::Own<kj::AsyncIoStream> workerStream_;
   kj::Own<capnp::TwoPartyServer> server_;
   kj::Maybe<kj::Promise<void>> serving_;
-  kj::Own<kj::AsyncIoStream> supervisorStream_;
-  kj::Own<capnp::TwoPartyClient> rpc_;
+  kj::Own<kj::AsyncCapabilityStream> supervisorStream_;
+  kj::Own<WorkerConnection> rpc_;
   rpc::ChannelWorker::Client client_ = nullptr;
   kj::ForkedPromise<WorkerExit> exit_;
   kj::Own<kj::PromiseFulfiller<WorkerExit>> exitFulfiller_;
