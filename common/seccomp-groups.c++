@@ -351,14 +351,12 @@ const Rule CHROMIUM_RULES[] = {
     // Bytes waiting on its own pipes and sockets.
     allowIf("ioctl", 1, LOW32, FIONREAD, "FIONREAD"),
     // Probes that find nothing in a namespace with only loopback, answered as a plain file
-    // would: network interface names and wireless details, SQLite's F2FS feature check, and
-    // whether stdio is a terminal.
+    // would: network interface names and wireless details, SQLite's F2FS feature check.
     {"ioctl", ENOTTY, 1, LOW32, SIOCGIFNAME, "SIOCGIFNAME"},
     {"ioctl", ENOTTY, 1, LOW32, SIOCETHTOOL, "SIOCETHTOOL"},
     {"ioctl", ENOTTY, 1, LOW32, SIOCGIWNAME_REQUEST, "SIOCGIWNAME"},
     {"ioctl", ENOTTY, 1, LOW32, SIOCGIWESSID_REQUEST, "SIOCGIWESSID"},
     {"ioctl", ENOTTY, 1, LOW32, F2FS_IOC_GET_FEATURES_REQUEST, "F2FS_IOC_GET_FEATURES"},
-    {"ioctl", ENOTTY, 1, LOW32, TCGETS, "TCGETS"},
     // Landlock and memory protection keys: it carries on without either.
     fail("landlock_create_ruleset", ENOSYS, ""),
     fail("pkey_alloc", ENOSPC, ""),
@@ -517,7 +515,7 @@ const char* const WHATSAPP_ERRNO[] = {"capget", "pkey_alloc"};
 constexpr Group BROWSER_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,    Group::PROCESS_SELF,
                                     Group::TIME,     Group::FILE_READ, Group::FILE_WRITE,
                                     Group::UNIX_IPC, Group::NETWORK,   Group::PROCESS_SPAWN,
-                                    Group::THREADS,  Group::CHROMIUM};
+                                    Group::THREADS,  Group::TERMINAL,  Group::CHROMIUM};
 const KindLockdown LOCKDOWNS[] = {
     {"session", SESSION_GROUPS, nullptr, nullptr},
     {"model", MODEL_GROUPS, nullptr, nullptr},
