@@ -220,6 +220,7 @@ class FakeEndpoint final : public egress::Endpoint {
   ~FakeEndpoint() override { --open_; }
   const std::string& socketPath() const override { return path_; }
   const std::vector<egress::Rule>& rules() const override { return rules_; }
+  void replaceRules(std::vector<egress::Rule> rules) override { rules_ = std::move(rules); }
 
  private:
   std::string path_;

@@ -93,6 +93,9 @@ egress {
   # connect_timeout_seconds: 15
   # max_connection_seconds: 86400
   # max_connections_per_worker: 16
+  # For tests and homelab overrides only: names resolved from this file (absolute path; format
+  # in supervisor/egress/hosts-file-resolver.h), answers still judged as above.
+  # resolver_hosts_file: "/etc/chitin/hosts"
 }
 
 snapshots {

@@ -24,6 +24,7 @@
 #include "audit-log.h"
 #include "allowlists.h"
 #include "broker.h"
+#include "hosts-file-resolver.h"
 #include "channel-host.h"
 #include "channel-router.h"
 #include "channel-service.h"
@@ -212,12 +213,28 @@ int runGateway(const GatewayCommand& command) {
     spawn::Spawner spawner(spawnSettings, spawnOs);
 
     // The egress broker before every worker that may hold one of its endpoints.
-    egress::SystemResolver resolver(&loop);
+    egress::SystemResolver systemResolver(&loop);
+    // The owner's overrides (tests, homelab), checked when the config was loaded; the broker
+    // judges their answers like any other.
+    std::unique_ptr<egress::HostsFileResolver> overrides;
     std::unique_ptr<egress::Broker> broker;
     try {
+      if (!config.egress().resolver_hosts_file().empty()) {
+        overrides = std::make_unique<egress::HostsFileResolver>(
+            &loop, egress::readHostsFile(config.egress().resolver_hosts_file()), systemResolver);
+        spdlog::warn("egress: names listed in {} resolve as that file says",
+                     config.egress().resolver_hosts_file());
+      }
+      egress::Resolver& resolver =
+          overrides ? static_cast<egress::Resolver&>(*overrides) : systemResolver;
       broker = std::make_unique<egress::Broker>(
           &loop, egress::brokerSettings(config.egress(), home.egressSocketDir()), resolver,
           *auditLog);
+    } catch (const egress::RuleError& e) {
+      fprintf(stderr, "chitin gateway: %s\n", e.what());
+      bridge.close();
+      uv_run(&loop, UV_RUN_DEFAULT);
+      return 1;
     } catch (const kj::Exception& e) {
       fprintf(stderr, "chitin gateway: cannot set up the egress broker: %s\n",
               e.getDescription().cStr());

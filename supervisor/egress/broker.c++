@@ -32,6 +32,7 @@ class EndpointHandle final : public Endpoint {
   }
   const std::string& socketPath() const override { return state_->path; }
   const std::vector<Rule>& rules() const override { return state_->rules; }
+  void replaceRules(std::vector<Rule> rules) override { state_->rules = std::move(rules); }
 
  private:
   EndpointState* state_;

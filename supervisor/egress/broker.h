@@ -47,6 +47,11 @@ class Endpoint {
   // Host path of the listening socket (SpawnRequest::egressSocket).
   virtual const std::string& socketPath() const = 0;
   virtual const std::vector<Rule>& rules() const = 0;
+  // Replaces this worker's rules: tunnels requested from now on are matched against `rules`
+  // (an empty list admits nothing). Tunnels already set up stay open: each was admitted when
+  // it was asked for. web_fetch grants one host:port per redirect hop this way, after the
+  // policy decided that hop.
+  virtual void replaceRules(std::vector<Rule> rules) = 0;
 };
 
 struct BrokerSettings {

@@ -48,6 +48,24 @@ void onResolved(uv_getaddrinfo_t* request, int status, addrinfo* result) {
 
 }  // namespace
 
+void answerLater(uv_loop_t* loop, Resolver::Done done, Resolved resolved) {
+  struct Later {
+    uv_idle_t idle;
+    Resolver::Done done;
+    Resolved resolved;
+  };
+  auto* later = new Later{{}, std::move(done), std::move(resolved)};
+  uv_idle_init(loop, &later->idle);
+  later->idle.data = later;
+  uv_idle_start(&later->idle, [](uv_idle_t* idle) {
+    auto* l = static_cast<Later*>(idle->data);
+    uv_idle_stop(idle);
+    l->done(std::move(l->resolved));
+    uv_close(reinterpret_cast<uv_handle_t*>(idle),
+             [](uv_handle_t* h) { delete static_cast<Later*>(h->data); });
+  });
+}
+
 void SystemResolver::resolve(const std::string& host, uint16_t port, Done done) {
   auto lookup = std::make_unique<Lookup>();
   lookup->request.data = lookup.get();
@@ -60,23 +78,9 @@ void SystemResolver::resolve(const std::string& host, uint16_t port, Done done) 
   int rc = uv_getaddrinfo(loop_, &lookup->request, onResolved, host.c_str(), nullptr, &hints);
   if (rc != 0) {
     // Not started (out of memory, a bad argument): answer from the loop, never from here.
-    struct Failed {
-      uv_idle_t idle;
-      Done done;
-      std::string error;
-    };
-    auto* failed = new Failed{{}, std::move(lookup->done), uv_strerror(rc)};
-    uv_idle_init(loop_, &failed->idle);
-    failed->idle.data = failed;
-    uv_idle_start(&failed->idle, [](uv_idle_t* idle) {
-      auto* f = static_cast<Failed*>(idle->data);
-      uv_idle_stop(idle);
-      Resolved resolved;
-      resolved.error = f->error;
-      f->done(std::move(resolved));
-      uv_close(reinterpret_cast<uv_handle_t*>(idle),
-               [](uv_handle_t* h) { delete static_cast<Failed*>(h->data); });
-    });
+    Resolved failed;
+    failed.error = uv_strerror(rc);
+    answerLater(loop_, std::move(lookup->done), std::move(failed));
     return;
   }
   lookup.release();  // owned by the request until onResolved

@@ -29,6 +29,9 @@ class Resolver {
   virtual void resolve(const std::string& host, uint16_t port, Done done) = 0;
 };
 
+// Calls `done(resolved)` from `loop` on its next turn (never from inside the caller).
+void answerLater(uv_loop_t* loop, Resolver::Done done, Resolved resolved);
+
 // uv_getaddrinfo (glibc's resolver on libuv's thread pool): /etc/hosts, then DNS.
 class SystemResolver final : public Resolver {
  public:

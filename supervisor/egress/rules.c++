@@ -4,6 +4,8 @@
 
 #include "rules.h"
 
+#include "hosts-file-resolver.h"
+
 #include <arpa/inet.h>
 #include <idn2.h>
 #include <string.h>
@@ -68,6 +70,7 @@ uint16_t parsePort(const std::string& text, const std::string& what, const std::
 }  // namespace
 
 std::string Rule::text() const {
+  if (anyPublic) return "any public host:" + std::to_string(port);
   bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
@@ -144,6 +147,7 @@ Rule parseRule(const std::string& text, const std::string& what, bool privateOk)
 
 bool matches(const Rule& rule, const std::string& host, uint16_t port) {
   if (port != rule.port) return false;
+  if (rule.anyPublic) return !rule.privateOk;  // a public rule that claims privateOk is a bug
   if (rule.host.rfind("*.", 0) == 0) {
     std::string suffix = rule.host.substr(1);  // ".example.com"
     return host.size() > suffix.size() &&
@@ -152,9 +156,26 @@ bool matches(const Rule& rule, const std::string& host, uint16_t port) {
   return host == rule.host;
 }
 
+std::vector<Rule> publicWebRules(const std::string& origin) {
+  std::vector<Rule> rules;
+  for (uint16_t port : {80, 443}) {
+    Rule r;
+    r.host = "*";
+    r.port = port;
+    r.anyPublic = true;
+    r.origin = origin;
+    rules.push_back(r);
+  }
+  return rules;
+}
+
 const Rule* findRule(const std::vector<Rule>& rules, const std::string& host, uint16_t port) {
+  // A rule naming the host wins over "any public host": it may be the owner's privateOk one.
   for (auto& rule : rules) {
-    if (matches(rule, host, port)) return &rule;
+    if (!rule.anyPublic && matches(rule, host, port)) return &rule;
+  }
+  for (auto& rule : rules) {
+    if (rule.anyPublic && matches(rule, host, port)) return &rule;
   }
   return nullptr;
 }
@@ -202,6 +223,13 @@ Rule ownerRule(Rule rule, const config::EgressConfig& egress) {
 
 void checkEgressConfig(const config::EgressConfig& egress) {
   for (auto& entry : egress.allow_private()) parseRule(entry, "egress.allow_private", true);
+  const std::string& hosts = egress.resolver_hosts_file();
+  if (!hosts.empty()) {
+    if (hosts[0] != '/') {
+      fail("egress.resolver_hosts_file: expected an absolute path, got \"" + hosts + "\"");
+    }
+    readHostsFile(hosts);  // throws naming the file and line
+  }
 }
 
 }  // namespace chitin::egress

@@ -35,6 +35,9 @@ struct Rule {
   // for it. The gateway's own port never is.
   bool privateOk = false;
   std::string origin;  // where the rule came from, for `chitin sandbox explain`: "model.base_url"
+  // "Any public host" on `port` (publicWebRules): `host` is ignored and every name or address
+  // matches; never privateOk, so whatever the name resolves to must be a public address.
+  bool anyPublic = false;
 
   std::string text() const;  // "host:port" ("[v6]:port" for an IPv6 literal)
 };
@@ -55,7 +58,14 @@ Rule parseRule(const std::string& text, const std::string& what, bool privateOk)
 // "a.example.com" and "a.b.example.com", never "example.com".
 bool matches(const Rule& rule, const std::string& host, uint16_t port);
 
-// The first rule admitting host:port, if any.
+// The "any public host" rules for workers that browse the web (pages load subresources from
+// anywhere): ports 80 and 443 only, never privateOk. The broker's address check is what keeps
+// them public: loopback, private, link-local, metadata and the gateway's port stay refused
+// whatever the name or its spelling.
+std::vector<Rule> publicWebRules(const std::string& origin);
+
+// The first rule admitting host:port, if any; one naming the host before an "any public host"
+// one.
 const Rule* findRule(const std::vector<Rule>& rules, const std::string& host, uint16_t port);
 
 // The host and port of an http:// or https:// URL (default ports 80/443), normalized; throws
@@ -69,7 +79,8 @@ bool listedPrivate(const Rule& rule, const config::EgressConfig& egress);
 // IP literal or "localhost", or its host:port is listed in egress.allow_private.
 Rule ownerRule(Rule rule, const config::EgressConfig& egress);
 
-// Checks every egress.allow_private entry; throws RuleError naming the bad one.
+// Checks every egress.allow_private entry and the resolver_hosts_file (an absolute path to a
+// file that parses); throws RuleError naming the bad one.
 void checkEgressConfig(const config::EgressConfig& egress);
 
 }  // namespace chitin::egress

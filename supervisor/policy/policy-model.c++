@@ -68,4 +68,49 @@ void addImplicitRecipientEntity(Entities& entities, const EntityUid& resource) {
   entities.add(e.uid, e.attrs.asRecord(), e.parents);
 }
 
+Entity hostEntity(const std::string& host, int64_t port) {
+  Value::Record attrs;
+  attrs["name"] = Value::string(host);
+  attrs["port"] = Value::integer(port);
+  return {{"Host", host}, Value::record(std::move(attrs)), {}};
+}
+
+namespace {
+
+// The port of `url` as the supervisor would connect: explicit, else by scheme.
+int64_t urlPort(const std::string& url) {
+  size_t scheme = url.find("://");
+  int64_t fallback = url.rfind("http://", 0) == 0 ? 80 : 443;
+  if (scheme == std::string::npos) return fallback;
+  std::string authority = url.substr(scheme + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  size_t colon = authority.rfind(':');
+  if (colon == std::string::npos || authority.find(']', colon) != std::string::npos) {
+    return fallback;
+  }
+  std::string digits = authority.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return fallback;
+  }
+  return std::stoll(digits);
+}
+
+}  // namespace
+
+void addImplicitHostEntity(Entities& entities, const EntityUid& resource, const Value& context) {
+  if (resource.type != "Host" || entities.contains(resource)) return;
+  std::string url;
+  if (context.isRecord()) {
+    const auto& c = context.asRecord();
+    auto args = c.find("args");
+    if (args != c.end() && args->second.isRecord()) {
+      auto u = args->second.asRecord().find("url");
+      if (u != args->second.asRecord().end() && u->second.isString()) url = u->second.asString();
+    }
+  }
+  Entity e = hostEntity(resource.id, urlPort(url));
+  entities.add(e.uid, e.attrs.asRecord(), e.parents);
+}
+
 }  // namespace chitin::policy

@@ -19,8 +19,9 @@ namespace chitin::policy {
 inline constexpr std::array<std::string_view, 8> KNOWN_ENTITY_TYPES = {
     "Sender", "User", "Group", "Agent", "File", "Host", "Recipient", "Action"};
 
-inline constexpr std::array<std::string_view, 8> KNOWN_ACTIONS = {
-    "chat", "exec", "read", "write", "edit", "message_send", "web_fetch", "approve"};
+inline constexpr std::array<std::string_view, 10> KNOWN_ACTIONS = {
+    "chat",         "exec",      "read",       "write",  "edit",
+    "message_send", "web_fetch", "web_search", "browse", "approve"};
 
 bool isKnownEntityType(std::string_view type);
 bool isKnownAction(std::string_view id);
@@ -51,5 +52,16 @@ Entity recipientEntity(const std::string& to, std::vector<EntityUid> senderParen
 // For the CLI's explain/test: if `resource` is a Recipient the store lacks, adds it as the
 // supervisor would (recipientEntity with the store's sender).
 void addImplicitRecipientEntity(Entities& entities, const EntityUid& resource);
+
+// The Host entity of a network tool's request (web_fetch, web_search, browse), as the supervisor
+// builds it: Host::"<host>" with attrs {name: "<host>", port: <port>} and no parents. `host` is
+// canonical (egress::normalizeHost: lower case, no trailing dot, IDN as punycode, IP literals
+// in inet_ntop form, IPv6 without brackets), so a policy compares one spelling per host.
+Entity hostEntity(const std::string& host, int64_t port);
+
+// For the CLI's explain/test: if `resource` is a Host the store lacks, adds it as the supervisor
+// would, the port taken from `context.args.url` (its explicit port, else 80 for http and 443
+// otherwise).
+void addImplicitHostEntity(Entities& entities, const EntityUid& resource, const Value& context);
 
 }  // namespace chitin::policy

@@ -127,9 +127,10 @@ TEST_CASE("loadDirs: sorted *.cedar files, missing dirs fine, errors from every 
   REQUIRE(std::holds_alternative<std::vector<ParseError>>(bad));
   auto& errors = std::get<std::vector<ParseError>>(bad);
   REQUIRE(errors.size() == 2);
-  CHECK(errors[0].str() == (d.path / "c.cedar").string() +
-                               ":1:38: unknown action \"fly\" (known: "
-                               "chat, exec, read, write, edit, message_send, web_fetch, approve)");
+  CHECK(errors[0].str() ==
+        (d.path / "c.cedar").string() +
+            ":1:38: unknown action \"fly\" (known: "
+            "chat, exec, read, write, edit, message_send, web_fetch, web_search, browse, approve)");
   CHECK(errors[1].str() == (d.path / "d.cedar").string() +
                                ":1:37: expected ';' at the end of the policy (or 'when'/'unless'), "
                                "found end of file");
@@ -185,7 +186,9 @@ TEST_CASE("default.cedar: owners chat; strangers and unknown senders are denied"
   CHECK(run(set, {"User", "owner"}, "chat", MAIN, {}) == Outcome::ALLOW);
   CHECK(run(set, OPERATOR, "approve", MAIN, {}) == Outcome::ALLOW);
   CHECK(run(set, STRANGER, "approve", MAIN, {}) == Outcome::DENY);
-  CHECK(run(set, OPERATOR, "web_fetch", {"Host", "example.com"}, {}) == Outcome::DENY);
+  CHECK(run(set, OPERATOR, "web_fetch", {"Host", "example.com"}, {}) == Outcome::ALLOW);
+  CHECK(run(set, STRANGER, "web_fetch", {"Host", "example.com"}, {}) == Outcome::DENY);
+  CHECK(run(set, OPERATOR, "web_fetch", MAIN, {}) == Outcome::DENY);  // only on a Host
   // A recipient that is no paired sender of the owner's: the owner is asked.
   CHECK(run(set, OPERATOR, "message_send", {"Recipient", "telegram:5"},
             {{"tainted", Value::boolean(false)}}) == Outcome::ASK);

@@ -25,7 +25,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-ACTIONS = ["chat", "exec", "read", "write", "edit", "message_send", "web_fetch", "approve"]
+ACTIONS = ["chat", "exec", "read", "write", "edit", "message_send", "web_fetch", "web_search",
+           "browse", "approve"]
 NASTY = ["", " ", "ls -la", "rm -rf x", "env sh -c 'x'", "ls; rm x", "a*b", "*", "\\*", "\\",
          "\"quoted\"", "line\nbreak", "tab\there", "t\u00e9l\u00e9gram:1", "telegram:5",
          "public/hours.md", "public/", "\u0000nul", "\U0001F600", "$(id)", "`id`", "~/x",
@@ -66,6 +67,18 @@ def with_files(entities, rng):
             files.append({"uid": uid("File", a + "/" + p), "attrs": {"agent": a, "path": p},
                           "parents": [uid("Agent", a)]})
     return entities + files
+
+
+def with_hosts(entities):
+    """Adds Host entities the way the supervisor does: Host::"<host>" with {name, port}."""
+    hosts = [("example.com", 443), ("docs.python.org", 443), ("docs.python.org", 80),
+             ("pastebin.com", 443), ("a.ngrok.io", 443), ("packages.debian.org", 443)]
+    # One entity per uid: the port of the first listing wins (the others test the default).
+    seen = {}
+    for h, p in hosts:
+        seen.setdefault(h, p)
+    return entities + [{"uid": uid("Host", h), "attrs": {"name": h, "port": p}, "parents": []}
+                       for h, p in seen.items()]
 
 
 def rand_value(rng, depth=0):
@@ -125,8 +138,10 @@ def rand_request(rng, entities):
     agents = [e["uid"] for e in entities if e["uid"]["type"] == "Agent"] + [uid("Agent", "ghost")]
     if action in ("read", "write", "edit") and rng.random() < 0.85:
         resource = rng.choice(files) if rng.random() < 0.9 else uid("File", "main/unlisted.md")
-    elif action == "web_fetch" and rng.random() < 0.8:
-        resource = uid("Host", rng.choice(["example.com", "169.254.169.254", "localhost"]))
+    elif action in ("web_fetch", "web_search", "browse") and rng.random() < 0.8:
+        resource = uid("Host", rng.choice(["example.com", "169.254.169.254", "localhost",
+                                           "docs.python.org", "pastebin.com", "a.ngrok.io",
+                                           "packages.debian.org"]))
     elif action == "message_send" and rng.random() < 0.8:
         resource = uid("Recipient", rng.choice(["telegram:5", "telegram:6", "slack:#x"]))
     else:
@@ -148,6 +163,10 @@ def policy_sets(root):
          load_json(os.path.join(ex, "read-only.entities.json"))),
         ("kiosk", [os.path.join(pol, "default.cedar"), os.path.join(ex, "kiosk.cedar")],
          load_json(os.path.join(ex, "kiosk.entities.json"))),
+        ("web-allowlist", [os.path.join(pol, "default.cedar"), os.path.join(ex, "web-allowlist.cedar")],
+         with_hosts(default_entities())),
+        ("web-denylist", [os.path.join(pol, "default.cedar"), os.path.join(ex, "web-denylist.cedar")],
+         with_hosts(default_entities())),
     ]
     for f in sorted(os.listdir(corpus)):
         if f.endswith(".cedar"):
