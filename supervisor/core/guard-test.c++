@@ -35,7 +35,8 @@ class FakeTools final : public ToolExecutor {
   std::vector<nlohmann::json> sent;  // `message` calls that ran
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
-                               const std::vector<std::string>& hiddenDirs) override {
+                               const std::vector<std::string>& hiddenDirs,
+                               CallScope* = nullptr) override {
     lastHidden = hiddenDirs;
     auto args = nlohmann::json::parse(argumentsJson);
     if (tool == "read") {
