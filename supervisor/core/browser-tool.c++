@@ -286,6 +286,13 @@ BrowserTool::Session& BrowserTool::sessionFor(const std::string& key) {
   if (found != sessions_.end() && !found->second->host->exited()) return *found->second;
   if (found != sessions_.end()) sessions_.erase(found);
 
+  // The agent's profile is one Chromium's at a time (two writing the same cookie database would
+  // corrupt it): another session's idle browser is stopped first (run() refused a busy one).
+  std::vector<std::pair<std::string, uint64_t>> others;
+  for (auto& [otherKey, other] : sessions_) others.emplace_back(otherKey, other->generation);
+  for (auto& [otherKey, generation] : others)
+    forget(otherKey, generation, "session " + key + " of the same agent needs the profile");
+
   auto session = std::make_unique<Session>();
   session->key = key;
   session->generation = ++generations_;
@@ -329,6 +336,12 @@ kj::Promise<ToolOutcome> BrowserTool::run(const std::string& tool, const std::st
   if (!problem.empty()) return errorOutcome(problem);
   // Only the guard runs the browser: it knows the session and decides every document.
   if (scope == nullptr) return errorOutcome("the browser runs only for a session's call");
+  for (auto& [key, other] : sessions_) {
+    if (key != scope->sessionKey() && other->busy)
+      return errorOutcome(
+          "the browser profile of this agent is in use by another session's browser action; try "
+          "again in a moment");
+  }
   Session* session = nullptr;
   try {
     session = &sessionFor(scope->sessionKey());

@@ -8,7 +8,9 @@
 // Action::"browse" (on Host::"<host>" for a navigation, else on the Agent) before it gets here.
 // The session's browser worker starts at its first call, from sandbox-profiles/browser.textproto
 // with this agent's profile directory (state/browser/<agent>/, 0700) and an egress endpoint of
-// its own (any public host on 80/443, plus the owner's egress.allow_private entries). The worker
+// its own (any public host on 80/443, plus the owner's egress.allow_private entries). Cookies are
+// per agent, so one session's browser runs at a time: a session that needs one stops another
+// session's idle browser (one in the middle of an action makes it wait). The worker
 // holds a NavigationGate served here: each document URL Chromium wants is decided through the
 // running call's scope (Action::"browse" on its Host, audited); with no call running, nothing
 // loads. What comes back is untrusted: snapshot text is capped, the screenshot and downloads are

@@ -285,6 +285,20 @@ class BrowserTool(unittest.TestCase):
         self.assertNotIn("/workspace/", mounts)
         self.assertNotIn("gateway.token", mounts)
 
+    def test_5_one_browser_per_session_and_one_profile_user_at_a_time(self):
+        self.turn("snap")
+        before = self.gw.worker_pids("browser")
+        self.assertEqual(len(before), 1)
+        # Another session gets a browser of its own; the agent's profile (its cookies) is one
+        # Chromium's at a time, so the first session's idle browser is stopped for it.
+        code, out, err = self.gw.agent_json("[[scenario:nav]] go", KEY + "-2", timeout=120)
+        self.assertEqual(code, 0, err)
+        self.assertIn('heading "Start page"', out["reply"])
+        after = self.gw.worker_pids("browser")
+        self.assertEqual(len(after), 1, after)
+        self.assertNotEqual(after, before)
+        self.assertIn("needs the profile", self.gw.stderr())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
