@@ -166,8 +166,9 @@ std::string readMessageFiles(const std::string& workspaceDir, const std::vector<
 
 kj::Promise<ToolOutcome> MessageTool::run(const std::string& tool, const std::string& argumentsJson,
                                           const std::string& workspaceDir,
-                                          const std::vector<std::string>& hiddenDirs) {
-  if (tool != "message") return inner_.run(tool, argumentsJson, workspaceDir, hiddenDirs);
+                                          const std::vector<std::string>& hiddenDirs,
+                                          CallScope* scope) {
+  if (tool != "message") return inner_.run(tool, argumentsJson, workspaceDir, hiddenDirs, scope);
 
   json args =
       json::parse(argumentsJson.empty() ? std::string("{}") : argumentsJson, nullptr, false);

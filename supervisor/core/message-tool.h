@@ -76,7 +76,8 @@ class MessageTool final : public ToolExecutor {
 
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
-                               const std::vector<std::string>& hiddenDirs) override;
+                               const std::vector<std::string>& hiddenDirs,
+                               CallScope* scope = nullptr) override;
 
  private:
   ToolExecutor& inner_;

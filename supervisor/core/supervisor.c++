@@ -24,6 +24,7 @@
 #include "audit-log.h"
 #include "allowlists.h"
 #include "broker.h"
+#include "browser-tool.h"
 #include "hosts-file-resolver.h"
 #include "channel-host.h"
 #include "channel-router.h"
@@ -251,7 +252,14 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
     // `message` is sent by the channel host (set below when channels are configured).
-    MessageTool tools(sandboxedTools, nullptr);
+    MessageTool messageTool(sandboxedTools, nullptr);
+    // `browser`: one sandboxed Chromium per session, each document decided by the policy.
+    BrowserToolSettings browserSettings;
+    browserSettings.agentId = config.agent().id();
+    browserSettings.stateDir = home.stateDir();
+    browserSettings.egress = config.egress();
+    browserSettings.idleSeconds = config.agent().session_idle_seconds();
+    BrowserTool tools(messageTool, &loop, io, spawner, *broker, browserSettings);
 
     AgentCoreSettings coreSettings;
     coreSettings.agentId = config.agent().id();
@@ -300,7 +308,7 @@ int runGateway(const GatewayCommand& command) {
     channels::ChannelHost channelHost(
         channelLauncher, &channelEgress, router, *auditLog, io.provider->getTimer(), hostSettings,
         std::vector<config::ChannelAccountConfig>(cc.account().begin(), cc.account().end()));
-    if (cc.account_size() > 0) tools.setSender(&channelHost);
+    if (cc.account_size() > 0) messageTool.setSender(&channelHost);
     channels::ChannelService service(core, channelHost);
 
     broker->setGatewayPort(gwOptions.port);
@@ -391,12 +399,13 @@ int runGateway(const GatewayCommand& command) {
         gateway::Gateway* gw;
         UvKjBridge* bridge;
         ModelHost* model;
+        BrowserTool* browser;
         egress::Broker* broker;
         Signals* signals;
         bool stopping = false;
       };
       static StopContext stop;
-      stop = StopContext{&core, &channelHost, &gw, &bridge, &model, broker.get(), &signals};
+      stop = StopContext{&core, &channelHost, &gw, &bridge, &model, &tools, broker.get(), &signals};
       auto onStop = [](uv_signal_t* s, int signum) {
         if (stop.stopping) return;
         stop.stopping = true;
@@ -404,6 +413,7 @@ int runGateway(const GatewayCommand& command) {
         stop.core->shutdown();
         stop.channels->stop();
         stop.model->stop();
+        stop.browser->shutdown();
         stop.broker->closeAll();
         stop.gw->stop();
         stop.bridge->pump();  // flush what the shutdown queued, then let the loop drain
