@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -317,6 +318,50 @@ const Rule TIME_RULES[] = {
     allow("getitimer"),       allow("pause"),
 };
 
+// Headless Chromium (the browser worker's child) beyond the other groups, found by running it
+// and reading what it asked for. It runs without its own sandbox (no user namespaces here), so
+// this group is what it gets instead of Chromium's own seccomp-bpf policy; nothing in it reaches
+// another process or the host.
+constexpr uint64_t SIOCGIWNAME_REQUEST = 0x8B01;
+constexpr uint64_t SIOCGIWESSID_REQUEST = 0x8B1B;
+constexpr uint64_t F2FS_IOC_GET_FEATURES_REQUEST = 0x8004f50c;
+const Rule CHROMIUM_RULES[] = {
+    // Its shared memory between its own processes (sealed memfds, never files).
+    allow("memfd_create"),
+    // Names anonymous mappings for its own diagnostics.
+    allowIf("prctl", 0, ALL_BITS, PR_SET_VMA, "PR_SET_VMA"),
+    // Thread priorities and CPU placement of its own threads; the pid namespace holds only
+    // this sandbox's processes, and no capability lets it raise a priority above the default.
+    allow("setpriority"),
+    allow("getpriority"),
+    allow("sched_setaffinity"),
+    allow("sched_getscheduler"),
+    allow("sched_setscheduler"),
+    allow("sched_getparam"),
+    allow("sched_setparam"),
+    allow("sched_getattr"),
+    allow("sched_setattr"),
+    allow("sched_get_priority_min"),
+    allow("sched_get_priority_max"),
+    // Watches its profile directory and /etc files.
+    allow("inotify_init"),
+    allow("inotify_init1"),
+    allow("inotify_add_watch"),
+    allow("inotify_rm_watch"),
+    // Bytes waiting on its own pipes and sockets.
+    allowIf("ioctl", 1, LOW32, FIONREAD, "FIONREAD"),
+    // Probes that find nothing in a namespace with only loopback, answered as a plain file
+    // would: network interface names and wireless details, SQLite's F2FS feature check.
+    {"ioctl", ENOTTY, 1, LOW32, SIOCGIFNAME, "SIOCGIFNAME"},
+    {"ioctl", ENOTTY, 1, LOW32, SIOCETHTOOL, "SIOCETHTOOL"},
+    {"ioctl", ENOTTY, 1, LOW32, SIOCGIWNAME_REQUEST, "SIOCGIWNAME"},
+    {"ioctl", ENOTTY, 1, LOW32, SIOCGIWESSID_REQUEST, "SIOCGIWESSID"},
+    {"ioctl", ENOTTY, 1, LOW32, F2FS_IOC_GET_FEATURES_REQUEST, "F2FS_IOC_GET_FEATURES"},
+    // Landlock and memory protection keys: it carries on without either.
+    fail("landlock_create_ruleset", ENOSYS, ""),
+    fail("pkey_alloc", ENOSPC, ""),
+};
+
 const Rule BOOTSTRAP_RULES[] = {
     allow("execve"),  // bwrap execs the worker after loading the filter
     allow("exit_group"),
@@ -463,6 +508,14 @@ const Rule WHATSAPP_RULES[] = {
     allow("mkdirat"),   allow("ftruncate"), allowIf("ioctl", 1, LOW32, TCGETS, "TCGETS"),
 };
 const char* const WHATSAPP_ERRNO[] = {"capget", "pkey_alloc"};
+// The browser worker (workers/browser/) runs Chromium as its child, which inherits this filter:
+// the same groups as its profile (sandbox-profiles/browser.textproto says why for each), so the
+// stacked filter takes nothing away from Chromium; what it adds is that the worker's own code
+// reached it only after start-up.
+constexpr Group BROWSER_GROUPS[] = {Group::BASIC_IO, Group::MEMORY,    Group::PROCESS_SELF,
+                                    Group::TIME,     Group::FILE_READ, Group::FILE_WRITE,
+                                    Group::UNIX_IPC, Group::NETWORK,   Group::PROCESS_SPAWN,
+                                    Group::THREADS,  Group::TERMINAL,  Group::CHROMIUM};
 const KindLockdown LOCKDOWNS[] = {
     {"session", SESSION_GROUPS, nullptr, nullptr},
     {"model", MODEL_GROUPS, nullptr, nullptr},
@@ -478,6 +531,7 @@ const KindLockdown LOCKDOWNS[] = {
     // the strictest set, so a mistaken use cannot widen anything.
     {"probe", SESSION_GROUPS, nullptr, nullptr},
     {"channel-whatsapp", WHATSAPP_GROUPS, WHATSAPP_RULES, WHATSAPP_ERRNO},
+    {"browser", BROWSER_GROUPS, nullptr, nullptr},
     // Every "channel-<kind>" without an entry of its own (lockdownFor).
     {"channel-*", CHANNEL_GROUPS, CHANNEL_STATE_RULES, nullptr},
 };
@@ -510,6 +564,8 @@ kj::StringPtr groupName(Group group) {
       return "TERMINAL";
     case Group::TIME:
       return "TIME";
+    case Group::CHROMIUM:
+      return "CHROMIUM";
   }
   KJ_FAIL_REQUIRE("unknown syscall group", static_cast<int>(group));
 }
@@ -538,6 +594,8 @@ kj::ArrayPtr<const Rule> groupRules(Group group) {
       return TERMINAL_RULES;
     case Group::TIME:
       return TIME_RULES;
+    case Group::CHROMIUM:
+      return CHROMIUM_RULES;
   }
   KJ_FAIL_REQUIRE("unknown syscall group", static_cast<int>(group));
 }

@@ -31,11 +31,12 @@ enum class Group : int {
   THREADS = 9,
   TERMINAL = 10,
   TIME = 11,
+  CHROMIUM = 12,
 };
 constexpr Group ALL_GROUPS[] = {
     Group::BASIC_IO,   Group::MEMORY,   Group::PROCESS_SELF, Group::FILE_READ,
     Group::FILE_WRITE, Group::UNIX_IPC, Group::NETWORK,      Group::PROCESS_SPAWN,
-    Group::THREADS,    Group::TERMINAL, Group::TIME,
+    Group::THREADS,    Group::TERMINAL, Group::TIME,     Group::CHROMIUM,
 };
 
 kj::StringPtr groupName(Group group);

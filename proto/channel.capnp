@@ -49,6 +49,16 @@ enum ChatType {
   group @1;
 }
 
+const maxInboundAttachments :UInt32 = 16;
+# Files in one InboundMessage at most; the worker leaves the rest out.
+
+const maxInboundAttachmentBytes :UInt64 = 66060288;
+# All attachment data of one InboundMessage together (63 MiB: with every other field at its
+# bound the message stays under Cap'n Proto's default 64 MiB, which the worker's own RPC system
+# refuses to send past). The worker leaves the data of the files past it out (their `size` stays,
+# as for a file over `maxAttachmentBytes`); the supervisor reads a worker's connection with a
+# traversal limit sized to this and kills a worker that sends more.
+
 struct InboundMessage {
   chatId @0 :Text;        # where a reply goes (a DM's chat, a group, an IRC channel, an address)
   chatType @1 :ChatType;
@@ -58,7 +68,7 @@ struct InboundMessage {
   text @5 :Text;
   replyTo @6 :Text;       # the message id this one answers, if any
   mentioned @7 :Bool;     # group chats: the platform says the assistant was addressed
-  attachments @8 :List(Attachment);
+  attachments @8 :List(Attachment);  # maxInboundAttachments, their data maxInboundAttachmentBytes
   timestampMs @9 :Int64;  # the platform's time of the message, ms since the epoch
   threadId @10 :Text;     # Slack thread_ts, email References root: replies stay in the thread
 }

@@ -217,6 +217,73 @@ TEST_CASE("channel host: a worker that breaks the bounds is killed, audited as s
   CHECK(rig.agent.runs.empty());
 }
 
+// An InboundSink.message of `dataBytes` of attachment data in files of at most 4 MiB, every other
+// field at its InboundLimits maximum: with 63 MiB, the biggest a worker may legitimately send.
+capnp::Request<rpc::InboundSink::MessageParams, rpc::InboundSink::MessageResults> biggest(
+    rpc::InboundSink::Client& sink, const std::string& messageId, size_t dataBytes) {
+  using L = InboundLimits;
+  std::string id(L::MAX_ID_BYTES, 'i');
+  auto req = inbound(sink, id, id, messageId + std::string(L::MAX_ID_BYTES - messageId.size(), 'm'),
+                     std::string(L::MAX_TEXT_BYTES, 't'));
+  auto m = req.getMessage();
+  m.setReplyTo(id);
+  m.setThreadId(id);
+  m.setSenderName(std::string(L::MAX_NAME_BYTES, 'n'));
+  auto files = m.initAttachments(L::MAX_ATTACHMENTS);
+  std::string chunk(4u << 20, 'd');
+  for (size_t i = 0; i < L::MAX_ATTACHMENTS; ++i) {
+    size_t n = std::min(chunk.size(), dataBytes - std::min(dataBytes, i * chunk.size()));
+    files[i].setName(std::string(L::MAX_ATTACHMENT_NAME_BYTES, 'f'));
+    files[i].setMimeType(std::string(L::MAX_MIME_BYTES, 'x'));
+    files[i].setData(
+        kj::ArrayPtr<const capnp::byte>(reinterpret_cast<const capnp::byte*>(chunk.data()), n));
+    files[i].setSize(n);
+  }
+  return req;
+}
+
+TEST_CASE("channel connection: the biggest legitimate message is read whole") {
+  HostRig rig;
+  rig.start({account("telegram")});
+  REQUIRE(rig.up());
+  auto sink = KJ_ASSERT_NONNULL(rig.log.sink);
+  CHECK(biggest(sink, "1", InboundLimits::MAX_TOTAL_ATTACHMENT_BYTES)
+            .send()
+            .wait(rig.io.waitScope)
+            .getAccepted());
+  REQUIRE(rig.agent.runs.size() == 1);
+  CHECK(rig.status().restarts() == 0);
+}
+
+TEST_CASE("channel connection: a message past its bounds kills the worker; others go on") {
+  HostRig rig;
+  rig.home.write("credentials/discord-default", "discord-token\n");
+  rig.start({account("telegram"), account("discord")});
+  REQUIRE(waitUntil(rig.io, [&] {
+    return rig.log.sinks.size() == 2 && rig.status(0).running() && rig.status(1).running();
+  }));
+  auto telegram = rig.log.sinks.at("telegram/default");
+  auto discord = rig.log.sinks.at("discord/default");
+
+  // 128 KiB more data than a message may carry: Cap'n Proto refuses it from its segment table
+  // ("Message is too large"), before the sink or the bounds are reached.
+  auto tooBig = biggest(telegram, "2", InboundLimits::MAX_TOTAL_ATTACHMENT_BYTES + (128 << 10));
+  CHECK_THROWS(tooBig.send().wait(rig.io.waitScope));
+  REQUIRE(waitUntil(rig.io, [&] { return rig.status(0).restarts() == 1; }));
+  CHECK(rig.status(0).last_exit().find("protocol violation: ") != std::string::npos);
+  CHECK(rig.status(0).last_exit().find("Message is too large") != std::string::npos);
+  CHECK(rig.auditText().find("\"outcome\":\"killed\"") != std::string::npos);
+  CHECK(rig.agent.runs.empty());
+
+  // The other account never noticed; the broken one is back after its restart.
+  CHECK(rig.status(1).restarts() == 0);
+  CHECK(inbound(discord, "7", "7", "1", "still here").send().wait(rig.io.waitScope).getAccepted());
+  REQUIRE(waitUntil(rig.io, [&] { return rig.status(0).running(); }));
+  auto again = rig.log.sinks.at("telegram/default");
+  CHECK(inbound(again, "42", "42", "3", "hi").send().wait(rig.io.waitScope).getAccepted());
+  CHECK(rig.agent.runs.size() == 2);
+}
+
 TEST_CASE("channel host: status pushes are kept, bounded; an unknown state kills the worker") {
   HostRig rig;
   rig.start({account("telegram")});

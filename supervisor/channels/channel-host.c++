@@ -81,6 +81,7 @@ struct ChannelHost::Account final : public ChannelPort {
     return kj::mv(paf.promise);
   }
   kj::Maybe<rpc::ChannelWorker::Client> current() override { return client; }
+  uint64_t workerGeneration() const override { return generation; }
   PortCapabilities capabilities() const override { return caps; }
   void violation(const std::string& reason) override {
     spdlog::warn("{}: {}", label, reason);
@@ -133,8 +134,12 @@ class ChannelHost::Sink final : public rpc::InboundSink::Server {
 
   kj::Promise<void> message(MessageContext context) override {
     check();
-    return host_.router_.message(account_, context.getParams().getMessage())
-        .then([context](bool accepted) mutable { context.getResults().setAccepted(accepted); });
+    auto answered = host_.router_.message(account_, context.getParams().getMessage());
+    // Copied by now (copyInbound): up to 64 MiB of attachments need not stay twice while the
+    // message waits for a slot.
+    context.releaseParams();
+    return answered.then(
+        [context](bool accepted) mutable { context.getResults().setAccepted(accepted); });
   }
 
   kj::Promise<void> status(StatusContext context) override {
@@ -264,6 +269,11 @@ void ChannelHost::launch(Account& a) {
   setState(a, "starting", "");
   tasks_.add(a.canceler.wrap(a.worker->onExit()).then([this, &a, generation](WorkerExit exit) {
     exited(a, generation, kj::mv(exit));
+  }));
+  // A message past the connection's bounds already failed the connection; the worker is a
+  // protocol breaker like one whose message broke the inbound bounds.
+  tasks_.add(a.canceler.wrap(a.worker->onViolation()).then([&a, generation](std::string what) {
+    if (a.generation == generation) a.violation("protocol violation: " + what);
   }));
 
   auto client = a.worker->client();

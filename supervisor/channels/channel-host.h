@@ -68,6 +68,10 @@ class LaunchedWorker {
   virtual rpc::ChannelWorker::Client client() = 0;      // the same capability every time
   virtual kj::Promise<WorkerExit> onExit() = 0;         // once; never rejects
   virtual void kill(const std::string& reason) = 0;
+  // Resolves with what the worker broke when a message it sent could not be read within
+  // channelReaderOptions (inbound.h): over the traversal limit, malformed framing. Never
+  // otherwise. The host then kills it as a protocol breaker.
+  virtual kj::Promise<std::string> onViolation() = 0;
 };
 
 struct LaunchRequest {

@@ -428,6 +428,25 @@ TEST_CASE("channel router: a reply waits for a restarted worker (a crash mid-con
   CHECK(rig.log.starts.size() == 2);
 }
 
+TEST_CASE("channel router: a worker that dies with a reply in hand has the next one send it") {
+  Rig rig;
+  ScriptedAgent agent;
+  rig.start(agent);
+  CHECK(rig.deliver("42", "42", "1", "long job"));
+  agent.begin(0);
+  rig.log.sendHangs = true;
+  agent.finish(0, "ok", "the answer");
+  REQUIRE(waitUntil(rig.io, [&] { return rig.log.sent.size() == 1; }));  // in the worker's hand
+  rig.log.sendHangs = false;
+  rig.launcher.last->crash();
+  REQUIRE(waitUntil(rig.io, [&] { return rig.log.sent.size() == 2; }));
+  CHECK(rig.log.sent[1].text == "the answer");
+  CHECK(rig.log.sent[1].chatId == "42");
+  CHECK(rig.log.launches.size() == 2);
+  settle(rig.io, 20);
+  CHECK(rig.log.sent.size() == 2);  // once by the new worker, no more
+}
+
 TEST_CASE("channel router: a flood from one worker does not stall another channel") {
   Rig rig;
   ScriptedAgent agent;

@@ -423,30 +423,73 @@ void ChannelRouter::approvalRequested(const gateway::ApprovalInfo& info) {
   send(run.portKey, run.chatId, text, run.group ? run.messageId : "", run.threadId);
 }
 
+// One reply on its way to a chat, until it is sent or given up.
+struct ChannelRouter::Reply {
+  std::string key, chatId, text, replyTo, threadId;
+  kj::TimePoint deadline;
+  int resends = 0;
+};
+
 void ChannelRouter::send(const std::string& key, const std::string& chatId, const std::string& text,
                          const std::string& replyTo, const std::string& threadId) {
-  auto it = ports_.find(key);
-  if (it == ports_.end()) {
+  if (ports_.find(key) == ports_.end()) {
     spdlog::warn("channel {}: a reply to {} is dropped: the channel is not running", key, chatId);
     return;
   }
-  // The worker may be restarting (a crash mid-conversation): the reply waits for it, bounded.
-  auto up = it->second->port->whenUp().exclusiveJoin(
-      timer_.afterDelay(settings_.replyWait).then([]() -> rpc::ChannelWorker::Client {
-        KJ_FAIL_REQUIRE("the channel worker did not come back in time");
-      }));
-  tasks_.add(up.then([chatId, text, replyTo, threadId](rpc::ChannelWorker::Client worker) {
-                 auto req = worker.sendRequest();
-                 auto m = req.initMessage();
-                 m.setChatId(chatId);
-                 m.setText(text);
-                 m.setReplyTo(replyTo);
-                 m.setThreadId(threadId);
-                 return req.send().ignoreResult();
-               }).catch_([key, chatId](kj::Exception&& e) {
-    spdlog::warn("channel {}: a reply to {} was not delivered: {}", key, chatId,
+  auto reply = std::make_shared<Reply>(
+      Reply{key, chatId, text, replyTo, threadId, timer_.now() + settings_.replyWait, 0});
+  tasks_.add(sendReply(reply, nullptr).catch_([reply](kj::Exception&& e) {
+    spdlog::warn("channel {}: a reply to {} was not delivered: {}", reply->key, reply->chatId,
                  clipUtf8(e.getDescription().cStr(), 300));
   }));
+}
+
+// The worker may be restarting (a crash mid-conversation): the reply waits for it, until the
+// deadline. A worker that dies with the reply in hand (DISCONNECTED) has it sent again by the
+// next one: the reply's turn is over and its message counted as answered, so nothing else would
+// ever send it. The price: a reply the platform took in the last instant before the kill is
+// posted twice, a far narrower window than the one in which it would otherwise be lost.
+kj::Promise<void> ChannelRouter::sendReply(std::shared_ptr<Reply> reply,
+                                           kj::Maybe<uint64_t> notGeneration) {
+  auto it = ports_.find(reply->key);
+  if (it == ports_.end()) return KJ_EXCEPTION(DISCONNECTED, "the channel stopped");
+  if (timer_.now() >= reply->deadline)
+    return KJ_EXCEPTION(DISCONNECTED, "the channel worker did not come back in time");
+  auto up = it->second->port->whenUp().exclusiveJoin(
+      timer_.atTime(reply->deadline).then([]() -> rpc::ChannelWorker::Client {
+        KJ_FAIL_REQUIRE("the channel worker did not come back in time");
+      }));
+  return up.then(
+      [this, reply, notGeneration](rpc::ChannelWorker::Client worker) mutable -> kj::Promise<void> {
+        auto found = ports_.find(reply->key);  // looked up again: it may have stopped meanwhile
+        if (found == ports_.end()) return KJ_EXCEPTION(DISCONNECTED, "the channel stopped");
+        uint64_t generation = found->second->port->workerGeneration();
+        KJ_IF_MAYBE (dead, notGeneration) {
+          if (generation == *dead) {
+            // The host has not seen that worker's end yet: look again shortly.
+            return timer_.afterDelay(50 * kj::MILLISECONDS).then([this, reply, notGeneration]() {
+              return sendReply(reply, notGeneration);
+            });
+          }
+        }
+        auto req = worker.sendRequest();
+        auto m = req.initMessage();
+        m.setChatId(reply->chatId);
+        m.setText(reply->text);
+        m.setReplyTo(reply->replyTo);
+        m.setThreadId(reply->threadId);
+        return req.send().ignoreResult().catch_(
+            [this, reply, generation](kj::Exception&& e) -> kj::Promise<void> {
+              if (e.getType() != kj::Exception::Type::DISCONNECTED || reply->resends >= 3)
+                return kj::mv(e);
+              reply->resends++;
+              spdlog::info(
+                  "channel {}: the worker ended with a reply to {} in hand; the next one "
+                  "sends it",
+                  reply->key, reply->chatId);
+              return sendReply(reply, generation);
+            });
+      });
 }
 
 void ChannelRouter::callNow(const std::string& key, const char* what,

@@ -60,6 +60,8 @@ class ChannelPort {
   virtual kj::Promise<rpc::ChannelWorker::Client> whenUp() = 0;
   // The worker if it is up right now (typing and reactions are not worth waiting for).
   virtual kj::Maybe<rpc::ChannelWorker::Client> current() = 0;
+  // Which worker whenUp()/current() give: a new number for every worker started.
+  virtual uint64_t workerGeneration() const = 0;
   // What the running worker said it can do (ChannelWorker.start).
   virtual PortCapabilities capabilities() const = 0;
   // The worker broke the protocol: kill it. `reason` names what it did.
@@ -121,6 +123,8 @@ class ChannelRouter {
   kj::Promise<void> typingLoop(std::string key, std::string chatId);
   void send(const std::string& key, const std::string& chatId, const std::string& text,
             const std::string& replyTo, const std::string& threadId);
+  struct Reply;
+  kj::Promise<void> sendReply(std::shared_ptr<Reply> reply, kj::Maybe<uint64_t> notGeneration);
   // `what` on the worker if it is up now; failures are logged.
   void callNow(const std::string& key, const char* what,
                kj::Function<kj::Promise<void>(rpc::ChannelWorker::Client)> fn);

@@ -22,6 +22,8 @@
 
 #include "channel-host.h"
 #include "channel-router.h"
+#include "inbound.h"
+#include "worker-connection.h"
 
 namespace chitin::channels::testing {
 
@@ -72,6 +74,7 @@ struct WorkerLog {
   std::string startRefusal;  // throw this from start
   bool startHangs = false;
   bool sendFails = false;
+  bool sendHangs = false;  // the worker holds the reply (and dies with it, in a test)
   rpc::ChannelStatus::State state = rpc::ChannelStatus::State::CONNECTED;  // status() answers
   rpc::Capabilities::Reader caps() { return capsMessage.getRoot<rpc::Capabilities>().asReader(); }
   capnp::MallocMessageBuilder capsMessage;
@@ -113,6 +116,7 @@ class FakeWorker final : public rpc::ChannelWorker::Server {
     auto m = context.getParams().getMessage();
     log_.sent.push_back({m.getChatId(), m.getText(), m.getReplyTo(), m.getThreadId()});
     if (log_.sendFails) KJ_FAIL_REQUIRE("429 Too Many Requests");
+    if (log_.sendHangs) return kj::NEVER_DONE;
     context.getResults().initMessageIds(1).set(0, "out-" + std::to_string(log_.sent.size()));
     return kj::READY_NOW;
   }
@@ -149,9 +153,10 @@ class FakeLaunched final : public LaunchedWorker {
         io.lowLevelProvider->wrapSocketFd(sv[1], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     server_ = kj::heap<capnp::TwoPartyServer>(kj::heap<FakeWorker>(log));
     serving_ = server_->accept(*workerStream_).eagerlyEvaluate(nullptr);
+    // The supervisor's end as in production: the channel bounds, violations reported.
     supervisorStream_ =
-        io.lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-    rpc_ = kj::heap<capnp::TwoPartyClient>(*supervisorStream_);
+        io.lowLevelProvider->wrapUnixSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+    rpc_ = kj::heap<WorkerConnection>(*supervisorStream_, 0, channelReaderOptions());
     client_ = rpc_->bootstrap().castAs<rpc::ChannelWorker>();
     auto paf = kj::newPromiseAndFulfiller<WorkerExit>();
     exit_ = paf.promise.fork();
@@ -162,6 +167,7 @@ class FakeLaunched final : public LaunchedWorker {
   rpc::ChannelWorker::Client client() override { return client_; }
   kj::Promise<WorkerExit> onExit() override { return exit_.addBranch(); }
   void kill(const std::string& reason) override { die(WorkerExit{-1, 9, reason}); }
+  kj::Promise<std::string> onViolation() override { return rpc_->onViolation(); }
   // The worker process ends by itself (a crash).
   void crash() { die(WorkerExit{1, 0, ""}); }
   bool dead() const { return dead_; }
@@ -179,8 +185,8 @@ class FakeLaunched final : public LaunchedWorker {
   kj::Own<kj::AsyncIoStream> workerStream_;
   kj::Own<capnp::TwoPartyServer> server_;
   kj::Maybe<kj::Promise<void>> serving_;
-  kj::Own<kj::AsyncIoStream> supervisorStream_;
-  kj::Own<capnp::TwoPartyClient> rpc_;
+  kj::Own<kj::AsyncCapabilityStream> supervisorStream_;
+  kj::Own<WorkerConnection> rpc_;
   rpc::ChannelWorker::Client client_ = nullptr;
   kj::ForkedPromise<WorkerExit> exit_;
   kj::Own<kj::PromiseFulfiller<WorkerExit>> exitFulfiller_;

@@ -4,6 +4,7 @@
 
 #include "inbound.h"
 
+#include <capnp/any.h>
 #include <capnp/message.h>
 #include <doctest/doctest.h>
 
@@ -96,6 +97,49 @@ TEST_CASE("inbound: text, names and attachments are bounded") {
       reinterpret_cast<const capnp::byte*>(data.data()), data.size()));
   CHECK(big.problem(1000) == "attachment data: larger than channels.max_attachment_bytes");
   CHECK(big.problem(1001) == "");
+}
+
+TEST_CASE("inbound: text made valid UTF-8 still keeps its bound") {
+  // 200 stray bytes keep the 256-byte bound, their 200 U+FFFD (600 bytes) would not.
+  Message msg;
+  msg.m.setSenderName(std::string(200, '\xff'));
+  msg.m.setText(std::string(30000, '\xfe'));
+  auto files = msg.m.initAttachments(1);
+  files[0].setName(std::string(1000, '\x80'));
+  files[0].setMimeType(std::string(256, '\xc3'));
+  Inbound in;
+  REQUIRE(copyInbound(msg.m.asReader(), InboundLimits{}, in) == "");
+  CHECK(in.senderName.size() == 255);  // 85 whole characters
+  CHECK(in.text.size() == InboundLimits::MAX_TEXT_BYTES - 1);
+  CHECK(in.attachments[0].name.size() == 1023);
+  CHECK(in.attachments[0].mimeType.size() == 255);
+}
+
+TEST_CASE("inbound: a message capnp cannot read is a refusal, not an exception") {
+  // A struct where the text is: what a hostile worker can put on the wire.
+  capnp::MallocMessageBuilder wrong;
+  auto m = wrong.initRoot<rpc::InboundMessage>();
+  m.setSenderId("1");
+  m.setMessageId("2");
+  capnp::AnyStruct::Builder any = wrong.getRoot<capnp::AnyStruct>();
+  any.getPointerSection()[0].initAsAnyStruct(1, 0);  // chatId: a struct, not text
+  Inbound in;
+  std::string problem;
+  CHECK_NOTHROW(
+      problem = copyInbound(wrong.getRoot<rpc::InboundMessage>().asReader(), InboundLimits{}, in));
+  CHECK(problem.find("not a readable InboundMessage: ") == 0);
+}
+
+TEST_CASE("inbound: at most 63 MiB of attachment data in one message") {
+  Message msg;
+  auto files = msg.m.initAttachments(4);
+  std::string data(21 << 20, 'x');
+  auto bytes = kj::ArrayPtr<const capnp::byte>(reinterpret_cast<const capnp::byte*>(data.data()),
+                                               data.size());
+  for (int i = 0; i < 3; ++i) files[i].setData(bytes);
+  CHECK(msg.problem(32 << 20) == "");  // exactly 63 MiB
+  files[3].setData(kj::StringPtr("y").asBytes());
+  CHECK(msg.problem(32 << 20) == "attachments: more than 63 MiB of data in one message");
 }
 
 TEST_CASE("session-safe ids: one-to-one, in the agent core's character set") {

@@ -10,6 +10,8 @@
 
 #pragma once
 
+#include <capnp/message.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,11 +24,21 @@ struct InboundLimits {
   static constexpr size_t MAX_ID_BYTES = 256;  // chat, sender, message, reply and thread ids
   static constexpr size_t MAX_NAME_BYTES = 256;
   static constexpr size_t MAX_TEXT_BYTES = 64 << 10;
-  static constexpr size_t MAX_ATTACHMENTS = 16;
+  static constexpr size_t MAX_ATTACHMENTS = rpc::MAX_INBOUND_ATTACHMENTS;  // 16
   static constexpr size_t MAX_ATTACHMENT_NAME_BYTES = 1024;
   static constexpr size_t MAX_MIME_BYTES = 256;
+  // All data of one message's attachments (the contract's maxInboundAttachmentBytes, 63 MiB):
+  // what sizes the channel connection's traversal limit (channelReaderOptions).
+  static constexpr uint64_t MAX_TOTAL_ATTACHMENT_BYTES = rpc::MAX_INBOUND_ATTACHMENT_BYTES;
   uint64_t maxAttachmentBytes = 20u << 20;  // channels.max_attachment_bytes, per file
 };
+
+// How the supervisor reads every message on a channel worker's connection: a traversal limit
+// that admits the biggest InboundSink.message within InboundLimits (all ids, name and text at
+// their maximum, 16 attachments with 63 MiB of data) plus the RPC envelope, and little more; a
+// nesting limit of 16 (the deepest legitimate path is 7 pointers). A message past them fails the
+// connection (WorkerConnection reports it and the worker is killed as a protocol breaker).
+capnp::ReaderOptions channelReaderOptions();
 
 struct InboundFile {
   std::string name;  // as the platform gave it (valid UTF-8); sanitized when saved
@@ -50,7 +62,10 @@ struct Inbound {
 };
 
 // Copies `message` into `out`. Returns "" when it keeps the bounds, else what it broke (for the
-// log and the kill reason; never echoes the offending bytes).
+// log and the kill reason; never echoes the offending bytes); a message capnp refuses to read
+// (a pointer of the wrong kind, text without its NUL, past the traversal limit) is such a
+// refusal too, never an exception. Text fields are made valid UTF-8 and then cut to their bound
+// (U+FFFD for a malformed byte takes three). Reads each field once (see channelReaderOptions).
 std::string copyInbound(rpc::InboundMessage::Reader message, const InboundLimits& limits,
                         Inbound& out);
 

@@ -4,6 +4,7 @@
 
 #include "sandbox-launcher.h"
 
+#include "inbound.h"
 #include "worker-host.h"
 
 namespace chitin::channels {
@@ -18,6 +19,7 @@ class HostedWorker final : public LaunchedWorker {
   rpc::ChannelWorker::Client client() override { return client_; }
   kj::Promise<WorkerExit> onExit() override { return host_->onExit(); }
   void kill(const std::string& reason) override { host_->kill(reason); }
+  kj::Promise<std::string> onViolation() override { return host_->onViolation(); }
 
  private:
   kj::Own<WorkerHost> host_;
@@ -31,7 +33,9 @@ kj::Own<LaunchedWorker> SandboxLauncher::launch(const LaunchRequest& r) {
   request.profile = r.profile;
   request.vars = r.vars;
   request.egressSocket = r.egressSocket;
-  return kj::heap<HostedWorker>(kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), r.label));
+  // Read with the bounds of the biggest legitimate channel message, not Cap'n Proto's defaults.
+  return kj::heap<HostedWorker>(
+      kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), r.label, channelReaderOptions()));
 }
 
 }  // namespace chitin::channels

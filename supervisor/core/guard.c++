@@ -20,6 +20,7 @@
 
 #include "message-tool.h"
 #include "policy-model.h"
+#include "rules.h"
 #include "utf8.h"
 #include "web-fetch-tool.h"
 #include "workspace-path.h"
@@ -190,11 +191,13 @@ struct Guard::Call {
   std::string webSource;              // web tools: what the content came from, for the taint
 };
 
-class Guard::CallHops final : public HopDecider {
+// The guard's side of a running call (tool-runner.h), handed to the executor with it.
+class Guard::Scope final : public CallScope {
  public:
-  CallHops(Guard& guard, std::shared_ptr<Call> call) : guard_(guard), call_(std::move(call)) {}
-  std::string decideHop(const std::string& tool, const std::string& url) override {
-    return guard_.decideHop(*call_, tool, url);
+  Scope(Guard& guard, std::shared_ptr<Call> call) : guard_(guard), call_(std::move(call)) {}
+  const std::string& sessionKey() const override { return call_->turn->sessionKey; }
+  std::string decideHost(const std::string& action, const std::string& url) override {
+    return guard_.decideHost(*call_, action, url);
   }
 
  private:
@@ -253,9 +256,11 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
   // The request the policy decides on.
   policy::Request request;
   request.principal = call->turn->principal;
-  // The tool `message` is the action `message_send` (on the recipient); the others are named
-  // like their tool.
-  request.action = {"Action", call->tool == "message" ? "message_send" : call->tool};
+  // The tool `message` is the action `message_send` (on the recipient), `browser` is `browse`;
+  // the others are named like their tool.
+  request.action = {"Action", call->tool == "message"   ? "message_send"
+                              : call->tool == "browser" ? "browse"
+                                                        : call->tool};
   policy::Value::Record context = policyContext(*call->turn, false, argumentsRecord(call->args));
   std::vector<PolicyHost::ExtraEntity> extra;
   if (isFileTool(call->tool)) {
@@ -301,6 +306,13 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
     } else {
       request.resource = {"Agent", settings_.agentId};
     }
+  } else if (call->tool == "browser" && call->args.value("action", "") == "navigate") {
+    // A navigation is decided on the Host it loads (the URL was checked with the arguments);
+    // every document the page then loads is decided again through the call's scope.
+    egress::Rule host = egress::urlRule(call->args["url"].get<std::string>(), "argument \"url\"");
+    policy::Entity e = policy::hostEntity(host.host, host.port);
+    extra.push_back({e.uid, e.attrs.asRecord(), e.parents});
+    request.resource = e.uid;
   } else {
     request.resource = {"Agent", settings_.agentId};
     if (call->tool == "exec") {
@@ -432,11 +444,11 @@ kj::Promise<ToolOutcome> Guard::execute(std::shared_ptr<Call> call) {
                                  "written (see the gateway log)"};
             }
             noteWhatCallCanSee(*call, mutating);
-            auto hops = kj::heap<CallHops>(*this, call);
-            HopDecider* decider = hops.get();
+            auto scope = kj::heap<Scope>(*this, call);
+            CallScope* callScope = scope.get();
             return tools_
-                .run(call->tool, call->arguments, settings_.workspaceDir, call->hidden, decider)
-                .attach(kj::mv(hops))
+                .run(call->tool, call->arguments, settings_.workspaceDir, call->hidden, callScope)
+                .attach(kj::mv(scope))
                 .then([this, call, mutating,
                        before = kj::mv(snap.skipped)](ToolOutcome outcome) mutable {
                   return afterTool(call, mutating, kj::mv(before), kj::mv(outcome));
@@ -546,9 +558,10 @@ kj::Promise<ToolOutcome> Guard::afterTool(std::shared_ptr<Call> call, bool mutat
   }
   auto taintedNow = std::make_shared<bool>(false);
   return changed
-      .then([this, call, compared, taintedNow]() -> kj::Promise<std::string> {
+      .then([this, call, compared, taintedNow,
+             fromOutside = outcome.untrustedSource]() -> kj::Promise<std::string> {
         // What the call saw is settled first: a prompt file it changed is decided in that light.
-        *taintedNow = noteWhatCallSaw(*call);
+        *taintedNow = noteWhatCallSaw(*call, fromOutside);
         if (call->tool != "exec" || compared->files.empty()) return std::string();
         return guardPromptFiles(call, compared->files);
       })
@@ -566,12 +579,14 @@ kj::Promise<ToolOutcome> Guard::afterTool(std::shared_ptr<Call> call, bool mutat
           });
 }
 
-bool Guard::noteWhatCallSaw(Call& call) {
+bool Guard::noteWhatCallSaw(Call& call, const std::string& fromOutside) {
   TurnFacts& turn = *call.turn;
   if (!turn.tainted) {
-    // Anything from the web is untrusted, whatever it says (and a failure's text may be the
-    // server's too): the URL names where it came from.
-    std::string source = call.webSource.empty() ? call.couldSee : call.webSource;
+    // What the tool brought from outside (a web page) comes first: it is what the model reads.
+    // A web tool's result taints even when it failed: its text may be the server's.
+    std::string source = !fromOutside.empty()      ? fromOutside
+                         : !call.webSource.empty() ? call.webSource
+                                                   : call.couldSee;
     // A read is judged again by what its path names now: a link swapped while it ran counts.
     if (source.empty() && call.tool == "read") {
       source = untrustedSourceOfFile(settings_.workspaceDir, call.path, settings_.untrustedPaths,
@@ -618,54 +633,54 @@ void Guard::recordWhatCallWrote(Call& call, const audit::Comparison& compared) {
   untrusted_.flush();
 }
 
-std::string Guard::decideHop(Call& call, const std::string& tool, const std::string& url) {
+std::string Guard::decideHost(Call& call, const std::string& action, const std::string& url) {
   audit::Record r;
   r.set_kind(audit::DECISION);
   r.set_session(call.turn->sessionKey);
   r.set_run_id(call.turn->runId);
   r.set_principal(call.turn->principal.str());
-  r.set_tool(tool);
+  r.set_tool(call.tool);
   r.set_call_id(call.id);
-  json hopArgs = call.args;
-  hopArgs["url"] = url;
-  r.set_arguments(hopArgs.dump());
+  json args = call.args;
+  args["url"] = url;
+  r.set_arguments(args.dump(-1, ' ', false, json::error_handler_t::replace));
   std::optional<egress::Rule> host;
   try {
-    host = webHostOf(tool, hopArgs, tools_.fixedEndpoint(tool));
+    host = egress::urlRule(url, "URL");
   } catch (const egress::RuleError& e) {
+    // Refused before the policy is asked: no http(s) host to decide on.
     r.mutable_decision()->set_outcome("deny");
     r.mutable_decision()->add_policies("invalid-call");
-    r.set_detail(std::string("redirect hop: ") + e.what());
-    audit_.appendOrLog(std::move(r), true);
+    r.set_detail(std::string("request of the running call: ") + e.what());
+    audit_.appendOrLog(std::move(r), false);
     return e.what();
   }
-  if (!host) return "the redirect has no host";
   policy::Entity e = policy::hostEntity(host->host, host->port);
   std::vector<PolicyHost::ExtraEntity> extra{{e.uid, e.attrs.asRecord(), e.parents}};
   policy::Request request;
   request.principal = call.turn->principal;
-  request.action = {"Action", tool};
+  request.action = {"Action", action};
   request.resource = e.uid;
-  // The hop's context is the call's (confirmed stays what the owner answered for the call).
+  // The call's context (confirmed stays what the owner answered for the call itself).
   request.context =
-      policy::Value::record(policyContext(*call.turn, call.confirmed, argumentsRecord(hopArgs)));
+      policy::Value::record(policyContext(*call.turn, call.confirmed, argumentsRecord(args)));
   policy::Verdict verdict = policy_.decide(request, extra);
   r.mutable_decision()->set_outcome(policy::outcomeName(verdict.outcome));
   for (auto& p : verdict.policies) r.mutable_decision()->add_policies(p);
   for (auto& err : verdict.errors) r.mutable_decision()->add_errors(err);
-  r.set_detail("redirect hop to " + e.uid.str());
+  r.set_detail("request of the running call: " + action + " on " + e.uid.str());
   try {
-    record(std::move(r), true);
+    record(std::move(r), verdict.outcome != policy::Outcome::ALLOW);
   } catch (const std::exception& ex) {
     spdlog::error("audit: {}", ex.what());
     return "the audit log cannot be written";
   }
   if (verdict.outcome == policy::Outcome::ALLOW) return "";
   if (verdict.outcome == policy::Outcome::ASK) {
-    return "the policy asks the owner before " + tool + " reaches " + host->text() +
-           " (fetch that URL with its own call, so the owner can confirm it)";
+    return "the policy asks the owner before " + action + " reaches " + host->text() +
+           "; make a call of its own for that URL, so the owner can confirm it";
   }
-  return tool + " of " + host->text() + " is not allowed here (" + decisionText(verdict) + ")";
+  return action + " of " + host->text() + " is not allowed here (" + decisionText(verdict) + ")";
 }
 
 kj::Promise<std::string> Guard::guardPromptFiles(std::shared_ptr<Call> call,

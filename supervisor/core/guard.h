@@ -101,10 +101,10 @@ class Guard {
 
  private:
   struct Call;
-  class CallHops;  // the HopDecider a running call gets (web_fetch's redirects)
+  class Scope;  // the CallScope a running call gets (tool-runner.h)
   kj::Promise<ToolOutcome> execute(std::shared_ptr<Call> call);
-  // A further destination of a running call, decided and audited like the call (HopDecider).
-  std::string decideHop(Call& call, const std::string& tool, const std::string& url);
+  // A further destination of a running call, decided and audited like the call (CallScope).
+  std::string decideHost(Call& call, const std::string& action, const std::string& url);
   // TOOL_END, then (mutating calls) the changed files, compared off the loop.
   kj::Promise<ToolOutcome> afterTool(std::shared_ptr<Call> call, bool mutating,
                                      std::vector<audit::Skipped> skippedBefore,
@@ -114,7 +114,7 @@ class Guard {
   // brought into the session's context (true: it tainted the session just now), and what it
   // wrote (what it changed, plus what the comparison could not see).
   void noteWhatCallCanSee(Call& call, bool mutating);
-  bool noteWhatCallSaw(Call& call);
+  bool noteWhatCallSaw(Call& call, const std::string& fromOutside);
   void recordWhatCallWrote(Call& call, const audit::Comparison& compared);
   // An exec changed prompt files: each change is decided as a `write`; the refused ones are
   // restored from the call's snapshot (off the loop). Resolves to a note for the model ("" if

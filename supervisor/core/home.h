@@ -13,6 +13,7 @@
 //     state/snapshots/<agent>.git  workspace snapshots for rollback (outside the workspace)
 //     state/pairing.json     pending pairing codes
 //     state/untrusted/<agent>.json  workspace files untrusted content wrote (see taint.h)
+//     state/browser/<agent>/ the browser's profile (cookies, storage) of one agent, 0700
 //     workspace/<agent>/     the agent's workspace (the only host directory tools see)
 //     run/egress/            0700  the egress broker's sockets, one per worker (supervisor/egress/)
 

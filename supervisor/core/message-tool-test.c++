@@ -36,7 +36,7 @@ class OtherTools final : public ToolExecutor {
  public:
   std::vector<std::string> ran;
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string&, const std::string&,
-                               const std::vector<std::string>&, HopDecider*) override {
+                               const std::vector<std::string>&, CallScope*) override {
     ran.push_back(tool);
     return ToolOutcome{ToolOutcome::Status::OK, "ran " + tool};
   }

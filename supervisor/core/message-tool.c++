@@ -167,8 +167,8 @@ std::string readMessageFiles(const std::string& workspaceDir, const std::vector<
 kj::Promise<ToolOutcome> MessageTool::run(const std::string& tool, const std::string& argumentsJson,
                                           const std::string& workspaceDir,
                                           const std::vector<std::string>& hiddenDirs,
-                                          HopDecider* hops) {
-  if (tool != "message") return inner_.run(tool, argumentsJson, workspaceDir, hiddenDirs, hops);
+                                          CallScope* scope) {
+  if (tool != "message") return inner_.run(tool, argumentsJson, workspaceDir, hiddenDirs, scope);
 
   json args =
       json::parse(argumentsJson.empty() ? std::string("{}") : argumentsJson, nullptr, false);

@@ -77,7 +77,7 @@ class MessageTool final : public ToolExecutor {
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
-                               HopDecider* hops = nullptr) override;
+                               CallScope* scope = nullptr) override;
   std::string fixedEndpoint(const std::string& tool) const override {
     return inner_.fixedEndpoint(tool);
   }

@@ -24,6 +24,7 @@
 #include "audit-log.h"
 #include "allowlists.h"
 #include "broker.h"
+#include "browser-tool.h"
 #include "hosts-file-resolver.h"
 #include "web-fetch-tool.h"
 #include "web-search-tool.h"
@@ -253,6 +254,7 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
     // `message` is sent by the channel host (set below when channels are configured).
+    MessageTool messageTool(sandboxedTools, nullptr);
     // web_fetch: its own worker per call, each hop decided by the guard and granted on the
     // worker's broker endpoint (web-fetch-tool.h).
     WebFetchSettings webSettings;
@@ -261,7 +263,7 @@ int runGateway(const GatewayCommand& command) {
     // Per hop: 30 s, or less when the owner caps every tool call lower.
     webSettings.timeoutMs = std::min<uint32_t>(30000, config.agent().tool_timeout_seconds() * 1000);
     WebToolContext webContext{&loop, io, spawner, broker.get()};
-    WebFetchTool webTools(sandboxedTools, webContext, webSettings);
+    WebFetchTool webTools(messageTool, webContext, webSettings);
     // web_search: its own worker per call, one rule (the provider's host:port); the Brave key is
     // read here and handed to that worker only, in the request.
     WebSearchSettings searchSettings;
@@ -279,7 +281,13 @@ int runGateway(const GatewayCommand& command) {
       }
     }
     WebSearchTool searchTools(webTools, webContext, searchSettings);
-    MessageTool tools(searchTools, nullptr);
+    // `browser`: one sandboxed Chromium per session, each document decided by the policy.
+    BrowserToolSettings browserSettings;
+    browserSettings.agentId = config.agent().id();
+    browserSettings.stateDir = home.stateDir();
+    browserSettings.egress = config.egress();
+    browserSettings.idleSeconds = config.agent().session_idle_seconds();
+    BrowserTool tools(searchTools, &loop, io, spawner, *broker, browserSettings);
 
     AgentCoreSettings coreSettings;
     coreSettings.agentId = config.agent().id();
@@ -328,7 +336,7 @@ int runGateway(const GatewayCommand& command) {
     channels::ChannelHost channelHost(
         channelLauncher, &channelEgress, router, *auditLog, io.provider->getTimer(), hostSettings,
         std::vector<config::ChannelAccountConfig>(cc.account().begin(), cc.account().end()));
-    if (cc.account_size() > 0) tools.setSender(&channelHost);
+    if (cc.account_size() > 0) messageTool.setSender(&channelHost);
     channels::ChannelService service(core, channelHost);
 
     broker->setGatewayPort(gwOptions.port);
@@ -419,12 +427,13 @@ int runGateway(const GatewayCommand& command) {
         gateway::Gateway* gw;
         UvKjBridge* bridge;
         ModelHost* model;
+        BrowserTool* browser;
         egress::Broker* broker;
         Signals* signals;
         bool stopping = false;
       };
       static StopContext stop;
-      stop = StopContext{&core, &channelHost, &gw, &bridge, &model, broker.get(), &signals};
+      stop = StopContext{&core, &channelHost, &gw, &bridge, &model, &tools, broker.get(), &signals};
       auto onStop = [](uv_signal_t* s, int signum) {
         if (stop.stopping) return;
         stop.stopping = true;
@@ -432,6 +441,7 @@ int runGateway(const GatewayCommand& command) {
         stop.core->shutdown();
         stop.channels->stop();
         stop.model->stop();
+        stop.browser->shutdown();
         stop.broker->closeAll();
         stop.gw->stop();
         stop.bridge->pump();  // flush what the shutdown queued, then let the loop drain

@@ -48,9 +48,10 @@ TEST_CASE("tool args: every malformed argument is named") {
   CHECK(build("write", R"({"path":"a"})")->error.find("\"content\"") != std::string::npos);
   CHECK(build("edit", R"({"path":"a","oldText":"","newText":"x"})")->error.find("oldText") !=
         std::string::npos);
-  CHECK(build("browser", "{}")
-            ->error.find("unknown tool \"browser\"; available tools: exec, read, write, edit") !=
+  CHECK(build("browse", "{}")
+            ->error.find("unknown tool \"browse\"; available tools: exec, read, write, edit") !=
         std::string::npos);
+  CHECK(build("browser", "{}")->error.find("argument \"action\"") != std::string::npos);
 }
 
 TEST_CASE("tool args: read/write/edit build their typed invocation") {
@@ -97,7 +98,7 @@ TEST_CASE("tool specs: OpenClaw's names, each with a JSON-schema object") {
     CHECK(nlohmann::json::parse(s.parametersJson)["type"] == "object");
   }
   CHECK(names == std::vector<std::string>{"exec", "read", "write", "edit", "message", "web_fetch",
-                                          "web_search"});
+                                          "web_search", "browser"});
 }
 
 }  // namespace

@@ -32,6 +32,9 @@ struct ToolOutcome {
   std::string content;  // what the model sees
   int exitCode = -1;
   bool timedOut = false;
+  // Where the content came from when it is from outside (a web page: its URL): the
+  // guard taints the session with it, whatever the status (a failure's text may be the page's).
+  std::string untrustedSource;
 
   const char* statusName() const;
 };
@@ -46,15 +49,18 @@ std::string buildInvocation(const std::string& toolName, const std::string& argu
 // (the worker is not trusted to have capped it) and made valid UTF-8.
 ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader result, uint32_t maxOutputBytes);
 
-// What a running tool may ask the guard: whether a further network request of the same call
-// (a redirect hop of web_fetch) is allowed. Decided like the call itself (same principal and
-// context, Action::"<tool>" on the hop's Host, the hop's URL in context.args.url) and audited.
-class HopDecider {
+// What a running call may ask of the guard that runs it: whose call it is, and whether a further
+// destination of the same call is allowed (the browser's every document). Lives until the
+// call's promise settles.
+class CallScope {
  public:
-  virtual ~HopDecider() = default;
-  // "" when allowed as is; otherwise why not, for the model. A hop the policy would only allow
-  // with the owner's confirmation is refused: the owner confirms calls, not hops in flight.
-  virtual std::string decideHop(const std::string& tool, const std::string& url) = 0;
+  virtual ~CallScope() = default;
+  virtual const std::string& sessionKey() const = 0;
+  // Decided like the call itself (same principal and context, `action` on the Host of `url`,
+  // the URL in context.args.url) and audited as a DECISION. "" when allowed as is; otherwise why
+  // not, for the model. One the policy would only allow with the owner's confirmation is
+  // refused: the owner confirms calls, not requests in flight.
+  virtual std::string decideHost(const std::string& action, const std::string& url) = 0;
 };
 
 // How the guard runs a tool once it may: one fresh sandbox per call (ToolRunner), or a fake.
@@ -64,12 +70,11 @@ class ToolExecutor {
   // Never rejects for expected failures; cancelling the promise stops the tool. `hiddenDirs`:
   // workspace-relative directories the call must not see (the untrusted ones, kept from an
   // untainted session's commands); each must be a real directory, or the call does not run.
-  // `hops`: the guard's decider for the call's further destinations (null: none is allowed);
-  // it lives until the promise settles.
+  // `scope`: the guard's side of the call (null outside a guard: no further destination).
   virtual kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                        const std::string& workspaceDir,
                                        const std::vector<std::string>& hiddenDirs,
-                                       HopDecider* hops = nullptr) = 0;
+                                       CallScope* scope = nullptr) = 0;
   // The one destination a tool always talks to, as an http(s) URL (web_search: its provider's
   // endpoint, whose host the guard decides the call on), or "" for none. Decorators forward.
   virtual std::string fixedEndpoint(const std::string& tool) const {
@@ -94,7 +99,7 @@ class ToolRunner final : public ToolExecutor {
   kj::Promise<ToolOutcome> run(const std::string& toolName, const std::string& argumentsJson,
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
-                               HopDecider* hops = nullptr) override;
+                               CallScope* scope = nullptr) override;
 
   // Where every tool profile mounts the workspace inside the sandbox.
   static constexpr const char* WORKSPACE_INSIDE = "/workspace";

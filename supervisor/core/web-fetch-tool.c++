@@ -114,7 +114,7 @@ std::optional<egress::Rule> webHostOf(const std::string& tool, const json& args,
 
 struct WebFetchTool::Call {
   WebFetchArgs args;
-  HopDecider* hops;
+  CallScope* scope;
   std::unique_ptr<egress::Endpoint> endpoint;
   kj::Own<WorkerHost> host;
   rpc::WebFetcher::Client fetcher = nullptr;
@@ -125,10 +125,10 @@ kj::Promise<ToolOutcome> WebFetchTool::run(const std::string& tool,
                                            const std::string& argumentsJson,
                                            const std::string& workspaceDir,
                                            const std::vector<std::string>& hiddenDirs,
-                                           HopDecider* hops) {
-  if (tool != "web_fetch") return inner_.run(tool, argumentsJson, workspaceDir, hiddenDirs, hops);
+                                           CallScope* scope) {
+  if (tool != "web_fetch") return inner_.run(tool, argumentsJson, workspaceDir, hiddenDirs, scope);
   auto call = kj::heap<Call>();
-  call->hops = hops;
+  call->scope = scope;
   json args =
       json::parse(argumentsJson.empty() ? std::string("{}") : argumentsJson, nullptr, false);
   std::string problem = args.is_object() ? parseWebFetchArguments(args, call->args)
@@ -223,8 +223,8 @@ kj::Promise<ToolOutcome> WebFetchTool::hop(Call* call, std::string url, uint32_t
                                    " redirects from " + c->firstUrl + " (the last to " + next +
                                    ")"};
           }
-          std::string why = c->hops == nullptr ? "no further destination is allowed"
-                                               : c->hops->decideHop("web_fetch", next);
+          std::string why = c->scope == nullptr ? "no further destination is allowed"
+                                                : c->scope->decideHost("web_fetch", next);
           if (!why.empty()) {
             return ToolOutcome{
                 ToolOutcome::Status::DENIED,

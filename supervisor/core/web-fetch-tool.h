@@ -9,7 +9,7 @@
 //      privateOk only if the owner listed that exact host:port in egress.allow_private);
 //   2. the worker GETs the URL (chitin-worker-web-fetch, sandbox-profiles/web-fetch.textproto)
 //      and returns the page (extracted to Markdown or text in the worker) or a redirect;
-//   3. a redirect is decided again by the guard (HopDecider: the policy on the new Host,
+//   3. a redirect is decided again by the guard (CallScope::decideHost: the policy on the new Host,
 //      audited) and becomes the next hop, at most MAX_HOPS in all.
 // The broker still resolves every name itself and refuses non-public addresses, so a policy
 // that allows a Host never lets a name that resolves to loopback through. Whatever the worker
@@ -84,7 +84,7 @@ class WebFetchTool final : public ToolExecutor {
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
-                               HopDecider* hops = nullptr) override;
+                               CallScope* scope = nullptr) override;
   std::string fixedEndpoint(const std::string& tool) const override {
     return inner_.fixedEndpoint(tool);
   }

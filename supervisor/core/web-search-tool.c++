@@ -85,8 +85,8 @@ kj::Promise<ToolOutcome> WebSearchTool::run(const std::string& tool,
                                             const std::string& argumentsJson,
                                             const std::string& workspaceDir,
                                             const std::vector<std::string>& hiddenDirs,
-                                            HopDecider* hops) {
-  if (tool != "web_search") return inner_.run(tool, argumentsJson, workspaceDir, hiddenDirs, hops);
+                                            CallScope* scope) {
+  if (tool != "web_search") return inner_.run(tool, argumentsJson, workspaceDir, hiddenDirs, scope);
   json args =
       json::parse(argumentsJson.empty() ? std::string("{}") : argumentsJson, nullptr, false);
   std::string problem =

@@ -52,7 +52,7 @@ struct WorkerHost::Watch {
 };
 
 WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,
-                       std::string label)
+                       std::string label, capnp::ReaderOptions readerOptions)
     : loop_(loop),
       label_(std::move(label)),
       pid_(worker.pid),
@@ -69,7 +69,10 @@ WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWo
   socketFd_ = worker.socket.get();
   stream_ = io.lowLevelProvider->wrapUnixSocketFd(worker.socket.release(),
                                                   kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-  rpc_ = kj::heap<capnp::TwoPartyClient>(*stream_, MAX_FDS_PER_MESSAGE);
+  rpc_ = kj::heap<WorkerConnection>(*stream_, MAX_FDS_PER_MESSAGE, readerOptions);
+  killOnViolation_ = rpc_->onViolation()
+                         .then([this](std::string what) { kill("protocol violation: " + what); })
+                         .eagerlyEvaluate(nullptr);
 
   watch_ = new Watch;
   watch_->owner = this;
@@ -95,6 +98,7 @@ WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWo
 WorkerHost::~WorkerHost() noexcept(false) {
   // Drop the connection first so no RPC touches a dying stream, then make sure the process is
   // gone. The pidfd stays valid until we close it, so the signal cannot hit a recycled pid.
+  killOnViolation_ = nullptr;
   rpc_ = nullptr;
   stream_ = nullptr;
   if (!exited_) {

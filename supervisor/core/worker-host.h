@@ -4,6 +4,10 @@
 // worker-log.h), its cgroup (removed once it is reaped), and killing it.
 // Runs in: supervisor
 //
+// Every message the worker sends is read with the ReaderOptions its owner gives (Cap'n Proto's
+// defaults, 64 MiB and 64 levels, unless the owner sized them: channel workers do); a message past
+// them fails the connection and the worker is killed as a protocol breaker (worker-connection.h).
+//
 // Destroying a WorkerHost kills the worker (SIGKILL to bwrap; --die-with-parent takes the rest
 // of the sandbox with it) and stops watching it. Exit is reported once, through onExit().
 
@@ -18,6 +22,7 @@
 #include <string>
 
 #include "spawner.h"
+#include "worker-connection.h"
 #include "worker-log.h"
 
 namespace chitin {
@@ -33,7 +38,7 @@ struct WorkerExit {
 class WorkerHost {
  public:
   WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,
-             std::string label);
+             std::string label, capnp::ReaderOptions readerOptions = capnp::ReaderOptions());
   ~WorkerHost() noexcept(false);
   KJ_DISALLOW_COPY(WorkerHost);
 
@@ -45,6 +50,10 @@ class WorkerHost {
 
   // Resolves (once) when the worker process has exited. Never rejects.
   kj::Promise<WorkerExit> onExit();
+
+  // Resolves with what the worker broke when it sent a message past the reader options (it is
+  // being killed by then: "protocol violation: ..."). Never resolves otherwise.
+  kj::Promise<std::string> onViolation() { return rpc_->onViolation(); }
 
   // SIGKILL the sandbox; `reason` ends up in WorkerExit::reason and the log.
   void kill(const std::string& reason);
@@ -61,7 +70,8 @@ class WorkerHost {
   kj::AutoCloseFd pidfd_;
   kj::Own<kj::AsyncCapabilityStream> stream_;
   int socketFd_ = -1;  // owned by stream_; kept to shut the connection down when the worker dies
-  kj::Own<capnp::TwoPartyClient> rpc_;
+  kj::Own<WorkerConnection> rpc_;
+  kj::Promise<void> killOnViolation_ = nullptr;
   Watch* watch_;
   std::unique_ptr<WorkerLog> log_;  // null when the spawn request gave its own fds
   std::unique_ptr<spawn::CgroupLease> cgroup_;

@@ -28,7 +28,8 @@ static_assert(static_cast<int>(seccomp::Group::PROCESS_SPAWN) == config::PROCESS
 static_assert(static_cast<int>(seccomp::Group::THREADS) == config::THREADS);
 static_assert(static_cast<int>(seccomp::Group::TERMINAL) == config::TERMINAL);
 static_assert(static_cast<int>(seccomp::Group::TIME) == config::TIME);
-static_assert(config::SyscallGroup_MAX == config::TIME, "a new SyscallGroup needs a table");
+static_assert(static_cast<int>(seccomp::Group::CHROMIUM) == config::CHROMIUM);
+static_assert(config::SyscallGroup_MAX == config::CHROMIUM, "a new SyscallGroup needs a table");
 
 namespace {
 

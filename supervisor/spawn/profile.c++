@@ -173,10 +173,11 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
   if (profile.network() && !networkGroup) {
     check.fail("network: true needs the NETWORK syscall group", "network");
   }
-  if (!profile.network() && networkGroup) {
+  // With egress, loopback has a use: the browser's forwarder listens there for Chromium.
+  if (!profile.network() && networkGroup && !profile.egress()) {
     check.fail(
-        "the NETWORK group is useless without network: true (the sandbox has only "
-        "loopback)",
+        "the NETWORK group is useless without network: true or egress: true (the sandbox has "
+        "only loopback)",
         "syscalls");
   }
   if (profile.egress() && profile.network()) {

@@ -128,8 +128,8 @@ TEST_CASE("profile: errors name file:line:column and what was expected") {
   // A rule about a repeated field as a whole points at its first element (found by fuzzing:
   // this used to throw protobuf's FatalException instead of SandboxUnavailable).
   CHECK(loadError(replaced(GOOD, "syscalls: BASIC_IO", "syscalls: BASIC_IO syscalls: NETWORK")) ==
-        "/p/demo.textproto:10:1: the NETWORK group is useless without network: true (the sandbox "
-        "has only loopback)");
+        "/p/demo.textproto:10:1: the NETWORK group is useless without network: true or egress: "
+        "true (the sandbox has only loopback)");
   CHECK(loadError(GOOD + std::string("errno_syscalls: \"openat\"\n")) ==
         "/p/demo.textproto:16:1: \"openat\" is already allowed by a syscall group or the "
         "bootstrap set");

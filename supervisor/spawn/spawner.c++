@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -36,8 +37,9 @@ const char ROOT_REFUSAL[] =
 
 // The recipe's inputs, prepared by the parent: the vfork child may not allocate.
 struct ChildPlan {
-  int sources[5];   // become fds 0..4: /dev/null, stdout, stderr, worker socket, seccomp
-  int cgroupProcs;  // the worker's cgroup.procs, or -1 when cgroup limits are not in force
+  int sources[5];    // become fds 0..4: /dev/null, stdout, stderr, worker socket, seccomp
+  int cgroupProcs;   // the worker's cgroup.procs, or -1 when cgroup limits are not in force
+  pid_t supervisor;  // getpid() before clone: the parent the child must still have
   const char* path;
   char* const* argv;
   char* const* envp;
@@ -49,6 +51,19 @@ struct ChildPlan {
 // async-signal-safe calls; the parent is suspended and reads `failedStep` when we are gone.
 int execBwrapInChild(void* arg) {
   auto* plan = static_cast<ChildPlan*>(arg);
+  // Step 0: die with the supervisor, from this instruction on. bwrap's own --die-with-parent is
+  // armed only after its set-up (after it has cloned the sandbox), and ties to whoever is its
+  // parent by then: pid 1 if the supervisor died in between, so the outer bwrap and its worker
+  // would outlive it. The signal survives execve (only a set-uid bwrap loses it there, and
+  // re-arms it late, as above) and is tied to the cloning thread, hence spawns happen on the
+  // main thread only (start()). If the supervisor died before the prctl, we have been
+  // reparented already and nobody would ever send it: getppid() tells, and we go instead.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    plan->failedStep = 6;
+    plan->savedErrno = errno;
+    _exit(127);
+  }
+  if (getppid() != plan->supervisor) _exit(127);
   // Step 1: the five fds in place. Every source is >= 10 (see start()), so dup2 never sees its
   // own target and always clears close-on-exec.
   for (int target = 0; target < 5; target++) {
@@ -231,6 +246,10 @@ const Spawner::Compiled& Spawner::compiled(const std::string& name) {
 
 SpawnedWorker Spawner::spawn(const SpawnRequest& request) {
   if (geteuid() == 0) throw SandboxUnavailable(ROOT_REFUSAL);
+  // A worker's parent-death signal fires when the *thread* that cloned it ends: only the main
+  // thread lives exactly as long as the supervisor. (checkAvailable()'s trial may run on any
+  // thread: it waits for the trial's end, so its thread outlives it.)
+  KJ_REQUIRE(gettid() == getpid(), "workers are spawned from the supervisor's main thread only");
   if (!available_) {
     if (auto reason = checkAvailable()) throw SandboxUnavailable(*reason);
   }
@@ -299,6 +318,7 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
   ChildPlan plan{};
   for (int i = 0; i < 5; i++) plan.sources[i] = sources[i].get();
   plan.cgroupProcs = cgroup ? cgroupProcs.get() : -1;
+  plan.supervisor = getpid();
   plan.path = settings_.bwrapPath.c_str();
   plan.argv = argv.data();
   plan.envp = envp;
@@ -334,7 +354,10 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
       throw SandboxUnavailable("cgroup limits: cannot move the worker into its cgroup " +
                                cgroup->path() + ": " + strerror(plan.savedErrno));
     }
-    KJ_FAIL_SYSCALL(plan.failedStep == 1 ? "dup2" : "close_range", plan.savedErrno);
+    KJ_FAIL_SYSCALL(plan.failedStep == 1   ? "dup2"
+                    : plan.failedStep == 6 ? "prctl(PR_SET_PDEATHSIG)"
+                                           : "close_range",
+                    plan.savedErrno);
   }
   if (cgroup) cgroup->closeProcsFd();
 

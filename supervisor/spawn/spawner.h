@@ -4,8 +4,9 @@
 //
 // A worker is started as: argv compiled from a profile in sandbox-profiles/ (hidden directories
 // checked on the host) -> cgroup created with its limits, where the host delegates cgroups
-// (cgroup.h) -> clone(CLONE_VM|CLONE_VFORK) -> (in the child) fds placed (stdout/stderr: a pipe
-// of the worker's own, never the supervisor's stderr), everything else closed, signals reset,
+// (cgroup.h) -> clone(CLONE_VM|CLONE_VFORK) -> (in the child) SIGKILL on the supervisor's death
+// armed, fds placed (stdout/stderr: a pipe of the worker's own, never the supervisor's stderr),
+// everything else closed, signals reset,
 // the child enters the worker's cgroup, environment cleared -> execve(bwrap) -> bwrap builds the
 // namespaces and mounts (every tmpfs capped, /dev read-only), loads the profile's seccomp
 // filter and execs the worker, which makes itself non-dumpable, checks its hidden directories,
@@ -92,7 +93,8 @@ struct WorkerExit {
 WorkerExit waitForExit(const SpawnedWorker& worker);
 std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
 // SIGKILL to the outer bwrap (the wall-clock limit). --die-with-parent and the pid namespace
-// take every process of the sandbox with it.
+// take every process of the sandbox with it, once bwrap has finished its set-up (during it,
+// bwrap's child may stay: docs/security-ledger.md, where cgroups are in force the lease kills it).
 void killWorker(const SpawnedWorker& worker);
 
 // The OS operations the spawner needs, so unit tests can compile profiles without running

@@ -21,6 +21,9 @@
     (sandboxed worker, egress broker, gateway, instant fake model): p50/p99, and what is left
     once the fakes' own measured costs are taken off
 (l) private and anonymous memory of the idle Telegram channel worker (smaps_rollup)
+(m) the browser tool: a session's first `browser` turn (navigate + snapshot of a local page:
+    the worker and Chromium start, the gate decides the document) against a warm snapshot turn;
+    private memory of the session's browser sandbox (worker, Chromium's processes, bwrap)
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 """
@@ -578,6 +581,66 @@ def whatsapp_bridge_memory(model):
         gw.cleanup()
 
 
+def browser_cost():
+    """(m): the browser tool through the gateway against a local page the owner listed."""
+    from test_browser import Site, nav
+    if not os.access("/usr/lib/chromium/chromium", os.X_OK):
+        return "not measured: Chromium is not installed"
+    d = tempfile.mkdtemp(prefix="chitin-bench-browser-")
+    os.chmod(d, 0o755)
+    site = Site({"index.html": "<title>Bench</title><h1>Bench page</h1><a href=x>a link</a>"})
+    script = {"scenarios": {"nav": nav(site.url("index.html")),
+                            "snap": [{"tool_calls": [{"name": "browser",
+                                                      "arguments": {"action": "snapshot"}}]},
+                                     {"text": "{{last_tool_result}}"}]}}
+    model = FakeModel(d, script)
+    gw = None
+    try:
+        gw = Gateway(model, config=f"egress {{ allow_private: \"127.0.0.1:{site.port}\" }}\n")
+        first, warm, memory = [], [], []
+        for i in range(2 if QUICK else 3):
+            key = f"agent:main:bench:direct:browser{i}"
+            t0 = time.monotonic()
+            code, out, err = gw.agent_json("[[scenario:nav]] go", key, timeout=120)
+            first.append(time.monotonic() - t0)
+            assert code == 0 and "Bench page" in out["reply"], (out, err)
+            for _ in range(3):
+                t0 = time.monotonic()
+                code, out, err = gw.agent_json("[[scenario:snap]] go", key, timeout=120)
+                warm.append(time.monotonic() - t0)
+                assert code == 0 and "Bench page" in out["reply"], (out, err)
+        procs = harness._processes()
+        for pid in gw.worker_pids("browser"):
+            tree, todo = [], [pid]
+            while todo:
+                p = todo.pop()
+                tree.append(p)
+                todo += [c for c, (ppid, _) in procs.items() if ppid == p]
+            monitor = procs[pid][0]
+            memory.append((sum(private_kib(p) for p in tree) + private_kib(monitor), len(tree)))
+        return first, warm, memory
+    finally:
+        if gw is not None:
+            gw.cleanup()
+        model.stop()
+        site.stop()
+
+
+def print_browser_cost():
+    print("\n(m) browser tool (headless Chromium in its sandbox, local page through the broker)")
+    c = browser_cost()
+    if isinstance(c, str):
+        line("browser", c)
+        return
+    first, warm, memory = c
+    line(f"first browser turn of a session (start + navigate + snapshot), median of {len(first)}",
+         ms(statistics.median(first)))
+    line(f"warm snapshot turn p50 over {len(warm)}", ms(pct(warm, 50)))
+    for private, n in memory:
+        line(f"one session's browser sandbox: private memory ({n} processes + bwrap)",
+             f"{private / 1024:.1f} MiB")
+
+
 def main():
     print(f"chitin bench ({'quick' if QUICK else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
@@ -715,6 +778,7 @@ def main():
         print_channel_cost(model)
     finally:
         model.stop()
+    print_browser_cost()
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")

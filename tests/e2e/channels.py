@@ -160,6 +160,15 @@ def session(gw, key):
     return sessions[key]
 
 
+def only_session(gw, key_part):
+    """The one session whose key contains `key_part` (`chitin sessions --json`)."""
+    r = gw.cli("sessions", "--json")
+    sessions = [s for s in json.loads(r.stdout)["sessions"] if key_part in s["key"]]
+    if len(sessions) != 1:
+        raise AssertionError(f"expected one session with {key_part!r} in its key: {r.stdout}")
+    return sessions[0]
+
+
 def _read(path):
     try:
         with open(path) as f:

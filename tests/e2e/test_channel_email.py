@@ -5,11 +5,17 @@ Dovecot (IMAP) and aiosmtpd (submission) through the egress broker, the fake mod
 The mail servers and the human's side (smtplib, imaplib) are tests/channels/test_email.py's
 `Mail`, imported. The worker sees no test directory, so the servers' self-signed CA is put in the
 account's state directory (/state in the sandbox) before the gateway's second start.
+
+Mail has no groups (every mail is a direct conversation with its sender), no typing indicator
+and no reactions, so there is no mention gating, typing or acknowledgement to test here; nor
+an HTTP 429 (SMTP and IMAP have none). Dropped connections and a killed worker are tested: the
+worker's IMAP connection kicked by `doveadm kick`, and kill -9 of the worker while the model is
+still answering.
 Run by meson (`meson test --suite e2e`).
 """
-import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import unittest
@@ -22,13 +28,15 @@ import harness  # noqa: E402
 from test_email import Mail  # noqa: E402
 
 SKIP = harness.skip_reason() or next(
-    (f"{p} is not installed" for p in ("dovecot", "openssl") if not shutil.which(p)), None)
+    (f"{p} is not installed" for p in ("dovecot", "doveadm", "openssl") if not shutil.which(p)), None)
 if not SKIP:
     try:
         import aiosmtpd  # noqa: F401
     except ImportError:
         SKIP = "aiosmtpd is not installed"
 ALICE = "alice@example.org"
+# A reply that takes the model a while: the worker is killed while the run is active.
+SCRIPT = {"scenarios": {"slow": [{"text": "thought it over", "delay_ms": 3000}]}}
 
 
 @unittest.skipIf(SKIP, SKIP or "")
@@ -37,7 +45,7 @@ class EmailChat(unittest.TestCase):
 
     def setUp(self):
         self.mail = Mail()
-        self.model = harness.FakeModel(self.mail.dir)
+        self.model = harness.FakeModel(self.mail.dir, SCRIPT)
         token = channels.write_credential(self.mail.dir, "email-password", "botpass")
         imap, smtp = f"127.0.0.1:{self.mail.imaps}", f"127.0.0.1:{self.mail.smtp}"
         options = self.mail.options(imapHost="127.0.0.1", smtpHost="127.0.0.1",
@@ -96,13 +104,81 @@ class EmailChat(unittest.TestCase):
         self.mail.send_as_alice("notes", "my notes",
                                 attachment=("notes.txt", b"hello from the mail\n", "text", "plain"))
         self.mail.alice_inbox(got + 1, timeout=30)
-        name, content = channels.inbox_file(self.gw)
-        self.assertTrue(name.endswith("notes.txt"), name)
+        _, content = channels.inbox_file(self.gw, "notes.txt")
         self.assertEqual(content, b"hello from the mail\n")
-        r = self.gw.cli("sessions", "--json")
-        sessions = [s for s in json.loads(r.stdout)["sessions"] if ":email:" in s["key"]]
-        self.assertEqual(len(sessions), 1, r.stdout)
-        self.assertTrue(sessions[0]["tainted"], sessions)
+        self.assertTrue(channels.only_session(self.gw, ":email:")["tainted"])
+
+    def answered(self, since, total):
+        """The Message-IDs alice's mails since..total answer, in order of arrival."""
+        return [m["In-Reply-To"] for m in self.mail.alice_inbox(total, timeout=0)[since:]]
+
+    def wait_answers(self, count):
+        """alice's first `count` mails; fails naming the gateway's log when they do not come."""
+        try:
+            return self.mail.alice_inbox(count, timeout=30)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.gw.stderr()[-3000:]}") from None
+
+    def test_a_dropped_imap_connection_reconnects_and_mail_meanwhile_is_answered_once(self):
+        got = self.pair()
+        before = self.mail.send_as_alice("before", "before the drop")
+        self.wait_answers(got + 1)
+        pids = self.gw.worker_pids("channel-email")
+        # Dovecot drops the worker's connection (in IDLE); a mail arrives at once, while the
+        # worker waits out its backoff (at least 250 ms), so the next connection's UID SEARCH
+        # must find it: no IDLE is there to announce it.
+        kick = subprocess.run(["doveadm", "-c", os.path.join(self.mail.dir, "dovecot.conf"),
+                               "kick", "bot@test.local"], capture_output=True, text=True)
+        self.assertEqual(kick.returncode, 0, kick.stderr)
+        meanwhile = self.mail.send_as_alice("meanwhile", "while IMAP was down")
+        self.wait_answers(got + 2)
+        status = channels.wait_for_state(self.gw, "email", "connected")
+        self.assertEqual(self.gw.worker_pids("channel-email"), pids)  # reconnected, not restarted
+        self.assertIn("IDLE", status["detail"])
+        after = self.mail.send_as_alice("after", "after the reconnect")
+        self.wait_answers(got + 3)
+        self.assert_inbox_stays(got + 3)
+        self.assertEqual(self.answered(got, got + 3),
+                         [before["Message-ID"], meanwhile["Message-ID"], after["Message-ID"]])
+        # The drop was seen as one, and answered by a new login (the kicked one and the next).
+        logins = self.dovecot_logins("bot@test.local")
+        self.assertEqual(len(logins), 2, logins)
+
+    def imap_progress(self):
+        """The last UID the worker handed over (its /state/imap-INBOX.state: validity, uid)."""
+        path = os.path.join(self.gw.home, "state", "channels", "email", "default",
+                            "imap-INBOX.state")
+        with open(path) as f:
+            return int(f.read().split()[1])
+
+    def dovecot_logins(self, user):
+        with open(os.path.join(self.mail.dir, "dovecot.log"), errors="replace") as f:
+            return [l for l in f if "imap-login: Info: Login: user=<%s>" % user in l]
+
+    def test_kill_9_of_the_worker_mid_conversation_answers_each_mail_once(self):
+        got = self.pair()
+        before = self.mail.send_as_alice("before", "before the kill")
+        self.wait_answers(got + 1)
+        last_uid = self.imap_progress()
+        slow = self.mail.send_as_alice("slow", "[[scenario:slow]] think it over")
+        # Killed while the model is still at it, once the gateway holds the mail and the worker
+        # has moved its UID progress past it (/state/imap-INBOX.state): the next worker must
+        # neither hand it over again nor skip what comes after, and the reply must go out
+        # through the next worker.
+        slow_id = slow["Message-ID"].strip("<>")
+        harness.wait_for(lambda: any(line.endswith(" " + slow_id)
+                                     for line in channels.seen_ids(self.gw, "email"))
+                         and self.imap_progress() > last_uid,
+                         what=f"{slow_id} recorded and passed\n{self.gw.stderr()[-3000:]}")
+        pids = channels.kill_worker(self.gw, "channel-email")
+        down = self.mail.send_as_alice("down", "while the worker was down")
+        channels.wait_restarted(self.gw, "channel-email", pids)
+        replies = self.wait_answers(got + 3)
+        self.assert_inbox_stays(got + 3)
+        self.assertEqual(sorted(self.answered(got, got + 3)),
+                         sorted([before["Message-ID"], slow["Message-ID"], down["Message-ID"]]))
+        slow_reply = next(r for r in replies if r["In-Reply-To"] == slow["Message-ID"])
+        self.assertEqual(slow_reply.get_body(("plain",)).get_content().strip(), "thought it over")
 
 
 if __name__ == "__main__":

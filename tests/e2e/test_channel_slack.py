@@ -6,7 +6,8 @@ answering.
 Each test starts its own gateway and fake Slack on 127.0.0.1. A person's message arrives as an
 Events API envelope over the fake's Socket Mode connection (`/_control/event`); what the bot did
 is read back from the fake's log (`/_control/state`) and the gateway (`chitin` CLI).
-Run by meson (`meson test e2e-slack`).
+Slack offers bots no typing indicator, so there is none to check; the acknowledgement is the
+`eyes` reaction. Run by meson (`meson test e2e-slack`).
 """
 import importlib.util
 import json
@@ -34,6 +35,8 @@ APP_TOKEN = "xapp-1-A0APP-e2e-app-token"
 BOT_TOKEN = "xoxb-e2e-bot-token"
 OWNER = "U0OWNER"
 DM = "D0OWNER"
+CHANNEL = "C0TEAM"
+BOT_USER = "U0BOT"  # the fake's bot user (auth.test)
 
 
 class FakeSlack(channels.FakeServer if not SKIP else object):
@@ -48,11 +51,21 @@ class FakeSlack(channels.FakeServer if not SKIP else object):
         with urllib.request.urlopen(request, timeout=10) as r:
             return json.loads(r.read())
 
-    def message(self, text, thread_ts=None):
-        event = {"type": "message", "channel": DM, "channel_type": "im", "user": OWNER,
-                 "text": text, "team": "T0FAKE"}
+    def message(self, text, thread_ts=None, channel=DM, **extra):
+        event = {"type": "message", "channel": channel,
+                 "channel_type": "im" if channel == DM else "channel", "user": OWNER,
+                 "text": text, "team": "T0FAKE", **extra}
         if thread_ts:
             event["thread_ts"] = thread_ts
+        return self.control("event", {"event": event})
+
+    def mention(self, text, ts=None):
+        """The `app_mention` event Slack sends when a channel message names the bot (`ts`: the
+        same message's `message` event, when the app also subscribes to channel messages)."""
+        event = {"type": "app_mention", "channel": CHANNEL, "user": OWNER,
+                 "text": f"<@{BOT_USER}> {text}", "team": "T0FAKE"}
+        if ts:
+            event["ts"] = ts
         return self.control("event", {"event": event})
 
     def state(self):
@@ -90,10 +103,11 @@ class SlackChat(unittest.TestCase):
         self.slack.stop()
         self.model.stop()
 
-    def wait_posted(self, count, timeout=30):
+    def wait_posted(self, count, timeout=30, channel=DM):
         return harness.wait_for(
-            lambda: (lambda p: p if len(p) >= count else None)(self.slack.posted()),
-            timeout=timeout, what=f"{count} messages posted to {DM}\n{self.gw.stderr()[-3000:]}")
+            lambda: (lambda p: p if len(p) >= count else None)(self.slack.posted(channel)),
+            timeout=timeout,
+            what=f"{count} messages posted to {channel}\n{self.gw.stderr()[-3000:]}")
 
     def pair(self):
         """The owner writes first, gets a code, approves it: then they may chat."""
@@ -124,6 +138,53 @@ class SlackChat(unittest.TestCase):
         # Every envelope was acknowledged, each once.
         acks = self.slack.log("ack")
         self.assertEqual(len(acks), len({a["envelope_id"] for a in acks}))
+
+    def test_a_channel_message_is_answered_only_when_the_bot_is_mentioned(self):
+        self.pair()
+        self.slack.message("lunch at noon?", channel=CHANNEL)
+        # Named in a channel, Slack sends the message twice: as `message` (to an app subscribed
+        # to channel messages) and as `app_mention`, with one ts. One answer.
+        named = self.slack.message(f"<@{BOT_USER}> what is on the menu", channel=CHANNEL)
+        self.slack.mention("what is on the menu", ts=named["ts"])
+        # An app subscribed to mentions only gets the `app_mention` alone.
+        self.slack.mention("and for dessert?")
+        self.wait_posted(2, channel=CHANNEL)
+        time.sleep(2)  # an answer to the unnamed message, or a second one, would be here by now
+        self.assertEqual(sorted(p["text"] for p in self.slack.posted(CHANNEL)),
+                         ["echo: @chitin and for dessert?", "echo: @chitin what is on the menu"])
+        # The acknowledgement went on the message that was answered, and only there.
+        reactions = [(r["channel"], r["timestamp"]) for r in self.slack.log("reaction")
+                     if r["channel"] == CHANNEL]
+        self.assertIn((CHANNEL, named["ts"]), reactions)
+        self.assertEqual(len(reactions), 2, reactions)
+
+    def test_an_inbound_file_lands_in_inbox_and_taints_the_session(self):
+        sent = self.pair()
+        file = self.slack.control("file", {"name": "notes.txt", "mimetype": "text/plain",
+                                           "data_b64": "aGVsbG8gZnJvbSBzbGFjawo="})
+        self.slack.message("my notes", subtype="file_share", files=[file])
+        self.wait_posted(sent + 1)
+        # Fetched from url_private with the bot token (without it Slack redirects to a sign-in
+        # page, which the fake logs as file_download_unauthorized).
+        self.assertEqual([d["id"] for d in self.slack.log("file_download")], [file["id"]])
+        self.assertEqual(self.slack.log("file_download_unauthorized"), [])
+        _, content = channels.inbox_file(self.gw, "notes.txt")
+        self.assertEqual(content, b"hello from slack\n")
+        # The owner's direct session (an id with capitals is hashed into the key).
+        self.assertTrue(channels.only_session(self.gw, ":slack:direct:")["tainted"])
+
+    def test_a_429_on_chat_post_message_is_waited_out_and_the_reply_posted_once(self):
+        sent = self.pair()
+        self.slack.control("rate_limit", {"method": "chat.postMessage", "retry_after": 1})
+        self.slack.message("slow down")
+        reply = self.wait_posted(sent + 1)[-1]
+        self.assertEqual(reply["text"], "echo: slow down")
+        calls = [c for c in self.slack.log("api") if c["method"] == "chat.postMessage"][sent:]
+        self.assertEqual([c.get("status") for c in calls], [429, 200], calls)
+        # Not before Retry-After (the fake logs each call when it arrives).
+        self.assertGreaterEqual(calls[1]["t"] - calls[0]["t"], 1.0, calls)
+        time.sleep(2)  # a second post of the same reply would be here by now
+        self.assertEqual(self.texts(sent), ["echo: slow down"])
 
     def test_a_disconnect_refresh_reconnects_and_the_event_meanwhile_is_answered_once(self):
         sent = self.pair()

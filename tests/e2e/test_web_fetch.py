@@ -155,7 +155,7 @@ class WebFetch(unittest.TestCase):
                 new = self.gw.audit()[before:]
                 # The hop was decided (audited) and then refused: by the broker on the resolved
                 # address (EGRESS), or already by the supervisor when the URL has no valid host.
-                hop = [r for r in new if r["kind"] == "DECISION" and "redirect hop" in r.get("detail", "")]
+                hop = [r for r in new if r["kind"] == "DECISION" and "request of the running call" in r.get("detail", "")]
                 self.assertEqual(len(hop), 1, new)
                 refused = [r["outcome"] for r in new if r["kind"] == "EGRESS"
                            and r["outcome"].startswith("refused: resolves to")]

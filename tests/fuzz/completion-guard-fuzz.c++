@@ -47,7 +47,8 @@ class NoopTools final : public ToolExecutor {
  public:
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
-                               const std::vector<std::string>& hiddenDirs, HopDecider*) override {
+                               const std::vector<std::string>& hiddenDirs,
+                               CallScope* = nullptr) override {
     ++calls;
     return ToolOutcome{ToolOutcome::Status::OK, "ran " + tool};
   }

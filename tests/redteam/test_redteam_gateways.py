@@ -6,6 +6,7 @@ control plane (14), and a hostile workspace against snapshots and rollback (16, 
 The same machinery as test_redteam.py. Run by meson (`meson test --suite redteam`).
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,12 +14,49 @@ import time
 import unittest
 
 from test_redteam import (END, SKIP, HERE, RedTeamBase, ex, tool, statuses, tool_results, audit_since, last_seq, scan, harness, test_e2e, Canaries, assert_clean, Gateway, wait_for, HandshakeError, WsClient)  # noqa: E402
+import channels  # noqa: E402  (tests/e2e/, on the path through test_redteam)
 
 
 HOSTILE_SCRIPT = {"scenarios": {
     "twice": [ex("echo once >> count.txt"), END],
     "outlive": [ex("sleep 4245.5 & sleep 4245.5; echo never")],
 }}
+
+# Stands in for /usr/bin/bwrap (the gateway's `sandbox { bwrap_path }`): while the file `hold`
+# exists beside it, a spawn stops for HOLD_SECONDS between the supervisor's clone and bwrap's own
+# set-up (it says so with a file `held.<pid>`), as a slow or loaded host can stop it; then, and
+# always otherwise, it becomes the real bwrap with the same argv. It sleeps in its own process
+# (no child of its own), so what outlives the supervisor is the spawn itself.
+SLOW_BWRAP = """#!/usr/bin/python3
+import os, sys, time
+here = os.path.dirname(os.path.abspath(__file__))
+if os.path.exists(os.path.join(here, "hold")):
+    open(os.path.join(here, "held.%d" % os.getpid()), "w").close()
+    time.sleep(HOLD)
+os.execv("/usr/bin/bwrap", ["/usr/bin/bwrap"] + sys.argv[1:])
+"""
+HOLD_SECONDS = 5
+
+
+def descendants(root):
+    """pids below `root` in the process tree (bwrap's sandboxes nest: outer bwrap, worker, the
+    worker's own children), as seen now."""
+    procs = harness.processes()
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in procs.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid):
+    """Whether `pid` runs. A zombie does not: it is dead and holds nothing but its pid until its
+    parent (pid 1 once the supervisor is gone) reaps it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @unittest.skipIf(SKIP, SKIP or "")
@@ -94,6 +132,99 @@ class HostileWorker(RedTeamBase):
             finally:
                 proc.kill()
                 proc.wait()
+
+    def test_09_no_layer_of_any_sandbox_outlives_a_supervisor_killed_mid_spawn(self):
+        """Every sandbox of every kind dies with the supervisor: the outer bwrap, the worker in
+        it, the worker's own children, and a spawn caught between clone and bwrap's own
+        --die-with-parent (which bwrap arms only after its set-up, tied to whoever is its parent
+        by then: pid 1 once the supervisor has died)."""
+        irc = socket.socket()  # an IRC server that accepts and never answers: the worker waits
+        irc.bind(("127.0.0.1", 0))
+        irc.listen(4)
+        where = f"127.0.0.1:{irc.getsockname()[1]}"
+        held_dir = []
+
+        def setup(d):
+            os.chmod(d, 0o755)
+            spawn_dir = os.path.join(d, "spawn")
+            os.mkdir(spawn_dir, 0o755)
+            wrapper = os.path.join(spawn_dir, "slow-bwrap")
+            with open(wrapper, "w") as f:
+                f.write(SLOW_BWRAP.replace("HOLD", str(HOLD_SECONDS)))
+            os.chmod(wrapper, 0o755)
+            if harness.running_as_root():
+                shutil.chown(spawn_dir, harness.TEST_USER, harness.TEST_USER)
+            held_dir.append(spawn_dir)
+            config = channels.channels_config(
+                [channels.account("irc", options={"server": "127.0.0.1", "port": where.split(":")[1],
+                                                  "tls": "false", "nick": "chitinbot"})],
+                allow_private=[where], extra=f'sandbox {{ bwrap_path: "{wrapper}" }}\n')
+            return {"config": config}
+
+        survivors = set()
+        cleanup = None
+        agents = []
+        try:
+            with harness.own_gateway(HOSTILE_SCRIPT, setup) as (model, gw):
+                spawn_dir = held_dir[0]
+                # Running sandboxes of four kinds: the model worker, a channel worker, a session
+                # worker, and an exec tool worker with two children of its own.
+                wait_for(lambda: gw.worker_pids("channel-irc"), timeout=20, what="the IRC worker")
+                agents.append(subprocess.Popen(
+                    [harness.CHITIN, "agent", "-m", "[[scenario:outlive]] go",
+                     "--session", "agent:main:redteam:direct:outlive"],
+                    env=gw.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                wait_for(lambda: len(scan(b"4245.5")) >= 2, timeout=20, what="the sandboxed sleeps")
+                # And one spawn caught before bwrap has armed anything: a new session's worker.
+                open(os.path.join(spawn_dir, "hold"), "w").close()
+                agents.append(subprocess.Popen(
+                    [harness.CHITIN, "agent", "-m", "hello", "--session",
+                     "agent:main:redteam:direct:midspawn"],
+                    env=gw.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                held = wait_for(lambda: [n for n in os.listdir(spawn_dir) if n.startswith("held.")],
+                                timeout=20, what="a spawn held before bwrap")
+                held_pid = int(held[0].split(".")[1])
+                tree = descendants(gw.proc.pid)
+                markers = [gw.home.encode(), spawn_dir.encode(), b"4245.5"]
+
+                def marked():
+                    return {pid for pid, (_, argv) in harness.processes().items()
+                            if any(m in argv for m in markers)}
+
+                def left():
+                    return {pid for pid in tree | marked() if alive(pid)}
+
+                # Control: the scan sees every layer of every kind while the supervisor runs.
+                self.assertIn(held_pid, tree)
+                for kind in ("model", "channel-irc", "session", "exec"):
+                    self.assertTrue(gw.worker_pids(kind), kind)
+                self.assertGreaterEqual(len(scan(b"4245.5")), 2)
+                self.assertLessEqual({held_pid, *scan(b"4245.5")}, left())
+                # The whole supervisor goes at once (no clean shutdown), as in a crash.
+                gw.proc.send_signal(signal.SIGKILL)
+                gw.proc.wait(timeout=10)
+                try:
+                    wait_for(lambda: not left(), timeout=2,
+                             what="every sandboxed process to die with the supervisor")
+                except TimeoutError:
+                    survivors = left()
+                    procs = harness.processes()
+                    cleanup = marked
+                    self.fail("outlived the supervisor: " + "; ".join(
+                        f"{pid} (ppid {procs[pid][0]}): {procs[pid][1][:120]!r}"
+                        for pid in sorted(survivors) if pid in procs))
+        finally:
+            if survivors:  # never left running for the next test, nor what a held spawn starts
+                time.sleep(HOLD_SECONDS)
+                for pid in survivors | cleanup() | set().union(*map(descendants, survivors)):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            for agent in agents:
+                agent.kill()
+                agent.wait()
+            irc.close()
 
 
 @unittest.skipIf(SKIP, SKIP or "")

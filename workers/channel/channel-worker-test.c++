@@ -107,6 +107,7 @@ class TestSink final : public rpc::InboundSink::Server {
  public:
   std::vector<std::string> ids;
   std::vector<std::string> statuses;  // "CONNECTED @test_bot"
+  std::vector<std::string> files;     // "<name>:<data bytes>" per attachment delivered
   bool hold = false;                  // never answer message()
   bool fail = false;                  // answer message() with an exception
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> held;
@@ -118,6 +119,8 @@ class TestSink final : public rpc::InboundSink::Server {
                   m.getText().cStr() + (m.getChatType() == rpc::ChatType::GROUP ? " group" : "") +
                   (m.getMentioned() ? " mentioned" : "") +
                   " attachments=" + std::to_string(m.getAttachments().size()));
+    for (auto f : m.getAttachments())
+      files.push_back(std::string(f.getName().cStr()) + ":" + std::to_string(f.getData().size()));
     if (fail) return KJ_EXCEPTION(FAILED, "message id too long");
     if (hold) {
       auto paf = kj::newPromiseAndFulfiller<void>();
@@ -301,6 +304,26 @@ TEST_CASE("channel worker: deliveries reach the sink in order; duplicates come b
   CHECK(h.sink->ids == std::vector<std::string>{"42/1 hello attachments=0",
                                                 "42/2 again attachments=0",
                                                 "42/1 hello attachments=0"});
+}
+
+TEST_CASE("channel worker: attachments past the contract's bounds are left out, not sent") {
+  Harness h;
+  Inbound m = message("1", "files");
+  std::string data(20u << 20, 'd');  // 20 MiB: the third passes 63 MiB with the first three
+  for (int i = 0; i < 20; ++i) {
+    Attachment a;
+    a.name = "f" + std::to_string(i);
+    a.data = i < 4 ? data : "x";
+    a.size = a.data.size();
+    m.attachments.push_back(a);
+  }
+  h.record->toDeliver = {m};
+  h.start();
+  REQUIRE(h.waitUntil([&]() { return h.record->outcomesNow().size() == 1; }));
+  CHECK(h.record->outcomesNow()[0] == "accepted");
+  std::vector<std::string> expected = {"f0:20971520", "f1:20971520", "f2:20971520", "f3:0"};
+  for (int i = 4; i < 16; ++i) expected.push_back("f" + std::to_string(i) + ":1");
+  CHECK(h.sink->files == expected);
 }
 
 TEST_CASE("channel worker: a sink failure reaches deliver() as a ChannelError") {

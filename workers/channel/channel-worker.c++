@@ -103,6 +103,15 @@ class OutboundQueue {
         jobs_.pop_front();
       }
       job->run();
+      job.reset();
+      // Going idle: the free pages a reply left in the heap (a long text, a file) go back to
+      // the system, not kept for days by a worker that mostly waits.
+      bool idle;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        idle = jobs_.empty();
+      }
+      if (idle) malloc_trim(0);
     }
   }
 

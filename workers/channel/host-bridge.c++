@@ -6,6 +6,7 @@
 
 #include <kj/debug.h>
 
+#include <algorithm>
 #include <chrono>
 #include <variant>
 
@@ -43,6 +44,10 @@ capnp::Data::Reader bytes(const std::string& s) {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
 
+// Within the contract's bounds on attachments (proto/channel.capnp), which the supervisor
+// enforces by killing the worker: a platform may hand over more files (Signal up to 32) or more
+// bytes in all than one message may carry. Files past the count are left out; a file whose data
+// would pass the total goes without it (its size stays, as for one over maxAttachmentBytes).
 void fill(rpc::InboundMessage::Builder out, const Inbound& in) {
   out.setChatId(text(in.chatId));
   out.setChatType(in.group ? rpc::ChatType::GROUP : rpc::ChatType::DIRECT);
@@ -54,12 +59,17 @@ void fill(rpc::InboundMessage::Builder out, const Inbound& in) {
   out.setMentioned(in.mentioned);
   out.setTimestampMs(in.timestampMs);
   out.setThreadId(text(in.threadId));
-  auto attachments = out.initAttachments(in.attachments.size());
-  for (size_t i = 0; i < in.attachments.size(); ++i) {
+  size_t count = std::min<size_t>(in.attachments.size(), rpc::MAX_INBOUND_ATTACHMENTS);
+  auto attachments = out.initAttachments(count);
+  uint64_t room = rpc::MAX_INBOUND_ATTACHMENT_BYTES;
+  for (size_t i = 0; i < count; ++i) {
     auto& a = in.attachments[i];
     attachments[i].setName(text(a.name));
     attachments[i].setMimeType(text(a.mimeType));
-    attachments[i].setData(bytes(a.data));
+    if (a.data.size() <= room) {
+      attachments[i].setData(bytes(a.data));
+      room -= a.data.size();
+    }
     attachments[i].setSize(a.size);
   }
 }

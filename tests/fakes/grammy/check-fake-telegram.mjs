@@ -86,9 +86,13 @@ bot.on("message", async (ctx) => {
   } catch (e) {
     failures.push(e);
   }
-  if (seen.length === 3) setTimeout(() => bot.stop(), 0);
+  if (seen.length === 3) setTimeout(() => { stopped = bot.stop(); }, 0);
 });
+let stopped = null;
 await bot.start({ timeout: 1, allowed_updates: ["message"], drop_pending_updates: false });
+// start() returns once the polling loop ends, which can be before stop()'s confirming
+// getUpdates (offset past the last update) has reached the fake: wait for that too.
+await stopped;
 if (failures.length) throw failures[0];
 assert.equal(seen.length, 3);
 
