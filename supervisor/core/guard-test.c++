@@ -427,6 +427,38 @@ when { resource has name && resource.name == "second.example" && resource.port =
         ToolOutcome::Status::DENIED);
 }
 
+TEST_CASE("guard: the owner's confirmation of a fetch covers its host, not where it redirects") {
+  Fixture f(/*shipped=*/true, R"(@id("ask-off-list")
+forbid (principal, action == Action::"web_fetch", resource is Host)
+when { resource has name && resource.name != "listed.example" }
+unless { context.confirmed == true };
+)");
+  auto me = f.session();
+  auto waitAsked = [&](size_t n) {
+    for (int i = 0; i < 5000 && f.asked.size() < n; ++i) {
+      f.io.waitScope.poll();
+      usleep(1000);
+    }
+    return f.asked.size() == n;
+  };
+  auto fetch =
+      f.start(me, "web_fetch", {{"url", "https://first.example/"}}).eagerlyEvaluate(nullptr);
+  REQUIRE(waitAsked(1));
+  REQUIRE(f.approvals->resolve(f.asked[0].code(), true, "local:operator").index() == 0);
+  fetch.wait(f.io.waitScope);
+  // Confirmed for first.example; the redirect to second.example was not shown to the owner.
+  REQUIRE(f.tools.hopAnswers.size() == 1);
+  CHECK(f.tools.hopAnswers[0].find("the policy asks the owner") == 0);
+  // A redirect back to the confirmed host itself goes on.
+  f.tools.redirectTo = "https://first.example/next";
+  fetch = f.start(me, "web_fetch", {{"url", "https://first.example/"}}).eagerlyEvaluate(nullptr);
+  REQUIRE(waitAsked(2));
+  REQUIRE(f.approvals->resolve(f.asked[1].code(), true, "local:operator").index() == 0);
+  fetch.wait(f.io.waitScope);
+  REQUIRE(f.tools.hopAnswers.size() == 2);
+  CHECK(f.tools.hopAnswers[1] == "");
+}
+
 TEST_CASE("guard: web_search is decided on the provider's Host and taints with the query") {
   Fixture f(/*shipped=*/true, R"(@id("no-secrets-to-brave")
 forbid (principal, action == Action::"web_search", resource == Host::"api.search.brave.com")

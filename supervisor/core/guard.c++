@@ -633,6 +633,21 @@ void Guard::recordWhatCallWrote(Call& call, const audit::Comparison& compared) {
   untrusted_.flush();
 }
 
+namespace {
+
+// Is `host` the host:port of the call's own `url` argument?
+bool sameHost(const json& args, const egress::Rule& host) {
+  if (!args.contains("url") || !args["url"].is_string()) return false;
+  try {
+    egress::Rule own = egress::urlRule(args["url"].get<std::string>(), "URL");
+    return own.host == host.host && own.port == host.port;
+  } catch (const egress::RuleError&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 std::string Guard::decideHost(Call& call, const std::string& action, const std::string& url) {
   audit::Record r;
   r.set_kind(audit::DECISION);
@@ -661,14 +676,18 @@ std::string Guard::decideHost(Call& call, const std::string& action, const std::
   request.principal = call.turn->principal;
   request.action = {"Action", action};
   request.resource = e.uid;
-  // The call's context (confirmed stays what the owner answered for the call itself).
-  request.context =
-      policy::Value::record(policyContext(*call.turn, call.confirmed, argumentsRecord(args)));
+  request.context = policy::Value::record(policyContext(*call.turn, false, argumentsRecord(args)));
   policy::Verdict verdict = policy_.decide(request, extra);
   r.mutable_decision()->set_outcome(policy::outcomeName(verdict.outcome));
   for (auto& p : verdict.policies) r.mutable_decision()->add_policies(p);
   for (auto& err : verdict.errors) r.mutable_decision()->add_errors(err);
-  r.set_detail("request of the running call: " + action + " on " + e.uid.str());
+  // The owner's confirmation covers the destination they were shown, the call's own URL's
+  // host:port (a redirect from /docs to /docs/ goes on); another host (a redirect elsewhere,
+  // the page a click leads to) was never shown to them, and has to become a call of its own.
+  bool covered =
+      verdict.outcome == policy::Outcome::ASK && call.confirmed && sameHost(call.args, *host);
+  r.set_detail("request of the running call: " + action + " on " + e.uid.str() +
+               (covered ? " (allowed: the owner confirmed this call, to this host)" : ""));
   try {
     record(std::move(r), verdict.outcome != policy::Outcome::ALLOW);
   } catch (const std::exception& ex) {
@@ -677,6 +696,7 @@ std::string Guard::decideHost(Call& call, const std::string& action, const std::
   }
   if (verdict.outcome == policy::Outcome::ALLOW) return "";
   if (verdict.outcome == policy::Outcome::ASK) {
+    if (covered) return "";
     return "the policy asks the owner before " + action + " reaches " + host->text() +
            "; make a call of its own for that URL, so the owner can confirm it";
   }
