@@ -626,6 +626,69 @@ def browser_cost():
         site.stop()
 
 
+def web_fetch_cost():
+    """(n): web_fetch of a local page through the gateway (its own sandboxed worker per call, the
+    hop decided and granted on the broker) vs a direct `curl` of the same page."""
+    from test_web_fetch import FakeWeb, fetch_scenario
+    d = tempfile.mkdtemp(prefix="chitin-bench-web-")
+    os.chmod(d, 0o755)
+    web = FakeWeb(d)
+    hosts = os.path.join(d, "hosts")
+    with open(hosts, "w") as f:
+        f.write("www.test 127.0.0.1\n")
+    os.chmod(hosts, 0o644)
+    url = f"http://www.test:{web.port}/inject"
+    model = FakeModel(d, {"scenarios": {"fetch": fetch_scenario(url)}})
+    gw = None
+    n = 10 if QUICK else 30
+    try:
+        gw = Gateway(model, config=f'egress {{ allow_private: "www.test:{web.port}" '
+                                   f'resolver_hosts_file: "{hosts}" }}\n')
+        ws = gw.connect()
+        tools = []
+        for i in range(n + 2):  # the first two warm up
+            stamps = {}
+            ws.send_json({"type": "req", "id": f"w{i}", "method": "agent",
+                          "params": {"message": "[[scenario:fetch]] go",
+                                     "sessionKey": f"agent:main:bench:direct:web{i}"}})
+            finals = 0
+            while finals < 2:
+                frame = ws.recv_json()
+                now = time.monotonic()
+                if frame["type"] == "res" and frame["id"] == f"w{i}":
+                    finals += 1
+                elif frame["type"] == "event" and frame["payload"].get("stream") == "tool":
+                    stamps[frame["payload"]["phase"]] = now
+                    if frame["payload"]["phase"] == "end":
+                        assert frame["payload"]["tool"]["status"] == "ok", frame
+            if i >= 2:
+                tools.append(stamps["end"] - stamps["start"])
+        ws.close()
+        direct = []
+        for _ in range(n):
+            t0 = time.monotonic()
+            subprocess.run(["curl", "-s", "-o", "/dev/null", "--resolve",
+                            f"www.test:{web.port}:127.0.0.1", url], check=True)
+            direct.append(time.monotonic() - t0)
+        return tools, direct
+    finally:
+        if gw is not None:
+            gw.cleanup()
+        model.stop()
+        web.stop()
+
+
+def print_web_fetch_cost():
+    print("\n(n) web_fetch of a local page (sandboxed worker, hop decided and granted, HTML to "
+          "Markdown) vs `curl`")
+    tools, direct = web_fetch_cost()
+    line(f"web_fetch tool call p50 / p90 over {len(tools)}",
+         f"{ms(pct(tools, 50))} / {ms(pct(tools, 90))}")
+    line(f"curl of the same page (process start to exit) p50 over {len(direct)}",
+         ms(pct(direct, 50)))
+    line("ratio, web_fetch / curl", f"{pct(tools, 50) / pct(direct, 50):.2f}x")
+
+
 def print_browser_cost():
     print("\n(m) browser tool (headless Chromium in its sandbox, local page through the broker)")
     c = browser_cost()
@@ -779,6 +842,7 @@ def main():
     finally:
         model.stop()
     print_browser_cost()
+    print_web_fetch_cost()
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")
