@@ -49,6 +49,12 @@ enum ChatType {
   group @1;
 }
 
+const maxInboundTextBytes :UInt32 = 65536;
+# An InboundMessage's text at most (64 KiB); the worker cuts a longer one, saying so at its end.
+
+const maxInboundNameBytes :UInt32 = 256;
+# A sender's display name at most; the worker cuts a longer one.
+
 const maxInboundAttachments :UInt32 = 16;
 # Files in one InboundMessage at most; the worker leaves the rest out.
 

@@ -22,8 +22,8 @@ namespace chitin::channels {
 
 struct InboundLimits {
   static constexpr size_t MAX_ID_BYTES = 256;  // chat, sender, message, reply and thread ids
-  static constexpr size_t MAX_NAME_BYTES = 256;
-  static constexpr size_t MAX_TEXT_BYTES = 64 << 10;
+  static constexpr size_t MAX_NAME_BYTES = rpc::MAX_INBOUND_NAME_BYTES;    // 256
+  static constexpr size_t MAX_TEXT_BYTES = rpc::MAX_INBOUND_TEXT_BYTES;    // 64 KiB
   static constexpr size_t MAX_ATTACHMENTS = rpc::MAX_INBOUND_ATTACHMENTS;  // 16
   static constexpr size_t MAX_ATTACHMENT_NAME_BYTES = 1024;
   static constexpr size_t MAX_MIME_BYTES = 256;

@@ -106,10 +106,11 @@ class TestPlatform final : public Platform {
 class TestSink final : public rpc::InboundSink::Server {
  public:
   std::vector<std::string> ids;
-  std::vector<std::string> statuses;  // "CONNECTED @test_bot"
-  std::vector<std::string> files;     // "<name>:<data bytes>" per attachment delivered
-  bool hold = false;                  // never answer message()
-  bool fail = false;                  // answer message() with an exception
+  std::vector<std::string> statuses;      // "CONNECTED @test_bot"
+  std::vector<std::string> files;         // "<name>:<data bytes>" per attachment delivered
+  std::vector<std::string> texts, names;  // each message's text and sender name, whole
+  bool hold = false;                      // never answer message()
+  bool fail = false;                      // answer message() with an exception
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> held;
 
  protected:
@@ -119,6 +120,8 @@ class TestSink final : public rpc::InboundSink::Server {
                   m.getText().cStr() + (m.getChatType() == rpc::ChatType::GROUP ? " group" : "") +
                   (m.getMentioned() ? " mentioned" : "") +
                   " attachments=" + std::to_string(m.getAttachments().size()));
+    texts.push_back(m.getText().cStr());
+    names.push_back(m.getSenderName().cStr());
     for (auto f : m.getAttachments())
       files.push_back(std::string(f.getName().cStr()) + ":" + std::to_string(f.getData().size()));
     if (fail) return KJ_EXCEPTION(FAILED, "message id too long");
@@ -324,6 +327,25 @@ TEST_CASE("channel worker: attachments past the contract's bounds are left out, 
   std::vector<std::string> expected = {"f0:20971520", "f1:20971520", "f2:20971520", "f3:0"};
   for (int i = 4; i < 16; ++i) expected.push_back("f" + std::to_string(i) + ":1");
   CHECK(h.sink->files == expected);
+}
+
+TEST_CASE("channel worker: a text or name past the contract's bounds is cut at a character") {
+  Harness h;
+  Inbound m = message("1", "");
+  for (int i = 0; i < 50000; ++i) m.text += "\xc3\xa9";  // "é": 100,000 bytes
+  m.senderName = std::string(255, 'n') + "\xc3\xa9";     // the 257th byte is mid-character
+  h.record->toDeliver = {m};
+  h.start();
+  REQUIRE(h.waitUntil([&]() { return h.record->outcomesNow().size() == 1; }));
+  CHECK(h.record->outcomesNow()[0] == "accepted");
+  REQUIRE(h.sink->texts.size() == 1);
+  const std::string& text = h.sink->texts[0];
+  std::string note = "\n[… cut here: the message was longer than 64 KiB]";
+  CHECK(text.size() <= rpc::MAX_INBOUND_TEXT_BYTES);
+  REQUIRE(text.size() > note.size());
+  CHECK(text.compare(text.size() - note.size(), note.size(), note) == 0);
+  CHECK((text.size() - note.size()) % 2 == 0);  // whole "é"s only
+  CHECK(h.sink->names[0] == std::string(255, 'n'));
 }
 
 TEST_CASE("channel worker: a sink failure reaches deliver() as a ChannelError") {

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <variant>
 
+#include "utf8.h"
+
 namespace chitin::channel {
 
 int64_t nowMs() {
@@ -44,17 +46,29 @@ capnp::Data::Reader bytes(const std::string& s) {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
 
-// Within the contract's bounds on attachments (proto/channel.capnp), which the supervisor
-// enforces by killing the worker: a platform may hand over more files (Signal up to 32) or more
-// bytes in all than one message may carry. Files past the count are left out; a file whose data
-// would pass the total goes without it (its size stays, as for one over maxAttachmentBytes).
+// `s` within `limit` bytes, cut at a character boundary with `note` at the end when it is cut.
+std::string within(const std::string& s, size_t limit, std::string_view note) {
+  if (s.size() <= limit) return s;
+  size_t cut =
+      utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(s.data(), s.size()), limit - note.size());
+  return s.substr(0, cut) + std::string(note);
+}
+
+// Within the contract's bounds (proto/channel.capnp), which the supervisor enforces by killing
+// the worker: a platform may carry more than one message may, and one long message must not make
+// an honest worker a protocol breaker, killed again at each redelivery. A text longer than
+// 64 KiB (a Slack message of 40,000 characters of up to 4 bytes, a long mail body) is cut and
+// says so; a long display name is cut. Files past the count are left out (Signal allows 32); a
+// file whose data would pass the total goes without it (its size stays, as for one over
+// maxAttachmentBytes).
 void fill(rpc::InboundMessage::Builder out, const Inbound& in) {
   out.setChatId(text(in.chatId));
   out.setChatType(in.group ? rpc::ChatType::GROUP : rpc::ChatType::DIRECT);
   out.setSenderId(text(in.senderId));
-  out.setSenderName(text(in.senderName));
+  out.setSenderName(text(within(in.senderName, rpc::MAX_INBOUND_NAME_BYTES, "")));
   out.setMessageId(text(in.messageId));
-  out.setText(text(in.text));
+  out.setText(text(within(in.text, rpc::MAX_INBOUND_TEXT_BYTES,
+                          "\n[… cut here: the message was longer than 64 KiB]")));
   out.setReplyTo(text(in.replyTo));
   out.setMentioned(in.mentioned);
   out.setTimestampMs(in.timestampMs);
