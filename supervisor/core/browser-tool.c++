@@ -254,7 +254,7 @@ struct BrowserTool::Session {
 BrowserTool::BrowserTool(ToolExecutor& inner, uv_loop_t* loop, kj::AsyncIoContext& io,
                          spawn::Spawner& spawner, egress::Broker& broker,
                          BrowserToolSettings settings)
-    : inner_(inner),
+    : ToolDecorator(inner),
       loop_(loop),
       io_(io),
       spawner_(spawner),

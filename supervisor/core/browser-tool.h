@@ -63,7 +63,7 @@ std::string writeBeneathWorkspace(const std::string& workspaceDir, const std::st
 std::string safeFileName(const std::string& suggested);
 
 // The model's tool executor with `browser` handled here and every other tool passed on.
-class BrowserTool final : public ToolExecutor, private kj::TaskSet::ErrorHandler {
+class BrowserTool final : public ToolDecorator, private kj::TaskSet::ErrorHandler {
  public:
   BrowserTool(ToolExecutor& inner, uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
               egress::Broker& broker, BrowserToolSettings settings);
@@ -73,9 +73,6 @@ class BrowserTool final : public ToolExecutor, private kj::TaskSet::ErrorHandler
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
                                CallScope* scope = nullptr) override;
-  std::string fixedEndpoint(const std::string& tool) const override {
-    return inner_.fixedEndpoint(tool);
-  }
 
   // Kills every session's browser (gateway shutdown).
   void shutdown();
@@ -95,7 +92,6 @@ class BrowserTool final : public ToolExecutor, private kj::TaskSet::ErrorHandler
   kj::Promise<ToolOutcome> act(Session& session, nlohmann::json args, std::string workspaceDir,
                                CallScope& scope);
 
-  ToolExecutor& inner_;
   uv_loop_t* loop_;
   kj::AsyncIoContext& io_;
   spawn::Spawner& spawner_;

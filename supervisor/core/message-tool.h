@@ -67,10 +67,10 @@ std::string canonicalRecipient(const std::string& to);
 std::string checkMessageArguments(const nlohmann::json& args);
 
 // The model's tool executor with `message` handled here and every other tool passed on.
-class MessageTool final : public ToolExecutor {
+class MessageTool final : public ToolDecorator {
  public:
   // `sender` may be null: no channel is configured, and a message says so.
-  MessageTool(ToolExecutor& inner, ChannelSender* sender) : inner_(inner), sender_(sender) {}
+  MessageTool(ToolExecutor& inner, ChannelSender* sender) : ToolDecorator(inner), sender_(sender) {}
 
   void setSender(ChannelSender* sender) { sender_ = sender; }
 
@@ -78,12 +78,8 @@ class MessageTool final : public ToolExecutor {
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
                                CallScope* scope = nullptr) override;
-  std::string fixedEndpoint(const std::string& tool) const override {
-    return inner_.fixedEndpoint(tool);
-  }
 
  private:
-  ToolExecutor& inner_;
   ChannelSender* sender_;
 };
 

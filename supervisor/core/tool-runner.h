@@ -83,6 +83,20 @@ class ToolExecutor {
   }
 };
 
+// A tool executor that runs one tool itself and passes every other call on to the executor it
+// wraps (the message, web and browser tools). It forwards fixedEndpoint() too, so a decorator
+// added later cannot hide what the tools beneath it answer (the guard would then refuse them).
+class ToolDecorator : public ToolExecutor {
+ public:
+  explicit ToolDecorator(ToolExecutor& inner) : inner_(inner) {}
+  std::string fixedEndpoint(const std::string& tool) const override {
+    return inner_.fixedEndpoint(tool);
+  }
+
+ protected:
+  ToolExecutor& inner_;
+};
+
 struct ToolRunnerSettings {
   uint32_t defaultTimeoutSeconds = 120;
   uint32_t maxTimeoutSeconds = 3600;

@@ -76,24 +76,20 @@ struct WebFetchSettings {
 };
 
 // The model's tool executor with `web_fetch` handled here and every other tool passed on.
-class WebFetchTool final : public ToolExecutor {
+class WebFetchTool final : public ToolDecorator {
  public:
   WebFetchTool(ToolExecutor& inner, WebToolContext context, WebFetchSettings settings)
-      : inner_(inner), context_(context), settings_(std::move(settings)) {}
+      : ToolDecorator(inner), context_(context), settings_(std::move(settings)) {}
 
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
                                CallScope* scope = nullptr) override;
-  std::string fixedEndpoint(const std::string& tool) const override {
-    return inner_.fixedEndpoint(tool);
-  }
 
  private:
   struct Call;
   kj::Promise<ToolOutcome> hop(Call* call, std::string url, uint32_t n);
 
-  ToolExecutor& inner_;
   WebToolContext context_;
   WebFetchSettings settings_;
 };

@@ -52,21 +52,20 @@ struct WebSearchSettings {
   config::EgressConfig egress;
 };
 
-class WebSearchTool final : public ToolExecutor {
+class WebSearchTool final : public ToolDecorator {
  public:
   WebSearchTool(ToolExecutor& inner, WebToolContext context, WebSearchSettings settings)
-      : inner_(inner), context_(context), settings_(std::move(settings)) {}
+      : ToolDecorator(inner), context_(context), settings_(std::move(settings)) {}
 
   kj::Promise<ToolOutcome> run(const std::string& tool, const std::string& argumentsJson,
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
                                CallScope* scope = nullptr) override;
   std::string fixedEndpoint(const std::string& tool) const override {
-    return tool == "web_search" ? settings_.provider.endpoint : inner_.fixedEndpoint(tool);
+    return tool == "web_search" ? settings_.provider.endpoint : ToolDecorator::fixedEndpoint(tool);
   }
 
  private:
-  ToolExecutor& inner_;
   WebToolContext context_;
   WebSearchSettings settings_;
 };
