@@ -47,6 +47,23 @@ struct BrowserResult {
   downloads @4 :List(BrowserFile);  # downloads finished since the last call
 }
 
+const maxResultTextBytes :UInt32 = 1048576;
+# `ok` / `failed` and `url` each at most (1 MiB; the model reads 50 KiB of it). The worker cuts
+# longer text at a character and says so.
+
+const maxScreenshotBytes :UInt32 = 16777216;
+# A screenshot at most (16 MiB of PNG); a larger one fails the action instead.
+
+const maxDownloadsPerResult :UInt32 = 16;
+const maxDownloadBytesPerResult :UInt64 = 67108864;
+# Downloads in one result at most (16 files, 64 MiB together; one file is at most 64 MiB): the
+# worker keeps the rest for the next result.
+
+const maxResultBytes :UInt64 = 87031808;
+# What one BrowserResult may take in all (83 MiB: every field above at its bound, plus 1 MiB of
+# names and framing). The supervisor reads the worker's connection with this traversal limit; a
+# worker past it is a protocol breaker and is killed.
+
 interface NavigationGate {
   decide @0 (url :Text) -> (allowed :Bool, reason :Text);
   # May Chromium request this document? `reason` says why not (shown to the model).

@@ -39,6 +39,17 @@ struct FetchResult {
   }
 }
 
+const maxTitleBytes :UInt32 = 1024;
+# A page's title at most; the worker cuts a longer one at a character.
+
+const maxShortTextBytes :UInt32 = 8192;
+# `redirect`, `failed`, `contentType` and `charset` each at most; the worker cuts longer ones.
+
+const maxFetchResultBytes :UInt64 = 2097152;
+# What one FetchResult may take in all (2 MiB): the page text is at most 4 bytes per character of
+# the request's maxChars (at most 200,000), every other field at its bound above. The supervisor
+# reads the worker's connection with this traversal limit; a worker past it is killed.
+
 interface WebFetcher {
   fetch @0 (request :FetchRequest) -> (result :FetchResult);
   # One hop: a GET of `request.url` (redirects are returned, never followed). May be called
@@ -66,6 +77,13 @@ struct SearchOutcome {
     failed @1 :Text;          # transport failure, HTTP error, an answer that does not parse
   }
 }
+
+const maxHitTextBytes :UInt32 = 4096;
+# A hit's title, url and snippet each at most; the worker cuts longer ones at a character.
+
+const maxSearchOutcomeBytes :UInt64 = 1048576;
+# What one SearchOutcome may take in all (1 MiB: 20 hits with every field at its bound, or a
+# failure text of maxShortTextBytes). Read with this traversal limit, like maxFetchResultBytes.
 
 interface WebSearcher {
   search @0 (request :SearchRequest) -> (outcome :SearchOutcome);

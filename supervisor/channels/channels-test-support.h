@@ -221,6 +221,7 @@ class FakeEndpoint final : public egress::Endpoint {
   const std::string& socketPath() const override { return path_; }
   const std::vector<egress::Rule>& rules() const override { return rules_; }
   void replaceRules(std::vector<egress::Rule> rules) override { rules_ = std::move(rules); }
+  void setAdmission(Admission) override {}  // channel workers have none
 
  private:
   std::string path_;

@@ -30,7 +30,6 @@ using Action = rpc::BrowserRequest::Action;
 
 constexpr size_t MAX_URL_BYTES = 8 << 10;
 constexpr size_t MAX_TYPED_BYTES = 64 << 10;
-constexpr size_t MAX_DOWNLOADS_PER_CALL = 16;
 
 const std::pair<const char*, Action> ACTIONS[] = {
     {"navigate", Action::NAVIGATE}, {"snapshot", Action::SNAPSHOT},
@@ -202,6 +201,8 @@ namespace {
 // which the RPC system may keep a little longer than the session.
 struct GateState {
   CallScope* current = nullptr;
+  // Between calls: the last call's decider, for the connections a page's scripts go on making.
+  CallScope::ConnectionDecider afterwards;
 };
 
 #pragma GCC diagnostic push
@@ -224,7 +225,7 @@ class Gate final : public rpc::NavigationGate::Server {
     } else {
       // Non-http(s) schemes (file:, chrome:, data: documents) are refused by the scope before
       // the policy is asked; every decision is audited there.
-      reason = state_->current->decideHost("browse", url);
+      reason = state_->current->decideHost("browse", url, Initiator::PAGE);
     }
     results.setAllowed(reason.empty());
     results.setReason(reason);
@@ -269,7 +270,10 @@ void BrowserTool::taskFailed(kj::Exception&& e) {
 }
 
 void BrowserTool::shutdown() {
-  for (auto& [key, session] : sessions_) session->gate->current = nullptr;
+  for (auto& [key, session] : sessions_) {
+    session->gate->current = nullptr;
+    session->gate->afterwards = nullptr;
+  }
   sessions_.clear();
 }
 
@@ -278,6 +282,7 @@ void BrowserTool::forget(const std::string& key, uint64_t generation, const std:
   if (it == sessions_.end() || it->second->generation != generation) return;
   spdlog::info("session {}: browser stopped ({})", key, why);
   it->second->gate->current = nullptr;
+  it->second->gate->afterwards = nullptr;
   sessions_.erase(it);
 }
 
@@ -302,12 +307,22 @@ BrowserTool::Session& BrowserTool::sessionFor(const std::string& key) {
   for (const auto& entry : settings_.egress.allow_private())
     rules.push_back(egress::parseRule(entry, "egress.allow_private", true));
   session->endpoint = broker_.open("browser:" + key, std::move(rules));
+  // Every host the pages connect to (a third party's script, an image, a beacon) is decided by
+  // the policy too, for the call that is running: the broker alone would admit any public host,
+  // so a host list in the policy would stop the documents and not what they send elsewhere.
+  session->endpoint->setAdmission(
+      [gate = session->gate](const std::string& host, uint16_t port) -> std::string {
+        if (gate->current != nullptr) return gate->current->decideConnection("browse", host, port);
+        if (gate->afterwards) return gate->afterwards("browse", host, port);
+        return "no browser call has run";
+      });
   spawn::SpawnRequest request;
   request.profile = "browser";
   request.vars = {{"STATE_DIR", profile}};
   request.egressSocket = session->endpoint->socketPath();
   session->host =
-      kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "browser worker of " + key);
+      kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "browser worker of " + key,
+                           readerOptionsFor(rpc::MAX_RESULT_BYTES));
   session->client = session->host->bootstrap<rpc::BrowserWorker>();
   auto start = session->client.startRequest();
   start.setGate(kj::heap<Gate>(session->gate));
@@ -377,6 +392,7 @@ kj::Promise<ToolOutcome> BrowserTool::act(Session& session, json args, std::stri
   // While this call runs, its scope decides what the page may load; nothing else does.
   session.busy = true;
   session.gate->current = &scope;
+  session.gate->afterwards = scope.decideConnectionsAfterwards();
   session.idle = nullptr;
   std::string key = session.key;
   uint64_t generation = session.generation;
@@ -476,7 +492,7 @@ ToolOutcome BrowserTool::outcomeOf(rpc::BrowserResult::Reader result, const std:
     }
   }
   auto downloads = result.getDownloads();
-  for (size_t i = 0; i < downloads.size() && i < MAX_DOWNLOADS_PER_CALL; ++i) {
+  for (size_t i = 0; i < downloads.size() && i < rpc::MAX_DOWNLOADS_PER_RESULT; ++i) {
     auto file = downloads[i];
     auto rawName = file.getName();
     std::string base = safeFileName(std::string(rawName.begin(), rawName.size()));
@@ -496,8 +512,8 @@ ToolOutcome BrowserTool::outcomeOf(rpc::BrowserResult::Reader result, const std:
                                              std::to_string(data.size()) + " bytes)"
                                        : "\nerror: a download was not saved: " + problem;
   }
-  if (downloads.size() > MAX_DOWNLOADS_PER_CALL)
-    outcome.content += "\n[chitin: " + std::to_string(downloads.size() - MAX_DOWNLOADS_PER_CALL) +
+  if (downloads.size() > rpc::MAX_DOWNLOADS_PER_RESULT)
+    outcome.content += "\n[chitin: " + std::to_string(downloads.size() - rpc::MAX_DOWNLOADS_PER_RESULT) +
                        " more downloads were dropped]";
   return outcome;
 }

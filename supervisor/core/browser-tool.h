@@ -12,10 +12,14 @@
 // per agent, so one session's browser runs at a time: a session that needs one stops another
 // session's idle browser (one in the middle of an action makes it wait). The worker
 // holds a NavigationGate served here: each document URL Chromium wants is decided through the
-// running call's scope (Action::"browse" on its Host, audited); with no call running, nothing
-// loads. What comes back is untrusted: snapshot text is capped, the screenshot and downloads are
-// written by this side beneath the workspace (openat2, no symlink followed), and every result
-// taints the session with the page's URL as the source.
+// running call's scope (Action::"browse" on its Host, context.initiator "page", audited), and so
+// is every connection the pages open through the broker (context.initiator "connection",
+// context.args.connect "host:port"): a host the policy refuses gets neither a document nor an
+// image, script or beacon. With no call running, no document loads, and what the page's scripts
+// go on connecting to is decided as requests of the session's last call. What comes back is
+// untrusted: snapshot text is capped, the screenshot and downloads are written by this side
+// beneath the workspace (openat2, no symlink followed), and every result taints the session with
+// the page's URL as the source.
 
 #pragma once
 

@@ -196,8 +196,17 @@ class Guard::Scope final : public CallScope {
  public:
   Scope(Guard& guard, std::shared_ptr<Call> call) : guard_(guard), call_(std::move(call)) {}
   const std::string& sessionKey() const override { return call_->turn->sessionKey; }
-  std::string decideHost(const std::string& action, const std::string& url) override {
-    return guard_.decideHost(*call_, action, url);
+  std::string decideHost(const std::string& action, const std::string& url,
+                         Initiator initiator) override;
+  std::string decideConnection(const std::string& action, const std::string& host,
+                               uint16_t port) override;
+  ConnectionDecider decideConnectionsAfterwards() override {
+    std::weak_ptr<bool> alive = guard_.alive_;
+    return [alive, guard = &guard_, call = call_](const std::string& action,
+                                                   const std::string& host, uint16_t port) {
+      if (alive.expired()) return std::string("the session's guard has stopped");
+      return guard->decideConnectionOf(*call, action, host, port);
+    };
   }
 
  private:
@@ -303,6 +312,7 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
       policy::Entity e = policy::hostEntity(host->host, host->port);
       extra.push_back({e.uid, e.attrs.asRecord(), e.parents});
       request.resource = e.uid;
+      context["initiator"] = policy::Value::string("model");
     } else {
       request.resource = {"Agent", settings_.agentId};
     }
@@ -313,6 +323,7 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
     policy::Entity e = policy::hostEntity(host.host, host.port);
     extra.push_back({e.uid, e.attrs.asRecord(), e.parents});
     request.resource = e.uid;
+    context["initiator"] = policy::Value::string("model");
   } else {
     request.resource = {"Agent", settings_.agentId};
     if (call->tool == "exec") {
@@ -329,6 +340,8 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
     r.set_kind(audit::DECISION);
     r.mutable_decision()->set_outcome(policy::outcomeName(verdict.outcome));
     for (auto& p : verdict.policies) r.mutable_decision()->add_policies(p);
+  for (auto& p : verdict.heldBy) r.mutable_decision()->add_held_by(p);
+    for (auto& p : verdict.heldBy) r.mutable_decision()->add_held_by(p);
     for (auto& e : verdict.errors) r.mutable_decision()->add_errors(e);
     r.set_detail(call->turn->tainted ? "session is tainted: " + call->turn->taintSource : "");
     try {
@@ -648,7 +661,51 @@ bool sameHost(const json& args, const egress::Rule& host) {
 
 }  // namespace
 
-std::string Guard::decideHost(Call& call, const std::string& action, const std::string& url) {
+std::string Guard::Scope::decideHost(const std::string& action, const std::string& url,
+                                     Initiator initiator) {
+  Call& call = *call_;
+  json args = call.args;
+  args["url"] = url;
+  egress::Rule host;
+  try {
+    host = egress::urlRule(url, "URL");
+  } catch (const egress::RuleError& e) {
+    // Refused before the policy is asked: no http(s) host to decide on.
+    audit::Record r;
+    r.set_kind(audit::DECISION);
+    r.set_session(call.turn->sessionKey);
+    r.set_run_id(call.turn->runId);
+    r.set_principal(call.turn->principal.str());
+    r.set_tool(call.tool);
+    r.set_call_id(call.id);
+    r.set_arguments(args.dump(-1, ' ', false, json::error_handler_t::replace));
+    r.mutable_decision()->set_outcome("deny");
+    r.mutable_decision()->add_policies("invalid-call");
+    r.set_detail(std::string("request of the running call (") + initiatorName(initiator) +
+                 "): " + e.what());
+    guard_.audit_.appendOrLog(std::move(r), false);
+    return e.what();
+  }
+  return guard_.decideDestination(call, action, host, std::move(args), initiator);
+}
+
+std::string Guard::Scope::decideConnection(const std::string& action, const std::string& host,
+                                           uint16_t port) {
+  return guard_.decideConnectionOf(*call_, action, host, port);
+}
+
+std::string Guard::decideConnectionOf(Call& call, const std::string& action,
+                                      const std::string& host, uint16_t port) {
+  json args = call.args;
+  args["connect"] = host + ":" + std::to_string(port);
+  egress::Rule rule;
+  rule.host = host;
+  rule.port = port;
+  return decideDestination(call, action, rule, std::move(args), Initiator::CONNECTION);
+}
+
+std::string Guard::decideDestination(Call& call, const std::string& action,
+                                     const egress::Rule& host, json args, Initiator initiator) {
   audit::Record r;
   r.set_kind(audit::DECISION);
   r.set_session(call.turn->sessionKey);
@@ -656,37 +713,29 @@ std::string Guard::decideHost(Call& call, const std::string& action, const std::
   r.set_principal(call.turn->principal.str());
   r.set_tool(call.tool);
   r.set_call_id(call.id);
-  json args = call.args;
-  args["url"] = url;
   r.set_arguments(args.dump(-1, ' ', false, json::error_handler_t::replace));
-  std::optional<egress::Rule> host;
-  try {
-    host = egress::urlRule(url, "URL");
-  } catch (const egress::RuleError& e) {
-    // Refused before the policy is asked: no http(s) host to decide on.
-    r.mutable_decision()->set_outcome("deny");
-    r.mutable_decision()->add_policies("invalid-call");
-    r.set_detail(std::string("request of the running call: ") + e.what());
-    audit_.appendOrLog(std::move(r), false);
-    return e.what();
-  }
-  policy::Entity e = policy::hostEntity(host->host, host->port);
+  policy::Entity e = policy::hostEntity(host.host, host.port);
   std::vector<PolicyHost::ExtraEntity> extra{{e.uid, e.attrs.asRecord(), e.parents}};
   policy::Request request;
   request.principal = call.turn->principal;
   request.action = {"Action", action};
   request.resource = e.uid;
-  request.context = policy::Value::record(policyContext(*call.turn, false, argumentsRecord(args)));
+  policy::Value::Record context = policyContext(*call.turn, false, argumentsRecord(args));
+  context["initiator"] = policy::Value::string(initiatorName(initiator));
+  request.context = policy::Value::record(std::move(context));
   policy::Verdict verdict = policy_.decide(request, extra);
   r.mutable_decision()->set_outcome(policy::outcomeName(verdict.outcome));
   for (auto& p : verdict.policies) r.mutable_decision()->add_policies(p);
+  for (auto& p : verdict.heldBy) r.mutable_decision()->add_held_by(p);
   for (auto& err : verdict.errors) r.mutable_decision()->add_errors(err);
   // The owner's confirmation covers the destination they were shown, the call's own URL's
-  // host:port (a redirect from /docs to /docs/ goes on); another host (a redirect elsewhere,
-  // the page a click leads to) was never shown to them, and has to become a call of its own.
+  // host:port (a redirect from /docs to /docs/ goes on, the page's own images load); another
+  // host (a redirect elsewhere, the page a click leads to, a third party's script) was never
+  // shown to them, and has to become a call of its own.
   bool covered =
-      verdict.outcome == policy::Outcome::ASK && call.confirmed && sameHost(call.args, *host);
-  r.set_detail("request of the running call: " + action + " on " + e.uid.str() +
+      verdict.outcome == policy::Outcome::ASK && call.confirmed && sameHost(call.args, host);
+  r.set_detail("request of the running call (" + std::string(initiatorName(initiator)) + "): " +
+               action + " on " + e.uid.str() +
                (covered ? " (allowed: the owner confirmed this call, to this host)" : ""));
   try {
     record(std::move(r), verdict.outcome != policy::Outcome::ALLOW);
@@ -697,10 +746,10 @@ std::string Guard::decideHost(Call& call, const std::string& action, const std::
   if (verdict.outcome == policy::Outcome::ALLOW) return "";
   if (verdict.outcome == policy::Outcome::ASK) {
     if (covered) return "";
-    return "the policy asks the owner before " + action + " reaches " + host->text() +
+    return "the policy asks the owner before " + action + " reaches " + host.text() +
            "; make a call of its own for that URL, so the owner can confirm it";
   }
-  return action + " of " + host->text() + " is not allowed here (" + decisionText(verdict) + ")";
+  return action + " of " + host.text() + " is not allowed here (" + decisionText(verdict) + ")";
 }
 
 kj::Promise<std::string> Guard::guardPromptFiles(std::shared_ptr<Call> call,
@@ -756,6 +805,7 @@ kj::Promise<std::string> Guard::guardPromptFiles(std::shared_ptr<Call> call,
           rec.set_snapshot(call->snapshot);
           rec.mutable_decision()->set_outcome(policy::outcomeName(r.verdict.outcome));
           for (auto& p : r.verdict.policies) rec.mutable_decision()->add_policies(p);
+          for (auto& p : r.verdict.heldBy) rec.mutable_decision()->add_held_by(p);
           for (auto& e : r.verdict.errors) rec.mutable_decision()->add_errors(e);
           rec.set_detail("exec changed " + r.path + " without the owner's confirmation; " + undone);
           audit_.appendOrLog(std::move(rec), true);

@@ -24,6 +24,7 @@
 #include "approvals.h"
 #include "audit-log.h"
 #include "policy-host.h"
+#include "rules.h"
 #include "snapshots.h"
 #include "taint.h"
 #include "tool-runner.h"
@@ -103,8 +104,14 @@ class Guard {
   struct Call;
   class Scope;  // the CallScope a running call gets (tool-runner.h)
   kj::Promise<ToolOutcome> execute(std::shared_ptr<Call> call);
-  // A further destination of a running call, decided and audited like the call (CallScope).
-  std::string decideHost(Call& call, const std::string& action, const std::string& url);
+  // A further destination of a running call, decided and audited like the call (CallScope):
+  // `host` with `args` (the call's, plus what names the destination) as context.args.
+  std::string decideDestination(Call& call, const std::string& action, const egress::Rule& host,
+                                nlohmann::json args, Initiator initiator);
+  std::string decideConnectionOf(Call& call, const std::string& action, const std::string& host,
+                                 uint16_t port);
+  // Expires with the guard: what a decider handed out after a call checks before using it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // TOOL_END, then (mutating calls) the changed files, compared off the loop.
   kj::Promise<ToolOutcome> afterTool(std::shared_ptr<Call> call, bool mutating,
                                      std::vector<audit::Skipped> skippedBefore,

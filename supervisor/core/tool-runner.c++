@@ -178,6 +178,18 @@ std::string buildInvocation(const std::string& tool, const std::string& argument
   return "";
 }
 
+const char* initiatorName(Initiator initiator) {
+  switch (initiator) {
+    case Initiator::REDIRECT:
+      return "redirect";
+    case Initiator::PAGE:
+      return "page";
+    case Initiator::CONNECTION:
+      return "connection";
+  }
+  return "model";  // unreachable; the strictest reading
+}
+
 ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
   ToolOutcome out;
   out.exitCode = r.getExitCode();

@@ -8,6 +8,7 @@
 #include <kj/async-io.h>
 #include <uv.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -49,18 +50,37 @@ std::string buildInvocation(const std::string& toolName, const std::string& argu
 // (the worker is not trusted to have capped it) and made valid UTF-8.
 ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader result, uint32_t maxOutputBytes);
 
+// Who chose a further destination of a running call: the policy sees it as context.initiator
+// ("redirect", "page", "connection"; the call's own URL, which the model chose, is "model").
+enum class Initiator { REDIRECT, PAGE, CONNECTION };
+const char* initiatorName(Initiator initiator);
+
 // What a running call may ask of the guard that runs it: whose call it is, and whether a further
-// destination of the same call is allowed (the browser's every document). Lives until the
-// call's promise settles.
+// destination of the same call is allowed (a redirect, the browser's every document and
+// connection). Lives until the call's promise settles.
 class CallScope {
  public:
   virtual ~CallScope() = default;
   virtual const std::string& sessionKey() const = 0;
   // Decided like the call itself (same principal and context, `action` on the Host of `url`,
-  // the URL in context.args.url) and audited as a DECISION. "" when allowed as is; otherwise why
-  // not, for the model. One the policy would only allow with the owner's confirmation is
-  // refused: the owner confirms calls, not requests in flight.
-  virtual std::string decideHost(const std::string& action, const std::string& url) = 0;
+  // the URL in context.args.url, `initiator` in context.initiator) and audited as a DECISION.
+  // "" when allowed as is; otherwise why not, for the model. One the policy would only allow
+  // with the owner's confirmation is refused, unless it stays on the host:port of the URL the
+  // owner confirmed for this call: the owner confirms calls, not requests in flight.
+  virtual std::string decideHost(const std::string& action, const std::string& url,
+                                 Initiator initiator) = 0;
+  // The same for a connection the call's worker opens where only the host and port are known
+  // (the browser's subresources, through the egress broker): context.args.connect is
+  // "host:port", context.initiator "connection".
+  virtual std::string decideConnection(const std::string& action, const std::string& host,
+                                       uint16_t port) = 0;
+  // decideConnection for after the call has ended: a page's scripts go on fetching between
+  // calls, and what they reach is decided as requests of the last call that ran (its principal,
+  // its turn's taint, its confirmation). Safe to keep and call at any time; once the guard is
+  // gone it refuses.
+  using ConnectionDecider =
+      std::function<std::string(const std::string& action, const std::string& host, uint16_t port)>;
+  virtual ConnectionDecider decideConnectionsAfterwards() = 0;
 };
 
 // How the guard runs a tool once it may: one fresh sandbox per call (ToolRunner), or a fake.

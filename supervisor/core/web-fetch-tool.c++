@@ -146,7 +146,8 @@ kj::Promise<ToolOutcome> WebFetchTool::run(const std::string& tool,
     request.profile = "web-fetch";
     request.egressSocket = call->endpoint->socketPath();
     call->host = kj::heap<WorkerHost>(context_.loop, context_.io, context_.spawner.spawn(request),
-                                      "tool worker web_fetch");
+                                      "tool worker web_fetch",
+                                      readerOptionsFor(rpc::MAX_FETCH_RESULT_BYTES));
   } catch (const spawn::SandboxUnavailable& e) {
     return ToolOutcome{ToolOutcome::Status::ERROR,
                        std::string("error: web_fetch did not run because its sandbox could not "
@@ -224,7 +225,7 @@ kj::Promise<ToolOutcome> WebFetchTool::hop(Call* call, std::string url, uint32_t
                                    ")"};
           }
           std::string why = c->scope == nullptr ? "no further destination is allowed"
-                                                : c->scope->decideHost("web_fetch", next);
+                                                : c->scope->decideHost("web_fetch", next, Initiator::REDIRECT);
           if (!why.empty()) {
             return ToolOutcome{
                 ToolOutcome::Status::DENIED,

@@ -114,7 +114,8 @@ kj::Promise<ToolOutcome> WebSearchTool::run(const std::string& tool,
     request.profile = "web-search";
     request.egressSocket = endpoint->socketPath();
     host = kj::heap<WorkerHost>(context_.loop, context_.io, context_.spawner.spawn(request),
-                                "tool worker web_search");
+                                "tool worker web_search",
+                                readerOptionsFor(rpc::MAX_SEARCH_OUTCOME_BYTES));
   } catch (const spawn::SandboxUnavailable& e) {
     return ToolOutcome{ToolOutcome::Status::ERROR,
                        std::string("error: web_search did not run because its sandbox could not "

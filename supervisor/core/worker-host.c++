@@ -51,6 +51,13 @@ struct WorkerHost::Watch {
   }
 };
 
+capnp::ReaderOptions readerOptionsFor(uint64_t maxMessageBytes) {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = maxMessageBytes / sizeof(capnp::word) + (64 << 10) / sizeof(capnp::word);
+  options.nestingLimit = 16;
+  return options;
+}
+
 WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,
                        std::string label, capnp::ReaderOptions readerOptions)
     : loop_(loop),

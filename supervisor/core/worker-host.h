@@ -35,6 +35,10 @@ struct WorkerExit {
   std::string describe() const;
 };
 
+// ReaderOptions for a worker whose largest legitimate message is `maxMessageBytes` (a bound its
+// contract states): that much traversal, plus 64 KiB for framing, and 16 levels of nesting.
+capnp::ReaderOptions readerOptionsFor(uint64_t maxMessageBytes);
+
 class WorkerHost {
  public:
   WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,

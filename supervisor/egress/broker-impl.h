@@ -25,6 +25,7 @@ struct EndpointState {
   Broker::Impl* broker = nullptr;  // null once closed
   std::string worker;
   std::vector<Rule> rules;
+  Endpoint::Admission admission;  // may be empty
   std::string path;
   uv_pipe_t listener;
   std::set<Tunnel*> tunnels;

@@ -33,6 +33,7 @@ class EndpointHandle final : public Endpoint {
   const std::string& socketPath() const override { return state_->path; }
   const std::vector<Rule>& rules() const override { return state_->rules; }
   void replaceRules(std::vector<Rule> rules) override { state_->rules = std::move(rules); }
+  void setAdmission(Admission admission) override { state_->admission = std::move(admission); }
 
  private:
   EndpointState* state_;
@@ -91,6 +92,7 @@ void EndpointState::close() {
   if (broker == nullptr) return;
   Broker::Impl* owner = broker;
   broker = nullptr;
+  admission = nullptr;  // drops what the decider holds; no tunnel is admitted any more
   owner->endpoints.erase(this);
   // The socket file first: from now on no worker can connect, even before the loop turns.
   unlink(path.c_str());

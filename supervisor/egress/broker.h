@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,13 @@ class Endpoint {
   // it was asked for. web_fetch grants one host:port per redirect hop this way, after the
   // policy decided that hop.
   virtual void replaceRules(std::vector<Rule> rules) = 0;
+  // A second check after the rules, for workers whose every destination is someone's decision
+  // (the browser: each host its pages connect to is decided by the policy). Called on the loop
+  // with the canonical host and port of a tunnel the rules admit, before any name is resolved
+  // (so a refused name is never even looked up); returns "" to go on, or why the tunnel is
+  // refused (audited with the refusal). Not called for the gateway's port (always refused).
+  using Admission = std::function<std::string(const std::string& host, uint16_t port)>;
+  virtual void setAdmission(Admission admission) = 0;
 };
 
 struct BrokerSettings {

@@ -148,4 +148,48 @@ TEST_CASE("broker: replaceRules grants exactly one host:port to an open endpoint
   CHECK(b.accepted() == 1);
 }
 
+TEST_CASE("broker: an admission hook refuses a tunnel before its name is resolved") {
+  TestServer echo(TestServer::Mode::ECHO_BACK);
+  Fixture f;
+  f.resolver.script("listed.test", {{"127.0.0.1"}});
+  f.resolver.script("recorder.test", {{"127.0.0.1"}});
+  std::string port = std::to_string(echo.port());
+  std::string socket =
+      f.open("browser", {rule("listed.test:" + port, true), rule("recorder.test:" + port, true)});
+  std::vector<std::string> asked;
+  f.loop.run([&] {
+    f.endpoints[0]->setAdmission([&asked](const std::string& host, uint16_t p) -> std::string {
+      asked.push_back(host + ":" + std::to_string(p));
+      return host == "recorder.test" ? "browse of recorder.test is not allowed here" : "";
+    });
+  });
+  auto refused = socksConnect(socket, "Recorder.TEST.", echo.port());
+  CHECK(refused.reply == 0x02);
+  close(refused.fd);
+  // Control: the hook lets the other name through, and the tunnel connects.
+  auto admitted = socksConnect(socket, "listed.test", echo.port());
+  CHECK(admitted.reply == 0x00);
+  close(admitted.fd);
+  // A host the rules refuse never reaches the hook.
+  auto unlisted = socksConnect(socket, "other.test", echo.port());
+  CHECK(unlisted.reply == 0x02);
+  close(unlisted.fd);
+  auto records = f.records(3);
+  REQUIRE(records.size() == 3);
+  // The hook saw canonical names, and only those the rules admitted.
+  CHECK(asked == std::vector<std::string>{"recorder.test:" + port, "listed.test:" + port});
+  CHECK(f.resolver.lookups("recorder.test") == 0);  // refused before any lookup
+  CHECK(f.resolver.lookups("listed.test") == 1);
+  bool found = false;
+  for (const auto& r : records) {
+    if (r.host() == "recorder.test") {
+      CHECK(r.outcome() == "refused: browse of recorder.test is not allowed here");
+      found = true;
+    }
+  }
+  CHECK(found);
+  for (int i = 0; i < 200 && echo.accepted() == 0; i++) usleep(10000);
+  CHECK(echo.accepted() == 1);
+}
+
 }  // namespace chitin::egress

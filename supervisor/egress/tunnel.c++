@@ -250,6 +250,18 @@ void Tunnel::onRequest(const socks5::Request& request) {
   const Rule* rule = findRule(endpoint->rules, host, port);
   if (rule == nullptr) return refuse(Reply::NOT_ALLOWED, "refused: not in the allowlist");
   privateOk = rule->privateOk;
+  if (endpoint->admission) {
+    // The decider may run the policy and write the audit log; copied, so nothing it does to
+    // the endpoint can pull the function out from under the call.
+    Endpoint::Admission admission = endpoint->admission;
+    std::string refusal;
+    try {
+      refusal = admission(host, port);
+    } catch (const std::exception& e) {
+      refusal = std::string("the decision failed: ") + e.what();  // fails closed
+    }
+    if (!refusal.empty()) return refuse(Reply::NOT_ALLOWED, "refused: " + refusal);
+  }
   state = State::RESOLVING;
   sockaddr_storage literal;
   if (isIpLiteral(host) && literalAddress(host, port, literal)) {

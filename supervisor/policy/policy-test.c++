@@ -186,7 +186,14 @@ TEST_CASE("default.cedar: owners chat; strangers and unknown senders are denied"
   CHECK(run(set, {"User", "owner"}, "chat", MAIN, {}) == Outcome::ALLOW);
   CHECK(run(set, OPERATOR, "approve", MAIN, {}) == Outcome::ALLOW);
   CHECK(run(set, STRANGER, "approve", MAIN, {}) == Outcome::DENY);
-  CHECK(run(set, OPERATOR, "web_fetch", {"Host", "example.com"}, {}) == Outcome::ALLOW);
+  CHECK(run(set, OPERATOR, "web_fetch", {"Host", "example.com"},
+            {{"tainted", Value::boolean(false)}}) == Outcome::ALLOW);
+  // Without a `tainted` flag the session counts as tainted, and the model's URL asks; the ask
+  // names the forbid that holds it, and the permit that allows it once confirmed.
+  Verdict held;
+  CHECK(run(set, OPERATOR, "web_fetch", {"Host", "example.com"}, {}, &held) == Outcome::ASK);
+  CHECK(held.heldBy == std::vector<std::string>{"tainted-web-asks"});
+  CHECK(held.policies == std::vector<std::string>{"owners-web"});
   CHECK(run(set, STRANGER, "web_fetch", {"Host", "example.com"}, {}) == Outcome::DENY);
   CHECK(run(set, OPERATOR, "web_fetch", MAIN, {}) == Outcome::DENY);  // only on a Host
   // A recipient that is no paired sender of the owner's: the owner is asked.

@@ -193,6 +193,7 @@ Explanation explainImpl(const PolicySet& set, const Entities& entities, const Re
   if (x.confirmed.allow) {
     x.verdict.outcome = Outcome::ASK;
     x.verdict.policies = x.confirmed.determining;
+    x.verdict.heldBy = x.unconfirmed.determining;
     return x;
   }
   x.verdict.outcome = Outcome::DENY;

@@ -83,6 +83,9 @@ struct Verdict {
   Outcome outcome = Outcome::DENY;
   std::vector<std::string> policies;  // the determining ids of the decisive evaluation
   std::vector<std::string> errors;    // from both evaluations, without repeats
+  // ASK only: the forbids that denied the unconfirmed call, i.e. what holds it until the owner
+  // confirms (empty when the only permits need context.confirmed).
+  std::vector<std::string> heldBy;
 };
 
 // Two evaluations: with context.confirmed = false, allow => ALLOW; else with

@@ -127,7 +127,8 @@ class BrowserTool(unittest.TestCase):
             f"  allow_private: \"127.0.0.1:{cls.listed.port}\"\n"
             f"  allow_private: \"blocked.test:{site.port}\"\n"
             f"  resolver_hosts_file: \"{hosts}\"\n"
-            "}\n")
+            "}\n"
+            "policy { approval_timeout_seconds: 5 }\n")  # an unexpected ask fails fast
         cls.script = {"scenarios": {
             "nav": nav(site.url("index.html")),
             "snap": [{"tool_calls": [{"name": "browser", "arguments": {"action": "snapshot"}}]},
@@ -170,6 +171,12 @@ class BrowserTool(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def turn(self, scenario):
+        if self.script["scenarios"][scenario][0]["tool_calls"][0]["arguments"]["action"] == "navigate":
+            # A navigation the model chose asks while the session holds a page it read (shipped
+            # `tainted-web-asks`; red-team 22 tests that): these tests start such turns from a
+            # clean history. Resetting the session leaves its browser running.
+            # (The first turn has no session to reset yet.)
+            self.gw.cli("sessions", "reset", KEY)
         code, out, err = self.gw.agent_json(f"[[scenario:{scenario}]] go", KEY, timeout=120)
         self.assertEqual(code, 0, f"{err}\n{self.gw.stderr()[-3000:]}")
         return out["reply"]

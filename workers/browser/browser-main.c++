@@ -17,6 +17,7 @@
 #include "browser.capnp.h"
 #include "browser.h"
 #include "sandbox-child.h"
+#include "utf8.h"
 #include "worker-main.h"
 
 namespace chitin::browser {
@@ -65,12 +66,21 @@ class BrowserWorkerServer final : public rpc::BrowserWorker::Server {
             [this, context](ActionResult outcome) mutable {
               busy_ = false;
               auto result = context.getResults().initResult();
-              if (outcome.ok) {
-                result.setOk(outcome.text);
-              } else {
-                result.setFailed(outcome.text);
+              // Every field at its contract bound (browser.capnp): the supervisor kills a
+              // worker whose result is larger.
+              if (outcome.png.size() > rpc::MAX_SCREENSHOT_BYTES) {
+                outcome.ok = false;
+                outcome.text = "the screenshot is larger than " +
+                               std::to_string(rpc::MAX_SCREENSHOT_BYTES >> 20) + " MiB";
+                outcome.png.clear();
               }
-              result.setUrl(outcome.url);
+              std::string text = clipUtf8(outcome.text, rpc::MAX_RESULT_TEXT_BYTES - 3);
+              if (outcome.ok) {
+                result.setOk(text);
+              } else {
+                result.setFailed(text);
+              }
+              result.setUrl(clipUtf8(outcome.url, rpc::MAX_RESULT_TEXT_BYTES - 3));
               if (!outcome.png.empty()) {
                 result.setScreenshot(kj::arrayPtr(
                     reinterpret_cast<const kj::byte*>(outcome.png.data()), outcome.png.size()));

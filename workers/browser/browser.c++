@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "browser.capnp.h"
 #include "snapshot.h"
 
 namespace chitin::browser {
@@ -303,8 +304,16 @@ kj::Promise<ActionResult> Browser::act(Action action) {
 }
 
 kj::Promise<ActionResult> Browser::finish(ActionResult result) {
-  result.downloads = kj::mv(finished_);
-  finished_.clear();
+  // At most the contract's share per result (browser.capnp); the rest wait for the next one.
+  size_t taken = 0, bytes = 0;
+  while (taken < finished_.size() && taken < rpc::MAX_DOWNLOADS_PER_RESULT &&
+         bytes + finished_[taken].data.size() <= rpc::MAX_DOWNLOAD_BYTES_PER_RESULT) {
+    bytes += finished_[taken].data.size();
+    ++taken;
+  }
+  result.downloads.assign(std::make_move_iterator(finished_.begin()),
+                          std::make_move_iterator(finished_.begin() + taken));
+  finished_.erase(finished_.begin(), finished_.begin() + taken);
   Tab* tab = current();
   if (tab == nullptr) return kj::mv(result);
   return call("Target.getTargetInfo", {{"targetId", tab->targetId}}, false)

@@ -13,6 +13,7 @@
 
 #include "extract.h"
 #include "fetch.h"
+#include "utf8.h"
 #include "web.capnp.h"
 #include "worker-main.h"
 
@@ -33,16 +34,16 @@ class WebFetcherImpl final : public rpc::WebFetcher::Server {
     auto result = context.getResults().initResult();
     result.setStatus(static_cast<uint16_t>(got.status));
     if (got.kind == web::FetchOutcome::Kind::FAILED) {
-      result.setFailed(got.error);
+      result.setFailed(clipUtf8(got.error, rpc::MAX_SHORT_TEXT_BYTES - 3));
       return kj::READY_NOW;
     }
     if (got.kind == web::FetchOutcome::Kind::REDIRECT) {
-      result.setRedirect(got.location.substr(0, 8192));
+      result.setRedirect(clipUtf8(got.location, rpc::MAX_SHORT_TEXT_BYTES - 3));
       return kj::READY_NOW;
     }
     auto page = result.initPage();
     std::string media = web::mediaType(got.contentType);
-    page.setContentType(media);
+    page.setContentType(clipUtf8(media, rpc::MAX_SHORT_TEXT_BYTES - 3));
     page.setBodyBytes(got.body.size());
     web::Kind kind = web::classifyBody(media, got.body);
     bool truncated = got.truncated;
@@ -51,10 +52,10 @@ class WebFetcherImpl final : public rpc::WebFetcher::Server {
     } else {
       std::string charset = web::detectCharset(got.contentType, got.body, kind == web::Kind::HTML);
       std::string text = web::decodeToUtf8(got.body, charset);
-      page.setCharset(charset);
+      page.setCharset(clipUtf8(charset, rpc::MAX_SHORT_TEXT_BYTES - 3));
       if (kind == web::Kind::HTML) {
         auto extracted = web::extractHtml(text, url, request.getMarkdown(), request.getMaxChars());
-        page.setTitle(extracted.title);
+        page.setTitle(clipUtf8(extracted.title, rpc::MAX_TITLE_BYTES - 3));
         truncated = truncated || extracted.truncated;
         text = std::move(extracted.text);
       }

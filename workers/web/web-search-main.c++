@@ -14,6 +14,7 @@
 
 #include "fetch.h"
 #include "search.h"
+#include "utf8.h"
 #include "web.capnp.h"
 #include "worker-main.h"
 
@@ -33,36 +34,41 @@ class WebSearcherImpl final : public rpc::WebSearcher::Server {
     std::string provider = request.getProvider();
     unsigned count = request.getCount() == 0 ? 5 : std::min<unsigned>(request.getCount(), 20);
     auto outcome = context.getResults().initOutcome();
+    // Every text at its contract bound (web.capnp), cut at a character: the supervisor kills a
+    // worker whose answer is larger.
+    auto shortText = [](const std::string& s) { return clipUtf8(s, rpc::MAX_SHORT_TEXT_BYTES - 3); };
+    auto hitText = [](const std::string& s) { return clipUtf8(s, rpc::MAX_HIT_TEXT_BYTES - 3); };
     std::string url =
         web::searchRequestUrl(provider, request.getEndpoint(), request.getQuery(), count);
     if (url.empty()) {
-      outcome.setFailed("unknown search provider \"" + provider + "\"");
+      outcome.setFailed(shortText("unknown search provider \"" + provider + "\""));
       return kj::READY_NOW;
     }
     web::FetchOutcome got =
         web::fetchOnce(egressSocket_, url, MAX_ANSWER_BYTES, request.getTimeoutMs(),
                        web::searchHeaders(provider, request.getApiKey()));
     if (got.kind == web::FetchOutcome::Kind::FAILED) {
-      outcome.setFailed(got.error);
+      outcome.setFailed(shortText(got.error));
       return kj::READY_NOW;
     }
     if (got.status != 200) {
-      outcome.setFailed(provider + " answered HTTP " + std::to_string(got.status) +
-                        (got.status == 401 || got.status == 403 ? " (is the API key right?)"
-                         : got.status == 429                    ? " (rate limited)"
-                                                                : ""));
+      outcome.setFailed(shortText(provider + " answered HTTP " + std::to_string(got.status) +
+                                  (got.status == 401 || got.status == 403
+                                       ? " (is the API key right?)"
+                                   : got.status == 429 ? " (rate limited)"
+                                                       : "")));
       return kj::READY_NOW;
     }
     try {
       auto hits = web::parseSearchAnswer(provider, got.body, count);
       auto list = outcome.initHits(static_cast<unsigned>(hits.size()));
       for (unsigned i = 0; i < hits.size(); i++) {
-        list[i].setTitle(hits[i].title);
-        list[i].setUrl(hits[i].url);
-        list[i].setSnippet(hits[i].snippet);
+        list[i].setTitle(hitText(hits[i].title));
+        list[i].setUrl(hitText(hits[i].url));
+        list[i].setSnippet(hitText(hits[i].snippet));
       }
     } catch (const std::exception& e) {
-      outcome.setFailed(e.what());
+      outcome.setFailed(shortText(e.what()));
     }
     return kj::READY_NOW;
   }
