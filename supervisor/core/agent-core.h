@@ -36,12 +36,15 @@
 #include "tool-runner.h"
 #include "transcript.h"
 #include "turn.h"
+#include "workspace-files.h"
 
 namespace chitin {
 
 struct AgentCoreSettings {
   std::string agentId = "main";
-  std::string systemPrompt;  // "" = the built-in prompt
+  std::string systemPrompt;  // the persona paragraph of the prompt; "" = the built-in one
+  std::string timeZone;      // named in the prompt; "" = the host's
+  PromptFileBudget promptBudget;
   std::string workspaceDir;
   uint32_t maxSteps = 16;
   uint32_t sessionIdleSeconds = 600;
@@ -129,6 +132,8 @@ class AgentCore final : public gateway::AgentService, private TurnHost {
   gateway::Result<google::protobuf::Struct> resetSession(const gateway::SessionResetParams& params);
   // The configured system prompt, plus a warning while the context holds untrusted content.
   std::string systemPromptFor(const TurnFacts& facts) const;
+  // An owner's own direct session: MEMORY.md goes into its prompt.
+  bool ownerPrivate(const TurnFacts& facts) const;
 
   // TurnHost: what a turn's capabilities call back into.
   void record(const std::shared_ptr<Run>& run, TranscriptEntry entry) override;

@@ -62,6 +62,9 @@ agent {
   # session_idle_seconds: 600
   # tool_timeout_seconds: 120
   # max_tool_output_bytes: 65536
+  # time_zone: "Europe/Berlin"   # default: the host's
+  # prompt_file_max_chars: 20000
+  # prompt_files_max_chars: 60000
 }
 
 sandbox {
@@ -245,6 +248,8 @@ void fillDefaults(config::ChitinConfig& c) {
   if (a->session_idle_seconds() == 0) a->set_session_idle_seconds(600);
   if (a->tool_timeout_seconds() == 0) a->set_tool_timeout_seconds(120);
   if (a->max_tool_output_bytes() == 0) a->set_max_tool_output_bytes(65536);
+  if (a->prompt_file_max_chars() == 0) a->set_prompt_file_max_chars(20000);
+  if (a->prompt_files_max_chars() == 0) a->set_prompt_files_max_chars(60000);
   auto* s = c.mutable_sandbox();
   if (s->bwrap_path().empty()) s->set_bwrap_path("/usr/bin/bwrap");
   auto* p = c.mutable_policy();
@@ -284,6 +289,21 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   if (c.agent().max_steps() > 256) fail("agent.max_steps must be at most 256");
   if (c.agent().tool_timeout_seconds() > 3600)
     fail("agent.tool_timeout_seconds must be at most 3600");
+  if (c.agent().prompt_file_max_chars() > 1'000'000 ||
+      c.agent().prompt_files_max_chars() > 1'000'000)
+    fail("agent.prompt_file_max_chars and agent.prompt_files_max_chars must be at most 1000000");
+  if (const std::string& tz = c.agent().time_zone(); !tz.empty()) {
+    bool plain = tz.size() <= 64 && tz[0] != '/' && tz.find("..") == std::string::npos &&
+                 std::all_of(tz.begin(), tz.end(), [](char ch) {
+                   return isalnum(static_cast<unsigned char>(ch)) || ch == '/' || ch == '_' ||
+                          ch == '-' || ch == '+';
+                 });
+    struct stat st {};
+    if (!plain || stat(("/usr/share/zoneinfo/" + tz).c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      fail("agent.time_zone: \"" + tz +
+           "\" is not a time zone in /usr/share/zoneinfo (expected a name such as "
+           "\"Europe/Berlin\" or \"UTC\"; package tzdata)");
+  }
   if (c.policy().approval_timeout_seconds() > 86400)
     fail("policy.approval_timeout_seconds must be at most 86400");
   // The snapshot tree is written recursively, one level per directory: its depth stays small.

@@ -28,6 +28,8 @@
 #include "hosts-file-resolver.h"
 #include "web-fetch-tool.h"
 #include "web-search-tool.h"
+#include "system-prompt.h"
+#include "workspace-files.h"
 #include "channel-host.h"
 #include "channel-router.h"
 #include "channel-service.h"
@@ -101,6 +103,16 @@ int runGateway(const GatewayCommand& command) {
     home.root = defaultHomePath(serviceUser ? serviceUser->homeDir : "");
     config = loadConfigFile((ensureHomeLayout(home, "main"), home.configPath()));
     ensureHomeLayout(home, config.agent().id());
+    // The prompt's date and time in the owner's zone (set before any thread could read TZ).
+    if (!config.agent().time_zone().empty()) {
+      setenv("TZ", config.agent().time_zone().c_str(), 1);
+      tzset();
+    }
+    for (const auto& name :
+         bootstrapWorkspaceOnce(home.workspaceDir(config.agent().id()),
+                                home.stateDir() + "/bootstrapped-" + config.agent().id())) {
+      spdlog::info("workspace: wrote {} from its template", name);
+    }
   } catch (const ConfigError& e) {
     fprintf(stderr, "chitin gateway: config error: %s\n", e.what());
     return 2;
@@ -292,6 +304,10 @@ int runGateway(const GatewayCommand& command) {
     AgentCoreSettings coreSettings;
     coreSettings.agentId = config.agent().id();
     coreSettings.systemPrompt = config.agent().system_prompt();
+    coreSettings.timeZone =
+        config.agent().time_zone().empty() ? hostTimeZone() : config.agent().time_zone();
+    coreSettings.promptBudget.perFile = config.agent().prompt_file_max_chars();
+    coreSettings.promptBudget.total = config.agent().prompt_files_max_chars();
     coreSettings.workspaceDir = home.workspaceDir(config.agent().id());
     coreSettings.maxSteps = config.agent().max_steps();
     coreSettings.sessionIdleSeconds = config.agent().session_idle_seconds();

@@ -122,8 +122,9 @@ SHARED_SCRIPT = {"scenarios": {
         # command would ask.
         ex("python3 probe.py net GW_PORT | grep -E 'tcp_gateway|loopback_other|metadata|private|tcp6'"),
         tool("web_fetch", url="http://127.0.0.1:GW_PORT/"),
-        tool("web_fetch", url="http://169.254.169.254/latest/meta-data/"),
         END],
+    # (A session of its own: after the first fetch, a tainted session's next URL would ask.)
+    "rt06b": [tool("web_fetch", url="http://169.254.169.254/latest/meta-data/"), END],
     # 7: resource exhaustion; limits trip (the probe session is measured meanwhile).
     "rt07": [
         ex("bomb() { bomb | bomb & }; bomb; sleep 3; echo bomb-over", timeout=5),
@@ -423,8 +424,15 @@ class SharedGateway(ScriptedGateway):
         # The command's links named AGENTS.md and SOUL.md (to the credential and the token) were
         # undone: every prompt includes those files, so a command may not change them unasked.
         self.assertIn("changed AGENTS.md, SOUL.md", res[0])
+        # Undone: each is again the file the workspace had (its template), not a link.
+        templates = {}
         for name in ("AGENTS.md", "SOUL.md"):
-            self.assertFalse(os.path.lexists(os.path.join(self.gw.workspace, name)))
+            path = os.path.join(self.gw.workspace, name)
+            self.assertFalse(os.path.islink(path), name)
+            with open(path) as f:
+                templates[name] = f.read()
+            self.assertIn("<!--", templates[name])
+            os.unlink(path)
         # Planted by hand all the same: the supervisor reads context files itself (O_NOFOLLOW),
         # so the next turn's system prompt must not carry them.
         os.symlink(os.path.join(self.gw.home, "credentials", "telegram.token"),
@@ -436,6 +444,8 @@ class SharedGateway(ScriptedGateway):
         self.assertEqual(out["reply"], "echo: and now?")
         for name in ("AGENTS.md", "SOUL.md"):
             os.unlink(os.path.join(self.gw.workspace, name))
+            with open(os.path.join(self.gw.workspace, name), "w") as f:
+                f.write(templates[name])
 
     def test_04_control_links_inside_the_workspace_work(self):
         out, res, _ = self.attack("rt04ctl")
@@ -470,9 +480,10 @@ class SharedGateway(ScriptedGateway):
     def test_06_ssrf_to_gateway_loopback_metadata_private_ranges(self):
         before = len(self.gw.audit())
         out, res, _ = self.attack("rt06")
+        metadata, _, _ = self.attack("rt06b")
         # web_fetch exists (allowed on any Host by the shipped policy), and the broker refuses
         # the gateway's port and the metadata address, each refusal audited.
-        self.assertEqual(statuses(out)[1:3], ["error", "error"], out)
+        self.assertEqual(statuses(out)[1:2] + statuses(metadata), ["error", "error"], out)
         egress = [r["outcome"] for r in self.gw.audit()[before:]
                   if r["kind"] == "EGRESS" and r.get("worker") == "tool:web_fetch"]
         self.assertIn("refused: the gateway's own port", egress)

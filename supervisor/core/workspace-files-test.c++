@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for the bootstrap files: templates written once and never over anything, the prompt's
+// budgets with the cut said, comments not sent, MEMORY.md only in an owner's private session,
+// and an untrusted file reported.
+// Runs in: test
+
+#include "workspace-files.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace chitin {
+namespace {
+
+struct Dir {
+  std::string path;
+  Dir() {
+    char tmpl[] = "/tmp/chitin-ws-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~Dir() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path + "'").c_str()); }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream(path + "/" + name) << text;
+  }
+  std::string read(const std::string& name) const {
+    std::ifstream in(path + "/" + name);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+};
+
+std::vector<PromptFile> load(const Dir& d, bool owner, PromptFileBudget budget = {},
+                             std::vector<std::string>* why = nullptr) {
+  std::vector<std::string> tainted;
+  auto files = loadPromptFiles(
+      d.path, owner, budget,
+      [](const std::string& name, const struct stat&) {
+        return name == "TOOLS.md" ? std::string("TOOLS.md was written by a tainted session") : "";
+      },
+      tainted);
+  if (why != nullptr) *why = tainted;
+  return files;
+}
+
+TEST_CASE("workspace files: the templates are written once, never over an existing name") {
+  Dir d;
+  d.write("SOUL.md", "my own soul\n");
+  REQUIRE(symlink("/etc/passwd", (d.path + "/USER.md").c_str()) == 0);
+  auto created = bootstrapWorkspace(d.path);
+  CHECK(created == std::vector<std::string>{"AGENTS.md", "IDENTITY.md", "TOOLS.md", "MEMORY.md",
+                                            "HEARTBEAT.md", "memory/"});
+  CHECK(d.read("SOUL.md") == "my own soul\n");  // the owner's file, as it was
+  char target[64] = {};
+  CHECK(readlink((d.path + "/USER.md").c_str(), target, sizeof target - 1) > 0);
+  CHECK(std::string(target) == "/etc/passwd");   // a link is left alone, not followed
+  CHECK(d.read("AGENTS.md").find("<!--") == 0);  // commented templates
+  struct stat st {};
+  CHECK(stat((d.path + "/memory").c_str(), &st) == 0);
+  CHECK(S_ISDIR(st.st_mode));
+
+  // Once: with the marker, a template deleted on purpose stays deleted.
+  Dir state;
+  std::string marker = state.path + "/bootstrapped-main";
+  unlink((d.path + "/AGENTS.md").c_str());
+  CHECK(bootstrapWorkspaceOnce(d.path, marker) == std::vector<std::string>{"AGENTS.md"});
+  unlink((d.path + "/AGENTS.md").c_str());
+  CHECK(bootstrapWorkspaceOnce(d.path, marker).empty());
+  CHECK(access((d.path + "/AGENTS.md").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("workspace files: a workspace that cannot be written is an error naming the file") {
+  if (geteuid() == 0) return;  // root writes anyway
+  Dir d;
+  chmod(d.path.c_str(), 0500);
+  CHECK_THROWS_WITH_AS(bootstrapWorkspace(d.path), doctest::Contains("cannot create"),
+                       std::runtime_error);
+  chmod(d.path.c_str(), 0700);
+}
+
+TEST_CASE("workspace files: comments are the owner's and are not sent") {
+  CHECK(withoutComments("<!--\nnote\n-->\n# Title\n\n<!-- x -->\n\nbody\n") == "# Title\n\nbody\n");
+  CHECK(withoutComments("a <!-- hidden --> b\n") == "a  b\n");
+  CHECK(withoutComments("kept\n<!-- never closed\nsecret\n") == "kept\n");
+  CHECK(withoutComments("<!-- only a comment -->\n\n") == "");
+}
+
+TEST_CASE("workspace files: MEMORY.md goes only into an owner's private session") {
+  Dir d;
+  bootstrapWorkspace(d.path);
+  d.write("MEMORY.md", "# Memory\nThe owner's PIN hint is 1234.\n");
+  auto names = [](const std::vector<PromptFile>& files) {
+    std::vector<std::string> out;
+    for (const auto& f : files) out.push_back(f.name);
+    return out;
+  };
+  // The templates hold little besides comments; each that has text goes in.
+  CHECK(names(load(d, true)) == std::vector<std::string>{"AGENTS.md", "SOUL.md", "USER.md",
+                                                         "IDENTITY.md", "TOOLS.md", "MEMORY.md"});
+  auto others = names(load(d, false));
+  CHECK(std::find(others.begin(), others.end(), "MEMORY.md") == others.end());
+  CHECK(std::find(others.begin(), others.end(), "HEARTBEAT.md") == others.end());
+  // A file the taint record names is reported, and still shown (the session is then tainted).
+  std::vector<std::string> why;
+  load(d, false, {}, &why);
+  CHECK(why == std::vector<std::string>{"TOOLS.md was written by a tainted session"});
+}
+
+TEST_CASE("workspace files: budgets per file and in all, the cut said, at a character") {
+  Dir d;
+  std::string line = "\xc3\xa9t\xc3\xa9 " + std::string(95, 'x') + "\n";  // 100 characters
+  std::string big;
+  for (int i = 0; i < 50; ++i) big += line;  // 5000 characters, more bytes
+  d.write("AGENTS.md", big);
+  d.write("SOUL.md", big);
+  d.write("USER.md", "short\n");
+  PromptFileBudget budget;
+  budget.perFile = 1050;
+  budget.total = 1500;
+  auto files = load(d, true, budget);
+  REQUIRE(files.size() == 3);
+  // Cut at the line end before 1050 characters: 10 lines.
+  CHECK(files[0].cut);
+  CHECK(files[0].content.rfind(line, 0) == 0);
+  CHECK(files[0].content.find("[chitin: cut here; 4000 more characters of AGENTS.md are not "
+                              "shown. Read AGENTS.md with the read tool for the rest.]") !=
+        std::string::npos);
+  // What is left of the total (500) is what SOUL.md gets.
+  CHECK(files[1].cut);
+  CHECK(files[1].content.find("4500 more characters of SOUL.md") != std::string::npos);
+  // Nothing is left for USER.md: it is named, not shown.
+  CHECK(files[2].content.find("not shown; the files before it used the prompt's budget") !=
+        std::string::npos);
+  bool cut = false;
+  CHECK(cutToCharacters("\xc3\xa9\xc3\xa9\xc3\xa9", 2, cut) == "\xc3\xa9\xc3\xa9");
+  CHECK(cut);
+  CHECK(cutToCharacters("abc", 3, cut) == "abc");
+  CHECK_FALSE(cut);
+}
+
+}  // namespace
+}  // namespace chitin
