@@ -130,13 +130,26 @@ class TelegramChat(TelegramTest):
 
     def test_a_group_message_is_answered_only_when_the_bot_is_addressed(self):
         self.pair()
+        with open(os.path.join(self.gw.workspace, "MEMORY.md"), "w") as f:
+            f.write("# Memory\nThe owner's bank is MEMORY-MARKER-7.\n")
         self.telegram.message(GROUP, "lunch at noon?")
         self.telegram.message(GROUP, f"@{BOT} what is on the menu",
                               entities=[{"type": "mention", "offset": 0, "length": len(BOT) + 1}])
         reply = self.wait_sent("sendMessage", GROUP["id"], 1)[0]
         self.assertEqual(reply["text"], f"echo: @{BOT} what is on the menu")
+        # The owner's memory stays out of a group chat, even one the owner writes in; the prompt
+        # says it is a group chat.
+        system = json.dumps(self.model.requests()[-1]["body"]["messages"][0])
+        self.assertIn("a group chat on telegram", system)
+        self.assertNotIn("MEMORY-MARKER-7", system)
         time.sleep(2)
         self.assertEqual(len(self.replies(GROUP["id"])), 1, self.replies(GROUP["id"]))
+        # Control: the owner's own private chat carries it.
+        self.telegram.message(DM, "what do you remember?")
+        self.wait_sent("sendMessage", DM["id"], 2)
+        system = json.dumps(self.model.requests()[-1]["body"]["messages"][0])
+        self.assertIn("MEMORY-MARKER-7", system)
+        self.assertIn("a private chat with your owner on telegram", system)
 
     def test_in_a_group_the_approval_is_asked_there_and_answered_without_a_mention(self):
         self.pair()
