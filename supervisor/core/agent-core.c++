@@ -771,11 +771,13 @@ gateway::Result<google::protobuf::Struct> AgentCore::resetSession(
   if (archived.empty()) {
     return gateway::UserError{"NOT_FOUND", "no session with key \"" + key + "\""};
   }
-  // The worker holds nothing the transcript does not, but it did see the old context.
+  // The worker holds nothing the transcript does not, but it did see the old context; so did
+  // the tools' own state for the session (the browser's pages).
   if (it != sessions_.end()) {
     it->second->client = nullptr;
     it->second->host = nullptr;
   }
+  tools_.sessionEnded(key);
   audit::Record r;
   r.set_kind(audit::SESSION_RESET);
   r.set_session(key);

@@ -286,6 +286,12 @@ void BrowserTool::forget(const std::string& key, uint64_t generation, const std:
   sessions_.erase(it);
 }
 
+void BrowserTool::sessionEnded(const std::string& sessionKey) {
+  auto it = sessions_.find(sessionKey);
+  if (it != sessions_.end()) forget(sessionKey, it->second->generation, "the session was reset");
+  inner_.sessionEnded(sessionKey);
+}
+
 BrowserTool::Session& BrowserTool::sessionFor(const std::string& key) {
   auto found = sessions_.find(key);
   if (found != sessions_.end() && !found->second->host->exited()) return *found->second;

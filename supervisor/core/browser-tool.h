@@ -81,6 +81,10 @@ class BrowserTool final : public ToolDecorator, private kj::TaskSet::ErrorHandle
   // Kills every session's browser (gateway shutdown).
   void shutdown();
 
+  // A reset session's browser is stopped: its pages belong to the old context. (The agent's
+  // profile, its cookies, stays.) Never called while the session has a run in progress.
+  void sessionEnded(const std::string& sessionKey) override;
+
   // Sessions with a live browser now (tests, status).
   size_t running() const { return sessions_.size(); }
 

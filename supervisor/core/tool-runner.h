@@ -101,6 +101,9 @@ class ToolExecutor {
     (void)tool;
     return "";
   }
+  // The session's context was reset: whatever a tool keeps for it (the browser and the pages it
+  // has open) goes with the old context. Decorators forward.
+  virtual void sessionEnded(const std::string& sessionKey) { (void)sessionKey; }
 };
 
 // A tool executor that runs one tool itself and passes every other call on to the executor it
@@ -112,6 +115,7 @@ class ToolDecorator : public ToolExecutor {
   std::string fixedEndpoint(const std::string& tool) const override {
     return inner_.fixedEndpoint(tool);
   }
+  void sessionEnded(const std::string& sessionKey) override { inner_.sessionEnded(sessionKey); }
 
  protected:
   ToolExecutor& inner_;

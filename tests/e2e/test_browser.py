@@ -174,7 +174,7 @@ class BrowserTool(unittest.TestCase):
         if self.script["scenarios"][scenario][0]["tool_calls"][0]["arguments"]["action"] == "navigate":
             # A navigation the model chose asks while the session holds a page it read (shipped
             # `tainted-web-asks`; red-team 22 tests that): these tests start such turns from a
-            # clean history. Resetting the session leaves its browser running.
+            # clean history. (Resetting the session also stops its browser: test_6.)
             # (The first turn has no session to reset yet.)
             self.gw.cli("sessions", "reset", KEY)
         code, out, err = self.gw.agent_json(f"[[scenario:{scenario}]] go", KEY, timeout=120)
@@ -305,6 +305,19 @@ class BrowserTool(unittest.TestCase):
         self.assertEqual(len(after), 1, after)
         self.assertNotEqual(after, before)
         self.assertIn("needs the profile", self.gw.stderr())
+
+    def test_6_resetting_the_session_stops_its_browser(self):
+        self.turn("snap")
+        self.assertEqual(len(self.gw.worker_pids("browser")), 1)
+        r = self.gw.cli("sessions", "reset", KEY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Its pages were part of the old context: the browser goes with it.
+        harness.wait_for(lambda: not self.gw.worker_pids("browser"), timeout=10,
+                         what="the browser to stop after the reset")
+        self.assertIn("browser stopped (the session was reset)", self.gw.stderr())
+        # The next action starts a fresh one.
+        self.assertIn("RootWebArea", self.turn("nav"))
+        self.assertEqual(len(self.gw.worker_pids("browser")), 1)
 
 
 if __name__ == "__main__":
