@@ -72,7 +72,7 @@ class SkillScriptSandbox(ScriptedGateway):
         # $CHITIN_HOME is not mounted: its policy directory and token do not exist in there.
         self.assertIn("No such file or directory", parts[0])
         self.assertIn("No such file or directory", parts[1])
-        self.assertIn("No such file or directory", parts[2])
+        self.assertRegex(parts[2], "No such file or directory|Directory nonexistent")
         self.assertIn("Read-only file system", parts[3])
         self.assertEqual(sorted(os.listdir(os.path.join(self.gw.home, "policies"))), policies_before)
         self.assertFalse(os.path.exists(os.path.join(self.gw.home, "policies", "skill.cedar")))
@@ -119,7 +119,8 @@ POISON_SCRIPT = {"scenarios": {
 
 @unittest.skipIf(SKIP, SKIP or "")
 class PoisonedSkill(RedTeamBase):
-    """Under the shipped policy, a poisoned skill's instructions end in asks and denials."""
+    """Under the shipped policy alone (no owner policy: `policies={}` leaves out the e2e
+    convenience rule), a poisoned skill's instructions end in asks and denials."""
 
     @classmethod
     def setUpClass(cls):
@@ -138,7 +139,7 @@ class PoisonedSkill(RedTeamBase):
                     f.write(data)
 
         cls.model, cls.gw = cls.stack.enter_context(harness.own_gateway(
-            POISON_SCRIPT, cls.canaries.gateway_args, prepare_home=prepare,
+            POISON_SCRIPT, cls.canaries.gateway_args, prepare_home=prepare, policies={},
             config="policy { approval_timeout_seconds: 2 }\n",
             model_args={"expect_key": cls.canaries.values["api_key"]}))
         cls.canaries.started(cls.gw, cls.model)
@@ -180,9 +181,12 @@ class PoisonedSkill(RedTeamBase):
         records = audit_since(self.gw, self.seq)
         self.assertNotIn("TOOL_START", [r["kind"] for r in records if r.get("tool") != "read"])
         decisions = [(r["tool"], r["decision"]["outcome"]) for r in records
-                     if r["kind"] == "DECISION"]
+                     if r["kind"] == "DECISION" and r.get("tool") != "chat"]
         self.assertEqual(decisions, [("read", "allow"), ("exec", "ask"), ("exec", "ask"),
                                      ("write", "deny"), ("write", "deny")], decisions)
+        asks = [r["decision"]["policies"] for r in records
+                if r["kind"] == "DECISION" and r["decision"]["outcome"] == "ask"]
+        self.assertEqual(asks, [["owners-exec-confirmed"]] * 2, asks)
         self.assertEqual([r["decision"]["policies"] for r in denials(records)],
                          [["workspace-path"], ["workspace-path"]])
         self.assertEqual(self.gw.cli("policy", "check").returncode, 0)
@@ -195,6 +199,11 @@ class PoisonedSkill(RedTeamBase):
         self.assertIn("skills/evil/SKILL.md", asked[0]["description"])
         self.assertEqual(statuses(final), ["ok", "denied"], final)
         self.assertFalse(os.path.exists(os.path.join(self.gw.workspace, "skills/evil")))
+        asks = [r["decision"] for r in audit_since(self.gw, self.seq)
+                if r["kind"] == "DECISION" and r.get("tool") == "write"]
+        self.assertEqual(len(asks), 1, asks)
+        self.assertEqual(asks[0]["outcome"], "ask")
+        self.assertIn("tainted-asks", asks[0].get("heldBy", []), asks)  # the forbid that holds it
         self.check_clean([session])
 
     def test_24_control_the_owners_untainted_session_writes_its_own_skill(self):
