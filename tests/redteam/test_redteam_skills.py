@@ -21,7 +21,7 @@ import os
 import shutil
 import unittest
 
-from test_redteam import (END, SKIP, RedTeamBase, ScriptedGateway, audit_since, denials, ex,  # noqa: E402
+from test_redteam import (END, SKIP, CanaryGateway, ScriptedGateway, audit_since, denials, ex,  # noqa: E402
                           harness, statuses, tool, tool_results)
 from canaries import Canaries, assert_clean  # noqa: E402
 
@@ -118,7 +118,7 @@ POISON_SCRIPT = {"scenarios": {
 
 
 @unittest.skipIf(SKIP, SKIP or "")
-class PoisonedSkill(RedTeamBase):
+class PoisonedSkill(CanaryGateway):
     """Under the shipped policy alone (no owner policy: `policies={}` leaves out the e2e
     convenience rule), a poisoned skill's instructions end in asks and denials."""
 
@@ -145,16 +145,6 @@ class PoisonedSkill(RedTeamBase):
         cls.canaries.started(cls.gw, cls.model)
         harness.rewrite_script(cls.model, json.loads(
             json.dumps(POISON_SCRIPT).replace("HOME_DIR", cls.gw.home)))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-        cls.canaries.cleanup()
-
-    def setUp(self):
-        self.client_texts = []
-        self.before = self.canaries.snapshot(self.gw)
-        self.seq = int(self.gw.audit()[-1]["seq"]) if self.gw.audit() else 0
 
     def check_clean(self, sessions):
         assert_clean(self, self.canaries, self.gw, self.model, self.before, sessions,
