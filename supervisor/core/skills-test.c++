@@ -237,7 +237,7 @@ TEST_CASE("skills: the prompt list is compact, within its budget, and says what 
   limits.maxChars = 1500;
   std::string list = promptList(c, ws, limits);
   CHECK(list.size() <= 1500);
-  CHECK(list.find("- private: the owner's (installed by the owner") != std::string::npos);
+  CHECK(list.find("- private: the owner's (its SKILL.md is outside the sandboxes") != std::string::npos);
   CHECK(list.find("- skill-00: does thing skill-00 zzz") != std::string::npos);
   CHECK(list.find("(read skills/skill-00/SKILL.md)") != std::string::npos);
   CHECK(list.find("gated") == std::string::npos);  // gated out: never offered

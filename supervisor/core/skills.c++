@@ -526,7 +526,7 @@ std::string promptList(const Catalog& catalog, const std::string& workspaceDir,
     }
     std::string path = modelReadPath(*s, workspaceDir);
     std::string line = "- " + s->meta.name + ": " + desc + " (" +
-                       (path.empty() ? "installed by the owner; its files are not visible to tools"
+                       (path.empty() ? "its SKILL.md is outside the sandboxes, not readable by tools"
                                      : "read " + path) +
                        ")\n";
     // Room is kept for the marker that says what was left out.
