@@ -56,6 +56,12 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
                           chat platform accounts in chitin.conf and their credential files
   channels status [--json] | login KIND [--account ID] [--phone NUMBER]
                           the running channel workers; WhatsApp's QR code login
+  skills list | info NAME | check [--agent NAME]
+                          skills from the workspace, $CHITIN_HOME/skills and the bundled ones:
+                          which the agent can use, why not, and broken skill folders
+  skills install DIR [--yes]
+                          show a skill folder's files and front matter, ask, then install it
+                          into $CHITIN_HOME/skills (audited, snapshotted; stop the gateway first)
   doctor                  check bubblewrap, user namespaces, seccomp, the model and the gateway
   version                 print the version
 
@@ -139,7 +145,7 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage("");
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (cmd == "gateway" || cmd == "sandbox" || cmd == "doctor" || cmd == "audit")
+  if (cmd == "gateway" || cmd == "sandbox" || cmd == "doctor" || cmd == "audit" || cmd == "skills")
     return execSupervisor(argv);
   if (cmd == "policy") {
     if (rest.size() >= 1 && rest[0] == "reload") {

@@ -6,6 +6,7 @@
 
 #include <chitin-build-config.h>
 #include <limits.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -23,6 +24,7 @@
 #include "doctor.h"
 #include "home.h"
 #include "policy-cli.h"
+#include "skills-cli.h"
 #include "spawner.h"
 #include "supervisor.h"
 
@@ -39,7 +41,7 @@ bool isDir(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
 
 // Where the shipped files are: next to a build-tree binary, or the install prefix.
 struct Layout {
-  std::string profileDir, workerDir, webRoot, policyDir;
+  std::string profileDir, workerDir, webRoot, policyDir, skillsDir;
 };
 
 Layout findLayout() {
@@ -57,15 +59,18 @@ Layout findLayout() {
     l.profileDir = std::string(CHITIN_SOURCE_ROOT) + "/sandbox-profiles";
     l.webRoot = std::string(CHITIN_SOURCE_ROOT) + "/web";
     l.policyDir = std::string(CHITIN_SOURCE_ROOT) + "/policies";
+    l.skillsDir = std::string(CHITIN_SOURCE_ROOT) + "/skills";
   } else {
     l.workerDir = CHITIN_INSTALL_LIBEXEC;
     l.profileDir = std::string(CHITIN_INSTALL_DATA) + "/sandbox-profiles";
     l.webRoot = std::string(CHITIN_INSTALL_DATA) + "/web";
     l.policyDir = std::string(CHITIN_INSTALL_DATA) + "/policies";
+    l.skillsDir = std::string(CHITIN_INSTALL_DATA) + "/skills";
   }
   if (const char* p = getenv("CHITIN_PROFILE_DIR")) l.profileDir = p;
   if (const char* p = getenv("CHITIN_WORKER_DIR")) l.workerDir = p;
   if (const char* p = getenv("CHITIN_POLICY_DIR")) l.policyDir = p;
+  if (const char* p = getenv("CHITIN_SKILLS_DIR")) l.skillsDir = p;
   return l;
 }
 
@@ -194,6 +199,16 @@ int cmdAudit(const std::vector<std::string>& args) {
   return chitin::audit::auditCommand(args, home.auditDir(), std::cout, std::cerr);
 }
 
+// `chitin skills`: read locally, like `chitin policy`; the install is recorded in the audit log
+// under the invoking Unix user's name.
+int cmdSkills(const std::vector<std::string>& args) {
+  const passwd* pw = getpwuid(getuid());
+  std::string who = "unix:" + (pw ? std::string(pw->pw_name) : std::to_string(getuid()));
+  chitin::skills::SkillsCliEnv env{chitin::defaultHomePath(""), findLayout().skillsDir, std::cin,
+                                   isatty(STDIN_FILENO) == 1, "User::\"" + who + "\""};
+  return chitin::skills::skillsCommand(args, env, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -205,6 +220,7 @@ int main(int argc, char** argv) {
   if (cmd == "sandbox") return cmdSandbox(rest);
   if (cmd == "policy") return cmdPolicy(rest);
   if (cmd == "audit") return cmdAudit(rest);
+  if (cmd == "skills") return cmdSkills(rest);
   if (cmd == "channels") {
     chitin::channels::ChannelsCliEnv env{chitin::defaultHomePath(""), std::cin};
     return chitin::channels::channelsCommand(rest, env, std::cout, std::cerr);
