@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "rules.h"
+#include "session-reset.h"
 
 namespace chitin {
 
@@ -62,6 +63,9 @@ agent {
   # session_idle_seconds: 600
   # tool_timeout_seconds: 120
   # max_tool_output_bytes: 65536
+  # Start sessions over on their own (the old conversation archived, like /new), checked when
+  # the next message arrives. Off unless set.
+  # session_reset { daily_at: "04:00"  idle_minutes: 0 }
 }
 
 sandbox {
@@ -284,6 +288,12 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   if (c.agent().max_steps() > 256) fail("agent.max_steps must be at most 256");
   if (c.agent().tool_timeout_seconds() > 3600)
     fail("agent.tool_timeout_seconds must be at most 3600");
+  try {
+    sessionResetPolicy(c.agent().session_reset().daily_at(),
+                       c.agent().session_reset().idle_minutes());
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
   if (c.policy().approval_timeout_seconds() > 86400)
     fail("policy.approval_timeout_seconds must be at most 86400");
   // The snapshot tree is written recursively, one level per directory: its depth stays small.
