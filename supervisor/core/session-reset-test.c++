@@ -60,6 +60,8 @@ TEST_CASE("session reset: transcript timestamps") {
   CHECK_FALSE(parseTimestamp("2026-12-02T12:24:59+01:00"));
   CHECK_FALSE(parseTimestamp("2026-13-02T12:24:59Z"));
   CHECK_FALSE(parseTimestamp(""));
+  CHECK_FALSE(parseTimestamp("2999-01-01T00:00:00Z"));  // past what the clock can count
+  CHECK_FALSE(parseTimestamp("1900-01-01T00:00:00Z"));
 }
 
 TEST_CASE("session reset: off resets nothing") {

@@ -55,8 +55,9 @@ std::optional<std::chrono::system_clock::time_point> parseTimestamp(const std::s
     while (i < ts.size() && ts[i] >= '0' && ts[i] <= '9') ++i;
   }
   if (i + 1 != ts.size() || ts[i] != 'Z') return std::nullopt;
-  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-      tm.tm_min > 59 || tm.tm_sec > 60) {
+  // system_clock counts nanoseconds in 64 bits: years past 2262 would overflow it.
+  if (tm.tm_year < 1970 || tm.tm_year > 2200 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+      tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
     return std::nullopt;
   }
   tm.tm_year -= 1900;

@@ -31,7 +31,7 @@ std::optional<int> parseTimeOfDay(const std::string& text);
 SessionResetPolicy sessionResetPolicy(const std::string& dailyAt, uint32_t idleMinutes);
 
 // A transcript timestamp (RFC 3339 UTC, as the transcript writes them: "2026-01-02T03:04:05Z",
-// fractional seconds allowed); nullopt if it is not one.
+// fractional seconds allowed, years 1970-2200); nullopt if it is not one.
 std::optional<std::chrono::system_clock::time_point> parseTimestamp(const std::string& ts);
 
 // Why a session last active at `last` starts over for a message arriving at `now` ("" = it does

@@ -190,7 +190,8 @@ class ResetPolicy(unittest.TestCase):
     def test_idle_reset_archives_the_old_conversation_when_the_next_message_arrives(self):
         old = [{"ts": "2020-01-01T00:00:00.000Z", "runId": "r0", "role": "user", "content": "old secret"},
                {"ts": "2020-01-01T00:00:01.000Z", "runId": "r0", "role": "assistant", "content": "noted"}]
-        fresh = [{"ts": "2999-01-01T00:00:00.000Z", "runId": "r1", "role": "user", "content": "future"}]
+        fresh = [{"ts": "2100-01-01T00:00:00.000Z", "runId": "r1", "role": "user", "content": "future"},
+                 {"ts": "2100-01-01T00:00:01.000Z", "runId": "r1", "role": "assistant", "content": "ok"}]
         with gateway(config="agent { session_reset { idle_minutes: 60 } }\n",
                      transcripts={CLI_KEY: old, "agent:main:cli:direct:other": fresh}) as (model, gw):
             code, out, err = gw.agent_json("[[scenario:hi]] hi again", CLI_KEY)
