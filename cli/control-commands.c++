@@ -118,6 +118,28 @@ void printSessionReset(const json& r, std::ostream& out) {
       << (jsonBool(r, "wasTainted") ? " (it was tainted; it is not any more)" : "") << "\n";
 }
 
+// `sessions show KEY`: the transcript the session replays, oldest first, as display text
+// (content from chats and tools may hold terminal controls).
+void printTranscript(const json& h, std::ostream& out) {
+  json messages =
+      h.contains("messages") && h["messages"].is_array() ? h["messages"] : json::array();
+  out << "session " << shown(h, "sessionKey") << ": " << messages.size() << " entries\n";
+  for (const json& m : messages) {
+    std::string role = shown(m, "role");
+    if (!jsonString(m, "toolCallId").empty()) role += " " + shown(m, "toolCallId");
+    out << "[" << shown(m, "ts", "-") << "] " << role << ":";
+    std::string content = jsonString(m, "content");
+    if (!content.empty()) out << "\n" << displayBlock(content);
+    out << "\n";
+    if (m.contains("toolCalls") && m["toolCalls"].is_array()) {
+      for (const json& c : m["toolCalls"]) {
+        out << "  -> " << shown(c, "name") << " " << shown(c, "id") << " "
+            << displayLine(jsonString(c, "argumentsJson")) << "\n";
+      }
+    }
+  }
+}
+
 void printReload(const json& r, std::ostream& out) {
   if (jsonBool(r, "ok")) {
     out << "policy reloaded: " << jsonUint(r, "policies") << " policies in force\n";
@@ -224,6 +246,12 @@ int runControlCommand(const std::string& command, const std::vector<std::string>
   if (command == "sessions-reset") {
     if (args.size() != 1) return usageError(ctx, "expected `sessions reset KEY`");
     return runRequest(ctx, "sessions.reset", {{"sessionKey", args[0]}}, asJson, printSessionReset);
+  }
+
+  if (command == "sessions-show") {
+    if (args.size() != 1) return usageError(ctx, "expected `sessions show KEY`");
+    return runRequest(ctx, "chat.history", {{"sessionKey", args[0]}, {"limit", 1000}}, asJson,
+                      printTranscript);
   }
 
   if (command == "policy-reload") {

@@ -34,6 +34,7 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
   health [--json]         is the gateway up
   sessions [--json]       list sessions (tainted: their history holds content from outside)
   sessions reset KEY      start a session over (its transcript is archived, not deleted)
+  sessions show KEY       the transcript a session replays (--json: as the gateway sends it)
   sandbox explain PROFILE [--hide PATH]...
                           print the bwrap command line and seccomp allowlist of a profile
 
@@ -168,10 +169,10 @@ int main(int argc, char** argv) {
     return chitin::cli::runControlCommand(cmd, rest, ctx);
   }
   if (cmd == "agent") return cmdAgent(rest);
-  if (cmd == "sessions" && !rest.empty() && rest[0] == "reset") {
+  if (cmd == "sessions" && !rest.empty() && (rest[0] == "reset" || rest[0] == "show")) {
     chitin::cli::RemoteContext ctx{chitin::cli::processEnvironment(), std::cout, std::cerr};
     return chitin::cli::runControlCommand(
-        "sessions-reset", std::vector<std::string>(rest.begin() + 1, rest.end()), ctx);
+        "sessions-" + rest[0], std::vector<std::string>(rest.begin() + 1, rest.end()), ctx);
   }
   if (cmd == "status" || cmd == "health" || cmd == "sessions") return cmdSimple(cmd, rest);
   if (cmd == "version" || cmd == "--version") {

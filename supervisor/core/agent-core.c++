@@ -109,6 +109,8 @@ AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& sp
                               safeguards_.snapshots, tools_, safeguards_.untrusted, guardSettings);
   control_ =
       std::make_unique<ControlMethods>(safeguards_, *approvals_, *guard_, settings_.auditDir);
+  slash_ = std::make_unique<SlashCommands>(static_cast<SlashHost&>(*this), safeguards_.policy,
+                                           safeguards_.audit, *approvals_, settings_.agentId);
 }
 
 AgentCore::~AgentCore() noexcept { shutdown(); }
@@ -355,6 +357,11 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     return answerAtOnce(facts, std::move(sink), "denied",
                         "You are not allowed to talk to this assistant.");
   }
+  // "/status", "/new", ...: answered by the supervisor, each decided by the policy.
+  if (auto command = parseSlashCommand(text)) {
+    return answerAtOnce(facts, std::move(sink), "ok",
+                        slash_->run(*command, *facts, params.sender()));
+  }
   // A message from anyone but an owner is content from outside; so is one that brings files.
   std::string messageUntrusted;
   if (!safeguards_.policy.memberOf(facts->principal, ownersGroup())) {
@@ -380,6 +387,7 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
   accepted.set_status("accepted");
   accepted.set_session_key(key);
 
+  applyResetPolicy(key, facts->principal);
   auto& session = sessionFor(key);
   session.queue.push_back(run);
   // Start on the next loop turn so the client sees "accepted" before any event.
@@ -745,9 +753,9 @@ std::vector<std::string> AgentCore::controlMethods() const {
   return methods;
 }
 
-gateway::Result<google::protobuf::Struct> AgentCore::resetSession(
-    const gateway::SessionResetParams& params) {
-  const std::string& key = params.session_key();
+gateway::Result<gateway::SessionResetResult> AgentCore::archiveSession(const std::string& key,
+                                                                       const policy::EntityUid& by,
+                                                                       const std::string& why) {
   if (auto problem = checkSessionKey(key); !problem.empty()) {
     return gateway::UserError{"INVALID_REQUEST", "sessionKey: " + problem};
   }
@@ -781,9 +789,9 @@ gateway::Result<google::protobuf::Struct> AgentCore::resetSession(
   audit::Record r;
   r.set_kind(audit::SESSION_RESET);
   r.set_session(key);
-  r.set_principal(localOperator().str());
+  r.set_principal(by.str());
   r.set_outcome("reset");
-  r.set_detail("transcript archived as " + archived +
+  r.set_detail((why.empty() ? "" : why + ": ") + "transcript archived as " + archived +
                (untrusted.empty() ? "" : "; it was tainted: " + untrusted));
   safeguards_.audit.appendOrLog(std::move(r), true);
   gateway::SessionResetResult result;
@@ -791,7 +799,50 @@ gateway::Result<google::protobuf::Struct> AgentCore::resetSession(
   result.set_archived_as(archived);
   result.set_messages(messages);
   result.set_was_tainted(!untrusted.empty());
-  return gateway::frames::toStruct(result);
+  return result;
+}
+
+void AgentCore::applyResetPolicy(const std::string& key, const policy::EntityUid& by) {
+  if (settings_.sessionReset.off()) return;
+  if (auto it = sessions_.find(key); it != sessions_.end() && it->second->current) return;
+  auto entries = transcripts_.load(key);
+  if (entries.empty()) return;
+  auto last = parseTimestamp(entries.back().ts);
+  if (!last) return;  // a line we did not write: keep the conversation rather than guess
+  std::string why = resetDue(settings_.sessionReset, *last, std::chrono::system_clock::now());
+  if (!why.empty()) (void)archiveSession(key, by, why);
+}
+
+AgentCore::SessionState AgentCore::sessionState(const std::string& key) {
+  SessionState state;
+  auto entries = transcripts_.load(key);
+  state.messages = entries.size();
+  state.untrustedSource = untrustedSourceOf(replayWindow(std::move(entries)));
+  if (auto it = sessions_.find(key); it != sessions_.end()) {
+    state.running = it->second->current != nullptr;
+    state.queued = it->second->queue.size();
+  }
+  return state;
+}
+
+size_t AgentCore::stopSession(const std::string& key) {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return 0;
+  std::vector<std::string> ids;
+  for (auto& run : it->second->queue) ids.push_back(run->id);
+  if (it->second->current) ids.push_back(it->second->current->id);  // last: it starts the next
+  for (auto& id : ids) (void)abortRun(id);
+  return ids.size();
+}
+
+gateway::Result<std::string> AgentCore::resetSession(const std::string& key,
+                                                     const policy::EntityUid& by) {
+  auto result = archiveSession(key, by);
+  if (auto* error = std::get_if<gateway::UserError>(&result)) {
+    if (error->code == "NOT_FOUND") return std::string();
+    return *error;
+  }
+  return std::get<gateway::SessionResetResult>(result).archived_as();
 }
 
 gateway::PolicyReloadResult AgentCore::reloadPolicy(const std::string& by) {
@@ -805,7 +856,11 @@ std::optional<gateway::Result<google::protobuf::Struct>> AgentCore::control(
     auto p = gateway::frames::paramsAs<gateway::SessionResetParams>(params, method);
     if (auto* e = std::get_if<gateway::UserError>(&p))
       return gateway::Result<google::protobuf::Struct>(*e);
-    return resetSession(std::get<gateway::SessionResetParams>(p));
+    auto result =
+        archiveSession(std::get<gateway::SessionResetParams>(p).session_key(), localOperator());
+    if (auto* e = std::get_if<gateway::UserError>(&result))
+      return gateway::Result<google::protobuf::Struct>(*e);
+    return gateway::frames::toStruct(std::get<gateway::SessionResetResult>(result));
   }
   return control_->call(method, params);
 }

@@ -32,6 +32,8 @@
 #include "guard.h"
 #include "model-host.h"
 #include "session-keys.h"
+#include "session-reset.h"
+#include "slash-commands.h"
 #include "spawner.h"
 #include "tool-runner.h"
 #include "transcript.h"
@@ -48,6 +50,7 @@ struct AgentCoreSettings {
   std::string workspaceDir;
   uint32_t maxSteps = 16;
   uint32_t sessionIdleSeconds = 600;
+  SessionResetPolicy sessionReset;  // agent.session_reset, applied as a message arrives
   std::string homeDir;  // for status
   std::string version;
   std::string auditDir;
@@ -56,7 +59,7 @@ struct AgentCoreSettings {
   std::vector<std::string> mentionPatterns;  // group chats, case-insensitive substrings
 };
 
-class AgentCore final : public gateway::AgentService, private TurnHost {
+class AgentCore final : public gateway::AgentService, private TurnHost, private SlashHost {
  public:
   AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
             TranscriptStore& transcripts, ModelHost& model, ToolExecutor& tools,
@@ -111,6 +114,7 @@ class AgentCore final : public gateway::AgentService, private TurnHost {
   std::unique_ptr<ApprovalBook> approvals_;
   std::unique_ptr<Guard> guard_;
   std::unique_ptr<ControlMethods> control_;
+  std::unique_ptr<SlashCommands> slash_;
   std::function<uint32_t()> connections_;
   std::chrono::steady_clock::time_point started_;
   std::map<std::string, std::unique_ptr<Session>> sessions_;
@@ -129,7 +133,12 @@ class AgentCore final : public gateway::AgentService, private TurnHost {
   void closeIdleTimer(Session& session);
   static void onIdle(uv_timer_t* handle);
   void killSessionWorker(Session& session, const std::string& reason);
-  gateway::Result<google::protobuf::Struct> resetSession(const gateway::SessionResetParams& params);
+  // Archives a session's transcript (`chitin sessions reset`, /new, /reset); audited as by `by`.
+  gateway::Result<gateway::SessionResetResult> archiveSession(const std::string& key,
+                                                              const policy::EntityUid& by,
+                                                              const std::string& why = "");
+  // agent.session_reset: archives the session's old conversation before this message when due.
+  void applyResetPolicy(const std::string& key, const policy::EntityUid& by);
   // The configured system prompt, plus a warning while the context holds untrusted content.
   std::string systemPromptFor(const TurnFacts& facts) const;
   // An owner's own direct session: MEMORY.md goes into its prompt.
@@ -142,6 +151,11 @@ class AgentCore final : public gateway::AgentService, private TurnHost {
   void killWorkerOf(const std::shared_ptr<Run>& run, const std::string& reason) override;
   ModelHost& model() override { return model_; }
   Guard& guard() override { return *guard_; }
+  // SlashHost: what slash commands act on.
+  SessionState sessionState(const std::string& key) override;
+  size_t stopSession(const std::string& key) override;
+  gateway::Result<std::string> resetSession(const std::string& key,
+                                            const policy::EntityUid& by) override;
   // A run that ends without a turn (pairing code, denial, an approval typed on a chat).
   gateway::Result<gateway::AgentAccepted> answerAtOnce(const std::shared_ptr<TurnFacts>& facts,
                                                        std::shared_ptr<gateway::RunSink> sink,

@@ -161,5 +161,17 @@ TEST_CASE("config: channel account errors name the account and what was expected
         std::string::npos);
 }
 
+TEST_CASE("config: agent.session_reset is off by default and checked") {
+  auto c = parseConfig("", "c");
+  CHECK(c.agent().session_reset().daily_at() == "");
+  CHECK(c.agent().session_reset().idle_minutes() == 0);
+  c = parseConfig("agent { session_reset { daily_at: \"04:30\" idle_minutes: 90 } }", "c");
+  CHECK(c.agent().session_reset().daily_at() == "04:30");
+  CHECK_THROWS_WITH_AS(parseConfig("agent { session_reset { daily_at: \"25:00\" } }", "/h/c.conf"),
+                       "/h/c.conf: agent.session_reset.daily_at: expected \"HH:MM\" (00:00-23:59), "
+                       "got \"25:00\"",
+                       ConfigError);
+}
+
 }  // namespace
 }  // namespace chitin

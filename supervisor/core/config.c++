@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "rules.h"
+#include "session-reset.h"
 
 namespace chitin {
 
@@ -65,6 +66,9 @@ agent {
   # time_zone: "Europe/Berlin"   # default: the host's
   # prompt_file_max_chars: 20000
   # prompt_files_max_chars: 60000
+  # Start sessions over on their own (the old conversation archived, like /new), checked when
+  # the next message arrives. Off unless set.
+  # session_reset { daily_at: "04:00"  idle_minutes: 0 }
 }
 
 sandbox {
@@ -303,6 +307,12 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
       fail("agent.time_zone: \"" + tz +
            "\" is not a time zone in /usr/share/zoneinfo (expected a name such as "
            "\"Europe/Berlin\" or \"UTC\"; package tzdata)");
+  }
+  try {
+    sessionResetPolicy(c.agent().session_reset().daily_at(),
+                       c.agent().session_reset().idle_minutes());
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
   }
   if (c.policy().approval_timeout_seconds() > 86400)
     fail("policy.approval_timeout_seconds must be at most 86400");

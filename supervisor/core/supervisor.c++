@@ -311,6 +311,8 @@ int runGateway(const GatewayCommand& command) {
     coreSettings.workspaceDir = home.workspaceDir(config.agent().id());
     coreSettings.maxSteps = config.agent().max_steps();
     coreSettings.sessionIdleSeconds = config.agent().session_idle_seconds();
+    coreSettings.sessionReset = sessionResetPolicy(config.agent().session_reset().daily_at(),
+                                                   config.agent().session_reset().idle_minutes());
     coreSettings.homeDir = home.root;
     coreSettings.version = CHITIN_VERSION;
     coreSettings.auditDir = home.auditDir();

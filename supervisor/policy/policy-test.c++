@@ -127,10 +127,10 @@ TEST_CASE("loadDirs: sorted *.cedar files, missing dirs fine, errors from every 
   REQUIRE(std::holds_alternative<std::vector<ParseError>>(bad));
   auto& errors = std::get<std::vector<ParseError>>(bad);
   REQUIRE(errors.size() == 2);
-  CHECK(errors[0].str() ==
-        (d.path / "c.cedar").string() +
-            ":1:38: unknown action \"fly\" (known: "
-            "chat, exec, read, write, edit, message_send, web_fetch, web_search, browse, approve)");
+  CHECK(errors[0].str() == (d.path / "c.cedar").string() +
+                               ":1:38: unknown action \"fly\" (known: "
+                               "chat, exec, read, write, edit, message_send, web_fetch, "
+                               "web_search, browse, approve, command)");
   CHECK(errors[1].str() == (d.path / "d.cedar").string() +
                                ":1:37: expected ';' at the end of the policy (or 'when'/'unless'), "
                                "found end of file");

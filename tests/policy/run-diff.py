@@ -26,7 +26,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 ACTIONS = ["chat", "exec", "read", "write", "edit", "message_send", "web_fetch", "web_search",
-           "browse", "approve"]
+           "browse", "approve", "command"]
 NASTY = ["", " ", "ls -la", "rm -rf x", "env sh -c 'x'", "ls; rm x", "a*b", "*", "\\*", "\\",
          "\"quoted\"", "line\nbreak", "tab\there", "t\u00e9l\u00e9gram:1", "telegram:5",
          "public/hours.md", "public/", "\u0000nul", "\U0001F600", "$(id)", "`id`", "~/x",
