@@ -104,6 +104,7 @@ int cmdGateway(const std::vector<std::string>& args) {
   c.workerDir = l.workerDir;
   c.webRoot = l.webRoot;
   c.policyDir = l.policyDir;
+  c.skillsDir = l.skillsDir;
   return chitin::runGateway(c);
 }
 

@@ -38,6 +38,7 @@
 #include "tool-runner.h"
 #include "transcript.h"
 #include "turn.h"
+#include "skills.h"
 #include "workspace-files.h"
 
 namespace chitin {
@@ -47,6 +48,8 @@ struct AgentCoreSettings {
   std::string systemPrompt;  // the persona paragraph of the prompt; "" = the built-in one
   std::string timeZone;      // named in the prompt; "" = the host's
   PromptFileBudget promptBudget;
+  // Where skills come from, in precedence order (skills.h); listed in every prompt.
+  std::vector<skills::SkillDir> skillDirs;
   std::string workspaceDir;
   uint32_t maxSteps = 16;
   uint32_t sessionIdleSeconds = 600;

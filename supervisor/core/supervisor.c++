@@ -308,6 +308,10 @@ int runGateway(const GatewayCommand& command) {
         config.agent().time_zone().empty() ? hostTimeZone() : config.agent().time_zone();
     coreSettings.promptBudget.perFile = config.agent().prompt_file_max_chars();
     coreSettings.promptBudget.total = config.agent().prompt_files_max_chars();
+    coreSettings.skillDirs = {
+        {skills::Source::WORKSPACE, home.workspaceDir(config.agent().id()) + "/skills"},
+        {skills::Source::OWNER, home.root + "/skills"},
+        {skills::Source::BUNDLED, command.skillsDir}};
     coreSettings.workspaceDir = home.workspaceDir(config.agent().id());
     coreSettings.maxSteps = config.agent().max_steps();
     coreSettings.sessionIdleSeconds = config.agent().session_idle_seconds();

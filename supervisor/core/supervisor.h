@@ -18,6 +18,7 @@ struct GatewayCommand {
   std::string workerDir;
   std::string webRoot;
   std::string policyDir;  // the shipped policies
+  std::string skillsDir;  // the bundled skills
   bool quiet = false;
 };
 
