@@ -49,7 +49,7 @@ struct TempDir {
 TEST_CASE("policy check: ok line, or every error and exit 2") {
   Run r = cli({"check"});
   CHECK(r.code == 0);
-  CHECK(r.out == "ok: 14 policies in 1 files\n");
+  CHECK(r.out == "ok: 16 policies in 1 files\n");
   TempDir d;
   d.write("a.cedar", "permit (principal, action == Action::\"exce\", resource);\n");
   d.write("b.cedar", "permit (principal, action, resource)\n");
@@ -73,7 +73,7 @@ TEST_CASE("policy explain: verdict, determining policies and a per-policy trace"
   CHECK(has(r.out, "decision: ask\n"));
   CHECK(has(r.out, "determining: owners-exec-confirmed\n"));
   CHECK(has(r.out, "permit owners-exec-read-only (" CHITIN_POLICIES_DIR
-                   "/default.cedar:51): scope matches, condition false\n"));
+                   "/default.cedar:60): scope matches, condition false\n"));
   CHECK(has(r.out, "permit owners-chat (" CHITIN_POLICIES_DIR
                    "/default.cedar:16): scope does not match\n"));
   CHECK(has(r.out, "with context.confirmed = true: allow\n"));

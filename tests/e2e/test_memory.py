@@ -118,7 +118,7 @@ class Memory(unittest.TestCase):
     def test_3_edited_file_is_found_by_its_new_words(self):
         self.run_scenario("oranges", "agent:main:e2e:direct:mem-before-edit")
         time.sleep(0.05)
-        write_note(self.gw, "memory/2026-12-01.md", "# 2026-12-01\n\nBought pomegranates.\n")
+        write_note(self.gw, "memory/2026-12-01.md", "# 2026-12-01\n\nBought a pomegranate.\n")
         out = self.run_scenario("pomegranate")
         self.assertIn("memory/2026-12-01.md:3", out["reply"])
         gone = self.run_scenario("oranges", "agent:main:e2e:direct:mem-after-edit")
@@ -133,7 +133,7 @@ class Memory(unittest.TestCase):
         out = self.run_scenario("poison-then-ls")
         self.assertEqual(out["tools"][0]["status"], "ok", out)
         sent = json.dumps(self.model.requests(), ensure_ascii=False)
-        self.assertIn("[untrusted: " + POISON_SOURCE, sent)
+        self.assertIn("[untrusted: the file memory/2026-11-30.md was written by " + POISON_SOURCE, sent)
         self.assertIn("content from outside", sent)
         # The session is tainted now: the command asked and, unanswered, was denied.
         self.assertEqual(out["tools"][1]["status"], "denied", out)

@@ -70,11 +70,14 @@ class PoisonedMemory(unittest.TestCase):
             self.assertEqual([r["decision"]["outcome"] for r in asks], ["ask", "ask"])
             for r in asks:
                 self.assertIn("memory file memory/2026-11-30.md", r["detail"])
-            # Control: a plain note leaves the session clean; `ls` runs, and the write lands
-            # (owners write files without asking under the shipped policy).
+            # Control: a plain note leaves the session clean: `ls` runs (it then taints the
+            # session itself, since a command can read the poisoned file: exec's own rule).
             plain = self.run_in(gw, "plain")["tools"]
             self.assertEqual(plain[1]["status"], "ok", plain)
-            self.assertEqual(plain[2]["status"], "ok", plain)
+            writes = [r for r in gw.audit() if r["kind"] == "DECISION"
+                      and r.get("session") == "agent:main:rt:direct:plain" and r.get("tool") == "write"]
+            self.assertNotIn("memory_search", writes[-1].get("detail", ""))
+            self.assertIn("exec: the command could read memory/2026-11-30.md", writes[-1]["detail"])
 
 
 if __name__ == "__main__":
