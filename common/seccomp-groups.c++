@@ -527,6 +527,9 @@ const KindLockdown LOCKDOWNS[] = {
     // threads), nothing more.
     {"web-fetch", MODEL_GROUPS, nullptr, nullptr},
     {"web-search", MODEL_GROUPS, nullptr, nullptr},
+    // The memory worker: the workspace read (a read-only mount), its SQLite index written in
+    // /state.
+    {"memory", WRITE_GROUPS, nullptr, nullptr},
     // Test probes (tests/sandbox/) choose a real kind with --probe-kind; bare "probe" gets
     // the strictest set, so a mistaken use cannot widen anything.
     {"probe", SESSION_GROUPS, nullptr, nullptr},

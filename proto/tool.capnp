@@ -34,12 +34,28 @@ struct EditArgs {
   newText @2 :Text;
 }
 
+struct MemorySearchArgs {
+  query @0 :Text;            # words to look for (not FTS5 syntax: the worker quotes each word)
+  maxResults @1 :UInt32;     # already clamped by the supervisor (1..50)
+}
+
+struct MemoryGetArgs {
+  path @0 :Text;             # clean: MEMORY.md or beneath memory/ (checked by both sides)
+  from @1 :UInt32;           # first line, 1-based
+  lines @2 :UInt32;          # how many lines (already clamped by the supervisor)
+}
+
 struct ToolInvocation {
   union {
     exec @0 :ExecArgs;
     read @1 :ReadArgs;
     write @2 :WriteArgs;
     edit @3 :EditArgs;
+    # The memory worker (workers/memory/): the index is brought up to date before each answer.
+    memorySearch @4 :MemorySearchArgs;  # ok: JSON {"hits":[{path,startLine,endLine,snippet,score}],...}
+    memoryGet @5 :MemoryGetArgs;        # ok: the lines, each prefixed with its number
+    memoryStatus @6 :Void;              # ok: JSON {"files","chunks","indexBytes","stale",...}
+    memoryIndex @7 :Void;               # ok: JSON, as memoryStatus, after updating the index
   }
 }
 

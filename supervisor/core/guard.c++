@@ -34,9 +34,11 @@ using nlohmann::json;
 bool isMutating(const std::string& tool) {
   return tool == "exec" || tool == "write" || tool == "edit";
 }
+// memory_get is decided like them, on the File it reads (memory-tool.h).
 bool isFileTool(const std::string& tool) {
-  return tool == "read" || tool == "write" || tool == "edit";
+  return tool == "read" || tool == "write" || tool == "edit" || tool == "memory_get";
 }
+bool readsOneFile(const std::string& tool) { return tool == "read" || tool == "memory_get"; }
 
 // The tool's JSON arguments as a Cedar record: strings, whole numbers and booleans as such;
 // anything else (fractions, nested values) as its JSON text, so no argument is invisible.
@@ -494,7 +496,7 @@ void Guard::noteWhatCallCanSee(Call& call, bool mutating) {
                         (marked->first.empty() ? std::string("the workspace") : marked->first) +
                         ", written by " + marked->second;
       }
-    } else if (call.tool == "read") {
+    } else if (readsOneFile(call.tool)) {
       call.couldSee = untrustedSourceOfFile(settings_.workspaceDir, call.path,
                                             settings_.untrustedPaths, untrusted_);
     }
@@ -601,7 +603,7 @@ bool Guard::noteWhatCallSaw(Call& call, const std::string& fromOutside) {
                          : !call.webSource.empty() ? call.webSource
                                                    : call.couldSee;
     // A read is judged again by what its path names now: a link swapped while it ran counts.
-    if (source.empty() && call.tool == "read") {
+    if (source.empty() && readsOneFile(call.tool)) {
       source = untrustedSourceOfFile(settings_.workspaceDir, call.path, settings_.untrustedPaths,
                                      untrusted_);
     }

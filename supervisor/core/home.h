@@ -41,6 +41,10 @@ struct HomeLayout {
   std::string pairingPath() const { return root + "/state/pairing.json"; }
   // Runtime sockets: the egress broker's, one per worker (recreated at every start).
   std::string egressSocketDir() const { return root + "/run/egress"; }
+  // The memory worker's state (its derived index): one directory per agent.
+  std::string memoryStateDir(const std::string& agent) const {
+    return stateDir() + "/memory/" + agent;
+  }
   std::string untrustedFilesPath(const std::string& agent) const {
     return root + "/state/untrusted/" + agent + ".json";
   }

@@ -4,6 +4,7 @@
 
 #include "supervisor.h"
 
+#include "memory-tool.h"
 #include "message-tool.h"
 
 #include <chitin-build-config.h>
@@ -264,9 +265,17 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.defaultTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
+    toolSettings.memoryStateDir = home.memoryStateDir(config.agent().id());
     ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
+    // memory_search's hits are judged for untrusted content file by file (memory-tool.h).
+    MemoryToolSettings memorySettings;
+    memorySettings.workspaceDir = home.workspaceDir(config.agent().id());
+    memorySettings.untrustedPaths.assign(config.policy().untrusted_paths().begin(),
+                                         config.policy().untrusted_paths().end());
+    memorySettings.maxOutputBytes = toolSettings.maxOutputBytes;
+    MemoryTool memoryTool(sandboxedTools, *untrusted, memorySettings);
     // `message` is sent by the channel host (set below when channels are configured).
-    MessageTool messageTool(sandboxedTools, nullptr);
+    MessageTool messageTool(memoryTool, nullptr);
     // web_fetch: its own worker per call, each hop decided by the guard and granted on the
     // worker's broker endpoint (web-fetch-tool.h).
     WebFetchSettings webSettings;

@@ -5,6 +5,7 @@
 
 #pragma once
 
+#include <capnp/message.h>
 #include <kj/async-io.h>
 #include <uv.h>
 
@@ -125,6 +126,8 @@ struct ToolRunnerSettings {
   uint32_t defaultTimeoutSeconds = 120;
   uint32_t maxTimeoutSeconds = 3600;
   uint32_t maxOutputBytes = 65536;
+  // The memory worker's state directory ($CHITIN_HOME/state/memory/<agent>), created on use.
+  std::string memoryStateDir;
 };
 
 class ToolRunner final : public ToolExecutor {
@@ -139,10 +142,21 @@ class ToolRunner final : public ToolExecutor {
                                const std::vector<std::string>& hiddenDirs,
                                CallScope* scope = nullptr) override;
 
+  // `chitin memory status|index|search`: one memory worker call of `which` (MEMORY_STATUS,
+  // MEMORY_INDEX or MEMORY_SEARCH with `query`); the outcome's content is the worker's JSON.
+  kj::Promise<ToolOutcome> runMemoryCommand(rpc::ToolInvocation::Which which,
+                                            const std::string& query,
+                                            const std::string& workspaceDir);
+
   // Where every tool profile mounts the workspace inside the sandbox.
   static constexpr const char* WORKSPACE_INSIDE = "/workspace";
 
  private:
+  kj::Promise<ToolOutcome> runWorker(const std::string& tool,
+                                     kj::Own<capnp::MallocMessageBuilder> message,
+                                     const std::string& workspaceDir,
+                                     const std::vector<std::string>& hiddenDirs);
+
   uv_loop_t* loop_;
   kj::AsyncIoContext& io_;
   spawn::Spawner& spawner_;

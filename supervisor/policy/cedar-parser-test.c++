@@ -201,7 +201,8 @@ TEST_CASE("parser: one trailing comma where Cedar takes it, nowhere else") {
 TEST_CASE("validator: unknown actions and entity types, with the known lists") {
   CHECK(errorOf("permit (principal, action == Action::\"exce\", resource);") ==
         "dir/t.cedar:1:38: unknown action \"exce\" (known: chat, exec, read, write, edit, "
-        "message_send, web_fetch, web_search, browse, approve, command)");
+        "message_send, web_fetch, web_search, browse, approve, command, "
+        "memory_search, memory_get)");
   CHECK(errorOf("permit (principal is Usr, action, resource);") ==
         "dir/t.cedar:1:22: unknown entity type \"Usr\" (known: Sender, User, Group, Agent, File, "
         "Host, Recipient, Action)");
@@ -210,7 +211,8 @@ TEST_CASE("validator: unknown actions and entity types, with the known lists") {
         "Host, Recipient, Action)");
   CHECK(errorOf("permit (principal, action in [Action::\"chat\", Action::\"fly\"], resource);") ==
         "dir/t.cedar:1:55: unknown action \"fly\" (known: chat, exec, read, write, edit, "
-        "message_send, web_fetch, web_search, browse, approve, command)");
+        "message_send, web_fetch, web_search, browse, approve, command, "
+        "memory_search, memory_get)");
 }
 
 TEST_CASE("parser: duplicate @id is reported at the second policy, also across files") {

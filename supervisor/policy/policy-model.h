@@ -19,9 +19,11 @@ namespace chitin::policy {
 inline constexpr std::array<std::string_view, 8> KNOWN_ENTITY_TYPES = {
     "Sender", "User", "Group", "Agent", "File", "Host", "Recipient", "Action"};
 
-inline constexpr std::array<std::string_view, 11> KNOWN_ACTIONS = {
-    "chat",      "exec",       "read",   "write",   "edit",   "message_send",
-    "web_fetch", "web_search", "browse", "approve", "command"};
+inline constexpr std::array<std::string_view, 13> KNOWN_ACTIONS = {
+    "chat", "exec", "read", "write", "edit", "message_send", "web_fetch", "web_search", "browse",
+    "approve", "command",
+    // memory_search on the Agent (its memory as a whole), memory_get on the File it reads.
+    "memory_search", "memory_get"};
 
 bool isKnownEntityType(std::string_view type);
 bool isKnownAction(std::string_view id);

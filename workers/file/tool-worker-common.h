@@ -16,6 +16,10 @@
 #include <kj/async-io.h>
 #include <kj/debug.h>
 
+#include <algorithm>
+#include <initializer_list>
+#include <vector>
+
 #include "tool.capnp.h"
 #include "worker-main.h"
 #include "workspace-path.h"
@@ -51,13 +55,25 @@ inline kj::StringPtr invocationName(rpc::ToolInvocation::Which which) {
       return "write";
     case rpc::ToolInvocation::EDIT:
       return "edit";
+    case rpc::ToolInvocation::MEMORY_SEARCH:
+      return "memory_search";
+    case rpc::ToolInvocation::MEMORY_GET:
+      return "memory_get";
+    case rpc::ToolInvocation::MEMORY_STATUS:
+      return "memory status";
+    case rpc::ToolInvocation::MEMORY_INDEX:
+      return "memory index";
   }
   return "unknown";
 }
 
 class OneCall {
  public:
-  OneCall(WorkerContext& context, rpc::ToolInvocation::Which kind) : context(context), kind(kind) {}
+  OneCall(WorkerContext& context, rpc::ToolInvocation::Which kind)
+      : context(context), kind(kind), kinds({kind}) {}
+  // A worker that serves one call of any of several kinds (the memory worker).
+  OneCall(WorkerContext& context, std::initializer_list<rpc::ToolInvocation::Which> kinds)
+      : context(context), kind(*kinds.begin()), kinds(kinds) {}
 
   // First thing in run(). A second call, or a call of another kind, is a protocol error: it
   // throws, and the worker ends as it would after a good call.
@@ -65,7 +81,7 @@ class OneCall {
     KJ_REQUIRE(!called, "ToolWorker.run called twice; a tool worker serves exactly one call",
                invocationName(kind));
     called = true;
-    if (invocation.which() != kind) {
+    if (std::find(kinds.begin(), kinds.end(), invocation.which()) == kinds.end()) {
       scheduleExit();
       KJ_FAIL_REQUIRE("tool worker got an invocation of another kind", invocationName(kind),
                       invocationName(invocation.which()));
@@ -84,6 +100,7 @@ class OneCall {
  private:
   WorkerContext& context;
   rpc::ToolInvocation::Which kind;
+  std::vector<rpc::ToolInvocation::Which> kinds;
   bool called = false;
   bool exitArmed = false;
   kj::Promise<void> exitTimer = nullptr;
