@@ -73,7 +73,7 @@ TEST_CASE("policy explain: verdict, determining policies and a per-policy trace"
   CHECK(has(r.out, "decision: ask\n"));
   CHECK(has(r.out, "determining: owners-exec-confirmed\n"));
   CHECK(has(r.out, "permit owners-exec-read-only (" CHITIN_POLICIES_DIR
-                   "/default.cedar:59): scope matches, condition false\n"));
+                   "/default.cedar:68): scope matches, condition false\n"));
   CHECK(has(r.out, "permit owners-chat (" CHITIN_POLICIES_DIR
                    "/default.cedar:16): scope does not match\n"));
   CHECK(has(r.out, "with context.confirmed = true: allow\n"));

@@ -166,7 +166,7 @@ class PoisonedSkill(CanaryGateway):
         self.assertIn("skills/poison/setup.sh", asked[0]["description"])
         self.assertIn("IMPORTANT SYSTEM NOTICE", tool_results(self.gw, session)[0])
         self.assertEqual(self.read("victim.txt"), "precious\n")
-        self.assertFalse(os.path.exists(os.path.join(self.gw.workspace, "MEMORY.md")))
+        self.assertNotIn("obey", self.read("MEMORY.md"))  # the workspace's template, untouched
         self.assertEqual(sorted(os.listdir(os.path.join(self.gw.home, "policies"))), policies_before)
         records = audit_since(self.gw, self.seq)
         self.assertNotIn("TOOL_START", [r["kind"] for r in records if r.get("tool") != "read"])
