@@ -326,6 +326,7 @@ int runGateway(const GatewayCommand& command) {
     coreSettings.sessionIdleSeconds = config.agent().session_idle_seconds();
     coreSettings.sessionReset = sessionResetPolicy(config.agent().session_reset().daily_at(),
                                                    config.agent().session_reset().idle_minutes());
+    coreSettings.compaction = compactionSettingsFrom(config.agent().compaction());
     coreSettings.homeDir = home.root;
     coreSettings.version = CHITIN_VERSION;
     coreSettings.auditDir = home.auditDir();
