@@ -266,6 +266,7 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     toolSettings.memoryStateDir = home.memoryStateDir(config.agent().id());
+    toolSettings.ownerSkillsDir = home.root + "/skills";
     ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
     // memory_search's hits are judged for untrusted content file by file (memory-tool.h).
     MemoryToolSettings memorySettings;

@@ -370,6 +370,7 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
   for (const auto& dir : hiddenDirs)
     request.hide.push_back(std::string(WORKSPACE_INSIDE) + "/" + dir);
   if (tool == "exec") {
+    if (!settings_.ownerSkillsDir.empty()) request.vars["SKILLS"] = settings_.ownerSkillsDir;
     request.workerArgs.push_back("--max-output-bytes=" + std::to_string(settings_.maxOutputBytes));
   }
   kj::Own<WorkerHost> host;

@@ -128,6 +128,8 @@ struct ToolRunnerSettings {
   uint32_t maxOutputBytes = 65536;
   // The memory worker's state directory ($CHITIN_HOME/state/memory/<agent>), created on use.
   std::string memoryStateDir;
+  // The owner's installed skills ($CHITIN_HOME/skills), read-only at /skills in exec's sandbox.
+  std::string ownerSkillsDir;
 };
 
 class ToolRunner final : public ToolExecutor {
