@@ -51,9 +51,10 @@ std::string requiredString(const json& args, const char* key, size_t maxBytes) {
 
 // `text` cut to `limit` bytes (valid UTF-8), the cut said.
 std::string bounded(const std::string& text, size_t limit) {
-  if (text.size() <= limit) return text;
-  std::string cut = clipUtf8(text, limit);
-  return cut + " [... cut: " + std::to_string(text.size() - cut.size()) + " more bytes]";
+  std::string s = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size())).cStr();
+  if (s.size() <= limit) return s;
+  size_t cut = utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(s.data(), s.size()), limit);
+  return s.substr(0, cut) + " [... cut: " + std::to_string(s.size() - cut) + " more bytes]";
 }
 
 // One transcript entry as sessions_history shows it: its role, tool names and text.
