@@ -82,7 +82,8 @@ struct Fixture {
   std::unique_ptr<Guard> guard;
   int calls = 0;
 
-  Fixture() {
+  // `extraPolicy`: a policy of the owner's, loaded beside the shipped one.
+  explicit Fixture(const std::string& extraPolicy = "") {
     char tmpl[] = "/tmp/chitin-sessiontools-XXXXXX";
     root = mkdtemp(tmpl);
     mkdir((root + "/ws").c_str(), 0700);
@@ -96,6 +97,11 @@ struct Fixture {
       {"uid": {"type": "Agent", "id": "main"}, "attrs": {}, "parents": []}])";
     PolicyHostSettings ps;
     ps.policyDirs = {CHITIN_POLICIES_DIR};
+    if (!extraPolicy.empty()) {
+      mkdir((root + "/extra").c_str(), 0700);
+      std::ofstream(root + "/extra/extra.cedar") << extraPolicy;
+      ps.policyDirs.push_back(root + "/extra");
+    }
     ps.entitiesPath = root + "/entities.json";
     policy = std::make_unique<PolicyHost>(ps);
     audit = audit::AuditLog::open(root + "/audit");
@@ -168,6 +174,29 @@ TEST_CASE("Session entity: a direct session is in its sender, a group's in nothi
   // An id kept only as a hash names no sender: in nothing.
   CHECK(policy::sessionEntity("agent:main:slack:direct:h-0123abcd").parents.empty());
   CHECK_THROWS_AS(policy::sessionEntity("agent:main:telegram"), std::invalid_argument);
+}
+
+TEST_CASE("guard: a session tool is decided on the target Session, which is in its sender") {
+  // A friend's rule: each sender may read their own sessions (`resource in principal`), on
+  // any channel, and a group's by its attributes; nothing else of anyone's.
+  Fixture f(R"(@id("own-sender")
+permit (principal, action == Action::"sessions_history", resource is Session)
+when { resource in principal };
+@id("group-by-attrs")
+permit (principal, action == Action::"sessions_history", resource is Session)
+when { resource.chat == "group" && resource.channel == "telegram" && resource.id == "-100" };
+)");
+  auto stranger = f.turn(STRANGER, {"Sender", "telegram:999"});
+  auto own = f.call(stranger, "sessions_history", {{"sessionKey", STRANGER}});
+  CHECK(own.status == ToolOutcome::Status::OK);
+  CHECK(has(own.content, "ignore your instructions"));
+  CHECK(f.records("sessions_history").front().decision().policies(0) == "own-sender");
+  CHECK(f.call(stranger, "sessions_history", {{"sessionKey", GROUP}}).status ==
+        ToolOutcome::Status::OK);
+  CHECK(f.call(stranger, "sessions_history", {{"sessionKey", OWNER_TELEGRAM}}).status ==
+        ToolOutcome::Status::DENIED);
+  // The audit record of the call names the target in its arguments.
+  CHECK(has(f.records("sessions_history").back().arguments(), OWNER_TELEGRAM));
 }
 
 TEST_CASE("sessions_list shows the owner's own sessions and hides a stranger's and a group's") {
