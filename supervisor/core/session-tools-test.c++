@@ -294,6 +294,20 @@ TEST_CASE("sessions_history: reading a tainted session taints the reader") {
   CHECK(later->tainted);
 }
 
+TEST_CASE("sessions_history: a compaction summary and a memory-flush prompt are labelled") {
+  Fixture f;
+  TranscriptEntry flush;
+  flush.ts = nowRfc3339();
+  flush.role = "user";
+  flush.kind = "memory-flush";
+  flush.content = "write down what matters";
+  f.transcripts->append(OWNER_TELEGRAM, flush);
+  f.say(OWNER_TELEGRAM, "compaction", "summary: milk was bought");
+  auto out = f.call(f.turn(OWNER_WEB), "sessions_history", {{"sessionKey", OWNER_TELEGRAM}});
+  CHECK(has(out.content, "[user (memory-flush)] write down what matters"));
+  CHECK(has(out.content, "[compaction] summary: milk was bought"));
+}
+
 TEST_CASE("sessions_history: the output is bounded, each entry and the whole, and the cut said") {
   Fixture f;
   for (int i = 0; i < 40; ++i) f.say(OWNER_TELEGRAM, "assistant", std::string(5000, 'x'));

@@ -59,7 +59,7 @@ std::string bounded(const std::string& text, size_t limit) {
 
 // One transcript entry as sessions_history shows it: its role, tool names and text.
 std::string entryLine(const TranscriptEntry& e) {
-  std::string head = "[" + e.role;
+  std::string head = "[" + e.role + (e.kind.empty() ? "" : " (" + e.kind + ")");
   if (e.role == "tool") head += " " + e.toolName + (e.isError ? ", error" : "");
   if (!e.toolCalls.empty()) {
     head += " calls";

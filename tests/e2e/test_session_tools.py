@@ -78,9 +78,7 @@ class SessionTools(unittest.TestCase):
         cls.ctx.__exit__(None, None, None)
 
     def run_scenario(self, name):
-        code, out, err = self.gw.agent_json(f"[[scenario:{name}]] go", CLI_KEY, timeout=120)
-        self.assertEqual(code, 0, f"{err} {self.gw.stderr()[-3000:]}")
-        return out
+        return self.gw.scenario_turn(name, CLI_KEY)
 
     def decisions(self, tool):
         return [r for r in self.gw.audit() if r["kind"] == "DECISION" and r.get("tool") == tool]
