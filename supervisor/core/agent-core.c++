@@ -84,9 +84,12 @@ AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& sp
   guardSettings.agentId = settings_.agentId;
   guardSettings.workspaceDir = settings_.workspaceDir;
   guardSettings.untrustedPaths = settings_.untrustedPaths;
-  guard_ =
-      std::make_unique<Guard>(safeguards_.policy, *approvals_, safeguards_.audit,
-                              safeguards_.snapshots, tools_, safeguards_.untrusted, guardSettings);
+  sessionTools_ = std::make_unique<SessionTools>(tools_, static_cast<SessionToolsHost&>(*this),
+                                                 transcripts_, safeguards_.policy,
+                                                 io_.provider->getTimer(), settings_.agentId);
+  guard_ = std::make_unique<Guard>(safeguards_.policy, *approvals_, safeguards_.audit,
+                                   safeguards_.snapshots, *sessionTools_, safeguards_.untrusted,
+                                   guardSettings);
   control_ =
       std::make_unique<ControlMethods>(safeguards_, *approvals_, *guard_, settings_.auditDir);
   slash_ = std::make_unique<SlashCommands>(static_cast<SlashHost&>(*this), safeguards_.policy,
@@ -332,6 +335,15 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     facts->taint(messageUntrusted);
   }
 
+  return queueRun(facts, text, messageUntrusted, std::move(sink), std::move(compact));
+}
+
+gateway::AgentAccepted AgentCore::queueRun(const std::shared_ptr<TurnFacts>& facts,
+                                           const std::string& text,
+                                           const std::string& messageUntrusted,
+                                           std::shared_ptr<gateway::RunSink> sink,
+                                           std::optional<std::string> compact) {
+  const std::string key = facts->sessionKey;
   auto run = std::make_shared<Run>();
   run->id = randomId();
   run->sessionKey = key;
@@ -358,6 +370,14 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     if (it != sessions_.end()) startNext(*it->second);
   }));
   return accepted;
+}
+
+gateway::Result<std::string> AgentCore::startSessionTurn(std::shared_ptr<TurnFacts> facts,
+                                                         const std::string& message,
+                                                         const std::string& untrusted,
+                                                         std::shared_ptr<gateway::RunSink> sink) {
+  if (shuttingDown_) return gateway::UserError{"UNAVAILABLE", "the gateway is shutting down"};
+  return queueRun(facts, message, untrusted, std::move(sink)).run_id();
 }
 
 void AgentCore::startNext(Session& session) {

@@ -36,6 +36,7 @@
 #include "model-host.h"
 #include "session-keys.h"
 #include "session-reset.h"
+#include "session-tools.h"
 #include "slash-commands.h"
 #include "spawner.h"
 #include "tool-runner.h"
@@ -66,7 +67,10 @@ struct AgentCoreSettings {
   std::vector<std::string> mentionPatterns;  // group chats, case-insensitive substrings
 };
 
-class AgentCore final : public gateway::AgentService, private TurnHost, private SlashHost {
+class AgentCore final : public gateway::AgentService,
+                        private TurnHost,
+                        private SlashHost,
+                        private SessionToolsHost {
  public:
   AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
             TranscriptStore& transcripts, ModelHost& model, ToolExecutor& tools,
@@ -119,6 +123,7 @@ class AgentCore final : public gateway::AgentService, private TurnHost, private 
   std::string sandboxStatus_;
   Safeguards safeguards_;
   std::unique_ptr<ApprovalBook> approvals_;
+  std::unique_ptr<SessionTools> sessionTools_;  // wraps tools_ for the guard
   std::unique_ptr<Guard> guard_;
   std::unique_ptr<ControlMethods> control_;
   std::unique_ptr<SlashCommands> slash_;
@@ -179,6 +184,17 @@ class AgentCore final : public gateway::AgentService, private TurnHost, private 
   size_t stopSession(const std::string& key) override;
   gateway::Result<std::string> resetSession(const std::string& key,
                                             const policy::EntityUid& by) override;
+  // SessionToolsHost: a turn sessions_send starts in another session.
+  gateway::Result<std::string> startSessionTurn(std::shared_ptr<TurnFacts> facts,
+                                                const std::string& message,
+                                                const std::string& untrusted,
+                                                std::shared_ptr<gateway::RunSink> sink) override;
+  // Queues a turn of `facts->sessionKey` with `text` (startRun, startSessionTurn); `compact`:
+  // a /compact run, with its instructions.
+  gateway::AgentAccepted queueRun(const std::shared_ptr<TurnFacts>& facts, const std::string& text,
+                                  const std::string& messageUntrusted,
+                                  std::shared_ptr<gateway::RunSink> sink,
+                                  std::optional<std::string> compact = std::nullopt);
   // A run that ends without a turn (pairing code, denial, an approval typed on a chat).
   gateway::Result<gateway::AgentAccepted> answerAtOnce(const std::shared_ptr<TurnFacts>& facts,
                                                        std::shared_ptr<gateway::RunSink> sink,

@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "compaction.h"
+#include "policy-model.h"
 #include "rules.h"
 #include "session-reset.h"
 
@@ -157,8 +158,9 @@ const char NO_MODEL_MESSAGE[] =
     "and CHITIN_MODEL_API_KEY (or CHITIN_MODEL_API_KEY_FILE) set, then restart `chitin gateway`.";
 
 const std::vector<std::string>& channelKinds() {
-  static const std::vector<std::string> kinds = {"telegram", "discord", "slack",   "signal",
-                                                 "irc",      "email",   "whatsapp"};
+  // One list (policy-model.h): a session key's channel maps to its Sender by it.
+  static const std::vector<std::string> kinds(policy::CHAT_CHANNEL_KINDS.begin(),
+                                              policy::CHAT_CHANNEL_KINDS.end());
   return kinds;
 }
 

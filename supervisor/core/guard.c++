@@ -22,6 +22,7 @@
 #include "message-tool.h"
 #include "policy-model.h"
 #include "rules.h"
+#include "session-tools.h"
 #include "utf8.h"
 #include "web-fetch-tool.h"
 #include "workspace-path.h"
@@ -207,6 +208,7 @@ class Guard::Scope final : public CallScope {
  public:
   Scope(Guard& guard, std::shared_ptr<Call> call) : guard_(guard), call_(std::move(call)) {}
   const std::string& sessionKey() const override { return call_->turn->sessionKey; }
+  const TurnFacts* turn() const override { return call_->turn.get(); }
   std::string decideHost(const std::string& action, const std::string& url,
                          Initiator initiator) override;
   std::string decideConnection(const std::string& action, const std::string& host,
@@ -335,6 +337,23 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
     extra.push_back({e.uid, e.attrs.asRecord(), e.parents});
     request.resource = e.uid;
     context["initiator"] = policy::Value::string("model");
+  } else if (isSessionTool(call->tool) && call->tool != "sessions_list") {
+    // Decided on the target Session (policy-model.h); a key of another agent, a send to the
+    // calling session itself or from a turn a send started is refused before the policy.
+    std::string target = call->args["sessionKey"].get<std::string>();
+    std::string why = sessionCallRefusal(*call->turn, call->tool, target, settings_.agentId);
+    if (!why.empty()) {
+      audit::Record r = base;
+      r.set_kind(audit::DECISION);
+      r.mutable_decision()->set_outcome("deny");
+      r.mutable_decision()->add_policies("invalid-call");
+      r.set_detail(why);
+      audit_.appendOrLog(std::move(r), false);
+      return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + why};
+    }
+    policy::Entity e = policy::sessionEntity(target);
+    extra.push_back({e.uid, e.attrs.asRecord(), e.parents});
+    request.resource = e.uid;
   } else {
     request.resource = {"Agent", settings_.agentId};
     if (call->tool == "exec") {

@@ -51,6 +51,8 @@ struct TurnFacts {
   // sees context.tainted.
   bool tainted = false;
   std::string taintSource;  // why, for the prompt, the audit log and `chitin sessions`
+  // A turn that sessions_send started: the caller's session. Such a turn may not send on.
+  std::string sentFrom;
 };
 
 struct GuardSettings {
