@@ -27,12 +27,14 @@ struct ProviderConfig {
   requestTimeoutSeconds @5 :UInt32 = 120;
   maxRetries @6 :UInt32 = 3;      # on 429/5xx, honouring retry-after
   maxRetryWaitSeconds @7 :UInt32 = 30;
+  models @8 :List(Text);  # further models of this provider a request may name (`/model NAME`)
 }
 
 struct CompletionRequest {
   system @0 :Text;
   messages @1 :List(Common.ChatMessage);
   tools @2 :List(Common.ToolSpec);
+  model @3 :Text;  # "" = the configured `model`; else it or one of `models` (else a fault)
 }
 
 struct ModelFailure {

@@ -94,6 +94,25 @@ AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& sp
       std::make_unique<ControlMethods>(safeguards_, *approvals_, *guard_, settings_.auditDir);
   slash_ = std::make_unique<SlashCommands>(static_cast<SlashHost&>(*this), safeguards_.policy,
                                            safeguards_.audit, *approvals_, settings_.agentId);
+  if (!settings_.sessionModelsPath.empty()) {
+    sessionModels_ = std::make_unique<SessionModels>(settings_.sessionModelsPath);
+  }
+}
+
+std::string AgentCore::sessionModel(const std::string& key) {
+  std::string chosen = sessionModels_ ? sessionModels_->get(key) : "";
+  // A name the config no longer offers: the session is back on the configured model.
+  return model_.settings().offers(chosen) ? chosen : "";
+}
+
+gateway::Result<bool> AgentCore::setSessionModel(const std::string& key, const std::string& model) {
+  if (!sessionModels_) return gateway::UserError{"UNAVAILABLE", "model choices are not kept here"};
+  try {
+    sessionModels_->set(key, model);
+  } catch (const std::exception& e) {
+    return gateway::UserError{"INTERNAL", e.what()};
+  }
+  return true;
 }
 
 AgentCore::~AgentCore() noexcept { shutdown(); }

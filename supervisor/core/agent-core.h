@@ -35,6 +35,7 @@
 #include "guard.h"
 #include "model-host.h"
 #include "session-keys.h"
+#include "session-models.h"
 #include "session-reset.h"
 #include "session-tools.h"
 #include "slash-commands.h"
@@ -60,6 +61,8 @@ struct AgentCoreSettings {
   SessionResetPolicy sessionReset;  // agent.session_reset, applied as a message arrives
   CompactionSettings compaction;    // agent.compaction
   std::string homeDir;  // for status
+  // Where /model choices are kept ($CHITIN_HOME/state/session-models.json); "" = not kept.
+  std::string sessionModelsPath;
   std::string version;
   std::string auditDir;
   uint32_t approvalTimeoutSeconds = 300;
@@ -127,6 +130,7 @@ class AgentCore final : public gateway::AgentService,
   std::unique_ptr<Guard> guard_;
   std::unique_ptr<ControlMethods> control_;
   std::unique_ptr<SlashCommands> slash_;
+  std::unique_ptr<SessionModels> sessionModels_;
   std::function<uint32_t()> connections_;
   std::chrono::steady_clock::time_point started_;
   std::map<std::string, std::unique_ptr<Session>> sessions_;
@@ -181,6 +185,9 @@ class AgentCore final : public gateway::AgentService,
   Guard& guard() override { return *guard_; }
   // SlashHost: what slash commands act on.
   SessionState sessionState(const std::string& key) override;
+  const ModelSettings& modelSettings() override { return model_.settings(); }
+  std::string sessionModel(const std::string& key) override;
+  gateway::Result<bool> setSessionModel(const std::string& key, const std::string& model) override;
   size_t stopSession(const std::string& key) override;
   gateway::Result<std::string> resetSession(const std::string& key,
                                             const policy::EntityUid& by) override;

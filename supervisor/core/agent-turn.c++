@@ -126,6 +126,7 @@ void AgentCore::beginTurn(Session&, std::shared_ptr<Run> run) {
   start.set_stream("lifecycle");
   start.set_phase("start");
   run->sink->event(start);
+  run->model = sessionModel(run->sessionKey);
 
   if (run->compactOnly) {
     run->turn = compactSession(run, run->compactInstructions, "/compact")
@@ -301,6 +302,7 @@ kj::Promise<std::string> AgentCore::compactSession(std::shared_ptr<Run> run,
   auto msg = kj::heap<capnp::MallocMessageBuilder>();
   auto request = msg->initRoot<rpc::CompletionRequest>();
   request.setSystem(summarySystemPrompt());
+  request.setModel(run->model);
   auto messages = request.initMessages(1);
   messages[0].setRole(rpc::Role::USER);
   messages[0].setContent(summaryRequestText(renderForSummary(part, maxBytes), instructions));

@@ -56,6 +56,8 @@ model {
   # max_tokens: 4096
   # request_timeout_seconds: 120
   # max_retries: 3
+  # Further models of this provider a session may switch to with /model NAME.
+  # alternatives: ["llama3.1:70b"]
 }
 
 agent {
@@ -420,6 +422,11 @@ config::ChitinConfig loadConfigFile(const std::string& path) {
   return parseConfig(text.str(), path);
 }
 
+bool ModelSettings::offers(const std::string& name) const {
+  return name == model || std::find(alternatives.begin(), alternatives.end(), name) !=
+                              alternatives.end();
+}
+
 ModelSettings resolveModelSettings(const config::ChitinConfig& c, const EnvLookup& env,
                                    const std::function<std::string(const std::string&)>& readFile) {
   ModelSettings m;
@@ -430,6 +437,21 @@ ModelSettings resolveModelSettings(const config::ChitinConfig& c, const EnvLooku
   m.maxTokens = mc.max_tokens() ? mc.max_tokens() : 4096;
   m.requestTimeoutSeconds = mc.request_timeout_seconds() ? mc.request_timeout_seconds() : 120;
   m.maxRetries = mc.max_retries() ? mc.max_retries() : 3;
+  if (mc.alternatives_size() > 16) {
+    throw ConfigError("model.alternatives: at most 16 models, got " +
+                      std::to_string(mc.alternatives_size()));
+  }
+  for (const auto& name : mc.alternatives()) {
+    bool plain = !name.empty() && name.size() <= 128 &&
+                 std::none_of(name.begin(), name.end(), [](char ch) {
+                   return isspace(static_cast<unsigned char>(ch)) || iscntrl(static_cast<unsigned char>(ch));
+                 });
+    if (!plain) {
+      throw ConfigError("model.alternatives: expected model names (1 to 128 characters, no spaces), "
+                        "got \"" + name + "\"");
+    }
+    m.alternatives.push_back(name);
+  }
   std::string keyFile = mc.api_key_file();
 
   if (auto p = env("CHITIN_MODEL_PROVIDER")) {

@@ -34,7 +34,10 @@ struct ModelSettings {
   uint32_t maxTokens = 4096;
   uint32_t requestTimeoutSeconds = 120;
   uint32_t maxRetries = 3;
+  std::vector<std::string> alternatives;  // model.alternatives: what /model may switch to
 
+  // `name` is the configured model or one of its alternatives.
+  bool offers(const std::string& name) const;
   bool configured() const {
     return provider != config::ModelConfig::PROVIDER_UNSPECIFIED && !model.empty();
   }

@@ -79,6 +79,8 @@ rpc::ModelProvider::Client ModelHost::ensureWorker() {
   c.setBaseUrl(settings_.baseUrl);
   c.setApiKey(settings_.apiKey);
   c.setModel(settings_.model);
+  auto models = c.initModels(settings_.alternatives.size());
+  for (size_t i = 0; i < settings_.alternatives.size(); ++i) models.set(i, settings_.alternatives[i]);
   c.setMaxTokens(settings_.maxTokens);
   c.setRequestTimeoutSeconds(settings_.requestTimeoutSeconds);
   c.setMaxRetries(settings_.maxRetries);

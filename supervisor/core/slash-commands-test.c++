@@ -5,6 +5,8 @@
 
 #include "slash-commands.h"
 
+#include "session-models.h"
+
 #include <doctest/doctest.h>
 #include <kj/async-io.h>
 #include <unistd.h>
@@ -35,6 +37,27 @@ class FakeHost final : public SlashHost {
     reset.push_back(key);
     resetBy.push_back(by.str());
     return resetAnswer;
+  }
+  ModelSettings model = [] {
+    ModelSettings m;
+    m.provider = config::ModelConfig::OPENAI;
+    m.model = "fake-model";
+    return m;
+  }();
+  std::map<std::string, std::string> chosen;
+  bool keepFails = false;
+  const ModelSettings& modelSettings() override { return model; }
+  std::string sessionModel(const std::string& key) override {
+    return chosen.count(key) ? chosen[key] : "";
+  }
+  gateway::Result<bool> setSessionModel(const std::string& key, const std::string& m) override {
+    if (keepFails) return gateway::UserError{"INTERNAL", "state/session-models.json: disk full"};
+    if (m.empty()) {
+      chosen.erase(key);
+    } else {
+      chosen[key] = m;
+    }
+    return true;
   }
   gateway::StatusPayload status() override {
     gateway::StatusPayload s;
@@ -190,6 +213,56 @@ TEST_CASE("slash: /model shows the one configured model and refuses another") {
   CHECK(f.run("/model fake-model", f.owner()) == "Model: fake-model (openai)");
   std::string other = f.run("/model other", f.owner());
   CHECK(has(other, "\"other\" is not available"));
+  CHECK(has(other, "model.alternatives"));
+  CHECK(f.host.chosen.empty());
+}
+
+TEST_CASE("slash: /model NAME switches this session among the configured models, and back") {
+  Fixture f;
+  f.host.model.alternatives = {"big-model"};
+  auto me = f.owner();
+  CHECK(f.run("/model", me) ==
+        "Model: fake-model (openai). Available: fake-model, big-model (/model NAME switches "
+        "this session)");
+  CHECK(f.run("/model big-model", me) == "This session now uses big-model.");
+  CHECK(f.host.chosen[me.sessionKey] == "big-model");
+  CHECK(has(f.run("/status", me), "Model: big-model (openai)"));
+  CHECK(has(f.run("/model", me), "Model: big-model (openai)"));
+  CHECK(has(f.run("/model gpt-9", me), "\"gpt-9\" is not available: the config offers only those"));
+  CHECK(f.host.chosen[me.sessionKey] == "big-model");
+  CHECK(f.run("/model default", me) == "This session now uses fake-model.");
+  CHECK(f.host.chosen.empty());
+  f.host.keepFails = true;
+  CHECK(f.run("/model big-model", me) ==
+        "/model failed: state/session-models.json: disk full");
+  // A stranger may not switch anything (the shipped policy: commands are the owners').
+  f.host.keepFails = false;
+  CHECK(f.run("/model big-model", f.stranger(), "999") == "You are not allowed to use /model here.");
+  CHECK(f.host.chosen.empty());
+}
+
+TEST_CASE("session models: choices survive a reload; a bad file is ignored, then replaced") {
+  Fixture f;
+  std::string path = f.root + "/session-models.json";
+  {
+    SessionModels models(path);
+    CHECK(models.get("k").empty());
+    models.set("k", "big-model");
+    models.set("j", "other");
+    models.set("j", "");
+  }
+  SessionModels again(path);
+  CHECK(again.get("k") == "big-model");
+  CHECK(again.get("j").empty());
+  std::ofstream(path) << "{not json";
+  SessionModels bad(path);
+  CHECK(bad.get("k").empty());
+  bad.set("x", "m");
+  CHECK(SessionModels(path).get("x") == "m");
+  SessionModels unwritable(f.root + "/missing-dir/session-models.json");
+  CHECK_THROWS_WITH_AS(unwritable.set("k", "m"), doctest::Contains("cannot be written (open)"),
+                       std::runtime_error);
+  CHECK(unwritable.get("k").empty());
 }
 
 TEST_CASE("slash: /whoami shows the sender, principal and the groups the policy sees") {

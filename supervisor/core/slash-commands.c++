@@ -24,7 +24,7 @@ constexpr CommandInfo COMMANDS[] = {
     {"new", "/new", "start this session over (the old conversation is archived, not deleted)"},
     {"reset", "/reset", "the same as /new"},
     {"stop", "/stop", "abort the turn running in this session"},
-    {"model", "/model", "show the model"},
+    {"model", "/model [name]", "show the model, or switch this session to another one"},
     {"compact", "/compact [instructions]", "summarize older turns now (they stay on disk)"},
     {"approve", "/approve CODE", "confirm an action the assistant asked about"},
     {"deny", "/deny CODE", "refuse an action the assistant asked about"},
@@ -129,7 +129,7 @@ std::string SlashCommands::answer(const SlashCommand& command, const TurnFacts& 
   const std::string& name = command.name;
   if (name == "status") return status(facts);
   if (name == "new" || name == "reset") return reset(command, facts);
-  if (name == "model") return model(command);
+  if (name == "model") return model(command, facts);
   if (name == "help") return slashHelpText();
   if (name == "stop") {
     size_t stopped = host_.stopSession(facts.sessionKey);
@@ -162,9 +162,11 @@ std::string SlashCommands::status(const TurnFacts& facts) {
                                         : "yes (" + state.untrustedSource +
                                               "): writes, commands and sends ask the owner first") +
          "\n";
+  std::string chosen = host_.sessionModel(facts.sessionKey);
   out += "Model: " +
-         (gw.model_configured() ? gw.model() + " (" + gw.model_provider() + ")"
-                                : std::string("none configured")) +
+         (gw.model_configured()
+              ? (chosen.empty() ? gw.model() : chosen) + " (" + gw.model_provider() + ")"
+              : std::string("none configured")) +
          "\n";
   out += "Sandbox: " + gw.sandbox() + "\n";
   out += "Gateway: chitin " + gw.version() + ", up " + std::to_string(gw.uptime_ms() / 1000) +
@@ -182,18 +184,35 @@ std::string SlashCommands::reset(const SlashCommand& command, const TurnFacts& f
   return "Started a new session. The old conversation is archived as " + archived + ".";
 }
 
-std::string SlashCommands::model(const SlashCommand& command) {
-  auto gw = host_.status();
-  if (!gw.model_configured()) {
+std::string SlashCommands::model(const SlashCommand& command, const TurnFacts& facts) {
+  const ModelSettings& settings = host_.modelSettings();
+  if (!settings.configured()) {
     return "No model is configured: set model.provider and model.model in chitin.conf.";
   }
-  std::string current = gw.model() + " (" + gw.model_provider() + ")";
-  if (command.args.empty() || command.args == gw.model()) return "Model: " + current;
-  // The model worker is started with one provider and one model: the config names no others a
-  // session could switch to, so none is offered rather than a switch that would not happen.
-  return "Model: " + current + ". \"" + command.args +
-         "\" is not available: this instance's config names one model (model.model in "
-         "chitin.conf), so sessions cannot switch.";
+  std::string chosen = host_.sessionModel(facts.sessionKey);
+  std::string current = chosen.empty() ? settings.model : chosen;
+  std::string offered;
+  for (const auto& name : settings.alternatives) offered += ", " + name;
+  offered = offered.empty() ? "" : settings.model + offered;
+  auto describe = [&](const std::string& name) {
+    return "Model: " + name + " (" + settings.providerName() + ")" +
+           (offered.empty() ? ""
+                            : ". Available: " + offered + " (/model NAME switches this session)");
+  };
+  const std::string& wanted = command.args;
+  if (wanted.empty() || wanted == current) return describe(current);
+  if (wanted != "default" && !settings.offers(wanted)) {
+    return describe(current) + ". \"" + wanted + "\" is not available: " +
+           (offered.empty() ? "this instance's config names one model (model.alternatives in "
+                              "chitin.conf lists more)"
+                            : "the config offers only those");
+  }
+  std::string next = wanted == "default" || wanted == settings.model ? "" : wanted;
+  auto kept = host_.setSessionModel(facts.sessionKey, next);
+  if (auto* error = std::get_if<gateway::UserError>(&kept)) {
+    return "/model failed: " + error->message;
+  }
+  return "This session now uses " + (next.empty() ? settings.model : next) + ".";
 }
 
 std::string SlashCommands::whoami(const TurnFacts& facts, const std::string& sender) {

@@ -20,6 +20,7 @@
 #include "agent-service.h"
 #include "approvals.h"
 #include "audit-log.h"
+#include "config.h"
 #include "guard.h"
 #include "policy-host.h"
 
@@ -56,6 +57,13 @@ class SlashHost {
   virtual gateway::Result<std::string> resetSession(const std::string& key,
                                                     const policy::EntityUid& by) = 0;
   virtual gateway::StatusPayload status() = 0;
+  // The configured model and its alternatives (what /model may switch to).
+  virtual const ModelSettings& modelSettings() = 0;
+  // The session's chosen model ("" = the configured one), and choosing one ("" goes back);
+  // the error when the choice cannot be kept.
+  virtual std::string sessionModel(const std::string& key) = 0;
+  virtual gateway::Result<bool> setSessionModel(const std::string& key,
+                                                const std::string& model) = 0;
 };
 
 // What a command comes to: a reply now, or (/compact) a compaction the agent core queues in the
@@ -85,7 +93,7 @@ class SlashCommands {
   bool allowed(const char* action, const SlashCommand& command, const TurnFacts& facts);
   std::string status(const TurnFacts& facts);
   std::string reset(const SlashCommand& command, const TurnFacts& facts);
-  std::string model(const SlashCommand& command);
+  std::string model(const SlashCommand& command, const TurnFacts& facts);
   std::string whoami(const TurnFacts& facts, const std::string& sender);
   std::string answer(const SlashCommand& command, const TurnFacts& facts);
 };

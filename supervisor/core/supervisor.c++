@@ -329,6 +329,7 @@ int runGateway(const GatewayCommand& command) {
                                                    config.agent().session_reset().idle_minutes());
     coreSettings.compaction = compactionSettingsFrom(config.agent().compaction());
     coreSettings.homeDir = home.root;
+    coreSettings.sessionModelsPath = home.stateDir() + "/session-models.json";
     coreSettings.version = CHITIN_VERSION;
     coreSettings.auditDir = home.auditDir();
     coreSettings.approvalTimeoutSeconds = config.policy().approval_timeout_seconds();

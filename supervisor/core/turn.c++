@@ -63,6 +63,7 @@ class ModelProxy final : public rpc::Model::Server {
     auto out = msg->initRoot<rpc::CompletionRequest>();
     out.setSystem(in.getSystem());
     out.setMessages(in.getMessages());
+    out.setModel(run_->model);
     auto& specs = toolSpecs();
     auto tools = out.initTools(specs.size());
     for (size_t i = 0; i < specs.size(); ++i) {

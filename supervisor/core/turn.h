@@ -52,6 +52,7 @@ struct Run {
   // /compact: this run only compacts the session (with these instructions) and reports.
   bool compactOnly = false;
   std::string compactInstructions;
+  std::string model;  // the session's /model choice for this run, "" = the configured one
   kj::Canceler canceler;
   kj::Maybe<kj::Promise<void>> turn;
 };

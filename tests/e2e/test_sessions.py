@@ -106,6 +106,30 @@ class SlashCommandsCli(unittest.TestCase):
             self.assertEqual(out["reply"], "hello there")
             self.assertEqual(model_calls(model), 1)
 
+    def test_model_switches_this_session_among_the_configured_models_and_survives_a_restart(self):
+        with gateway(config='model { alternatives: ["fake-model-2"] }\n') as (model, gw):
+            def model_of_last_call():
+                return [r for r in model.requests() if "body" in r][-1]["body"]["model"]
+            out = gw.agent_ok("/model", CLI_KEY)
+            self.assertIn("Available: fake-model, fake-model-2", out["reply"])
+            out = gw.agent_ok("/model gpt-unknown", CLI_KEY)
+            self.assertIn('"gpt-unknown" is not available', out["reply"])
+            self.assertEqual(gw.agent_ok("/model fake-model-2", CLI_KEY)["reply"],
+                             "This session now uses fake-model-2.")
+            gw.agent_ok("after the switch", CLI_KEY)
+            self.assertEqual(model_of_last_call(), "fake-model-2")
+            # Another session is not switched.
+            gw.agent_ok("elsewhere", "agent:main:cli:direct:other")
+            self.assertEqual(model_of_last_call(), "fake-model")
+            gw.stop()
+            gw.restart()
+            gw.agent_ok("after the restart", CLI_KEY)
+            self.assertEqual(model_of_last_call(), "fake-model-2")
+            self.assertIn("Model: fake-model-2 (openai)", gw.agent_ok("/status", CLI_KEY)["reply"])
+            gw.agent_ok("/model default", CLI_KEY)
+            gw.agent_ok("back", CLI_KEY)
+            self.assertEqual(model_of_last_call(), "fake-model")
+
     def test_new_archives_and_sessions_show_prints_the_transcript(self):
         with gateway() as (model, gw):
             code, out, err = gw.agent_json("[[scenario:hi]] hi \x1b[31m", CLI_KEY)

@@ -251,6 +251,7 @@ class WorkerUnderTest {
     config.setBaseUrl(baseUrl);
     config.setApiKey(key);
     config.setModel("fake-model-1");
+    config.initModels(1).set(0, "fake-model-2");
     config.setMaxTokens(256);
     config.setRequestTimeoutSeconds(timeoutSeconds);
     config.setMaxRetries(maxRetries);
@@ -269,10 +270,13 @@ class WorkerUnderTest {
   }
 
   capnp::Response<rpc::ModelProvider::CompleteResults> complete(
-      const std::vector<TestMessage>& messages, Collector** collector = nullptr) {
+      const std::vector<TestMessage>& messages, Collector** collector = nullptr,
+      const std::string& model = "") {
     auto server = kj::heap<Collector>();
     if (collector) *collector = server.get();
-    return completeRequest(messages, kj::mv(server)).send().wait(io_.waitScope);
+    auto request = completeRequest(messages, kj::mv(server));
+    request.getRequest().setModel(model);
+    return request.send().wait(io_.waitScope);
   }
 
   kj::AsyncIoContext& io() { return io_; }
@@ -342,6 +346,21 @@ TEST_CASE("model worker: a plain answer streams deltas; the key travels only in 
   auto connects = worker.broker().connects();
   REQUIRE(!connects.empty());
   for (auto& target : connects) CHECK(target == "127.0.0.1:" + std::to_string(fake.port()));
+}
+
+TEST_CASE("model worker: a request may name one of the configured models, and no other") {
+  FakeModel fake(withScenarios({{"m", {{{"text", "ok"}}}}}));
+  WorkerUnderTest worker;
+  worker.configure(rpc::ProviderConfig::Api::OPENAI_CHAT, fake.baseUrl());
+  CHECK(worker.complete(ask("[[scenario:m]] a"), nullptr, "fake-model-2").getCompletion().isMessage());
+  CHECK(worker.complete(ask("[[scenario:m]] b")).getCompletion().isMessage());
+  auto requests = fake.requestsFor("m");
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0]["body"]["model"] == "fake-model-2");
+  CHECK(requests[1]["body"]["model"] == "fake-model-1");  // "": the configured one
+  // Any other name is the supervisor's fault: refused before anything is sent.
+  CHECK_THROWS(worker.complete(ask("[[scenario:m]] c"), nullptr, "gpt-other"));
+  CHECK(fake.requestsFor("m").size() == 2);
 }
 
 void multiStepToolCall(rpc::ProviderConfig::Api api, const std::string& baseUrl) {

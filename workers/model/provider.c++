@@ -42,6 +42,11 @@ ProviderSettings settingsFromConfig(rpc::ProviderConfig::Reader config) {
 
   settings.body.model = toStd(config.getModel());
   KJ_REQUIRE(!settings.body.model.empty(), "ProviderConfig.model must name a model");
+  for (auto name : config.getModels()) {
+    KJ_REQUIRE(name.size() > 0 && !hasControlOrSpace(toStd(name)),
+               "ProviderConfig.models must name models, without spaces", name);
+    settings.models.push_back(toStd(name));
+  }
   settings.body.maxTokens = config.getMaxTokens();
   KJ_REQUIRE(settings.body.maxTokens > 0, "ProviderConfig.maxTokens must be positive");
   KJ_REQUIRE(config.getRequestTimeoutSeconds() > 0,
@@ -109,9 +114,18 @@ kj::Promise<void> ModelProviderServer::complete(CompleteContext context) {
   spec.maxRetryWait = settings.maxRetryWait;
   // Built here, on the RPC thread, while the request message is certainly alive; a malformed
   // request throws back to the supervisor before any network traffic.
+  // The supervisor names only a model it was configured with: any other is its fault.
+  BodySettings body = settings.body;
+  if (std::string model = toStd(params.getRequest().getModel()); !model.empty()) {
+    KJ_REQUIRE(model == body.model ||
+                   std::find(settings.models.begin(), settings.models.end(), model) !=
+                       settings.models.end(),
+               "CompletionRequest.model is not one this provider was configured with", model);
+    body.model = model;
+  }
   spec.post.body = settings.api == Api::ANTHROPIC
-                       ? buildAnthropicBody(params.getRequest(), settings.body)
-                       : buildOpenAiChatBody(params.getRequest(), settings.body);
+                       ? buildAnthropicBody(params.getRequest(), body)
+                       : buildOpenAiChatBody(params.getRequest(), body);
 
   // The contract: dropping the call aborts the HTTP request. Capnp 0.9 only cancels a call
   // whose server opted in; ~CallThread then stops the transfer and joins its thread.

@@ -27,6 +27,7 @@ struct ProviderSettings {
   std::vector<std::string> headers;  // including the auth header
   std::string apiKey;                // kept for redaction only; it is already in `headers`
   BodySettings body;
+  std::vector<std::string> models;  // further models a request may name
   std::chrono::seconds idleTimeout{120};
   uint32_t maxRetries = 3;
   std::chrono::seconds maxRetryWait{30};
