@@ -50,7 +50,7 @@ ToolOutcome memorySearchOutcome(const std::string& workerJson, const std::string
     std::string entry = "\n" + std::to_string(++n) + ". " + path + ":" + std::to_string(start) +
                         (end > start ? "-" + std::to_string(end) : "") +
                         (source.empty() ? "" : "  [untrusted: " + source + "]") + "\n   " +
-                        cleanText(hit["snippet"], 2000) + "\n";
+                        cleanText(hit["snippet"], rpc::MAX_MEMORY_SNIPPET_BYTES) + "\n";
     if (text.size() + entry.size() > maxBytes) {
       text += "\n[more matches left out at the output cap]\n";
       break;
