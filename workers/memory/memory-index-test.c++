@@ -303,5 +303,30 @@ TEST_CASE("memory index: a second index on the same file waits for the first, th
   CHECK(third.update(d.rootFd).unchanged == 0);
 }
 
+TEST_CASE("memory answers: texts are cut at a character, memory_get's lines at a line") {
+  // "é" is two bytes: a cut at 3 of "aéb" would split it.
+  CHECK(cutAtCharacter("a\xc3\xa9"
+                       "b",
+                       2) == "a");
+  CHECK(cutAtCharacter("a\xc3\xa9"
+                       "b",
+                       3) == "a\xc3\xa9");
+  CHECK(cutAtCharacter("abc", 10) == "abc");
+  CHECK(boundedLines("1\tone\n2\ttwo\n", 1000) == "1\tone\n2\ttwo\n");
+  std::string many;
+  for (int i = 1; i <= 100; ++i) many += std::to_string(i) + "\tline " + std::to_string(i) + "\n";
+  std::string cut = boundedLines(many, 500);
+  CHECK(cut.size() <= 500);
+  CHECK(cut.rfind("1\tline 1\n", 0) == 0);
+  CHECK(cut.find("bytes: read on from the next line]\n") != std::string::npos);
+  size_t note = cut.find("[cut at ");
+  REQUIRE(note != std::string::npos);
+  CHECK(cut[note - 1] == '\n');  // whole lines before the note
+  std::string oneLong = "1\t" + std::string(600, 'x') + "\xc3\xa9\n";
+  std::string longCut = boundedLines(oneLong, 400);
+  CHECK(longCut.size() <= 400);
+  CHECK(longCut.rfind("1\txxx", 0) == 0);
+}
+
 }  // namespace
 }  // namespace chitin

@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "memory-path.h"
+#include "utf8.h"
 
 namespace chitin {
 
@@ -537,6 +538,21 @@ std::string readMemoryLines(int rootFd, const std::string& path, uint32_t from, 
     return "";
   }
   return out;
+}
+
+std::string cutAtCharacter(const std::string& text, size_t max) {
+  return text.substr(
+      0, utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(text.data(), text.size()), max));
+}
+
+std::string boundedLines(const std::string& lines, size_t max) {
+  if (lines.size() <= max) return lines;
+  size_t room = max > 200 ? max - 200 : max / 2;  // for the note
+  size_t end = lines.rfind('\n', room - 1);
+  std::string kept =
+      end == std::string::npos ? cutAtCharacter(lines, room) + "\n" : lines.substr(0, end + 1);
+  return kept + "[cut at " + std::to_string(kept.size()) + " of " + std::to_string(lines.size()) +
+         " bytes: read on from the next line]\n";
 }
 
 }  // namespace chitin

@@ -112,4 +112,12 @@ std::string readMemoryLines(int rootFd, const std::string& path, uint32_t from, 
 // "" when there is no word.
 std::string ftsQuery(const std::string& text, const char* joiner);
 
+// The first `max` bytes of `text` at most, cut at a character boundary (the answer's bounds,
+// tool.capnp).
+std::string cutAtCharacter(const std::string& text, size_t max);
+
+// memoryGet's numbered `lines` within `max` bytes: whole lines while they fit (a first line longer
+// than that cut at a character), then a last line saying where the cut fell.
+std::string boundedLines(const std::string& lines, size_t max);
+
 }  // namespace chitin

@@ -18,7 +18,6 @@
 
 #include "memory-index.h"
 #include "tool-worker-common.h"
-#include "utf8.h"
 
 namespace chitin {
 namespace {
@@ -30,23 +29,6 @@ constexpr const char INDEX_FILE[] = "index.sqlite";
 
 static_assert(MemoryIndex::MAX_PATH_BYTES == rpc::MAX_MEMORY_PATH_BYTES,
               "the index skips the paths tool.capnp does not allow");
-
-// The first `max` bytes of `text` at most, cut at a character boundary (tool.capnp's bounds).
-std::string cutAtCharacter(const std::string& text, size_t max) {
-  return text.substr(
-      0, utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(text.data(), text.size()), max));
-}
-
-// memoryGet's lines within maxMemoryGetTextBytes: whole lines while they fit, then a note.
-std::string boundedLines(const std::string& lines) {
-  const size_t max = rpc::MAX_MEMORY_GET_TEXT_BYTES - 200;  // room for the note
-  if (lines.size() <= max) return lines;
-  size_t end = lines.rfind('\n', max - 1);
-  std::string kept =
-      end == std::string::npos ? cutAtCharacter(lines, max) + "\n" : lines.substr(0, end + 1);
-  return kept + "[cut at " + std::to_string(kept.size()) + " of " + std::to_string(lines.size()) +
-         " bytes: read on from the next line]\n";
-}
 
 json statsJson(const MemoryStats& s) {
   return json{{"files", s.files},
@@ -100,7 +82,7 @@ class MemoryWorker final : public rpc::ToolWorker::Server {
       std::string error;
       std::string text = readMemoryLines(root, get.getPath(), get.getFrom(), get.getLines(), error);
       if (!error.empty()) throw std::runtime_error(error);
-      return boundedLines(text);
+      return boundedLines(text, rpc::MAX_MEMORY_GET_TEXT_BYTES);
     }
     MemoryIndex index(stateDir + "/" + INDEX_FILE);
     // Every text is dumped with invalid UTF-8 replaced: memory files (and so paths, snippets and
