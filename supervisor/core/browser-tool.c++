@@ -460,8 +460,7 @@ kj::Promise<ToolOutcome> BrowserTool::act(Session& session, json args, std::stri
       .attach(kj::defer(kj::mv(end)));
 }
 
-ToolOutcome BrowserTool::outcomeOf(rpc::BrowserResult::Reader result, const std::string& action,
-                                   const std::string& workspaceDir) {
+ToolOutcome browserOutcomeFrom(rpc::BrowserResult::Reader result) {
   ToolOutcome outcome;
   auto rawText = result.isOk() ? result.getOk() : result.getFailed();
   std::string text = sanitizeUtf8(kj::ArrayPtr<const char>(rawText.begin(), rawText.size())).cStr();
@@ -480,7 +479,12 @@ ToolOutcome BrowserTool::outcomeOf(rpc::BrowserResult::Reader result, const std:
   // The guard says which tool: "browser: <url>".
   outcome.untrustedSource = url.empty() ? std::string("(no page)") : url;
   if (!url.empty()) outcome.content += "\n[page: " + url + "]";
+  return outcome;
+}
 
+ToolOutcome BrowserTool::outcomeOf(rpc::BrowserResult::Reader result, const std::string& action,
+                                   const std::string& workspaceDir) {
+  ToolOutcome outcome = browserOutcomeFrom(result);
   auto png = result.getScreenshot();
   if (action == "screenshot" && png.size() > 0) {
     static const char MAGIC[] = "\x89PNG\r\n\x1a\n";
