@@ -20,37 +20,22 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from test_memory import search, write_note, write_sample_notes  # noqa: E402
 
 SKIP = harness.skip_reason()
-
-
-def write_note(gw, rel, text):
-    path = os.path.join(gw.workspace, rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    if harness.running_as_root():
-        shutil.chown(os.path.dirname(path), harness.TEST_USER, harness.TEST_USER)
-        shutil.chown(path, harness.TEST_USER, harness.TEST_USER)
 
 
 @unittest.skipIf(SKIP, SKIP or "")
 class MemoryCli(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        scenarios = {"plumber": [{"tool_calls": [{"name": "memory_search",
-                                                   "arguments": {"query": "plumber"}}]},
-                                 {"text": "found: {{last_tool_result}}"}]}
-        cls.ctx = harness.own_gateway({"scenarios": scenarios}, policies={},
+        cls.ctx = harness.own_gateway({"scenarios": {"plumber": search("plumber")}}, policies={},
                                       prepare_home=cls.prepare)
         cls.model, cls.gw = cls.ctx.__enter__()
 
     @staticmethod
     def prepare(gw):
-        os.makedirs(gw.workspace, exist_ok=True)
-        write_note(gw, "MEMORY.md", "# Memory\nThe user prefers tea.\n")
-        write_note(gw, "memory/2026-12-01.md",
-                   "# 2026-12-01\n\nBought oranges.\n\nThe giraffe project kicked off.\n")
+        write_sample_notes(gw)
         write_note(gw, "memory/2026-11-30.md", "# 2026-11-30\nCalled the plumber.\n")
 
     @classmethod
