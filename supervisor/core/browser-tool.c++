@@ -164,8 +164,9 @@ std::string safeFileName(const std::string& suggested) {
   for (char& c : name) {
     if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
   }
-  while (!name.empty() && name.front() == '.') name.erase(0, 1);
+  // Cut first, then drop leading dots: the last 100 bytes of a long name may begin with one.
   if (name.size() > 100) name = name.substr(name.size() - 100);
+  while (!name.empty() && name.front() == '.') name.erase(0, 1);
   return name.empty() ? "download" : name;
 }
 

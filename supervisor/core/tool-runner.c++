@@ -290,10 +290,8 @@ ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
   capnp::Text::Reader raw = r.isOk() ? r.getOk() : r.getFailed();
   std::string text(raw.begin(), raw.size());  // by size: the bytes may hold NULs
   // The worker caps its output too; this cap does not trust it to.
-  if (text.size() > cap + 1024) {
-    text.resize(cap);
-    text += "\n[output truncated by the supervisor]";
-  }
+  bool cut = text.size() > cap + 1024;
+  if (cut) text.resize(cap);
   // Output is attacker-influenced bytes; only valid UTF-8 without NUL travels on as text (a NUL
   // would cut it short for every C-string consumer, the status line included).
   auto clean = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size()));
@@ -304,6 +302,13 @@ ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
       out.content += c;
     }
   }
+  // Made valid, a stray byte takes three (U+FFFD): the cap holds for what the model reads.
+  if (out.content.size() > cap + 1024) {
+    out.content.resize(utf8BoundaryAtOrBefore(
+        kj::ArrayPtr<const char>(out.content.data(), out.content.size()), cap));
+    cut = true;
+  }
+  if (cut) out.content += "\n[output truncated by the supervisor]";
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "browser.capnp.h"
+#include "tool-runner.h"
 #include "tool.capnp.h"
 #include "web-fetch-tool.h"
 #include "web.capnp.h"
@@ -176,6 +177,21 @@ TEST_CASE("memory bounds: the memory worker's biggest honest answer fits its rea
   past.initRoot<rpc::ToolResult>().setOk(filled(rpc::MAX_MEMORY_RESULT_BYTES + (64 << 10)));
   CHECK_FALSE(readsWithin<rpc::ToolResult>(past, options, touchToolResult));
   CHECK(readsWithin<rpc::ToolResult>(past, capnp::ReaderOptions(), touchToolResult));
+}
+
+TEST_CASE("tool outcome: the output cap holds for what the model reads, stray bytes included") {
+  // 3,000 stray bytes under a cap of 1,000 + 1,024: made valid they would be 9,000.
+  capnp::MallocMessageBuilder message;
+  std::string stray(2000, '\xff');
+  message.initRoot<rpc::ToolResult>().setOk(capnp::Text::Reader(stray.data(), stray.size()));
+  auto outcome = toolOutcomeFrom(message.getRoot<rpc::ToolResult>().asReader(), 1000);
+  CHECK(outcome.content.size() <= 1000 + 64);
+  CHECK(outcome.content.rfind("\xef\xbf\xbd", 0) == 0);
+  CHECK(outcome.content.find("[output truncated by the supervisor]") != std::string::npos);
+  // Control: text within the cap is whole.
+  capnp::MallocMessageBuilder small;
+  small.initRoot<rpc::ToolResult>().setOk("plain");
+  CHECK(toolOutcomeFrom(small.getRoot<rpc::ToolResult>().asReader(), 1000).content == "plain");
 }
 
 }  // namespace
