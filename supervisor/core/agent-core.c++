@@ -3,6 +3,7 @@
 // Runs in: supervisor
 
 #include "agent-core.h"
+#include "agent-session.h"
 
 #include <capnp/message.h>
 #include <fcntl.h>
@@ -51,30 +52,9 @@ std::string randomId() {
   return hex;
 }
 
-// Workspace files injected into the prompt. The workspace is writable by tools (and so by the
-// model): open without following symlinks, regular files only, bounded — otherwise a symlink
-// named AGENTS.md could pull the gateway token into the prompt. `st` is what was read (for the
-// taint check, judged by the very file whose content goes into the prompt).
-rpc::Role roleOf(const std::string& role) {
-  if (role == "assistant") return rpc::Role::ASSISTANT;
-  if (role == "tool") return rpc::Role::TOOL;
-  return rpc::Role::USER;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-
-struct AgentCore::Session {
-  std::string key;
-  kj::Own<WorkerHost> host;
-  kj::Maybe<rpc::SessionWorker::Client> client;
-  std::shared_ptr<Run> current;
-  std::deque<std::shared_ptr<Run>> queue;
-  IdleTimer* idle = nullptr;
-  uint64_t generation = 0;
-  std::string violation;  // why the current worker was killed, if it broke the protocol
-};
 
 AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
                      TranscriptStore& transcripts, ModelHost& model, ToolExecutor& tools,
@@ -104,9 +84,12 @@ AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& sp
   guardSettings.agentId = settings_.agentId;
   guardSettings.workspaceDir = settings_.workspaceDir;
   guardSettings.untrustedPaths = settings_.untrustedPaths;
-  guard_ =
-      std::make_unique<Guard>(safeguards_.policy, *approvals_, safeguards_.audit,
-                              safeguards_.snapshots, tools_, safeguards_.untrusted, guardSettings);
+  sessionTools_ = std::make_unique<SessionTools>(tools_, static_cast<SessionToolsHost&>(*this),
+                                                 transcripts_, safeguards_.policy,
+                                                 io_.provider->getTimer(), settings_.agentId);
+  guard_ = std::make_unique<Guard>(safeguards_.policy, *approvals_, safeguards_.audit,
+                                   safeguards_.snapshots, *sessionTools_, safeguards_.untrusted,
+                                   guardSettings);
   control_ =
       std::make_unique<ControlMethods>(safeguards_, *approvals_, *guard_, settings_.auditDir);
   slash_ = std::make_unique<SlashCommands>(static_cast<SlashHost&>(*this), safeguards_.policy,
@@ -157,32 +140,6 @@ void AgentCore::record(const std::shared_ptr<Run>& run, TranscriptEntry entry) {
     entry.untrusted = run->facts->taintSource;
   }
   transcripts_.append(run->sessionKey, entry);
-}
-
-bool AgentCore::ownerPrivate(const TurnFacts& facts) const {
-  return facts.chatType == "direct" && safeguards_.policy.memberOf(facts.principal, ownersGroup());
-}
-
-std::string AgentCore::systemPromptFor(const TurnFacts& facts) const {
-  PromptFacts p;
-  p.persona = settings_.systemPrompt;
-  p.agentId = settings_.agentId;
-  for (const auto& spec : toolSpecs()) {
-    std::string summary = spec.description.substr(0, spec.description.find(". ") + 1);
-    p.tools.push_back({spec.name, summary.empty() ? spec.description : summary});
-  }
-  p.channel = facts.channel;
-  p.chatType = facts.chatType;
-  p.ownerPrivate = ownerPrivate(facts);
-  p.now = std::time(nullptr);
-  p.timeZone = settings_.timeZone;
-  p.tainted = facts.tainted;
-  p.taintSource = facts.taintSource;
-  p.untrustedDirs = settings_.untrustedPaths;
-  // Read each turn (a few small files): a skill the owner installs or the agent writes is
-  // listed at the next turn, without a restart.
-  p.skills = skills::promptList(skills::loadCatalog(settings_.skillDirs), settings_.workspaceDir);
-  return buildSystemPrompt(p);
 }
 
 void AgentCore::emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
@@ -360,10 +317,13 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     return answerAtOnce(facts, std::move(sink), "denied",
                         "You are not allowed to talk to this assistant.");
   }
-  // "/status", "/new", ...: answered by the supervisor, each decided by the policy.
+  // "/status", "/new", ...: answered by the supervisor, each decided by the policy. /compact
+  // waits in the session's queue like a message and is answered when it is done.
+  std::optional<std::string> compact;
   if (auto command = parseSlashCommand(text)) {
-    return answerAtOnce(facts, std::move(sink), "ok",
-                        slash_->run(*command, *facts, params.sender()));
+    auto answer = slash_->run(*command, *facts, params.sender());
+    if (!answer.compact) return answerAtOnce(facts, std::move(sink), "ok", answer.reply);
+    compact = std::move(answer.compact);
   }
   // A message from anyone but an owner is content from outside; so is one that brings files.
   std::string messageUntrusted;
@@ -375,11 +335,22 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     facts->taint(messageUntrusted);
   }
 
+  return queueRun(facts, text, messageUntrusted, std::move(sink), std::move(compact));
+}
+
+gateway::AgentAccepted AgentCore::queueRun(const std::shared_ptr<TurnFacts>& facts,
+                                           const std::string& text,
+                                           const std::string& messageUntrusted,
+                                           std::shared_ptr<gateway::RunSink> sink,
+                                           std::optional<std::string> compact) {
+  const std::string key = facts->sessionKey;
   auto run = std::make_shared<Run>();
   run->id = randomId();
   run->sessionKey = key;
   run->userText = text;
   run->messageUntrusted = messageUntrusted;
+  run->compactOnly = compact.has_value();
+  run->compactInstructions = compact.value_or("");
   run->sink = std::move(sink);
   facts->runId = run->id;
   run->facts = facts;
@@ -399,6 +370,14 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
     if (it != sessions_.end()) startNext(*it->second);
   }));
   return accepted;
+}
+
+gateway::Result<std::string> AgentCore::startSessionTurn(std::shared_ptr<TurnFacts> facts,
+                                                         const std::string& message,
+                                                         const std::string& untrusted,
+                                                         std::shared_ptr<gateway::RunSink> sink) {
+  if (shuttingDown_) return gateway::UserError{"UNAVAILABLE", "the gateway is shutting down"};
+  return queueRun(facts, message, untrusted, std::move(sink)).run_id();
 }
 
 void AgentCore::startNext(Session& session) {
@@ -444,120 +423,6 @@ void AgentCore::ensureWorker(Session& session) {
       it->second->client = nullptr;  // the next message starts a fresh worker
     }
   }));
-}
-
-void AgentCore::beginTurn(Session& session, std::shared_ptr<Run> run) {
-  gateway::AgentEvent start;
-  start.set_run_id(run->id);
-  start.set_session_key(run->sessionKey);
-  start.set_stream("lifecycle");
-  start.set_phase("start");
-  run->sink->event(start);
-
-  // History comes from our own transcript, before this turn's user message is added. While it
-  // holds untrusted content, so does the model's context: the whole turn is tainted.
-  auto entries = replayWindow(transcripts_.load(run->sessionKey));
-  std::string inHistory = untrustedSourceOf(entries);
-  if (!inHistory.empty()) run->facts->taint(inHistory);
-  TranscriptEntry user;
-  user.role = "user";
-  user.content = run->userText;
-  user.untrusted = run->messageUntrusted;
-  record(run, user);
-
-  if (!model_.settings().configured()) {
-    TranscriptEntry reply;
-    reply.role = "assistant";
-    reply.content = NO_MODEL_MESSAGE;
-    record(run, reply);
-    finishRun(run, "ok", NO_MODEL_MESSAGE, "");
-    return;
-  }
-
-  try {
-    ensureWorker(session);
-  } catch (const spawn::SandboxUnavailable& e) {
-    finishRun(run, "error", "",
-              std::string("the session could not start because its sandbox could not be set up: ") +
-                  e.what());
-    return;
-  }
-
-  auto req = KJ_ASSERT_NONNULL(session.client).runTurnRequest();
-  auto turn = req.initRequest();
-  turn.setSessionKey(run->sessionKey);
-  turn.setRunId(run->id);
-  turn.setMaxSteps(settings_.maxSteps);
-  turn.setUserText(run->userText);
-  {
-    // The workspace's bootstrap files (MEMORY.md only in an owner's own private session); one
-    // a tainted session wrote taints this one.
-    std::vector<std::string> untrusted;
-    auto files = loadPromptFiles(
-        settings_.workspaceDir, ownerPrivate(*run->facts), settings_.promptBudget,
-        [this](const std::string& name, const struct stat& st) {
-          return untrustedSourceOfPromptFile(name, st, safeguards_.untrusted);
-        },
-        untrusted);
-    for (const auto& why : untrusted) run->facts->taint(why);
-    auto list = turn.initContextFiles(files.size());
-    for (size_t i = 0; i < files.size(); ++i) {
-      list[i].setName(files[i].name);
-      list[i].setContent(files[i].content);
-    }
-  }
-  turn.setSystemPrompt(systemPromptFor(*run->facts));
-  auto history = turn.initHistory(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    auto& e = entries[i];
-    auto m = history[i];
-    m.setRole(roleOf(e.role));
-    m.setContent(e.content);
-    auto calls = m.initToolCalls(e.toolCalls.size());
-    for (size_t j = 0; j < e.toolCalls.size(); ++j) {
-      calls[j].setId(e.toolCalls[j].id);
-      calls[j].setName(e.toolCalls[j].name);
-      calls[j].setArgumentsJson(e.toolCalls[j].arguments);
-    }
-    m.setToolCallId(e.toolCallId);
-    m.setToolName(e.toolName);
-    m.setIsError(e.isError);
-  }
-  req.setModel(newModelProxy(*this, run));
-  req.setTools(newToolsProxy(*this, run));
-
-  std::string key = session.key;
-  auto promise = req.send().then(
-      [this, run](capnp::Response<rpc::SessionWorker::RunTurnResults>&& response) {
-        auto outcome = response.getOutcome();
-        if (outcome.isAnswered()) {
-          // The reply is what the model said, as we recorded it, not what the worker claims.
-          finishRun(run, "ok", run->lastAssistantText, "");
-        } else {
-          finishRun(run, "error", "", outcome.getFailed());
-        }
-      },
-      [this, run, key](kj::Exception&& e) {
-        auto it = sessions_.find(key);
-        Session* live = it == sessions_.end() ? nullptr : it->second.get();
-        std::string why;
-        if (live != nullptr && !live->violation.empty()) {
-          why = "the session worker broke the protocol and was stopped (" + live->violation +
-                "); this turn was not completed.";
-        } else if (e.getType() == kj::Exception::Type::DISCONNECTED) {
-          why =
-              "the session worker stopped unexpectedly; this turn was not completed. Send your "
-              "message again to continue (the conversation so far is kept).";
-        } else {
-          why =
-              "the session worker broke the protocol and was stopped; this turn was not "
-              "completed.";
-          if (live != nullptr) killSessionWorker(*live, "protocol violation: runTurn failed");
-        }
-        spdlog::warn("run {}: {}", run->id, e.getDescription().cStr());
-        finishRun(run, "error", "", why);
-      });
-  run->turn = kj::mv(promise).eagerlyEvaluate(nullptr);
 }
 
 void AgentCore::finishRun(const std::shared_ptr<Run>& run, const std::string& status,
@@ -670,7 +535,7 @@ gateway::Result<bool> AgentCore::abortRun(const std::string& runId) {
   // Revoke first: anything the worker still tries with this turn's capabilities fails.
   run->revoked = true;
   run->aborted = true;
-  finishRun(run, "aborted", run->lastHadToolCalls ? "" : run->lastAssistantText,
+  finishRun(run, "aborted", run->lastHadToolCalls || run->silent ? "" : run->lastAssistantText,
             "aborted by the user");
   return true;
 }

@@ -3,8 +3,10 @@
 // AgentService.
 // Runs in: supervisor
 //
-// Rooms next door: the per-turn capabilities are in turn.h, the owner's control methods in
-// control-methods.h, session keys in session-keys.h, every tool call's path in guard.h.
+// Rooms next door: what a turn sends the session worker and compaction before it are in
+// agent-turn.c++ (compaction.h), the per-turn capabilities in turn.h, the owner's control
+// methods in control-methods.h, session keys in session-keys.h, every tool call's path in
+// guard.h.
 //
 // One session worker per active session key runs the agent loop. For each turn the core hands
 // it a `Model` and a `Tools` capability that are the core's own objects: every model call and
@@ -27,12 +29,14 @@
 #include "agent-service.h"
 #include "approvals.h"
 #include "audit-log.h"
+#include "compaction.h"
 #include "config.h"
 #include "control-methods.h"
 #include "guard.h"
 #include "model-host.h"
 #include "session-keys.h"
 #include "session-reset.h"
+#include "session-tools.h"
 #include "slash-commands.h"
 #include "spawner.h"
 #include "tool-runner.h"
@@ -54,6 +58,7 @@ struct AgentCoreSettings {
   uint32_t maxSteps = 16;
   uint32_t sessionIdleSeconds = 600;
   SessionResetPolicy sessionReset;  // agent.session_reset, applied as a message arrives
+  CompactionSettings compaction;    // agent.compaction
   std::string homeDir;  // for status
   std::string version;
   std::string auditDir;
@@ -62,7 +67,10 @@ struct AgentCoreSettings {
   std::vector<std::string> mentionPatterns;  // group chats, case-insensitive substrings
 };
 
-class AgentCore final : public gateway::AgentService, private TurnHost, private SlashHost {
+class AgentCore final : public gateway::AgentService,
+                        private TurnHost,
+                        private SlashHost,
+                        private SessionToolsHost {
  public:
   AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
             TranscriptStore& transcripts, ModelHost& model, ToolExecutor& tools,
@@ -115,6 +123,7 @@ class AgentCore final : public gateway::AgentService, private TurnHost, private 
   std::string sandboxStatus_;
   Safeguards safeguards_;
   std::unique_ptr<ApprovalBook> approvals_;
+  std::unique_ptr<SessionTools> sessionTools_;  // wraps tools_ for the guard
   std::unique_ptr<Guard> guard_;
   std::unique_ptr<ControlMethods> control_;
   std::unique_ptr<SlashCommands> slash_;
@@ -129,6 +138,22 @@ class AgentCore final : public gateway::AgentService, private TurnHost, private 
   std::string defaultSessionKey(const gateway::ClientIdentity& who) const;
   void startNext(Session& session);
   void beginTurn(Session& session, std::shared_ptr<Run> run);
+  // agent-turn.c++: what a turn of `run` would send now (history, prompt files, system prompt;
+  // taints the run's facts by what they hold).
+  struct TurnInput;
+  TurnInput prepareTurn(const std::shared_ptr<Run>& run);
+  // One call of the session worker in `run`'s current phase, its user message `userText`
+  // recorded first (`kind`: TranscriptEntry::kind). Resolves to "" when the worker answered,
+  // else a user-facing reason; never rejects for a worker's failure.
+  kj::Promise<std::string> workerTurn(std::shared_ptr<Run> run, TurnInput input,
+                                      std::string userText, std::string kind);
+  // The memory flush (when due) and then compaction, before `run`'s own turn; never fails the
+  // turn: a compaction that cannot be made leaves the conversation as it was.
+  kj::Promise<void> compactBeforeTurn(std::shared_ptr<Run> run);
+  // Summarizes the older part of `run`'s session through the model; appends the compaction
+  // entry and audits it. Resolves to a report for the user (also when nothing was done).
+  kj::Promise<std::string> compactSession(std::shared_ptr<Run> run, std::string instructions,
+                                          std::string trigger);
   void finishRun(const std::shared_ptr<Run>& run, const std::string& status,
                  const std::string& reply, const std::string& error);
   void ensureWorker(Session& session);
@@ -159,6 +184,17 @@ class AgentCore final : public gateway::AgentService, private TurnHost, private 
   size_t stopSession(const std::string& key) override;
   gateway::Result<std::string> resetSession(const std::string& key,
                                             const policy::EntityUid& by) override;
+  // SessionToolsHost: a turn sessions_send starts in another session.
+  gateway::Result<std::string> startSessionTurn(std::shared_ptr<TurnFacts> facts,
+                                                const std::string& message,
+                                                const std::string& untrusted,
+                                                std::shared_ptr<gateway::RunSink> sink) override;
+  // Queues a turn of `facts->sessionKey` with `text` (startRun, startSessionTurn); `compact`:
+  // a /compact run, with its instructions.
+  gateway::AgentAccepted queueRun(const std::shared_ptr<TurnFacts>& facts, const std::string& text,
+                                  const std::string& messageUntrusted,
+                                  std::shared_ptr<gateway::RunSink> sink,
+                                  std::optional<std::string> compact = std::nullopt);
   // A run that ends without a turn (pairing code, denial, an approval typed on a chat).
   gateway::Result<gateway::AgentAccepted> answerAtOnce(const std::shared_ptr<TurnFacts>& facts,
                                                        std::shared_ptr<gateway::RunSink> sink,

@@ -18,6 +18,8 @@
 #include <set>
 #include <sstream>
 
+#include "compaction.h"
+#include "policy-model.h"
 #include "rules.h"
 #include "session-reset.h"
 
@@ -69,6 +71,10 @@ agent {
   # Start sessions over on their own (the old conversation archived, like /new), checked when
   # the next message arrives. Off unless set.
   # session_reset { daily_at: "04:00"  idle_minutes: 0 }
+  # Summarize older turns before a request would pass context_window_tokens - reserve_tokens
+  # (the transcript keeps every line; /compact does it by hand).
+  # compaction { context_window_tokens: 128000  reserve_tokens: 16384  keep_recent_tokens: 20000
+  #              memory_flush: true }
 }
 
 sandbox {
@@ -152,8 +158,9 @@ const char NO_MODEL_MESSAGE[] =
     "and CHITIN_MODEL_API_KEY (or CHITIN_MODEL_API_KEY_FILE) set, then restart `chitin gateway`.";
 
 const std::vector<std::string>& channelKinds() {
-  static const std::vector<std::string> kinds = {"telegram", "discord", "slack",   "signal",
-                                                 "irc",      "email",   "whatsapp"};
+  // One list (policy-model.h): a session key's channel maps to its Sender by it.
+  static const std::vector<std::string> kinds(policy::CHAT_CHANNEL_KINDS.begin(),
+                                              policy::CHAT_CHANNEL_KINDS.end());
   return kinds;
 }
 
@@ -254,6 +261,11 @@ void fillDefaults(config::ChitinConfig& c) {
   if (a->max_tool_output_bytes() == 0) a->set_max_tool_output_bytes(65536);
   if (a->prompt_file_max_chars() == 0) a->set_prompt_file_max_chars(20000);
   if (a->prompt_files_max_chars() == 0) a->set_prompt_files_max_chars(60000);
+  auto* k = a->mutable_compaction();
+  if (k->context_window_tokens() == 0) k->set_context_window_tokens(128000);
+  if (k->reserve_tokens() == 0) k->set_reserve_tokens(16384);
+  if (k->keep_recent_tokens() == 0) k->set_keep_recent_tokens(20000);
+  if (!k->has_memory_flush()) k->set_memory_flush(true);
   auto* s = c.mutable_sandbox();
   if (s->bwrap_path().empty()) s->set_bwrap_path("/usr/bin/bwrap");
   auto* p = c.mutable_policy();
@@ -313,6 +325,10 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
                        c.agent().session_reset().idle_minutes());
   } catch (const std::invalid_argument& e) {
     fail(e.what());
+  }
+  if (auto problem = checkCompactionSettings(compactionSettingsFrom(c.agent().compaction()));
+      !problem.empty()) {
+    fail(problem);
   }
   if (c.policy().approval_timeout_seconds() > 86400)
     fail("policy.approval_timeout_seconds must be at most 86400");

@@ -584,6 +584,44 @@ unless { context.confirmed == true };
   CHECK(f.tools.afterwards("browse", "listed.example", 443) == "the session's guard has stopped");
 }
 
+TEST_CASE("guard: a page cycling through host names cannot flood the audit log") {
+  Fixture f(/*shipped=*/true, R"(@id("list")
+forbid (principal, action == Action::"browse", resource is Host)
+unless { resource has name && resource.name == "listed.example" }
+unless { context.confirmed == true };
+)");
+  auto me = f.session();
+  f.tools.browserConnections = {{"listed.example", 443}, {"a.evil", 443}, {"a.evil", 443}};
+  for (int i = 0; i < 200; ++i)
+    f.tools.browserConnections.push_back({"h" + std::to_string(i) + ".evil", 443});
+  f.tools.browserConnections.push_back({"listed.example", 443});
+  auto out = f.call(me, "browser", {{"action", "navigate"}, {"url", "https://listed.example/"}});
+  CHECK(out.status == ToolOutcome::Status::OK);
+  const auto& answers = f.tools.connectAnswers;
+  REQUIRE(answers.size() == 204);
+  CHECK(answers[0] == "");
+  CHECK(answers[1].find("the policy asks the owner before browse reaches a.evil:443") == 0);
+  CHECK(answers[2] == answers[1]);  // the same host again: the call's verdict, not a new one
+  CHECK(answers[33].find("the policy asks") == 0);  // the 32nd refusal is still decided
+  CHECK(answers[34] == "this call has tried too many hosts; h31.evil:443 is refused");
+  CHECK(answers[202].find("after too many other hosts") != std::string::npos);
+  CHECK(answers[203] == "");  // a host it decided before is still answered
+
+  std::string log = f.read("../audit/audit.jsonl");
+  size_t decided = 0;
+  for (size_t at = log.find("(connection): browse on"); at != std::string::npos;
+       at = log.find("(connection): browse on", at + 1)) {
+    ++decided;
+  }
+  CHECK(decided == 33);  // listed.example, a.evil and h0..h30: one record each
+  CHECK(log.find("\"destination-limit\"") != std::string::npos);
+  CHECK(log.find("h32.evil") == std::string::npos);  // refused undecided: not recorded
+  // The kept decider of the call answers from the same bounds.
+  REQUIRE(f.tools.afterwards);
+  CHECK(f.tools.afterwards("browse", "z.evil", 443).find("after too many other hosts") !=
+        std::string::npos);
+}
+
 }  // namespace
 }  // namespace chitin
 

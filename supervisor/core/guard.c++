@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "message-tool.h"
 #include "policy-model.h"
 #include "rules.h"
+#include "session-tools.h"
 #include "utf8.h"
 #include "web-fetch-tool.h"
 #include "workspace-path.h"
@@ -191,6 +193,14 @@ struct Guard::Call {
   std::vector<std::string> restored;  // prompt files put back after an exec changed them
   std::vector<std::string> hidden;    // untrusted directories the command may not see
   std::string webSource;              // web tools: what the content came from, for the taint
+  // Further destinations of the call (CallScope): each connection's verdict by action,
+  // host:port and taint, so a page reconnecting is not decided (and audited) again; and how many
+  // were decided and refused, bounded so a script cycling through host names cannot turn the
+  // audit log (a synced record per refusal, on the loop thread) into its flood.
+  std::map<std::string, std::string> connectionVerdicts;
+  uint32_t destinationsDecided = 0;
+  uint32_t destinationsRefused = 0;
+  bool destinationsCapped = false;
 };
 
 // The guard's side of a running call (tool-runner.h), handed to the executor with it.
@@ -198,6 +208,7 @@ class Guard::Scope final : public CallScope {
  public:
   Scope(Guard& guard, std::shared_ptr<Call> call) : guard_(guard), call_(std::move(call)) {}
   const std::string& sessionKey() const override { return call_->turn->sessionKey; }
+  const TurnFacts* turn() const override { return call_->turn.get(); }
   std::string decideHost(const std::string& action, const std::string& url,
                          Initiator initiator) override;
   std::string decideConnection(const std::string& action, const std::string& host,
@@ -326,6 +337,23 @@ kj::Promise<ToolOutcome> Guard::run(std::shared_ptr<TurnFacts> turn, std::string
     extra.push_back({e.uid, e.attrs.asRecord(), e.parents});
     request.resource = e.uid;
     context["initiator"] = policy::Value::string("model");
+  } else if (isSessionTool(call->tool) && call->tool != "sessions_list") {
+    // Decided on the target Session (policy-model.h); a key of another agent, a send to the
+    // calling session itself or from a turn a send started is refused before the policy.
+    std::string target = call->args["sessionKey"].get<std::string>();
+    std::string why = sessionCallRefusal(*call->turn, call->tool, target, settings_.agentId);
+    if (!why.empty()) {
+      audit::Record r = base;
+      r.set_kind(audit::DECISION);
+      r.mutable_decision()->set_outcome("deny");
+      r.mutable_decision()->add_policies("invalid-call");
+      r.set_detail(why);
+      audit_.appendOrLog(std::move(r), false);
+      return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + why};
+    }
+    policy::Entity e = policy::sessionEntity(target);
+    extra.push_back({e.uid, e.attrs.asRecord(), e.parents});
+    request.resource = e.uid;
   } else {
     request.resource = {"Agent", settings_.agentId};
     if (call->tool == "exec") {
@@ -661,6 +689,20 @@ bool sameHost(const json& args, const egress::Rule& host) {
   }
 }
 
+// The DECISION record of a further destination of `call`, decided with `args`.
+audit::Record destinationRecord(const TurnFacts& turn, const std::string& tool,
+                                const std::string& callId, const json& args) {
+  audit::Record r;
+  r.set_kind(audit::DECISION);
+  r.set_session(turn.sessionKey);
+  r.set_run_id(turn.runId);
+  r.set_principal(turn.principal.str());
+  r.set_tool(tool);
+  r.set_call_id(callId);
+  r.set_arguments(args.dump(-1, ' ', false, json::error_handler_t::replace));
+  return r;
+}
+
 }  // namespace
 
 std::string Guard::Scope::decideHost(const std::string& action, const std::string& url,
@@ -673,14 +715,7 @@ std::string Guard::Scope::decideHost(const std::string& action, const std::strin
     host = egress::urlRule(url, "URL");
   } catch (const egress::RuleError& e) {
     // Refused before the policy is asked: no http(s) host to decide on.
-    audit::Record r;
-    r.set_kind(audit::DECISION);
-    r.set_session(call.turn->sessionKey);
-    r.set_run_id(call.turn->runId);
-    r.set_principal(call.turn->principal.str());
-    r.set_tool(call.tool);
-    r.set_call_id(call.id);
-    r.set_arguments(args.dump(-1, ' ', false, json::error_handler_t::replace));
+    audit::Record r = destinationRecord(*call.turn, call.tool, call.id, args);
     r.mutable_decision()->set_outcome("deny");
     r.mutable_decision()->add_policies("invalid-call");
     r.set_detail(std::string("request of the running call (") + initiatorName(initiator) +
@@ -698,24 +733,50 @@ std::string Guard::Scope::decideConnection(const std::string& action, const std:
 
 std::string Guard::decideConnectionOf(Call& call, const std::string& action,
                                       const std::string& host, uint16_t port) {
+  std::string destination = host + ":" + std::to_string(port);
+  // Everything a connection's decision depends on: the call's own arguments are fixed, so its
+  // action, host:port and whether the turn is tainted.
+  std::string key = action + " " + destination + (call.turn->tainted ? " tainted" : "");
+  if (auto known = call.connectionVerdicts.find(key); known != call.connectionVerdicts.end()) {
+    return known->second;
+  }
   json args = call.args;
-  args["connect"] = host + ":" + std::to_string(port);
+  args["connect"] = destination;
   egress::Rule rule;
   rule.host = host;
   rule.port = port;
-  return decideDestination(call, action, rule, std::move(args), Initiator::CONNECTION);
+  std::string verdict =
+      decideDestination(call, action, rule, std::move(args), Initiator::CONNECTION);
+  if (!call.destinationsCapped) call.connectionVerdicts.emplace(key, verdict);
+  return verdict;
 }
 
 std::string Guard::decideDestination(Call& call, const std::string& action,
                                      const egress::Rule& host, json args, Initiator initiator) {
-  audit::Record r;
-  r.set_kind(audit::DECISION);
-  r.set_session(call.turn->sessionKey);
-  r.set_run_id(call.turn->runId);
-  r.set_principal(call.turn->principal.str());
-  r.set_tool(call.tool);
-  r.set_call_id(call.id);
-  r.set_arguments(args.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (call.destinationsCapped) {
+    return "this call has reached " + host.text() +
+           " after too many other hosts; make a call of its own for it";
+  }
+  if (call.destinationsDecided >= MAX_DESTINATIONS_PER_CALL ||
+      call.destinationsRefused >= MAX_REFUSED_DESTINATIONS_PER_CALL) {
+    // One record says so; what is refused from here on is not decided, so not recorded.
+    call.destinationsCapped = true;
+    audit::Record r = destinationRecord(*call.turn, call.tool, call.id, args);
+    r.mutable_decision()->set_outcome("deny");
+    r.mutable_decision()->add_policies("destination-limit");
+    r.set_detail("request of the running call (" + std::string(initiatorName(initiator)) +
+                 "): " + std::to_string(call.destinationsDecided) + " destinations decided, " +
+                 std::to_string(call.destinationsRefused) +
+                 " refused; every further new host of this call is refused without a decision");
+    try {
+      record(std::move(r), true);
+    } catch (const std::exception& ex) {
+      spdlog::error("audit: {}", ex.what());
+    }
+    return "this call has tried too many hosts; " + host.text() + " is refused";
+  }
+  ++call.destinationsDecided;
+  audit::Record r = destinationRecord(*call.turn, call.tool, call.id, args);
   policy::Entity e = policy::hostEntity(host.host, host.port);
   std::vector<PolicyHost::ExtraEntity> extra{{e.uid, e.attrs.asRecord(), e.parents}};
   policy::Request request;
@@ -746,8 +807,9 @@ std::string Guard::decideDestination(Call& call, const std::string& action,
     return "the audit log cannot be written";
   }
   if (verdict.outcome == policy::Outcome::ALLOW) return "";
+  if (verdict.outcome == policy::Outcome::ASK && covered) return "";
+  ++call.destinationsRefused;
   if (verdict.outcome == policy::Outcome::ASK) {
-    if (covered) return "";
     return "the policy asks the owner before " + action + " reaches " + host.text() +
            "; make a call of its own for that URL, so the owner can confirm it";
   }

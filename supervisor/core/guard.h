@@ -51,6 +51,8 @@ struct TurnFacts {
   // sees context.tainted.
   bool tainted = false;
   std::string taintSource;  // why, for the prompt, the audit log and `chitin sessions`
+  // A turn that sessions_send started: the caller's session. Such a turn may not send on.
+  std::string sentFrom;
 };
 
 struct GuardSettings {
@@ -105,7 +107,12 @@ class Guard {
   class Scope;  // the CallScope a running call gets (tool-runner.h)
   kj::Promise<ToolOutcome> execute(std::shared_ptr<Call> call);
   // A further destination of a running call, decided and audited like the call (CallScope):
-  // `host` with `args` (the call's, plus what names the destination) as context.args.
+  // `host` with `args` (the call's, plus what names the destination) as context.args. At most
+  // MAX_DESTINATIONS_PER_CALL are decided per call, at most MAX_REFUSED_DESTINATIONS_PER_CALL
+  // of them refused (each refusal is a synced record); past either, one record says so and
+  // every new destination is refused undecided. A connection's verdict is kept for the call.
+  static constexpr uint32_t MAX_DESTINATIONS_PER_CALL = 256;
+  static constexpr uint32_t MAX_REFUSED_DESTINATIONS_PER_CALL = 32;
   std::string decideDestination(Call& call, const std::string& action, const egress::Rule& host,
                                 nlohmann::json args, Initiator initiator);
   std::string decideConnectionOf(Call& call, const std::string& action, const std::string& host,

@@ -237,7 +237,7 @@ TEST_CASE("skills: the prompt list is compact, within its budget, and says what 
   limits.maxChars = 1500;
   std::string list = promptList(c, ws, limits);
   CHECK(list.size() <= 1500);
-  CHECK(list.find("- private: the owner's (its SKILL.md is outside the sandboxes") != std::string::npos);
+  CHECK(list.find("- private: the owner's (read /skills/private/SKILL.md)") != std::string::npos);
   CHECK(list.find("- skill-00: does thing skill-00 zzz") != std::string::npos);
   CHECK(list.find("(read skills/skill-00/SKILL.md)") != std::string::npos);
   CHECK(list.find("gated") == std::string::npos);  // gated out: never offered
@@ -316,7 +316,7 @@ TEST_CASE("skills: the bundled skills load, are usable here, and name only chiti
   CHECK(tools.count("exec") == 1);
 }
 
-TEST_CASE("skills: the model's read path is the workspace path, a /usr path, or none") {
+TEST_CASE("skills: the model's read path is the workspace path, /skills, a /usr path, or none") {
   Skill ws;
   ws.source = Source::WORKSPACE;
   ws.skillMdPath = "/h/workspace/main/skills/a/SKILL.md";
@@ -327,6 +327,11 @@ TEST_CASE("skills: the model's read path is the workspace path, a /usr path, or 
   CHECK(modelReadPath(bundled, "/h/workspace/main") == bundled.skillMdPath);
   Skill owner;
   owner.source = Source::OWNER;
+  owner.dir = "/h/skills/c";
   owner.skillMdPath = "/h/skills/c/SKILL.md";
-  CHECK(modelReadPath(owner, "/h/workspace/main").empty());
+  CHECK(modelReadPath(owner, "/h/workspace/main") == "/skills/c/SKILL.md");
+  Skill source;  // a bundled skill run from a source tree: outside every sandbox
+  source.source = Source::BUNDLED;
+  source.skillMdPath = "/src/chitin/skills/d/SKILL.md";
+  CHECK(modelReadPath(source, "/h/workspace/main").empty());
 }

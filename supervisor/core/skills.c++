@@ -502,6 +502,10 @@ std::string modelReadPath(const Skill& skill, const std::string& workspaceDir) {
     std::string prefix = workspaceDir + "/";
     if (skill.skillMdPath.rfind(prefix, 0) == 0) return skill.skillMdPath.substr(prefix.size());
   }
+  if (skill.source == Source::OWNER) {
+    return std::string(OWNER_SKILLS_INSIDE) + "/" + skill.dir.substr(skill.dir.rfind('/') + 1) +
+           "/SKILL.md";
+  }
   if (skill.skillMdPath.rfind("/usr/", 0) == 0) return skill.skillMdPath;
   return "";
 }

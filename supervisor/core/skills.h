@@ -104,9 +104,13 @@ Catalog loadCatalog(const std::vector<SkillDir>& dirs, const SandboxView& sandbo
 // The unmet requirements of `r` in `sandbox`, one sentence each (empty: eligible).
 std::vector<std::string> unmetRequirements(const Requirements& r, const SandboxView& sandbox);
 
+// Where exec's sandbox shows the owner's installed skills, read-only (sandbox-profiles/exec).
+inline constexpr char OWNER_SKILLS_INSIDE[] = "/skills";
+
 // Where the model can read a skill's SKILL.md with its tools: the workspace-relative path for a
-// workspace skill (the `read` tool's), the same absolute path for one under /usr (the read and
-// exec sandboxes see /usr read-only), else "" (not visible inside the sandboxes).
+// workspace skill (the `read` tool's), /skills/<folder>/SKILL.md for one the owner installed
+// (exec's sandbox), the same absolute path for one under /usr (the read and exec sandboxes see
+// /usr read-only), else "" (not visible inside the sandboxes).
 std::string modelReadPath(const Skill& skill, const std::string& workspaceDir);
 
 struct PromptListLimits {

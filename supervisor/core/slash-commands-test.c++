@@ -89,6 +89,10 @@ struct Fixture {
     return facts;
   }
   std::string run(const std::string& text, const TurnFacts& facts, const std::string& sender = "") {
+    return answer(text, facts, sender).reply;
+  }
+  SlashAnswer answer(const std::string& text, const TurnFacts& facts,
+                     const std::string& sender = "") {
     auto command = parseSlashCommand(text);
     REQUIRE(command.has_value());
     return slash->run(*command, facts, sender);
@@ -200,13 +204,19 @@ TEST_CASE("slash: /whoami shows the sender, principal and the groups the policy 
   CHECK(has(out, "Member of: User::\"owner\", Group::\"owners\""));
 }
 
-TEST_CASE("slash: /help, unknown commands and /compact answer honestly") {
+TEST_CASE("slash: /help and unknown commands answer; /compact is handed to the core, if allowed") {
   Fixture f;
   CHECK(has(f.run("/help", f.owner()), "/whoami - "));
   std::string unknown = f.run("/frobnicate now", f.owner());
   CHECK(has(unknown, "Unknown command /frobnicate."));
   CHECK(has(unknown, "/status - "));
-  CHECK(has(f.run("/compact keep names", f.owner()), "not available yet"));
+  auto compact = f.answer("/compact keep names", f.owner());
+  REQUIRE(compact.compact.has_value());
+  CHECK(*compact.compact == "keep names");
+  CHECK(compact.reply.empty());
+  auto refused = f.answer("/compact", f.stranger(), "999");
+  CHECK_FALSE(refused.compact.has_value());
+  CHECK(refused.reply == "You are not allowed to use /compact here.");
 }
 
 TEST_CASE("slash: /approve and /deny answer a pending ask, decided as `approve`") {

@@ -25,7 +25,7 @@ constexpr CommandInfo COMMANDS[] = {
     {"reset", "/reset", "the same as /new"},
     {"stop", "/stop", "abort the turn running in this session"},
     {"model", "/model", "show the model"},
-    {"compact", "/compact [instructions]", "summarize older turns (not available yet)"},
+    {"compact", "/compact [instructions]", "summarize older turns now (they stay on disk)"},
     {"approve", "/approve CODE", "confirm an action the assistant asked about"},
     {"deny", "/deny CODE", "refuse an action the assistant asked about"},
     {"whoami", "/whoami", "your sender id, principal and groups as the policy sees them"},
@@ -106,14 +106,23 @@ bool SlashCommands::allowed(const char* action, const SlashCommand& command,
   return verdict.outcome == policy::Outcome::ALLOW;
 }
 
-std::string SlashCommands::run(const SlashCommand& command, const TurnFacts& facts,
+SlashAnswer SlashCommands::run(const SlashCommand& command, const TurnFacts& facts,
                                const std::string& sender) {
   bool isAnswer = command.name == "approve" || command.name == "deny";
   if (!allowed(isAnswer ? "approve" : "command", command, facts)) {
-    return "You are not allowed to use /" + command.name + " here.";
+    return {"You are not allowed to use /" + command.name + " here.", std::nullopt};
   }
-  if (command.name == "whoami") return whoami(facts, sender);
-  return answer(command, facts);
+  if (command.name == "whoami") return {whoami(facts, sender), std::nullopt};
+  if (command.name == "compact") {
+    if (!host_.status().model_configured()) {
+      return {
+          "No model is configured, so nothing can summarize the conversation: set "
+          "model.provider and model.model in chitin.conf.",
+          std::nullopt};
+    }
+    return {"", command.args};
+  }
+  return {answer(command, facts), std::nullopt};
 }
 
 std::string SlashCommands::answer(const SlashCommand& command, const TurnFacts& facts) {
@@ -126,10 +135,6 @@ std::string SlashCommands::answer(const SlashCommand& command, const TurnFacts& 
     size_t stopped = host_.stopSession(facts.sessionKey);
     if (stopped == 0) return "Nothing is running in this session.";
     return "Stopped " + std::to_string(stopped) + (stopped == 1 ? " run." : " runs.");
-  }
-  if (name == "compact") {
-    return "Compaction is not available yet in this version of chitin: the conversation is "
-           "kept as it is. Use /new to start over (the old conversation is archived).";
   }
   if (name == "approve" || name == "deny") {
     if (command.args.empty()) return "Usage: /" + name + " CODE";

@@ -58,6 +58,13 @@ class SlashHost {
   virtual gateway::StatusPayload status() = 0;
 };
 
+// What a command comes to: a reply now, or (/compact) a compaction the agent core queues in the
+// session like a message, answered when it is done.
+struct SlashAnswer {
+  std::string reply;
+  std::optional<std::string> compact;  // the instructions of an allowed /compact ("" for none)
+};
+
 class SlashCommands {
  public:
   SlashCommands(SlashHost& host, PolicyHost& policy, audit::AuditLog& audit,
@@ -66,7 +73,7 @@ class SlashCommands {
   // The answer to `command` from the sender in `facts` (its session: facts.sessionKey), decided
   // by the policy and audited. `sender` is the platform's id of the sender ("" for local
   // clients).
-  std::string run(const SlashCommand& command, const TurnFacts& facts, const std::string& sender);
+  SlashAnswer run(const SlashCommand& command, const TurnFacts& facts, const std::string& sender);
 
  private:
   SlashHost& host_;

@@ -266,6 +266,7 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.maxTimeoutSeconds = config.agent().tool_timeout_seconds();
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     toolSettings.memoryStateDir = home.memoryStateDir(config.agent().id());
+    toolSettings.ownerSkillsDir = home.root + "/skills";
     ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
     // memory_search's hits are judged for untrusted content file by file (memory-tool.h).
     MemoryToolSettings memorySettings;
@@ -326,6 +327,7 @@ int runGateway(const GatewayCommand& command) {
     coreSettings.sessionIdleSeconds = config.agent().session_idle_seconds();
     coreSettings.sessionReset = sessionResetPolicy(config.agent().session_reset().daily_at(),
                                                    config.agent().session_reset().idle_minutes());
+    coreSettings.compaction = compactionSettingsFrom(config.agent().compaction());
     coreSettings.homeDir = home.root;
     coreSettings.version = CHITIN_VERSION;
     coreSettings.auditDir = home.auditDir();

@@ -98,7 +98,9 @@ TEST_CASE("tool specs: OpenClaw's names, each with a JSON-schema object") {
     CHECK(nlohmann::json::parse(s.parametersJson)["type"] == "object");
   }
   CHECK(names == std::vector<std::string>{"exec", "read", "write", "edit", "message", "web_fetch",
-                                          "web_search", "memory_search", "memory_get", "browser"});
+                                          "web_search", "memory_search", "memory_get",
+                                          "sessions_list", "sessions_history", "sessions_send",
+                                          "browser"});
 }
 
 }  // namespace

@@ -19,6 +19,8 @@
 
 namespace chitin {
 
+struct TurnFacts;  // guard.h
+
 struct ToolSpecInfo {
   std::string name;
   std::string description;
@@ -63,6 +65,9 @@ class CallScope {
  public:
   virtual ~CallScope() = default;
   virtual const std::string& sessionKey() const = 0;
+  // The turn the call belongs to (principal, taint), for tools the supervisor runs itself and
+  // that decide more than the call (the session tools); null outside a guard.
+  virtual const TurnFacts* turn() const { return nullptr; }
   // Decided like the call itself (same principal and context, `action` on the Host of `url`,
   // the URL in context.args.url, `initiator` in context.initiator) and audited as a DECISION.
   // "" when allowed as is; otherwise why not, for the model. One the policy would only allow
@@ -128,6 +133,8 @@ struct ToolRunnerSettings {
   uint32_t maxOutputBytes = 65536;
   // The memory worker's state directory ($CHITIN_HOME/state/memory/<agent>), created on use.
   std::string memoryStateDir;
+  // The owner's installed skills ($CHITIN_HOME/skills), read-only at /skills in exec's sandbox.
+  std::string ownerSkillsDir;
 };
 
 class ToolRunner final : public ToolExecutor {

@@ -51,6 +51,8 @@ nlohmann::json TranscriptEntry::toJson() const {
   if (!toolName.empty()) j["toolName"] = toolName;
   if (isError) j["isError"] = true;
   if (!untrusted.empty()) j["untrusted"] = untrusted;
+  if (!kind.empty()) j["kind"] = kind;
+  if (role == "compaction") j["kept"] = kept;
   return j;
 }
 
@@ -59,7 +61,7 @@ TranscriptEntry TranscriptEntry::fromJson(const nlohmann::json& j) {
   e.ts = j.value("ts", "");
   e.runId = j.value("runId", "");
   e.role = j.at("role").get<std::string>();
-  if (e.role != "user" && e.role != "assistant" && e.role != "tool") {
+  if (e.role != "user" && e.role != "assistant" && e.role != "tool" && e.role != "compaction") {
     throw std::runtime_error("unknown role \"" + e.role + "\"");
   }
   e.content = j.value("content", "");
@@ -73,6 +75,8 @@ TranscriptEntry TranscriptEntry::fromJson(const nlohmann::json& j) {
   e.toolName = j.value("toolName", "");
   e.isError = j.value("isError", false);
   e.untrusted = j.value("untrusted", "");
+  e.kind = j.value("kind", "");
+  e.kept = j.value("kept", uint64_t{0});
   return e;
 }
 

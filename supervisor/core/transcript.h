@@ -24,7 +24,7 @@ struct TranscriptToolCall {
 struct TranscriptEntry {
   std::string ts;  // RFC 3339 UTC
   std::string runId;
-  std::string role;  // "user" | "assistant" | "tool"
+  std::string role;  // "user" | "assistant" | "tool" | "compaction" (compaction.h)
   std::string content;
   std::vector<TranscriptToolCall> toolCalls;  // assistant
   std::string toolCallId;                     // tool
@@ -34,6 +34,11 @@ struct TranscriptEntry {
   // anything the model said or a tool returned while such content was in its context); "" if
   // it does not. A session is tainted while such an entry is in the history it replays.
   std::string untrusted;
+  // "memory-flush" for the prompt of the turn that runs just before a compaction; "" otherwise.
+  std::string kind;
+  // compaction: how many entries just before this one (not counting earlier compaction entries)
+  // the model still sees as they are after the summary.
+  uint64_t kept = 0;
 
   nlohmann::json toJson() const;
   static TranscriptEntry fromJson(const nlohmann::json& j);  // throws on a bad shape

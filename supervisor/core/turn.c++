@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "compaction.h"
 #include "tool-runner.h"
 #include "utf8.h"
 
@@ -31,7 +32,7 @@ class TextForwarder final : public rpc::TextStream::Server {
 
  protected:
   kj::Promise<void> delta(DeltaContext context) override {
-    if (run_->revoked || run_->finished) return kj::READY_NOW;
+    if (run_->revoked || run_->finished || run_->silent) return kj::READY_NOW;
     gateway::AgentEvent e;
     e.set_run_id(run_->id);
     e.set_session_key(run_->sessionKey);
@@ -48,11 +49,12 @@ class TextForwarder final : public rpc::TextStream::Server {
 
 class ModelProxy final : public rpc::Model::Server {
  public:
-  ModelProxy(TurnHost& host, std::shared_ptr<Run> run) : host_(host), run_(std::move(run)) {}
+  ModelProxy(TurnHost& host, std::shared_ptr<Run> run)
+      : host_(host), run_(std::move(run)), phase_(run_->phase) {}
 
  protected:
   kj::Promise<void> complete(CompleteContext context) override {
-    checkNotRevoked(host_, run_, "Model");
+    checkNotRevoked(host_, run_, "Model", phase_);
     auto in = context.getParams().getRequest();
     KJ_REQUIRE(in.getMessages().size() <= MAX_REQUEST_MESSAGES, "too many messages");
 
@@ -99,15 +101,17 @@ class ModelProxy final : public rpc::Model::Server {
  private:
   TurnHost& host_;
   std::shared_ptr<Run> run_;
+  uint32_t phase_;
 };
 
 class ToolsProxy final : public rpc::Tools::Server {
  public:
-  ToolsProxy(TurnHost& host, std::shared_ptr<Run> run) : host_(host), run_(std::move(run)) {}
+  ToolsProxy(TurnHost& host, std::shared_ptr<Run> run)
+      : host_(host), run_(std::move(run)), phase_(run_->phase) {}
 
  protected:
   kj::Promise<void> call(CallContext context) override {
-    checkNotRevoked(host_, run_, "Tools");
+    checkNotRevoked(host_, run_, "Tools", phase_);
     auto call = context.getParams().getCall();
     std::string id = call.getId(), name = call.getName(), args = call.getArgumentsJson();
 
@@ -154,6 +158,7 @@ class ToolsProxy final : public rpc::Tools::Server {
  private:
   TurnHost& host_;
   std::shared_ptr<Run> run_;
+  uint32_t phase_;
 };
 
 }  // namespace
@@ -166,8 +171,9 @@ kj::Own<rpc::Tools::Server> newToolsProxy(TurnHost& host, std::shared_ptr<Run> r
   return kj::heap<ToolsProxy>(host, std::move(run));
 }
 
-void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char* capability) {
-  if (!run->revoked) return;
+void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char* capability,
+                     uint32_t phase) {
+  if (!run->revoked && run->phase == phase) return;
   // A turn that ended normally has no business being called again: the worker kept a
   // capability past its turn, which only a compromised worker does.
   if (!run->aborted) {
@@ -177,16 +183,27 @@ void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char
   KJ_FAIL_REQUIRE("capability revoked: the turn has ended", capability);
 }
 
+void endPhase(Run& run) {
+  ++run.phase;
+  run.silent = false;
+  run.requested.clear();
+  run.lastAssistantText.clear();
+  run.lastHadToolCalls = false;
+}
+
 std::string summarize(const std::string& raw) { return clipUtf8(raw, MAX_SUMMARY_BYTES); }
 
 std::vector<TranscriptEntry> replayWindow(std::vector<TranscriptEntry> entries) {
+  entries = compactedView(std::move(entries));
+  // A summary at the start holds everything before it: it stays when the cap cuts.
+  size_t summary = !entries.empty() && entries[0].role == "compaction" ? 1 : 0;
   if (entries.size() > MAX_HISTORY_ENTRIES) {
-    entries.erase(entries.begin(), entries.end() - MAX_HISTORY_ENTRIES);
+    entries.erase(entries.begin() + summary, entries.end() - (MAX_HISTORY_ENTRIES - summary));
   }
   // Never start the history in the middle of a tool exchange, nor leave one open.
-  auto first = std::find_if(entries.begin(), entries.end(),
+  auto first = std::find_if(entries.begin() + summary, entries.end(),
                             [](const TranscriptEntry& e) { return e.role == "user"; });
-  entries.erase(entries.begin(), first);
+  entries.erase(entries.begin() + summary, first);
   closeOpenToolCalls(entries);
   return entries;
 }

@@ -45,6 +45,13 @@ struct Run {
   std::string lastAssistantText;
   bool lastHadToolCalls = false;
   std::shared_ptr<TurnFacts> facts;
+  // A run may call the session worker more than once: a memory-flush turn before a compaction,
+  // then the user's turn. Each call's Model and Tools are valid only in their own phase.
+  uint32_t phase = 0;
+  bool silent = false;  // the memory-flush phase: its text is not streamed to the client
+  // /compact: this run only compacts the session (with these instructions) and reports.
+  bool compactOnly = false;
+  std::string compactInstructions;
   kj::Canceler canceler;
   kj::Maybe<kj::Promise<void>> turn;
 };
@@ -66,11 +73,17 @@ kj::Own<rpc::Model::Server> newModelProxy(TurnHost& host, std::shared_ptr<Run> r
 kj::Own<rpc::Tools::Server> newToolsProxy(TurnHost& host, std::shared_ptr<Run> run);
 
 // Throws (and, for a turn that ended normally, kills the worker) if the run's capabilities have
-// been revoked: a worker that keeps a capability past its turn is compromised.
-void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char* capability);
+// been revoked or belong to an earlier phase: a worker that keeps a capability past its turn is
+// compromised.
+void checkNotRevoked(TurnHost& host, const std::shared_ptr<Run>& run, const char* capability,
+                     uint32_t phase);
 
-// What the next turn replays to the model of a session's transcript: the newest entries (at
-// most 400), starting at a user message, with open tool exchanges closed.
+// Ends a run's phase: its capabilities die, and what the model said in it is not the reply.
+void endPhase(Run& run);
+
+// What the next turn replays to the model of a session's transcript: its compacted view
+// (compaction.h), the newest entries of it (at most 400, a summary at the start kept), starting
+// at a user message after the summary, with open tool exchanges closed.
 std::vector<TranscriptEntry> replayWindow(std::vector<TranscriptEntry> entries);
 
 // Why `window` holds untrusted content (the reason of its oldest untrusted entry), or "": the

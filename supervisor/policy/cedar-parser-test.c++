@@ -202,17 +202,17 @@ TEST_CASE("validator: unknown actions and entity types, with the known lists") {
   CHECK(errorOf("permit (principal, action == Action::\"exce\", resource);") ==
         "dir/t.cedar:1:38: unknown action \"exce\" (known: chat, exec, read, write, edit, "
         "message_send, web_fetch, web_search, browse, approve, command, "
-        "memory_search, memory_get)");
+        "memory_search, memory_get, sessions_list, sessions_history, sessions_send)");
   CHECK(errorOf("permit (principal is Usr, action, resource);") ==
         "dir/t.cedar:1:22: unknown entity type \"Usr\" (known: Sender, User, Group, Agent, File, "
-        "Host, Recipient, Action)");
+        "Host, Recipient, Session, Action)");
   CHECK(errorOf("permit (principal, action, resource) when {\n  principal in Grp::\"x\" };") ==
         "dir/t.cedar:2:16: unknown entity type \"Grp\" (known: Sender, User, Group, Agent, File, "
-        "Host, Recipient, Action)");
+        "Host, Recipient, Session, Action)");
   CHECK(errorOf("permit (principal, action in [Action::\"chat\", Action::\"fly\"], resource);") ==
         "dir/t.cedar:1:55: unknown action \"fly\" (known: chat, exec, read, write, edit, "
         "message_send, web_fetch, web_search, browse, approve, command, "
-        "memory_search, memory_get)");
+        "memory_search, memory_get, sessions_list, sessions_history, sessions_send)");
 }
 
 TEST_CASE("parser: duplicate @id is reported at the second policy, also across files") {

@@ -49,7 +49,7 @@ struct TempDir {
 TEST_CASE("policy check: ok line, or every error and exit 2") {
   Run r = cli({"check"});
   CHECK(r.code == 0);
-  CHECK(r.out == "ok: 17 policies in 1 files\n");
+  CHECK(r.out == "ok: 19 policies in 1 files\n");
   TempDir d;
   d.write("a.cedar", "permit (principal, action == Action::\"exce\", resource);\n");
   d.write("b.cedar", "permit (principal, action, resource)\n");

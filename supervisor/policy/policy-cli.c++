@@ -187,6 +187,7 @@ int explainCommand(const std::vector<std::string>& args, const PolicyCliEnv& env
   addImplicitFileEntity(entities, req.resource);
   addImplicitRecipientEntity(entities, req.resource);
   addImplicitHostEntity(entities, req.resource, req.context);
+  addImplicitSessionEntity(entities, req.resource);
   auto set = loadPolicies(a.dirs.empty() ? env.policyDirs : a.dirs, err);
   if (!set) return 2;
   Explanation x = explain(*set, entities, req);
@@ -340,6 +341,7 @@ int testCommand(const std::vector<std::string>& args, const PolicyCliEnv& env, s
     addImplicitFileEntity(entities, req.resource);
     addImplicitRecipientEntity(entities, req.resource);
     addImplicitHostEntity(entities, req.resource, req.context);
+    addImplicitSessionEntity(entities, req.resource);
     Verdict v = decide(*set, entities, req);
     std::string got = outcomeName(v.outcome);
     if (got == expect) {

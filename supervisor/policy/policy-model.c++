@@ -5,6 +5,7 @@
 #include "policy-model.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace chitin::policy {
 
@@ -97,6 +98,66 @@ int64_t urlPort(const std::string& url) {
 }
 
 }  // namespace
+
+namespace {
+
+struct SessionKeyParts {
+  std::string agent, channel, chat, id;
+};
+
+// agent:<agent>:<channel>:(direct|group):<id>; the parts are checked where keys enter
+// (session-keys.h), here only the shape.
+std::optional<SessionKeyParts> splitSessionKey(const std::string& key) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (int i = 0; i < 4; ++i) {
+    size_t colon = key.find(':', start);
+    if (colon == std::string::npos) return std::nullopt;
+    parts.push_back(key.substr(start, colon - start));
+    start = colon + 1;
+  }
+  parts.push_back(key.substr(start));
+  if (parts[0] != "agent" || (parts[3] != "direct" && parts[3] != "group")) return std::nullopt;
+  for (const auto& p : parts) {
+    if (p.empty()) return std::nullopt;
+  }
+  return SessionKeyParts{parts[1], parts[2], parts[3], parts[4]};
+}
+
+}  // namespace
+
+std::optional<EntityUid> sessionSender(const std::string& key) {
+  auto parts = splitSessionKey(key);
+  if (!parts || parts->chat != "direct") return std::nullopt;
+  bool chatPlatform = std::find(CHAT_CHANNEL_KINDS.begin(), CHAT_CHANNEL_KINDS.end(),
+                                parts->channel) != CHAT_CHANNEL_KINDS.end();
+  if (!chatPlatform) return EntityUid{"Sender", "local:operator"};
+  if (parts->id.rfind("h-", 0) == 0) return std::nullopt;
+  return EntityUid{"Sender", parts->channel + ":" + parts->id};
+}
+
+Entity sessionEntity(const std::string& key) {
+  auto parts = splitSessionKey(key);
+  if (!parts) {
+    throw std::invalid_argument("session key \"" + key.substr(0, 200) +
+                                "\" is not of the form agent:<agent>:<channel>:direct|group:<id>");
+  }
+  Value::Record attrs;
+  attrs["agent"] = Value::string(parts->agent);
+  attrs["channel"] = Value::string(parts->channel);
+  attrs["chat"] = Value::string(parts->chat);
+  attrs["id"] = Value::string(parts->id);
+  std::vector<EntityUid> parents;
+  if (auto sender = sessionSender(key)) parents.push_back(*sender);
+  return {{"Session", key}, Value::record(std::move(attrs)), std::move(parents)};
+}
+
+void addImplicitSessionEntity(Entities& entities, const EntityUid& resource) {
+  if (resource.type != "Session" || entities.contains(resource) || !splitSessionKey(resource.id))
+    return;
+  Entity e = sessionEntity(resource.id);
+  entities.add(e.uid, e.attrs.asRecord(), e.parents);
+}
 
 void addImplicitHostEntity(Entities& entities, const EntityUid& resource, const Value& context) {
   if (resource.type != "Host" || entities.contains(resource)) return;

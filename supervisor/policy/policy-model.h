@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,14 +17,23 @@
 
 namespace chitin::policy {
 
-inline constexpr std::array<std::string_view, 8> KNOWN_ENTITY_TYPES = {
-    "Sender", "User", "Group", "Agent", "File", "Host", "Recipient", "Action"};
+inline constexpr std::array<std::string_view, 9> KNOWN_ENTITY_TYPES = {
+    "Sender", "User", "Group", "Agent", "File", "Host", "Recipient", "Session", "Action"};
 
-inline constexpr std::array<std::string_view, 13> KNOWN_ACTIONS = {
+inline constexpr std::array<std::string_view, 16> KNOWN_ACTIONS = {
     "chat", "exec", "read", "write", "edit", "message_send", "web_fetch", "web_search", "browse",
     "approve", "command",
     // memory_search on the Agent (its memory as a whole), memory_get on the File it reads.
-    "memory_search", "memory_get"};
+    "memory_search", "memory_get",
+    // The session tools: sessions_list on the Agent (and, to filter what it shows, on each
+    // Session), sessions_history and sessions_send on the Session they read or send to.
+    "sessions_list", "sessions_history", "sessions_send"};
+
+// The chat platforms a Sender id can name ("telegram:123"): the channel kinds of the config.
+// A session key's channel part that is none of these names a local client kind ("cli",
+// "webchat"), whose sessions belong to the token holder, Sender::"local:operator".
+inline constexpr std::array<std::string_view, 7> CHAT_CHANNEL_KINDS = {
+    "telegram", "discord", "slack", "signal", "irc", "email", "whatsapp"};
 
 bool isKnownEntityType(std::string_view type);
 bool isKnownAction(std::string_view id);
@@ -65,5 +75,23 @@ Entity hostEntity(const std::string& host, int64_t port);
 // would, the port taken from `context.args.url` (its explicit port, else 80 for http and 443
 // otherwise).
 void addImplicitHostEntity(Entities& entities, const EntityUid& resource, const Value& context);
+
+// The Session entity of a session key (agent:<agent>:<channel>:(direct|group):<id>), as the
+// supervisor builds it per request: Session::"<key>" with attrs {agent, channel, chat ("direct"
+// or "group"), id} and, for a direct session, the parent Sender it belongs to (sessionSender), so
+// `resource in principal` is the speaker's own session and `resource in Group::"owners"` is any
+// direct session of an owner, on any channel. A group session, and a direct one whose sender
+// cannot be named, is in nothing. Throws std::invalid_argument on a key of another form.
+Entity sessionEntity(const std::string& key);
+
+// The Sender a direct session belongs to: Sender::"<channel>:<id>" on a chat platform
+// (CHAT_CHANNEL_KINDS), Sender::"local:operator" for a local client's session. None for a
+// group session, and for an id the key holds only as a hash ("h-..."; the platform id had upper
+// case or ':'), which names no sender: such a session is in nothing.
+std::optional<EntityUid> sessionSender(const std::string& key);
+
+// For the CLI's explain/test: if `resource` is a Session the store lacks, adds it as the
+// supervisor would (nothing for a malformed key).
+void addImplicitSessionEntity(Entities& entities, const EntityUid& resource);
 
 }  // namespace chitin::policy

@@ -130,7 +130,8 @@ TEST_CASE("loadDirs: sorted *.cedar files, missing dirs fine, errors from every 
   CHECK(errors[0].str() == (d.path / "c.cedar").string() +
                                ":1:38: unknown action \"fly\" (known: "
                                "chat, exec, read, write, edit, message_send, web_fetch, "
-                               "web_search, browse, approve, command, memory_search, memory_get)");
+                               "web_search, browse, approve, command, memory_search, memory_get, "
+                               "sessions_list, sessions_history, sessions_send)");
   CHECK(errors[1].str() == (d.path / "d.cedar").string() +
                                ":1:37: expected ';' at the end of the policy (or 'when'/'unless'), "
                                "found end of file");

@@ -70,6 +70,14 @@ std::string expandSrc(const config::SandboxProfile& profile, const std::string& 
   return out;
 }
 
+bool allVariablesGiven(const std::string& src, const std::map<std::string, std::string>& vars) {
+  std::string error;
+  for (auto& name : variablesIn(src, error)) {
+    if (vars.count(name) == 0) return false;
+  }
+  return true;
+}
+
 bool isShellSafe(const std::string& arg) {
   if (arg.empty()) return false;
   for (char c : arg) {
@@ -175,7 +183,7 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   for (auto& [name, value] : request.vars) {
     if (KNOWN_VARIABLES.count(name) == 0) {
       throw SandboxUnavailable("unknown sandbox variable \"" + name +
-                               "\" (known: WORKSPACE, STATE_DIR)");
+                               "\" (known: WORKSPACE, STATE_DIR, SKILLS)");
     }
   }
   for (auto& arg : request.workerArgs) {
@@ -220,6 +228,8 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
         add({"--ro-bind", expandSrc(profile, mount.src(), vars, forExplain), dst});
         break;
       case config::Mount::RO_BIND_TRY:
+        // Optional: a spawn that names no value for its variable goes without it.
+        if (!forExplain && !allVariablesGiven(mount.src(), vars)) break;
         add({"--ro-bind-try", expandSrc(profile, mount.src(), vars, forExplain), dst});
         break;
       case config::Mount::BIND:

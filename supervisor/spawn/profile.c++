@@ -130,7 +130,8 @@ void checkMount(const Checker& check, const config::Mount& mount, int i) {
   for (auto& name : names) {
     if (KNOWN_VARIABLES.count(name) == 0 && name != WORKER_DIR_VARIABLE) {
       check.fail(
-          "unknown variable ${" + name + "} (known: ${WORKSPACE}, ${STATE_DIR}, ${WORKER_DIR})",
+          "unknown variable ${" + name +
+              "} (known: ${WORKSPACE}, ${STATE_DIR}, ${SKILLS}, ${WORKER_DIR})",
           "src", -1, i);
     }
   }
@@ -246,7 +247,7 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
 
 }  // namespace
 
-const std::set<std::string> KNOWN_VARIABLES = {"WORKSPACE", "STATE_DIR"};
+const std::set<std::string> KNOWN_VARIABLES = {"WORKSPACE", "STATE_DIR", "SKILLS"};
 
 std::vector<std::string> variablesIn(const std::string& text, std::string& error) {
   std::vector<std::string> names;

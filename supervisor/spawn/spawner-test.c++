@@ -116,7 +116,7 @@ TEST_CASE("profile: errors name file:line:column and what was expected") {
         "/p/demo.textproto:1:1: profile name \"other\" must equal the file name \"demo\"");
   CHECK(loadError(replaced(GOOD, "${WORKSPACE}", "${HOME}")) ==
         "/p/demo.textproto:8:20: unknown variable ${HOME} (known: ${WORKSPACE}, ${STATE_DIR}, "
-        "${WORKER_DIR})");
+        "${SKILLS}, ${WORKER_DIR})");
   CHECK(loadError(replaced(GOOD, "src: \"/usr\"", "src: \"/usr/../etc\"")) ==
         "/p/demo.textproto:4:23: bind src must be an absolute path without '.', '..' or '//', "
         "got \"/usr/../etc\"");
@@ -243,7 +243,7 @@ TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are 
   }
   request.vars = {{"WORKSPACE", "/srv/ws"}, {"HOME", "/root"}};
   CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
-                       "unknown sandbox variable \"HOME\" (known: WORKSPACE, STATE_DIR)",
+                       "unknown sandbox variable \"HOME\" (known: WORKSPACE, STATE_DIR, SKILLS)",
                        SandboxUnavailable);
   request.vars = {{"WORKSPACE", "/srv/ws"}};
   request.workerArgs = {"--chitin-limits=as=1"};
@@ -276,8 +276,25 @@ TEST_CASE("argv: ${WORKER_DIR} is the folder the worker was found in, never the 
   CHECK(contains(argv, {"--ro-bind", "/w/channel/chitin-worker-demo"}));
   request.vars = {{"WORKSPACE", "/srv/ws"}, {"WORKER_DIR", "/etc"}};
   CHECK_THROWS_WITH_AS(spawner.compileArgv(profile, request, 4),
-                       "unknown sandbox variable \"WORKER_DIR\" (known: WORKSPACE, STATE_DIR)",
+                       "unknown sandbox variable \"WORKER_DIR\" (known: WORKSPACE, STATE_DIR, SKILLS)",
                        SandboxUnavailable);
+}
+
+TEST_CASE("argv: an optional mount whose variable the request does not give is left out") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] = replaced(
+      GOOD, "workdir:", "mount { kind: RO_BIND_TRY src: \"${SKILLS}\" dst: \"/skills\" }\nworkdir:");
+  os.executables.insert("/w/chitin-worker-demo");
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  auto without = spawner.compileArgv(profile, request, 4);
+  CHECK(std::find(without.begin(), without.end(), "/skills") == without.end());
+  request.vars["SKILLS"] = "/h/skills";
+  CHECK(contains(spawner.compileArgv(profile, request, 4), {"--ro-bind-try", "/h/skills", "/skills"}));
+  request.vars["SKILLS"] = "/h/../etc";  // given, it is checked like any other
+  CHECK_THROWS_AS(spawner.compileArgv(profile, request, 4), SandboxUnavailable);
 }
 
 TEST_CASE("argv: each hidden directory gets an empty read-only tmpfs, and the worker is told") {

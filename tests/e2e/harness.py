@@ -164,6 +164,18 @@ class Gateway:
             raise AssertionError(f"agent --json printed non-JSON: {r.stdout!r} stderr={r.stderr!r}")
         return r.returncode, data, r.stderr
 
+    def agent_ok(self, message, session, timeout=120):
+        """`chitin agent -m MESSAGE --json` in `session`: the result, or an AssertionError with
+        the gateway's log if the CLI failed."""
+        code, out, err = self.agent_json(message, session, timeout=timeout)
+        if code != 0:
+            raise AssertionError(f"agent exited {code}: {err} {self.stderr()[-3000:]}")
+        return out
+
+    def scenario_turn(self, name, session, text="go", timeout=120):
+        """agent_ok of "[[scenario:NAME]] TEXT": one turn scripted by the fake model."""
+        return self.agent_ok(f"[[scenario:{name}]] {text}", session, timeout=timeout)
+
     def connect(self, origin=None):
         ws = WsClient("127.0.0.1", self.port, origin=origin)
         challenge = ws.recv_json()

@@ -92,11 +92,7 @@ class Memory(unittest.TestCase):
         cls.ctx.__exit__(None, None, None)
 
     def run_scenario(self, name, session=None):
-        code, out, err = self.gw.agent_json(f"[[scenario:{name}]] go",
-                                            session or f"agent:main:e2e:direct:mem-{name}",
-                                            timeout=120)
-        self.assertEqual(code, 0, f"{err} {self.gw.stderr()[-3000:]}")
-        return out
+        return self.gw.scenario_turn(name, session or f"agent:main:e2e:direct:mem-{name}")
 
     def index_path(self):
         return os.path.join(self.gw.home, "state", "memory", "main", "index.sqlite")

@@ -129,6 +129,30 @@ def is_event(name):
     return lambda f: f["type"] == "event" and f.get("event") == name
 
 
+def turn_answering_asks(gw, text, session, decision, seen=None):
+    """One `agent` turn over a new WebSocket; every confirmation it asks for is answered with
+    `decision`: "approve", "deny", or a function of (approval, how many so far) returning one of
+    those or None (no answer: it expires). Returns (final payload, approvals asked for); every
+    frame read is appended to `seen`."""
+    seen = [] if seen is None else seen
+    ws = gw.connect()
+    asked = []
+    try:
+        start_agent(ws, text, session)
+        while True:
+            frame = wait_frame(ws, lambda f: is_event("approval.requested")(f)
+                               or is_final("a1")(f), seen)
+            if frame["type"] == "res":
+                return frame["payload"], asked
+            asked.append(frame["payload"])
+            answer = decision(frame["payload"], len(asked)) if callable(decision) else decision
+            if answer is not None:
+                ws.send_json({"type": "req", "id": f"d{len(asked)}", "method": "approval.resolve",
+                              "params": {"id": frame["payload"]["id"], "decision": answer}})
+    finally:
+        ws.close()
+
+
 def is_final(req_id):
     def match(f):
         return (f["type"] == "res" and f["id"] == req_id and

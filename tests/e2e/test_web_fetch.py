@@ -114,11 +114,7 @@ class WebFetch(unittest.TestCase):
         cls.web.stop()
 
     def run_scenario(self, name, session=None):
-        code, out, err = self.gw.agent_json(f"[[scenario:{name}]] go",
-                                            session or f"agent:main:e2e:direct:web-{name}",
-                                            timeout=120)
-        self.assertEqual(code, 0, f"{err} {self.gw.stderr()[-3000:]}")
-        return out
+        return self.gw.scenario_turn(name, session or f"agent:main:e2e:direct:web-{name}")
 
     def egress_records(self):
         return [r for r in self.gw.audit() if r["kind"] == "EGRESS" and r.get("worker") == "tool:web_fetch"]

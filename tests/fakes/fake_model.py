@@ -315,6 +315,9 @@ class Handler(BaseHTTPRequestHandler):
 
         record.update(scenario=scenario, step=step_index)
         if step.get("delay_ms"):
+            # Said at once, so a test can act while the reply is held back.
+            self.fake.log({"event": "delaying", "scenario": scenario, "step": step_index,
+                           "delay_ms": step["delay_ms"]})
             time.sleep(step["delay_ms"] / 1000.0)
 
         error = step.get("error")

@@ -26,7 +26,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 ACTIONS = ["chat", "exec", "read", "write", "edit", "message_send", "web_fetch", "web_search",
-           "browse", "approve", "command"]
+           "browse", "approve", "command", "sessions_list", "sessions_history", "sessions_send"]
+SESSION_ACTIONS = ("sessions_list", "sessions_history", "sessions_send")
 NASTY = ["", " ", "ls -la", "rm -rf x", "env sh -c 'x'", "ls; rm x", "a*b", "*", "\\*", "\\",
          "\"quoted\"", "line\nbreak", "tab\there", "t\u00e9l\u00e9gram:1", "telegram:5",
          "public/hours.md", "public/", "\u0000nul", "\U0001F600", "$(id)", "`id`", "~/x",
@@ -79,6 +80,22 @@ def with_hosts(entities):
         seen.setdefault(h, p)
     return entities + [{"uid": uid("Host", h), "attrs": {"name": h, "port": p}, "parents": []}
                        for h, p in seen.items()]
+
+
+def with_sessions(entities):
+    """Adds Session entities the way the supervisor does (policy-model.h sessionEntity): a
+    direct session in the Sender it belongs to, a group's in nothing."""
+    sessions = [("agent:main:webchat:direct:owner", "local:operator"),
+                ("agent:main:telegram:direct:5", "telegram:5"),
+                ("agent:main:telegram:direct:999", "telegram:999"),
+                ("agent:main:telegram:group:-100", None)]
+    out = []
+    for key, sender in sessions:
+        _, agent, channel, chat, sid = key.split(":", 4)
+        out.append({"uid": uid("Session", key),
+                    "attrs": {"agent": agent, "channel": channel, "chat": chat, "id": sid},
+                    "parents": [uid("Sender", sender)] if sender else []})
+    return entities + out
 
 
 def rand_value(rng, depth=0):
@@ -142,6 +159,9 @@ def rand_request(rng, entities):
         resource = uid("Host", rng.choice(["example.com", "169.254.169.254", "localhost",
                                            "docs.python.org", "pastebin.com", "a.ngrok.io",
                                            "packages.debian.org"]))
+    elif action in SESSION_ACTIONS and rng.random() < 0.8:
+        sessions = [e["uid"] for e in entities if e["uid"]["type"] == "Session"]
+        resource = rng.choice(sessions or [uid("Session", "agent:main:cli:direct:x")])
     elif action == "message_send" and rng.random() < 0.8:
         resource = uid("Recipient", rng.choice(["telegram:5", "telegram:6", "slack:#x"]))
     else:
@@ -156,7 +176,7 @@ def policy_sets(root):
     corpus = os.path.join(HERE, "corpus")
     corpus_entities = load_json(os.path.join(corpus, "entities.json"))
     sets = [
-        ("default", [os.path.join(pol, "default.cedar")], default_entities()),
+        ("default", [os.path.join(pol, "default.cedar")], with_sessions(default_entities())),
         ("team-server", [os.path.join(ex, "team-server.cedar")],
          load_json(os.path.join(ex, "team-server.entities.json"))),
         ("read-only", [os.path.join(ex, "read-only.cedar")],

@@ -233,27 +233,11 @@ class RedTeamBase(unittest.TestCase):
         return out
 
     def ws_turn(self, gw, session, scenario, decision="deny", text="go"):
-        """One turn over the WebSocket; every confirmation it asks for is answered with
-        `decision`: "approve", "deny", or a function of (approval, how many so far) returning
-        one of those or None (no answer: it expires). Returns the final payload and the
-        approvals asked for."""
-        ws = gw.connect()
-        seen, asked = [], []
-        try:
-            tp.start_agent(ws, f"[[scenario:{scenario}]] {text}", session)
-            while True:
-                frame = tp.wait_frame(ws, lambda f: tp.is_event("approval.requested")(f)
-                                      or tp.is_final("a1")(f), seen)
-                if frame["type"] == "res":
-                    final = frame["payload"]
-                    break
-                asked.append(frame["payload"])
-                answer = decision(frame["payload"], len(asked)) if callable(decision) else decision
-                if answer is not None:
-                    ws.send_json({"type": "req", "id": f"d{len(asked)}", "method": "approval.resolve",
-                                  "params": {"id": frame["payload"]["id"], "decision": answer}})
-        finally:
-            ws.close()
+        """One turn over the WebSocket (tp.turn_answering_asks); the frames it read join
+        `client_texts`. Returns the final payload and the approvals asked for."""
+        seen = []
+        final, asked = tp.turn_answering_asks(gw, f"[[scenario:{scenario}]] {text}", session,
+                                              decision, seen)
         self.client_texts += [json.dumps(f) for f in seen]
         return final, asked
 

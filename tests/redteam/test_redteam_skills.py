@@ -36,6 +36,12 @@ echo made-by-skill > skill-output.txt && echo WROTE-WORKSPACE
 
 SANDBOX_SCRIPT = {"scenarios": {
     "rt24run": [ex("sh skills/helper/run.sh"), END],
+    # An owner-installed skill: its text and script are at /skills, read-only, and nothing else
+    # of $CHITIN_HOME is there.
+    "rt24owner": [ex("cat /skills/owned/SKILL.md; echo '@@1'; sh /skills/owned/run.sh; "
+                     "echo '@@2'; touch /skills/owned/new 2>&1; echo '@@3'; ls -a /skills; "
+                     "echo '@@4'; cat /skills/../gateway.token /skills/../chitin.conf 2>&1; true"),
+                  END],
 }}
 
 
@@ -62,6 +68,30 @@ class SkillScriptSandbox(ScriptedGateway):
         with open(os.path.join(skill, "run.sh"), "w") as f:
             f.write(SKILL_SCRIPT.replace("HOME_DIR", cls.gw.home))
         chown_to_test_user(os.path.join(cls.gw.workspace, "skills"))
+        owned = os.path.join(cls.gw.home, "skills", "owned")
+        os.makedirs(owned)
+        with open(os.path.join(owned, "SKILL.md"), "w") as f:
+            f.write("---\nname: owned\ndescription: Installed by the owner.\n---\nOWNED-SKILL-TEXT\n")
+        with open(os.path.join(owned, "run.sh"), "w") as f:
+            f.write(SKILL_SCRIPT.replace("HOME_DIR", cls.gw.home))
+        chown_to_test_user(os.path.join(cls.gw.home, "skills"))
+
+    def test_24_an_owner_skill_is_readable_and_runs_only_inside_the_exec_sandbox(self):
+        out, res, _ = self.attack("rt24owner")
+        self.assertEqual(statuses(out), ["ok"], out)
+        parts = res[0].split("@@")
+        self.assertEqual(len(parts), 5, res[0])
+        self.assertIn("OWNED-SKILL-TEXT", parts[0])           # control: the model can read it
+        script = parts[1].split("--")                         # the script's own five parts
+        self.assertIn("No such file or directory", script[0])  # no $CHITIN_HOME/policies
+        self.assertIn("No such file or directory", script[1])  # no gateway token
+        self.assertIn("Read-only file system", script[3])     # nor /usr
+        self.assertIn("WROTE-WORKSPACE", script[4])           # ... but the workspace
+        self.assertIn("Read-only file system", parts[2])      # the skill cannot be changed
+        self.assertEqual(parts[3].split(), ["3", ".", "..", "owned"])
+        self.assertEqual(parts[4].count("No such file or directory"), 2)
+        self.assertFalse(os.path.exists(os.path.join(self.gw.home, "skills", "owned", "new")))
+        os.unlink(os.path.join(self.gw.workspace, "skill-output.txt"))
 
     def test_24_a_skills_script_cannot_reach_chitin_home_or_usr(self):
         policies_before = sorted(os.listdir(os.path.join(self.gw.home, "policies")))

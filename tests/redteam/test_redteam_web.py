@@ -108,11 +108,7 @@ class WebRedTeam(unittest.TestCase):
         self.seen = len(self.gw.audit())
 
     def turn(self, scenario, session=None):
-        code, out, err = self.gw.agent_json(f"[[scenario:{scenario}]] go",
-                                            session or f"agent:main:redteam:direct:{scenario}",
-                                            timeout=120)
-        self.assertEqual(code, 0, f"{err} {self.gw.stderr()[-3000:]}")
-        return out
+        return self.gw.scenario_turn(scenario, session or f"agent:main:redteam:direct:{scenario}")
 
     def new_records(self):
         return self.gw.audit()[self.seen:]
@@ -189,20 +185,7 @@ class ShippedPolicy(WebRedTeam):
 
     def test_control_the_owner_approves_and_the_recorder_is_reached(self):
         session = "agent:main:redteam:direct:approved"
-        ws = self.gw.connect()
-        seen, asked = [], []
-        try:
-            tp.start_agent(ws, "[[scenario:approved]] go", session)
-            while True:
-                frame = tp.wait_frame(ws, lambda f: tp.is_event("approval.requested")(f)
-                                      or tp.is_final("a1")(f), seen)
-                if frame["type"] == "res":
-                    break
-                asked.append(frame["payload"])
-                ws.send_json({"type": "req", "id": f"d{len(asked)}", "method": "approval.resolve",
-                              "params": {"id": frame["payload"]["id"], "decision": "approve"}})
-        finally:
-            ws.close()
+        _, asked = tp.turn_answering_asks(self.gw, "[[scenario:approved]] go", session, "approve")
         self.assertEqual(len(asked), 1, asked)
         self.assertIn("recorder.test", json.dumps(asked[0]))
         self.assertIn("/collect?c=approved-by-owner", self.web.paths())
