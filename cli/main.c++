@@ -63,6 +63,12 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
   skills install DIR [--yes]
                           show a skill folder's files and front matter, ask, then install it
                           into $CHITIN_HOME/skills (audited, snapshotted; stop the gateway first)
+  memory status | index [--agent NAME]
+                          the agent's memory index: files, chunks, size, last update, stale
+                          files; `index` brings it up to date (no gateway needed)
+  memory search QUERY [--max N] [--agent NAME]
+                          search MEMORY.md and memory/ (path:lines, score, snippet), through
+                          the sandboxed memory worker, as memory_search does
   doctor                  check bubblewrap, user namespaces, seccomp, the model and the gateway
   version                 print the version
 
@@ -146,7 +152,8 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage("");
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (cmd == "gateway" || cmd == "sandbox" || cmd == "doctor" || cmd == "audit" || cmd == "skills")
+  if (cmd == "gateway" || cmd == "sandbox" || cmd == "doctor" || cmd == "audit" ||
+      cmd == "skills" || cmd == "memory")
     return execSupervisor(argv);
   if (cmd == "policy") {
     if (rest.size() >= 1 && rest[0] == "reload") {

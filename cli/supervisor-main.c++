@@ -9,6 +9,9 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -23,6 +26,7 @@
 #include "config.h"
 #include "doctor.h"
 #include "home.h"
+#include "memory-cli.h"
 #include "policy-cli.h"
 #include "skills-cli.h"
 #include "spawner.h"
@@ -210,6 +214,43 @@ int cmdSkills(const std::vector<std::string>& args) {
   return chitin::skills::skillsCommand(args, env, std::cout, std::cerr);
 }
 
+// `chitin memory`: the real memory worker in its shipped profile, started here (no gateway
+// needed). Root becomes the home's owner first: workers never run as root, and the index stays
+// the service user's.
+int cmdMemory(const std::vector<std::string>& args) {
+  chitin::HomeLayout home{chitin::defaultHomePath("")};
+  std::string agent = "main";
+  std::ifstream in(home.configPath());
+  if (in) {
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+      agent = chitin::parseConfig(text.str(), home.configPath()).agent().id();
+    } catch (const chitin::ConfigError& e) {
+      std::cerr << "chitin memory: config error: " << e.what() << "\n";
+      return EXIT_USAGE;
+    }
+  }
+  try {
+    chitin::becomeHomeOwner(home.root);
+  } catch (const std::exception& e) {
+    std::cerr << "chitin memory: " << e.what() << "\n";
+    return 1;
+  }
+  // The worker's log lines (and the spawner's) go to stderr, warnings only: stdout is the answer.
+  spdlog::set_default_logger(spdlog::stderr_color_st("chitin"));
+  spdlog::set_level(spdlog::level::warn);
+  Layout l = findLayout();
+  chitin::spawn::SpawnerSettings settings{"/usr/bin/bwrap", l.profileDir, l.workerDir};
+  chitin::memory::MemoryCliEnv env{
+      home.root, agent,
+      [settings](const chitin::memory::MemoryCliRequest& request, const std::string& workspace,
+                 const std::string& stateDir) {
+        return chitin::memory::runMemoryWorker(settings, request, workspace, stateDir);
+      }};
+  return chitin::memory::memoryCommand(args, env, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -222,6 +263,7 @@ int main(int argc, char** argv) {
   if (cmd == "policy") return cmdPolicy(rest);
   if (cmd == "audit") return cmdAudit(rest);
   if (cmd == "skills") return cmdSkills(rest);
+  if (cmd == "memory") return cmdMemory(rest);
   if (cmd == "channels") {
     chitin::channels::ChannelsCliEnv env{chitin::defaultHomePath(""), std::cin};
     return chitin::channels::channelsCommand(rest, env, std::cout, std::cerr);

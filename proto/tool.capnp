@@ -36,7 +36,7 @@ struct EditArgs {
 
 struct MemorySearchArgs {
   query @0 :Text;            # words to look for (not FTS5 syntax: the worker quotes each word)
-  maxResults @1 :UInt32;     # already clamped by the supervisor (1..50)
+  maxResults @1 :UInt32;     # already clamped by the supervisor (1..maxMemoryHits)
 }
 
 struct MemoryGetArgs {
@@ -68,6 +68,34 @@ struct ToolResult {
   truncated @3 :Bool;         # output was cut at the cap
   timedOut @4 :Bool;
 }
+
+# Bounds of the memory worker's answers (workers/memory/). The worker keeps within them and cuts
+# every text at a character; the supervisor reads the memory worker's connection with a traversal
+# limit derived from maxMemoryResultBytes (readerOptionsFor), so a worker past them is killed as
+# a protocol breaker instead of being read.
+
+const maxMemoryHits :UInt32 = 50;
+# memorySearch's hits at most (the supervisor clamps maxResults to this).
+
+const maxMemoryPathBytes :UInt32 = 1024;
+# A memory file's workspace-relative path at most; a file with a longer path is not indexed
+# (counted as skipped).
+
+const maxMemorySnippetBytes :UInt32 = 2048;
+# A hit's snippet at most, before JSON escaping.
+
+const maxMemoryTextBytes :UInt32 = 8192;
+# Any other text of an answer at most (why the index was rebuilt, a failure).
+
+const maxMemoryGetTextBytes :UInt32 = 524288;
+# memoryGet's lines at most (512 KiB); the worker stops at the last whole line that fits and says
+# so in a last line.
+
+const maxMemoryResultBytes :UInt64 = 1048576;
+# What one memory ToolResult may take in all (1 MiB). The JSON of memorySearch is the largest:
+# JSON escapes a byte as at most 6 (\u0001), so maxMemoryHits hits of a path and a snippet at
+# their bounds, with their numbers, and the statistics with a text of maxMemoryTextBytes, come to
+# under 1,000,000 bytes; memoryGet's text is at most half of it.
 
 interface ToolWorker {
   run @0 (invocation :ToolInvocation, output :Common.ByteSink) -> (result :ToolResult);

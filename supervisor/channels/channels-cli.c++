@@ -117,19 +117,6 @@ std::string readFile(const std::string& path) {
   return s.str();
 }
 
-// Root editing a home that belongs to the service user becomes that user first, so every file
-// written is the service user's (the gateway refuses a credential file of anyone else).
-void becomeHomeOwner(const std::string& homeDir) {
-  if (geteuid() != 0) return;
-  struct stat st;
-  if (stat(homeDir.c_str(), &st) != 0 || st.st_uid == 0) return;
-  struct passwd* pw = getpwuid(st.st_uid);
-  if (pw == nullptr)
-    throw std::runtime_error(homeDir + " belongs to uid " + std::to_string(st.st_uid) +
-                             ", which has no name: run this as that user");
-  becomeUser(lookupServiceUser(pw->pw_name));
-}
-
 std::string restartHint() {
   return "Restart the gateway to apply it (it reads chitin.conf when it starts); then see "
          "`chitin channels status`.\n";

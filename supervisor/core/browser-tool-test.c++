@@ -71,6 +71,8 @@ TEST_CASE("browser tool: a download's suggested name becomes one safe path compo
   CHECK(safeFileName(".bashrc") == "bashrc");
   CHECK(safeFileName("a b?\n.pdf") == "a_b__.pdf");
   CHECK(safeFileName("") == "download");
+  // A long name whose last 100 bytes begin with a dot is not saved as a hidden file.
+  CHECK(safeFileName(std::string(150, 'a') + "." + std::string(99, 'b')) == std::string(99, 'b'));
   CHECK(safeFileName("...") == "download");
   CHECK(safeFileName(std::string(300, 'x') + ".zip").size() == 100);
 }

@@ -164,8 +164,9 @@ std::string safeFileName(const std::string& suggested) {
   for (char& c : name) {
     if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
   }
-  while (!name.empty() && name.front() == '.') name.erase(0, 1);
+  // Cut first, then drop leading dots: the last 100 bytes of a long name may begin with one.
   if (name.size() > 100) name = name.substr(name.size() - 100);
+  while (!name.empty() && name.front() == '.') name.erase(0, 1);
   return name.empty() ? "download" : name;
 }
 
@@ -460,8 +461,7 @@ kj::Promise<ToolOutcome> BrowserTool::act(Session& session, json args, std::stri
       .attach(kj::defer(kj::mv(end)));
 }
 
-ToolOutcome BrowserTool::outcomeOf(rpc::BrowserResult::Reader result, const std::string& action,
-                                   const std::string& workspaceDir) {
+ToolOutcome browserOutcomeFrom(rpc::BrowserResult::Reader result) {
   ToolOutcome outcome;
   auto rawText = result.isOk() ? result.getOk() : result.getFailed();
   std::string text = sanitizeUtf8(kj::ArrayPtr<const char>(rawText.begin(), rawText.size())).cStr();
@@ -480,7 +480,12 @@ ToolOutcome BrowserTool::outcomeOf(rpc::BrowserResult::Reader result, const std:
   // The guard says which tool: "browser: <url>".
   outcome.untrustedSource = url.empty() ? std::string("(no page)") : url;
   if (!url.empty()) outcome.content += "\n[page: " + url + "]";
+  return outcome;
+}
 
+ToolOutcome BrowserTool::outcomeOf(rpc::BrowserResult::Reader result, const std::string& action,
+                                   const std::string& workspaceDir) {
+  ToolOutcome outcome = browserOutcomeFrom(result);
   auto png = result.getScreenshot();
   if (action == "screenshot" && png.size() > 0) {
     static const char MAGIC[] = "\x89PNG\r\n\x1a\n";

@@ -66,6 +66,11 @@ std::string writeBeneathWorkspace(const std::string& workspaceDir, const std::st
 // '_' kept, anything else '_', no leading dot, at most 100 bytes; "download" if nothing is left.
 std::string safeFileName(const std::string& suggested);
 
+// What the model reads of a browser worker's `result` before any file is written: its text
+// (valid UTF-8, cut at MAX_BROWSER_TEXT_BYTES and the cut said), the page's URL (at most 300
+// bytes) as the untrusted source. BrowserTool adds the screenshot and downloads it saves.
+ToolOutcome browserOutcomeFrom(rpc::BrowserResult::Reader result);
+
 // The model's tool executor with `browser` handled here and every other tool passed on.
 class BrowserTool final : public ToolDecorator, private kj::TaskSet::ErrorHandler {
  public:

@@ -159,4 +159,15 @@ void becomeUser(const ServiceUser& user) {
   setenv("USER", user.name.c_str(), 1);
 }
 
+void becomeHomeOwner(const std::string& homeDir) {
+  if (geteuid() != 0) return;
+  struct stat st;
+  if (stat(homeDir.c_str(), &st) != 0 || st.st_uid == 0) return;
+  struct passwd* pw = getpwuid(st.st_uid);
+  if (pw == nullptr)
+    throw std::runtime_error(homeDir + " belongs to uid " + std::to_string(st.st_uid) +
+                             ", which has no name: run this as that user");
+  becomeUser(lookupServiceUser(pw->pw_name));
+}
+
 }  // namespace chitin

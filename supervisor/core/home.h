@@ -83,6 +83,12 @@ ServiceUser lookupServiceUser(const std::string& name);
 // thread or worker is started. Throws std::runtime_error on any failure.
 void dropRootTo(const ServiceUser& user, const std::string& home);
 
+// Root acting on a home that belongs to another user (the service user) becomes that user
+// first (becomeUser), so every file written is the service user's and every worker runs as that
+// user. Does nothing when not root or when the home is root's. Throws std::runtime_error when
+// the owner has no name.
+void becomeHomeOwner(const std::string& homeDir);
+
 // Only the drop (no chown): when running as root, becomes `user` for good and verifies root
 // cannot be regained; sets HOME and USER. Throws std::runtime_error on any failure. (`chitin
 // channels add` run by root for the service user's home, after reading the token.)

@@ -57,6 +57,27 @@ TEST_CASE("memory_search outcome: no matches, an invalid answer, the output cap"
   CHECK(capped.content.find("left out at the output cap") != std::string::npos);
 }
 
+TEST_CASE("memory_search outcome: hits not of the contract's shape are read safely") {
+  auto none = [](const std::string&) { return std::string(); };
+  // A missing snippet, line numbers of another type, a NUL in a path, a path past the bound:
+  // none throws or aborts; what has a memory path is shown, the rest dropped.
+  std::string answer = R"({"hits":[
+    {"path":"MEMORY.md"},
+    {"path":"memory/a.md","startLine":"7","endLine":-3,"snippet":42},
+    {"path":"memory/b\u0000.md","snippet":"nul"},
+    {"path":"memory/)" +
+                       std::string(2000, 'x') + R"(.md","snippet":"long"},
+    7, null, {"path":["MEMORY.md"]}
+  ]})";
+  ToolOutcome out = memorySearchOutcome(answer, "q", none, 65536);
+  CHECK(out.status == ToolOutcome::Status::OK);
+  CHECK(out.content.find("1. MEMORY.md:0\n   \n") != std::string::npos);
+  CHECK(out.content.find("2. memory/a.md:0\n   \n") != std::string::npos);
+  CHECK(out.content.find("nul") == std::string::npos);
+  CHECK(out.content.find("long") == std::string::npos);
+  CHECK(out.content.find("3.") == std::string::npos);
+}
+
 TEST_CASE("memory tools: arguments checked before any worker starts") {
   capnp::MallocMessageBuilder m;
   auto inv = m.initRoot<rpc::ToolInvocation>();

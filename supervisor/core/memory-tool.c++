@@ -24,6 +24,12 @@ std::string cleanText(const json& v, size_t maxBytes) {
   return out;
 }
 
+// A line number of the contract's shape (an unsigned integer), else 0.
+uint64_t lineOf(const json& hit, const char* key) {
+  auto it = hit.find(key);
+  return it != hit.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
 }  // namespace
 
 ToolOutcome memorySearchOutcome(const std::string& workerJson, const std::string& query,
@@ -38,10 +44,20 @@ ToolOutcome memorySearchOutcome(const std::string& workerJson, const std::string
   std::string text = "Memory matches for \"" + query + "\":\n";
   unsigned n = 0, untrusted = 0;
   for (const auto& hit : answer["hits"]) {
-    if (!hit.is_object() || !hit.contains("path") || !hit["path"].is_string()) continue;
-    std::string path = hit["path"].get<std::string>();
+    // Only what has the contract's shape is read: a missing key or a value of another type is
+    // never looked up (nlohmann's const operator[] on a missing key, or value() of another type,
+    // would abort or throw).
+    if (!hit.is_object()) continue;
+    auto pathIt = hit.find("path");
+    if (pathIt == hit.end() || !pathIt->is_string()) continue;
+    std::string path = pathIt->get<std::string>();
     if (!isIndexedMemoryFile(path) || path.find("..") != std::string::npos) continue;
-    uint64_t start = hit.value("startLine", 0ULL), end = hit.value("endLine", 0ULL);
+    if (path.size() > rpc::MAX_MEMORY_PATH_BYTES || path.find('\0') != std::string::npos) continue;
+    uint64_t start = lineOf(hit, "startLine"), end = lineOf(hit, "endLine");
+    auto snippetIt = hit.find("snippet");
+    std::string snippet = snippetIt == hit.end()
+                              ? std::string()
+                              : cleanText(*snippetIt, rpc::MAX_MEMORY_SNIPPET_BYTES);
     std::string source = judge(path);
     if (!source.empty()) {
       ++untrusted;
@@ -50,7 +66,7 @@ ToolOutcome memorySearchOutcome(const std::string& workerJson, const std::string
     std::string entry = "\n" + std::to_string(++n) + ". " + path + ":" + std::to_string(start) +
                         (end > start ? "-" + std::to_string(end) : "") +
                         (source.empty() ? "" : "  [untrusted: " + source + "]") + "\n   " +
-                        cleanText(hit["snippet"], 2000) + "\n";
+                        snippet + "\n";
     if (text.size() + entry.size() > maxBytes) {
       text += "\n[more matches left out at the output cap]\n";
       break;

@@ -11,6 +11,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -251,7 +252,7 @@ std::string buildInvocation(const std::string& tool, const std::string& argument
       return "argument \"query\" is empty";
     if (strlen(query) > MAX_MEMORY_QUERY_BYTES) return "argument \"query\" is longer than 4 KiB";
     uint32_t max = 8;
-    if (!positiveInteger(args, "maxResults", 50, max, error)) return error;
+    if (!positiveInteger(args, "maxResults", rpc::MAX_MEMORY_HITS, max, error)) return error;
     auto m = inv.initMemorySearch();
     m.setQuery(query);
     m.setMaxResults(max);
@@ -309,10 +310,8 @@ ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
   capnp::Text::Reader raw = r.isOk() ? r.getOk() : r.getFailed();
   std::string text(raw.begin(), raw.size());  // by size: the bytes may hold NULs
   // The worker caps its output too; this cap does not trust it to.
-  if (text.size() > cap + 1024) {
-    text.resize(cap);
-    text += "\n[output truncated by the supervisor]";
-  }
+  bool cut = text.size() > cap + 1024;
+  if (cut) text.resize(cap);
   // Output is attacker-influenced bytes; only valid UTF-8 without NUL travels on as text (a NUL
   // would cut it short for every C-string consumer, the status line included).
   auto clean = sanitizeUtf8(kj::ArrayPtr<const char>(text.data(), text.size()));
@@ -323,6 +322,13 @@ ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
       out.content += c;
     }
   }
+  // Made valid, a stray byte takes three (U+FFFD): the cap holds for what the model reads.
+  if (out.content.size() > cap + 1024) {
+    out.content.resize(utf8BoundaryAtOrBefore(
+        kj::ArrayPtr<const char>(out.content.data(), out.content.size()), cap));
+    cut = true;
+  }
+  if (cut) out.content += "\n[output truncated by the supervisor]";
   return out;
 }
 
@@ -352,7 +358,7 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
 }
 
 kj::Promise<ToolOutcome> ToolRunner::runMemoryCommand(rpc::ToolInvocation::Which which,
-                                                      const std::string& query,
+                                                      const std::string& query, uint32_t maxResults,
                                                       const std::string& workspaceDir) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto invocation = message->initRoot<rpc::ToolInvocation>();
@@ -363,7 +369,7 @@ kj::Promise<ToolOutcome> ToolRunner::runMemoryCommand(rpc::ToolInvocation::Which
   } else {
     auto m = invocation.initMemorySearch();
     m.setQuery(query);
-    m.setMaxResults(20);
+    m.setMaxResults(std::min(std::max(maxResults, 1u), rpc::MAX_MEMORY_HITS));
   }
   return runWorker("memory", kj::mv(message), workspaceDir, {});
 }
@@ -393,9 +399,14 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
     if (!settings_.ownerSkillsDir.empty()) request.vars["SKILLS"] = settings_.ownerSkillsDir;
     request.workerArgs.push_back("--max-output-bytes=" + std::to_string(settings_.maxOutputBytes));
   }
+  // The memory worker's answers are bounded by its contract (tool.capnp); the others are read
+  // with Cap'n Proto's defaults.
+  capnp::ReaderOptions readerOptions =
+      memory ? readerOptionsFor(rpc::MAX_MEMORY_RESULT_BYTES) : capnp::ReaderOptions();
   kj::Own<WorkerHost> host;
   try {
-    host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "tool worker " + tool);
+    host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "tool worker " + tool,
+                                readerOptions);
   } catch (const spawn::SandboxUnavailable& e) {
     // Fail closed: no sandbox, no tool.
     return ToolOutcome{ToolOutcome::Status::ERROR,
@@ -416,6 +427,10 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
   // stopped: counting is all the supervisor spends on it.
   uint32_t cap = settings_.maxOutputBytes;
   uint64_t streamCap = tool == "exec" ? cap : 0;
+  // A JSON answer (memory search, status, index) is never cut here: cut, it would not parse. It
+  // is bounded by the contract, and MemoryTool cuts what the model reads of it.
+  if (memory && !invocation.isMemoryGet())
+    cap = std::max<uint32_t>(cap, rpc::MAX_MEMORY_RESULT_BYTES);
   auto overflow = kj::newPromiseAndFulfiller<void>();
   req.setOutput(kj::heap<CappedSink>(streamCap, kj::mv(overflow.fulfiller)));
   auto exited = host->onExit();

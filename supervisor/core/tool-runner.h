@@ -150,9 +150,10 @@ class ToolRunner final : public ToolExecutor {
                                CallScope* scope = nullptr) override;
 
   // `chitin memory status|index|search`: one memory worker call of `which` (MEMORY_STATUS,
-  // MEMORY_INDEX or MEMORY_SEARCH with `query`); the outcome's content is the worker's JSON.
+  // MEMORY_INDEX or MEMORY_SEARCH with `query` and `maxResults`, clamped to 1..MAX_MEMORY_HITS);
+  // the outcome's content is the worker's JSON, whole.
   kj::Promise<ToolOutcome> runMemoryCommand(rpc::ToolInvocation::Which which,
-                                            const std::string& query,
+                                            const std::string& query, uint32_t maxResults,
                                             const std::string& workspaceDir);
 
   // Where every tool profile mounts the workspace inside the sandbox.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests for the read bounds of the web tools' workers (web.capnp, browser.capnp): the biggest
+// Tests for the read bounds of the web tools' and the memory worker (web.capnp, browser.capnp,
+// tool.capnp's memory bounds): the biggest
 // answer an honest worker can send -- every field at the bound its contract states -- fits the
 // traversal limit the supervisor reads that worker's connection with (readerOptionsFor), and a
 // message just past it does not. So an honest worker is never killed as a protocol breaker, and
@@ -12,9 +13,12 @@
 #include <capnp/serialize.h>
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "browser.capnp.h"
+#include "tool-runner.h"
+#include "tool.capnp.h"
 #include "web-fetch-tool.h"
 #include "web.capnp.h"
 #include "worker-host.h"
@@ -122,6 +126,72 @@ TEST_CASE("web bounds: the browser's biggest honest result fits its read bound")
   for (auto file : extra)
     file.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(data.data()), data.size()));
   CHECK_FALSE(readsWithin<rpc::BrowserResult>(past, options, touchBrowser));
+}
+
+size_t touchToolResult(rpc::ToolResult::Reader r) {
+  return r.isOk() ? r.getOk().size() : r.getFailed().size();
+}
+
+TEST_CASE("memory bounds: the memory worker's biggest honest answer fits its read bound") {
+  // memorySearch's JSON as the worker writes it (workers/memory/memory-main.c++), every text at
+  // its bound and made only of a control character, which JSON escapes at 6 bytes each: the
+  // most an honest worker can send.
+  std::string control(1, '\x01');
+  auto worst = [&](size_t bytes) {
+    std::string s;
+    for (size_t i = 0; i < bytes; ++i) s += control;
+    return s;
+  };
+  nlohmann::json answer = {{"files", UINT64_MAX},
+                           {"chunks", UINT64_MAX},
+                           {"indexBytes", UINT64_MAX},
+                           {"added", UINT64_MAX},
+                           {"changed", UINT64_MAX},
+                           {"removed", UINT64_MAX},
+                           {"unchanged", UINT64_MAX},
+                           {"stale", UINT64_MAX},
+                           {"skipped", UINT64_MAX},
+                           {"updatedAt", INT64_MAX},
+                           {"rebuiltBecause", worst(rpc::MAX_MEMORY_TEXT_BYTES)}};
+  nlohmann::json hits = nlohmann::json::array();
+  for (uint32_t i = 0; i < rpc::MAX_MEMORY_HITS; ++i) {
+    hits.push_back({{"path", worst(rpc::MAX_MEMORY_PATH_BYTES)},
+                    {"startLine", UINT32_MAX},
+                    {"endLine", UINT32_MAX},
+                    {"snippet", worst(rpc::MAX_MEMORY_SNIPPET_BYTES)},
+                    {"score", -1.2345678901234567e-300}});
+  }
+  answer["hits"] = hits;
+  std::string json = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  CHECK(json.size() < rpc::MAX_MEMORY_RESULT_BYTES);
+  capnp::ReaderOptions options = readerOptionsFor(rpc::MAX_MEMORY_RESULT_BYTES);
+  capnp::MallocMessageBuilder search;
+  search.initRoot<rpc::ToolResult>().setOk(json);
+  CHECK(readsWithin<rpc::ToolResult>(search, options, touchToolResult));
+  // memoryGet's lines at their bound.
+  capnp::MallocMessageBuilder get;
+  get.initRoot<rpc::ToolResult>().setOk(filled(rpc::MAX_MEMORY_GET_TEXT_BYTES));
+  CHECK(readsWithin<rpc::ToolResult>(get, options, touchToolResult));
+  // One past the bound is not read: before, the default 64 MiB would have been.
+  capnp::MallocMessageBuilder past;
+  past.initRoot<rpc::ToolResult>().setOk(filled(rpc::MAX_MEMORY_RESULT_BYTES + (64 << 10)));
+  CHECK_FALSE(readsWithin<rpc::ToolResult>(past, options, touchToolResult));
+  CHECK(readsWithin<rpc::ToolResult>(past, capnp::ReaderOptions(), touchToolResult));
+}
+
+TEST_CASE("tool outcome: the output cap holds for what the model reads, stray bytes included") {
+  // 3,000 stray bytes under a cap of 1,000 + 1,024: made valid they would be 9,000.
+  capnp::MallocMessageBuilder message;
+  std::string stray(2000, '\xff');
+  message.initRoot<rpc::ToolResult>().setOk(capnp::Text::Reader(stray.data(), stray.size()));
+  auto outcome = toolOutcomeFrom(message.getRoot<rpc::ToolResult>().asReader(), 1000);
+  CHECK(outcome.content.size() <= 1000 + 64);
+  CHECK(outcome.content.rfind("\xef\xbf\xbd", 0) == 0);
+  CHECK(outcome.content.find("[output truncated by the supervisor]") != std::string::npos);
+  // Control: text within the cap is whole.
+  capnp::MallocMessageBuilder small;
+  small.initRoot<rpc::ToolResult>().setOk("plain");
+  CHECK(toolOutcomeFrom(small.getRoot<rpc::ToolResult>().asReader(), 1000).content == "plain");
 }
 
 }  // namespace

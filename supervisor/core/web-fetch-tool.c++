@@ -121,6 +121,43 @@ struct WebFetchTool::Call {
   std::string firstUrl;
 };
 
+FetchReading readFetchResult(rpc::FetchResult::Reader result, const std::string& url,
+                             const std::string& firstUrl, uint32_t maxChars,
+                             uint32_t maxOutputBytes) {
+  FetchReading reading;
+  bool ignored = false;
+  if (result.isFailed()) {
+    reading.outcome = ToolOutcome{
+        ToolOutcome::Status::ERROR,
+        "error: fetching " + url + " failed: " + capText(result.getFailed(), 2000, ignored)};
+    return reading;
+  }
+  if (result.isRedirect()) {
+    reading.redirect = capText(result.getRedirect(), WEB_FETCH_MAX_URL_BYTES, ignored);
+    return reading;
+  }
+  auto page = result.getPage();
+  bool cut = page.getTruncated();
+  std::string text = capText(page.getText(), maxChars, cut);
+  std::string out = "URL: " + url + "\n";
+  if (url != firstUrl) out += "Redirected from: " + firstUrl + "\n";
+  out += "Status: " + std::to_string(result.getStatus()) + "\n";
+  out += "Content-Type: " + capText(page.getContentType(), 200, ignored) + "\n";
+  std::string title = capText(page.getTitle(), 500, ignored);
+  if (!title.empty()) out += "Title: " + title + "\n";
+  if (cut) out += "Truncated: yes (body or text over the limit)\n";
+  out += "\n" + text;
+  if (out.size() > maxOutputBytes) {
+    out.resize(
+        utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(out.data(), out.size()), maxOutputBytes));
+    out += "\n[output truncated by the supervisor at the tool output limit]";
+  }
+  reading.outcome =
+      ToolOutcome{result.getStatus() >= 400 ? ToolOutcome::Status::ERROR : ToolOutcome::Status::OK,
+                  std::move(out)};
+  return reading;
+}
+
 kj::Promise<ToolOutcome> WebFetchTool::run(const std::string& tool,
                                            const std::string& argumentsJson,
                                            const std::string& workspaceDir,
@@ -208,53 +245,23 @@ kj::Promise<ToolOutcome> WebFetchTool::hop(Call* call, std::string url, uint32_t
   return request.send()
       .then([this, c, url, n](capnp::Response<rpc::WebFetcher::FetchResults>&& response)
                 -> kj::Promise<ToolOutcome> {
-        auto result = response.getResult();
-        if (result.isFailed()) {
-          bool cut = false;
-          return ToolOutcome{
-              ToolOutcome::Status::ERROR,
-              "error: fetching " + url + " failed: " + capText(result.getFailed(), 2000, cut)};
+        FetchReading reading = readFetchResult(response.getResult(), url, c->firstUrl,
+                                               c->args.maxChars, settings_.maxOutputBytes);
+        if (reading.outcome) return kj::mv(*reading.outcome);
+        const std::string& next = reading.redirect;
+        if (n >= WEB_FETCH_MAX_HOPS) {
+          return ToolOutcome{ToolOutcome::Status::ERROR,
+                             "error: more than " + std::to_string(WEB_FETCH_MAX_HOPS - 1) +
+                                 " redirects from " + c->firstUrl + " (the last to " + next + ")"};
         }
-        if (result.isRedirect()) {
-          bool cut = false;
-          std::string next = capText(result.getRedirect(), WEB_FETCH_MAX_URL_BYTES, cut);
-          if (n >= WEB_FETCH_MAX_HOPS) {
-            return ToolOutcome{ToolOutcome::Status::ERROR,
-                               "error: more than " + std::to_string(WEB_FETCH_MAX_HOPS - 1) +
-                                   " redirects from " + c->firstUrl + " (the last to " + next +
-                                   ")"};
-          }
-          std::string why = c->scope == nullptr ? "no further destination is allowed"
-                                                : c->scope->decideHost("web_fetch", next, Initiator::REDIRECT);
-          if (!why.empty()) {
-            return ToolOutcome{
-                ToolOutcome::Status::DENIED,
-                "denied: " + url + " redirects to " + next + ", which is refused: " + why};
-          }
-          return hop(c, next, n + 1);
+        std::string why = c->scope == nullptr
+                              ? "no further destination is allowed"
+                              : c->scope->decideHost("web_fetch", next, Initiator::REDIRECT);
+        if (!why.empty()) {
+          return ToolOutcome{ToolOutcome::Status::DENIED, "denied: " + url + " redirects to " +
+                                                              next + ", which is refused: " + why};
         }
-        auto page = result.getPage();
-        bool cut = page.getTruncated();
-        std::string text = capText(page.getText(), c->args.maxChars, cut);
-        std::string out = "URL: " + url + "\n";
-        if (url != c->firstUrl) out += "Redirected from: " + c->firstUrl + "\n";
-        out += "Status: " + std::to_string(result.getStatus()) + "\n";
-        bool ignored = false;
-        out += "Content-Type: " + capText(page.getContentType(), 200, ignored) + "\n";
-        std::string title = capText(page.getTitle(), 500, ignored);
-        if (!title.empty()) out += "Title: " + title + "\n";
-        if (cut) out += "Truncated: yes (body or text over the limit)\n";
-        out += "\n" + text;
-        if (out.size() > settings_.maxOutputBytes) {
-          size_t end = settings_.maxOutputBytes;
-          while (end > 0 && (static_cast<unsigned char>(out[end]) & 0xc0) == 0x80) end--;
-          out.resize(end);
-          out += "\n[output truncated by the supervisor at the tool output limit]";
-        }
-        ToolOutcome outcome{
-            result.getStatus() >= 400 ? ToolOutcome::Status::ERROR : ToolOutcome::Status::OK,
-            std::move(out)};
-        return outcome;
+        return hop(c, next, n + 1);
       })
       .exclusiveJoin(kj::mv(deadline));
 }

@@ -28,6 +28,7 @@
 #include "config.pb.h"
 #include "rules.h"
 #include "tool-runner.h"
+#include "web.capnp.h"
 
 namespace chitin {
 
@@ -55,6 +56,18 @@ std::string parseWebFetchArguments(const nlohmann::json& args, WebFetchArgs& out
 // an http(s) URL with a valid host.
 std::optional<egress::Rule> webHostOf(const std::string& tool, const nlohmann::json& args,
                                       const std::string& searchEndpoint = "");
+
+// What the supervisor makes of one hop's answer (`result`, for `url`, the call's first URL being
+// `firstUrl`): the outcome the model reads, or, for a redirect, the next URL (valid UTF-8, at
+// most WEB_FETCH_MAX_URL_BYTES, not yet decided). Text is capped at `maxChars` characters and the
+// whole at about `maxOutputBytes`, valid UTF-8 without NUL.
+struct FetchReading {
+  std::optional<ToolOutcome> outcome;
+  std::string redirect;
+};
+FetchReading readFetchResult(rpc::FetchResult::Reader result, const std::string& url,
+                             const std::string& firstUrl, uint32_t maxChars,
+                             uint32_t maxOutputBytes);
 
 // Whether `tool` brings content from the web into the session (and so taints it).
 bool isWebTool(const std::string& tool);

@@ -32,6 +32,32 @@ std::string clean(capnp::Text::Reader text, size_t max) {
 
 }  // namespace
 
+ToolOutcome searchOutcomeFrom(rpc::SearchOutcome::Reader outcome, const std::string& query,
+                              const std::string& name, uint32_t cap) {
+  if (outcome.isFailed()) {
+    return ToolOutcome{ToolOutcome::Status::ERROR, "error: web_search (" + name + ") failed: " +
+                                                       clean(outcome.getFailed(), 2000)};
+  }
+  auto hits = outcome.getHits();
+  std::string out = "Search results for \"" + query + "\" (" + name + "):\n";
+  if (hits.size() == 0) out += "\n(no results)\n";
+  unsigned n = 0;
+  for (auto hit : hits) {
+    if (++n > 20) break;
+    out += "\n" + std::to_string(n) + ". " + clean(hit.getTitle(), 500) + "\n   " +
+           clean(hit.getUrl(), 2000) + "\n";
+    std::string snippet = clean(hit.getSnippet(), 1000);
+    if (!snippet.empty()) out += "   " + snippet + "\n";
+    if (out.size() > cap) break;
+  }
+  if (out.size() > cap) {
+    size_t end = cap;
+    while (end > 0 && (static_cast<unsigned char>(out[end]) & 0xc0) == 0x80) end--;
+    out.resize(end);
+  }
+  return ToolOutcome{ToolOutcome::Status::OK, std::move(out)};
+}
+
 SearchProvider searchProvider(const config::WebSearchConfig& c, const std::string& homeDir) {
   SearchProvider p;
   p.provider = c.provider().empty() ? "duckduckgo" : c.provider();
@@ -153,30 +179,7 @@ kj::Promise<ToolOutcome> WebSearchTool::run(const std::string& tool,
   auto exited = host->onExit();
   return request.send()
       .then([query, cap, name](capnp::Response<rpc::WebSearcher::SearchResults>&& response) {
-        auto outcome = response.getOutcome();
-        if (outcome.isFailed()) {
-          return ToolOutcome{
-              ToolOutcome::Status::ERROR,
-              "error: web_search (" + name + ") failed: " + clean(outcome.getFailed(), 2000)};
-        }
-        auto hits = outcome.getHits();
-        std::string out = "Search results for \"" + query + "\" (" + name + "):\n";
-        if (hits.size() == 0) out += "\n(no results)\n";
-        unsigned n = 0;
-        for (auto hit : hits) {
-          if (++n > 20) break;
-          out += "\n" + std::to_string(n) + ". " + clean(hit.getTitle(), 500) + "\n   " +
-                 clean(hit.getUrl(), 2000) + "\n";
-          std::string snippet = clean(hit.getSnippet(), 1000);
-          if (!snippet.empty()) out += "   " + snippet + "\n";
-          if (out.size() > cap) break;
-        }
-        if (out.size() > cap) {
-          size_t end = cap;
-          while (end > 0 && (static_cast<unsigned char>(out[end]) & 0xc0) == 0x80) end--;
-          out.resize(end);
-        }
-        return ToolOutcome{ToolOutcome::Status::OK, std::move(out)};
+        return searchOutcomeFrom(response.getOutcome(), query, name, cap);
       })
       .exclusiveJoin(kj::mv(deadline))
       .catch_([exited = kj::mv(exited)](kj::Exception&& e) mutable -> kj::Promise<ToolOutcome> {

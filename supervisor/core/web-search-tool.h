@@ -44,6 +44,11 @@ SearchProvider searchProvider(const config::WebSearchConfig& c, const std::strin
 // Checks a `web_search` call's arguments; "" when valid, else a message for the model.
 std::string checkWebSearchArguments(const nlohmann::json& args);
 
+// What the model reads of a search worker's `outcome` for `query` from provider `name`: at most
+// 20 hits, each text capped, the whole at about `maxOutputBytes`, valid UTF-8 without NUL.
+ToolOutcome searchOutcomeFrom(rpc::SearchOutcome::Reader outcome, const std::string& query,
+                              const std::string& name, uint32_t maxOutputBytes);
+
 struct WebSearchSettings {
   SearchProvider provider;
   std::string apiKey;  // brave: read by the supervisor at start

@@ -75,6 +75,16 @@ class TempDir {
   std::string path_;
 };
 
+// A TCP listener on 127.0.0.1 (an ephemeral port), for connect probes.
+struct TcpListener {
+  int fd = -1;
+  int port = 0;
+  TcpListener();
+  ~TcpListener();
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+};
+
 // A unix socket in a private directory standing in for the egress broker: each connection's
 // first read is answered with "pong". For profiles with `egress: true`.
 class UnixListener {

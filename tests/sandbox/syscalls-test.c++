@@ -17,25 +17,6 @@ namespace {
 
 const char SIGSYS_EXIT[] = "killed by signal 31 (SIGSYS)";
 
-// A TCP listener on 127.0.0.1 (an ephemeral port), for connect probes.
-struct Listener {
-  int fd = -1;
-  int port = 0;
-  Listener() {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    REQUIRE(listen(fd, 8) == 0);
-    socklen_t len = sizeof(addr);
-    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port = ntohs(addr.sin_port);
-  }
-  ~Listener() { close(fd); }
-};
-
 // `probe` is killed by the exec profile's filter, and the same probe outside any sandbox
 // returns normally (its arguments are harmless), so the kill is the filter's doing.
 void expectKilledOnlyInside(const std::string& probe) {
@@ -61,7 +42,7 @@ TEST_CASE("exec profile: socket(AF_INET, SOCK_DGRAM) kills the worker (SIGSYS)")
 TEST_CASE(
     "exec and model profiles: connect() to a 127.0.0.1 listener is impossible (no profile "
     "shares the host network)") {
-  Listener listener;
+  TcpListener listener;
   TempDir workspace("chitin-ws");
   UnixListener broker;
   std::vector<std::string> target{"127.0.0.1", std::to_string(listener.port)};

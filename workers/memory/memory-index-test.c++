@@ -9,12 +9,15 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
+#include <vector>
 
 namespace chitin {
 namespace {
@@ -232,6 +235,97 @@ TEST_CASE("memory_get: lines of a memory file, numbered; other paths and symlink
   MemoryStats stats = index.update(d.rootFd);
   CHECK(stats.skipped == 1);
   CHECK(index.search("memory", 5).empty());
+}
+
+// `children` processes, released at once, each creating (the index is missing), updating and
+// searching the one index; how many of them failed.
+int raceOnMissingIndex(Dirs& d, int children) {
+  int gate[2];
+  REQUIRE(pipe(gate) == 0);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < children; ++i) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      close(gate[1]);
+      char c;
+      (void)!read(gate[0], &c, 1);  // EOF when the parent closes its end: all start together
+      try {
+        MemoryIndex index(d.index());
+        index.update(d.rootFd);
+        _exit(index.search("kettle", 5).size() == 1 ? 0 : 3);
+      } catch (const std::exception& e) {
+        fprintf(stderr, "child %d: %s\n", i, e.what());
+        _exit(2);
+      }
+    }
+    pids.push_back(pid);
+  }
+  close(gate[0]);
+  close(gate[1]);
+  int failed = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+  }
+  return failed;
+}
+
+TEST_CASE("memory index: processes that create, update and search one index at once all succeed") {
+  Dirs d;
+  d.write("MEMORY.md", "The kettle is descaled monthly.\n");
+  for (int i = 0; i < 50; ++i)
+    d.write("memory/n" + std::to_string(i) + ".md", "note " + std::to_string(i) + "\n");
+  for (int round = 0; round < 3; ++round) {
+    fs::remove(d.index());
+    CHECK(raceOnMissingIndex(d, 6) == 0);
+  }
+  MemoryIndex index(d.index());
+  CHECK(index.status(d.rootFd).files == 51);
+  CHECK(index.status(d.rootFd).stale == 0);
+}
+
+TEST_CASE("memory index: a second index on the same file waits for the first, then says busy") {
+  Dirs d;
+  d.write("MEMORY.md", "tea\n");
+  auto first = std::make_unique<MemoryIndex>(d.index());
+  try {
+    MemoryIndex second(d.index(), 100);
+    FAIL("the second index opened while the first held the lock");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("the memory index is busy: another memory call") == 0);
+    CHECK(std::string(e.what()).find(d.index() + ".lock") != std::string::npos);
+  }
+  first.reset();
+  // Control: once the first is gone, the same open succeeds at once.
+  MemoryIndex third(d.index(), 100);
+  CHECK(third.update(d.rootFd).unchanged == 0);
+}
+
+TEST_CASE("memory answers: texts are cut at a character, memory_get's lines at a line") {
+  // "é" is two bytes: a cut at 3 of "aéb" would split it.
+  CHECK(cutAtCharacter("a\xc3\xa9"
+                       "b",
+                       2) == "a");
+  CHECK(cutAtCharacter("a\xc3\xa9"
+                       "b",
+                       3) == "a\xc3\xa9");
+  CHECK(cutAtCharacter("abc", 10) == "abc");
+  CHECK(boundedLines("1\tone\n2\ttwo\n", 1000) == "1\tone\n2\ttwo\n");
+  std::string many;
+  for (int i = 1; i <= 100; ++i) many += std::to_string(i) + "\tline " + std::to_string(i) + "\n";
+  std::string cut = boundedLines(many, 500);
+  CHECK(cut.size() <= 500);
+  CHECK(cut.rfind("1\tline 1\n", 0) == 0);
+  CHECK(cut.find("bytes: read on from the next line]\n") != std::string::npos);
+  size_t note = cut.find("[cut at ");
+  REQUIRE(note != std::string::npos);
+  CHECK(cut[note - 1] == '\n');  // whole lines before the note
+  std::string oneLong = "1\t" + std::string(600, 'x') + "\xc3\xa9\n";
+  std::string longCut = boundedLines(oneLong, 400);
+  CHECK(longCut.size() <= 400);
+  CHECK(longCut.rfind("1\txxx", 0) == 0);
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <stdexcept>
 
 #include "memory-path.h"
+#include "utf8.h"
 
 namespace chitin {
 
@@ -214,10 +217,49 @@ std::string ftsQuery(const std::string& text, const char* joiner) {
   return out;
 }
 
-MemoryIndex::MemoryIndex(std::string indexPath) : path_(std::move(indexPath)) { open(); }
+MemoryIndex::MemoryIndex(std::string indexPath, uint32_t lockTimeoutMs)
+    : path_(std::move(indexPath)) {
+  lock(lockTimeoutMs);
+  try {
+    open();
+  } catch (...) {
+    close(lockFd_);
+    throw;
+  }
+}
 
 MemoryIndex::~MemoryIndex() {
   if (db_ != nullptr) sqlite3_close_v2(db_);
+  if (lockFd_ >= 0) close(lockFd_);  // releases the flock
+}
+
+void MemoryIndex::lock(uint32_t timeoutMs) {
+  std::string lockPath = path_ + ".lock";
+  lockFd_ = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (lockFd_ < 0)
+    throw std::runtime_error("memory index lock " + lockPath +
+                             " cannot be opened: " + strerror(errno));
+  // Polled rather than blocking, so a wait has an end this process chooses (and a test can make
+  // it short) instead of only the sandbox's wall clock.
+  for (uint32_t waited = 0;; waited += 10) {
+    if (flock(lockFd_, LOCK_EX | LOCK_NB) == 0) return;
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err != EWOULDBLOCK || waited >= timeoutMs) {
+      close(lockFd_);
+      lockFd_ = -1;
+      throw std::runtime_error(
+          err == EWOULDBLOCK
+              ? "the memory index is busy: another memory call (the gateway's or `chitin "
+                "memory`) held " +
+                    lockPath + " for more than " + std::to_string(timeoutMs / 1000) + " s"
+              : "memory index lock " + lockPath + ": " + strerror(err));
+    }
+    struct timespec tenMs {
+      0, 10 * 1000 * 1000
+    };
+    nanosleep(&tenMs, nullptr);
+  }
 }
 
 void MemoryIndex::exec(const char* sql) {
@@ -245,6 +287,7 @@ std::string MemoryIndex::validate() {
     std::string verdict = check.step() ? check.text(0) : "";
     if (verdict != "ok") return "integrity check failed: " + verdict;
     countOf("SELECT count(*) FROM files");
+    countOf("SELECT count(*) FROM meta");
     countOf("SELECT count(*) FROM chunks WHERE chunks MATCH '\"x\"'");
     exec("INSERT INTO chunks(chunks) VALUES('integrity-check')");
   } catch (const std::exception& e) {
@@ -292,9 +335,10 @@ void MemoryIndex::createSchema() {
       "hash TEXT);"
       "CREATE VIRTUAL TABLE chunks USING fts5(text, path UNINDEXED, start_line UNINDEXED, "
       "end_line UNINDEXED, tokenize='unicode61');"
-      "PRAGMA user_version=1;"
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER);"
+      "PRAGMA user_version=2;"
       "COMMIT;");
-  static_assert(SCHEMA_VERSION == 1, "the schema above is version 1");
+  static_assert(SCHEMA_VERSION == 2, "the schema above is version 2");
 }
 
 MemoryStats MemoryIndex::update(int rootFd) {
@@ -326,8 +370,8 @@ MemoryStats MemoryIndex::update(int rootFd) {
       int fd = openNoFollow(rootFd, path, O_RDONLY | O_NONBLOCK);
       struct stat st;
       std::string content;
-      bool usable = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                    static_cast<uint64_t>(st.st_size) <= MAX_FILE_BYTES;
+      bool usable = fd >= 0 && path.size() <= MAX_PATH_BYTES && fstat(fd, &st) == 0 &&
+                    S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) <= MAX_FILE_BYTES;
       bool same = usable && was != known.end() && was->second.ctime == changeTimeNs(st) &&
                   was->second.size == st.st_size && was->second.ino == (int64_t)st.st_ino;
       if (usable && !same) usable = readAll(fd, MAX_FILE_BYTES, content);
@@ -370,6 +414,8 @@ MemoryStats MemoryIndex::update(int rootFd) {
       forget(path);
       ++stats.removed;
     }
+    Statement stamp(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('updated_at', ?)");
+    stamp.bind(1, static_cast<int64_t>(::time(nullptr))).step();
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -393,6 +439,8 @@ MemoryStats MemoryIndex::status(int rootFd) {
   stats.indexBytes = countOf(
       "SELECT page_count * page_size FROM pragma_page_count, "
       "pragma_page_size");
+  stats.updatedAt =
+      static_cast<int64_t>(countOf("SELECT value FROM meta WHERE key = 'updated_at'"));
   std::map<std::string, Known> known;
   {
     Statement s(db_, "SELECT path, ctime, size, ino FROM files");
@@ -401,8 +449,8 @@ MemoryStats MemoryIndex::status(int rootFd) {
   for (const auto& path : listMemoryFiles(rootFd)) {
     struct stat st;
     int fd = openNoFollow(rootFd, path, O_RDONLY | O_NONBLOCK);
-    bool usable = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                  static_cast<uint64_t>(st.st_size) <= MAX_FILE_BYTES;
+    bool usable = fd >= 0 && path.size() <= MAX_PATH_BYTES && fstat(fd, &st) == 0 &&
+                  S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) <= MAX_FILE_BYTES;
     if (fd >= 0) close(fd);
     if (!usable) {
       ++stats.skipped;
@@ -490,6 +538,21 @@ std::string readMemoryLines(int rootFd, const std::string& path, uint32_t from, 
     return "";
   }
   return out;
+}
+
+std::string cutAtCharacter(const std::string& text, size_t max) {
+  return text.substr(
+      0, utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(text.data(), text.size()), max));
+}
+
+std::string boundedLines(const std::string& lines, size_t max) {
+  if (lines.size() <= max) return lines;
+  size_t room = max > 200 ? max - 200 : max / 2;  // for the note
+  size_t end = lines.rfind('\n', room - 1);
+  std::string kept =
+      end == std::string::npos ? cutAtCharacter(lines, room) + "\n" : lines.substr(0, end + 1);
+  return kept + "[cut at " + std::to_string(kept.size()) + " of " + std::to_string(lines.size()) +
+         " bytes: read on from the next line]\n";
 }
 
 }  // namespace chitin

@@ -12,6 +12,14 @@
 //
 // Files are indexed in chunks: runs of non-blank lines (a paragraph, a list), cut at
 // CHUNK_MAX_LINES, so a hit names the lines it came from.
+//
+// Two processes may use one index at once: the gateway's memory worker and the one `chitin
+// memory` starts, each in its own sandbox with the same state directory bound in. A MemoryIndex
+// holds an exclusive flock() on `<index>.lock` from before it opens the index until it is
+// destroyed, so one memory call at a time reads, rebuilds or updates an index: a rebuild never
+// deletes a file another process has open, and an update never waits on SQLite's busy handler.
+// SQLite's own locking (rollback journal, a busy timeout) stays underneath, for anything else
+// that opens the file (the sqlite3 shell).
 
 #pragma once
 
@@ -40,19 +48,25 @@ struct MemoryStats {
   uint64_t added = 0, changed = 0, removed = 0, unchanged = 0, stale = 0;
   uint64_t skipped = 0;        // not indexed: symlinks, not regular, too large, unreadable
   std::string rebuiltBecause;  // why the index file was (re)created this time, or ""
+  int64_t updatedAt = 0;       // when an update last finished (Unix seconds), 0 = never
 };
 
 class MemoryIndex {
  public:
-  static constexpr int SCHEMA_VERSION = 1;
+  static constexpr int SCHEMA_VERSION = 2;
   static constexpr uint32_t CHUNK_MAX_LINES = 12;
   static constexpr uint64_t MAX_FILE_BYTES = 4 << 20;  // a larger memory file is skipped
   static constexpr uint64_t MAX_FILES = 50000;
+  static constexpr size_t MAX_PATH_BYTES = 1024;  // a longer path is skipped (tool.capnp's bound)
+  // How long a MemoryIndex waits for another process's to finish (the worker's wall clock is
+  // 120 s): past it the constructor throws, naming the lock.
+  static constexpr uint32_t LOCK_TIMEOUT_MS = 90000;
 
-  // Opens `indexPath`, creating it when missing and replacing it when it is not a valid index
-  // (rebuiltBecause() says which). Throws std::runtime_error naming the path when it cannot be
-  // created at all.
-  explicit MemoryIndex(std::string indexPath);
+  // Takes the index's lock (waiting at most `lockTimeoutMs`), then opens `indexPath`, creating it
+  // when missing and replacing it when it is not a valid index (rebuiltBecause() says which).
+  // Throws std::runtime_error naming the path when the lock is not had in time or the index
+  // cannot be created at all.
+  explicit MemoryIndex(std::string indexPath, uint32_t lockTimeoutMs = LOCK_TIMEOUT_MS);
   ~MemoryIndex();
   MemoryIndex(const MemoryIndex&) = delete;
   MemoryIndex& operator=(const MemoryIndex&) = delete;
@@ -69,6 +83,7 @@ class MemoryIndex {
   const std::string& rebuiltBecause() const { return rebuiltBecause_; }
 
  private:
+  void lock(uint32_t timeoutMs);
   void open();
   void createSchema();
   std::string validate();
@@ -77,6 +92,7 @@ class MemoryIndex {
   std::vector<MemoryHit> query(const std::string& match, uint32_t maxResults);
 
   std::string path_;
+  int lockFd_ = -1;
   sqlite3* db_ = nullptr;
   std::string rebuiltBecause_;
 };
@@ -95,5 +111,13 @@ std::string readMemoryLines(int rootFd, const std::string& path, uint32_t from, 
 // tokenizer keeps together), each quoted, joined with `joiner` (" " = all, " OR " = any).
 // "" when there is no word.
 std::string ftsQuery(const std::string& text, const char* joiner);
+
+// The first `max` bytes of `text` at most, cut at a character boundary (the answer's bounds,
+// tool.capnp).
+std::string cutAtCharacter(const std::string& text, size_t max);
+
+// memoryGet's numbered `lines` within `max` bytes: whole lines while they fit (a first line longer
+// than that cut at a character), then a last line saying where the cut fell.
+std::string boundedLines(const std::string& lines, size_t max);
 
 }  // namespace chitin

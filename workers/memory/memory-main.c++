@@ -13,6 +13,7 @@
 #include <kj/debug.h>
 #include <kj/io.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "memory-index.h"
@@ -26,12 +27,21 @@ using nlohmann::json;
 constexpr const char STATE_DIR_FLAG[] = "--state-dir=";
 constexpr const char INDEX_FILE[] = "index.sqlite";
 
+static_assert(MemoryIndex::MAX_PATH_BYTES == rpc::MAX_MEMORY_PATH_BYTES,
+              "the index skips the paths tool.capnp does not allow");
+
 json statsJson(const MemoryStats& s) {
-  return json{{"files", s.files},           {"chunks", s.chunks},
-              {"indexBytes", s.indexBytes}, {"added", s.added},
-              {"changed", s.changed},       {"removed", s.removed},
-              {"unchanged", s.unchanged},   {"stale", s.stale},
-              {"skipped", s.skipped},       {"rebuiltBecause", s.rebuiltBecause}};
+  return json{{"files", s.files},
+              {"chunks", s.chunks},
+              {"indexBytes", s.indexBytes},
+              {"added", s.added},
+              {"changed", s.changed},
+              {"removed", s.removed},
+              {"unchanged", s.unchanged},
+              {"stale", s.stale},
+              {"skipped", s.skipped},
+              {"updatedAt", s.updatedAt},
+              {"rebuiltBecause", cutAtCharacter(s.rebuiltBecause, rpc::MAX_MEMORY_TEXT_BYTES)}};
 }
 
 // Cap'n Proto 0.9.2's generated Server bases have no virtual destructor; kj::heap's disposer
@@ -55,7 +65,7 @@ class MemoryWorker final : public rpc::ToolWorker::Server {
         std::string text = answer(invocation);
         result.setOk(text);
       } catch (const std::exception& e) {
-        result.setFailed(e.what());
+        result.setFailed(cutAtCharacter(e.what(), rpc::MAX_MEMORY_TEXT_BYTES));
       }
       return kj::READY_NOW;
     }));
@@ -72,25 +82,31 @@ class MemoryWorker final : public rpc::ToolWorker::Server {
       std::string error;
       std::string text = readMemoryLines(root, get.getPath(), get.getFrom(), get.getLines(), error);
       if (!error.empty()) throw std::runtime_error(error);
-      return text;
+      return boundedLines(text, rpc::MAX_MEMORY_GET_TEXT_BYTES);
     }
     MemoryIndex index(stateDir + "/" + INDEX_FILE);
-    if (invocation.isMemoryStatus()) return statsJson(index.status(root)).dump();
+    // Every text is dumped with invalid UTF-8 replaced: memory files (and so paths, snippets and
+    // the reasons naming them) are anybody's bytes, never a reason to fail.
+    auto dump = [](const json& j) {
+      return j.dump(-1, ' ', false, json::error_handler_t::replace);
+    };
+    if (invocation.isMemoryStatus()) return dump(statsJson(index.status(root)));
     MemoryStats stats = index.update(root);
-    if (invocation.isMemoryIndex()) return statsJson(stats).dump();
+    if (invocation.isMemoryIndex()) return dump(statsJson(stats));
     auto search = invocation.getMemorySearch();
     json hits = json::array();
-    for (const auto& hit : index.search(search.getQuery(), search.getMaxResults())) {
+    uint32_t most = std::min(search.getMaxResults(), rpc::MAX_MEMORY_HITS);
+    for (const auto& hit : index.search(search.getQuery(), most)) {
+      if (hit.path.size() > rpc::MAX_MEMORY_PATH_BYTES) continue;  // never indexed so
       hits.push_back(json{{"path", hit.path},
                           {"startLine", hit.startLine},
                           {"endLine", hit.endLine},
-                          {"snippet", hit.snippet},
+                          {"snippet", cutAtCharacter(hit.snippet, rpc::MAX_MEMORY_SNIPPET_BYTES)},
                           {"score", hit.score}});
     }
     json out = statsJson(stats);
     out["hits"] = kj::mv(hits);
-    // Memory files are anybody's bytes: invalid UTF-8 is replaced, never a reason to fail.
-    return out.dump(-1, ' ', false, json::error_handler_t::replace);
+    return dump(out);
   }
 };
 #pragma GCC diagnostic pop
