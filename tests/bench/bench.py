@@ -24,6 +24,10 @@
 (m) the browser tool: a session's first `browser` turn (navigate + snapshot of a local page:
     the worker and Chromium start, the gate decides the document) against a warm snapshot turn;
     private memory of the session's browser sandbox (worker, Chromium's processes, bwrap)
+(n) memory_search over a workspace of 10,000 notes, end to end (tool start -> end events: the
+    guard, the sandboxed memory worker, FTS5): the first call (builds the index), then warm
+(o) prompt assembly per turn (tests/bench/prompt-bench): workspace files, the skills list, the
+    system prompt, and loading and replaying a 100-entry transcript
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 """
@@ -704,6 +708,63 @@ def print_browser_cost():
              f"{private / 1024:.1f} MiB")
 
 
+def _tool_call_seconds(ws, message, session, req_id):
+    """One turn whose model makes one tool call: seconds between its tool start and end events
+    (and the tool's status)."""
+    stamps, status = {}, None
+    ws.send_json({"type": "req", "id": req_id, "method": "agent",
+                  "params": {"message": message, "sessionKey": session}})
+    finals = 0
+    while finals < 2:
+        frame = ws.recv_json()
+        now = time.monotonic()
+        if frame["type"] == "res" and frame["id"] == req_id:
+            finals += 1
+        elif frame["type"] == "event" and frame["payload"].get("stream") == "tool":
+            stamps[frame["payload"]["phase"]] = now
+            if frame["payload"]["phase"] == "end":
+                status = frame["payload"]["tool"]["status"]
+    return stamps["end"] - stamps["start"], status
+
+
+def memory_search_cost():
+    """(n): (first call, [warm calls]) of memory_search over 10,000 notes."""
+    n_notes = 2000 if QUICK else 10000
+
+    def notes(gw):
+        d = os.path.join(gw.workspace, "memory")
+        os.makedirs(d, exist_ok=True)
+        for i in range(n_notes):
+            with open(os.path.join(d, f"n{i:05d}.md"), "w") as f:
+                f.write(f"# Note {i}\n\nMet person {i} about project {i % 97}.\n"
+                        f"{'The giraffe enclosure came up.' if i % 100 == 0 else 'Nothing else.'}\n")
+
+    script = {"scenarios": {"mem": [
+        {"tool_calls": [{"name": "memory_search", "arguments": {"query": "giraffe enclosure"}}]},
+        {"text": "ok"}]}}
+    with harness.own_gateway(script, prepare_home=notes) as (_, gw):
+        ws = gw.connect()
+        try:
+            first, status = _tool_call_seconds(ws, "[[scenario:mem]] go", "agent:main:bench:direct:mem", "m0")
+            assert status == "ok", status
+            warm = []
+            for i in range(10 if QUICK else 30):
+                t, status = _tool_call_seconds(ws, "[[scenario:mem]] go", "agent:main:bench:direct:mem",
+                                               f"m{i + 1}")
+                assert status == "ok", status
+                warm.append(t)
+        finally:
+            ws.close()
+    return n_notes, first, warm
+
+
+def prompt_assembly_cost():
+    exe = os.path.join(os.path.dirname(os.environ["CHITIN_BIN"]), "..", "tests", "bench", "prompt-bench")
+    r = subprocess.run([exe, os.path.join(ROOT, "skills"), "500" if QUICK else "2000"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
 def main():
     print(f"chitin bench ({'quick' if QUICK else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
@@ -843,6 +904,19 @@ def main():
         model.stop()
     print_browser_cost()
     print_web_fetch_cost()
+    n_notes, first, warm = memory_search_cost()
+    print(f"\n(n) memory_search over {n_notes} notes, end to end (tool start -> end)")
+    line("first call (builds the index)", ms(first))
+    line(f"warm p50 / p90 over {len(warm)}", f"{ms(pct(warm, 50))} / {ms(pct(warm, 90))}",
+         "p50 <= 20 ms", pct(warm, 50) <= 0.020)
+    p = prompt_assembly_cost()
+    print(f"\n(o) prompt assembly per turn (prompt-bench, {p['rounds']} rounds)")
+    line("workspace files (bootstrap templates, MEMORY.md)", f"{p['files_us']:.1f} us")
+    line("skills catalog + list (3 bundled skills)", f"{p['skills_us']:.1f} us")
+    line("system prompt", f"{p['system_prompt_us']:.1f} us")
+    line("transcript load + replay (100 entries)", f"{p['history_100_entries_us']:.1f} us")
+    total = (p['files_us'] + p['skills_us'] + p['system_prompt_us'] + p['history_100_entries_us'])
+    line("together", f"{total:.1f} us")
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")

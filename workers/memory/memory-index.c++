@@ -350,6 +350,7 @@ MemoryStats MemoryIndex::update(int rootFd) {
     while (s.step()) known[s.text(0)] = Known{s.integer(1), s.integer(2), s.integer(3), s.text(4)};
   }
   exec("BEGIN IMMEDIATE");
+  size_t restamped = 0;
   try {
     Statement delChunks(db_, "DELETE FROM chunks WHERE path = ?");
     Statement delFile(db_, "DELETE FROM files WHERE path = ?");
@@ -400,6 +401,7 @@ MemoryStats MemoryIndex::update(int rootFd) {
         ++(was == known.end() ? stats.added : stats.changed);
       } else {
         ++stats.unchanged;  // touched, not changed: only its stat is recorded again
+        ++restamped;
       }
       putFile.reset();
       putFile.bind(1, path)
@@ -414,15 +416,22 @@ MemoryStats MemoryIndex::update(int rootFd) {
       forget(path);
       ++stats.removed;
     }
-    Statement stamp(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('updated_at', ?)");
-    stamp.bind(1, static_cast<int64_t>(::time(nullptr))).step();
-    exec("COMMIT");
+    if (stats.added + stats.changed + stats.removed + restamped == 0 && rebuiltBecause_.empty()) {
+      // Nothing changed: no write, so no journal and no fsync on a search's path.
+      exec("ROLLBACK");
+    } else {
+      Statement stamp(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('updated_at', ?)");
+      stamp.bind(1, static_cast<int64_t>(::time(nullptr))).step();
+      exec("COMMIT");
+    }
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
   rebuiltBecause_.clear();
-  MemoryStats now = status(rootFd);
+  // Just brought up to date: what is on disk is what was read (no second scan of the files).
+  MemoryStats now = counts();
+  now.skipped = stats.skipped;
   now.added = stats.added;
   now.changed = stats.changed;
   now.removed = stats.removed;
@@ -431,7 +440,7 @@ MemoryStats MemoryIndex::update(int rootFd) {
   return now;
 }
 
-MemoryStats MemoryIndex::status(int rootFd) {
+MemoryStats MemoryIndex::counts() {
   MemoryStats stats;
   stats.rebuiltBecause = rebuiltBecause_;
   stats.files = countOf("SELECT count(*) FROM files");
@@ -441,6 +450,11 @@ MemoryStats MemoryIndex::status(int rootFd) {
       "pragma_page_size");
   stats.updatedAt =
       static_cast<int64_t>(countOf("SELECT value FROM meta WHERE key = 'updated_at'"));
+  return stats;
+}
+
+MemoryStats MemoryIndex::status(int rootFd) {
+  MemoryStats stats = counts();
   std::map<std::string, Known> known;
   {
     Statement s(db_, "SELECT path, ctime, size, ino FROM files");

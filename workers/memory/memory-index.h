@@ -76,6 +76,8 @@ class MemoryIndex {
   MemoryStats update(int rootFd);
   // What the index holds and how much of it is stale, without changing it.
   MemoryStats status(int rootFd);
+  // What the index holds (files, chunks, size, last change), without looking at the files.
+  MemoryStats counts();
   // The best `maxResults` chunks for the words of `query` (all words first; when no chunk has
   // them all, any of them). Throws std::invalid_argument when `query` has no word at all.
   std::vector<MemoryHit> search(const std::string& query, uint32_t maxResults);
