@@ -24,9 +24,9 @@
 (m) the browser tool: a session's first `browser` turn (navigate + snapshot of a local page:
     the worker and Chromium start, the gate decides the document) against a warm snapshot turn;
     private memory of the session's browser sandbox (worker, Chromium's processes, bwrap)
-(n) memory_search over a workspace of 10,000 notes, end to end (tool start -> end events: the
+(o) memory_search over a workspace of 10,000 notes, end to end (tool start -> end events: the
     guard, the sandboxed memory worker, FTS5): the first call (builds the index), then warm
-(o) prompt assembly per turn (tests/bench/prompt-bench): workspace files, the skills list, the
+(p) prompt assembly per turn (tests/bench/prompt-bench): workspace files, the skills list, the
     system prompt, and loading and replaying a 100-entry transcript
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
@@ -728,7 +728,7 @@ def _tool_call_seconds(ws, message, session, req_id):
 
 
 def memory_search_cost():
-    """(n): (first call, [warm calls]) of memory_search over 10,000 notes."""
+    """(o): (notes, first call, [warm calls]) of memory_search over 10,000 notes."""
     n_notes = 2000 if QUICK else 10000
 
     def notes(gw):
@@ -905,12 +905,12 @@ def main():
     print_browser_cost()
     print_web_fetch_cost()
     n_notes, first, warm = memory_search_cost()
-    print(f"\n(n) memory_search over {n_notes} notes, end to end (tool start -> end)")
+    print(f"\n(o) memory_search over {n_notes} notes, end to end (tool start -> end)")
     line("first call (builds the index)", ms(first))
     line(f"warm p50 / p90 over {len(warm)}", f"{ms(pct(warm, 50))} / {ms(pct(warm, 90))}",
          "p50 <= 20 ms", pct(warm, 50) <= 0.020)
     p = prompt_assembly_cost()
-    print(f"\n(o) prompt assembly per turn (prompt-bench, {p['rounds']} rounds)")
+    print(f"\n(p) prompt assembly per turn (prompt-bench, {p['rounds']} rounds)")
     line("workspace files (bootstrap templates, MEMORY.md)", f"{p['files_us']:.1f} us")
     line("skills catalog + list (3 bundled skills)", f"{p['skills_us']:.1f} us")
     line("system prompt", f"{p['system_prompt_us']:.1f} us")
