@@ -140,6 +140,7 @@ TEST_CASE("status, health and sessions print readable lines, or the payload with
                      "model     openai / gpt-test\n"
                      "sandbox   ok\n"
                      "sessions  2 active, 0 running\n"
+                     "spares    3 tool sandboxes waiting (at most 8)\n"
                      "clients   0 connected\n");
   r = run(envFor(fake), [](RemoteContext& c) { return runStatus(true, c); });
   CHECK(r.code == EXIT_OK);

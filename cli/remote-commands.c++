@@ -185,6 +185,8 @@ void printStatus(const json& s, const std::string& url, std::ostream& out) {
       << "sandbox   " << (sandbox.empty() ? "unknown" : sandbox) << "\n"
       << "sessions  " << jsonUint(s, "activeSessions") << " active, " << jsonUint(s, "activeRuns")
       << " running\n"
+      << "spares    " << jsonUint(s, "spareSandboxes") << " tool sandboxes waiting (at most "
+      << jsonUint(s, "spareSandboxesMax") << ")\n"
       << "clients   " << jsonUint(s, "connections") << " connected\n";
 }
 

@@ -217,7 +217,8 @@ class Conn:
             # Protobuf JSON: false/0/"" omitted (activeRuns, connections absent), uint64 as string.
             self.res(rid, True, {"version": "0.1.0-fake", "uptimeMs": "75000", "home": "/tmp/home",
                                  "modelProvider": "openai", "model": "gpt-test",
-                                 "modelConfigured": True, "activeSessions": 2, "sandbox": "ok"})
+                                 "modelConfigured": True, "activeSessions": 2, "sandbox": "ok",
+                                 "spareSandboxes": 3, "spareSandboxesMax": 8})
         elif method == "sessions.list":
             self.res(rid, True, {"sessions": [
                 {"key": "agent:main:cli:direct:alice", "active": True, "messages": "12",

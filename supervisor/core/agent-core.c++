@@ -629,6 +629,7 @@ gateway::StatusPayload AgentCore::status() {
   out.set_active_runs(static_cast<uint32_t>(runs_.size()));
   out.set_connections(connections_ ? connections_() : 0);
   out.set_sandbox(sandboxStatus_);
+  if (spareStatus_) spareStatus_(out);
   return out;
 }
 

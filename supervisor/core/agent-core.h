@@ -102,6 +102,10 @@ class AgentCore final : public gateway::AgentService,
   void setConnectionCounter(std::function<uint32_t()> counter) {
     connections_ = std::move(counter);
   }
+  // Fills status()'s spare_sandboxes fields.
+  void setSpareStatus(std::function<void(gateway::StatusPayload&)> fill) {
+    spareStatus_ = std::move(fill);
+  }
 
   // Aborts every run and stops every session worker (SIGTERM path).
   void shutdown();
@@ -132,6 +136,7 @@ class AgentCore final : public gateway::AgentService,
   std::unique_ptr<SlashCommands> slash_;
   std::unique_ptr<SessionModels> sessionModels_;
   std::function<uint32_t()> connections_;
+  std::function<void(gateway::StatusPayload&)> spareStatus_;
   std::chrono::steady_clock::time_point started_;
   std::map<std::string, std::unique_ptr<Session>> sessions_;
   std::map<std::string, std::shared_ptr<Run>> runs_;  // active and queued, by run id

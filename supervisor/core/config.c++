@@ -70,6 +70,8 @@ agent {
   # time_zone: "Europe/Berlin"   # default: the host's
   # prompt_file_max_chars: 20000
   # prompt_files_max_chars: 60000
+  # Tool sandboxes built ahead of need, each used by one call only; 0 = none.
+  # spare_sandboxes: 8
   # Start sessions over on their own (the old conversation archived, like /new), checked when
   # the next message arrives. Off unless set.
   # session_reset { daily_at: "04:00"  idle_minutes: 0 }
@@ -263,6 +265,7 @@ void fillDefaults(config::ChitinConfig& c) {
   if (a->max_tool_output_bytes() == 0) a->set_max_tool_output_bytes(65536);
   if (a->prompt_file_max_chars() == 0) a->set_prompt_file_max_chars(20000);
   if (a->prompt_files_max_chars() == 0) a->set_prompt_files_max_chars(60000);
+  if (!a->has_spare_sandboxes()) a->set_spare_sandboxes(8);
   auto* k = a->mutable_compaction();
   if (k->context_window_tokens() == 0) k->set_context_window_tokens(128000);
   if (k->reserve_tokens() == 0) k->set_reserve_tokens(16384);
@@ -310,6 +313,9 @@ void validate(const config::ChitinConfig& c, const std::string& path) {
   if (c.agent().prompt_file_max_chars() > 1'000'000 ||
       c.agent().prompt_files_max_chars() > 1'000'000)
     fail("agent.prompt_file_max_chars and agent.prompt_files_max_chars must be at most 1000000");
+  if (c.agent().spare_sandboxes() > 64)
+    fail("agent.spare_sandboxes must be at most 64 (each is a waiting sandbox), got " +
+         std::to_string(c.agent().spare_sandboxes()));
   if (const std::string& tz = c.agent().time_zone(); !tz.empty()) {
     bool plain = tz.size() <= 64 && tz[0] != '/' && tz.find("..") == std::string::npos &&
                  std::all_of(tz.begin(), tz.end(), [](char ch) {

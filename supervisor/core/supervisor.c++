@@ -43,6 +43,7 @@
 #include "home.h"
 #include "model-host.h"
 #include "spawner.h"
+#include "spare-sandboxes.h"
 #include "tool-runner.h"
 #include "transcript.h"
 #include "uv-kj-bridge.h"
@@ -267,7 +268,11 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     toolSettings.memoryStateDir = home.memoryStateDir(config.agent().id());
     toolSettings.ownerSkillsDir = home.root + "/skills";
-    ToolRunner sandboxedTools(&loop, io, spawner, toolSettings);
+    SpareSettings spareSettings;
+    spareSettings.maxSpares = config.agent().spare_sandboxes();
+    spareSettings.idleSeconds = config.agent().session_idle_seconds();
+    SpareSandboxes spares(&loop, io, spawner, spareSettings);
+    ToolRunner sandboxedTools(&loop, io, spawner, toolSettings, &spares);
     // memory_search's hits are judged for untrusted content file by file (memory-tool.h).
     MemoryToolSettings memorySettings;
     memorySettings.workspaceDir = home.workspaceDir(config.agent().id());
@@ -393,6 +398,10 @@ int runGateway(const GatewayCommand& command) {
     if (status == 0) {
       broker->setGatewayPort(gw.port());  // the port bound (0 in the options: an ephemeral one)
       core.setConnectionCounter([&gw]() { return gw.connectionCount(); });
+      core.setSpareStatus([&spares, &spareSettings](gateway::StatusPayload& status) {
+        status.set_spare_sandboxes(static_cast<uint32_t>(spares.stats().waiting));
+        status.set_spare_sandboxes_max(spareSettings.maxSpares);
+      });
       std::string host = gwOptions.bind == "0.0.0.0" ? "127.0.0.1" : gwOptions.bind;
       std::string base = "http://" + host + ":" + std::to_string(gw.port());
       writeGatewayUrl(home, "ws://" + host + ":" + std::to_string(gw.port()));

@@ -21,6 +21,7 @@
 #include "capped-sink.h"
 #include "message-tool.h"
 #include "session-tools.h"
+#include "spare-sandboxes.h"
 #include "web-fetch-tool.h"
 #include "web-search-tool.h"
 #include "utf8.h"
@@ -333,13 +334,13 @@ ToolOutcome toolOutcomeFrom(rpc::ToolResult::Reader r, uint32_t cap) {
 }
 
 ToolRunner::ToolRunner(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
-                       ToolRunnerSettings settings)
-    : loop_(loop), io_(io), spawner_(spawner), settings_(settings) {}
+                       ToolRunnerSettings settings, SpareSandboxes* spares)
+    : loop_(loop), io_(io), spawner_(spawner), settings_(settings), spares_(spares) {}
 
 kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::string& argumentsJson,
                                          const std::string& workspaceDir,
                                          const std::vector<std::string>& hiddenDirs,
-                                         CallScope* /*scope*/) {
+                                         CallScope* scope) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto invocation = message->initRoot<rpc::ToolInvocation>();
   std::string problem = buildInvocation(tool, argumentsJson, settings_.defaultTimeoutSeconds,
@@ -354,7 +355,12 @@ kj::Promise<ToolOutcome> ToolRunner::run(const std::string& tool, const std::str
     return ToolOutcome{ToolOutcome::Status::ERROR, "error: " + tool + " is not a sandboxed tool"};
   }
 
-  return runWorker(tool, kj::mv(message), workspaceDir, hiddenDirs);
+  return runWorker(tool, kj::mv(message), workspaceDir, hiddenDirs,
+                   scope != nullptr ? scope->sessionKey() : std::string());
+}
+
+void ToolRunner::sessionEnded(const std::string& sessionKey) {
+  if (spares_ != nullptr) spares_->dropSession(sessionKey);
 }
 
 kj::Promise<ToolOutcome> ToolRunner::runMemoryCommand(rpc::ToolInvocation::Which which,
@@ -371,13 +377,14 @@ kj::Promise<ToolOutcome> ToolRunner::runMemoryCommand(rpc::ToolInvocation::Which
     m.setQuery(query);
     m.setMaxResults(std::min(std::max(maxResults, 1u), rpc::MAX_MEMORY_HITS));
   }
-  return runWorker("memory", kj::mv(message), workspaceDir, {});
+  return runWorker("memory", kj::mv(message), workspaceDir, {}, "");  // the CLI's: no spare
 }
 
 kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
                                                kj::Own<capnp::MallocMessageBuilder> message,
                                                const std::string& workspaceDir,
-                                               const std::vector<std::string>& hiddenDirs) {
+                                               const std::vector<std::string>& hiddenDirs,
+                                               const std::string& session) {
   auto invocation = message->getRoot<rpc::ToolInvocation>();
   spawn::SpawnRequest request;
   bool memory = invocation.isMemorySearch() || invocation.isMemoryGet() ||
@@ -403,10 +410,12 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
   // with Cap'n Proto's defaults.
   capnp::ReaderOptions readerOptions =
       memory ? readerOptionsFor(rpc::MAX_MEMORY_RESULT_BYTES) : capnp::ReaderOptions();
+  std::string label = "tool worker " + tool;
   kj::Own<WorkerHost> host;
   try {
-    host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), "tool worker " + tool,
-                                readerOptions);
+    if (spares_ != nullptr) host = spares_->take(session, request);
+    if (host.get() == nullptr)
+      host = kj::heap<WorkerHost>(loop_, io_, spawner_.spawn(request), label, readerOptions);
   } catch (const spawn::SandboxUnavailable& e) {
     // Fail closed: no sandbox, no tool.
     return ToolOutcome{ToolOutcome::Status::ERROR,
@@ -466,6 +475,12 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
         spdlog::warn("tool worker {} failed: {}", tool, e.getDescription().cStr());
         return ToolOutcome{ToolOutcome::Status::ERROR, "error: the " + tool + " tool failed: " +
                                                            std::string(e.getDescription().cStr())};
+      })
+      .then([this, session, request = kj::mv(request), label,
+             readerOptions](ToolOutcome outcome) {
+        // The session used this kind of tool: its next call of the kind finds its sandbox built.
+        if (spares_ != nullptr) spares_->prepare(session, request, label, readerOptions);
+        return outcome;
       })
       .attach(kj::mv(host), kj::mv(message));
 }

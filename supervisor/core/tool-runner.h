@@ -137,10 +137,15 @@ struct ToolRunnerSettings {
   std::string ownerSkillsDir;
 };
 
+class SpareSandboxes;  // spare-sandboxes.h
+
 class ToolRunner final : public ToolExecutor {
  public:
+  // With `spares`, a session's call takes the sandbox built for it ahead of need when there is
+  // one, and a call's end has the next one built (spare-sandboxes.h); without, every call
+  // spawns its sandbox when it runs.
   ToolRunner(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
-             ToolRunnerSettings settings);
+             ToolRunnerSettings settings, SpareSandboxes* spares = nullptr);
 
   // Never rejects for expected failures (bad arguments, sandbox unavailable, tool failed,
   // worker died): those are outcomes. Cancelling the promise kills the worker.
@@ -148,6 +153,9 @@ class ToolRunner final : public ToolExecutor {
                                const std::string& workspaceDir,
                                const std::vector<std::string>& hiddenDirs,
                                CallScope* scope = nullptr) override;
+
+  // The session's spares go with its context.
+  void sessionEnded(const std::string& sessionKey) override;
 
   // `chitin memory status|index|search`: one memory worker call of `which` (MEMORY_STATUS,
   // MEMORY_INDEX or MEMORY_SEARCH with `query` and `maxResults`, clamped to 1..MAX_MEMORY_HITS);
@@ -163,12 +171,14 @@ class ToolRunner final : public ToolExecutor {
   kj::Promise<ToolOutcome> runWorker(const std::string& tool,
                                      kj::Own<capnp::MallocMessageBuilder> message,
                                      const std::string& workspaceDir,
-                                     const std::vector<std::string>& hiddenDirs);
+                                     const std::vector<std::string>& hiddenDirs,
+                                     const std::string& session);
 
   uv_loop_t* loop_;
   kj::AsyncIoContext& io_;
   spawn::Spawner& spawner_;
   ToolRunnerSettings settings_;
+  SpareSandboxes* spares_;
 };
 
 }  // namespace chitin

@@ -59,7 +59,8 @@ capnp::ReaderOptions readerOptionsFor(uint64_t maxMessageBytes) {
 }
 
 WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,
-                       std::string label, capnp::ReaderOptions readerOptions)
+                       std::string label, capnp::ReaderOptions readerOptions,
+                       WallClock wallClock)
     : loop_(loop),
       label_(std::move(label)),
       pid_(worker.pid),
@@ -91,15 +92,20 @@ WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWo
             }) == 0);
   KJ_ASSERT(uv_timer_init(loop, &watch_->timer) == 0);
   watch_->timer.data = watch_;
-  if (worker.wallClockSeconds > 0) {
-    uv_timer_start(
-        &watch_->timer,
-        [](uv_timer_t* h) {
-          auto* w = static_cast<Watch*>(h->data);
-          if (w->owner != nullptr) w->owner->kill("wall-clock limit reached");
-        },
-        uint64_t{worker.wallClockSeconds} * 1000, 0);
-  }
+  wallClockSeconds_ = worker.wallClockSeconds;
+  if (wallClock == WallClock::NOW) armWallClock();
+}
+
+void WorkerHost::armWallClock() {
+  if (wallClockSeconds_ == 0 || exited_) return;
+  uv_timer_start(
+      &watch_->timer,
+      [](uv_timer_t* h) {
+        auto* w = static_cast<Watch*>(h->data);
+        if (w->owner != nullptr) w->owner->kill("wall-clock limit reached");
+      },
+      uint64_t{wallClockSeconds_} * 1000, 0);
+  wallClockSeconds_ = 0;
 }
 
 WorkerHost::~WorkerHost() noexcept(false) {

@@ -41,8 +41,14 @@ capnp::ReaderOptions readerOptionsFor(uint64_t maxMessageBytes);
 
 class WorkerHost {
  public:
+  // How the worker's wall-clock limit (SpawnedWorker::wallClockSeconds) is armed: now, or when
+  // the worker is given its work (a warm spare waits for a call it has not got yet:
+  // spare-sandboxes.h; its limit runs from armWallClock()).
+  enum class WallClock { NOW, ON_USE };
+
   WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,
-             std::string label, capnp::ReaderOptions readerOptions = capnp::ReaderOptions());
+             std::string label, capnp::ReaderOptions readerOptions = capnp::ReaderOptions(),
+             WallClock wallClock = WallClock::NOW);
   ~WorkerHost() noexcept(false);
   KJ_DISALLOW_COPY(WorkerHost);
 
@@ -58,6 +64,10 @@ class WorkerHost {
   // Resolves with what the worker broke when it sent a message past the reader options (it is
   // being killed by then: "protocol violation: ..."). Never resolves otherwise.
   kj::Promise<std::string> onViolation() { return rpc_->onViolation(); }
+
+  // Starts the wall-clock limit of a host built with WallClock::ON_USE (once; later calls and
+  // hosts armed at construction do nothing).
+  void armWallClock();
 
   // SIGKILL the sandbox; `reason` ends up in WorkerExit::reason and the log.
   void kill(const std::string& reason);
@@ -80,6 +90,7 @@ class WorkerHost {
   std::unique_ptr<WorkerLog> log_;  // null when the spawn request gave its own fds
   std::unique_ptr<spawn::CgroupLease> cgroup_;
   bool exited_ = false;
+  uint32_t wallClockSeconds_ = 0;  // 0: none, or already armed
   std::string killReason_;
   kj::ForkedPromise<WorkerExit> exitPromise_;
   kj::Own<kj::PromiseFulfiller<WorkerExit>> exitFulfiller_;

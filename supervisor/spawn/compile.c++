@@ -312,7 +312,8 @@ std::vector<std::string> Spawner::compileEgress(const config::SandboxProfile& pr
 }
 
 std::vector<std::string> Spawner::compileHides(const config::SandboxProfile& profile,
-                                               const SpawnRequest& request, bool forExplain) {
+                                               const SpawnRequest& request, bool forExplain,
+                                               std::vector<std::string>* identities) {
   std::vector<std::string> args;
   std::vector<std::string> done;
   for (auto& path : request.hide) {
@@ -348,6 +349,7 @@ std::vector<std::string> Spawner::compileHides(const config::SandboxProfile& pro
       std::string src = expandSrc(profile, under->src(), request.vars, forExplain);
       int problem = os_.checkPlainDirectory(src, relative);
       if (problem != 0) throw refuse(describeHideError(problem));
+      if (identities != nullptr) identities->push_back(os_.directoryIdentity(src, relative));
     }
     done.push_back(path);
     args.insert(args.end(), {"--perms", "0555", "--size", std::to_string(HIDE_TMPFS_BYTES),

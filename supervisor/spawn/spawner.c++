@@ -167,7 +167,10 @@ void killWorker(const SpawnedWorker& worker) {
   if (rc < 0 && errno != ESRCH) KJ_FAIL_SYSCALL("pidfd_send_signal", errno, worker.pid);
 }
 
-int SystemSpawnOs::checkPlainDirectory(const std::string& root, const std::string& relative) {
+namespace {
+
+// What SystemSpawnOs::checkPlainDirectory() checks, with the directory's stat.
+int statPlainDirectory(const std::string& root, const std::string& relative, struct stat& st) {
   int rootFd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootFd < 0) return errno;
   KJ_DEFER(close(rootFd));
@@ -180,13 +183,25 @@ int SystemSpawnOs::checkPlainDirectory(const std::string& root, const std::strin
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
   long fd = syscall(SYS_openat2, rootFd, relative.c_str(), &how, sizeof(how));
   if (fd < 0) return errno;
-  struct stat st;
   int rc = fstat(static_cast<int>(fd), &st);
   int error = errno;
   close(static_cast<int>(fd));
   if (rc < 0) return error;
   if (S_ISLNK(st.st_mode)) return ELOOP;
   return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+}  // namespace
+
+int SystemSpawnOs::checkPlainDirectory(const std::string& root, const std::string& relative) {
+  struct stat st;
+  return statPlainDirectory(root, relative, st);
+}
+
+std::string SystemSpawnOs::directoryIdentity(const std::string& root, const std::string& relative) {
+  struct stat st;
+  if (statPlainDirectory(root, relative, st) != 0) return "";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
 }
 
 bool SystemSpawnOs::isSocket(const std::string& path) {
@@ -242,6 +257,21 @@ const Spawner::Compiled& Spawner::compiled(const std::string& name) {
   entry->profile = loadProfile(os_, settings_.profileDir, name);
   entry->bpf = compileSeccomp(entry->profile);
   return *cache_.emplace(name, kj::mv(entry)).first->second;
+}
+
+std::optional<std::string> Spawner::hiddenIdentity(const SpawnRequest& request) {
+  std::vector<std::string> identities;
+  try {
+    compileHides(compiled(request.profile).profile, request, false, &identities);
+  } catch (const SandboxUnavailable&) {
+    return std::nullopt;  // not a plain directory any more: a spawn now would be refused too
+  }
+  std::string joined;
+  for (const auto& id : identities) {
+    if (id.empty()) return std::nullopt;
+    joined += id + ";";
+  }
+  return joined;
 }
 
 SpawnedWorker Spawner::spawn(const SpawnRequest& request) {

@@ -114,6 +114,11 @@ class SpawnOs {
   virtual int checkPlainDirectory(const std::string& root, const std::string& relative) {
     return ENOENT;
   }
+  // The device and inode of the plain directory checkPlainDirectory() accepts, as "dev:ino"; ""
+  // when it is not one. Fakes that do not model directories may keep the default ("").
+  virtual std::string directoryIdentity(const std::string& root, const std::string& relative) {
+    return "";
+  }
   // Whether `path` itself (not a symlink to one) is a unix socket. Fakes that do not model
   // sockets may keep the default (none is): an egress spawn is then refused.
   virtual bool isSocket(const std::string& path) { return false; }
@@ -126,6 +131,7 @@ class SystemSpawnOs final : public SpawnOs {
   std::string readFile(const std::string& path) override;
   std::vector<std::string> subdirectories(const std::string& path) override;
   int checkPlainDirectory(const std::string& root, const std::string& relative) override;
+  std::string directoryIdentity(const std::string& root, const std::string& relative) override;
   bool isSocket(const std::string& path) override;
 };
 
@@ -149,6 +155,12 @@ class Spawner {
   std::string explain(const std::string& profile,
                       const std::map<std::string, std::string>& vars = {},
                       const std::vector<std::string>& hide = {});
+
+  // Which host directories `request.hide` covers right now (device and inode of each, checked
+  // as spawn() checks them), or nullopt when a spawn of `request` would be refused now. A warm
+  // spare's covers were mounted on the directories named when it was built; it is used only
+  // while this is unchanged (supervisor/core/spare-sandboxes.h).
+  std::optional<std::string> hiddenIdentity(const SpawnRequest& request);
 
   // nullopt when bwrap, user namespaces and seccomp all work; else a user-facing reason.
   // Runs a real, trivial sandbox once (cached after success).
@@ -192,8 +204,10 @@ class Spawner {
   std::vector<std::string> compileEgress(const config::SandboxProfile& profile,
                                          const SpawnRequest& request, bool forExplain);
 
+  // `identities`, when given, gets directoryIdentity() of each hidden directory.
   std::vector<std::string> compileHides(const config::SandboxProfile& profile,
-                                        const SpawnRequest& request, bool forExplain);
+                                        const SpawnRequest& request, bool forExplain,
+                                        std::vector<std::string>* identities = nullptr);
 
   SpawnerSettings settings_;
   SpawnOs& os_;

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: Apache-2.0
+// Warm spare sandboxes (supervisor/core/spare-sandboxes.h) with real exec workers from the
+// shipped profile: a session's next call takes the sandbox built for it and still gets a fresh
+// one of its own; no other session ever gets it; a hidden directory replaced after the spare was
+// built is not left uncovered; spares are bounded in number and in time.
+// Runs in: tests (real sandboxes, driven by the supervisor's own classes on a libuv loop)
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+
+#include "probe-runner.h"
+#include "spare-sandboxes.h"
+#include "tool-runner.h"
+#include "uv-kj-bridge.h"
+
+namespace chitin::testing {
+
+namespace {
+
+double now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+// A call's scope as the guard gives it: only the session key is asked for here.
+class Scope final : public CallScope {
+ public:
+  explicit Scope(std::string session) : session_(std::move(session)) {}
+  const std::string& sessionKey() const override { return session_; }
+  std::string decideHost(const std::string&, const std::string&, Initiator) override {
+    return "not in this test";
+  }
+  std::string decideConnection(const std::string&, const std::string&, uint16_t) override {
+    return "not in this test";
+  }
+  ConnectionDecider decideConnectionsAfterwards() override {
+    return [](const std::string&, const std::string&, uint16_t) { return "not in this test"; };
+  }
+
+ private:
+  std::string session_;
+};
+
+// The supervisor's tool path with spares, on a loop of its own.
+struct Rig {
+  uv_loop_t loop;
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  std::unique_ptr<UvKjBridge> bridge;
+  spawn::SystemSpawnOs os;
+  std::unique_ptr<spawn::Spawner> spawner;
+  std::unique_ptr<SpareSandboxes> spares;
+  std::unique_ptr<ToolRunner> runner;
+
+  explicit Rig(SpareSettings settings) {
+    REQUIRE(uv_loop_init(&loop) == 0);
+    bridge = std::make_unique<UvKjBridge>(&loop, io);
+    spawner = std::make_unique<spawn::Spawner>(testSpawner().settings(), os);
+    spares = std::make_unique<SpareSandboxes>(&loop, io, *spawner, settings);
+    runner = std::make_unique<ToolRunner>(&loop, io, *spawner, ToolRunnerSettings{}, spares.get());
+  }
+  ~Rig() {
+    runner.reset();
+    spares.reset();
+    bridge->close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+  }
+
+  // Turns the loop until `done` or `seconds` pass; whether it was done.
+  bool until(const std::function<bool()>& done, double seconds = 30) {
+    double deadline = now() + seconds;
+    while (!done()) {
+      if (now() > deadline) return false;
+      bridge->pump();
+      uv_run(&loop, UV_RUN_NOWAIT);
+      usleep(1000);
+    }
+    return true;
+  }
+
+  ToolOutcome exec(const std::string& session, const std::string& command,
+                   const std::string& workspace, const std::vector<std::string>& hide = {}) {
+    Scope scope(session);
+    ToolOutcome outcome;
+    bool done = false;
+    std::string args = "{\"command\": \"" + command + "\", \"timeoutSeconds\": 30}";
+    auto task = runner->run("exec", args, workspace, hide, &scope)
+                    .then([&](ToolOutcome result) {
+                      outcome = result;
+                      done = true;
+                    })
+                    .eagerlyEvaluate(nullptr);
+    REQUIRE_MESSAGE(until([&] { return done; }, 60), "exec did not end: ", command);
+    return outcome;
+  }
+
+  // Turns the loop until a spare waits for each of `sessions` calls so far (built after a call).
+  bool sparesWaiting(uint64_t n) {
+    return until([&] { return spares->stats().waiting == n; });
+  }
+};
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("spares: a session's next call takes the sandbox built for it, fresh all the same") {
+  TempDir workspace("chitin-ws");
+  Rig rig({8, 600});
+  auto first = rig.exec("s1", "echo inside > /tmp/mark && echo kept > /workspace/kept && cat /tmp/mark",
+                        workspace.path());
+  REQUIRE(first.status == ToolOutcome::Status::OK);
+  CHECK(contains(first.content, "inside"));
+  CHECK(rig.spares->stats().taken == 0);  // the first call had none
+  REQUIRE(rig.sparesWaiting(1));
+  CHECK(rig.spares->stats().built == 1);
+
+  auto second = rig.exec("s1", "cat /workspace/kept; cat /tmp/mark; echo status=$?", workspace.path());
+  CHECK(rig.spares->stats().taken == 1);
+  // The workspace is the live one (the spare binds it, it was not copied when built)...
+  CHECK(contains(second.content, "kept"));
+  // ...and /tmp is the spare's own: nothing of the call before it.
+  CHECK(contains(second.content, "No such file or directory"));
+  CHECK(contains(second.content, "status=1"));
+  // Each call's sandbox served that call only: the next spare is a new one.
+  REQUIRE(rig.sparesWaiting(1));
+  CHECK(rig.spares->stats().built == 2);
+}
+
+TEST_CASE("spares: a session never gets another session's spare") {
+  TempDir workspace("chitin-ws");
+  Rig rig({8, 600});
+  REQUIRE(rig.exec("alice", "true", workspace.path()).status == ToolOutcome::Status::OK);
+  REQUIRE(rig.sparesWaiting(1));
+  REQUIRE(rig.exec("bob", "true", workspace.path()).status == ToolOutcome::Status::OK);
+  CHECK(rig.spares->stats().taken == 0);  // bob's call spawned its own
+  REQUIRE(rig.sparesWaiting(2));          // alice's still waits; bob has his now
+  // Another request of the same session (a directory hidden now) does not take it either.
+  mkdir((workspace.path() + "/downloads").c_str(), 0755);
+  REQUIRE(rig.exec("alice", "true", workspace.path(), {"downloads"}).status ==
+          ToolOutcome::Status::OK);
+  CHECK(rig.spares->stats().taken == 0);
+  // Its context reset, a session's spares go.
+  REQUIRE(rig.sparesWaiting(3));
+  rig.runner->sessionEnded("alice");
+  CHECK(rig.spares->stats().waiting == 1);
+  REQUIRE(rig.exec("bob", "true", workspace.path()).status == ToolOutcome::Status::OK);
+  CHECK(rig.spares->stats().taken == 1);
+}
+
+TEST_CASE("spares: a hidden directory replaced after the spare was built stays hidden") {
+  TempDir workspace("chitin-ws");
+  mkdir((workspace.path() + "/downloads").c_str(), 0755);
+  workspace.file("downloads/page.html", "first page");
+  Rig rig({8, 600});
+  auto first = rig.exec("s1", "echo count=$(ls -A /workspace/downloads | wc -l)", workspace.path(),
+                        {"downloads"});
+  REQUIRE(first.status == ToolOutcome::Status::OK);
+  CHECK(contains(first.content, "count=0"));  // covered: page.html is there on the host
+  REQUIRE(rig.sparesWaiting(1));
+  // Meanwhile (another session's command, say) the directory is renamed away and another put in
+  // its place. The spare's cover was mounted on the old one and went with it.
+  REQUIRE(rename((workspace.path() + "/downloads").c_str(), (workspace.path() + "/old").c_str()) ==
+          0);
+  mkdir((workspace.path() + "/downloads").c_str(), 0755);
+  workspace.file("downloads/new.html", "untrusted words");
+  auto second = rig.exec("s1", "cat /workspace/downloads/new.html; echo status=$?", workspace.path(),
+                         {"downloads"});
+  CHECK(rig.spares->stats().changed == 1);
+  CHECK(rig.spares->stats().taken == 0);
+  CHECK(!contains(second.content, "untrusted words"));
+  CHECK(contains(second.content, "status=1"));
+  // The directory it was renamed to is not hidden (it is not in the call's list): a fresh
+  // sandbox shows it, as it would have without spares.
+  auto third = rig.exec("s1", "cat /workspace/old/page.html", workspace.path(), {"downloads"});
+  CHECK(contains(third.content, "first page"));
+}
+
+TEST_CASE("spares: at most maxSpares wait, and each for idleSeconds at most") {
+  TempDir workspace("chitin-ws");
+  {
+    Rig rig({1, 600});
+    REQUIRE(rig.exec("a", "true", workspace.path()).status == ToolOutcome::Status::OK);
+    REQUIRE(rig.sparesWaiting(1));
+    REQUIRE(rig.exec("b", "true", workspace.path()).status == ToolOutcome::Status::OK);
+    REQUIRE(rig.until([&] { return rig.spares->stats().evicted == 1; }));
+    CHECK(rig.spares->stats().waiting == 1);  // b's; a's was killed to make room
+    REQUIRE(rig.exec("a", "true", workspace.path()).status == ToolOutcome::Status::OK);
+    CHECK(rig.spares->stats().taken == 0);
+  }
+  {
+    Rig rig({8, 1});
+    REQUIRE(rig.exec("a", "true", workspace.path()).status == ToolOutcome::Status::OK);
+    REQUIRE(rig.sparesWaiting(1));
+    REQUIRE(rig.until([&] { return rig.spares->stats().expired == 1; }, 10));
+    CHECK(rig.spares->stats().waiting == 0);
+    REQUIRE(rig.exec("a", "true", workspace.path()).status == ToolOutcome::Status::OK);
+    CHECK(rig.spares->stats().taken == 0);
+  }
+  {
+    Rig rig({0, 600});  // spare_sandboxes: 0
+    REQUIRE(rig.exec("a", "true", workspace.path()).status == ToolOutcome::Status::OK);
+    REQUIRE(rig.exec("a", "true", workspace.path()).status == ToolOutcome::Status::OK);
+    CHECK(rig.spares->stats().built == 0);
+  }
+}
+
+}  // namespace chitin::testing
