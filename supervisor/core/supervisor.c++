@@ -398,9 +398,9 @@ int runGateway(const GatewayCommand& command) {
     if (status == 0) {
       broker->setGatewayPort(gw.port());  // the port bound (0 in the options: an ephemeral one)
       core.setConnectionCounter([&gw]() { return gw.connectionCount(); });
-      core.setSpareStatus([&spares, &spareSettings](gateway::StatusPayload& status) {
-        status.set_spare_sandboxes(static_cast<uint32_t>(spares.stats().waiting));
-        status.set_spare_sandboxes_max(spareSettings.maxSpares);
+      core.setSpareStatus([&spares, &spareSettings](gateway::StatusPayload& out) {
+        out.set_spare_sandboxes(static_cast<uint32_t>(spares.stats().waiting));
+        out.set_spare_sandboxes_max(spareSettings.maxSpares);
       });
       std::string host = gwOptions.bind == "0.0.0.0" ? "127.0.0.1" : gwOptions.bind;
       std::string base = "http://" + host + ":" + std::to_string(gw.port());

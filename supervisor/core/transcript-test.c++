@@ -109,6 +109,65 @@ TEST_CASE("transcript: a file that is one torn line is emptied before the next a
   CHECK(skipped == 0);
 }
 
+TranscriptEntry said(const std::string& content) {
+  TranscriptEntry e;
+  e.role = "user";
+  e.content = content;
+  return e;
+}
+
+std::vector<std::string> contents(const std::vector<TranscriptEntry>& entries) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) out.push_back(e.content);
+  return out;
+}
+
+TEST_CASE("transcript: loads after appends see every entry, whatever was cached before") {
+  TempDir dir;
+  TranscriptStore store(dir.path);
+  std::string path = dir.path + "/" + TranscriptStore::fileNameFor("k");
+  store.append("k", said("one"));
+  CHECK(contents(store.load("k")) == std::vector<std::string>{"one"});
+  store.append("k", said("two"));
+  store.append("k", said("three"));
+  CHECK(contents(store.load("k")) == std::vector<std::string>{"one", "two", "three"});
+
+  // Archived (/new): the next file under the name is another file, read from its start.
+  store.archive("k");
+  CHECK(store.load("k").empty());
+  store.append("k", said("fresh"));
+  CHECK(contents(store.load("k")) == std::vector<std::string>{"fresh"});
+
+  // Replaced by another file that is longer than what was read: read anew, not appended to.
+  {
+    std::ofstream out(path + ".new");
+    out << said("replaced a").toJson().dump() << "\n" << said("replaced b").toJson().dump() << "\n";
+  }
+  REQUIRE(rename((path + ".new").c_str(), path.c_str()) == 0);
+  CHECK(contents(store.load("k")) == std::vector<std::string>{"replaced a", "replaced b"});
+
+  // Cut shorter in place: read anew.
+  REQUIRE(truncate(path.c_str(), 0) == 0);
+  CHECK(store.load("k").empty());
+  store.append("k", said("after the cut"));
+  CHECK(contents(store.load("k")) == std::vector<std::string>{"after the cut"});
+}
+
+TEST_CASE("transcript: the load cache is bounded; sessions past it are read whole each time") {
+  TempDir dir;
+  TranscriptStore store(dir.path, 300);  // bytes: about two short entries
+  for (int i = 0; i < 5; ++i) store.append("big", said("entry " + std::to_string(i)));
+  std::vector<std::string> small;
+  for (int round = 0; round < 3; ++round) {
+    small.push_back("s" + std::to_string(round));
+    store.append("small", said(small.back()));
+    CHECK(store.load("big").size() == 5 + static_cast<size_t>(round));
+    CHECK(contents(store.load("small")) == small);
+    store.append("big", said("entry " + std::to_string(5 + round)));
+    CHECK(store.load("big").size() == 6 + static_cast<size_t>(round));
+  }
+}
+
 TEST_CASE("transcript: unknown roles are rejected") {
   CHECK_THROWS(TranscriptEntry::fromJson(nlohmann::json{{"role", "system"}}));
 }

@@ -14,6 +14,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 namespace chitin {
@@ -80,7 +82,67 @@ TranscriptEntry TranscriptEntry::fromJson(const nlohmann::json& j) {
   return e;
 }
 
-TranscriptStore::TranscriptStore(std::string dir) : dir_(std::move(dir)) {}
+// The parsed entries of recently loaded sessions (see transcript.h).
+struct TranscriptStore::Cache {
+  struct Parsed {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t parsedTo = 0;  // just after the last newline parsed
+    size_t bad = 0;      // lines before parsedTo that did not parse
+    std::vector<TranscriptEntry> entries;
+    uint64_t lastUse = 0;
+  };
+  std::mutex mutex;
+  std::map<std::string, Parsed> sessions;
+  size_t maxBytes;
+  size_t bytes = 0;  // sum of parsedTo over `sessions`
+  uint64_t clock = 0;
+
+  explicit Cache(size_t maxBytes) : maxBytes(maxBytes) {}
+
+  void forget(std::map<std::string, Parsed>::iterator it) {
+    bytes -= static_cast<size_t>(it->second.parsedTo);
+    sessions.erase(it);
+  }
+  // Makes room for `more` bytes by dropping the least recently loaded sessions but `keep`.
+  void makeRoom(size_t more, const std::string& keep) {
+    while (bytes + more > maxBytes) {
+      auto oldest = sessions.end();
+      for (auto it = sessions.begin(); it != sessions.end(); ++it) {
+        if (it->first != keep && (oldest == sessions.end() || it->second.lastUse < oldest->second.lastUse))
+          oldest = it;
+      }
+      if (oldest == sessions.end()) return;
+      forget(oldest);
+    }
+  }
+};
+
+namespace {
+
+// Parses the lines of `text` into `out` (counting those that do not parse in `bad`).
+void parseLines(const char* text, size_t size, std::vector<TranscriptEntry>& out, size_t& bad) {
+  size_t pos = 0;
+  while (pos < size) {
+    const char* nl = static_cast<const char*>(memchr(text + pos, '\n', size - pos));
+    size_t end = nl != nullptr ? static_cast<size_t>(nl - text) : size;
+    if (end > pos) {
+      try {
+        out.push_back(TranscriptEntry::fromJson(nlohmann::json::parse(text + pos, text + end)));
+      } catch (const std::exception&) {
+        ++bad;
+      }
+    }
+    pos = end + 1;
+  }
+}
+
+}  // namespace
+
+TranscriptStore::TranscriptStore(std::string dir, size_t cacheBytes)
+    : dir_(std::move(dir)), cache_(std::make_unique<Cache>(cacheBytes)) {}
+
+TranscriptStore::~TranscriptStore() = default;
 
 std::string TranscriptStore::fileNameFor(const std::string& key) {
   static const char HEX[] = "0123456789ABCDEF";
@@ -175,19 +237,67 @@ void TranscriptStore::append(const std::string& key, const TranscriptEntry& entr
 }
 
 std::vector<TranscriptEntry> TranscriptStore::load(const std::string& key, size_t* skipped) const {
-  std::vector<TranscriptEntry> out;
-  size_t bad = 0;
-  std::ifstream in(dir_ + "/" + fileNameFor(key));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      out.push_back(TranscriptEntry::fromJson(nlohmann::json::parse(line)));
-    } catch (const std::exception&) {
-      ++bad;
+  std::string path = dir_ + "/" + fileNameFor(key);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    if (fd >= 0) close(fd);
+    std::lock_guard lock(cache_->mutex);
+    auto it = cache_->sessions.find(key);
+    if (it != cache_->sessions.end()) cache_->forget(it);
+    if (skipped != nullptr) *skipped = 0;
+    return {};
+  }
+  std::lock_guard lock(cache_->mutex);
+  auto it = cache_->sessions.find(key);
+  if (it != cache_->sessions.end() &&
+      (it->second.dev != st.st_dev || it->second.ino != st.st_ino ||
+       it->second.parsedTo > st.st_size)) {
+    cache_->forget(it);  // not the file it parsed, or not only grown since
+    it = cache_->sessions.end();
+  }
+  Cache::Parsed fresh;
+  fresh.dev = st.st_dev;
+  fresh.ino = st.st_ino;
+  Cache::Parsed& parsed = it != cache_->sessions.end() ? it->second : fresh;
+  // What was appended since: read to the end, parse up to its last newline.
+  std::string text;
+  off_t at = parsed.parsedTo;
+  char buf[65536];
+  while (true) {
+    ssize_t n = pread(fd, buf, sizeof buf, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  close(fd);
+  size_t whole = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  parseLines(text.data(), whole, parsed.entries, parsed.bad);
+  parsed.parsedTo += static_cast<off_t>(whole);
+  parsed.lastUse = ++cache_->clock;
+
+  std::vector<TranscriptEntry> out = parsed.entries;
+  size_t bad = parsed.bad;
+  // A last line without its newline (a torn append, or one being written) is read, never kept.
+  parseLines(text.data() + whole, text.size() - whole, out, bad);
+  if (skipped != nullptr) *skipped = bad;
+
+  size_t size = static_cast<size_t>(parsed.parsedTo);
+  if (it == cache_->sessions.end()) {
+    if (size <= cache_->maxBytes) {
+      cache_->makeRoom(size, key);
+      cache_->bytes += size;
+      cache_->sessions.emplace(key, std::move(fresh));
+    }
+  } else {
+    cache_->bytes += static_cast<size_t>(whole);
+    if (size > cache_->maxBytes) {
+      cache_->forget(it);
+    } else {
+      cache_->makeRoom(0, key);
     }
   }
-  if (skipped != nullptr) *skipped = bad;
   return out;
 }
 

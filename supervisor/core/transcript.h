@@ -10,6 +10,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,9 +51,18 @@ struct TranscriptSummary {
   std::string updatedAt;
 };
 
+// Loading is cached per session (a turn loads its session's transcript, which only ever grows):
+// the entries parsed so far are kept with the file's device, inode and the offset they end at,
+// and the next load parses only what was appended after that offset. Any other change (another
+// file under the name, a file shorter than the offset) parses the file anew. The cache holds at
+// most `cacheBytes` of transcript (by file size), least recently loaded sessions dropped first;
+// a transcript larger than that is parsed on every load.
 class TranscriptStore {
  public:
-  explicit TranscriptStore(std::string dir);
+  static constexpr size_t DEFAULT_CACHE_BYTES = 4 << 20;
+
+  explicit TranscriptStore(std::string dir, size_t cacheBytes = DEFAULT_CACHE_BYTES);
+  ~TranscriptStore();
 
   void append(const std::string& sessionKey, const TranscriptEntry& entry);
 
@@ -72,7 +82,9 @@ class TranscriptStore {
   static std::string keyForFileName(const std::string& fileName);  // "" if not a transcript
 
  private:
+  struct Cache;
   std::string dir_;
+  std::unique_ptr<Cache> cache_;
 };
 
 std::string nowRfc3339();
