@@ -250,6 +250,14 @@ TEST_CASE("memory index: a corrupt or foreign index file is replaced, never trus
     }
     fs::resize_file(d.index(), 1024 + 100);
   }
+  SUBCASE("an index whose scan record is not this code's") {
+    buildIndex(d);
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(d.index().c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "UPDATE scan SET records = x'0102'", nullptr, nullptr, nullptr) ==
+            SQLITE_OK);
+    sqlite3_close(db);
+  }
   SUBCASE("an index truncated after its first page: its schema reads well, the rest is gone") {
     manyNotes(d, "other");
     buildIndex(d);
@@ -308,7 +316,7 @@ TEST_CASE("memory index: damage the stamp cannot see is found on use, and the ca
   // The b-tree page type (offset 0 of a page) set to a value no page has: SQLITE_CORRUPT when
   // the page is read, not before.
   std::string table;
-  SUBCASE("in the files table: update() finds it") { table = "files"; }
+  SUBCASE("in the scan record: update() finds it") { table = "scan"; }
   SUBCASE("in the chunks' text: search() finds it, after update() did not") {
     table = "chunks_content";
   }
@@ -326,7 +334,7 @@ TEST_CASE("memory index: damage the stamp cannot see is found on use, and the ca
     REQUIRE(hits.size() == 1);
     CHECK(hits[0].path == "memory/n117.md");
     CHECK(index.counts().files == 200);
-    if (table == "files") {
+    if (table == "scan") {
       CHECK(stats.rebuiltBecause.find("the index was not valid (damaged: ") == 0);
       CHECK(stats.added == 200);
     } else {

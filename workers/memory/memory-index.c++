@@ -15,7 +15,9 @@
 #include <cstring>
 #include <map>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 
 namespace chitin {
 
@@ -50,6 +52,10 @@ class Statement {
     sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  Statement& bindBlob(int i, const std::string& bytes) {
+    sqlite3_bind_blob(stmt_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
+    return *this;
+  }
   Statement& bind(int i, int64_t v) {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
@@ -67,6 +73,11 @@ class Statement {
   }
   int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
   double real(int col) { return sqlite3_column_double(stmt_, col); }
+  std::string blob(int col) {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
+             : std::string();
+  }
   std::string text(int col) {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
@@ -89,6 +100,7 @@ constexpr const char* OUR_TABLES[][2] = {
      "CREATE VIRTUAL TABLE chunks USING fts5(text, path UNINDEXED, start_line UNINDEXED, "
      "end_line UNINDEXED, tokenize='unicode61')"},
     {"meta", "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER)"},
+    {"scan", "CREATE TABLE scan(records BLOB)"},
 };
 constexpr const char* SQLITE_ADDS[] = {
     "index sqlite_autoindex_files_1",
@@ -153,8 +165,73 @@ struct Known {
   int64_t ctime, size, ino, chunks;
   bool seen = false;  // by this walk; what is not seen is gone
 };
-// Hashed, not ordered, and marked rather than erased: an unchanged scan costs one lookup a path.
-using KnownFiles = std::unordered_map<std::string, Known>;
+
+// `files` without the hashes, as one BLOB (`scan.records`), written in the same transaction as
+// `files` (the full check compares them): an unchanged scan reads it in one step where decoding
+// 10,000 rows cost it as much as the walk. A record: the path's length (uint32), the path, then
+// ctime, size, inode, chunks (int64), in this machine's byte order.
+class KnownFiles {
+ public:
+  std::string records;                                    // the paths below point into it
+  std::vector<std::pair<std::string_view, Known>> files;  // in the order they were recorded
+
+  // The file recorded at `path`, or nullptr. A walk over an unchanged tree meets the files in
+  // the order the last walk recorded them, so the one after the last found is tried first (a
+  // string compare); only when that fails is the hash index built.
+  Known* find(std::string_view path) {
+    if (next_ < files.size() && files[next_].first == path) return &files[next_++].second;
+    if (index_.empty()) {
+      index_.reserve(files.size());
+      for (size_t i = 0; i < files.size(); ++i) index_.emplace(files[i].first, i);
+    }
+    auto at = index_.find(path);
+    if (at == index_.end()) return nullptr;
+    next_ = at->second + 1;
+    return &files[at->second].second;
+  }
+
+ private:
+  size_t next_ = 0;
+  std::unordered_map<std::string_view, size_t> index_;
+};
+
+void appendRecord(std::string& records, std::string_view path, const Known& k) {
+  uint32_t length = static_cast<uint32_t>(path.size());
+  records.append(reinterpret_cast<const char*>(&length), sizeof length);
+  records.append(path);
+  for (int64_t v : {k.ctime, k.size, k.ino, k.chunks})
+    records.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// Throws IndexDamaged when the record is not one this code wrote.
+KnownFiles knownFiles(sqlite3* db) {
+  KnownFiles known;
+  Statement s(db, "SELECT records FROM scan");
+  if (!s.step()) throw IndexDamaged("memory index: the scan record is missing");
+  known.records = s.blob(0);
+  const char* p = known.records.data();
+  const char* end = p + known.records.size();
+  auto malformed = [&] {
+    return IndexDamaged("memory index: the scan record is malformed at byte " +
+                        std::to_string(p - known.records.data()));
+  };
+  while (p < end) {
+    uint32_t length;
+    if (end - p < static_cast<ptrdiff_t>(sizeof length)) throw malformed();
+    memcpy(&length, p, sizeof length);
+    p += sizeof length;
+    if (static_cast<size_t>(end - p) < length + 4 * sizeof(int64_t)) throw malformed();
+    std::string_view path(p, length);
+    p += length;
+    Known k;
+    for (int64_t* v : {&k.ctime, &k.size, &k.ino, &k.chunks}) {
+      memcpy(v, p, sizeof *v);
+      p += sizeof *v;
+    }
+    known.files.emplace_back(path, k);
+  }
+  return known;
+}
 
 bool sameFile(const Known& known, const struct stat& st) {
   return known.ctime == changeTimeNs(st) && known.size == st.st_size &&
@@ -165,18 +242,6 @@ bool sameFile(const Known& known, const struct stat& st) {
 bool indexable(const FoundFile& f) {
   return f.path.size() <= MemoryIndex::MAX_PATH_BYTES && S_ISREG(f.st.st_mode) &&
          static_cast<uint64_t>(f.st.st_size) <= MemoryIndex::MAX_FILE_BYTES;
-}
-
-// TODO(perf): at 10,000 notes this is about half of a warm update (~2,000 instructions a row in
-// SQLite's row decoding and the map's allocations); a packed per-file record (one BLOB, in walk
-// order) would cut it to a memcmp a file.
-KnownFiles knownFiles(sqlite3* db, uint64_t files) {
-  KnownFiles known;
-  known.reserve(files);
-  Statement s(db, "SELECT path, ctime, size, ino, chunks FROM files");
-  while (s.step())
-    known.emplace(s.text(0), Known{s.integer(1), s.integer(2), s.integer(3), s.integer(4)});
-  return known;
 }
 
 }  // namespace
@@ -263,8 +328,8 @@ uint64_t MemoryIndex::countOf(const char* sql) {
 }
 
 void MemoryIndex::openDatabase() {
-  // NOMUTEX: one thread uses the connection, so SQLite need not lock it around every call (a
-  // warm update reads five columns of every file's row).
+  // NOMUTEX: one thread uses the connection, so SQLite need not lock it around every call
+  // (indexing 10,000 notes makes some 100,000 of them).
   if (sqlite3_open_v2(path_.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
@@ -332,6 +397,7 @@ void MemoryIndex::createSchema() {
   for (const auto& [name, sql] : OUR_TABLES) exec(sql);
   exec(
       "INSERT INTO meta(key, value) VALUES('files', 0), ('chunks', 0);"
+      "INSERT INTO scan(records) VALUES(x'');"
       "PRAGMA user_version=3;"
       "COMMIT;");
 }
@@ -388,6 +454,16 @@ std::string MemoryIndex::fullCheck() {
       return "meta counts " + std::to_string(kept.files) + " files and " +
              std::to_string(kept.chunks) + " chunks; the tables hold " + std::to_string(files) +
              " and " + std::to_string(chunks) + " (" + std::to_string(perFile) + " by file)";
+    KnownFiles known = knownFiles(db_);
+    Statement row(db_, "SELECT path, ctime, size, ino, chunks FROM files");
+    while (row.step()) {
+      std::string path = row.text(0);
+      const Known* was = known.find(path);
+      if (was == nullptr || was->ctime != row.integer(1) || was->size != row.integer(2) ||
+          was->ino != row.integer(3) || was->chunks != row.integer(4))
+        return "the scan record does not match the files table at \"" + row.text(0) + "\"";
+    }
+    if (known.files.size() != files) return "the scan record holds files the table does not";
   } catch (const std::exception& e) {
     return std::string("unreadable: ") + e.what();
   }
@@ -474,8 +550,10 @@ std::vector<MemoryHit> MemoryIndex::search(const std::string& text, uint32_t max
 MemoryStats MemoryIndex::updateOnce(int rootFd) {
   MemoryStats stats;
   stats.rebuiltBecause = rebuiltBecause_;
-  KnownFiles known = knownFiles(db_, readCounts().files);
+  KnownFiles known = knownFiles(db_);
   uint64_t files = 0, chunks = 0;  // what the index holds once this update is done
+  std::string records;             // and its scan record
+  records.reserve(known.records.size() + 4096);
   exec("BEGIN IMMEDIATE");
   size_t restamped = 0;
   try {
@@ -500,12 +578,13 @@ MemoryStats MemoryIndex::updateOnce(int rootFd) {
         ++stats.skipped;
         return;
       }
-      auto was = known.find(found.path);
-      if (was != known.end() && sameFile(was->second, found.st)) {
+      Known* was = known.find(found.path);
+      if (was != nullptr && sameFile(*was, found.st)) {
         ++stats.unchanged;
         ++files;
-        chunks += static_cast<uint64_t>(was->second.chunks);
-        was->second.seen = true;
+        chunks += static_cast<uint64_t>(was->chunks);
+        was->seen = true;
+        appendRecord(records, found.path, *was);
         return;
       }
       // Only now is the file opened: the unchanged ones above cost their directory's stat.
@@ -519,7 +598,7 @@ MemoryStats MemoryIndex::updateOnce(int rootFd) {
       }
       std::string hash = contentHash(content);
       bool sameContent = false;
-      if (was != known.end()) {
+      if (was != nullptr) {
         getHash.reset();
         sameContent = getHash.bind(1, found.path).step() && getHash.text(0) == hash;
       }
@@ -527,9 +606,9 @@ MemoryStats MemoryIndex::updateOnce(int rootFd) {
       if (sameContent) {
         ++stats.unchanged;  // touched, not changed: only its stat is recorded again
         ++restamped;
-        fileChunks = was->second.chunks;
+        fileChunks = was->chunks;
       } else {
-        if (was != known.end()) forget(found.path);
+        if (was != nullptr) forget(found.path);
         auto pieces = chunksOf(content);
         for (const auto& chunk : pieces) {
           putChunk.reset();
@@ -540,7 +619,7 @@ MemoryStats MemoryIndex::updateOnce(int rootFd) {
               .step();
         }
         fileChunks = static_cast<int64_t>(pieces.size());
-        ++(was == known.end() ? stats.added : stats.changed);
+        ++(was == nullptr ? stats.added : stats.changed);
       }
       // The walk's stat, taken before the read: a change after it is seen by the next update.
       putFile.reset();
@@ -553,11 +632,14 @@ MemoryStats MemoryIndex::updateOnce(int rootFd) {
           .step();
       ++files;
       chunks += static_cast<uint64_t>(fileChunks);
-      if (was != known.end()) was->second.seen = true;
+      appendRecord(records, found.path,
+                   Known{changeTimeNs(found.st), static_cast<int64_t>(found.st.st_size),
+                         static_cast<int64_t>(found.st.st_ino), fileChunks});
+      if (was != nullptr) was->seen = true;
     });
-    for (const auto& [path, file] : known) {
+    for (const auto& [path, file] : known.files) {
       if (file.seen) continue;
-      forget(path);
+      forget(std::string(path));
       ++stats.removed;
     }
     if (stats.added + stats.changed + stats.removed + restamped == 0 && rebuiltBecause_.empty()) {
@@ -571,6 +653,8 @@ MemoryStats MemoryIndex::updateOnce(int rootFd) {
           .bind(2, static_cast<int64_t>(files))
           .bind(3, static_cast<int64_t>(chunks))
           .step();
+      Statement scan(db_, "UPDATE scan SET records = ?");
+      scan.bindBlob(1, records).step();
       exec("COMMIT");
       writeStamp();
     }
@@ -608,22 +692,22 @@ MemoryStats MemoryIndex::readCounts() {
 
 MemoryStats MemoryIndex::statusOnce(int rootFd) {
   MemoryStats stats = readCounts();
-  KnownFiles known = knownFiles(db_, stats.files);
+  KnownFiles known = knownFiles(db_);
   // By the walk's stat alone: no memory file is opened.
   forEachMemoryFile(rootFd, [&](const FoundFile& found) {
     if (!indexable(found)) {
       ++stats.skipped;
       return;
     }
-    auto was = known.find(found.path);
-    if (was == known.end()) {
+    Known* was = known.find(found.path);
+    if (was == nullptr) {
       ++stats.added;
     } else {
-      ++(sameFile(was->second, found.st) ? stats.unchanged : stats.changed);
-      was->second.seen = true;
+      ++(sameFile(*was, found.st) ? stats.unchanged : stats.changed);
+      was->seen = true;
     }
   });
-  for (const auto& [path, file] : known) stats.removed += file.seen ? 0 : 1;
+  for (const auto& [path, file] : known.files) stats.removed += file.seen ? 0 : 1;
   stats.stale = stats.added + stats.changed + stats.removed;
   return stats;
 }
