@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests for the memory index against a temporary workspace and state directory: building,
-// updating (edited, touched, removed files), rebuilding a deleted or corrupt index, BM25
-// ranking, snippets with line numbers, and memory_get's path refusal.
+// updating (edited, touched, removed files), rebuilding a deleted or corrupt index (found at open
+// or on use), the verified stamp that spares a warm open the full check, the counts kept in meta,
+// BM25 ranking, snippets with line numbers, symlinks never followed, and memory_get's path
+// refusal.
 // Runs in: test
 
 #include "memory-index.h"
@@ -10,11 +12,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -53,6 +57,50 @@ bool anyHitIn(const std::vector<MemoryHit>& hits, const std::string& path) {
   for (const auto& h : hits)
     if (h.path == path) return true;
   return false;
+}
+
+// The first column of the first row of `sql` over the index file, read by SQLite directly.
+std::string sqlOne(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK);
+  std::string out;
+  if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr)
+    out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+// Writes `bytes` at `offset` of `path` without changing its size, then puts its mtime back, as
+// a disk error would leave it: only the contents differ.
+void damageInPlace(const std::string& path, off_t offset, const std::string& bytes) {
+  struct stat before;
+  REQUIRE(stat(path.c_str(), &before) == 0);
+  int fd = open(path.c_str(), O_WRONLY);
+  REQUIRE(fd >= 0);
+  REQUIRE(pwrite(fd, bytes.data(), bytes.size(), offset) == static_cast<ssize_t>(bytes.size()));
+  close(fd);
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+  struct stat after;
+  REQUIRE(stat(path.c_str(), &after) == 0);
+  REQUIRE(after.st_size == before.st_size);
+  REQUIRE(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+}
+
+// Notes enough that the index spans many pages; one of them mentions `word`.
+void manyNotes(Dirs& d, const std::string& word) {
+  for (int i = 0; i < 200; ++i)
+    d.write("memory/n" + std::to_string(i) + ".md",
+            "# Note " + std::to_string(i) + "\n\nMet person " + std::to_string(i) + ".\n" +
+                (i == 117 ? "The " + word + " came up.\n" : "Nothing else.\n"));
+}
+
+void buildIndex(Dirs& d) {
+  MemoryIndex index(d.index());
+  index.update(d.rootFd);
 }
 
 TEST_CASE("memory index: built from MEMORY.md and memory/*.md, hits name lines and snippets") {
@@ -202,12 +250,203 @@ TEST_CASE("memory index: a corrupt or foreign index file is replaced, never trus
     }
     fs::resize_file(d.index(), 1024 + 100);
   }
+  SUBCASE("an index whose scan record is not this code's") {
+    buildIndex(d);
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(d.index().c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "UPDATE scan SET records = x'0102'", nullptr, nullptr, nullptr) ==
+            SQLITE_OK);
+    sqlite3_close(db);
+  }
+  SUBCASE("an index truncated after its first page: its schema reads well, the rest is gone") {
+    manyNotes(d, "other");
+    buildIndex(d);
+    for (int i = 0; i < 200; ++i)
+      fs::remove(d.workspace / ("memory/n" + std::to_string(i) + ".md"));
+    fs::resize_file(d.index(), 4096 + 100);
+  }
   MemoryIndex index(d.index());
   CHECK(index.rebuiltBecause().find("the index was not valid") == 0);
   index.update(d.rootFd);
   auto hits = index.search("anniversary", 5);
   REQUIRE(hits.size() == 1);
   CHECK(hits[0].path == "MEMORY.md");
+}
+
+TEST_CASE("memory index: the stamp spares a warm open the full check; without it, one full check") {
+  Dirs d;
+  manyNotes(d, "giraffe");
+  buildIndex(d);
+  {
+    MemoryIndex index(d.index());
+    CHECK(!index.fullCheckDone());  // written and stamped by this code
+    CHECK(index.rebuiltBecause().empty());
+  }
+  fs::remove(d.index() + ".verified");
+  {
+    MemoryIndex index(d.index());
+    CHECK(index.fullCheckDone());
+    CHECK(index.rebuiltBecause().empty());  // checked, sound, kept
+  }
+  {
+    MemoryIndex index(d.index());
+    CHECK(!index.fullCheckDone());  // the full check stamped it
+    // A commit stamps the file it leaves: the next open does not check it again.
+    d.write("memory/new.md", "A new note.\n");
+    CHECK(index.update(d.rootFd).added == 1);
+  }
+  {
+    MemoryIndex index(d.index());
+    CHECK(!index.fullCheckDone());
+  }
+  // A file that is not the stamped one (here only its mtime differs) is checked in full.
+  struct timespec times[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
+  REQUIRE(utimensat(AT_FDCWD, d.index().c_str(), times, 0) == 0);
+  MemoryIndex index(d.index());
+  CHECK(index.fullCheckDone());
+  CHECK(index.rebuiltBecause().empty());
+  CHECK(index.search("giraffe", 5).size() == 1);
+}
+
+TEST_CASE("memory index: damage the stamp cannot see is found on use, and the call still answers") {
+  Dirs d;
+  manyNotes(d, "giraffe");
+  buildIndex(d);
+  int pageSize = std::stoi(sqlOne(d.index(), "PRAGMA page_size"));
+  // The b-tree page type (offset 0 of a page) set to a value no page has: SQLITE_CORRUPT when
+  // the page is read, not before.
+  std::string table;
+  SUBCASE("in the scan record: update() finds it") { table = "scan"; }
+  SUBCASE("in the chunks' text: search() finds it, after update() did not") {
+    table = "chunks_content";
+  }
+  std::string sql = "SELECT rootpage FROM sqlite_master WHERE name = '" + table + "'";
+  int page = std::stoi(sqlOne(d.index(), sql.c_str()));
+  REQUIRE(page > 1);
+  damageInPlace(d.index(), static_cast<off_t>(page - 1) * pageSize, std::string(1, '\x42'));
+
+  {
+    MemoryIndex index(d.index());
+    CHECK(!index.fullCheckDone());  // the stamp matched: not read at open
+    CHECK(index.rebuiltBecause().empty());
+    MemoryStats stats = index.update(d.rootFd);
+    auto hits = index.search("giraffe", 5);
+    REQUIRE(hits.size() == 1);
+    CHECK(hits[0].path == "memory/n117.md");
+    CHECK(index.counts().files == 200);
+    if (table == "scan") {
+      CHECK(stats.rebuiltBecause.find("the index was not valid (damaged: ") == 0);
+      CHECK(stats.added == 200);
+    } else {
+      CHECK(stats.unchanged == 200);
+      CHECK(index.rebuiltBecause().find("the index was not valid (damaged: ") == 0);
+    }
+  }
+  // The rebuilt index is sound and stamped.
+  fs::remove(d.index() + ".verified");
+  MemoryIndex again(d.index());
+  CHECK(again.fullCheckDone());
+  CHECK(again.rebuiltBecause().empty());
+}
+
+TEST_CASE("memory index: a planted trigger or view is refused on every open, stamp or not") {
+  Dirs d;
+  d.write("MEMORY.md", "Anniversary: 14 February.\n");
+  buildIndex(d);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(d.index().c_str(), &db) == SQLITE_OK);
+  SUBCASE("trigger") {
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE TRIGGER t AFTER INSERT ON files BEGIN "
+                         "DELETE FROM meta; END;",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  SUBCASE("view") {
+    REQUIRE(sqlite3_exec(db, "CREATE VIEW v AS SELECT * FROM files", nullptr, nullptr, nullptr) ==
+            SQLITE_OK);
+  }
+  sqlite3_close(db);
+  MemoryIndex index(d.index());
+  CHECK(index.rebuiltBecause().find("the schema is not this version's (unexpected: ") !=
+        std::string::npos);
+  index.update(d.rootFd);
+  CHECK(index.search("anniversary", 5).size() == 1);
+}
+
+TEST_CASE("memory index: files and chunks counted in meta stay right through add, change, remove") {
+  Dirs d;
+  d.write("MEMORY.md", "one\n\ntwo\n\nthree\n");       // 3 chunks
+  d.write("memory/a.md", "alpha\n");                   // 1
+  d.write("memory/sub/b.md", "# B\nbeta\n\ngamma\n");  // 2
+  auto truth = [&](MemoryIndex& index) {
+    MemoryStats kept = index.counts();
+    CHECK(std::to_string(kept.files) == sqlOne(d.index(), "SELECT count(*) FROM files"));
+    CHECK(std::to_string(kept.chunks) == sqlOne(d.index(), "SELECT count(*) FROM chunks"));
+    return std::make_pair(kept.files, kept.chunks);
+  };
+  MemoryIndex index(d.index());
+  CHECK(index.update(d.rootFd).chunks == 6);
+  CHECK(truth(index) == std::make_pair<uint64_t, uint64_t>(3, 6));
+  d.write("memory/c.md", "delta\n\nepsilon\n");  // added: +1 file, +2 chunks
+  index.update(d.rootFd);
+  CHECK(truth(index) == std::make_pair<uint64_t, uint64_t>(4, 8));
+  d.write("MEMORY.md", "one and two\n");  // changed: 3 chunks -> 1
+  index.update(d.rootFd);
+  CHECK(truth(index) == std::make_pair<uint64_t, uint64_t>(4, 6));
+  fs::remove(d.workspace / "memory/sub/b.md");  // removed: -1 file, -2 chunks
+  d.write("memory/a.md", "alpha\n");            // touched only: the same
+  MemoryStats stats = index.update(d.rootFd);
+  CHECK(stats.removed == 1);
+  CHECK(truth(index) == std::make_pair<uint64_t, uint64_t>(3, 4));
+  CHECK(stats.files == 3);
+  CHECK(stats.chunks == 4);
+  CHECK(index.status(d.rootFd).chunks == 4);
+}
+
+TEST_CASE("memory index: symlinked files and directories beneath memory/ are not followed") {
+  Dirs d;
+  d.write("MEMORY.md", "tea\n");
+  d.write("outside/secret.md", "the zebra password\n");
+  fs::create_symlink("../outside/secret.md", d.workspace / "memory/link.md");
+  fs::create_symlink("../outside", d.workspace / "memory/linkdir");
+  MemoryIndex index(d.index());
+  MemoryStats stats = index.update(d.rootFd);
+  CHECK(stats.files == 1);
+  CHECK(stats.skipped == 1);  // the file symlink; the directory one is not entered
+  CHECK(index.search("zebra", 5).empty());
+  CHECK(index.status(d.rootFd).skipped == 1);
+  // Control: the same note as a regular file is indexed.
+  d.write("memory/real.md", "the zebra password\n");
+  index.update(d.rootFd);
+  CHECK(index.search("zebra", 5).size() == 1);
+}
+
+TEST_CASE("memory files: a file replaced between the walk and the read is not read") {
+  Dirs d;
+  d.write("memory/note.md", "original\n");
+  d.write("outside.md", "not memory\n");
+  std::vector<std::string> outcomes;
+  auto replaceThenOpen = [&](const std::function<void()>& replace) {
+    forEachMemoryFile(d.rootFd, [&](const FoundFile& found) {
+      if (found.path != "memory/note.md") return;
+      replace();  // after the walk's stat, before the open
+      int fd = openFoundFile(found);
+      outcomes.push_back(fd >= 0 ? "opened" : "refused");
+      if (fd >= 0) close(fd);
+    });
+  };
+  replaceThenOpen([] {});  // control: the file the walk saw
+  replaceThenOpen([&] {
+    fs::create_symlink("../outside.md", d.workspace / "memory/tmp-link");
+    fs::rename(d.workspace / "memory/tmp-link", d.workspace / "memory/note.md");
+  });
+  fs::remove(d.workspace / "memory/note.md");
+  d.write("memory/note.md", "original\n");
+  replaceThenOpen([&] {
+    d.write("memory/tmp.md", "another file\n");
+    fs::rename(d.workspace / "memory/tmp.md", d.workspace / "memory/note.md");
+  });
+  CHECK(outcomes == std::vector<std::string>{"opened", "refused", "refused"});
 }
 
 TEST_CASE("memory_get: lines of a memory file, numbered; other paths and symlinks refused") {

@@ -4,7 +4,6 @@
 
 #include "memory-index.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -16,20 +15,34 @@
 #include <cstring>
 #include <map>
 #include <stdexcept>
-
-#include "memory-path.h"
-#include "utf8.h"
+#include <string_view>
+#include <unordered_map>
+#include <utility>
 
 namespace chitin {
 
 namespace {
 
+// SQLite found the index file damaged while using it (SQLITE_CORRUPT, SQLITE_NOTADB): the index
+// is rebuilt (MemoryIndex::rebuildingOnDamage), unlike any other error.
+class IndexDamaged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void fail(int rc, const std::string& message) {
+  int primary = rc & 0xff;
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) throw IndexDamaged(message);
+  throw std::runtime_error(message);
+}
+
 // A prepared statement that finalizes itself.
 class Statement {
  public:
   Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK)
-      throw std::runtime_error(std::string("memory index: ") + sqlite3_errmsg(db) + " in: " + sql);
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+    if (rc != SQLITE_OK)
+      fail(rc, std::string("memory index: ") + sqlite3_errmsg(db) + " in: " + sql);
   }
   ~Statement() { sqlite3_finalize(stmt_); }
   Statement(const Statement&) = delete;
@@ -37,6 +50,10 @@ class Statement {
 
   Statement& bind(int i, const std::string& s) {
     sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bindBlob(int i, const std::string& bytes) {
+    sqlite3_bind_blob(stmt_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
     return *this;
   }
   Statement& bind(int i, int64_t v) {
@@ -48,7 +65,7 @@ class Statement {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(std::string("memory index: ") + sqlite3_errmsg(db_));
+    fail(rc, std::string("memory index: ") + sqlite3_errmsg(db_));
   }
   void reset() {
     sqlite3_reset(stmt_);
@@ -56,6 +73,11 @@ class Statement {
   }
   int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
   double real(int col) { return sqlite3_column_double(stmt_, col); }
+  std::string blob(int col) {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
+             : std::string();
+  }
   std::string text(int col) {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
@@ -65,6 +87,29 @@ class Statement {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
+};
+
+// The schema's tables as SQLite keeps their definitions in sqlite_master (the cheap check
+// compares them), and what SQLite adds beside them: FTS5's shadow tables and the primary keys'
+// indexes, whose definitions are SQLite's to choose, so only their names are compared.
+constexpr const char* OUR_TABLES[][2] = {
+    {"files",
+     "CREATE TABLE files(path TEXT PRIMARY KEY, ctime INTEGER, size INTEGER, ino INTEGER, "
+     "hash TEXT, chunks INTEGER)"},
+    {"chunks",
+     "CREATE VIRTUAL TABLE chunks USING fts5(text, path UNINDEXED, start_line UNINDEXED, "
+     "end_line UNINDEXED, tokenize='unicode61')"},
+    {"meta", "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER)"},
+    {"scan", "CREATE TABLE scan(records BLOB)"},
+};
+constexpr const char* SQLITE_ADDS[] = {
+    "index sqlite_autoindex_files_1",
+    "index sqlite_autoindex_meta_1",
+    "table chunks_config",
+    "table chunks_content",
+    "table chunks_data",
+    "table chunks_docsize",
+    "table chunks_idx",
 };
 
 // Change detection only (not security): FNV-1a, 64 bits.
@@ -81,68 +126,6 @@ std::string contentHash(const std::string& content) {
 
 int64_t changeTimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec;
-}
-
-// The file beneath `rootFd` opened for reading without following any symlink on the way, or -1.
-int openNoFollow(int rootFd, const std::string& rel, int flags) {
-  int fd = rootFd;
-  bool own = false;
-  size_t start = 0;
-  while (true) {
-    size_t slash = rel.find('/', start);
-    bool last = slash == std::string::npos;
-    std::string part = rel.substr(start, last ? std::string::npos : slash - start);
-    int next =
-        openat(fd, part.c_str(), (last ? flags : O_RDONLY | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC);
-    int saved = errno;
-    if (own) close(fd);
-    errno = saved;
-    if (next < 0) return -1;
-    if (last) return next;
-    fd = next;
-    own = true;
-    start = slash + 1;
-  }
-}
-
-void walk(int dirFd, const std::string& prefix, std::vector<std::string>& out) {
-  int fd = dup(dirFd);
-  if (fd < 0) return;
-  DIR* dir = fdopendir(fd);
-  if (dir == nullptr) {
-    close(fd);
-    return;
-  }
-  while (struct dirent* e = readdir(dir)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    struct stat st;
-    if (fstatat(dirfd(dir), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    std::string rel = prefix + "/" + name;
-    if (S_ISDIR(st.st_mode)) {
-      int sub = openat(dirfd(dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub >= 0) {
-        walk(sub, rel, out);
-        close(sub);
-      }
-    } else if (isIndexedMemoryFile(rel) && out.size() < MemoryIndex::MAX_FILES) {
-      out.push_back(rel);  // symlinks too: update() skips them by name, status() counts them
-    }
-  }
-  closedir(dir);
-}
-
-bool readAll(int fd, uint64_t limit, std::string& out) {
-  out.clear();
-  char buf[65536];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    if (n == 0) return true;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > limit) return false;
-  }
 }
 
 struct Chunk {
@@ -177,25 +160,91 @@ std::vector<Chunk> chunksOf(const std::string& content) {
   return chunks;
 }
 
+// What the index recorded of a file (its content hash is read only for a file that is read).
 struct Known {
-  int64_t ctime, size, ino;
-  std::string hash;
+  int64_t ctime, size, ino, chunks;
+  bool seen = false;  // by this walk; what is not seen is gone
 };
 
-}  // namespace
+// `files` without the hashes, as one BLOB (`scan.records`), written in the same transaction as
+// `files` (the full check compares them): an unchanged scan reads it in one step where decoding
+// 10,000 rows cost it as much as the walk. A record: the path's length (uint32), the path, then
+// ctime, size, inode, chunks (int64), in this machine's byte order.
+class KnownFiles {
+ public:
+  std::string records;                                    // the paths below point into it
+  std::vector<std::pair<std::string_view, Known>> files;  // in the order they were recorded
 
-std::vector<std::string> listMemoryFiles(int rootFd) {
-  std::vector<std::string> out;
-  struct stat st;
-  if (fstatat(rootFd, MEMORY_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0) out.push_back(MEMORY_FILE);
-  int dir = openat(rootFd, MEMORY_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dir >= 0) {
-    walk(dir, MEMORY_DIR, out);
-    close(dir);
+  // The file recorded at `path`, or nullptr. A walk over an unchanged tree meets the files in
+  // the order the last walk recorded them, so the one after the last found is tried first (a
+  // string compare); only when that fails is the hash index built.
+  Known* find(std::string_view path) {
+    if (next_ < files.size() && files[next_].first == path) return &files[next_++].second;
+    if (index_.empty()) {
+      index_.reserve(files.size());
+      for (size_t i = 0; i < files.size(); ++i) index_.emplace(files[i].first, i);
+    }
+    auto at = index_.find(path);
+    if (at == index_.end()) return nullptr;
+    next_ = at->second + 1;
+    return &files[at->second].second;
   }
-  std::sort(out.begin(), out.end());
-  return out;
+
+ private:
+  size_t next_ = 0;
+  std::unordered_map<std::string_view, size_t> index_;
+};
+
+void appendRecord(std::string& records, std::string_view path, const Known& k) {
+  uint32_t length = static_cast<uint32_t>(path.size());
+  records.append(reinterpret_cast<const char*>(&length), sizeof length);
+  records.append(path);
+  for (int64_t v : {k.ctime, k.size, k.ino, k.chunks})
+    records.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
+
+// Throws IndexDamaged when the record is not one this code wrote.
+KnownFiles knownFiles(sqlite3* db) {
+  KnownFiles known;
+  Statement s(db, "SELECT records FROM scan");
+  if (!s.step()) throw IndexDamaged("memory index: the scan record is missing");
+  known.records = s.blob(0);
+  const char* p = known.records.data();
+  const char* end = p + known.records.size();
+  auto malformed = [&] {
+    return IndexDamaged("memory index: the scan record is malformed at byte " +
+                        std::to_string(p - known.records.data()));
+  };
+  while (p < end) {
+    uint32_t length;
+    if (end - p < static_cast<ptrdiff_t>(sizeof length)) throw malformed();
+    memcpy(&length, p, sizeof length);
+    p += sizeof length;
+    if (static_cast<size_t>(end - p) < length + 4 * sizeof(int64_t)) throw malformed();
+    std::string_view path(p, length);
+    p += length;
+    Known k;
+    for (int64_t* v : {&k.ctime, &k.size, &k.ino, &k.chunks}) {
+      memcpy(v, p, sizeof *v);
+      p += sizeof *v;
+    }
+    known.files.emplace_back(path, k);
+  }
+  return known;
+}
+
+bool sameFile(const Known& known, const struct stat& st) {
+  return known.ctime == changeTimeNs(st) && known.size == st.st_size &&
+         known.ino == static_cast<int64_t>(st.st_ino);
+}
+
+// A memory file the index may hold: a regular file of bounded size and path.
+bool indexable(const FoundFile& f) {
+  return f.path.size() <= MemoryIndex::MAX_PATH_BYTES && S_ISREG(f.st.st_mode) &&
+         static_cast<uint64_t>(f.st.st_size) <= MemoryIndex::MAX_FILE_BYTES;
+}
+
+}  // namespace
 
 std::string ftsQuery(const std::string& text, const char* joiner) {
   std::string out, word;
@@ -223,6 +272,7 @@ MemoryIndex::MemoryIndex(std::string indexPath, uint32_t lockTimeoutMs)
   try {
     open();
   } catch (...) {
+    if (db_ != nullptr) sqlite3_close_v2(db_);
     close(lockFd_);
     throw;
   }
@@ -264,10 +314,11 @@ void MemoryIndex::lock(uint32_t timeoutMs) {
 
 void MemoryIndex::exec(const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
     std::string why = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
-    throw std::runtime_error("memory index " + path_ + ": " + why);
+    fail(rc, "memory index " + path_ + ": " + why);
   }
 }
 
@@ -276,87 +327,242 @@ uint64_t MemoryIndex::countOf(const char* sql) {
   return s.step() ? static_cast<uint64_t>(s.integer(0)) : 0;
 }
 
-std::string MemoryIndex::validate() {
+void MemoryIndex::openDatabase() {
+  // NOMUTEX: one thread uses the connection, so SQLite need not lock it around every call
+  // (indexing 10,000 notes makes some 100,000 of them).
+  if (sqlite3_open_v2(path_.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw std::runtime_error("memory index " + path_ + " cannot be opened: " + why);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  // The file may not be ours (memory-index.h): nothing in it may run code or write the schema.
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_ENABLE_VIEW, 0, nullptr);
+  exec("PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON; PRAGMA temp_store=MEMORY");
+}
+
+void MemoryIndex::open() {
+  std::string problem;
   try {
-    Statement version(db_, "PRAGMA user_version");
-    int64_t v = version.step() ? version.integer(0) : -1;
-    if (v == 0 && countOf("SELECT count(*) FROM sqlite_master") == 0) return "missing";
-    if (v != SCHEMA_VERSION)
-      return "schema version " + std::to_string(v) + " is not " + std::to_string(SCHEMA_VERSION);
-    Statement check(db_, "PRAGMA quick_check");
-    std::string verdict = check.step() ? check.text(0) : "";
-    if (verdict != "ok") return "integrity check failed: " + verdict;
-    countOf("SELECT count(*) FROM files");
-    countOf("SELECT count(*) FROM meta");
-    countOf("SELECT count(*) FROM chunks WHERE chunks MATCH '\"x\"'");
-    exec("INSERT INTO chunks(chunks) VALUES('integrity-check')");
+    openDatabase();
+    problem = cheapCheck();
+  } catch (const std::exception& e) {
+    problem = e.what();  // not a database file at all
+  }
+  if (problem == "missing") {
+    rebuiltBecause_ = "the index did not exist";
+    createSchema();
+    writeStamp();
+    return;
+  }
+  if (problem.empty()) {
+    std::string stamp;
+    int fd = ::open((path_ + ".verified").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+      readAll(fd, 4096, stamp);
+      close(fd);
+    }
+    std::string identity = fileIdentity();
+    if (!identity.empty() && stamp == identity) return;
+    fullCheckDone_ = true;
+    problem = fullCheck();
+    if (problem.empty()) {
+      writeStamp();
+      return;
+    }
+  }
+  // Derived data: a file that is not a valid index is replaced, never repaired or trusted.
+  recreate("the index was not valid (" + problem + ")");
+}
+
+void MemoryIndex::recreate(const std::string& why) {
+  rebuiltBecause_ = why;
+  if (db_ != nullptr) sqlite3_close_v2(db_);
+  db_ = nullptr;
+  for (const char* suffix : {"", "-journal", "-wal", "-shm", ".verified"})
+    unlink((path_ + suffix).c_str());
+  openDatabase();
+  createSchema();
+  writeStamp();
+}
+
+void MemoryIndex::createSchema() {
+  static_assert(SCHEMA_VERSION == 3, "the schema below is version 3");
+  exec("BEGIN");
+  for (const auto& [name, sql] : OUR_TABLES) exec(sql);
+  exec(
+      "INSERT INTO meta(key, value) VALUES('files', 0), ('chunks', 0);"
+      "INSERT INTO scan(records) VALUES(x'');"
+      "PRAGMA user_version=3;"
+      "COMMIT;");
+}
+
+// "" when the file holds this version's schema and nothing else, "missing" when it holds no
+// schema at all, else what is wrong. Reads the schema only (it is read to prepare anything).
+std::string MemoryIndex::cheapCheck() {
+  try {
+    int64_t version = static_cast<int64_t>(countOf("PRAGMA user_version"));
+    Statement s(db_, "SELECT type, name, sql FROM sqlite_master ORDER BY type, name");
+    std::vector<std::string> found;
+    std::map<std::string, std::string> definitions;
+    while (s.step()) {
+      found.push_back(s.text(0) + " " + s.text(1));
+      definitions[s.text(1)] = s.text(2);
+    }
+    if (version == 0 && found.empty()) return "missing";
+    if (version != SCHEMA_VERSION)
+      return "schema version " + std::to_string(version) + " is not " +
+             std::to_string(SCHEMA_VERSION);
+    std::vector<std::string> expected(std::begin(SQLITE_ADDS), std::end(SQLITE_ADDS));
+    for (const auto& [name, sql] : OUR_TABLES) {
+      expected.push_back(std::string("table ") + name);
+      if (definitions[name] != sql)
+        return std::string("table ") + name + " is not defined as this version defines it";
+    }
+    std::sort(expected.begin(), expected.end());
+    if (found != expected) {
+      std::string extra;
+      for (const auto& f : found)
+        if (!std::binary_search(expected.begin(), expected.end(), f)) extra += " " + f;
+      return "the schema is not this version's (" +
+             (extra.empty() ? "a table is missing" : "unexpected:" + extra) + ")";
+    }
   } catch (const std::exception& e) {
     return std::string("unreadable: ") + e.what();
   }
   return "";
 }
 
-void MemoryIndex::open() {
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK) {
-      std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close_v2(db_);
-      db_ = nullptr;
-      if (attempt == 0 && unlink(path_.c_str()) == 0) continue;  // not a database file at all
-      throw std::runtime_error("memory index " + path_ + " cannot be opened: " + why);
+// "" when every page and FTS5's structures are sound and meta's counts are the tables'; reads
+// the whole file.
+std::string MemoryIndex::fullCheck() {
+  try {
+    Statement check(db_, "PRAGMA quick_check");
+    std::string verdict = check.step() ? check.text(0) : "";
+    if (verdict != "ok") return "integrity check failed: " + verdict;
+    exec("INSERT INTO chunks(chunks) VALUES('integrity-check')");
+    MemoryStats kept = readCounts();
+    uint64_t files = countOf("SELECT count(*) FROM files");
+    uint64_t perFile = countOf("SELECT total(chunks) FROM files");
+    uint64_t chunks = countOf("SELECT count(*) FROM chunks");
+    if (kept.files != files || kept.chunks != chunks || perFile != chunks)
+      return "meta counts " + std::to_string(kept.files) + " files and " +
+             std::to_string(kept.chunks) + " chunks; the tables hold " + std::to_string(files) +
+             " and " + std::to_string(chunks) + " (" + std::to_string(perFile) + " by file)";
+    KnownFiles known = knownFiles(db_);
+    Statement row(db_, "SELECT path, ctime, size, ino, chunks FROM files");
+    while (row.step()) {
+      std::string path = row.text(0);
+      const Known* was = known.find(path);
+      if (was == nullptr || was->ctime != row.integer(1) || was->size != row.integer(2) ||
+          was->ino != row.integer(3) || was->chunks != row.integer(4))
+        return "the scan record does not match the files table at \"" + row.text(0) + "\"";
     }
-    sqlite3_busy_timeout(db_, 5000);
-    std::string problem = validate();
-    if (problem.empty()) return;
-    if (problem == "missing") {
-      rebuiltBecause_ = "the index did not exist";
-    } else {
-      // Derived data: a file that is not a valid index is replaced, never repaired or trusted.
-      rebuiltBecause_ = "the index was not valid (" + problem + ")";
-      sqlite3_close_v2(db_);
-      db_ = nullptr;
-      for (const char* suffix : {"", "-journal", "-wal", "-shm"}) unlink((path_ + suffix).c_str());
-      if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                          nullptr) != SQLITE_OK)
-        throw std::runtime_error("memory index " + path_ + " cannot be created: " +
-                                 (db_ ? sqlite3_errmsg(db_) : "out of memory"));
-    }
-    createSchema();
-    return;
+    if (known.files.size() != files) return "the scan record holds files the table does not";
+  } catch (const std::exception& e) {
+    return std::string("unreadable: ") + e.what();
   }
+  return "";
 }
 
-void MemoryIndex::createSchema() {
-  exec("PRAGMA temp_store=MEMORY");
-  exec(
-      "BEGIN;"
-      "CREATE TABLE files(path TEXT PRIMARY KEY, ctime INTEGER, size INTEGER, ino INTEGER, "
-      "hash TEXT);"
-      "CREATE VIRTUAL TABLE chunks USING fts5(text, path UNINDEXED, start_line UNINDEXED, "
-      "end_line UNINDEXED, tokenize='unicode61');"
-      "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER);"
-      "PRAGMA user_version=2;"
-      "COMMIT;");
-  static_assert(SCHEMA_VERSION == 2, "the schema above is version 2");
+// What the stamp records: the index file's device, inode, size, mtime and SQLite's file change
+// counter, or "" when it cannot be had.
+std::string MemoryIndex::fileIdentity() {
+  struct stat st;
+  if (stat(path_.c_str(), &st) != 0) return "";
+  // Through SQLite's own file handle: a second descriptor of ours, once closed, would drop
+  // SQLite's POSIX locks on the file.
+  sqlite3_file* file = nullptr;
+  unsigned char counter[4] = {};
+  if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+      file == nullptr || file->pMethods == nullptr ||
+      file->pMethods->xRead(file, counter, sizeof counter, 24) != SQLITE_OK)
+    return "";
+  char out[160];
+  snprintf(out, sizeof out, "dev %llu ino %llu size %lld mtime %lld.%09ld counter %u\n",
+           static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino),
+           static_cast<long long>(st.st_size), static_cast<long long>(st.st_mtim.tv_sec),
+           st.st_mtim.tv_nsec,
+           (unsigned{counter[0]} << 24) | (unsigned{counter[1]} << 16) |
+               (unsigned{counter[2]} << 8) | counter[3]);
+  return out;
+}
+
+// After a full check passed or a commit: the file is one this code wrote or checked. Not synced:
+// a stamp lost or torn in a crash only costs the next open a full check.
+void MemoryIndex::writeStamp() {
+  std::string stampPath = path_ + ".verified";
+  std::string identity = fileIdentity();
+  int fd = ::open(stampPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return;  // the next open checks in full
+  bool whole = !identity.empty() &&
+               write(fd, identity.data(), identity.size()) == static_cast<ssize_t>(identity.size());
+  close(fd);
+  if (!whole) unlink(stampPath.c_str());
+}
+
+template <typename F>
+auto MemoryIndex::rebuildingOnDamage(bool refill, F&& use) -> decltype(use()) {
+  try {
+    return use();
+  } catch (const IndexDamaged& e) {
+    if (rebuiltOnDamage_) throw;  // once per call: damage again is not the file's
+    rebuiltOnDamage_ = true;
+    std::string why = std::string("the index was not valid (damaged: ") + e.what() + ")";
+    recreate(why);
+    if (refill && rootFd_ >= 0) {
+      updateOnce(rootFd_);
+      rebuiltBecause_ = why;  // still this call's news (updateOnce reported it to no one)
+    }
+    return use();
+  }
 }
 
 MemoryStats MemoryIndex::update(int rootFd) {
+  rootFd_ = rootFd;
+  return rebuildingOnDamage(false, [&] { return updateOnce(rootFd); });
+}
+
+MemoryStats MemoryIndex::status(int rootFd) {
+  return rebuildingOnDamage(false, [&] { return statusOnce(rootFd); });
+}
+
+MemoryStats MemoryIndex::counts() {
+  return rebuildingOnDamage(false, [&] { return readCounts(); });
+}
+
+std::vector<MemoryHit> MemoryIndex::search(const std::string& text, uint32_t maxResults) {
+  std::string all = ftsQuery(text, " ");
+  if (all.empty())
+    throw std::invalid_argument("the query \"" + text + "\" has no word to search for");
+  return rebuildingOnDamage(true, [&] {
+    auto hits = query(all, maxResults);
+    if (hits.empty()) hits = query(ftsQuery(text, " OR "), maxResults);
+    return hits;
+  });
+}
+
+MemoryStats MemoryIndex::updateOnce(int rootFd) {
   MemoryStats stats;
   stats.rebuiltBecause = rebuiltBecause_;
-  std::map<std::string, Known> known;
-  {
-    Statement s(db_, "SELECT path, ctime, size, ino, hash FROM files");
-    while (s.step()) known[s.text(0)] = Known{s.integer(1), s.integer(2), s.integer(3), s.text(4)};
-  }
+  KnownFiles known = knownFiles(db_);
+  uint64_t files = 0, chunks = 0;  // what the index holds once this update is done
+  std::string records;             // and its scan record
+  records.reserve(known.records.size() + 4096);
   exec("BEGIN IMMEDIATE");
   size_t restamped = 0;
   try {
+    Statement getHash(db_, "SELECT hash FROM files WHERE path = ?");
     Statement delChunks(db_, "DELETE FROM chunks WHERE path = ?");
     Statement delFile(db_, "DELETE FROM files WHERE path = ?");
     Statement putFile(db_,
-                      "INSERT OR REPLACE INTO files(path, ctime, size, ino, hash) "
-                      "VALUES(?, ?, ?, ?, ?)");
+                      "INSERT OR REPLACE INTO files(path, ctime, size, ino, hash, chunks) "
+                      "VALUES(?, ?, ?, ?, ?, ?)");
     Statement putChunk(db_,
                        "INSERT INTO chunks(text, path, start_line, end_line) "
                        "VALUES(?, ?, ?, ?)");
@@ -366,63 +572,91 @@ MemoryStats MemoryIndex::update(int rootFd) {
       delFile.reset();
       delFile.bind(1, path).step();
     };
-    for (const auto& path : listMemoryFiles(rootFd)) {
-      auto was = known.find(path);
-      int fd = openNoFollow(rootFd, path, O_RDONLY | O_NONBLOCK);
-      struct stat st;
-      std::string content;
-      bool usable = fd >= 0 && path.size() <= MAX_PATH_BYTES && fstat(fd, &st) == 0 &&
-                    S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) <= MAX_FILE_BYTES;
-      bool same = usable && was != known.end() && was->second.ctime == changeTimeNs(st) &&
-                  was->second.size == st.st_size && was->second.ino == (int64_t)st.st_ino;
-      if (usable && !same) usable = readAll(fd, MAX_FILE_BYTES, content);
-      if (fd >= 0) close(fd);
-      if (!usable) {
+    forEachMemoryFile(rootFd, [&](const FoundFile& found) {
+      // Unusable, or gone unreadable since the walk's stat: not seen, so removed below.
+      if (!indexable(found)) {
         ++stats.skipped;
-        continue;  // left in `known`: removed below
+        return;
       }
-      if (same) {
+      Known* was = known.find(found.path);
+      if (was != nullptr && sameFile(*was, found.st)) {
         ++stats.unchanged;
-        known.erase(was);
-        continue;
+        ++files;
+        chunks += static_cast<uint64_t>(was->chunks);
+        was->seen = true;
+        appendRecord(records, found.path, *was);
+        return;
+      }
+      // Only now is the file opened: the unchanged ones above cost their directory's stat.
+      int fd = openFoundFile(found);
+      std::string content;
+      bool read = fd >= 0 && readAll(fd, MAX_FILE_BYTES, content);
+      if (fd >= 0) close(fd);
+      if (!read) {
+        ++stats.skipped;
+        return;
       }
       std::string hash = contentHash(content);
-      bool sameContent = was != known.end() && was->second.hash == hash;
-      if (!sameContent) {
-        if (was != known.end()) forget(path);
-        for (const auto& chunk : chunksOf(content)) {
+      bool sameContent = false;
+      if (was != nullptr) {
+        getHash.reset();
+        sameContent = getHash.bind(1, found.path).step() && getHash.text(0) == hash;
+      }
+      int64_t fileChunks;
+      if (sameContent) {
+        ++stats.unchanged;  // touched, not changed: only its stat is recorded again
+        ++restamped;
+        fileChunks = was->chunks;
+      } else {
+        if (was != nullptr) forget(found.path);
+        auto pieces = chunksOf(content);
+        for (const auto& chunk : pieces) {
           putChunk.reset();
           putChunk.bind(1, chunk.text)
-              .bind(2, path)
+              .bind(2, found.path)
               .bind(3, static_cast<int64_t>(chunk.start))
               .bind(4, static_cast<int64_t>(chunk.end))
               .step();
         }
-        ++(was == known.end() ? stats.added : stats.changed);
-      } else {
-        ++stats.unchanged;  // touched, not changed: only its stat is recorded again
-        ++restamped;
+        fileChunks = static_cast<int64_t>(pieces.size());
+        ++(was == nullptr ? stats.added : stats.changed);
       }
+      // The walk's stat, taken before the read: a change after it is seen by the next update.
       putFile.reset();
-      putFile.bind(1, path)
-          .bind(2, changeTimeNs(st))
-          .bind(3, static_cast<int64_t>(st.st_size))
-          .bind(4, static_cast<int64_t>(st.st_ino))
+      putFile.bind(1, found.path)
+          .bind(2, changeTimeNs(found.st))
+          .bind(3, static_cast<int64_t>(found.st.st_size))
+          .bind(4, static_cast<int64_t>(found.st.st_ino))
           .bind(5, hash)
+          .bind(6, fileChunks)
           .step();
-      if (was != known.end()) known.erase(was);
-    }
-    for (const auto& [path, _] : known) {
-      forget(path);
+      ++files;
+      chunks += static_cast<uint64_t>(fileChunks);
+      appendRecord(records, found.path,
+                   Known{changeTimeNs(found.st), static_cast<int64_t>(found.st.st_size),
+                         static_cast<int64_t>(found.st.st_ino), fileChunks});
+      if (was != nullptr) was->seen = true;
+    });
+    for (const auto& [path, file] : known.files) {
+      if (file.seen) continue;
+      forget(std::string(path));
       ++stats.removed;
     }
     if (stats.added + stats.changed + stats.removed + restamped == 0 && rebuiltBecause_.empty()) {
       // Nothing changed: no write, so no journal and no fsync on a search's path.
       exec("ROLLBACK");
     } else {
-      Statement stamp(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('updated_at', ?)");
-      stamp.bind(1, static_cast<int64_t>(::time(nullptr))).step();
+      Statement meta(db_,
+                     "INSERT OR REPLACE INTO meta(key, value) "
+                     "VALUES('updated_at', ?), ('files', ?), ('chunks', ?)");
+      meta.bind(1, static_cast<int64_t>(::time(nullptr)))
+          .bind(2, static_cast<int64_t>(files))
+          .bind(3, static_cast<int64_t>(chunks))
+          .step();
+      Statement scan(db_, "UPDATE scan SET records = ?");
+      scan.bindBlob(1, records).step();
       exec("COMMIT");
+      writeStamp();
     }
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -430,7 +664,7 @@ MemoryStats MemoryIndex::update(int rootFd) {
   }
   rebuiltBecause_.clear();
   // Just brought up to date: what is on disk is what was read (no second scan of the files).
-  MemoryStats now = counts();
+  MemoryStats now = readCounts();
   now.skipped = stats.skipped;
   now.added = stats.added;
   now.changed = stats.changed;
@@ -440,47 +674,40 @@ MemoryStats MemoryIndex::update(int rootFd) {
   return now;
 }
 
-MemoryStats MemoryIndex::counts() {
+MemoryStats MemoryIndex::readCounts() {
   MemoryStats stats;
   stats.rebuiltBecause = rebuiltBecause_;
-  stats.files = countOf("SELECT count(*) FROM files");
-  stats.chunks = countOf("SELECT count(*) FROM chunks");
-  stats.indexBytes = countOf(
-      "SELECT page_count * page_size FROM pragma_page_count, "
-      "pragma_page_size");
-  stats.updatedAt =
-      static_cast<int64_t>(countOf("SELECT value FROM meta WHERE key = 'updated_at'"));
+  Statement meta(db_, "SELECT key, value FROM meta");
+  while (meta.step()) {
+    std::string key = meta.text(0);
+    uint64_t value = static_cast<uint64_t>(meta.integer(1));
+    if (key == "files") stats.files = value;
+    if (key == "chunks") stats.chunks = value;
+    if (key == "updated_at") stats.updatedAt = static_cast<int64_t>(value);
+  }
+  stats.indexBytes =
+      countOf("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size");
   return stats;
 }
 
-MemoryStats MemoryIndex::status(int rootFd) {
-  MemoryStats stats = counts();
-  std::map<std::string, Known> known;
-  {
-    Statement s(db_, "SELECT path, ctime, size, ino FROM files");
-    while (s.step()) known[s.text(0)] = Known{s.integer(1), s.integer(2), s.integer(3), ""};
-  }
-  for (const auto& path : listMemoryFiles(rootFd)) {
-    struct stat st;
-    int fd = openNoFollow(rootFd, path, O_RDONLY | O_NONBLOCK);
-    bool usable = fd >= 0 && path.size() <= MAX_PATH_BYTES && fstat(fd, &st) == 0 &&
-                  S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) <= MAX_FILE_BYTES;
-    if (fd >= 0) close(fd);
-    if (!usable) {
+MemoryStats MemoryIndex::statusOnce(int rootFd) {
+  MemoryStats stats = readCounts();
+  KnownFiles known = knownFiles(db_);
+  // By the walk's stat alone: no memory file is opened.
+  forEachMemoryFile(rootFd, [&](const FoundFile& found) {
+    if (!indexable(found)) {
       ++stats.skipped;
-      continue;
+      return;
     }
-    auto was = known.find(path);
-    if (was == known.end()) {
+    Known* was = known.find(found.path);
+    if (was == nullptr) {
       ++stats.added;
     } else {
-      bool same = was->second.ctime == changeTimeNs(st) && was->second.size == st.st_size &&
-                  was->second.ino == (int64_t)st.st_ino;
-      ++(same ? stats.unchanged : stats.changed);
-      known.erase(was);
+      ++(sameFile(*was, found.st) ? stats.unchanged : stats.changed);
+      was->seen = true;
     }
-  }
-  stats.removed = known.size();
+  });
+  for (const auto& [path, file] : known.files) stats.removed += file.seen ? 0 : 1;
   stats.stale = stats.added + stats.changed + stats.removed;
   return stats;
 }
@@ -497,76 +724,6 @@ std::vector<MemoryHit> MemoryIndex::query(const std::string& match, uint32_t max
                              static_cast<uint32_t>(s.integer(2)), s.text(3), s.real(4)});
   }
   return hits;
-}
-
-std::vector<MemoryHit> MemoryIndex::search(const std::string& text, uint32_t maxResults) {
-  std::string all = ftsQuery(text, " ");
-  if (all.empty())
-    throw std::invalid_argument("the query \"" + text + "\" has no word to search for");
-  auto hits = query(all, maxResults);
-  if (hits.empty()) hits = query(ftsQuery(text, " OR "), maxResults);
-  return hits;
-}
-
-std::string readMemoryLines(int rootFd, const std::string& path, uint32_t from, uint32_t lines,
-                            std::string& error) {
-  std::string problem = memoryPathProblem(path);
-  if (!problem.empty()) {
-    error = problem;
-    return "";
-  }
-  int fd = openNoFollow(rootFd, path, O_RDONLY | O_NONBLOCK);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    int saved = fd < 0 ? errno : 0;
-    if (fd >= 0) close(fd);
-    error = saved == ENOENT  ? "\"" + path + "\" does not exist"
-            : saved == ELOOP ? "\"" + path +
-                                   "\" is a symlink; memory files are read only as "
-                                   "regular files"
-                             : "\"" + path + "\" is not a readable regular file" +
-                                   (saved ? std::string(" (") + strerror(saved) + ")" : "");
-    return "";
-  }
-  std::string content;
-  bool ok = readAll(fd, MemoryIndex::MAX_FILE_BYTES, content);
-  close(fd);
-  if (!ok) {
-    error = "\"" + path + "\" cannot be read or is larger than 4 MiB";
-    return "";
-  }
-  if (from < 1) from = 1;
-  std::string out;
-  uint32_t line = 0;
-  size_t pos = 0;
-  while (pos < content.size() && line < from - 1 + lines) {
-    size_t nl = content.find('\n', pos);
-    std::string text = content.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? content.size() : nl + 1;
-    ++line;
-    if (line >= from) out += std::to_string(line) + "\t" + text + "\n";
-  }
-  if (line < from) {
-    error = "\"" + path + "\" has " + std::to_string(line) + " lines; line " +
-            std::to_string(from) + " is past its end";
-    return "";
-  }
-  return out;
-}
-
-std::string cutAtCharacter(const std::string& text, size_t max) {
-  return text.substr(
-      0, utf8BoundaryAtOrBefore(kj::ArrayPtr<const char>(text.data(), text.size()), max));
-}
-
-std::string boundedLines(const std::string& lines, size_t max) {
-  if (lines.size() <= max) return lines;
-  size_t room = max > 200 ? max - 200 : max / 2;  // for the note
-  size_t end = lines.rfind('\n', room - 1);
-  std::string kept =
-      end == std::string::npos ? cutAtCharacter(lines, room) + "\n" : lines.substr(0, end + 1);
-  return kept + "[cut at " + std::to_string(kept.size()) + " of " + std::to_string(lines.size()) +
-         " bytes: read on from the next line]\n";
 }
 
 }  // namespace chitin

@@ -1,14 +1,38 @@
 // SPDX-License-Identifier: Apache-2.0
 // The memory index: a full-text index (SQLite FTS5, BM25 ranking) over the agent's memory files
-// (`MEMORY.md` and `memory/**.md`, common/memory-path.h), and reading lines of one of them.
+// (`MEMORY.md` and `memory/**.md`, common/memory-path.h; found and read by memory-files.h).
 // Runs in: the memory worker (sandboxed; workers/memory/memory-main.c++), and its tests.
 //
-// The index is derived and never trusted: it lives in the worker's state directory, a missing
-// file is built anew, a file that is not a readable index of this schema version is deleted and
-// built anew, and before every answer it is brought up to date with the workspace (a file whose
-// change time or size differ is read again; its chunks are replaced only when its content hash
-// differs). The workspace is only read: every memory file is opened beneath the workspace root
-// without following symlinks (a symlink is not a memory file and is skipped).
+// The index is derived data, written only by this code, and never trusted: it lives in the
+// worker's state directory, a missing file is built anew, and a file that is not a valid index of
+// this schema version is deleted and built anew. Before every answer it is brought up to date
+// with the workspace (a file whose change time, size or inode differ from what the walk's stat
+// says is read again; its chunks are replaced only when its content hash differs). The
+// workspace is only read (memory-files.h: nothing there follows a symlink).
+//
+// Checking the index without reading all of it on every call. Every open makes the cheap checks
+// (the schema version; exactly the schema's tables, no view or trigger; our tables' definitions
+// as written). The full check (`PRAGMA quick_check` and FTS5's integrity-check, which read the
+// whole file, and the counts kept in `meta` against the tables) runs only when the file is not
+// the one this code last wrote or checked: after a full check passes and after each commit,
+// `<index>.verified` records the file's device, inode, size, mtime (ns) and SQLite's file change
+// counter (header offset 24), and an open whose file differs in any of them checks it in full.
+// Damage the stamp cannot see (a disk error, a write that restores the mtime) is caught on use:
+// a statement that fails with SQLITE_CORRUPT or SQLITE_NOTADB deletes the index and rebuilds it,
+// once per MemoryIndex, and the call goes on with the new index.
+// The stamp is for accidents (a truncated copy, a restored backup, a disk error), not for an
+// attacker who can write /state: they could forge the stamp too, and a full check would not stop
+// a crafted file either. What does is SQLite's hardening, on for every open: defensive mode
+// (no writable schema, read-only shadow tables), no triggers or views, `trusted_schema=OFF` (no
+// SQL function with side effects from the schema), `cell_size_check=ON` (b-tree cells checked as
+// pages are read).
+//
+// Files, chunks and the last update are kept in `meta`, changed in the same transaction as the
+// files they count, so an answer's counts read one small table instead of counting FTS5 rows.
+// Likewise `scan` holds what `files` says of every file but its hash, packed in one BLOB in the
+// order the walk met them: an unchanged scan reads one value and compares each walked file with
+// the next record, where decoding 10,000 rows cost as much as the walk's 10,000 stats. The full
+// check compares the two tables.
 //
 // Files are indexed in chunks: runs of non-blank lines (a paragraph, a list), cut at
 // CHUNK_MAX_LINES, so a hit names the lines it came from.
@@ -28,6 +52,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "memory-files.h"
 
 namespace chitin {
 
@@ -53,17 +79,18 @@ struct MemoryStats {
 
 class MemoryIndex {
  public:
-  static constexpr int SCHEMA_VERSION = 2;
+  static constexpr int SCHEMA_VERSION = 3;
   static constexpr uint32_t CHUNK_MAX_LINES = 12;
-  static constexpr uint64_t MAX_FILE_BYTES = 4 << 20;  // a larger memory file is skipped
-  static constexpr uint64_t MAX_FILES = 50000;
+  static constexpr uint64_t MAX_FILE_BYTES = MAX_MEMORY_FILE_BYTES;  // a larger one is skipped
+  static constexpr uint64_t MAX_FILES = MAX_MEMORY_FILES;
   static constexpr size_t MAX_PATH_BYTES = 1024;  // a longer path is skipped (tool.capnp's bound)
   // How long a MemoryIndex waits for another process's to finish (the worker's wall clock is
   // 120 s): past it the constructor throws, naming the lock.
   static constexpr uint32_t LOCK_TIMEOUT_MS = 90000;
 
   // Takes the index's lock (waiting at most `lockTimeoutMs`), then opens `indexPath`, creating it
-  // when missing and replacing it when it is not a valid index (rebuiltBecause() says which).
+  // when missing and replacing it when it is not a valid index (rebuiltBecause() says which);
+  // checks it in full only when its stamp does not match (fullCheckDone()).
   // Throws std::runtime_error naming the path when the lock is not had in time or the index
   // cannot be created at all.
   explicit MemoryIndex(std::string indexPath, uint32_t lockTimeoutMs = LOCK_TIMEOUT_MS);
@@ -72,7 +99,8 @@ class MemoryIndex {
   MemoryIndex& operator=(const MemoryIndex&) = delete;
 
   // Brings the index up to date with the memory files beneath `rootFd` (the workspace root,
-  // any fd that names the directory), in one transaction.
+  // any fd that names the directory), in one transaction. Remembers `rootFd` (it must outlive
+  // this index): a search that finds the index damaged rebuilds it from there.
   MemoryStats update(int rootFd);
   // What the index holds and how much of it is stale, without changing it.
   MemoryStats status(int rootFd);
@@ -83,43 +111,41 @@ class MemoryIndex {
   std::vector<MemoryHit> search(const std::string& query, uint32_t maxResults);
 
   const std::string& rebuiltBecause() const { return rebuiltBecause_; }
+  // Whether opening this index read all of it (quick_check and FTS5's integrity-check): the
+  // stamp was missing or did not match the file.
+  bool fullCheckDone() const { return fullCheckDone_; }
 
  private:
   void lock(uint32_t timeoutMs);
   void open();
+  void openDatabase();
+  void recreate(const std::string& why);
   void createSchema();
-  std::string validate();
+  std::string cheapCheck();
+  std::string fullCheck();
+  std::string fileIdentity();
+  void writeStamp();
   void exec(const char* sql);
   uint64_t countOf(const char* sql);
+  MemoryStats updateOnce(int rootFd);
+  MemoryStats statusOnce(int rootFd);
+  MemoryStats readCounts();
   std::vector<MemoryHit> query(const std::string& match, uint32_t maxResults);
+  template <typename F>
+  auto rebuildingOnDamage(bool refill, F&& use) -> decltype(use());
 
   std::string path_;
   int lockFd_ = -1;
   sqlite3* db_ = nullptr;
   std::string rebuiltBecause_;
+  bool fullCheckDone_ = false;
+  bool rebuiltOnDamage_ = false;
+  int rootFd_ = -1;  // the last update()'s, for a rebuild on damage
 };
-
-// The memory files beneath `rootFd` that the index covers, sorted: clean relative paths.
-// Directories named by symlinks are not entered.
-std::vector<std::string> listMemoryFiles(int rootFd);
-
-// Lines `from`..`from + lines - 1` of memory file `path` beneath `rootFd`, each prefixed with
-// its number and a tab. Sets `error` (naming the path) and returns "" when the path is not a
-// memory file, cannot be opened without following a symlink, or `from` is past the end.
-std::string readMemoryLines(int rootFd, const std::string& path, uint32_t from, uint32_t lines,
-                            std::string& error);
 
 // The FTS5 query for the words of `text` (letters, digits and the characters FTS5's unicode61
 // tokenizer keeps together), each quoted, joined with `joiner` (" " = all, " OR " = any).
 // "" when there is no word.
 std::string ftsQuery(const std::string& text, const char* joiner);
-
-// The first `max` bytes of `text` at most, cut at a character boundary (the answer's bounds,
-// tool.capnp).
-std::string cutAtCharacter(const std::string& text, size_t max);
-
-// memoryGet's numbered `lines` within `max` bytes: whole lines while they fit (a first line longer
-// than that cut at a character), then a last line saying where the cut fell.
-std::string boundedLines(const std::string& lines, size_t max);
 
 }  // namespace chitin
