@@ -24,11 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-int usageError(RemoteContext& ctx, const std::string& problem) {
-  ctx.err << "chitin: " << problem << "\n";
-  return EXIT_USAGE;
-}
-
 bool printStatus(const json& p, std::ostream& out) {
   json accounts = p.value("accounts", json::array());
   if (accounts.empty()) {

@@ -16,11 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-int usageError(RemoteContext& ctx, const std::string& problem) {
-  ctx.err << "chitin: " << problem << "\n";
-  return EXIT_USAGE;
-}
-
 void printPairing(const json& p, std::ostream& out) {
   json list = p.value("requests", json::array());
   if (list.empty()) {

@@ -55,6 +55,12 @@ struct RemoteContext {
   bool handleSigint = true;  // runAgent: SIGINT aborts the run instead of killing us
 };
 
+// A command line that cannot be run as written: `problem` on err, and EXIT_USAGE.
+inline int usageError(RemoteContext& ctx, const std::string& problem) {
+  ctx.err << "chitin: " << problem << "\n";
+  return EXIT_USAGE;
+}
+
 struct AgentOptions {
   std::string message;     // -m TEXT (required, non-empty)
   std::string sessionKey;  // --session KEY; empty = the gateway's default for this user

@@ -23,7 +23,7 @@ namespace chitin::audit {
 
 namespace {
 
-[[noreturn]] void throwErrno(const std::string& what, const std::string& path, int err) {
+[[noreturn]] void throwLogErrno(const std::string& what, const std::string& path, int err) {
   throw std::runtime_error("audit log: " + what + " " + path + ": " + strerror(err));
 }
 
@@ -52,7 +52,7 @@ bool readWholeFile(const std::string& path, std::string& out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return false;
-    throwErrno("cannot open", path, errno);
+    throwLogErrno("cannot open", path, errno);
   }
   out.clear();
   char buf[65536];
@@ -62,7 +62,7 @@ bool readWholeFile(const std::string& path, std::string& out) {
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      throwErrno("cannot read", path, err);
+      throwLogErrno("cannot read", path, err);
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
@@ -77,11 +77,11 @@ void makeDirs(const std::string& dir) {
     pos = dir.find('/', pos);
     std::string part = dir.substr(0, pos);
     if (::mkdir(part.c_str(), 0700) < 0 && errno != EEXIST)
-      throwErrno("cannot create", part, errno);
+      throwLogErrno("cannot create", part, errno);
     if (pos == std::string::npos) break;
   }
   struct stat st;
-  if (::stat(dir.c_str(), &st) < 0) throwErrno("cannot stat", dir, errno);
+  if (::stat(dir.c_str(), &st) < 0) throwLogErrno("cannot stat", dir, errno);
   if (!S_ISDIR(st.st_mode)) throw std::runtime_error("audit log: " + dir + " is not a directory");
 }
 
@@ -297,13 +297,13 @@ std::unique_ptr<AuditLog> AuditLog::open(const std::string& dir) {
   makeDirs(dir);
   std::string path = dir + "/" + LOG_FILE_NAME;
   int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) throwErrno("cannot open", path, errno);
+  if (fd < 0) throwLogErrno("cannot open", path, errno);
   std::unique_ptr<AuditLog> log(new AuditLog(path, fd));
   if (::flock(fd, LOCK_EX | LOCK_NB) < 0) {
     if (errno == EWOULDBLOCK)
       throw std::runtime_error("audit log: " + path +
                                " is already open for appending (another supervisor?)");
-    throwErrno("cannot lock", path, errno);
+    throwLogErrno("cannot lock", path, errno);
   }
   log->recover();
   return log;
@@ -311,14 +311,16 @@ std::unique_ptr<AuditLog> AuditLog::open(const std::string& dir) {
 
 void AuditLog::recover() {
   std::string content;
-  if (!readWholeFile(path_, content)) throwErrno("cannot read", path_, ENOENT);
+  if (!readWholeFile(path_, content)) throwLogErrno("cannot read", path_, ENOENT);
   size_t dropped = 0;
   if (!content.empty() && content.back() != '\n') {
     size_t keep = content.rfind('\n');
     keep = keep == std::string::npos ? 0 : keep + 1;
     dropped = content.size() - keep;
-    if (::ftruncate(fd_, static_cast<off_t>(keep)) < 0) throwErrno("cannot truncate", path_, errno);
-    if (::fdatasync(fd_) < 0) throwErrno("cannot sync", path_, errno);
+    if (::ftruncate(fd_, static_cast<off_t>(keep)) < 0) {
+      throwLogErrno("cannot truncate", path_, errno);
+    }
+    if (::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
     content.resize(keep);
   }
   VerifyResult r = scan(content);
@@ -368,20 +370,20 @@ uint64_t AuditLog::append(Record record, bool sync) {
       if (done > 0 || n < 0) {
         if (::ftruncate(fd_, size_) < 0) failed_ = true;
       }
-      throwErrno("cannot append to", path_, err);
+      throwLogErrno("cannot append to", path_, err);
     }
     done += static_cast<size_t>(n);
   }
   size_ += static_cast<off_t>(buf.size());
   lastSeq_ = record.seq();
   lastHash_ = sha256Hex(line);
-  if (sync && ::fdatasync(fd_) < 0) throwErrno("cannot sync", path_, errno);
+  if (sync && ::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
   return lastSeq_;
 }
 
 void AuditLog::sync() {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (::fdatasync(fd_) < 0) throwErrno("cannot sync", path_, errno);
+  if (::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
 }
 
 uint64_t AuditLog::lastSeq() const {

@@ -16,6 +16,8 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "snapshots-impl.h"  // Fd
+
 namespace chitin::audit {
 
 namespace {
@@ -23,15 +25,6 @@ namespace {
 constexpr size_t CHUNK = 256 * 1024;
 constexpr int64_t RACY_NANOS = 100'000'000;  // coarse clocks tick every 1-10 ms
 constexpr size_t MAX_LINK_BYTES = 4096;      // PATH_MAX: no symlink target is longer
-
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 struct Stream {
   git_odb_stream* s = nullptr;

@@ -15,6 +15,7 @@
 #include "channel-kinds.h"
 #include "pairing.h"
 #include "qr-matrix.h"
+#include "task-errors.h"
 #include "utf8.h"
 
 namespace chitin::channels {
@@ -25,13 +26,6 @@ constexpr size_t MAX_STATUS_DETAIL_BYTES = 4096;
 constexpr size_t MAX_IDENTITY_BYTES = 256;
 constexpr size_t MAX_QR_BYTES = 4096;
 constexpr size_t MAX_PAIRING_CODE_BYTES = 64;
-
-class LogErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& e) override {
-    spdlog::warn("channel host: {}", e.getDescription().cStr());
-  }
-};
 
 int64_t unixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -187,7 +181,7 @@ ChannelHost::ChannelHost(WorkerLauncher& launcher, EgressBroker* broker, Channel
       audit_(audit),
       timer_(timer),
       settings_(std::move(settings)),
-      errors_(kj::heap<LogErrors>()),
+      errors_(kj::heap<LogTaskErrors>("channel host")),
       tasks_(*errors_) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   for (auto& a : accounts) accounts_.push_back(std::make_unique<Account>(*this, std::move(a)));

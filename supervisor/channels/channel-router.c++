@@ -9,18 +9,12 @@
 
 #include "channel-kinds.h"
 #include "inbox.h"
+#include "task-errors.h"
 #include "utf8.h"
 
 namespace chitin::channels {
 
 namespace {
-
-class LogErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& e) override {
-    spdlog::warn("channel router: {}", e.getDescription().cStr());
-  }
-};
 
 std::string keyOf(const ChannelPort& port) { return port.kind() + "/" + port.account(); }
 
@@ -136,7 +130,7 @@ ChannelRouter::ChannelRouter(gateway::AgentService& agent, kj::Timer& timer,
       untrusted_(untrusted),
       settings_(std::move(settings)),
       alive_(std::make_shared<bool>(true)),
-      errors_(kj::heap<LogErrors>()),
+      errors_(kj::heap<LogTaskErrors>("channel router")),
       tasks_(*errors_) {}
 
 ChannelRouter::~ChannelRouter() {

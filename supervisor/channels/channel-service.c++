@@ -7,22 +7,15 @@
 #include <spdlog/spdlog.h>
 
 #include "frames.h"
+#include "task-errors.h"
 
 namespace chitin::channels {
 
-namespace {
-
-class LogErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& e) override {
-    spdlog::warn("channel control method: {}", e.getDescription().cStr());
-  }
-};
-
-}  // namespace
-
 ChannelService::ChannelService(gateway::AgentService& agent, ChannelHost& host)
-    : agent_(agent), host_(host), errors_(kj::heap<LogErrors>()), tasks_(*errors_) {}
+    : agent_(agent),
+      host_(host),
+      errors_(kj::heap<LogTaskErrors>("channel control method")),
+      tasks_(*errors_) {}
 
 std::vector<std::string> ChannelService::controlMethods() const {
   auto methods = agent_.controlMethods();

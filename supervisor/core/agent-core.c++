@@ -17,8 +17,9 @@
 #include <regex>
 
 #include "frames.h"
-#include "system-prompt.h"
 #include "session.capnp.h"
+#include "system-prompt.h"
+#include "task-errors.h"
 #include "utf8.h"
 #include "worker-host.h"
 
@@ -36,13 +37,7 @@ const std::regex& answerPattern() {
 
 constexpr size_t MAX_MESSAGE_BYTES = 64 << 10;
 
-class LogErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& e) override {
-    spdlog::error("agent core task failed: {}", e.getDescription().cStr());
-  }
-};
-LogErrors logErrors;
+LogTaskErrors agentTaskErrors("agent core task failed", spdlog::level::err);
 
 std::string randomId() {
   unsigned char bytes[12];
@@ -69,7 +64,7 @@ AgentCore::AgentCore(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& sp
       sandboxStatus_(std::move(sandboxStatus)),
       safeguards_(safeguards),
       started_(std::chrono::steady_clock::now()),
-      tasks_(logErrors) {
+      tasks_(agentTaskErrors) {
   for (auto& pattern : settings_.mentionPatterns) {
     for (char& c : pattern) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
   }

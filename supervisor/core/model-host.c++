@@ -7,19 +7,14 @@
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
+#include "task-errors.h"
 #include "worker-host.h"
 
 namespace chitin {
 
 namespace {
 
-class LogErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& e) override {
-    spdlog::warn("model worker task: {}", e.getDescription().cStr());
-  }
-};
-LogErrors logErrors;
+LogTaskErrors modelTaskErrors("model worker task");
 
 }  // namespace
 
@@ -41,7 +36,7 @@ ModelHost::ModelHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& sp
       settings_(std::move(settings)),
       broker_(broker),
       egressRules_(std::move(egressRules)),
-      tasks_(logErrors) {}
+      tasks_(modelTaskErrors) {}
 
 ModelHost::~ModelHost() noexcept(false) { stop(); }
 

@@ -22,7 +22,7 @@ namespace {
 using nlohmann::json;
 
 // What the supervisor allows beyond the worker's own per-hop deadline before it kills it.
-constexpr uint32_t GRACE_MS = 5000;
+constexpr uint32_t FETCH_GRACE_MS = 5000;
 
 // Whether `text` is an http(s) URL without spaces or control bytes (the host is checked by
 // egress::urlRule).
@@ -235,7 +235,7 @@ kj::Promise<ToolOutcome> WebFetchTool::hop(Call* call, std::string url, uint32_t
   Call* c = call;
   WorkerHost* host = call->host.get();
   auto deadline = context_.io.provider->getTimer()
-                      .afterDelay((settings_.timeoutMs + GRACE_MS) * kj::MILLISECONDS)
+                      .afterDelay((settings_.timeoutMs + FETCH_GRACE_MS) * kj::MILLISECONDS)
                       .then([host, this]() -> kj::Promise<ToolOutcome> {
                         host->kill("web_fetch deadline");
                         return ToolOutcome{ToolOutcome::Status::ERROR,

@@ -23,7 +23,7 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t MAX_QUERY_BYTES = 1000;
-constexpr uint32_t GRACE_MS = 5000;
+constexpr uint32_t SEARCH_GRACE_MS = 5000;
 
 std::string clean(capnp::Text::Reader text, size_t max) {
   std::string raw(text.begin(), std::min<size_t>(text.size(), max));
@@ -169,7 +169,7 @@ kj::Promise<ToolOutcome> WebSearchTool::run(const std::string& tool,
   WorkerHost* stoppable = host.get();
   auto deadline =
       context_.io.provider->getTimer()
-          .afterDelay((settings_.timeoutMs + GRACE_MS) * kj::MILLISECONDS)
+          .afterDelay((settings_.timeoutMs + SEARCH_GRACE_MS) * kj::MILLISECONDS)
           .then([stoppable]() -> kj::Promise<ToolOutcome> {
             stoppable->kill("web_search deadline");
             return ToolOutcome{ToolOutcome::Status::ERROR, "error: web_search timed out"};

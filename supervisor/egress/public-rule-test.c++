@@ -75,7 +75,8 @@ TEST_CASE("broker: a public rule refuses every spelling of loopback, private and
       {"fc00::1", "fc00::/7"},          {"0.0.0.0", "never allowed"},
       {"64:ff9b::7f00:1", "loopback"},
   };
-  for (const auto& [host, kind] : forms) {
+  for (const auto& form : forms) {
+    const std::string& host = form.first;  // not a structured binding: CAPTURE's lambda takes it
     CAPTURE(host);
     auto r = socksConnect(socket, host, 80);
     CHECK(r.reply == 0x02);

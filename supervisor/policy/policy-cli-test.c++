@@ -150,7 +150,7 @@ TEST_CASE("policy test: ok and MISMATCH lines, summary, exit codes") {
   CHECK(r.code == 0);
 
   for (
-      auto [text, message] : std::vector<std::pair<std::string, std::string>>{
+      const auto& form : std::vector<std::pair<std::string, std::string>>{
           {"not json", "not valid JSON"},
           {"{}", "expected {\"requests\": [...]}"},
           {R"({"requests": [{"principal": "x", "action": "chat", "resource": "Agent::\"m\"", "expect": "allow"}]})",
@@ -160,6 +160,9 @@ TEST_CASE("policy test: ok and MISMATCH lines, summary, exit codes") {
           {R"({"entities": "missing.json", "requests": []})", "missing.json: cannot read"},
           {R"({"policies": ["broken.cedar"], "requests": []})",
            "broken.cedar:1:1: expected 'permit'"}}) {
+    // Named copies, not a structured binding: CAPTURE's lambda takes `text`.
+    const std::string& text = form.first;
+    const std::string& message = form.second;
     d.write("broken.cedar", "oops");
     std::string f = d.write("x.json", text);
     r = cli({"test", f});

@@ -27,7 +27,6 @@ std::string toString(capnp::Text::Reader t) { return std::string(t.cStr(), t.siz
 std::string toString(capnp::Data::Reader d) {
   return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
 }
-kj::StringPtr text(const std::string& s) { return kj::StringPtr(s.c_str(), s.size()); }
 
 // A platform's complaint as the supervisor will see it: the message alone, no "std::exception".
 kj::Exception failure(const std::string& message) {

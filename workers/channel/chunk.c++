@@ -62,12 +62,6 @@ size_t fitEnd(std::string_view s, size_t from, size_t budget, Unit unit) {
   return i;
 }
 
-std::string_view stripIndent(std::string_view line) {
-  size_t n = 0;
-  while (n < line.size() && n < 3 && line[n] == ' ') ++n;
-  return line.substr(n);
-}
-
 size_t fenceRun(std::string_view line) {
   std::string_view s = stripIndent(line);
   if (s.size() < 3 || (s[0] != '`' && s[0] != '~')) return 0;

@@ -353,12 +353,7 @@ class Inline {
   std::string_view s_;
 };
 
-// Block structure, line by line.
-std::string_view stripIndent(std::string_view line, size_t max = 3) {
-  size_t n = 0;
-  while (n < line.size() && n < max && line[n] == ' ') ++n;
-  return line.substr(n);
-}
+// Block structure, line by line (stripIndent: format.h).
 
 // "```lang" / "~~~": the marker run (3+), else empty.
 std::string_view fenceOf(std::string_view line) {
@@ -409,6 +404,12 @@ bool quoteLine(std::string_view line, std::string_view& rest) {
 }
 
 }  // namespace
+
+std::string_view stripIndent(std::string_view line, size_t max) {
+  size_t n = 0;
+  while (n < line.size() && n < max && line[n] == ' ') ++n;
+  return line.substr(n);
+}
 
 std::string convertMarkdown(std::string_view markdown, Format format) {
   // Discord renders Markdown itself.

@@ -29,4 +29,7 @@ std::string convertMarkdown(std::string_view markdown, Format format);
 enum class Unit { BYTES, CODE_POINTS, UTF16 };
 std::vector<std::string> chunkText(std::string_view text, size_t limit, Unit unit);
 
+// A Markdown line without up to `max` leading spaces (a block marker may be indented by three).
+std::string_view stripIndent(std::string_view line, size_t max = 3);
+
 }  // namespace chitin::channel

@@ -40,7 +40,6 @@ rpc::ChannelStatus::State toRpc(State state) {
 
 namespace {
 
-kj::StringPtr text(const std::string& s) { return kj::StringPtr(s.c_str(), s.size()); }
 
 capnp::Data::Reader bytes(const std::string& s) {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());

@@ -18,11 +18,15 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "channel.capnp.h"
 #include "platform.h"
 
 namespace chitin::channel {
+
+// A std::string as Cap'n Proto text, without a copy (the string outlives the call).
+inline kj::StringPtr text(const std::string& s) { return kj::StringPtr(s.c_str(), s.size()); }
 
 class HostBridge final : public Host, private kj::TaskSet::ErrorHandler {
  public:

@@ -21,7 +21,7 @@ constexpr size_t MAX_LINE = 1u << 20;  // a SEARCH reply for a large mailbox is 
 constexpr size_t MAX_VALUES = 100000;  // tokens in one response
 constexpr int MAX_NESTING = 32;
 
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isImapDigit(char c) { return c >= '0' && c <= '9'; }
 
 class Tokenizer {
  public:
@@ -119,7 +119,7 @@ bool quotable(std::string_view s) {
 }
 
 uint32_t toUid(const std::string& s) {
-  if (s.empty() || s.size() > 10 || !std::all_of(s.begin(), s.end(), isDigit)) return 0;
+  if (s.empty() || s.size() > 10 || !std::all_of(s.begin(), s.end(), isImapDigit)) return 0;
   uint64_t n = std::stoull(s);
   return n > 0xFFFFFFFFu ? 0 : static_cast<uint32_t>(n);
 }
@@ -188,7 +188,8 @@ ImapLine ImapSession::readLine(milliseconds timeout) {
     if (open == std::string::npos) return line;
     std::string digits = part.substr(open + 1, part.size() - open - 2);
     if (!digits.empty() && digits.back() == '+') digits.pop_back();
-    if (digits.empty() || digits.size() > 12 || !std::all_of(digits.begin(), digits.end(), isDigit))
+    if (digits.empty() || digits.size() > 12 ||
+        !std::all_of(digits.begin(), digits.end(), isImapDigit))
       return line;
     uint64_t size = std::stoull(digits);
     if (size > maxLiteral_)
