@@ -15,7 +15,6 @@
 #include "channel-kinds.h"
 #include "pairing.h"
 #include "qr-matrix.h"
-#include "task-errors.h"
 #include "utf8.h"
 
 namespace chitin::channels {
@@ -181,8 +180,8 @@ ChannelHost::ChannelHost(WorkerLauncher& launcher, EgressBroker* broker, Channel
       audit_(audit),
       timer_(timer),
       settings_(std::move(settings)),
-      errors_(kj::heap<LogTaskErrors>("channel host")),
-      tasks_(*errors_) {
+      errors_("channel host"),
+      tasks_(errors_) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   for (auto& a : accounts) accounts_.push_back(std::make_unique<Account>(*this, std::move(a)));
 }

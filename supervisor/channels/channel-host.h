@@ -33,6 +33,7 @@
 #include "config.pb.h"
 #include "gateway.pb.h"
 #include "message-tool.h"
+#include "task-errors.h"
 #include "worker-host.h"
 
 namespace chitin::channels {
@@ -145,7 +146,7 @@ class ChannelHost final : public ChannelSender {
   HostSettings settings_;
   std::vector<std::unique_ptr<Account>> accounts_;
   bool stopping_ = false;
-  kj::Own<kj::TaskSet::ErrorHandler> errors_;
+  LogTaskErrors errors_;
   kj::TaskSet tasks_;
 };
 

@@ -9,7 +9,6 @@
 
 #include "channel-kinds.h"
 #include "inbox.h"
-#include "task-errors.h"
 #include "utf8.h"
 
 namespace chitin::channels {
@@ -130,8 +129,8 @@ ChannelRouter::ChannelRouter(gateway::AgentService& agent, kj::Timer& timer,
       untrusted_(untrusted),
       settings_(std::move(settings)),
       alive_(std::make_shared<bool>(true)),
-      errors_(kj::heap<LogTaskErrors>("channel router")),
-      tasks_(*errors_) {}
+      errors_("channel router"),
+      tasks_(errors_) {}
 
 ChannelRouter::~ChannelRouter() {
   alive_.reset();  // from here on, sinks and leases left in the core do nothing

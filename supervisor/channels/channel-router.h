@@ -39,6 +39,7 @@
 #include "inbound.h"
 #include "seen-store.h"
 #include "taint.h"
+#include "task-errors.h"
 
 namespace chitin::channels {
 
@@ -136,7 +137,7 @@ class ChannelRouter {
   std::map<std::string, std::unique_ptr<Port>> ports_;  // by "<kind>/<account>"
   std::map<std::string, std::shared_ptr<Run>> runs_;    // by run id, until they end
   std::shared_ptr<bool> alive_;                         // run sinks outlive us in the core
-  kj::Own<kj::TaskSet::ErrorHandler> errors_;
+  LogTaskErrors errors_;
   kj::TaskSet tasks_;
 };
 

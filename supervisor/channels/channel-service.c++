@@ -7,15 +7,14 @@
 #include <spdlog/spdlog.h>
 
 #include "frames.h"
-#include "task-errors.h"
 
 namespace chitin::channels {
 
 ChannelService::ChannelService(gateway::AgentService& agent, ChannelHost& host)
     : agent_(agent),
       host_(host),
-      errors_(kj::heap<LogTaskErrors>("channel control method")),
-      tasks_(*errors_) {}
+      errors_("channel control method"),
+      tasks_(errors_) {}
 
 std::vector<std::string> ChannelService::controlMethods() const {
   auto methods = agent_.controlMethods();

@@ -13,6 +13,7 @@
 
 #include "agent-service.h"
 #include "channel-host.h"
+#include "task-errors.h"
 
 namespace chitin::channels {
 
@@ -46,7 +47,7 @@ class ChannelService final : public gateway::AgentService {
  private:
   gateway::AgentService& agent_;
   ChannelHost& host_;
-  kj::Own<kj::TaskSet::ErrorHandler> errors_;
+  LogTaskErrors errors_;
   kj::TaskSet tasks_;  // logins waiting for a QR code; dropped (answered by nobody) with us
 };
 

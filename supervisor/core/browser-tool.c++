@@ -262,13 +262,9 @@ BrowserTool::BrowserTool(ToolExecutor& inner, uv_loop_t* loop, kj::AsyncIoContex
       spawner_(spawner),
       broker_(broker),
       settings_(std::move(settings)),
-      tasks_(*this) {}
+      tasks_(taskErrors_) {}
 
 BrowserTool::~BrowserTool() noexcept(false) { shutdown(); }
-
-void BrowserTool::taskFailed(kj::Exception&& e) {
-  spdlog::error("browser tool: {}", e.getDescription().cStr());
-}
 
 void BrowserTool::shutdown() {
   for (auto& [key, session] : sessions_) {

@@ -36,6 +36,7 @@
 #include "browser.capnp.h"
 #include "config.pb.h"
 #include "spawner.h"
+#include "task-errors.h"
 #include "tool-runner.h"
 
 namespace chitin {
@@ -72,7 +73,7 @@ std::string safeFileName(const std::string& suggested);
 ToolOutcome browserOutcomeFrom(rpc::BrowserResult::Reader result);
 
 // The model's tool executor with `browser` handled here and every other tool passed on.
-class BrowserTool final : public ToolDecorator, private kj::TaskSet::ErrorHandler {
+class BrowserTool final : public ToolDecorator {
  public:
   BrowserTool(ToolExecutor& inner, uv_loop_t* loop, kj::AsyncIoContext& io, spawn::Spawner& spawner,
               egress::Broker& broker, BrowserToolSettings settings);
@@ -96,7 +97,6 @@ class BrowserTool final : public ToolDecorator, private kj::TaskSet::ErrorHandle
   struct Session;  // one session's worker, its endpoint, its gate
 
  private:
-  void taskFailed(kj::Exception&& e) override;
   Session& sessionFor(const std::string& key);
   // The worker's answer as the model reads it; the files written beneath the workspace.
   ToolOutcome outcomeOf(rpc::BrowserResult::Reader result, const std::string& action,
@@ -112,6 +112,7 @@ class BrowserTool final : public ToolDecorator, private kj::TaskSet::ErrorHandle
   BrowserToolSettings settings_;
   std::map<std::string, std::unique_ptr<Session>> sessions_;
   uint64_t generations_ = 0;
+  LogTaskErrors taskErrors_{"browser tool", spdlog::level::err};
   kj::TaskSet tasks_;
 };
 

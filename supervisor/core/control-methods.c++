@@ -147,10 +147,6 @@ bool ControlMethods::callLater(const std::string& method, const google::protobuf
   return true;
 }
 
-void ControlMethods::taskFailed(kj::Exception&& exception) {
-  spdlog::error("control method: {}", exception.getDescription().cStr());
-}
-
 void ControlMethods::rollback(const gateway::RollbackParams& params,
                               gateway::AgentService::ControlReply reply) {
   if (params.seq() == 0 && !params.last())

@@ -25,6 +25,7 @@
 #include "policy-host.h"
 #include "snapshots.h"
 #include "taint.h"
+#include "task-errors.h"
 
 namespace chitin {
 
@@ -37,7 +38,7 @@ struct Safeguards {
   UntrustedFiles& untrusted;
 };
 
-class ControlMethods final : private kj::TaskSet::ErrorHandler {
+class ControlMethods final {
  public:
   ControlMethods(Safeguards safeguards, ApprovalBook& approvals, Guard& guard,
                  std::string auditDir);
@@ -59,13 +60,13 @@ class ControlMethods final : private kj::TaskSet::ErrorHandler {
   void rollback(const gateway::RollbackParams& params, gateway::AgentService::ControlReply reply);
   gateway::Result<google::protobuf::Struct> rolledBack(const audit::Record& target,
                                                        const audit::Restored& restored);
-  void taskFailed(kj::Exception&& exception) override;
 
   Safeguards safeguards_;
   ApprovalBook& approvals_;
   Guard& guard_;
   std::string auditDir_;
-  kj::TaskSet tasks_{*this};  // rollbacks in progress; destroyed first, so they end with us
+  LogTaskErrors taskErrors_{"control method", spdlog::level::err};
+  kj::TaskSet tasks_{taskErrors_};  // rollbacks in progress; destroyed first, so they end with us
 };
 
 }  // namespace chitin
