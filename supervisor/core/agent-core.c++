@@ -335,9 +335,9 @@ gateway::Result<gateway::AgentAccepted> AgentCore::startRun(
   // waits in the session's queue like a message and is answered when it is done.
   std::optional<std::string> compact;
   if (auto command = parseSlashCommand(text)) {
-    auto answer = slash_->run(*command, *facts, params.sender());
-    if (!answer.compact) return answerAtOnce(facts, std::move(sink), "ok", answer.reply);
-    compact = std::move(answer.compact);
+    auto ran = slash_->run(*command, *facts, params.sender());
+    if (!ran.compact) return answerAtOnce(facts, std::move(sink), "ok", ran.reply);
+    compact = std::move(ran.compact);
   }
   // A message from anyone but an owner is content from outside; so is one that brings files.
   std::string messageUntrusted;

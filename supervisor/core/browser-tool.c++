@@ -196,21 +196,22 @@ std::string writeBeneathWorkspace(const std::string& workspaceDir, const std::st
 
 // ---------------------------------------------------------------------------------------------
 
-namespace {
-
 // Which call may load documents now: the one running, if any. Shared with the gate object,
-// which the RPC system may keep a little longer than the session.
-struct GateState {
+// which the RPC system may keep a little longer than the session. Outside the anonymous namespace
+// because BrowserTool::Session holds one.
+struct BrowserGateState {
   CallScope* current = nullptr;
   // Between calls: the last call's decider, for the connections a page's scripts go on making.
   CallScope::ConnectionDecider afterwards;
 };
 
+namespace {
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class Gate final : public rpc::NavigationGate::Server {
  public:
-  explicit Gate(std::shared_ptr<GateState> state) : state_(std::move(state)) {}
+  explicit Gate(std::shared_ptr<BrowserGateState> state) : state_(std::move(state)) {}
 
  protected:
   kj::Promise<void> decide(DecideContext context) override {
@@ -234,7 +235,7 @@ class Gate final : public rpc::NavigationGate::Server {
   }
 
  private:
-  std::shared_ptr<GateState> state_;
+  std::shared_ptr<BrowserGateState> state_;
 };
 #pragma GCC diagnostic pop
 
@@ -243,7 +244,7 @@ class Gate final : public rpc::NavigationGate::Server {
 struct BrowserTool::Session {
   std::string key;
   uint64_t generation = 0;
-  std::shared_ptr<GateState> gate = std::make_shared<GateState>();
+  std::shared_ptr<BrowserGateState> gate = std::make_shared<BrowserGateState>();
   // Destroyed in reverse: the client first, then the worker (killed), then its endpoint.
   std::unique_ptr<egress::Endpoint> endpoint;
   kj::Own<WorkerHost> host;

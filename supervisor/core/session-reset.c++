@@ -95,7 +95,7 @@ std::string resetDue(const SessionResetPolicy& policy, std::chrono::system_clock
       boundary = mktime(&local);
     }
     if (last < std::chrono::system_clock::from_time_t(boundary)) {
-      char at[8];
+      char at[32];  // room for any int, though the config allows only 00:00-23:59
       snprintf(at, sizeof(at), "%02d:%02d", policy.dailyMinute / 60, policy.dailyMinute % 60);
       return std::string("daily reset at ") + at;
     }
