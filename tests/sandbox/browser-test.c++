@@ -29,18 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint16_t freePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t n = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // python3 -m http.server on 127.0.0.1, serving `dir`; stopped with the object.
 struct WebServer {
   pid_t pid = -1;
@@ -103,27 +91,12 @@ class TestGate final : public rpc::NavigationGate::Server {
 };
 #pragma GCC diagnostic pop
 
-long rollupKb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  }
-  return 0;
-}
-
 // Every process below `pid` (the sandbox: worker, Chromium and its helpers).
 void descendants(pid_t pid, std::vector<pid_t>& out) {
   out.push_back(pid);
   std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
   pid_t child;
   while (in >> child) descendants(child, out);
-}
-
-std::string readAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // The ref of the first snapshot line containing `what`.

@@ -57,15 +57,6 @@ class Sink final : public rpc::InboundSink::Server {
 };
 #pragma GCC diagnostic pop
 
-// One field of smaps_rollup (kB).
-long rollupKb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  }
-  return -1;
-}
-
 // The worker itself: bwrap's only child (the worker is pid 1 of the sandbox).
 pid_t workerPid(pid_t bwrap) {
   std::ifstream in("/proc/" + std::to_string(bwrap) + "/task/" + std::to_string(bwrap) +
@@ -73,13 +64,6 @@ pid_t workerPid(pid_t bwrap) {
   pid_t child = -1;
   in >> child;
   return child;
-}
-
-std::string readAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace

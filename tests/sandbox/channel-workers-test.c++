@@ -105,19 +105,6 @@ int nodeMajorVersion(const std::string& node) {
   return digits == 0 ? -1 : std::stoi(line.substr(0, digits));
 }
 
-uint16_t freePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  socklen_t length = sizeof address;
-  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 // Until something accepts on 127.0.0.1:port (a server started as a Helper).
 bool listening(uint16_t port, int seconds = 10) {
   for (int i = 0; i < seconds * 50; i++) {

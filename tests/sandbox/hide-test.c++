@@ -16,9 +16,6 @@ namespace chitin::testing {
 
 namespace {
 
-const char GOOD_LIMITS[] =
-    "--chitin-limits=as=1073741824,nproc=4096,nofile=256,cpu=60,fsize=1048576";
-
 struct Workspace {
   TempDir dir{"chitin-ws"};
   Workspace() {

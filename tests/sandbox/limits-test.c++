@@ -13,10 +13,6 @@ namespace chitin::testing {
 
 namespace {
 
-std::map<std::string, std::string> workspaceVars(const TempDir& dir) {
-  return {{"WORKSPACE", dir.path()}};
-}
-
 int secondsSince(const timespec& start) {
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);

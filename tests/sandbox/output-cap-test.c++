@@ -22,12 +22,6 @@ namespace chitin::testing {
 
 namespace {
 
-double now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
 // One exec call through ToolRunner, with the workers of `workerDir`.
 ToolOutcome runExec(const std::string& workerDir, const std::string& command,
                     const std::string& workspace) {
@@ -53,8 +47,8 @@ ToolOutcome runExec(const std::string& workerDir, const std::string& command,
                       done = true;
                     })
                     .eagerlyEvaluate(nullptr);
-    double deadline = now() + 60;
-    while (!done && now() < deadline) {
+    double deadline = monotonicSeconds() + 60;
+    while (!done && monotonicSeconds() < deadline) {
       bridge.pump();
       uv_run(&loop, UV_RUN_NOWAIT);
       usleep(1000);
@@ -77,9 +71,9 @@ TEST_CASE("tool runner: a worker streaming past the call's cap is killed, and th
   TempDir workspace("chitin-ws"), workers("chitin-workers");
   REQUIRE(symlink(getenv("CHITIN_HOSTILE_TOOL_WORKER"),
                   (workers.path() + "/chitin-worker-exec").c_str()) == 0);
-  double start = now();
+  double start = monotonicSeconds();
   auto outcome = runExec(workers.path(), "anything", workspace.path());
-  double elapsed = now() - start;
+  double elapsed = monotonicSeconds() - start;
   CHECK(outcome.status == ToolOutcome::Status::ERROR);
   CHECK(outcome.content ==
         "error: the exec tool was stopped: its worker sent more than 65536 bytes of live output "
@@ -91,10 +85,10 @@ TEST_CASE("tool runner: a worker streaming past the call's cap is killed, and th
 
 TEST_CASE("tool runner: the real exec worker's runaway output is cut and the command killed") {
   TempDir workspace("chitin-ws");
-  double start = now();
+  double start = monotonicSeconds();
   auto outcome = runExec(testSpawner().settings().workerDir, "cat /dev/zero | tr \\\\\\\\0 z",
                          workspace.path());
-  double elapsed = now() - start;
+  double elapsed = monotonicSeconds() - start;
   // Control for the test above: an honest worker streams no more than the cap, so the
   // supervisor never stops it; the worker itself kills the runaway command.
   CHECK(outcome.status == ToolOutcome::Status::ERROR);
@@ -125,8 +119,9 @@ TEST_CASE("worker host: a worker's stdout and stderr reach the log as escaped li
     REQUIRE(worker.output.get() >= 0);
     {
       WorkerHost host(&loop, io, kj::mv(worker), "probe worker w1");
-      double deadline = now() + 30;
-      while (captured.str().find("result: ok") == std::string::npos && now() < deadline) {
+      double deadline = monotonicSeconds() + 30;
+      while (captured.str().find("result: ok") == std::string::npos &&
+             monotonicSeconds() < deadline) {
         bridge.pump();
         uv_run(&loop, UV_RUN_NOWAIT);
         usleep(1000);

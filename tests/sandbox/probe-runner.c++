@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 
@@ -189,6 +190,44 @@ ProbeRun runUnsandboxed(const std::string& probe, const std::vector<std::string>
   std::vector<std::string> all = {"--probe-kind=none", "--probe=" + probe};
   for (auto& a : args) all.push_back("--probe-arg=" + a);
   return runDirect(all);
+}
+
+double monotonicSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+uint16_t freePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+long rollupKb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  }
+  return 0;
+}
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::map<std::string, std::string> workspaceVars(const TempDir& dir) {
+  return {{"WORKSPACE", dir.path()}};
 }
 
 TempDir::TempDir(const std::string& prefix) {

@@ -6,6 +6,9 @@
 #pragma once
 
 #include <kj/io.h>
+#include <sys/types.h>
+
+#include <cstdint>
 
 #include <atomic>
 #include <map>
@@ -61,6 +64,20 @@ ProbeRun runUnsandboxed(const std::string& probe, const std::vector<std::string>
 // socketpair on fd 3 as a spawned worker would have: for start-up checks.
 ProbeRun runDirect(const std::vector<std::string>& args);
 
+// A worker's --chitin-limits flag as the spawner passes it, for start-up checks that exec the
+// probe directly.
+inline constexpr char GOOD_LIMITS[] =
+    "--chitin-limits=as=1073741824,nproc=4096,nofile=256,cpu=60,fsize=1048576";
+
+// Seconds on the monotonic clock.
+double monotonicSeconds();
+// A TCP port on 127.0.0.1 that was free a moment ago (bound, read, closed).
+uint16_t freePort();
+// One field of /proc/PID/smaps_rollup, in kB; 0 when the process or the field is gone.
+long rollupKb(pid_t pid, const std::string& field);
+// A whole file; "" when it cannot be read.
+std::string readAll(const std::string& path);
+
 // A private directory under /tmp, removed with everything in it at the end of the test.
 class TempDir {
  public:
@@ -74,6 +91,9 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// {"WORKSPACE": dir}: the variables of a profile that mounts the workspace.
+std::map<std::string, std::string> workspaceVars(const TempDir& dir);
 
 // A TCP listener on 127.0.0.1 (an ephemeral port), for connect probes.
 struct TcpListener {

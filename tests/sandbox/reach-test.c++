@@ -23,10 +23,6 @@ std::string identity(int fd) {
   return "ok dev=" + std::to_string(st.st_dev) + " ino=" + std::to_string(st.st_ino);
 }
 
-std::map<std::string, std::string> workspaceVars(const TempDir& dir) {
-  return {{"WORKSPACE", dir.path()}};
-}
-
 // Each check prints "ok:WHAT" or "no:WHAT"; the probe joins lines with '|'.
 const char PROC1_CHECKS[] =
     "x() { if eval \"$1\" >/dev/null 2>&1; then echo \"ok:$1\"; else echo \"no:$1\"; fi; }; "

@@ -23,12 +23,6 @@ namespace chitin::testing {
 
 namespace {
 
-double now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
 // A call's scope as the guard gives it: only the session key is asked for here.
 class Scope final : public CallScope {
  public:
@@ -75,9 +69,9 @@ struct Rig {
 
   // Turns the loop until `done` or `seconds` pass; whether it was done.
   bool until(const std::function<bool()>& done, double seconds = 30) {
-    double deadline = now() + seconds;
+    double deadline = monotonicSeconds() + seconds;
     while (!done()) {
-      if (now() > deadline) return false;
+      if (monotonicSeconds() > deadline) return false;
       bridge->pump();
       uv_run(&loop, UV_RUN_NOWAIT);
       usleep(1000);

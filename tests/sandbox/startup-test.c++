@@ -13,13 +13,6 @@
 
 namespace chitin::testing {
 
-namespace {
-
-const char GOOD_LIMITS[] =
-    "--chitin-limits=as=1073741824,nproc=4096,nofile=256,cpu=60,fsize=1048576";
-
-}  // namespace
-
 TEST_CASE("worker start-up: without valid limits a worker exits 70 before serving") {
   // Control: with valid limits the same start-up (RPC on fd 3, session lockdown) runs the probe.
   auto good = runDirect({GOOD_LIMITS, "--probe-kind=session", "--probe=noop"});
