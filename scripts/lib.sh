@@ -66,6 +66,26 @@ build() {
   ninja -C "$CHITIN_ROOT/$1" >/dev/null
 }
 
+# build_runtime DIR [meson options...]: set up and compile what `chitin gateway` runs, not the
+# tests: the targets meson installs (the CLI, the supervisor, every worker) and the custom
+# targets built by default (the WhatsApp bridge), as meson's introspection lists them.
+build_runtime() {
+  configure "$@"
+  local dir="$CHITIN_ROOT/$1" targets
+  mapfile -t targets < <(python3 - "$dir" <<'PY'
+import json, os, sys
+build = sys.argv[1]
+with open(os.path.join(build, "meson-info", "intro-targets.json")) as f:
+    for t in json.load(f):
+        if t["installed"] or (t["type"] == "custom" and t["build_by_default"]):
+            for name in t["filename"]:
+                print(os.path.relpath(name, build))
+PY
+  )
+  [ "${#targets[@]}" -gt 0 ] || { echo "no runtime targets in $dir" >&2; return 1; }
+  ninja -C "$dir" "${targets[@]}" >/dev/null
+}
+
 # The unprivileged user tests run workers as when the suite itself runs as root.
 CHITIN_TEST_USER="${CHITIN_TEST_USER:-chitin-test}"
 ensure_test_user() {
