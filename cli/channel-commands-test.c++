@@ -16,10 +16,7 @@ namespace {
 
 using testing::FakeGateway;
 
-struct Run {
-  int code;
-  std::string out, err;
-};
+using testing::Run;
 
 Run channels(const FakeGateway& fake, std::vector<std::string> args,
              std::vector<std::string>* drawn = nullptr) {

@@ -12,16 +12,14 @@
 #include <sstream>
 
 #include "fake-gateway-fixture.h"
+#include "test-text.h"
 
 namespace chitin::cli {
 namespace {
 
 using testing::FakeGateway;
 
-struct Run {
-  int code;
-  std::string out, err;
-};
+using testing::Run;
 
 Run control(const FakeGateway& fake, std::vector<std::string> args) {
   std::map<std::string, std::string> vars = {{"CHITIN_GATEWAY_URL", fake.url()},
@@ -40,14 +38,9 @@ Run control(const FakeGateway& fake, std::vector<std::string> args) {
   return {code, out.str(), err.str()};
 }
 
-bool has(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
+using chitin::testing::has;
 
-void checkInert(const std::string& text) {
-  for (unsigned char c : text) CHECK_MESSAGE(((c >= 0x20 || c == '\n') && c != 0x7f), text);
-  CHECK(text.find("\u202e") == std::string::npos);
-}
+using testing::checkInert;
 
 const std::string PADDED = "ls -la notes\\[200 spaces]; rm -rf notes .git";
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -26,6 +27,20 @@
 extern char** environ;
 
 namespace chitin::cli::testing {
+
+// What a command returned and printed.
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+// No byte that a terminal acts on: ESC, BEL, any other C0 but newline, DEL, a UTF-8 C1 control,
+// bidi controls, zero-width characters.
+inline void checkInert(const std::string& text) {
+  for (unsigned char c : text) CHECK_MESSAGE(((c >= 0x20 || c == '\n') && c != 0x7f), text);
+  for (const char* raw : {"\xc2\x9b", "\u202e", "\u200b"})
+    CHECK_MESSAGE(text.find(raw) == std::string::npos, text);
+}
 
 class FakeGateway {
  public:

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "fake-gateway-fixture.h"
+#include "test-text.h"
 
 namespace chitin::cli {
 namespace {
@@ -22,10 +23,7 @@ namespace {
 using nlohmann::json;
 using testing::FakeGateway;
 
-struct Run {
-  int code;
-  std::string out, err;
-};
+using testing::Run;
 
 EnvLookup envOf(std::map<std::string, std::string> vars) {
   return [vars](const std::string& name) -> std::optional<std::string> {
@@ -57,9 +55,7 @@ Run agent(std::map<std::string, std::string> vars, std::string message, bool asJ
   });
 }
 
-bool has(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
+using chitin::testing::has;
 
 void writeFile(const std::string& path, const std::string& text, mode_t mode) {
   std::ofstream(path) << text;
@@ -254,13 +250,7 @@ TEST_CASE("agent: a final result before the accepted answer, and an unstreamed l
   CHECK(r.code == EXIT_USAGE);
 }
 
-// No byte that a terminal acts on: ESC, BEL, any other C0 but newline, DEL, a UTF-8 C1 control,
-// bidi controls, zero-width characters.
-void checkInert(const std::string& text) {
-  for (unsigned char c : text) CHECK_MESSAGE(((c >= 0x20 || c == '\n') && c != 0x7f), text);
-  for (const char* raw : {"\xc2\x9b", "\u202e", "\u200b"})
-    CHECK_MESSAGE(text.find(raw) == std::string::npos, text);
-}
+using testing::checkInert;
 
 TEST_CASE("agent: model text reaches the terminal escaped (OSC 52, CSI, bidi, zero-width)") {
   FakeGateway fake;

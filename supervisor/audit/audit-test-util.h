@@ -5,7 +5,9 @@
 #pragma once
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -49,6 +51,24 @@ inline std::vector<std::string> lines(const std::string& content) {
   std::string line;
   while (std::getline(ss, line)) out.push_back(line);
   return out;
+}
+
+// A workspace and its snapshot repository's path in a fresh directory (under `base`).
+struct SnapshotFixture {
+  TempDir tmp;
+  SnapshotFixture() : SnapshotFixture("/tmp") {}
+  explicit SnapshotFixture(const std::string& base) : tmp(base) {
+    std::filesystem::create_directories(ws);
+  }
+  std::string ws = tmp.path + "/workspace";
+  std::string git = tmp.path + "/state/snapshots/main.git";
+  std::string at(const std::string& rel) const { return ws + "/" + rel; }
+};
+
+// Whether anything (a dangling symlink included) is at `path`.
+inline bool exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
 }
 
 }  // namespace chitin::audit::test

@@ -29,19 +29,8 @@ using test::readFile;
 using test::TempDir;
 using test::writeFile;
 
-struct Fixture {
-  TempDir tmp;
-  Fixture() : Fixture("/tmp") {}
-  explicit Fixture(const std::string& base) : tmp(base) { fs::create_directories(ws); }
-  std::string ws = tmp.path + "/workspace";
-  std::string git = tmp.path + "/state/snapshots/main.git";
-  std::string at(const std::string& rel) const { return ws + "/" + rel; }
-};
-
-bool exists(const std::string& path) {
-  struct stat st;
-  return lstat(path.c_str(), &st) == 0;
-}
+using test::exists;
+using Fixture = test::SnapshotFixture;
 
 const Skipped* findSkip(const std::vector<Skipped>& list, const std::string& path) {
   for (auto& s : list)

@@ -25,13 +25,7 @@ using test::writeFile;
 constexpr char EMPTY_BLOB[] = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391";
 constexpr char HELLO_BLOB[] = "ce013625030ba8dba906f756967f9e9ca394464a";  // "hello\n"
 
-struct Fixture {
-  TempDir tmp;
-  std::string ws = tmp.path + "/workspace";
-  std::string git = tmp.path + "/state/snapshots/main.git";
-  Fixture() { fs::create_directories(ws); }
-  std::string at(const std::string& rel) const { return ws + "/" + rel; }
-};
+using Fixture = test::SnapshotFixture;
 
 mode_t modeOf(const std::string& path) {
   struct stat st;
@@ -39,10 +33,7 @@ mode_t modeOf(const std::string& path) {
   return st.st_mode;
 }
 
-bool exists(const std::string& path) {
-  struct stat st;
-  return lstat(path.c_str(), &st) == 0;
-}
+using test::exists;
 
 const std::string BINARY("\x00\x01\xff\n\x00zz\r\n", 9);
 

@@ -15,13 +15,13 @@
 namespace chitin::channels {
 namespace {
 
-struct TempHome {
+struct CredentialHome {
   std::string path;
-  TempHome() {
+  CredentialHome() {
     char tmpl[] = "/tmp/chitin-account-XXXXXX";
     path = mkdtemp(tmpl);
   }
-  ~TempHome() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path + "'").c_str()); }
+  ~CredentialHome() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path + "'").c_str()); }
   std::string write(const std::string& name, const std::string& text, mode_t mode) const {
     std::string p = path + "/" + name;
     std::ofstream(p) << text;
@@ -31,7 +31,7 @@ struct TempHome {
 };
 
 TEST_CASE("credential: a 0600 file of the service user is read, one trailing newline dropped") {
-  TempHome home;
+  CredentialHome home;
   CHECK(readCredential(home.write("t", "123:abc\n", 0600), geteuid()) == "123:abc");
   CHECK(readCredential(home.write("t2", "123:abc\r\n", 0400), geteuid()) == "123:abc");
   CHECK(readCredential(home.write("t3", "two\nlines\n\n", 0600), geteuid()) == "two\nlines\n");
@@ -39,7 +39,7 @@ TEST_CASE("credential: a 0600 file of the service user is read, one trailing new
 }
 
 TEST_CASE("credential: group/world access is refused with the chmod to run, and no content") {
-  TempHome home;
+  CredentialHome home;
   std::string p = home.write("t", "secret-token\n", 0640);
   CHECK_THROWS_WITH_AS(readCredential(p, geteuid()),
                        doctest::Contains(("run `chmod 600 " + p + "`").c_str()), AccountError);
@@ -52,7 +52,7 @@ TEST_CASE("credential: group/world access is refused with the chmod to run, and 
 }
 
 TEST_CASE("credential: a symlink, a directory, a missing file, another owner are refused") {
-  TempHome home;
+  CredentialHome home;
   std::string target = home.write("real", "x", 0600);
   std::string link = home.path + "/link";
   REQUIRE(symlink(target.c_str(), link.c_str()) == 0);
@@ -67,7 +67,7 @@ TEST_CASE("credential: a symlink, a directory, a missing file, another owner are
 }
 
 TEST_CASE("credential: its problems can be told without reading it") {
-  TempHome home;
+  CredentialHome home;
   bool missing = false;
   CHECK(credentialProblem(home.write("ok", "s", 0600), geteuid(), missing) == "");
   CHECK_FALSE(missing);
@@ -79,7 +79,7 @@ TEST_CASE("credential: its problems can be told without reading it") {
 }
 
 TEST_CASE("state directory: created 0700 level by level; a symlink on the way is refused") {
-  TempHome home;
+  CredentialHome home;
   std::string dir = ensureStateDir(home.path, "telegram", "default");
   CHECK(dir == home.path + "/state/channels/telegram/default");
   struct stat st;
@@ -95,7 +95,7 @@ TEST_CASE("state directory: created 0700 level by level; a symlink on the way is
 }
 
 TEST_CASE("state directory: removed with its contents; a symlink inside is removed, not followed") {
-  TempHome home;
+  CredentialHome home;
   std::string dir = ensureStateDir(home.path, "whatsapp", "default");
   REQUIRE(mkdir((dir + "/auth").c_str(), 0700) == 0);
   home.write("state/channels/whatsapp/default/auth/creds.json", "{}", 0600);

@@ -17,13 +17,6 @@ namespace {
 
 using namespace testing;
 
-config::ChannelAccountConfig account(const std::string& kind, const std::string& name = "default") {
-  config::ChannelAccountConfig a;
-  a.set_kind(kind);
-  a.set_account(name);
-  return a;
-}
-
 struct HostRig {
   TempHome home;
   kj::AsyncIoContext io = kj::setupAsyncIo();

@@ -14,14 +14,8 @@
 namespace chitin::channels {
 namespace {
 
+using testing::account;
 using testing::TempHome;
-
-config::ChannelAccountConfig account(const std::string& kind, const std::string& name = "default") {
-  config::ChannelAccountConfig a;
-  a.set_kind(kind);
-  a.set_account(name);
-  return a;
-}
 
 TEST_CASE("channels add: a config without a channels section gets one at the end") {
   std::string text = "# mine\ngateway { port: 1 }  # keep\n";

@@ -51,6 +51,15 @@ struct TempHome {
   }
 };
 
+// A channel account of `kind` as the config names one, nothing else set.
+inline config::ChannelAccountConfig account(const std::string& kind,
+                                            const std::string& name = "default") {
+  config::ChannelAccountConfig a;
+  a.set_kind(kind);
+  a.set_account(name);
+  return a;
+}
+
 // What the fake workers were asked and told, across restarts.
 struct WorkerLog {
   struct Sent {

@@ -12,15 +12,14 @@
 #include <nlohmann/json.hpp>
 
 #include "approvals.h"
+#include "test-text.h"
 
 namespace chitin {
 namespace {
 
 using nlohmann::json;
 
-bool has(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
+using chitin::testing::has;
 
 TEST_CASE("describeCall: a padded `ls …; rm -rf` shows the rm, on one line") {
   std::string padded = "ls -la notes" + std::string(200, ' ') + "; rm -rf notes .git";

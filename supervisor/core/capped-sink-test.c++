@@ -14,13 +14,13 @@
 namespace chitin {
 namespace {
 
-struct Fixture {
+struct SinkRig {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   kj::PromiseFulfillerPair<void> overflow = kj::newPromiseAndFulfiller<void>();
   kj::ForkedPromise<void> overflowed = overflow.promise.fork();
   rpc::ByteSink::Client sink;
 
-  explicit Fixture(uint64_t cap) : sink(kj::heap<CappedSink>(cap, kj::mv(overflow.fulfiller))) {}
+  explicit SinkRig(uint64_t cap) : sink(kj::heap<CappedSink>(cap, kj::mv(overflow.fulfiller))) {}
 
   // true when the write was accepted.
   bool write(size_t size) {
@@ -42,7 +42,7 @@ struct Fixture {
 };
 
 TEST_CASE("capped sink: writes up to the cap are accepted; the next byte is refused, once") {
-  Fixture f(1000);
+  SinkRig f(1000);
   CHECK(f.write(600));
   CHECK(f.write(400));
   CHECK_FALSE(f.hasOverflowed());
@@ -52,19 +52,19 @@ TEST_CASE("capped sink: writes up to the cap are accepted; the next byte is refu
 }
 
 TEST_CASE("capped sink: one chunk larger than the cap is refused whole") {
-  Fixture f(1000);
+  SinkRig f(1000);
   CHECK_FALSE(f.write(1001));
   CHECK(f.hasOverflowed());
 }
 
 TEST_CASE("capped sink: an empty write counts as abuse") {
-  Fixture empty(1000);
+  SinkRig empty(1000);
   CHECK_FALSE(empty.write(0));
   CHECK(empty.hasOverflowed());
 }
 
 TEST_CASE("capped sink: a write after end() counts as abuse") {
-  Fixture late(1000);
+  SinkRig late(1000);
   CHECK(late.write(10));
   CHECK(late.end());
   CHECK_FALSE(late.hasOverflowed());

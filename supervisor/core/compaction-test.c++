@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include "turn.h"
+#include "test-text.h"
 
 using namespace chitin;
 
@@ -50,9 +51,7 @@ std::vector<std::string> contents(const std::vector<TranscriptEntry>& entries) {
   return out;
 }
 
-bool has(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using chitin::testing::has;
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include "slash-commands.h"
 
 #include "session-models.h"
+#include "test-text.h"
 
 #include <doctest/doctest.h>
 #include <kj/async-io.h>
@@ -17,7 +18,7 @@
 namespace chitin {
 namespace {
 
-class FakeHost final : public SlashHost {
+class FakeSlashHost final : public SlashHost {
  public:
   SessionState state;
   size_t runs = 0;  // what stopSession finds
@@ -71,17 +72,17 @@ class FakeHost final : public SlashHost {
   }
 };
 
-struct Fixture {
+struct SlashRig {
   std::string root;
   kj::AsyncIoContext io = kj::setupAsyncIo();
   std::unique_ptr<PolicyHost> policy;
   std::unique_ptr<audit::AuditLog> audit;
   std::unique_ptr<ApprovalBook> approvals;
   std::vector<gateway::ApprovalInfo> asked;
-  FakeHost host;
+  FakeSlashHost host;
   std::unique_ptr<SlashCommands> slash;
 
-  Fixture() {
+  SlashRig() {
     char tmpl[] = "/tmp/chitin-slash-XXXXXX";
     root = mkdtemp(tmpl);
     PolicyHostSettings ps;
@@ -96,7 +97,7 @@ struct Fixture {
         [](const gateway::ApprovalResolved&) {});
     slash = std::make_unique<SlashCommands>(host, *policy, *audit, *approvals, "main");
   }
-  ~Fixture() { [[maybe_unused]] int rc = std::system(("rm -rf '" + root + "'").c_str()); }
+  ~SlashRig() { [[maybe_unused]] int rc = std::system(("rm -rf '" + root + "'").c_str()); }
 
   TurnFacts owner() const {
     TurnFacts facts;
@@ -128,9 +129,7 @@ struct Fixture {
   }
 };
 
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using chitin::testing::has;
 
 TEST_CASE("slash: parsing takes a command word at the start, nothing else") {
   auto c = parseSlashCommand("/status");
@@ -159,7 +158,7 @@ TEST_CASE("slash: parsing takes a command word at the start, nothing else") {
 }
 
 TEST_CASE("slash: /status tells the session, its taint, the model and the gateway") {
-  Fixture f;
+  SlashRig f;
   f.host.state.messages = 7;
   f.host.state.running = true;
   f.host.state.queued = 1;
@@ -175,7 +174,7 @@ TEST_CASE("slash: /status tells the session, its taint, the model and the gatewa
 }
 
 TEST_CASE("slash: a stranger's command is denied by the shipped policy and audited") {
-  Fixture f;
+  SlashRig f;
   f.host.runs = 1;
   CHECK(f.run("/stop", f.stranger(), "999") == "You are not allowed to use /stop here.");
   CHECK(f.host.stopped.empty());
@@ -188,7 +187,7 @@ TEST_CASE("slash: a stranger's command is denied by the shipped policy and audit
 }
 
 TEST_CASE("slash: /stop aborts the sender's own session") {
-  Fixture f;
+  SlashRig f;
   f.host.runs = 2;
   CHECK(f.run("/stop", f.owner()) == "Stopped 2 runs.");
   REQUIRE(f.host.stopped.size() == 1);
@@ -197,7 +196,7 @@ TEST_CASE("slash: /stop aborts the sender's own session") {
 }
 
 TEST_CASE("slash: /new and /reset archive the session's transcript") {
-  Fixture f;
+  SlashRig f;
   CHECK(has(f.run("/new", f.owner()), "archived as x.jsonl"));
   f.host.resetAnswer = std::string();
   CHECK(has(f.run("/reset", f.owner()), "already new"));
@@ -208,7 +207,7 @@ TEST_CASE("slash: /new and /reset archive the session's transcript") {
 }
 
 TEST_CASE("slash: /model shows the one configured model and refuses another") {
-  Fixture f;
+  SlashRig f;
   CHECK(f.run("/model", f.owner()) == "Model: fake-model (openai)");
   CHECK(f.run("/model fake-model", f.owner()) == "Model: fake-model (openai)");
   std::string other = f.run("/model other", f.owner());
@@ -218,7 +217,7 @@ TEST_CASE("slash: /model shows the one configured model and refuses another") {
 }
 
 TEST_CASE("slash: /model NAME switches this session among the configured models, and back") {
-  Fixture f;
+  SlashRig f;
   f.host.model.alternatives = {"big-model"};
   auto me = f.owner();
   CHECK(f.run("/model", me) ==
@@ -242,7 +241,7 @@ TEST_CASE("slash: /model NAME switches this session among the configured models,
 }
 
 TEST_CASE("session models: choices survive a reload; a bad file is ignored, then replaced") {
-  Fixture f;
+  SlashRig f;
   std::string path = f.root + "/session-models.json";
   {
     SessionModels models(path);
@@ -266,7 +265,7 @@ TEST_CASE("session models: choices survive a reload; a bad file is ignored, then
 }
 
 TEST_CASE("slash: /whoami shows the sender, principal and the groups the policy sees") {
-  Fixture f;
+  SlashRig f;
   TurnFacts paired;
   paired.sessionKey = "agent:main:telegram:direct:5";
   paired.principal = {"Sender", "telegram:5"};
@@ -278,7 +277,7 @@ TEST_CASE("slash: /whoami shows the sender, principal and the groups the policy 
 }
 
 TEST_CASE("slash: /help and unknown commands answer; /compact is handed to the core, if allowed") {
-  Fixture f;
+  SlashRig f;
   CHECK(has(f.run("/help", f.owner()), "/whoami - "));
   std::string unknown = f.run("/frobnicate now", f.owner());
   CHECK(has(unknown, "Unknown command /frobnicate."));
@@ -293,7 +292,7 @@ TEST_CASE("slash: /help and unknown commands answer; /compact is handed to the c
 }
 
 TEST_CASE("slash: /approve and /deny answer a pending ask, decided as `approve`") {
-  Fixture f;
+  SlashRig f;
   CHECK(has(f.run("/approve ZZZZZZ", f.owner()), "ZZZZZZ"));  // no such ask: said so
   ApprovalRequest request;
   request.sessionKey = "agent:main:cli:direct:alice";

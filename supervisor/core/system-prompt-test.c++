@@ -4,6 +4,7 @@
 // Runs in: test
 
 #include "system-prompt.h"
+#include "test-text.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -12,9 +13,7 @@
 namespace chitin {
 namespace {
 
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using chitin::testing::has;
 
 PromptFacts base() {
   PromptFacts f;

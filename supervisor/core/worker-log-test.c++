@@ -17,12 +17,12 @@
 namespace chitin {
 namespace {
 
-struct Fixture {
+struct LogRig {
   uv_loop_t loop;
   kj::AutoCloseFd readEnd, writeEnd;
   std::vector<std::string> lines;
 
-  Fixture() {
+  LogRig() {
     KJ_ASSERT(uv_loop_init(&loop) == 0);
     int fds[2];
     KJ_SYSCALL(pipe2(fds, O_CLOEXEC));
@@ -30,7 +30,7 @@ struct Fixture {
     writeEnd = kj::AutoCloseFd(fds[1]);
     KJ_SYSCALL(fcntl(readEnd, F_SETFL, O_NONBLOCK));
   }
-  ~Fixture() {
+  ~LogRig() {
     uv_run(&loop, UV_RUN_DEFAULT);  // lets closed handles go
     uv_loop_close(&loop);
   }
@@ -65,7 +65,7 @@ struct Fixture {
 };
 
 TEST_CASE("worker log: lines arrive under the worker's label, control bytes escaped") {
-  Fixture f;
+  LogRig f;
   auto log = f.start();
   f.write("first line\nsecond \x1b[31mred\x1b[0m \xe2\x80\xae\nno newline at the end");
   f.writeEnd = nullptr;  // EOF: the partial line is logged too
@@ -78,7 +78,7 @@ TEST_CASE("worker log: lines arrive under the worker's label, control bytes esca
 }
 
 TEST_CASE("worker log: over the per-window cap, lines are dropped with one note") {
-  Fixture f;
+  LogRig f;
   WorkerLogLimits limits;
   limits.logBytesPerWindow = 1000;
   auto log = f.start(limits);
@@ -95,7 +95,7 @@ TEST_CASE("worker log: over the per-window cap, lines are dropped with one note"
 }
 
 TEST_CASE("worker log: a long line is cut, not buffered without end") {
-  Fixture f;
+  LogRig f;
   WorkerLogLimits limits;
   limits.maxLineBytes = 10;
   auto log = f.start(limits);
@@ -108,7 +108,7 @@ TEST_CASE("worker log: a long line is cut, not buffered without end") {
 }
 
 TEST_CASE("worker log: a flood is read only up to the window's budget; the loop never blocks") {
-  Fixture f;
+  LogRig f;
   WorkerLogLimits limits;
   limits.readBytesPerWindow = 64 * 1024;
   auto log = f.start(limits);

@@ -12,16 +12,12 @@
 #include <set>
 
 #include "policy.h"
+#include "test-text.h"
 
 namespace chitin::policy {
 namespace {
 
-std::string repeat(const std::string& s, size_t n) {
-  std::string out;
-  out.reserve(s.size() * n);
-  for (size_t i = 0; i < n; ++i) out += s;
-  return out;
-}
+using chitin::testing::repeat;
 
 std::string join(size_t n, const std::string& sep, const std::function<std::string(size_t)>& f) {
   std::string out;
@@ -31,7 +27,7 @@ std::string join(size_t n, const std::string& sep, const std::function<std::stri
 
 const std::string HEAD = "permit (principal, action, resource) when { ";  // 44 bytes
 
-std::vector<std::string> errorsOf(const std::string& cond) {
+std::vector<std::string> conditionErrors(const std::string& cond) {
   PolicySet set;
   std::vector<std::string> out;
   for (const ParseError& e : set.addFile(HEAD + cond + " };", "dir/t.cedar"))
@@ -74,17 +70,17 @@ Decision decideOne(const std::string& text, Value::Record context = {}) {
 
 TEST_CASE("limits: 5,000 nested parentheses, sets, records or ifs are an error at the 101st") {
   // Column of the first token past the limit: HEAD is 44 bytes, so text starts at column 45.
-  CHECK(errorsOf(repeat("(", 5000) + "true" + repeat(")", 5000)) ==
+  CHECK(conditionErrors(repeat("(", 5000) + "true" + repeat(")", 5000)) ==
         std::vector<std::string>{tooDeepAt(45 + 100)});
-  CHECK(errorsOf(repeat("[", 5000) + "1" + repeat("]", 5000) + " == []") ==
+  CHECK(conditionErrors(repeat("[", 5000) + "1" + repeat("]", 5000) + " == []") ==
         std::vector<std::string>{tooDeepAt(45 + 100)});
-  CHECK(errorsOf(repeat("{a: ", 5000) + "1" + repeat("}", 5000) + " == {}") ==
+  CHECK(conditionErrors(repeat("{a: ", 5000) + "1" + repeat("}", 5000) + " == {}") ==
         std::vector<std::string>{tooDeepAt(45 + 4 * 100)});
-  CHECK(errorsOf(repeat("if true then ", 5000) + "true" + repeat(" else false", 5000)) ==
+  CHECK(conditionErrors(repeat("if true then ", 5000) + "true" + repeat(" else false", 5000)) ==
         std::vector<std::string>{tooDeepAt(45 + 13 * 99 + 3)});  // the 100th if's condition
   // At the limit it parses and evaluates: 99 parentheses around a literal are 100 levels.
   CHECK(decideOne(HEAD + repeat("(", 99) + "true" + repeat(")", 99) + " };").allow);
-  CHECK(errorsOf(repeat("(", 100) + "true" + repeat(")", 100)) ==
+  CHECK(conditionErrors(repeat("(", 100) + "true" + repeat(")", 100)) ==
         std::vector<std::string>{tooDeepAt(45 + 100)});
   // 98 sets and the `!=` above them.
   CHECK(decideOne(HEAD + repeat("[", 98) + "1" + repeat("]", 98) + " != [] };").allow);
@@ -94,16 +90,16 @@ TEST_CASE(
     "limits: attribute chains, has-paths and operators count levels; the tree never "
     "grows past the limit") {
   // `context` is a level, each `.a` one more, and `==` one more.
-  CHECK(errorsOf("context" + repeat(".a", 98) + " == 1").empty());
-  CHECK(errorsOf("context" + repeat(".a", 100000) + " == 1") ==
+  CHECK(conditionErrors("context" + repeat(".a", 98) + " == 1").empty());
+  CHECK(conditionErrors("context" + repeat(".a", 100000) + " == 1") ==
         std::vector<std::string>{tooDeepAt(45 + 7 + 2 * 99)});
-  CHECK(errorsOf("context has " + join(99, ".", [](size_t) { return "a"; })).empty());
+  CHECK(conditionErrors("context has " + join(99, ".", [](size_t) { return "a"; })).empty());
   // A 20,000-step path used to be copied once per step (quadratic); now it stops at the limit.
-  auto has = errorsOf("context has " + join(20000, ".", [](size_t) { return "a"; }));
+  auto has = conditionErrors("context has " + join(20000, ".", [](size_t) { return "a"; }));
   REQUIRE(has.size() == 1);
   CHECK(has[0] == tooDeepAt(45 + 12 + 2 * 99));
   // Unary operators under sets under records under parentheses: every level counts.
-  CHECK(errorsOf(repeat("[{a: (!!!!(", 20) + "true" + repeat("))}]", 20) + " == []").size() == 1);
+  CHECK(conditionErrors(repeat("[{a: (!!!!(", 20) + "true" + repeat("))}]", 20) + " == []").size() == 1);
 }
 
 TEST_CASE("limits: a policy file over 1 MiB is refused whole, naming the file and the limit") {

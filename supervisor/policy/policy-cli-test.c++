@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "policy-cli.h"
+#include "test-text.h"
 
 namespace chitin::policy {
 namespace {
@@ -28,18 +29,16 @@ Run cli(std::vector<std::string> args, PolicyCliEnv env = {{CHITIN_POLICIES_DIR}
   return Run{code, out.str(), err.str()};
 }
 
-bool has(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+using chitin::testing::has;
 
-struct TempDir {
+struct CliDir {
   fs::path path;
-  TempDir() {
+  CliDir() {
     char tmpl[] = "/tmp/chitin-policy-cli-XXXXXX";
     REQUIRE(mkdtemp(tmpl) != nullptr);
     path = tmpl;
   }
-  ~TempDir() { fs::remove_all(path); }
+  ~CliDir() { fs::remove_all(path); }
   std::string write(const std::string& name, const std::string& text) {
     std::ofstream(path / name) << text;
     return (path / name).string();
@@ -50,7 +49,7 @@ TEST_CASE("policy check: ok line, or every error and exit 2") {
   Run r = cli({"check"});
   CHECK(r.code == 0);
   CHECK(r.out == "ok: 19 policies in 1 files\n");
-  TempDir d;
+  CliDir d;
   d.write("a.cedar", "permit (principal, action == Action::\"exce\", resource);\n");
   d.write("b.cedar", "permit (principal, action, resource)\n");
   r = cli({"check", "--dir", d.path.string()});
@@ -118,7 +117,7 @@ TEST_CASE("policy explain: bad arguments name the argument and exit 2") {
 }
 
 TEST_CASE("policy test: ok and MISMATCH lines, summary, exit codes") {
-  TempDir d;
+  CliDir d;
   std::string ok = d.write("ok.json", R"({"requests": [
     {"name": "operator chats", "principal": "Sender::\"local:operator\"", "action": "chat",
      "resource": "Agent::\"main\"", "expect": "allow"},
@@ -174,14 +173,10 @@ TEST_CASE("policy test: ok and MISMATCH lines, summary, exit codes") {
   CHECK(has(cli({"test", "/nonexistent/t.json"}).err, "cannot read"));
 }
 
-std::string repeat(const std::string& s, size_t n) {
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out += s;
-  return out;
-}
+using chitin::testing::repeat;
 
 TEST_CASE("policy check: 5,000 nested parentheses or ifs, or 2 MiB, are a clear error") {
-  TempDir d;
+  CliDir d;
   d.write("deep.cedar", "permit (principal, action, resource)\n  when { " + repeat("(", 5000) +
                             "true" + repeat(")", 5000) + " };\n");
   Run r = cli({"check", "--dir", d.path.string()});
@@ -190,14 +185,14 @@ TEST_CASE("policy check: 5,000 nested parentheses or ifs, or 2 MiB, are a clear 
                      ":2:110: the expression nests deeper than the limit of 100 levels "
                      "(parentheses, sets, records, if, operators and attribute accesses each count "
                      "one)\n");
-  TempDir e;
+  CliDir e;
   e.write("ifs.cedar", "permit (principal, action, resource) when { " +
                            repeat("if true then ", 5000) + "true" + repeat(" else false", 5000) +
                            " };");
   r = cli({"check", "--dir", e.path.string()});
   CHECK(r.code == 2);
   CHECK(has(r.err, "ifs.cedar:1:1335: the expression nests deeper than the limit of 100 levels"));
-  TempDir f;
+  CliDir f;
   f.write("huge.cedar", std::string(2 << 20, ' '));
   r = cli({"check", "--dir", f.path.string()});
   CHECK(r.code == 2);
@@ -206,7 +201,7 @@ TEST_CASE("policy check: 5,000 nested parentheses or ifs, or 2 MiB, are a clear 
 }
 
 TEST_CASE("policy test: an 11,000-term generated allowlist loads and evaluates") {
-  TempDir d;
+  CliDir d;
   std::string terms, sum;
   for (int i = 0; i < 11000; ++i) {
     terms += (i ? " || " : "") + std::string("context.program == \"p") + std::to_string(i) + "\"";
@@ -231,7 +226,7 @@ TEST_CASE("policy test: an 11,000-term generated allowlist loads and evaluates")
 }
 
 TEST_CASE("policy test and explain: JSON 14,000 levels deep, or a cyclic store, is refused") {
-  TempDir d;
+  CliDir d;
   std::string deep = repeat("[", 14000) + repeat("]", 14000);
   std::string entities = d.write(
       "deep.json", R"([{"uid": {"type": "User", "id": "u"}, "attrs": {"x": )" + deep + "}}]");

@@ -4,15 +4,14 @@
 // Runs in: tests
 
 #include "extract.h"
+#include "test-text.h"
 
 #include <doctest/doctest.h>
 
 namespace chitin::web {
 
 namespace {
-bool has(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+using chitin::testing::has;
 }  // namespace
 
 TEST_CASE("extract: main content as Markdown, links absolute, chrome and hidden parts dropped") {
