@@ -73,13 +73,15 @@ TEST_CASE(
         std::vector<std::string>{"irc.libera.chat:6697"});
   CHECK(shown(egressRules(configured("irc", {{"server", "IRC.Example.org."}, {"port", "6667"}}),
                           NONE)) == std::vector<std::string>{"irc.example.org:6667"});
-  CHECK(shown(egressRules(
-            configured("email",
-                    {{"imapHost", "imap.example.org"}, {"smtpHost", "::1"}, {"smtpPort", "2525"}}),
-            NONE)) == std::vector<std::string>{"imap.example.org:993", "[::1]:2525 private"});
+  CHECK(
+      shown(egressRules(
+          configured("email",
+                     {{"imapHost", "imap.example.org"}, {"smtpHost", "::1"}, {"smtpPort", "2525"}}),
+          NONE)) == std::vector<std::string>{"imap.example.org:993", "[::1]:2525 private"});
   // The same host twice is one rule.
-  CHECK(egressRules(configured("telegram", {{"apiRoot", "https://api.telegram.org"}}), NONE).size() ==
-        1);
+  CHECK(
+      egressRules(configured("telegram", {{"apiRoot", "https://api.telegram.org"}}), NONE).size() ==
+      1);
   // A name is private only when egress.allow_private lists it.
   CHECK(shown(egressRules(configured("signal", {{"url", "http://signal.lan:8080"}}),
                           allowing({"signal.lan:8080"}))) ==
@@ -109,9 +111,11 @@ TEST_CASE("channel egress: unusable option values are refused, naming the accoun
       doctest::Contains("user:password@"), AccountError);
   CHECK_THROWS_WITH_AS(egressRules(configured("irc", {{"server", "a b"}}), NONE),
                        doctest::Contains("option server"), AccountError);
-  CHECK_THROWS_WITH_AS(egressRules(configured("irc", {{"server", "x.org"}, {"port", "99999"}}), NONE),
-                       doctest::Contains("option server"), AccountError);
-  CHECK_THROWS_AS(egressRules(configured("signal", {{"url", "http://[zz]:1"}}), NONE), AccountError);
+  CHECK_THROWS_WITH_AS(
+      egressRules(configured("irc", {{"server", "x.org"}, {"port", "99999"}}), NONE),
+      doctest::Contains("option server"), AccountError);
+  CHECK_THROWS_AS(egressRules(configured("signal", {{"url", "http://[zz]:1"}}), NONE),
+                  AccountError);
   CHECK_THROWS_AS(egressRules(configured("irc", {}, {":443"}), NONE), AccountError);
 }
 

@@ -11,10 +11,7 @@
 namespace chitin::channels {
 
 ChannelService::ChannelService(gateway::AgentService& agent, ChannelHost& host)
-    : agent_(agent),
-      host_(host),
-      errors_("channel control method"),
-      tasks_(errors_) {}
+    : agent_(agent), host_(host), errors_("channel control method"), tasks_(errors_) {}
 
 std::vector<std::string> ChannelService::controlMethods() const {
   auto methods = agent_.controlMethods();

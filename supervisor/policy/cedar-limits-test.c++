@@ -99,7 +99,9 @@ TEST_CASE(
   REQUIRE(has.size() == 1);
   CHECK(has[0] == tooDeepAt(45 + 12 + 2 * 99));
   // Unary operators under sets under records under parentheses: every level counts.
-  CHECK(conditionErrors(repeat("[{a: (!!!!(", 20) + "true" + repeat("))}]", 20) + " == []").size() == 1);
+  CHECK(
+      conditionErrors(repeat("[{a: (!!!!(", 20) + "true" + repeat("))}]", 20) + " == []").size() ==
+      1);
 }
 
 TEST_CASE("limits: a policy file over 1 MiB is refused whole, naming the file and the limit") {
