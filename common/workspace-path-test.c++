@@ -3,6 +3,7 @@
 // Runs in: test
 
 #include "workspace-path.h"
+#include "test-text.h"
 
 #include <doctest/doctest.h>
 #include <string>
@@ -28,9 +29,7 @@ std::string rejected(kj::StringPtr path) {
   return result.get<PathRejection>().message.cStr();
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using chitin::testing::has;
 
 TEST_CASE("workspace path: relative, ./ and /workspace/ forms give the same clean path") {
   CHECK(accepted("foo/bar.txt") == "foo/bar.txt");
@@ -67,15 +66,13 @@ TEST_CASE("workspace path: names that only look special are ordinary names") {
   CHECK(accepted("caf\xc3\xa9.md") == "caf\xc3\xa9.md");
 }
 
-TEST_CASE("workspace path: an empty path is refused") {
-  CHECK(contains(rejected(""), "path is empty"));
-}
+TEST_CASE("workspace path: an empty path is refused") { CHECK(has(rejected(""), "path is empty")); }
 
 TEST_CASE("workspace path: a NUL byte is refused and shown escaped") {
   static const char WITH_NUL[] = "a\0b";
   auto message = rejected(kj::StringPtr(WITH_NUL, 3));
-  CHECK(contains(message, "NUL byte"));
-  CHECK(contains(message, "\"a\\x00b\""));
+  CHECK(has(message, "NUL byte"));
+  CHECK(has(message, "\"a\\x00b\""));
 }
 
 TEST_CASE("workspace path: more than 4096 bytes is refused, 4096 is accepted") {
@@ -83,30 +80,30 @@ TEST_CASE("workspace path: more than 4096 bytes is refused, 4096 is accepted") {
   CHECK(accepted(kj::StringPtr(ok.c_str(), ok.size())) == ok);
   std::string tooLong(MAX_WORKSPACE_PATH_BYTES + 1, 'a');
   auto message = rejected(kj::StringPtr(tooLong.c_str(), tooLong.size()));
-  CHECK(contains(message, "too long (4097 bytes, at most 4096)"));
+  CHECK(has(message, "too long (4097 bytes, at most 4096)"));
   CHECK(message.size() < 300);  // shortened for display
 }
 
 TEST_CASE("workspace path: absolute paths outside /workspace are refused, naming the path") {
   auto message = rejected("/etc/passwd");
-  CHECK(contains(message, "absolute path outside the workspace"));
-  CHECK(contains(message, "\"/etc/passwd\""));
-  CHECK(contains(rejected("/"), "outside the workspace"));
-  CHECK(contains(rejected("/workspacefoo/x"), "outside the workspace"));
-  CHECK(contains(rejected("/tmp/workspace/x"), "outside the workspace"));
-  CHECK(contains(rejected("/../workspace/x"), "outside the workspace"));
+  CHECK(has(message, "absolute path outside the workspace"));
+  CHECK(has(message, "\"/etc/passwd\""));
+  CHECK(has(rejected("/"), "outside the workspace"));
+  CHECK(has(rejected("/workspacefoo/x"), "outside the workspace"));
+  CHECK(has(rejected("/tmp/workspace/x"), "outside the workspace"));
+  CHECK(has(rejected("/../workspace/x"), "outside the workspace"));
 }
 
 TEST_CASE("workspace path: `..` leaving the root at any step is refused") {
-  CHECK(contains(rejected(".."), "path escapes the workspace: \"..\""));
-  CHECK(contains(rejected("../x"), "escapes the workspace"));
-  CHECK(contains(rejected("a/../../x"), "escapes the workspace"));
-  CHECK(contains(rejected("./../x"), "escapes the workspace"));
-  CHECK(contains(rejected("/workspace/.."), "escapes the workspace"));
-  CHECK(contains(rejected("/workspace/../etc/passwd"), "escapes the workspace"));
+  CHECK(has(rejected(".."), "path escapes the workspace: \"..\""));
+  CHECK(has(rejected("../x"), "escapes the workspace"));
+  CHECK(has(rejected("a/../../x"), "escapes the workspace"));
+  CHECK(has(rejected("./../x"), "escapes the workspace"));
+  CHECK(has(rejected("/workspace/.."), "escapes the workspace"));
+  CHECK(has(rejected("/workspace/../etc/passwd"), "escapes the workspace"));
   // Leaving and coming back is still leaving.
-  CHECK(contains(rejected("../workspace/x"), "escapes the workspace"));
-  CHECK(contains(rejected("/workspace/../workspace/x"), "escapes the workspace"));
+  CHECK(has(rejected("../workspace/x"), "escapes the workspace"));
+  CHECK(has(rejected("/workspace/../workspace/x"), "escapes the workspace"));
 }
 
 TEST_CASE("workspace path: displayPath escapes control bytes and quotes") {
@@ -118,7 +115,7 @@ TEST_CASE("workspace path: displayPath shortens on UTF-8 boundaries") {
   for (int i = 0; i < 200; ++i) path += "\xc3\xa9";  // é, two bytes each
   std::string shown = displayPath(kj::StringPtr(path.c_str(), path.size())).cStr();
   CHECK(shown.size() < 200);
-  CHECK(contains(shown, "\xe2\x80\xa6"));
+  CHECK(has(shown, "\xe2\x80\xa6"));
   // Every é survived whole: no lone lead or continuation byte.
   std::string withoutEllipsis = shown;
   withoutEllipsis.erase(withoutEllipsis.find("\xe2\x80\xa6"), 3);

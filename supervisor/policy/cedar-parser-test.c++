@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "policy.h"
+#include "test-text.h"
 
 namespace chitin::policy {
 namespace {
@@ -24,9 +25,7 @@ std::string errorOf(const std::string& text) {
   return errors[0];
 }
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+using chitin::testing::has;
 
 TEST_CASE("parser: the full supported syntax parses") {
   PolicySet set;
@@ -45,8 +44,8 @@ forbid (principal is Sender, action in Action::"exec", resource is Agent)
                             "dir/t.cedar");
   // Ns::Sub is not one of chitin's types: the only complaint is the validator's.
   REQUIRE(errors.size() == 2);
-  CHECK(contains(errors[0].str(), "dir/t.cedar:10:63:"));
-  CHECK(contains(errors[0].message, "unknown entity type \"Ns::Sub\""));
+  CHECK(has(errors[0].str(), "dir/t.cedar:10:63:"));
+  CHECK(has(errors[0].message, "unknown entity type \"Ns::Sub\""));
 }
 
 TEST_CASE("parser: ids are @id or <basename>:<line>, annotations are kept, text is recorded") {
@@ -77,13 +76,12 @@ TEST_CASE("parser: bad escapes point at the backslash") {
   CHECK(errorOf("permit (principal, action, resource) when { \"ab\\q\" == \"\" };") ==
         "dir/t.cedar:1:48: bad escape \\q (Cedar allows \\n \\r \\t \\\\ \\0 \\' \\\" \\xHH "
         "\\u{...}, and \\* in patterns)");
-  CHECK(contains(errorOf("permit (principal, action, resource) when { \"a\\*\" == \"\" };"),
-                 "dir/t.cedar:1:47: bad escape \\* (only allowed in like-patterns)"));
-  CHECK(
-      contains(errorOf("permit (principal, action, resource)\n when { \"\\u{110000}\" == \"\" };"),
-               "dir/t.cedar:2:10: bad escape: \\u{...}"));
-  CHECK(contains(errorOf("permit (principal, action, resource) when { \"x\" like \"\\x80\" };"),
-                 "dir/t.cedar:1:55: bad escape: \\x"));
+  CHECK(has(errorOf("permit (principal, action, resource) when { \"a\\*\" == \"\" };"),
+            "dir/t.cedar:1:47: bad escape \\* (only allowed in like-patterns)"));
+  CHECK(has(errorOf("permit (principal, action, resource)\n when { \"\\u{110000}\" == \"\" };"),
+            "dir/t.cedar:2:10: bad escape: \\u{...}"));
+  CHECK(has(errorOf("permit (principal, action, resource) when { \"x\" like \"\\x80\" };"),
+            "dir/t.cedar:1:55: bad escape: \\x"));
 }
 
 TEST_CASE("parser: unknown tokens") {
@@ -93,8 +91,8 @@ TEST_CASE("parser: unknown tokens") {
         "dir/t.cedar:2:5: unexpected '=' (comparison is '==')");
   CHECK(errorOf("permit (principal, action, resource) when { true & false };") ==
         "dir/t.cedar:1:50: unexpected '&' (did you mean '&&'?)");
-  CHECK(contains(errorOf("/* no */ permit (principal, action, resource);"),
-                 "dir/t.cedar:1:1: block comments"));
+  CHECK(has(errorOf("/* no */ permit (principal, action, resource);"),
+            "dir/t.cedar:1:1: block comments"));
 }
 
 TEST_CASE("parser: missing ';' and other structure errors name what was expected") {
@@ -173,8 +171,8 @@ TEST_CASE("parser: unary operators: a run of '!' or of '-', at most 4, never mix
         "dir/t.cedar:1:46: '!' after '-': Cedar does not mix unary operators (add parentheses)");
   CHECK(errorOf("permit (principal, action, resource) when { !-1 == 1 };") ==
         "dir/t.cedar:1:46: '-' after '!': Cedar does not mix unary operators (add parentheses)");
-  CHECK(contains(errorOf("permit (principal, action, resource) when { !!!!!true };"),
-                 "more than 4 unary operators in a row"));
+  CHECK(has(errorOf("permit (principal, action, resource) when { !!!!!true };"),
+            "more than 4 unary operators in a row"));
   CHECK(errorsOf("permit (principal, action, resource) when { !!!!true && ----1 == 1 && "
                  "-(!true) != 1 && !(-1 == 1) };")
             .empty());
@@ -234,9 +232,9 @@ TEST_CASE("parser: one run reports every broken policy") {
       "permit (principal, action, resource);\n"
       "forbid (principal action, resource);\n");
   REQUIRE(errors.size() == 3);
-  CHECK(contains(errors[0], "dir/t.cedar:1:38: unknown action \"nope\""));
-  CHECK(contains(errors[1], "dir/t.cedar:2:49: expected an expression, found '}'"));
-  CHECK(contains(errors[2], "dir/t.cedar:4:19: expected ',' after the principal constraint"));
+  CHECK(has(errors[0], "dir/t.cedar:1:38: unknown action \"nope\""));
+  CHECK(has(errors[1], "dir/t.cedar:2:49: expected an expression, found '}'"));
+  CHECK(has(errors[2], "dir/t.cedar:4:19: expected ',' after the principal constraint"));
 }
 
 TEST_CASE("parseEntityUid: accepts one literal, explains anything else") {
@@ -250,9 +248,9 @@ TEST_CASE("parseEntityUid: accepts one literal, explains anything else") {
   REQUIRE(ns);
   CHECK(ns->type == "A::B");
   CHECK(!parseEntityUid("Sender:\"x\"", &error));
-  CHECK(contains(error, "expected an entity Type::\"id\""));
+  CHECK(has(error, "expected an entity Type::\"id\""));
   CHECK(!parseEntityUid("Sender::\"x\" extra", &error));
-  CHECK(contains(error, "unexpected 'extra' after the entity"));
+  CHECK(has(error, "unexpected 'extra' after the entity"));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "spare-sandboxes.h"
 #include "tool-runner.h"
 #include "uv-kj-bridge.h"
+#include "test-text.h"
 
 namespace chitin::testing {
 
@@ -101,10 +102,6 @@ struct Rig {
   }
 };
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 }  // namespace
 
 TEST_CASE("spares: a session's next call takes the sandbox built for it, fresh all the same") {
@@ -113,7 +110,7 @@ TEST_CASE("spares: a session's next call takes the sandbox built for it, fresh a
   auto first = rig.exec("s1", "echo inside > /tmp/mark && echo kept > /workspace/kept && cat /tmp/mark",
                         workspace.path());
   REQUIRE(first.status == ToolOutcome::Status::OK);
-  CHECK(contains(first.content, "inside"));
+  CHECK(has(first.content, "inside"));
   CHECK(rig.spares->stats().taken == 0);  // the first call had none
   REQUIRE(rig.sparesWaiting(1));
   CHECK(rig.spares->stats().built == 1);
@@ -121,10 +118,10 @@ TEST_CASE("spares: a session's next call takes the sandbox built for it, fresh a
   auto second = rig.exec("s1", "cat /workspace/kept; cat /tmp/mark; echo status=$?", workspace.path());
   CHECK(rig.spares->stats().taken == 1);
   // The workspace is the live one (the spare binds it, it was not copied when built)...
-  CHECK(contains(second.content, "kept"));
+  CHECK(has(second.content, "kept"));
   // ...and /tmp is the spare's own: nothing of the call before it.
-  CHECK(contains(second.content, "No such file or directory"));
-  CHECK(contains(second.content, "status=1"));
+  CHECK(has(second.content, "No such file or directory"));
+  CHECK(has(second.content, "status=1"));
   // Each call's sandbox served that call only: the next spare is a new one.
   REQUIRE(rig.sparesWaiting(1));
   CHECK(rig.spares->stats().built == 2);
@@ -159,7 +156,7 @@ TEST_CASE("spares: a hidden directory replaced after the spare was built stays h
   auto first = rig.exec("s1", "echo count=$(ls -A /workspace/downloads | wc -l)", workspace.path(),
                         {"downloads"});
   REQUIRE(first.status == ToolOutcome::Status::OK);
-  CHECK(contains(first.content, "count=0"));  // covered: page.html is there on the host
+  CHECK(has(first.content, "count=0"));  // covered: page.html is there on the host
   REQUIRE(rig.sparesWaiting(1));
   // Meanwhile (another session's command, say) the directory is renamed away and another put in
   // its place. The spare's cover was mounted on the old one and went with it.
@@ -171,12 +168,12 @@ TEST_CASE("spares: a hidden directory replaced after the spare was built stays h
                          {"downloads"});
   CHECK(rig.spares->stats().changed == 1);
   CHECK(rig.spares->stats().taken == 0);
-  CHECK(!contains(second.content, "untrusted words"));
-  CHECK(contains(second.content, "status=1"));
+  CHECK(!has(second.content, "untrusted words"));
+  CHECK(has(second.content, "status=1"));
   // The directory it was renamed to is not hidden (it is not in the call's list): a fresh
   // sandbox shows it, as it would have without spares.
   auto third = rig.exec("s1", "cat /workspace/old/page.html", workspace.path(), {"downloads"});
-  CHECK(contains(third.content, "first page"));
+  CHECK(has(third.content, "first page"));
 }
 
 TEST_CASE("spares: at most maxSpares wait, and each for idleSeconds at most") {

@@ -7,13 +7,14 @@
 #include <time.h>
 
 #include "worker-test-harness.h"
+#include "test-text.h"
 
 namespace chitin {
 namespace {
 
+using chitin::testing::has;
 using test::CallResult;
 using test::CollectingSink;
-using test::contains;
 using test::readHostFile;
 using test::TempDir;
 using test::TestWorker;
@@ -356,7 +357,7 @@ TEST_CASE("exec worker: a second run() and an unclamped timeout are protocol err
     CHECK(run(io, worker, {"echo once"}, first).text == "once\n");
     Streamed second;
     KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { run(io, worker, {"echo twice"}, second); })) {
-      CHECK(contains(e->getDescription().cStr(), "ToolWorker.run called twice"));
+      CHECK(has(e->getDescription().cStr(), "ToolWorker.run called twice"));
     } else {
       FAIL("second run() succeeded");
     }
@@ -367,7 +368,7 @@ TEST_CASE("exec worker: a second run() and an unclamped timeout are protocol err
     KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
                    run(io, worker, {"touch ran", "", 3601}, streamed);
                  })) {
-      CHECK(contains(e->getDescription().cStr(), "timeoutSeconds above the maximum"));
+      CHECK(has(e->getDescription().cStr(), "timeoutSeconds above the maximum"));
     } else {
       FAIL("timeoutSeconds 3601 accepted");
     }

@@ -11,11 +11,12 @@
 
 #include "beneath.h"
 #include "worker-test-harness.h"
+#include "test-text.h"
 
 namespace chitin {
 namespace {
 
-using test::contains;
+using chitin::testing::has;
 using test::listDir;
 using test::readHostFile;
 using test::TempDir;
@@ -68,16 +69,16 @@ TEST_CASE("read: a missing file fails with \"file not found: PATH\"") {
 TEST_CASE("read: directories, FIFOs and binary files fail clearly") {
   Workspace ws;
   mkdir((ws.dir / "sub").c_str(), 0755);
-  CHECK(contains(readWorkspaceFile(ws.root, "sub").text.cStr(), "is a directory: \"sub\""));
+  CHECK(has(readWorkspaceFile(ws.root, "sub").text.cStr(), "is a directory: \"sub\""));
   // A FIFO must neither hang open() nor be read.
   REQUIRE(mkfifo((ws.dir / "fifo").c_str(), 0644) == 0);
-  CHECK(contains(readWorkspaceFile(ws.root, "fifo").text.cStr(), "not a regular file"));
+  CHECK(has(readWorkspaceFile(ws.root, "fifo").text.cStr(), "not a regular file"));
   writeHostFile(ws.dir / "image.bin", std::string("PNG\0\x01\x02", 6));
   auto r = readWorkspaceFile(ws.root, "image.bin");
   CHECK(r.failed);
-  CHECK(contains(r.text.cStr(), "binary file, 6 bytes: \"image.bin\""));
+  CHECK(has(r.text.cStr(), "binary file, 6 bytes: \"image.bin\""));
   writeHostFile(ws.dir / "latin1.txt", "caf\xe9\n");
-  CHECK(contains(readWorkspaceFile(ws.root, "latin1.txt").text.cStr(), "binary file, 5 bytes"));
+  CHECK(has(readWorkspaceFile(ws.root, "latin1.txt").text.cStr(), "binary file, 5 bytes"));
 }
 
 TEST_CASE("read: overlong forms, surrogates, stray bytes are binary; real characters are text") {
@@ -85,7 +86,7 @@ TEST_CASE("read: overlong forms, surrogates, stray bytes are binary; real charac
   for (auto bad :
        {"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80", "ab\xe2\x82"}) {
     writeHostFile(ws.dir / "bad", bad);
-    CHECK(contains(readWorkspaceFile(ws.root, "bad").text.cStr(), "binary file"));
+    CHECK(has(readWorkspaceFile(ws.root, "bad").text.cStr(), "binary file"));
   }
   std::string good = "\x7f \xc2\x80 \xe2\x82\xac \xef\xbf\xbf \xf0\x9f\x90\x9a \xf4\x8f\xbf\xbf";
   writeHostFile(ws.dir / "good", good);
@@ -106,11 +107,11 @@ TEST_CASE("read: a long file is cut at the cap on a character boundary, with a n
 
 TEST_CASE("read: paths outside the workspace are refused before any open") {
   Workspace ws;
-  CHECK(contains(readWorkspaceFile(ws.root, "../x").text.cStr(), "path escapes the workspace"));
-  CHECK(contains(readWorkspaceFile(ws.root, "a/../../x").text.cStr(), "escapes the workspace"));
-  CHECK(contains(readWorkspaceFile(ws.root, "/etc/passwd").text.cStr(),
-                 "absolute path outside the workspace"));
-  CHECK(contains(readWorkspaceFile(ws.root, "").text.cStr(), "path is empty"));
+  CHECK(has(readWorkspaceFile(ws.root, "../x").text.cStr(), "path escapes the workspace"));
+  CHECK(has(readWorkspaceFile(ws.root, "a/../../x").text.cStr(), "escapes the workspace"));
+  CHECK(has(readWorkspaceFile(ws.root, "/etc/passwd").text.cStr(),
+            "absolute path outside the workspace"));
+  CHECK(has(readWorkspaceFile(ws.root, "").text.cStr(), "path is empty"));
 }
 
 TEST_CASE("read: a symlink inside the workspace pointing outside is an escape") {
@@ -122,8 +123,8 @@ TEST_CASE("read: a symlink inside the workspace pointing outside is an escape") 
   for (auto path : {"abs-link", "rel-link", "dir-link/secret"}) {
     auto r = readWorkspaceFile(ws.root, path);
     CHECK(r.failed);
-    CHECK(contains(r.text.cStr(), "path escapes the workspace"));
-    CHECK_FALSE(contains(r.text.cStr(), "outside secret"));
+    CHECK(has(r.text.cStr(), "path escapes the workspace"));
+    CHECK_FALSE(has(r.text.cStr(), "outside secret"));
   }
 }
 
@@ -165,13 +166,13 @@ TEST_CASE("write: a symlinked parent directory is refused, inside or pointing ou
   REQUIRE(symlink("real", (ws.dir / "linked").c_str()) == 0);
   auto inside = writeWorkspaceFile(ws.root, "linked/x.txt", kj::StringPtr("x").asArray());
   CHECK(inside.failed);
-  CHECK(contains(inside.text.cStr(), "path goes through a symlink: \"linked/x.txt\""));
+  CHECK(has(inside.text.cStr(), "path goes through a symlink: \"linked/x.txt\""));
   CHECK(listDir(ws.dir / "real").empty());
 
   REQUIRE(symlink(ws.outside.path().c_str(), (ws.dir / "out").c_str()) == 0);
   auto out = writeWorkspaceFile(ws.root, "out/new/x.txt", kj::StringPtr("x").asArray());
   CHECK(out.failed);
-  CHECK(contains(out.text.cStr(), "path escapes the workspace"));
+  CHECK(has(out.text.cStr(), "path escapes the workspace"));
   CHECK(listDir(ws.outside.path()) == std::vector<std::string>{"secret"});
 }
 
@@ -180,7 +181,7 @@ TEST_CASE("write: a symlink as the file itself is neither followed nor replaced"
   REQUIRE(symlink((ws.outside / "secret").c_str(), (ws.dir / "link").c_str()) == 0);
   auto r = writeWorkspaceFile(ws.root, "link", kj::StringPtr("overwritten").asArray());
   CHECK(r.failed);
-  CHECK(contains(r.text.cStr(), "path escapes the workspace"));
+  CHECK(has(r.text.cStr(), "path escapes the workspace"));
   CHECK(readHostFile(ws.outside / "secret") == "outside secret\n");
   struct stat st;
   CHECK((lstat((ws.dir / "link").c_str(), &st) == 0 && S_ISLNK(st.st_mode)));
@@ -189,16 +190,15 @@ TEST_CASE("write: a symlink as the file itself is neither followed nor replaced"
 TEST_CASE("write: `..` tricks, the root, files as parents and directories as targets fail") {
   Workspace ws;
   auto content = kj::StringPtr("x").asArray();
-  CHECK(contains(writeWorkspaceFile(ws.root, "../evil", content).text.cStr(), "escapes"));
-  CHECK(contains(writeWorkspaceFile(ws.root, "a/../../evil", content).text.cStr(), "escapes"));
-  CHECK(
-      contains(writeWorkspaceFile(ws.root, "/workspace/../evil", content).text.cStr(), "escapes"));
-  CHECK(contains(writeWorkspaceFile(ws.root, ".", content).text.cStr(), "is a directory"));
+  CHECK(has(writeWorkspaceFile(ws.root, "../evil", content).text.cStr(), "escapes"));
+  CHECK(has(writeWorkspaceFile(ws.root, "a/../../evil", content).text.cStr(), "escapes"));
+  CHECK(has(writeWorkspaceFile(ws.root, "/workspace/../evil", content).text.cStr(), "escapes"));
+  CHECK(has(writeWorkspaceFile(ws.root, ".", content).text.cStr(), "is a directory"));
   writeHostFile(ws.dir / "file", "f");
-  CHECK(contains(writeWorkspaceFile(ws.root, "file/x", content).text.cStr(),
-                 "not a directory: a parent of \"file/x\" is a file"));
+  CHECK(has(writeWorkspaceFile(ws.root, "file/x", content).text.cStr(),
+            "not a directory: a parent of \"file/x\" is a file"));
   mkdir((ws.dir / "dir").c_str(), 0755);
-  CHECK(contains(writeWorkspaceFile(ws.root, "dir", content).text.cStr(), "is a directory"));
+  CHECK(has(writeWorkspaceFile(ws.root, "dir", content).text.cStr(), "is a directory"));
   CHECK(listDir(ws.outside.path()) == std::vector<std::string>{"secret"});
 }
 
@@ -217,7 +217,7 @@ TEST_CASE("write: a write that fails midway leaves the old file and no temporary
   setrlimit(RLIMIT_FSIZE, &saved);
   signal(SIGXFSZ, oldHandler);
   CHECK(r.failed);
-  CHECK(contains(r.text.cStr(), "file too large"));
+  CHECK(has(r.text.cStr(), "file too large"));
   CHECK(readHostFile(ws.dir / "keep.txt") == "original\n");
   CHECK(listDir(ws.dir.path()) == std::vector<std::string>{"keep.txt"});
 }
@@ -229,7 +229,7 @@ TEST_CASE("edit: replaces the one occurrence and keeps the permission bits") {
   writeHostFile(ws.dir / "conf.ini", "name = old\nport = 1\n", 0640);
   auto r = editWorkspaceFile(ws.root, "conf.ini", "name = old", "name = new");
   CHECK_FALSE(r.failed);
-  CHECK(contains(r.text.cStr(), "replaced 1 occurrence of oldText in \"conf.ini\""));
+  CHECK(has(r.text.cStr(), "replaced 1 occurrence of oldText in \"conf.ini\""));
   CHECK(readHostFile(ws.dir / "conf.ini") == "name = new\nport = 1\n");
   CHECK(modeOf(ws.dir / "conf.ini") == 0640);
   CHECK(listDir(ws.dir.path()) == std::vector<std::string>{"conf.ini"});
@@ -250,7 +250,7 @@ TEST_CASE("edit: zero or several occurrences fail and leave the file untouched")
         "oldText occurs 2 times in \"f.txt\"; include more context");
   // Overlapping matches count: "aa" in "aaa" is ambiguous.
   auto overlapping = editWorkspaceFile(ws.root, "f.txt", "aa", "y");
-  CHECK(contains(overlapping.text.cStr(), "occurs 2 times"));
+  CHECK(has(overlapping.text.cStr(), "occurs 2 times"));
 
   CHECK(readHostFile(ws.dir / "f.txt") == "a b a\naaa\n");
   CHECK(inodeOf(ws.dir / "f.txt") == before);
@@ -264,17 +264,16 @@ TEST_CASE("edit: missing files, empty oldText, binary files and symlinks fail") 
   CHECK(std::string(editWorkspaceFile(ws.root, "dir/nope", "a", "b").text.cStr()) ==
         "file not found: \"dir/nope\"");
   writeHostFile(ws.dir / "t.txt", "text\n");
-  CHECK(contains(editWorkspaceFile(ws.root, "t.txt", "", "b").text.cStr(), "oldText is empty"));
+  CHECK(has(editWorkspaceFile(ws.root, "t.txt", "", "b").text.cStr(), "oldText is empty"));
   writeHostFile(ws.dir / "b.bin", std::string("a\0b", 3));
-  CHECK(
-      contains(editWorkspaceFile(ws.root, "b.bin", "a", "b").text.cStr(), "binary file, 3 bytes"));
+  CHECK(has(editWorkspaceFile(ws.root, "b.bin", "a", "b").text.cStr(), "binary file, 3 bytes"));
   REQUIRE(symlink("t.txt", (ws.dir / "alias").c_str()) == 0);
-  CHECK(contains(editWorkspaceFile(ws.root, "alias", "text", "b").text.cStr(),
-                 "path goes through a symlink"));
+  CHECK(has(editWorkspaceFile(ws.root, "alias", "text", "b").text.cStr(),
+            "path goes through a symlink"));
   REQUIRE(symlink((ws.outside / "secret").c_str(), (ws.dir / "out").c_str()) == 0);
-  CHECK(contains(editWorkspaceFile(ws.root, "out", "outside", "pwned").text.cStr(),
-                 "path escapes the workspace"));
-  CHECK(contains(editWorkspaceFile(ws.root, "../x", "a", "b").text.cStr(), "escapes"));
+  CHECK(has(editWorkspaceFile(ws.root, "out", "outside", "pwned").text.cStr(),
+            "path escapes the workspace"));
+  CHECK(has(editWorkspaceFile(ws.root, "../x", "a", "b").text.cStr(), "escapes"));
   CHECK(readHostFile(ws.outside / "secret") == "outside secret\n");
   CHECK(readHostFile(ws.dir / "t.txt") == "text\n");
 }

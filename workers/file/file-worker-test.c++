@@ -6,13 +6,14 @@
 #include <kj/function.h>
 
 #include "worker-test-harness.h"
+#include "test-text.h"
 
 namespace chitin {
 namespace {
 
+using chitin::testing::has;
 using test::CallResult;
 using test::CollectingSink;
-using test::contains;
 using test::readHostFile;
 using test::TempDir;
 using test::TestWorker;
@@ -81,7 +82,7 @@ TEST_CASE("read worker: a missing file and an escaping symlink are failed result
     TestWorker worker(io, "CHITIN_WORKER_READ", ws.path());
     auto r = call(io, worker, readPath("link"));
     CHECK(r.failed);
-    CHECK(contains(r.text, "path escapes the workspace"));
+    CHECK(has(r.text, "path escapes the workspace"));
   }
 }
 
@@ -160,7 +161,7 @@ TEST_CASE("file workers: a second run() is a protocol error") {
   TestWorker worker(io, "CHITIN_WORKER_READ", ws.path());
   CHECK_FALSE(call(io, worker, readPath("a.txt")).failed);
   auto error = callError(io, worker, readPath("a.txt"));
-  CHECK(contains(error, "ToolWorker.run called twice"));
+  CHECK(has(error, "ToolWorker.run called twice"));
 }
 
 TEST_CASE("file workers: an invocation of another kind is a protocol error, not an action") {
@@ -173,14 +174,14 @@ TEST_CASE("file workers: an invocation of another kind is a protocol error, not 
       w.setPath("planted.txt");
       w.setContent("x");
     });
-    CHECK(contains(error, "tool worker got an invocation of another kind"));
+    CHECK(has(error, "tool worker got an invocation of another kind"));
   }
   {
     TestWorker worker(io, "CHITIN_WORKER_WRITE", ws.path());
     auto error = callError(io, worker, [](rpc::ToolInvocation::Builder b) {
       b.initExec().setCommand("touch planted.txt");
     });
-    CHECK(contains(error, "another kind"));
+    CHECK(has(error, "another kind"));
   }
   CHECK(readHostFile(ws / "planted.txt") == "<missing>");
 }

@@ -198,8 +198,4 @@ inline CallResult toCallResult(rpc::ToolResult::Reader result) {
   return out;
 }
 
-inline bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 }  // namespace chitin::test
