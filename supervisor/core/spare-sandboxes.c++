@@ -119,7 +119,8 @@ kj::Own<WorkerHost> SpareSandboxes::take(const std::string& session,
 
 void SpareSandboxes::prepare(const std::string& session, const spawn::SpawnRequest& request,
                              const std::string& label, capnp::ReaderOptions readerOptions) {
-  if (settings_.maxSpares == 0 || session.empty() || !request.egressSocket.empty()) return;
+  if (shutDown_ || settings_.maxSpares == 0 || session.empty()) return;
+  if (!request.egressSocket.empty()) return;
   if (request.stdoutFd >= 0 || request.stderrFd >= 0) return;  // fds the caller owns now
   pending_.push_back(Pending{session, request, label, readerOptions});
   uv_timer_start(
@@ -218,6 +219,16 @@ void SpareSandboxes::dropSession(const std::string& session) {
   std::erase_if(spares_, [&](const std::unique_ptr<Spare>& s) { return s->session == session; });
   stats_.expired += before - spares_.size();
   stats_.waiting = spares_.size();
+}
+
+void SpareSandboxes::shutdown() {
+  shutDown_ = true;
+  pending_.clear();
+  stats_.expired += spares_.size();
+  spares_.clear();  // each WorkerHost kills and reaps its worker
+  stats_.waiting = 0;
+  uv_timer_stop(&timers_->build);
+  uv_timer_stop(&timers_->sweep);
 }
 
 SpareStats SpareSandboxes::stats() const { return stats_; }

@@ -77,6 +77,10 @@ class SpareSandboxes {
   // Kills every spare of this session (its context was reset, or it is gone).
   void dropSession(const std::string& session);
 
+  // The gateway is stopping: kills every spare, forgets what was queued, stops the timers and
+  // builds none from now on, so nothing of the pool keeps the loop running.
+  void shutdown();
+
   SpareStats stats() const;
 
  private:
@@ -97,6 +101,7 @@ class SpareSandboxes {
   std::vector<Pending> pending_;
   Timers* timers_;
   SpareStats stats_;
+  bool shutDown_ = false;
 };
 
 // What a spare is keyed by besides its session: the whole spawn request, as one string.

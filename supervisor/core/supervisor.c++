@@ -471,12 +471,14 @@ int runGateway(const GatewayCommand& command) {
         UvKjBridge* bridge;
         ModelHost* model;
         BrowserTool* browser;
+        SpareSandboxes* spares;
         egress::Broker* broker;
         Signals* signals;
         bool stopping = false;
       };
       static StopContext stop;
-      stop = StopContext{&core, &channelHost, &gw, &bridge, &model, &tools, broker.get(), &signals};
+      stop = StopContext{&core,  &channelHost, &gw,          &bridge, &model,
+                         &tools, &spares,      broker.get(), &signals};
       auto onStop = [](uv_signal_t* s, int signum) {
         if (stop.stopping) return;
         stop.stopping = true;
@@ -485,6 +487,7 @@ int runGateway(const GatewayCommand& command) {
         stop.channels->stop();
         stop.model->stop();
         stop.browser->shutdown();
+        stop.spares->shutdown();  // after the turns: none of them prepares another
         stop.broker->closeAll();
         stop.gw->stop();
         stop.bridge->pump();  // flush what the shutdown queued, then let the loop drain

@@ -230,21 +230,33 @@ class Gateway:
         self._err.close()
         self._start()
 
+    # How long SIGTERM may take to stop the gateway: it kills its workers and closes its
+    # connections, which takes milliseconds; anything that still holds its loop open after this
+    # (a worker, a timer) is a gateway that would hang a `systemctl stop`.
+    STOP_SECONDS = 10
+
     def stop(self):
+        """Stops the gateway with SIGTERM, as systemd does; fails the test when it does not exit
+        on its own (it is killed then, so the next test starts clean)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=self.STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                raise AssertionError(
+                    f"the gateway did not stop within {self.STOP_SECONDS} s of SIGTERM "
+                    f"(killed); its last log lines:\n{self.stderr()[-2000:]}")
         return self.proc.returncode
 
     def cleanup(self):
-        self.stop()
-        self._out.close()
-        self._err.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            self._out.close()
+            self._err.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -205,4 +205,45 @@ TEST_CASE("spares: at most maxSpares wait, and each for idleSeconds at most") {
   }
 }
 
+TEST_CASE("spares: shutdown kills the waiting spares and leaves nothing holding the loop") {
+  // The gateway's SIGTERM path: once the turns and the connections are gone, the loop must end.
+  // A spare (its worker's process and pipe handles) or the pool's sweep timer still running
+  // would keep it turning until the spare expired.
+  TempDir workspace("chitin-ws");
+  Rig rig({8, 600});
+  REQUIRE(rig.exec("a", "true", workspace.path()).status == ToolOutcome::Status::OK);
+  REQUIRE(rig.sparesWaiting(1));
+  rig.runner.reset();
+  rig.bridge->close();
+
+  rig.spares->shutdown();
+  CHECK(rig.spares->stats().waiting == 0);
+  CHECK(rig.spares->stats().expired == 1);
+  // Bounded: a watchdog of its own stops the loop if something still holds it.
+  uv_timer_t watchdog;
+  bool held = false;
+  REQUIRE(uv_timer_init(&rig.loop, &watchdog) == 0);
+  watchdog.data = &held;
+  uv_timer_start(
+      &watchdog,
+      [](uv_timer_t* t) {
+        *static_cast<bool*>(t->data) = true;
+        uv_stop(t->loop);
+      },
+      20000, 0);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&watchdog));  // it alone does not keep the loop
+  uv_run(&rig.loop, UV_RUN_DEFAULT);
+  CHECK_FALSE(held);
+  uv_close(reinterpret_cast<uv_handle_t*>(&watchdog), nullptr);
+  uv_run(&rig.loop, UV_RUN_NOWAIT);  // the close completes while `watchdog` is in scope
+
+  // Nothing is built after it, even when a call ends then.
+  spawn::SpawnRequest request;
+  request.profile = "exec";
+  rig.spares->prepare("a", request, "exec", {});
+  uv_run(&rig.loop, UV_RUN_NOWAIT);
+  CHECK(rig.spares->stats().built == 1);
+  CHECK(rig.spares->stats().waiting == 0);
+}
+
 }  // namespace chitin::testing
