@@ -118,6 +118,7 @@ void Snapshots::Impl::writeEntryLocked(int root, const std::string& path, const 
 }
 
 Restored Snapshots::Impl::restoreLocked(const std::string& id, const std::string& beforeMessage) {
+  readyLocked();
   Restored out;
   SnapshotTree target;
   try {
@@ -206,6 +207,7 @@ Restored Snapshots::Impl::restoreLocked(const std::string& id, const std::string
 
 std::vector<Skipped> Snapshots::Impl::restorePathsLocked(const std::string& id,
                                                          const std::vector<std::string>& paths) {
+  readyLocked();
   std::vector<Skipped> failed;
   SnapshotTree target = treeOfLocked(id);
   Fd root = openWorkspace();

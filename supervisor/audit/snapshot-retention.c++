@@ -69,6 +69,7 @@ void syncFile(const std::string& path) {
 }  // namespace
 
 std::vector<std::string> Snapshots::Impl::pruneLocked(int64_t now) {
+  readyLocked();
   prunedOnce = true;
   sincePrune = 0;
   const std::string objects = gitDir + "/objects";

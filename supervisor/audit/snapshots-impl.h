@@ -72,7 +72,7 @@ struct Snapshots::Impl {
   std::string gitDir;
   std::string workDir;
   RetentionPolicy retention;
-  git_repository* repo = nullptr;
+  git_repository* repo = nullptr;  // null until readyLocked()
   WorkspaceScanner scanner;
   std::mutex lock;  // one thread uses `repo` at a time
 
@@ -96,6 +96,9 @@ struct Snapshots::Impl {
       : gitDir(std::move(g)), workDir(std::move(w)), retention(r), scanner(l) {}
   ~Impl();
 
+  // Opens the repository on first use: libgit2's start-up (it reads the system's CA bundle)
+  // and the open are not paid before the gateway accepts clients. Creates it if missing.
+  void readyLocked();
   void openRepositoryLocked();
   int64_t lastStampLocked();
   int64_t nextStampLocked();

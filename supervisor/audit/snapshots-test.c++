@@ -37,6 +37,40 @@ using test::exists;
 
 const std::string BINARY("\x00\x01\xff\n\x00zz\r\n", 9);
 
+TEST_CASE("snapshots: made on the first start, opened when first used, and a broken one says so") {
+  Fixture f;
+  writeFile(f.at("a.txt"), "hello\n");
+  {
+    Snapshots first(f.git, f.ws);  // the first start makes the repository at once
+    CHECK(exists(f.git + "/HEAD"));
+  }
+  std::string id;
+  {
+    Snapshots again(f.git, f.ws);  // an existing one costs nothing until used
+    id = again.take("first").id;
+    CHECK(id.size() == 40);
+  }
+  {
+    Snapshots warmed(f.git, f.ws);
+    warmed.openInBackground();  // opened on its thread; a snapshot after it finds it open
+    CHECK(warmed.take("second").id == id);  // nothing changed: the same commit
+  }
+  // A HEAD that is not a repository's: constructing still succeeds (it is not opened yet), and
+  // each use then fails with the reason instead of acting on a store it cannot write.
+  fs::remove_all(f.git + "/objects");
+  fs::remove_all(f.git + "/refs");
+  writeFile(f.git + "/HEAD", "not a ref\n");
+  Snapshots broken(f.git, f.ws);
+  broken.openInBackground();  // logged, not thrown
+  try {
+    broken.take("third");
+    FAIL("a broken repository took a snapshot");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("open snapshot repository " + f.git) != std::string::npos);
+  }
+  CHECK_THROWS_AS(broken.compare(id), std::runtime_error);
+}
+
 TEST_CASE("snapshots: changesSince lists added, removed and modified files with their blob ids") {
   Fixture f;
   writeFile(f.at("keep.txt"), "same");

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -257,6 +258,7 @@ git_oid Snapshots::Impl::writeTreeLocked(const FlatTree& files, const std::strin
 }
 
 Snapshot Snapshots::Impl::takeLocked(const std::string& message, ScanResult* scanned) {
+  readyLocked();
   ScanResult scan = scanLocked();
   Snapshot result;
   result.skipped = scan.skipped;
@@ -318,6 +320,7 @@ Snapshot Snapshots::Impl::takeLocked(const std::string& message, ScanResult* sca
 }
 
 Comparison Snapshots::Impl::compareLocked(const std::string& id) {
+  readyLocked();
   SnapshotTree before = treeOfLocked(id);
   ScanResult now = scanLocked();
   SnapshotTree after;
@@ -434,39 +437,62 @@ std::optional<std::string> Snapshots::Impl::prunedProblem(const std::string& id)
 
 // ---- the public object -------------------------------------------------------------------------
 
-Snapshots::Snapshots(std::string gitDir, std::string workDir, SnapshotLimits limits,
-                     RetentionPolicy retention)
-    : impl_(std::make_unique<Impl>(std::move(gitDir), std::move(workDir), limits, retention)) {
+void Snapshots::Impl::readyLocked() {
+  if (repo != nullptr) return;
   ensureLibgit2();
-  Impl& im = *impl_;
   struct stat st;
-  if (::stat((im.gitDir + "/HEAD").c_str(), &st) == 0) {
-    im.openRepositoryLocked();
+  if (::stat((gitDir + "/HEAD").c_str(), &st) == 0) {
+    openRepositoryLocked();
     // A repository from before refs/snapshots: its newest commit gets a name, so retention keeps
     // it (and the chain behind it) until it ages out like any other.
     git_oid head;
-    if (git_reference_name_to_id(&head, im.repo, "HEAD") == 0 && im.lastStampLocked() == 0) {
+    if (git_reference_name_to_id(&head, repo, "HEAD") == 0 && lastStampLocked() == 0) {
       git_commit* c = nullptr;
-      check(git_commit_lookup(&c, im.repo, &head), "read HEAD");
+      check(git_commit_lookup(&c, repo, &head), "read HEAD");
       int64_t when = git_commit_time(c);
       git_commit_free(c);
       git_reference* ref = nullptr;
-      check(git_reference_create(&ref, im.repo, snapshotRefName(when * 1'000'000'000).c_str(),
-                                 &head, 0, "adopt"),
+      check(git_reference_create(&ref, repo, snapshotRefName(when * 1'000'000'000).c_str(), &head,
+                                 0, "adopt"),
             "name HEAD");
       git_reference_free(ref);
     }
     return;
   }
-  if (errno != ENOENT && errno != ENOTDIR) throwErrno("cannot stat", im.gitDir + "/HEAD");
+  if (errno != ENOENT && errno != ENOTDIR) throwErrno("cannot stat", gitDir + "/HEAD");
   git_repository_init_options opts = GIT_REPOSITORY_INIT_OPTIONS_INIT;
   opts.flags =
       GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
   opts.initial_head = "main";
   opts.description = "chitin workspace snapshots";
-  check(git_repository_init_ext(&im.repo, im.gitDir.c_str(), &opts),
-        "create snapshot repository " + im.gitDir);
-  if (::chmod(im.gitDir.c_str(), 0700) < 0) throwErrno("cannot chmod", im.gitDir);
+  check(git_repository_init_ext(&repo, gitDir.c_str(), &opts),
+        "create snapshot repository " + gitDir);
+  if (::chmod(gitDir.c_str(), 0700) < 0) throwErrno("cannot chmod", gitDir);
+}
+
+Snapshots::Snapshots(std::string gitDir, std::string workDir, SnapshotLimits limits,
+                     RetentionPolicy retention)
+    : impl_(std::make_unique<Impl>(std::move(gitDir), std::move(workDir), limits, retention)) {
+  Impl& im = *impl_;
+  struct stat st;
+  if (::stat((im.gitDir + "/HEAD").c_str(), &st) == 0) return;  // opened when first used
+  if (errno != ENOENT && errno != ENOTDIR) throwErrno("cannot stat", im.gitDir + "/HEAD");
+  // The first start: the repository is made now, so that it exists from here on.
+  std::lock_guard<std::mutex> g(im.lock);
+  im.readyLocked();
+}
+
+void Snapshots::openInBackground() {
+  Impl& im = *impl_;
+  im.post([&im] {
+    std::lock_guard<std::mutex> g(im.lock);
+    try {
+      im.readyLocked();
+    } catch (const std::exception& e) {
+      // Every snapshot tries again, and a mutating call whose snapshot fails does not run.
+      spdlog::error("{}", e.what());
+    }
+  });
 }
 
 Snapshots::~Snapshots() = default;

@@ -127,8 +127,10 @@ class Snapshots {
  public:
   // gitDir: a bare git repository OUTSIDE the workspace (e.g. $CHITIN_HOME/state/snapshots/
   // main.git), so a sandboxed tool, which can write the workspace, cannot rewrite history;
-  // created (0700, HEAD -> refs/heads/main) if missing. workDir: the workspace; it must exist
-  // when a method is called. Throws std::runtime_error if gitDir exists but is not a repository.
+  // created (0700, HEAD -> refs/heads/main) here if missing. An existing one is opened when
+  // first used (or by openInBackground()), so constructing costs a stat; every method throws
+  // std::runtime_error if gitDir is not a repository. workDir: the workspace; it must exist
+  // when a method is called.
   Snapshots(std::string gitDir, std::string workDir, SnapshotLimits limits = {},
             RetentionPolicy retention = {});
   ~Snapshots();
@@ -173,6 +175,10 @@ class Snapshots {
 
   const std::string& gitDir() const;
   const std::string& workDir() const;
+
+  // Opens the repository on this object's thread now, so the first snapshot need not; a failure
+  // is logged, and the snapshots that follow try again (and throw).
+  void openInBackground();
 
   // Accepted ids: a full or abbreviated commit id, or anything git_revparse_single() takes
   // ("HEAD" is the newest snapshot), which must name a commit.

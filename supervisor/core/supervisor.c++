@@ -424,6 +424,11 @@ int runGateway(const GatewayCommand& command) {
         channelHost.start();
       }
 
+      // The snapshot repository (libgit2's start-up reads the whole CA bundle) opens on the
+      // snapshot thread, after the gateway accepts clients; a failure there is logged, and the
+      // first mutating call's snapshot tries again and fails closed.
+      snapshots->openInBackground();
+
       // Whether sandboxes can be built here, checked once with a real one off the loop thread
       // so start-up does not wait for it. Nothing depends on the answer for safety: every
       // spawn checks again and fails closed.
