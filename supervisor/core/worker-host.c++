@@ -20,10 +20,6 @@ namespace {
 
 constexpr unsigned MAX_FDS_PER_MESSAGE = 4;
 
-int pidfdSendSignal(int pidfd, int sig) {
-  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
-}
-
 }  // namespace
 
 std::string WorkerExit::describe() const {
@@ -115,8 +111,8 @@ WorkerHost::~WorkerHost() noexcept(false) {
   rpc_ = nullptr;
   stream_ = nullptr;
   if (!exited_) {
-    pidfdSendSignal(pidfd_.get(), SIGKILL);
-    // Reap synchronously: SIGKILL is not ignorable and bwrap's children die with it.
+    spawn::killSandbox(pidfd_.get(), pid_);
+    // Reap synchronously: SIGKILL is not ignorable, and what bwrap started was killed with it.
     siginfo_t info;
     memset(&info, 0, sizeof(info));
     while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) <
@@ -145,8 +141,8 @@ void WorkerHost::kill(const std::string& reason) {
   if (exited_) return;
   if (killReason_.empty()) killReason_ = reason;
   spdlog::warn("{} (pid {}): killing: {}", label_, pid_, reason);
-  if (pidfdSendSignal(pidfd_.get(), SIGKILL) != 0 && errno != ESRCH) {
-    spdlog::error("{}: pidfd_send_signal failed: {}", label_, strerror(errno));
+  if (int error = spawn::killSandbox(pidfd_.get(), pid_); error != 0) {
+    spdlog::error("{}: pidfd_send_signal failed: {}", label_, strerror(error));
   }
 }
 

@@ -24,7 +24,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <vector>
 
 #include "sandbox-child.h"
 
@@ -162,9 +164,69 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker) {
   return waitPidfd(worker.pidfd.get(), false);
 }
 
+namespace {
+
+int pidfdSignal(int pidfd, int sig) {
+  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+// The pids /proc lists as children of `pid`'s threads.
+std::vector<pid_t> childrenOf(pid_t pid) {
+  std::vector<pid_t> out;
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* dir = opendir(tasks.c_str());
+  if (dir == nullptr) return out;
+  while (struct dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream list(tasks + "/" + e->d_name + "/children");
+    long child;
+    while (list >> child) out.push_back(static_cast<pid_t>(child));
+  }
+  closedir(dir);
+  return out;
+}
+
+// Whether /proc/CHILD/stat names `parent` as its parent (field 4, after the parenthesised name,
+// which may itself hold spaces and parentheses).
+bool parentIs(pid_t child, pid_t parent) {
+  std::ifstream in("/proc/" + std::to_string(child) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(stat.substr(close + 1));
+  std::string state;
+  long ppid = 0;
+  rest >> state >> ppid;
+  return ppid == parent;
+}
+
+}  // namespace
+
+int killSandbox(int pidfd, pid_t pid) {
+  if (pidfdSignal(pidfd, SIGSTOP) == 0) {
+    // Until it has stopped it may still clone. It is our child: waitid sees the stop (or its
+    // end), and WNOWAIT leaves either to be reported again.
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info,
+                  WSTOPPED | WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR) {
+    }
+    for (pid_t child : childrenOf(pid)) {
+      int childFd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+      if (childFd < 0) continue;  // gone already
+      // Checked through its own pidfd: the pid cannot have been given to another process since.
+      if (parentIs(child, pid)) pidfdSignal(childFd, SIGKILL);
+      close(childFd);
+    }
+  }
+  if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) return errno;
+  return 0;
+}
+
 void killWorker(const SpawnedWorker& worker) {
-  int rc = syscall(SYS_pidfd_send_signal, worker.pidfd.get(), SIGKILL, nullptr, 0);
-  if (rc < 0 && errno != ESRCH) KJ_FAIL_SYSCALL("pidfd_send_signal", errno, worker.pid);
+  int error = killSandbox(worker.pidfd.get(), worker.pid);
+  if (error != 0) KJ_FAIL_SYSCALL("pidfd_send_signal", error, worker.pid);
 }
 
 namespace {

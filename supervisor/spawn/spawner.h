@@ -92,9 +92,17 @@ struct WorkerExit {
 // nullopt while it still runs. Call once the pidfd is readable to avoid blocking the loop.
 WorkerExit waitForExit(const SpawnedWorker& worker);
 std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
-// SIGKILL to the outer bwrap (the wall-clock limit). --die-with-parent and the pid namespace
-// take every process of the sandbox with it, once bwrap has finished its set-up (during it,
-// bwrap's child may stay: docs/security-ledger.md, where cgroups are in force the lease kills it).
+// Kills a sandbox: its outer bwrap and every process bwrap has started. Once bwrap has finished
+// its set-up, --die-with-parent and the pid namespace take every process with the outer bwrap;
+// during the set-up they do not (bwrap's child arms its parent-death signal only just before it
+// execs, and until then may wait for ever on a word from its dead parent: bubblewrap #633). So
+// the outer bwrap is stopped first (it starts nothing more, and cannot reap a child, so a child's
+// pid stays that child's), each of its children is killed through a pidfd of its own (the whole
+// pid namespace when it is the namespace's init), then the outer bwrap. Blocks for as long as the
+// outer bwrap takes to stop (it is never in a state that ignores SIGSTOP for long). Returns 0, or
+// the errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is 0).
+int killSandbox(int pidfd, pid_t pid);
+// killSandbox() for a spawned worker (the wall-clock limit, a test's clean-up).
 void killWorker(const SpawnedWorker& worker);
 
 // The OS operations the spawner needs, so unit tests can compile profiles without running
