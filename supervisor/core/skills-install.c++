@@ -17,22 +17,14 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <kj/io.h>
+
 #include "audit-log.h"
 #include "snapshots.h"
 
 namespace chitin::skills {
 
 namespace {
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 bool printableName(const std::string& n) {
   for (unsigned char c : n)
@@ -71,9 +63,9 @@ std::string walk(int dirFd, const std::string& prefix, int depth, InstallPlan& p
     if (S_ISLNK(st.st_mode)) return rel + ": a symlink (a skill must be plain files)";
     if (S_ISDIR(st.st_mode)) {
       plan.files.push_back({rel, true, 0, false});
-      Fd sub(openat(dirFd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (sub.fd < 0) return rel + ": " + strerror(errno);
-      std::string e = walk(sub.fd, rel, depth + 1, plan);
+      kj::AutoCloseFd sub(openat(dirFd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub.get() < 0) return rel + ": " + strerror(errno);
+      std::string e = walk(sub.get(), rel, depth + 1, plan);
       if (!e.empty()) return e;
       continue;
     }
@@ -94,7 +86,7 @@ std::string walk(int dirFd, const std::string& prefix, int depth, InstallPlan& p
 std::string readPlanned(int root, const PlannedFile& f) {
   int fd = openat(root, f.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   // The path's folders were checked too, but may have been swapped for links since.
-  Fd file(fd);
+  kj::AutoCloseFd file(fd);
   if (fd < 0) throw std::runtime_error(f.path + ": cannot open: " + strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != f.size)
@@ -114,16 +106,16 @@ std::string readPlanned(int root, const PlannedFile& f) {
 }
 
 void writeAll(int dirFd, const std::string& rel, const std::string& data, mode_t mode) {
-  Fd fd(openat(dirFd, rel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (fd.fd < 0) throw std::runtime_error(rel + ": cannot create: " + strerror(errno));
+  kj::AutoCloseFd fd(openat(dirFd, rel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (fd.get() < 0) throw std::runtime_error(rel + ": cannot create: " + strerror(errno));
   size_t off = 0;
   while (off < data.size()) {
-    ssize_t n = write(fd.fd, data.data() + off, data.size() - off);
+    ssize_t n = write(fd.get(), data.data() + off, data.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) throw std::runtime_error(rel + ": cannot write: " + strerror(errno));
     off += static_cast<size_t>(n);
   }
-  if (fchmod(fd.fd, mode) != 0 || fsync(fd.fd) != 0)
+  if (fchmod(fd.get(), mode) != 0 || fsync(fd.get()) != 0)
     throw std::runtime_error(rel + ": " + strerror(errno));
 }
 
@@ -170,14 +162,14 @@ std::optional<InstallPlan> planInstall(const std::string& source, std::string& e
     error = source + ": not a folder";
     return std::nullopt;
   }
-  Fd root(open(source.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (root.fd < 0) {
+  kj::AutoCloseFd root(open(source.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (root.get() < 0) {
     error = source + ": " + strerror(errno);
     return std::nullopt;
   }
   InstallPlan plan;
   plan.source = source;
-  std::string e = walk(root.fd, "", 1, plan);
+  std::string e = walk(root.get(), "", 1, plan);
   if (!e.empty()) {
     error = source + ": refused: " + e;
     return std::nullopt;
@@ -189,7 +181,7 @@ std::optional<InstallPlan> planInstall(const std::string& source, std::string& e
     return std::nullopt;
   }
   try {
-    std::string text = readPlanned(root.fd, *md);
+    std::string text = readPlanned(root.get(), *md);
     std::optional<FrontMatter> fm = parseFrontMatter(text, e);
     if (!fm) {
       error = source + "/SKILL.md: " + e;
@@ -257,26 +249,26 @@ InstallResult install(const InstallPlan& plan, const std::string& chitinHome,
   try {
     if (mkdir(staging.c_str(), 0755) != 0)
       throw std::runtime_error(staging + ": " + strerror(errno));
-    Fd src(open(plan.source.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    Fd dst(open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (src.fd < 0 || dst.fd < 0) throw std::runtime_error(plan.source + ": " + strerror(errno));
+    kj::AutoCloseFd src(open(plan.source.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    kj::AutoCloseFd dst(open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (src.get() < 0 || dst.get() < 0) throw std::runtime_error(plan.source + ": " + strerror(errno));
     for (const auto& f : plan.files) {
       if (f.dir) {
-        if (mkdirat(dst.fd, f.path.c_str(), 0755) != 0)
+        if (mkdirat(dst.get(), f.path.c_str(), 0755) != 0)
           throw std::runtime_error(f.path + ": " + strerror(errno));
         continue;
       }
-      writeAll(dst.fd, f.path, readPlanned(src.fd, f), f.executable ? 0755 : 0644);
+      writeAll(dst.get(), f.path, readPlanned(src.get(), f), f.executable ? 0755 : 0644);
     }
     // The copy's own SKILL.md must still be the skill that was shown.
     std::string error;
     std::string md = readPlanned(
-        dst.fd, *std::find_if(plan.files.begin(), plan.files.end(),
+        dst.get(), *std::find_if(plan.files.begin(), plan.files.end(),
                               [](const PlannedFile& f) { return f.path == "SKILL.md"; }));
     auto fm = parseFrontMatter(md, error);
     if (!fm || fm->name != plan.meta.name || frontMatterText(md) != plan.frontMatter)
       throw std::runtime_error("SKILL.md changed since it was shown; nothing was installed");
-    if (fsync(dst.fd) != 0) throw std::runtime_error(staging + ": " + strerror(errno));
+    if (fsync(dst.get()) != 0) throw std::runtime_error(staging + ": " + strerror(errno));
   } catch (...) {
     cleanup();
     throw;
@@ -315,8 +307,8 @@ InstallResult install(const InstallPlan& plan, const std::string& chitinHome,
     log->appendOrLog(r, true);
     throw std::runtime_error(result.destination + ": cannot install: " + why);
   }
-  Fd dir(open(skillsDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.fd >= 0) fsync(dir.fd);
+  kj::AutoCloseFd dir(open(skillsDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() >= 0) fsync(dir.get());
   try {
     result.snapshotAfter = snaps->take("installed skill " + plan.meta.name).id;
   } catch (const std::exception& e) {
