@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the benchmark's sections share: the paths and environment the real gateway and the fakes
+need, the run sizes (--quick), how a figure is printed against its target, memory readings from
+/proc, and timing a tool call between its start and end events. bench.py says what each section
+measures."""
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+os.environ.setdefault("CHITIN_BIN", os.path.join(ROOT, "build", "cli", "chitin"))
+os.environ.setdefault("CHITIN_FAKE_MODEL", os.path.join(ROOT, "tests", "fakes", "fake_model.py"))
+os.environ.setdefault("CHITIN_TEST_PYTHON", "/usr/bin/python3")
+
+import harness  # noqa: E402
+
+# Run sizes: --quick is for development (under two minutes), the full run for the closing notes.
+QUICK = "--quick" in sys.argv
+N_CHANNEL = 30 if QUICK else 50
+N_TURNS = 30 if QUICK else 100
+N_TOOLS = 15 if QUICK else 50
+N_FLOOR = 15 if QUICK else 50
+N_CLI = 10 if QUICK else 30
+N_IDLE = 5 if QUICK else 10
+N_LOAD_CLIENTS = 50 if QUICK else 200
+LOAD_SECONDS = 5 if QUICK else 15
+PROBE_CHAT = {"id": 2002, "type": "private", "first_name": "Probe"}
+SCRIPT = {"scenarios": {
+    "tool": [{"tool_calls": [{"name": "exec", "arguments": {"command": "true"}}]}, {"text": "ok"}],
+    "read": [{"tool_calls": [{"name": "read", "arguments": {"path": "small.txt"}}]}, {"text": "ok"}],
+}}
+TOOL_PAUSE = 0.05  # s between tool turns: far less than a real model takes to answer
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def line(label, value, target=None, ok=None):
+    t = f"   target {target}  {'OK' if ok else 'MISSED'}" if target else ""
+    print(f"  {label:<48} {value}{t}")
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.2f} ms"
+
+
+def private_kib(pid):
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for l in f:
+                if l.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(l.split()[1])
+    except OSError:
+        pass
+    return total
+
+
+def smaps_kib(pid):
+    """{field: KiB} from /proc/<pid>/smaps_rollup (empty once the process is gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for l in f:
+                parts = l.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    out[parts[0].rstrip(":")] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+def _free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _gateway_args(port):
+    args = [os.environ["CHITIN_BIN"], "gateway", "--port", str(port), "--quiet"]
+    if os.geteuid() == 0:
+        args += ["--user", harness.TEST_USER]
+    return args
+
+
+def _env(home, model):
+    return {"PATH": "/usr/bin:/bin", "CHITIN_HOME": home, "CHITIN_MODEL_PROVIDER": "openai",
+            "CHITIN_MODEL_BASE_URL": model.base_url, "CHITIN_MODEL": "bench", "CHITIN_MODEL_API_KEY": "k"}
+
+
+_KEPT = {}  # (host, port) -> http.client.HTTPConnection, kept alive as chitin's clients do
+
+
+def _timed_http(url, body=None, n=20):
+    """Wall times of n requests to one of the fakes, made directly (their own cost), on a
+    kept-alive connection as chitin's workers make them."""
+    parts = urllib.parse.urlsplit(url)
+    times = []
+    for _ in range(n):
+        conn = _KEPT.get(parts.netloc)
+        if conn is None:
+            conn = _KEPT[parts.netloc] = http.client.HTTPConnection(parts.netloc, timeout=10)
+        data = None if body is None else json.dumps(body).encode()
+        t0 = time.monotonic()
+        conn.request("GET" if data is None else "POST", parts.path + (
+            "?" + parts.query if parts.query else ""), body=data,
+            headers={"Content-Type": "application/json"})
+        conn.getresponse().read()
+        times.append(time.monotonic() - t0)
+    return times
+
+
+def fdatasync_cost(directory, n=20):
+    """Seconds one small append + fdatasync takes on the filesystem holding `directory`."""
+    path = os.path.join(directory, "fdatasync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    times = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"0123456789 0123456789\n")
+            t0 = time.monotonic()
+            os.fdatasync(fd)
+            times.append(time.monotonic() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return times
+
+
+def _tool_call_seconds(ws, message, session, req_id):
+    """One turn whose model makes one tool call: seconds between its tool start and end events
+    (and the tool's status)."""
+    stamps, status = {}, None
+    ws.send_json({"type": "req", "id": req_id, "method": "agent",
+                  "params": {"message": message, "sessionKey": session}})
+    finals = 0
+    while finals < 2:
+        frame = ws.recv_json()
+        now = time.monotonic()
+        if frame["type"] == "res" and frame["id"] == req_id:
+            finals += 1
+        elif frame["type"] == "event" and frame["payload"].get("stream") == "tool":
+            stamps[frame["payload"]["phase"]] = now
+            if frame["payload"]["phase"] == "end":
+                status = frame["payload"]["tool"]["status"]
+    return stamps["end"] - stamps["start"], status
+
+
+def _tool_calls(ws, scenario, n, pause, session=None):
+    """(d): seconds of n one-call turns of `scenario` in one session, the first (which found no
+    spare: the session had not used the tool yet) apart: (first, [the rest])."""
+    session = session or f"agent:main:bench:direct:{scenario}"
+    times = []
+    for i in range(n):
+        t, status = _tool_call_seconds(ws, f"[[scenario:{scenario}]] go", session, f"{scenario}{i}")
+        assert status == "ok", status
+        times.append(t)
+        time.sleep(pause)
+    return times[0], times[1:]
