@@ -63,7 +63,8 @@ std::string walk(int dirFd, const std::string& prefix, int depth, InstallPlan& p
     if (S_ISLNK(st.st_mode)) return rel + ": a symlink (a skill must be plain files)";
     if (S_ISDIR(st.st_mode)) {
       plan.files.push_back({rel, true, 0, false});
-      kj::AutoCloseFd sub(openat(dirFd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      kj::AutoCloseFd sub(
+          openat(dirFd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (sub.get() < 0) return rel + ": " + strerror(errno);
       std::string e = walk(sub.get(), rel, depth + 1, plan);
       if (!e.empty()) return e;
@@ -106,7 +107,8 @@ std::string readPlanned(int root, const PlannedFile& f) {
 }
 
 void writeAll(int dirFd, const std::string& rel, const std::string& data, mode_t mode) {
-  kj::AutoCloseFd fd(openat(dirFd, rel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  kj::AutoCloseFd fd(
+      openat(dirFd, rel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (fd.get() < 0) throw std::runtime_error(rel + ": cannot create: " + strerror(errno));
   size_t off = 0;
   while (off < data.size()) {
@@ -251,7 +253,8 @@ InstallResult install(const InstallPlan& plan, const std::string& chitinHome,
       throw std::runtime_error(staging + ": " + strerror(errno));
     kj::AutoCloseFd src(open(plan.source.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     kj::AutoCloseFd dst(open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (src.get() < 0 || dst.get() < 0) throw std::runtime_error(plan.source + ": " + strerror(errno));
+    if (src.get() < 0 || dst.get() < 0)
+      throw std::runtime_error(plan.source + ": " + strerror(errno));
     for (const auto& f : plan.files) {
       if (f.dir) {
         if (mkdirat(dst.get(), f.path.c_str(), 0755) != 0)
@@ -264,7 +267,7 @@ InstallResult install(const InstallPlan& plan, const std::string& chitinHome,
     std::string error;
     std::string md = readPlanned(
         dst.get(), *std::find_if(plan.files.begin(), plan.files.end(),
-                              [](const PlannedFile& f) { return f.path == "SKILL.md"; }));
+                                 [](const PlannedFile& f) { return f.path == "SKILL.md"; }));
     auto fm = parseFrontMatter(md, error);
     if (!fm || fm->name != plan.meta.name || frontMatterText(md) != plan.frontMatter)
       throw std::runtime_error("SKILL.md changed since it was shown; nothing was installed");
