@@ -105,7 +105,13 @@ TEST_CASE("kill: real sandboxes killed 0-4 ms into bwrap's set-up leave no proce
   bool sawOne = false;
   for (int i = 0; i < SPAWNS; ++i) {
     auto worker = testSpawner().spawn(request);
-    if (i == 0) sawOne = !processesWith(workspace.path()).empty();  // control: the scan sees it
+    if (i == 0) {
+      // Control: the scan sees a sandbox. (Polled: exec releases a vfork parent before the new
+      // program's command line is in place, so for a moment it reads empty.)
+      double deadline = monotonicSeconds() + 5;
+      while (!(sawOne = !processesWith(workspace.path()).empty()) && monotonicSeconds() < deadline)
+        usleep(1000);
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(delayUs(random)));
     spawn::killWorker(worker);
     spawn::waitForExit(worker);
