@@ -37,7 +37,17 @@ struct EditArgs {
 struct MemorySearchArgs {
   query @0 :Text;            # words to look for (not FTS5 syntax: the worker quotes each word)
   maxResults @1 :UInt32;     # already clamped by the supervisor (1..maxMemoryHits)
+  # The supervisor's watch on the memory files (supervisor/core/memory-watch.h), 0 = none. When
+  # the index last walked the files at this same epoch and generation, and less than
+  # memoryWalkEverySeconds ago, nothing the watch sees has changed since: the worker searches
+  # without walking. Otherwise it walks, and records the pair for the next search.
+  syncEpoch @2 :UInt64;
+  syncGeneration @3 :UInt64;
 }
+
+# A walk at least this often whatever the watch says: it cannot see a file changed through a
+# shared mapping without a write.
+const memoryWalkEverySeconds :UInt32 = 300;
 
 struct MemoryGetArgs {
   path @0 :Text;             # clean: MEMORY.md or beneath memory/ (checked by both sides)

@@ -400,6 +400,15 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
     }
     request.vars["STATE_DIR"] = settings_.memoryStateDir;
   }
+  if (invocation.isMemorySearch()) {
+    auto& watch = memoryWatches_[workspaceDir];
+    if (!watch) watch = std::make_unique<MemoryWatch>(workspaceDir);
+    if (auto sync = watch->current()) {
+      auto search = invocation.getMemorySearch();
+      search.setSyncEpoch(sync->epoch);
+      search.setSyncGeneration(sync->generation);
+    }
+  }
   for (const auto& dir : hiddenDirs)
     request.hide.push_back(std::string(WORKSPACE_INSIDE) + "/" + dir);
   if (tool == "exec") {

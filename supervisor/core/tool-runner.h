@@ -11,9 +11,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "memory-watch.h"
 #include "spawner.h"
 #include "tool.capnp.h"
 
@@ -179,6 +182,8 @@ class ToolRunner final : public ToolExecutor {
   spawn::Spawner& spawner_;
   ToolRunnerSettings settings_;
   SpareSandboxes* spares_;
+  // Per workspace, made at its first memory_search: lets a search skip its walk.
+  std::map<std::string, std::unique_ptr<MemoryWatch>> memoryWatches_;
 };
 
 }  // namespace chitin

@@ -27,9 +27,10 @@
     the worker and Chromium start, the gate decides the document) against a warm snapshot turn;
     private memory of the session's browser sandbox (worker, Chromium's processes, bwrap)
 (o) memory_search over a workspace of 10,000 notes, end to end (tool start -> end events: the
-    guard, the sandboxed memory worker, FTS5): the first call (builds the index), then warm; and
-    under it the same search inside the worker, phase by phase (tests/bench/memory-bench: open
-    and check the index, the unchanged scan, the search, the counts), without the sandbox
+    guard, the sandboxed memory worker, FTS5): the first call (builds the index), then warm (the
+    supervisor's watch saw no change, so no walk); and under it the same search inside the
+    worker, phase by phase (tests/bench/memory-bench: open and check the index, the unchanged
+    scan, the update given the watch's pair, the search, the counts), without the sandbox
 (p) prompt assembly per turn (tests/bench/prompt-bench): workspace files, the skills list, the
     system prompt, and loading and replaying a 100-entry transcript
 

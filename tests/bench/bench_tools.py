@@ -188,6 +188,8 @@ def print_memory_search_cost():
     line("  open: lock, SQLite, checks (full check only when the stamp differs)", f"{w['open_ms']:.2f} ms")
     line("  update: the unchanged scan", f"{w['update_ms']:.2f} ms")
     line("    of which the directory walk alone (a stat per note)", f"{w['walk_ms']:.2f} ms")
+    line("  update given the watch's unchanged pair (no walk; what a search pays)",
+         f"{w['synced_update_ms']:.2f} ms")
     line("  search (FTS5, BM25, snippets)", f"{w['search_ms']:.2f} ms")
     line("  counts", f"{w['counts_ms']:.2f} ms")
     line("  together (open to close)", f"{w['total_ms']:.2f} ms")

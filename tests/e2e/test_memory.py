@@ -3,8 +3,9 @@
 policy, with the fake model calling memory_search.
 
 Notes are written into the workspace; search finds them; the index deleted is rebuilt; a file
-edited is found by its new words; a note recorded as written by a tainted session taints the
-clean session that searches it (its next command asks), a plain note does not (`ls` runs).
+edited is found by its new words, and so is one a sandboxed tool writes; a note recorded as
+written by a tainted session taints the clean session that searches it (its next command asks), a
+plain note does not (`ls` runs).
 """
 import json
 import os
@@ -70,6 +71,11 @@ class Memory(unittest.TestCase):
             "get": [{"tool_calls": [{"name": "memory_get",
                                      "arguments": {"path": "MEMORY.md", "from": 2, "lines": 1}}]},
                     {"text": "got: {{last_tool_result}}"}],
+            "write-note": [{"tool_calls": [{"name": "write", "arguments": {
+                               "path": "memory/2026/12/03.md",
+                               "content": "# 2026-12-03\n\nAn okapi came to the garden.\n"}}]},
+                           {"text": "wrote: {{last_tool_result}}"}],
+            "okapi": search("okapi"),
             "get-outside": [{"tool_calls": [{"name": "memory_get",
                                              "arguments": {"path": "notes.md"}}]},
                             {"text": "got: {{last_tool_result}}"}],
@@ -149,6 +155,17 @@ class Memory(unittest.TestCase):
         refused = self.run_scenario("get-outside")
         self.assertEqual(refused["tools"][0]["status"], "error", refused)
         self.assertIn("memory_get reads only MEMORY.md or a file beneath memory/", refused["reply"])
+
+    def test_7_a_note_a_sandboxed_tool_writes_is_found_next(self):
+        # The searches before skip their walk while nothing changes (the supervisor's watch on
+        # the memory files); a note written through the sandbox's bind mount, in directories
+        # that did not exist, is a change the watch sees, so the next search walks and finds it.
+        self.run_scenario("giraffe", "agent:main:e2e:direct:mem-before-write")
+        self.run_scenario("giraffe", "agent:main:e2e:direct:mem-before-write")
+        wrote = self.run_scenario("write-note", "agent:main:e2e:direct:mem-writer")
+        self.assertEqual(wrote["tools"][0]["status"], "ok", wrote)
+        out = self.run_scenario("okapi")
+        self.assertIn("memory/2026/12/03.md:3", out["reply"])
 
 
 if __name__ == "__main__":

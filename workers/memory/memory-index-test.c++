@@ -205,6 +205,74 @@ TEST_CASE("memory index: an edited file is found by its new words, a removed one
   CHECK(index.search("pomegranates", 5).size() == 1);
 }
 
+TEST_CASE("memory index: a search with the pair the last walk recorded skips the walk") {
+  // The contract the supervisor's watch relies on (supervisor/core/memory-watch.h): the same
+  // epoch and generation mean nothing changed, so the files are not walked; a new generation,
+  // another epoch or none walk as always.
+  Dirs d;
+  d.write("memory/a.md", "Bought oranges.\n");
+  const WalkSync first{0x5eed, 7};
+  {
+    MemoryIndex index(d.index());
+    MemoryStats stats = index.update(d.rootFd, first);  // nothing recorded yet: walks
+    CHECK(stats.walked);
+    CHECK(stats.added == 1);
+  }
+  {
+    MemoryIndex index(d.index());  // each call is a new worker, and a new MemoryIndex
+    MemoryStats same = index.update(d.rootFd, first);
+    CHECK_FALSE(same.walked);
+    CHECK(same.files == 1);
+    CHECK(same.unchanged == 1);
+    CHECK(index.search("oranges", 5).size() == 1);
+  }
+  // A change the watch did not report (only a test can make one) is not seen with the same
+  // pair: proof that the walk was skipped...
+  d.write("memory/a.md", "Bought pomegranates instead.\n");
+  {
+    MemoryIndex index(d.index());
+    CHECK_FALSE(index.update(d.rootFd, first).walked);
+    CHECK(index.search("pomegranates", 5).empty());
+  }
+  // ...and the next generation walks and finds it.
+  {
+    MemoryIndex index(d.index());
+    MemoryStats next = index.update(d.rootFd, WalkSync{0x5eed, 8});
+    CHECK(next.walked);
+    CHECK(next.changed == 1);
+    CHECK(index.search("pomegranates", 5).size() == 1);
+    CHECK_FALSE(index.update(d.rootFd, WalkSync{0x5eed, 8}).walked);
+  }
+  // Another epoch (a restarted supervisor) walks; so does a call without a pair, which also
+  // clears the record, so that the old pair does not match again afterwards.
+  d.write("memory/b.md", "Called the plumber.\n");
+  {
+    MemoryIndex index(d.index());
+    MemoryStats other = index.update(d.rootFd, WalkSync{0xbeef, 8});
+    CHECK(other.walked);
+    CHECK(other.added == 1);
+    d.write("memory/c.md", "Fixed the bike.\n");
+    CHECK(index.update(d.rootFd).walked);
+    MemoryStats again = index.update(d.rootFd, WalkSync{0xbeef, 8});
+    CHECK(again.walked);
+    CHECK(again.files == 3);
+  }
+  // A record older than WALK_EVERY_SECONDS walks whatever the pair (what the watch cannot see:
+  // a change through a shared mapping).
+  REQUIRE(sqlOne(d.index(), "SELECT value FROM meta WHERE key = 'walked_at'") != "");
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(d.index().c_str(), &db) == SQLITE_OK);
+    std::string sql = "UPDATE meta SET value = value - " +
+                      std::to_string(MemoryIndex::WALK_EVERY_SECONDS) + " WHERE key = 'walked_at'";
+    REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    MemoryIndex index(d.index());
+    CHECK(index.update(d.rootFd, WalkSync{0xbeef, 8}).walked);
+    CHECK_FALSE(index.update(d.rootFd, WalkSync{0xbeef, 8}).walked);
+  }
+}
+
 TEST_CASE("memory index: a deleted index is rebuilt, a later open reuses it") {
   Dirs d;
   d.write("MEMORY.md", "The wifi password is on the fridge.\n");

@@ -516,16 +516,16 @@ auto MemoryIndex::rebuildingOnDamage(bool refill, F&& use) -> decltype(use()) {
     std::string why = std::string("the index was not valid (damaged: ") + e.what() + ")";
     recreate(why);
     if (refill && rootFd_ >= 0) {
-      updateOnce(rootFd_);
+      updateOnce(rootFd_, WalkSync{});  // a new index: walked in full whatever was passed
       rebuiltBecause_ = why;  // still this call's news (updateOnce reported it to no one)
     }
     return use();
   }
 }
 
-MemoryStats MemoryIndex::update(int rootFd) {
+MemoryStats MemoryIndex::update(int rootFd, WalkSync sync) {
   rootFd_ = rootFd;
-  return rebuildingOnDamage(false, [&] { return updateOnce(rootFd); });
+  return rebuildingOnDamage(false, [&] { return updateOnce(rootFd, sync); });
 }
 
 MemoryStats MemoryIndex::status(int rootFd) {
@@ -547,7 +547,36 @@ std::vector<MemoryHit> MemoryIndex::search(const std::string& text, uint32_t max
   });
 }
 
-MemoryStats MemoryIndex::updateOnce(int rootFd) {
+MemoryStats MemoryIndex::updateOnce(int rootFd, WalkSync sync) {
+  // The pair the last walk recorded (meta 'sync_epoch', 'sync_generation', 'walked_at'), and
+  // what that walk skipped (not indexed), which a search without a walk reports again.
+  WalkSync recorded;
+  int64_t walkedAt = 0;
+  uint64_t recordedSkipped = 0;
+  {
+    Statement meta(db_,
+                   "SELECT key, value FROM meta WHERE key IN "
+                   "('sync_epoch', 'sync_generation', 'walked_at', 'skipped')");
+    while (meta.step()) {
+      std::string key = meta.text(0);
+      int64_t value = meta.integer(1);
+      if (key == "sync_epoch") recorded.epoch = static_cast<uint64_t>(value);
+      if (key == "sync_generation") recorded.generation = static_cast<uint64_t>(value);
+      if (key == "walked_at") walkedAt = value;
+      if (key == "skipped") recordedSkipped = static_cast<uint64_t>(value);
+    }
+  }
+  int64_t nowSeconds = static_cast<int64_t>(::time(nullptr));
+  if (sync.epoch != 0 && rebuiltBecause_.empty() && recorded.epoch == sync.epoch &&
+      recorded.generation == sync.generation && nowSeconds >= walkedAt &&
+      nowSeconds - walkedAt < WALK_EVERY_SECONDS) {
+    MemoryStats same = readCounts();
+    same.unchanged = same.files;
+    same.skipped = recordedSkipped;
+    same.walked = false;
+    return same;
+  }
+
   MemoryStats stats;
   stats.rebuiltBecause = rebuiltBecause_;
   KnownFiles known = knownFiles(db_);
@@ -642,19 +671,34 @@ MemoryStats MemoryIndex::updateOnce(int rootFd) {
       forget(std::string(path));
       ++stats.removed;
     }
-    if (stats.added + stats.changed + stats.removed + restamped == 0 && rebuiltBecause_.empty()) {
-      // Nothing changed: no write, so no journal and no fsync on a search's path.
+    bool changedFiles =
+        stats.added + stats.changed + stats.removed + restamped != 0 || !rebuiltBecause_.empty();
+    // A walk with a pair records it and its time (a search with the same pair then skips its
+    // walk); one without a pair clears a recorded one, and otherwise writes nothing when
+    // nothing changed (no journal and no fsync on a search's path).
+    bool newSync = sync.epoch != 0 || recorded.epoch != 0;
+    if (!changedFiles && !newSync) {
       exec("ROLLBACK");
     } else {
-      Statement meta(db_,
-                     "INSERT OR REPLACE INTO meta(key, value) "
-                     "VALUES('updated_at', ?), ('files', ?), ('chunks', ?)");
-      meta.bind(1, static_cast<int64_t>(::time(nullptr)))
-          .bind(2, static_cast<int64_t>(files))
-          .bind(3, static_cast<int64_t>(chunks))
+      if (changedFiles) {
+        Statement meta(db_,
+                       "INSERT OR REPLACE INTO meta(key, value) "
+                       "VALUES('updated_at', ?), ('files', ?), ('chunks', ?)");
+        meta.bind(1, nowSeconds)
+            .bind(2, static_cast<int64_t>(files))
+            .bind(3, static_cast<int64_t>(chunks))
+            .step();
+        Statement scan(db_, "UPDATE scan SET records = ?");
+        scan.bindBlob(1, records).step();
+      }
+      Statement walk(db_,
+                     "INSERT OR REPLACE INTO meta(key, value) VALUES('sync_epoch', ?), "
+                     "('sync_generation', ?), ('walked_at', ?), ('skipped', ?)");
+      walk.bind(1, static_cast<int64_t>(sync.epoch))
+          .bind(2, static_cast<int64_t>(sync.generation))
+          .bind(3, nowSeconds)
+          .bind(4, static_cast<int64_t>(stats.skipped))
           .step();
-      Statement scan(db_, "UPDATE scan SET records = ?");
-      scan.bindBlob(1, records).step();
       exec("COMMIT");
       writeStamp();
     }

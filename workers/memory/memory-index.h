@@ -65,6 +65,13 @@ struct MemoryHit {
   double score = 0;      // BM25: lower is better (SQLite's sign)
 };
 
+// The supervisor's watch on the memory files, as memory_search passes it (tool.capnp
+// MemorySearchArgs): epoch 0 = none.
+struct WalkSync {
+  uint64_t epoch = 0;
+  uint64_t generation = 0;
+};
+
 struct MemoryStats {
   uint64_t files = 0;   // memory files in the index
   uint64_t chunks = 0;  // indexed chunks
@@ -75,6 +82,7 @@ struct MemoryStats {
   uint64_t skipped = 0;        // not indexed: symlinks, not regular, too large, unreadable
   std::string rebuiltBecause;  // why the index file was (re)created this time, or ""
   int64_t updatedAt = 0;       // when an update last finished (Unix seconds), 0 = never
+  bool walked = true;          // update(): false when `sync` let it skip the walk
 };
 
 class MemoryIndex {
@@ -101,7 +109,12 @@ class MemoryIndex {
   // Brings the index up to date with the memory files beneath `rootFd` (the workspace root,
   // any fd that names the directory), in one transaction. Remembers `rootFd` (it must outlive
   // this index): a search that finds the index damaged rebuilds it from there.
-  MemoryStats update(int rootFd);
+  // With a `sync` (epoch != 0): when the last walk recorded this same epoch and generation less
+  // than WALK_EVERY_SECONDS ago, the files are taken as they were then and not walked (the
+  // supervisor's watch saw no change since: supervisor/core/memory-watch.h); otherwise the walk
+  // runs and records the pair. Without one, the walk runs and records none.
+  MemoryStats update(int rootFd, WalkSync sync = {});
+  static constexpr int64_t WALK_EVERY_SECONDS = 300;  // tool.capnp memoryWalkEverySeconds
   // What the index holds and how much of it is stale, without changing it.
   MemoryStats status(int rootFd);
   // What the index holds (files, chunks, size, last change), without looking at the files.
@@ -127,7 +140,7 @@ class MemoryIndex {
   void writeStamp();
   void exec(const char* sql);
   uint64_t countOf(const char* sql);
-  MemoryStats updateOnce(int rootFd);
+  MemoryStats updateOnce(int rootFd, WalkSync sync);
   MemoryStats statusOnce(int rootFd);
   MemoryStats readCounts();
   std::vector<MemoryHit> query(const std::string& match, uint32_t maxResults);

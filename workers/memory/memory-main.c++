@@ -29,6 +29,8 @@ constexpr const char INDEX_FILE[] = "index.sqlite";
 
 static_assert(MemoryIndex::MAX_PATH_BYTES == rpc::MAX_MEMORY_PATH_BYTES,
               "the index skips the paths tool.capnp does not allow");
+static_assert(MemoryIndex::WALK_EVERY_SECONDS == rpc::MEMORY_WALK_EVERY_SECONDS,
+              "the index walks as often as tool.capnp promises");
 
 json statsJson(const MemoryStats& s) {
   return json{{"files", s.files},
@@ -91,7 +93,12 @@ class MemoryWorker final : public rpc::ToolWorker::Server {
       return j.dump(-1, ' ', false, json::error_handler_t::replace);
     };
     if (invocation.isMemoryStatus()) return dump(statsJson(index.status(root)));
-    MemoryStats stats = index.update(root);
+    WalkSync sync;  // the supervisor's watch, when it passed one: maybe no walk is needed
+    if (invocation.isMemorySearch()) {
+      sync.epoch = invocation.getMemorySearch().getSyncEpoch();
+      sync.generation = invocation.getMemorySearch().getSyncGeneration();
+    }
+    MemoryStats stats = index.update(root, sync);
     if (invocation.isMemoryIndex()) return dump(statsJson(stats));
     auto search = invocation.getMemorySearch();
     json hits = json::array();
