@@ -446,7 +446,8 @@ def main():
     print(f"\n(g) load: {N_LOAD_CLIENTS} concurrent WebSocket clients, one session each, "
           f"{LOAD_SECONDS} s of back-to-back turns")
     line("turns completed / per second", f"{load['turns']} / {load['per_s']:.0f}")
-    line("turn latency p50 / p99", f"{ms(load['p50'])} / {ms(load['p99'])}")
+    line("turn latency p50 / p99", f"{ms(load['p50'])} / {ms(load['p99'])}", "p99 <= 50 ms",
+         load["p99"] <= 0.050)
     line("lost or wrong replies / duplicated replies", f"{load['lost']} / {load['dup']}",
          "0 / 0", load["lost"] == 0 and load["dup"] == 0 and not load["errors"])
     for e in load["errors"][:5]:
