@@ -7,7 +7,8 @@
 // worker's state directory, a missing file is built anew, and a file that is not a valid index of
 // this schema version is deleted and built anew. Before every answer it is brought up to date
 // with the workspace (a file whose change time, size or inode differ from what the walk's stat
-// says is read again; its chunks are replaced only when its content hash differs). The
+// says is read again; its chunks are replaced only when its content hash differs), unless the
+// supervisor's watch says nothing changed since the last walk (update()'s `sync`). The
 // workspace is only read (memory-files.h: nothing there follows a symlink).
 //
 // Checking the index without reading all of it on every call. Every open makes the cheap checks
