@@ -43,6 +43,7 @@
 #include "home.h"
 #include "model-host.h"
 #include "spawner.h"
+#include "process-limits.h"
 #include "spare-sandboxes.h"
 #include "tool-runner.h"
 #include "transcript.h"
@@ -96,6 +97,13 @@ int runGateway(const GatewayCommand& command) {
               command.user.c_str(), static_cast<int>(geteuid()));
       return 2;
     }
+  }
+
+  // Descriptors for a thousand sessions' workers (process-limits.h).
+  rlim_t openFiles = raiseOpenFileLimit();
+  if (openFiles < 4096) {
+    spdlog::warn("open files limited to {} (ulimit -n): about {} sessions with live workers", openFiles,
+                 openFiles / 3);
   }
 
   // 2. Home and config (first start writes the commented example).
