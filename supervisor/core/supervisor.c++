@@ -102,8 +102,8 @@ int runGateway(const GatewayCommand& command) {
   // Descriptors for a thousand sessions' workers (process-limits.h).
   rlim_t openFiles = raiseOpenFileLimit();
   if (openFiles < 4096) {
-    spdlog::warn("open files limited to {} (ulimit -n): about {} sessions with live workers", openFiles,
-                 openFiles / 3);
+    spdlog::warn("open files limited to {} (ulimit -n): about {} sessions with live workers",
+                 openFiles, openFiles / 3);
   }
 
   // 2. Home and config (first start writes the commented example).
