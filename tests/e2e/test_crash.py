@@ -102,7 +102,12 @@ class WorkerKills(unittest.TestCase):
                 with open(os.path.join(gw.workspace, name), "w") as f:
                     f.write(text)
 
-        with harness.own_gateway(SCRIPT, prepare_home=prepare) as (model, gw):
+        # Without warm spares: each call spawns its worker, so a worker of the kind that shows up
+        # during the turn is the call's. (With them, the killer found the session's waiting spare
+        # first, killed it, and the call ran on a fresh one: after the first attempt, never a
+        # hit. Killing a spare is spare-test's and redteam's business.)
+        config = "agent { spare_sandboxes: 0 }\n"
+        with harness.own_gateway(SCRIPT, prepare_home=prepare, config=config) as (model, gw):
             for kind in WORKER_KINDS:
                 scenario = "slowmodel" if kind == "model" else kind
                 hit = False
