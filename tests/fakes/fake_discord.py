@@ -90,11 +90,18 @@ class Fake:
         if conn.zombie or conn.ws.closed:
             return
         text = json.dumps(payload)
-        if conn.compressor:
-            data = conn.compressor.compress(text.encode()) + conn.compressor.flush(zlib.Z_SYNC_FLUSH)
-            await conn.ws.send_bytes(data)
-        else:
-            await conn.ws.send_str(text)
+        try:
+            if conn.compressor:
+                data = conn.compressor.compress(text.encode()) + \
+                    conn.compressor.flush(zlib.Z_SYNC_FLUSH)
+                await conn.ws.send_bytes(data)
+            else:
+                await conn.ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            # The client is gone but its socket is not marked closed yet (a killed client's
+            # reset arrives before any close frame). A dispatch stays in the session's event
+            # list, so a resume replays it, as Discord's does.
+            conn.info["send_failed"] = conn.info.get("send_failed", 0) + 1
 
     async def dispatch(self, session, t, d):
         session.seq += 1
