@@ -28,6 +28,10 @@ struct ProviderConfig {
   maxRetries @6 :UInt32 = 3;      # on 429/5xx, honouring retry-after
   maxRetryWaitSeconds @7 :UInt32 = 30;
   models @8 :List(Text);  # further models of this provider a request may name (`/model NAME`)
+  embeddingModel @9 :Text;
+  # The model `embed` uses, at the OpenAI-compatible `<baseUrl>/embeddings` (OpenAI, Ollama, vLLM,
+  # llama.cpp); "" = this provider embeds nothing. Only with api openaiChat: Anthropic's API
+  # offers no embeddings.
 }
 
 struct CompletionRequest {
@@ -69,6 +73,25 @@ interface TextStream {
   delta @0 (text :Text) -> stream;
 }
 
+struct EmbeddingResult {
+  union {
+    vectors @0 :List(List(Float32));
+    # One per text, in the request's order, all of one dimension (1..maxEmbeddingDimensions),
+    # every component finite.
+    failed @1 :ModelFailure;
+  }
+  inputTokens @2 :UInt32;
+}
+
+const maxEmbedTexts :UInt32 = 64;
+# Texts in one `embed` call at most.
+
+const maxEmbedTextBytes :UInt32 = 8192;
+# One text at most (the caller cuts longer ones at a character).
+
+const maxEmbeddingDimensions :UInt32 = 4096;
+# A longer vector is a bad response (the largest common models have 3,072).
+
 interface ModelProvider {
   configure @0 (config :ProviderConfig) -> ();
   # Must be called exactly once, before `complete`. A second call is a protocol error.
@@ -76,4 +99,9 @@ interface ModelProvider {
   complete @1 (request :CompletionRequest, stream :TextStream) -> (completion :Completion);
   # One model call. Expected failures are `completion.failed`; only protocol faults throw.
   # Cancelling the call aborts the HTTP request.
+
+  embed @2 (texts :List(Text)) -> (result :EmbeddingResult);
+  # The embeddings of `texts` (1..maxEmbedTexts, each at most maxEmbedTextBytes) under the
+  # configured embeddingModel. Expected failures are `result.failed`; a call without an
+  # embeddingModel, or past the bounds, is a protocol fault. Cancelling aborts the request.
 }

@@ -34,6 +34,22 @@ struct EditArgs {
   newText @2 :Text;
 }
 
+interface Embedder {
+  # The supervisor's, passed to the memory worker for one call: embeddings through the model
+  # worker (the memory worker has no network, and this opens no new path to one).
+  embed @0 (texts :List(Text)) -> (vectors :List(List(Float32)), failed :Text);
+  # One vector per text, in order (at most maxEmbedTexts texts, each at most maxEmbedTextBytes:
+  # model.capnp), or `failed` non-empty saying why there are none. Past the call's budget
+  # (MemoryEmbeddings.maxTexts, plus the query) every call fails.
+}
+
+struct MemoryEmbeddings {
+  # Hybrid ranking for memory_search: present when the model provider has an embeddings model.
+  embedder @0 :Embedder;
+  model @1 :Text;       # that model's name: vectors the index holds for another are not used
+  maxTexts @2 :UInt32;  # chunk texts this call may embed (the index embeds the rest later)
+}
+
 struct MemorySearchArgs {
   query @0 :Text;            # words to look for (not FTS5 syntax: the worker quotes each word)
   maxResults @1 :UInt32;     # already clamped by the supervisor (1..maxMemoryHits)
@@ -43,7 +59,18 @@ struct MemorySearchArgs {
   # without walking. Otherwise it walks, and records the pair for the next search.
   syncEpoch @2 :UInt64;
   syncGeneration @3 :UInt64;
+  embeddings @4 :MemoryEmbeddings;  # null: BM25 alone
 }
+
+struct MemoryIndexArgs {
+  embeddings @0 :MemoryEmbeddings;  # null: the full-text index alone
+}
+
+# Vectors of the query and the chunks are combined as memoryVectorWeight x cosine similarity +
+# (1 - memoryVectorWeight) x the BM25 score scaled to 0..1 within the candidates, each side
+# contributing maxResults x memoryCandidateFactor candidates.
+const memoryVectorWeight :Float64 = 0.7;
+const memoryCandidateFactor :UInt32 = 4;
 
 # A walk at least this often whatever the watch says: it cannot see a file changed through a
 # shared mapping without a write.
@@ -64,8 +91,9 @@ struct ToolInvocation {
     # The memory worker (workers/memory/): the index is brought up to date before each answer.
     memorySearch @4 :MemorySearchArgs;  # ok: JSON {"hits":[{path,startLine,endLine,snippet,score}],...}
     memoryGet @5 :MemoryGetArgs;        # ok: the lines, each prefixed with its number
-    memoryStatus @6 :Void;              # ok: JSON {"files","chunks","indexBytes","stale",...}
-    memoryIndex @7 :Void;               # ok: JSON, as memoryStatus, after updating the index
+    memoryStatus @6 :Void;              # ok: JSON {"files","chunks","indexBytes","stale",
+                                        #   "embedded","embeddingModels",...}
+    memoryIndex @7 :MemoryIndexArgs;    # ok: JSON, as memoryStatus, after updating the index
   }
 }
 

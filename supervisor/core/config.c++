@@ -58,6 +58,9 @@ model {
   # max_retries: 3
   # Further models of this provider a session may switch to with /model NAME.
   # alternatives: ["llama3.1:70b"]
+  # memory_search ranks by meaning too (hybrid with keywords) with the provider's embeddings
+  # model (OPENAI-compatible providers only).
+  # embedding_model: "nomic-embed-text"
 }
 
 agent {
@@ -447,16 +450,24 @@ ModelSettings resolveModelSettings(const config::ChitinConfig& c, const EnvLooku
     throw ConfigError("model.alternatives: at most 16 models, got " +
                       std::to_string(mc.alternatives_size()));
   }
+  auto plainName = [](const std::string& name) {
+    return !name.empty() && name.size() <= 128 &&
+           std::none_of(name.begin(), name.end(), [](char ch) {
+             return isspace(static_cast<unsigned char>(ch)) ||
+                    iscntrl(static_cast<unsigned char>(ch));
+           });
+  };
   for (const auto& name : mc.alternatives()) {
-    bool plain = !name.empty() && name.size() <= 128 &&
-                 std::none_of(name.begin(), name.end(), [](char ch) {
-                   return isspace(static_cast<unsigned char>(ch)) || iscntrl(static_cast<unsigned char>(ch));
-                 });
-    if (!plain) {
+    if (!plainName(name)) {
       throw ConfigError("model.alternatives: expected model names (1 to 128 characters, no spaces), "
                         "got \"" + name + "\"");
     }
     m.alternatives.push_back(name);
+  }
+  m.embeddingModel = mc.embedding_model();
+  if (!m.embeddingModel.empty() && !plainName(m.embeddingModel)) {
+    throw ConfigError("model.embedding_model: expected a model name (1 to 128 characters, no "
+                      "spaces), got \"" + m.embeddingModel + "\"");
   }
   std::string keyFile = mc.api_key_file();
 
@@ -499,6 +510,11 @@ ModelSettings resolveModelSettings(const config::ChitinConfig& c, const EnvLooku
   if (m.provider != config::ModelConfig::PROVIDER_UNSPECIFIED && m.model.empty()) {
     throw ConfigError("model: provider " + m.providerName() +
                       " is set but no model name (set model.model or CHITIN_MODEL)");
+  }
+  if (!m.embeddingModel.empty() && m.provider != config::ModelConfig::OPENAI) {
+    throw ConfigError("model.embedding_model: \"" + m.embeddingModel +
+                      "\" needs provider OPENAI (an OpenAI-compatible /embeddings endpoint); "
+                      "provider " + m.providerName() + " has none");
   }
   for (char ch : m.apiKey) {
     if (ch == '\n' || ch == '\r' || ch == '\0') {

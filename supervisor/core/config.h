@@ -35,6 +35,7 @@ struct ModelSettings {
   uint32_t requestTimeoutSeconds = 120;
   uint32_t maxRetries = 3;
   std::vector<std::string> alternatives;  // model.alternatives: what /model may switch to
+  std::string embeddingModel;             // model.embedding_model; "" = no embeddings
 
   // `name` is the configured model or one of its alternatives.
   bool offers(const std::string& name) const;

@@ -79,6 +79,7 @@ rpc::ModelProvider::Client ModelHost::ensureWorker() {
   c.setMaxTokens(settings_.maxTokens);
   c.setRequestTimeoutSeconds(settings_.requestTimeoutSeconds);
   c.setMaxRetries(settings_.maxRetries);
+  c.setEmbeddingModel(settings_.embeddingModel);
   // Calls on one capability are delivered in order, so `complete` queues behind this.
   tasks_.add(configure.send().ignoreResult());
 
@@ -94,23 +95,36 @@ rpc::ModelProvider::Client ModelHost::ensureWorker() {
   return client;
 }
 
-kj::Promise<kj::Own<capnp::MallocMessageBuilder>> ModelHost::complete(
-    rpc::CompletionRequest::Reader request, rpc::TextStream::Client stream) {
-  rpc::ModelProvider::Client client = nullptr;
+kj::OneOf<rpc::ModelProvider::Client, kj::String> ModelHost::worker() {
   try {
-    client = ensureWorker();
+    return ensureWorker();
   } catch (const spawn::SandboxUnavailable& e) {
-    return failedCompletion(rpc::ModelFailure::Kind::NETWORK,
-                            kj::str("the model worker could not start because its sandbox could "
-                                    "not be set up: ",
-                                    e.what()));
+    return kj::str("the model worker could not start because its sandbox could not be set up: ",
+                   e.what());
   } catch (const kj::Exception& e) {
     // Our own failure (a syscall in the spawn path), not the session's: say so as an outcome.
     spdlog::error("cannot start the model worker: {}", e.getDescription().cStr());
-    return failedCompletion(rpc::ModelFailure::Kind::NETWORK,
-                            "the model worker could not be started (see the gateway log)");
+    return kj::str("the model worker could not be started (see the gateway log)");
   }
-  auto req = client.completeRequest();
+}
+
+kj::String ModelHost::callFailed(const kj::Exception& e) {
+  spdlog::warn("model worker call failed: {}", e.getDescription().cStr());
+  if (e.getType() != kj::Exception::Type::DISCONNECTED && host_.get() != nullptr) {
+    host_->kill("protocol violation");  // treat it as compromised; a fresh one starts next
+  }
+  return kj::str(e.getType() == kj::Exception::Type::DISCONNECTED
+                     ? "the model worker stopped unexpectedly; it will be restarted on the next "
+                       "message"
+                     : "the model worker broke the protocol and was stopped");
+}
+
+kj::Promise<kj::Own<capnp::MallocMessageBuilder>> ModelHost::complete(
+    rpc::CompletionRequest::Reader request, rpc::TextStream::Client stream) {
+  auto started = worker();
+  if (started.is<kj::String>())
+    return failedCompletion(rpc::ModelFailure::Kind::NETWORK, started.get<kj::String>());
+  auto req = started.get<rpc::ModelProvider::Client>().completeRequest();
   req.setRequest(request);
   req.setStream(kj::mv(stream));
   return req.send()
@@ -120,16 +134,31 @@ kj::Promise<kj::Own<capnp::MallocMessageBuilder>> ModelHost::complete(
         return msg;
       })
       .catch_([this](kj::Exception&& e) {
-        spdlog::warn("model worker call failed: {}", e.getDescription().cStr());
-        if (e.getType() != kj::Exception::Type::DISCONNECTED && host_.get() != nullptr) {
-          host_->kill("protocol violation");  // treat it as compromised; a fresh one starts next
-        }
-        return failedCompletion(
-            rpc::ModelFailure::Kind::NETWORK,
-            e.getType() == kj::Exception::Type::DISCONNECTED
-                ? "the model worker stopped unexpectedly; it will be restarted on the next message"
-                : "the model worker broke the protocol and was stopped");
+        return failedCompletion(rpc::ModelFailure::Kind::NETWORK, callFailed(e));
       });
+}
+
+kj::Promise<kj::Own<capnp::MallocMessageBuilder>> ModelHost::embed(
+    capnp::List<capnp::Text>::Reader texts) {
+  auto failedEmbedding = [](kj::StringPtr message) {
+    auto msg = kj::heap<capnp::MallocMessageBuilder>();
+    auto failed = msg->initRoot<rpc::EmbeddingResult>().initFailed();
+    failed.setKind(rpc::ModelFailure::Kind::NETWORK);
+    failed.setMessage(message);
+    return msg;
+  };
+  KJ_REQUIRE(!settings_.embeddingModel.empty(), "ModelHost::embed() without an embedding model");
+  auto started = worker();
+  if (started.is<kj::String>()) return failedEmbedding(started.get<kj::String>());
+  auto req = started.get<rpc::ModelProvider::Client>().embedRequest();
+  req.setTexts(texts);
+  return req.send()
+      .then([](capnp::Response<rpc::ModelProvider::EmbedResults>&& response) {
+        auto msg = kj::heap<capnp::MallocMessageBuilder>();
+        msg->setRoot(response.getResult());
+        return msg;
+      })
+      .catch_([this, failedEmbedding](kj::Exception&& e) { return failedEmbedding(callFailed(e)); });
 }
 
 }  // namespace chitin

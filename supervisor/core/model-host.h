@@ -8,6 +8,7 @@
 
 #include <capnp/message.h>
 #include <kj/async-io.h>
+#include <kj/one-of.h>
 #include <uv.h>
 
 #include "broker.h"
@@ -33,6 +34,11 @@ class ModelHost {
   kj::Promise<kj::Own<capnp::MallocMessageBuilder>> complete(rpc::CompletionRequest::Reader request,
                                                              rpc::TextStream::Client stream);
 
+  // The embeddings of `texts` (model.capnp's bounds; settings().embeddingModel must be set).
+  // Like complete(): failures come back as a `failed` result, whose message's root is an
+  // rpc::EmbeddingResult.
+  kj::Promise<kj::Own<capnp::MallocMessageBuilder>> embed(capnp::List<capnp::Text>::Reader texts);
+
   const ModelSettings& settings() const { return settings_; }
   bool running() const;
   // Stops the worker (shutdown).
@@ -52,6 +58,10 @@ class ModelHost {
   uint64_t generation_ = 0;
 
   rpc::ModelProvider::Client ensureWorker();
+  // ensureWorker(), or why it could not start (a message for the user).
+  kj::OneOf<rpc::ModelProvider::Client, kj::String> worker();
+  // What a call's failure means, for the user; a protocol violation stops the worker.
+  kj::String callFailed(const kj::Exception& e);
 };
 
 // A failed Completion message, for failures the supervisor itself detects.

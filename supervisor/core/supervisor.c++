@@ -276,6 +276,12 @@ int runGateway(const GatewayCommand& command) {
     toolSettings.maxOutputBytes = config.agent().max_tool_output_bytes();
     toolSettings.memoryStateDir = home.memoryStateDir(config.agent().id());
     toolSettings.ownerSkillsDir = home.root + "/skills";
+    if (!modelSettings.embeddingModel.empty()) {
+      toolSettings.embeddingModel = modelSettings.embeddingModel;
+      toolSettings.embed = [&model](capnp::List<capnp::Text>::Reader texts) {
+        return model.embed(texts);
+      };
+    }
     SpareSettings spareSettings;
     spareSettings.maxSpares = config.agent().spare_sandboxes();
     spareSettings.idleSeconds = config.agent().session_idle_seconds();

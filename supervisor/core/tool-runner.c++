@@ -371,7 +371,7 @@ kj::Promise<ToolOutcome> ToolRunner::runMemoryCommand(rpc::ToolInvocation::Which
   if (which == rpc::ToolInvocation::MEMORY_STATUS) {
     invocation.setMemoryStatus();
   } else if (which == rpc::ToolInvocation::MEMORY_INDEX) {
-    invocation.setMemoryIndex();
+    invocation.initMemoryIndex();
   } else {
     auto m = invocation.initMemorySearch();
     m.setQuery(query);
@@ -440,6 +440,13 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
   auto worker = host->bootstrap<rpc::ToolWorker>();
   auto req = worker.runRequest();
   req.setInvocation(invocation.asReader());
+  // A capability can only be set in an RPC message: the embedder goes in here.
+  if (settings_.embed && (invocation.isMemorySearch() || invocation.isMemoryIndex())) {
+    auto sent = req.getInvocation();
+    grantMemoryEmbeddings(sent.isMemorySearch() ? sent.getMemorySearch().initEmbeddings()
+                                                : sent.getMemoryIndex().initEmbeddings(),
+                          settings_.embed, settings_.embeddingModel, MEMORY_EMBED_CHUNKS_PER_CALL);
+  }
   // Exec output streams here while it runs (the capped copy the model sees arrives in the
   // result); the other tools stream nothing. A worker that streams past its call's cap is
   // stopped: counting is all the supervisor spends on it.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "memory-watch.h"
+#include "memory-embedder.h"
 #include "spawner.h"
 #include "tool.capnp.h"
 
@@ -138,6 +139,10 @@ struct ToolRunnerSettings {
   std::string memoryStateDir;
   // The owner's installed skills ($CHITIN_HOME/skills), read-only at /skills in exec's sandbox.
   std::string ownerSkillsDir;
+  // memory_search's hybrid ranking: the model worker's embeddings (ModelHost::embed) under
+  // `embeddingModel`; unset = keyword ranking alone (memory-embedder.h).
+  EmbedFunction embed;
+  std::string embeddingModel;
 };
 
 class SpareSandboxes;  // spare-sandboxes.h

@@ -28,6 +28,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_model_wire import (  # noqa: E402
     AnthropicReply, BadRequest, OpenAiReply, validate_anthropic, validate_openai)
+import fake_model_embeddings as embeddings  # noqa: E402
 
 SCENARIO_MARKER = re.compile(r"\[\[scenario:([A-Za-z0-9_.-]+)\]\]")
 WAIT_FOR_ABORT_SECONDS = 30.0
@@ -40,6 +41,7 @@ class Fake:
         self.script_path = script_path
         self.script_stamp = None
         self.scenarios = {}
+        self.embeddings = {}
         self.expect_key = expect_key
         self.lock = threading.Lock()
         self.error_hits = {}
@@ -70,6 +72,7 @@ class Fake:
                 raise ValueError("%s: \"scenarios\" must be an object of NAME: [STEP, ...]"
                                  % self.script_path)
             self.scenarios = scenarios
+            self.embeddings = script.get("embeddings", {}) if isinstance(script, dict) else {}
             self.script_stamp = stamp
 
     def error_due(self, scenario, step_index, error):
@@ -266,6 +269,9 @@ class Handler(BaseHTTPRequestHandler):
         record = {"method": "POST", "path": self.path, "headers": headers,
                   "body": body if body is not None else {"_raw": raw.decode("utf-8", "replace")}}
 
+        if self.path == "/v1/embeddings":
+            self.handle_embeddings(record, headers, body)
+            return
         if self.path == "/v1/chat/completions":
             api = "openai"
         elif self.path == "/v1/messages":
@@ -355,6 +361,39 @@ class Handler(BaseHTTPRequestHandler):
             OpenAiReply(self, body, step, reply).send()
         else:
             AnthropicReply(self, body, step, reply).send()
+
+
+    def handle_embeddings(self, record, headers, body):
+        record["api"] = "embeddings"
+        self.fake.load_script()
+        settings = self.fake.embeddings
+        auth = headers.get("authorization", "")
+        given = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        try:
+            if self.fake.expect_key is not None and given != self.fake.expect_key:
+                raise embeddings.EmbeddingsError(401, "Incorrect API key provided.",
+                                                 "invalid_request_error")
+            error = settings.get("error")
+            if error and self.fake.error_due("embeddings", 0, error):
+                raise embeddings.EmbeddingsError(int(error.get("status", 500)),
+                                                 "scripted error %d" % int(error.get("status", 500)),
+                                                 "server_error")
+            if settings.get("reply") == "stream":
+                record["status"] = 200
+                self.fake.log(record)
+                self.send_json(200, "data: {}\n\n", None, "text/event-stream")
+                return
+            text = embeddings.reply(body, settings)
+        except embeddings.EmbeddingsError as e:
+            record["status"] = e.status
+            record["error"] = str(e)
+            self.fake.log(record)
+            self.send_json(e.status, {"error": {"message": str(e), "type": e.kind,
+                                                "param": None, "code": None}})
+            return
+        record["status"] = 200
+        self.fake.log(record)
+        self.send_json(200, text)
 
 
 class Server(ThreadingHTTPServer):

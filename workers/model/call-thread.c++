@@ -51,8 +51,9 @@ void CallThread::pushText(std::string_view text) {
   if (wake.get() != nullptr) wake->fulfill();
 }
 
-kj::Promise<kj::Own<Outcome>> CallThread::run(rpc::TextStream::Client stream) {
-  KJ_REQUIRE(stream_ == nullptr, "CallThread::run() called twice");
+kj::Promise<kj::Own<Outcome>> CallThread::run(kj::Maybe<rpc::TextStream::Client> stream) {
+  KJ_REQUIRE(!started_, "CallThread::run() called twice");
+  started_ = true;
   stream_ = kj::mv(stream);
   return pump();
 }

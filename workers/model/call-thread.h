@@ -35,11 +35,11 @@ class CallThread {
   CallThread(const CallThread&) = delete;
   CallThread& operator=(const CallThread&) = delete;
 
-  // Forwards text to `stream` as it arrives and resolves to the outcome. Call once, on the
-  // RPC thread. A fault on the transfer thread (a bug, not a provider failure) rejects it.
+  // Forwards text to `stream` (when there is one) as it arrives and resolves to the outcome.
+  // Call once, on the RPC thread. A fault on the transfer thread (a bug, not a provider failure) rejects it.
   // (Heap-allocated: moving an Outcome through KJ's promise nodes trips a GCC 12
   // -Wmaybe-uninitialized false positive.)
-  kj::Promise<kj::Own<Outcome>> run(rpc::TextStream::Client stream);
+  kj::Promise<kj::Own<Outcome>> run(kj::Maybe<rpc::TextStream::Client> stream);
 
   // After run() resolved: the HTTP session, so its open connection can serve the next call.
   std::unique_ptr<HttpSession> takeSession();
@@ -66,6 +66,7 @@ class CallThread {
 
   // RPC thread only.
   kj::Maybe<rpc::TextStream::Client> stream_;
+  bool started_ = false;
 
   std::thread thread_;  // last: started once everything above exists
 };

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -244,7 +245,7 @@ class WorkerUnderTest {
 
   void configure(rpc::ProviderConfig::Api api, const std::string& baseUrl,
                  const std::string& key = KEY, uint32_t maxRetries = 3,
-                 uint32_t timeoutSeconds = 20) {
+                 uint32_t timeoutSeconds = 20, const std::string& embeddingModel = "") {
     auto request = provider_.configureRequest();
     auto config = request.initConfig();
     config.setApi(api);
@@ -256,7 +257,15 @@ class WorkerUnderTest {
     config.setRequestTimeoutSeconds(timeoutSeconds);
     config.setMaxRetries(maxRetries);
     config.setMaxRetryWaitSeconds(5);
+    config.setEmbeddingModel(embeddingModel);
     request.send().wait(io_.waitScope);
+  }
+
+  capnp::Response<rpc::ModelProvider::EmbedResults> embed(const std::vector<std::string>& texts) {
+    auto request = provider_.embedRequest();
+    auto list = request.initTexts(static_cast<capnp::uint>(texts.size()));
+    for (size_t i = 0; i < texts.size(); ++i) list.set(static_cast<capnp::uint>(i), texts[i]);
+    return request.send().wait(io_.waitScope);
   }
 
   capnp::Request<rpc::ModelProvider::CompleteParams, rpc::ModelProvider::CompleteResults>
@@ -573,6 +582,101 @@ TEST_CASE("model worker: dropping complete() aborts the HTTP request; the worker
   auto after = worker.complete(ask("next please"));
   REQUIRE(after.getCompletion().isMessage());
   CHECK(after.getCompletion().getMessage().getContent() == "echo: next please");
+}
+
+double cosine(capnp::List<float>::Reader a, capnp::List<float>::Reader b) {
+  double dot = 0, na = 0, nb = 0;
+  for (capnp::uint i = 0; i < a.size(); ++i) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / std::sqrt(na * nb);
+}
+
+TEST_CASE("model worker: embed() returns one vector per text, in the texts' order") {
+  FakeModel fake(withScenarios(json::object()));
+  WorkerUnderTest worker;
+  worker.configure(rpc::ProviderConfig::Api::OPENAI_CHAT, fake.baseUrl(), KEY, 3, 20,
+                   "fake-embed");
+  auto response = worker.embed({"my car is red", "the automobile", "a puppy barked"});
+  auto result = response.getResult();
+  REQUIRE(result.isVectors());
+  auto vectors = result.getVectors();
+  REQUIRE(vectors.size() == 3);
+  CHECK(vectors[0].size() == 64);
+  CHECK(vectors[1].size() == 64);
+  // The fake answers in reverse order, naming each text by its index: order is restored.
+  CHECK(cosine(vectors[0], vectors[1]) > 0.3);
+  CHECK(cosine(vectors[0], vectors[2]) < 0.2);
+  CHECK(result.getInputTokens() == 9);  // the fake counts words
+
+  std::vector<json> posts;
+  for (auto& line : fake.log())
+    if (line.value("path", "") == "/v1/embeddings") posts.push_back(line);
+  REQUIRE(posts.size() == 1);
+  CHECK(posts[0]["status"] == 200);
+  CHECK(posts[0]["headers"]["authorization"] == std::string("Bearer ") + KEY);
+  CHECK(posts[0]["body"]["model"] == "fake-embed");
+  CHECK(posts[0]["body"]["input"].size() == 3);
+  // The same worker still completes.
+  CHECK(worker.complete(ask("still here")).getCompletion().isMessage());
+}
+
+TEST_CASE("model worker: an embeddings reply that is not one finite vector per text is refused") {
+  for (const char* broken : {"wrong_count", "nan", "ragged", "stream"}) {
+    CAPTURE(broken);
+    FakeModel fake({{"scenarios", json::object()}, {"embeddings", {{"reply", broken}}}});
+    WorkerUnderTest worker;
+    worker.configure(rpc::ProviderConfig::Api::OPENAI_CHAT, fake.baseUrl(), KEY, 0, 20,
+                     "fake-embed");
+    auto response = worker.embed({"one text", "another text"});
+    REQUIRE(response.getResult().isFailed());
+    CHECK(response.getResult().getFailed().getKind() == rpc::ModelFailure::Kind::BAD_RESPONSE);
+  }
+}
+
+TEST_CASE("model worker: embeddings retry a 500, report a wrong key without it") {
+  {
+    FakeModel fake({{"scenarios", json::object()},
+                    {"embeddings", {{"error", {{"status", 500}, {"times", 1}}}}}});
+    WorkerUnderTest worker;
+    worker.configure(rpc::ProviderConfig::Api::OPENAI_CHAT, fake.baseUrl(), KEY, 2, 20,
+                     "fake-embed");
+    CHECK(worker.embed({"after a retry"}).getResult().isVectors());
+  }
+  FakeModel fake(withScenarios(json::object()));
+  WorkerUnderTest worker;
+  std::string wrong = "sk-wrong-0123456789abcdef";
+  worker.configure(rpc::ProviderConfig::Api::OPENAI_CHAT, fake.baseUrl(), wrong, 0, 20,
+                   "fake-embed");
+  auto result = worker.embed({"x"});
+  REQUIRE(result.getResult().isFailed());
+  CHECK(result.getResult().getFailed().getKind() == rpc::ModelFailure::Kind::UNAUTHORIZED);
+  CHECK(std::string(result.getResult().getFailed().getMessage().cStr()).find(wrong) ==
+        std::string::npos);
+}
+
+TEST_CASE("model worker: embed() without an embedding model, or past its bounds, is refused") {
+  {
+    WorkerUnderTest worker;
+    worker.configure(rpc::ProviderConfig::Api::OPENAI_CHAT, "http://127.0.0.1:9/v1");
+    CHECK_THROWS_AS(worker.embed({"no model"}), kj::Exception);
+  }
+  {
+    WorkerUnderTest worker;
+    worker.configure(rpc::ProviderConfig::Api::OPENAI_CHAT, "http://127.0.0.1:9/v1", KEY, 3, 20,
+                     "fake-embed");
+    CHECK_THROWS_AS(worker.embed({}), kj::Exception);
+    CHECK_THROWS_AS(worker.embed(std::vector<std::string>(rpc::MAX_EMBED_TEXTS + 1, "t")),
+                    kj::Exception);
+    CHECK_THROWS_AS(worker.embed({std::string(rpc::MAX_EMBED_TEXT_BYTES + 1, 'x')}),
+                    kj::Exception);
+  }
+  // Anthropic offers no embeddings endpoint.
+  CHECK_THROWS_AS(WorkerUnderTest().configure(rpc::ProviderConfig::Api::ANTHROPIC,
+                                              "http://127.0.0.1:9", KEY, 3, 20, "fake-embed"),
+                  kj::Exception);
 }
 
 }  // namespace

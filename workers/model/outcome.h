@@ -33,6 +33,7 @@ struct Outcome {
   std::optional<Failure> failure;
   std::string content;
   std::vector<AssembledToolCall> toolCalls;
+  std::vector<std::vector<float>> embeddings;  // an embeddings call's vectors, one per text
   std::string stopReason;
   uint32_t inputTokens = 0;
   uint32_t outputTokens = 0;

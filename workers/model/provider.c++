@@ -10,6 +10,7 @@
 
 #include "anthropic.h"
 #include "openai-chat.h"
+#include "openai-embeddings.h"
 
 namespace chitin::model {
 
@@ -66,6 +67,18 @@ ProviderSettings settingsFromConfig(rpc::ProviderConfig::Reader config) {
     if (!settings.apiKey.empty()) settings.headers.push_back("x-api-key: " + settings.apiKey);
   } else if (!settings.apiKey.empty()) {
     settings.headers.push_back("Authorization: Bearer " + settings.apiKey);
+  }
+
+  settings.embeddingModel = toStd(config.getEmbeddingModel());
+  if (!settings.embeddingModel.empty()) {
+    KJ_REQUIRE(!hasControlOrSpace(settings.embeddingModel),
+               "ProviderConfig.embeddingModel must name a model, without spaces",
+               config.getEmbeddingModel());
+    KJ_REQUIRE(settings.api == Api::OPENAI_CHAT,
+               "ProviderConfig.embeddingModel needs api openaiChat (Anthropic has no embeddings)");
+    settings.embeddingsUrl = openAiEmbeddingsUrl(base);
+    settings.embeddingsHeaders = settings.headers;
+    settings.embeddingsHeaders[1] = "Accept: application/json";
   }
   return settings;
 }
@@ -130,12 +143,69 @@ kj::Promise<void> ModelProviderServer::complete(CompleteContext context) {
   // The contract: dropping the call aborts the HTTP request. Capnp 0.9 only cancels a call
   // whose server opted in; ~CallThread then stops the transfer and joins its thread.
   context.allowCancellation();
-  return acquireSlot().then([this, context, spec = kj::mv(spec)](kj::Own<Slot> slot) mutable {
+  return runCall(kj::mv(spec), params.getStream(), [context](const Outcome& outcome) mutable {
+    fillCompletion(context.getResults().initCompletion(), outcome);
+  });
+}
+
+kj::Promise<void> ModelProviderServer::embed(EmbedContext context) {
+  KJ_REQUIRE(settings_ != std::nullopt, "ModelProvider.embed() called before configure()");
+  const ProviderSettings& settings = *settings_;
+  KJ_REQUIRE(!settings.embeddingModel.empty(),
+             "ModelProvider.embed() called, but no embeddingModel was configured");
+  auto texts = context.getParams().getTexts();
+  KJ_REQUIRE(texts.size() > 0 && texts.size() <= rpc::MAX_EMBED_TEXTS,
+             "ModelProvider.embed() takes 1 to maxEmbedTexts texts", texts.size());
+  std::vector<std::string> copied;
+  copied.reserve(texts.size());
+  for (auto text : texts) {
+    KJ_REQUIRE(text.size() <= rpc::MAX_EMBED_TEXT_BYTES,
+               "ModelProvider.embed(): a text is longer than maxEmbedTextBytes", text.size());
+    copied.push_back(toStd(text));
+  }
+
+  CallSpec spec;
+  spec.api = settings.api;
+  spec.post.url = settings.embeddingsUrl;
+  spec.post.headers = settings.embeddingsHeaders;
+  spec.post.idleTimeout = settings.idleTimeout;
+  spec.secret = settings.apiKey;
+  spec.maxRetries = settings.maxRetries;
+  spec.maxRetryWait = settings.maxRetryWait;
+  spec.embedTexts = copied.size();
+  spec.post.body = buildOpenAiEmbeddingsBody(settings.embeddingModel, copied);
+
+  context.allowCancellation();
+  return runCall(kj::mv(spec), nullptr, [context](const Outcome& outcome) mutable {
+    auto result = context.getResults().initResult();
+    result.setInputTokens(outcome.inputTokens);
+    if (outcome.failure) {
+      auto failed = result.initFailed();
+      failed.setKind(outcome.failure->kind);
+      failed.setMessage(outcome.failure->message);
+      failed.setHttpStatus(outcome.failure->httpStatus);
+      return;
+    }
+    auto vectors = result.initVectors(static_cast<capnp::uint>(outcome.embeddings.size()));
+    for (size_t i = 0; i < outcome.embeddings.size(); ++i) {
+      const auto& from = outcome.embeddings[i];
+      auto to = vectors.init(static_cast<capnp::uint>(i), static_cast<capnp::uint>(from.size()));
+      for (size_t j = 0; j < from.size(); ++j) to.set(static_cast<capnp::uint>(j), from[j]);
+    }
+  });
+}
+
+template <typename Done>
+kj::Promise<void> ModelProviderServer::runCall(CallSpec spec,
+                                               kj::Maybe<rpc::TextStream::Client> stream,
+                                               Done done) {
+  return acquireSlot().then([this, spec = kj::mv(spec), stream = kj::mv(stream),
+                             done = kj::mv(done)](kj::Own<Slot> slot) mutable {
     auto call = kj::heap<CallThread>(kj::mv(spec), takeIdleSession());
     CallThread& ref = *call;
-    return ref.run(context.getParams().getStream())
-        .then([this, context, &ref](kj::Own<Outcome> outcome) mutable {
-          fillCompletion(context.getResults().initCompletion(), *outcome);
+    return ref.run(kj::mv(stream))
+        .then([this, done = kj::mv(done), &ref](kj::Own<Outcome> outcome) mutable {
+          done(*outcome);
           if (outcome->failure == std::nullopt && idleSessions_.size() < MAX_IDLE_SESSIONS) {
             idleSessions_.push_back(ref.takeSession());
           }

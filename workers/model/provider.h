@@ -3,7 +3,7 @@
 // Runs in: worker (sandboxed)
 //
 // configure() is accepted once; it is the only way the API key enters this process. Each
-// complete() runs on its own CallThread, so calls from several sessions proceed in parallel;
+// complete() and embed() runs on its own CallThread, so calls from several sessions proceed in parallel;
 // dropping a call cancels its HTTP request.
 
 #pragma once
@@ -28,6 +28,10 @@ struct ProviderSettings {
   std::string apiKey;                // kept for redaction only; it is already in `headers`
   BodySettings body;
   std::vector<std::string> models;  // further models a request may name
+  // embed(): the model ("" = none) and its endpoint, with the JSON Accept header.
+  std::string embeddingModel;
+  std::string embeddingsUrl;
+  std::vector<std::string> embeddingsHeaders;
   std::chrono::seconds idleTimeout{120};
   uint32_t maxRetries = 3;
   std::chrono::seconds maxRetryWait{30};
@@ -60,9 +64,13 @@ class ModelProviderServer final : public rpc::ModelProvider::Server {
  protected:
   kj::Promise<void> configure(ConfigureContext context) override;
   kj::Promise<void> complete(CompleteContext context) override;
+  kj::Promise<void> embed(EmbedContext context) override;
 
  private:
   std::unique_ptr<HttpSession> takeIdleSession();
+  // Runs `spec` on a CallThread once a slot is free; `done` fills the results from the outcome.
+  template <typename Done>
+  kj::Promise<void> runCall(CallSpec spec, kj::Maybe<rpc::TextStream::Client> stream, Done done);
 
   // A permission to run one call; destroying it lets the next waiting call run.
   class Slot {

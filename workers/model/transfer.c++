@@ -11,6 +11,7 @@
 
 #include "anthropic.h"
 #include "openai-chat.h"
+#include "openai-embeddings.h"
 #include "sse.h"
 
 namespace chitin::model {
@@ -27,8 +28,9 @@ std::string lowercase(std::string_view s) {
   return out;
 }
 
-std::unique_ptr<StreamAssembler> makeAssembler(Api api, const TextSink& onText) {
-  switch (api) {
+std::unique_ptr<StreamAssembler> makeAssembler(const CallSpec& spec, const TextSink& onText) {
+  if (spec.embedTexts > 0) return std::make_unique<OpenAiEmbeddingsAssembler>(spec.embedTexts);
+  switch (spec.api) {
     case Api::OPENAI_CHAT:
       return std::make_unique<OpenAiChatAssembler>(onText);
     case Api::ANTHROPIC:
@@ -51,7 +53,7 @@ struct Attempt {
 
 Attempt attemptOnce(const CallSpec& spec, HttpSession& http, const std::atomic<bool>& cancelled,
                     const TextSink& onText, uint32_t attempt) {
-  auto assembler = makeAssembler(spec.api, onText);
+  auto assembler = makeAssembler(spec, onText);
   SseParser parser;
   BodyMode mode = BodyMode::none;
   std::string buffered;
@@ -156,7 +158,8 @@ Attempt attemptOnce(const CallSpec& spec, HttpSession& http, const std::atomic<b
                            : "content-type " + excerpt(result.headers.contentType, 60);
     return fail(FailureKind::BAD_RESPONSE,
                 "the provider answered HTTP " + std::to_string(result.status) + " with " + type +
-                    " instead of an event stream: " + excerpt(redact(buffered, spec.secret), 120));
+                    (spec.embedTexts > 0 ? " instead of JSON: " : " instead of an event stream: ") +
+                    excerpt(redact(buffered, spec.secret), 120));
   }
 
   Failure failure = httpFailure(result.status, result.headers, redact(buffered, spec.secret));

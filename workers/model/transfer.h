@@ -25,6 +25,9 @@ struct CallSpec {
   uint32_t maxRetries = 3;
   // A single wait longer than this is not made: the call fails with the provider's reason.
   std::chrono::seconds maxRetryWait{30};
+  // > 0: an embeddings call for this many texts (one JSON reply, openai-embeddings.h), not a
+  // completion.
+  size_t embedTexts = 0;
 };
 
 // Limits on what one reply may make us hold.
