@@ -82,6 +82,24 @@ TEST_CASE("config: environment overrides the model settings") {
   CHECK(m.apiKey == "sk-test");
 }
 
+TEST_CASE("config: an embedding model needs an OpenAI-compatible provider and a plain name") {
+  auto ok = parseConfig("model { provider: OPENAI model: \"m\" embedding_model: \"e1\" }", "c");
+  CHECK(resolveModelSettings(ok, envOf({}), noFile).embeddingModel == "e1");
+  CHECK(resolveModelSettings(parseConfig("model { provider: OPENAI model: \"m\" }", "c"), envOf({}),
+                             noFile)
+            .embeddingModel.empty());
+  auto anthropic =
+      parseConfig("model { provider: ANTHROPIC model: \"claude\" embedding_model: \"e1\" }", "c");
+  CHECK_THROWS_WITH_AS(resolveModelSettings(anthropic, envOf({}), noFile),
+                       doctest::Contains("model.embedding_model: \"e1\" needs provider OPENAI"),
+                       ConfigError);
+  auto spaced =
+      parseConfig("model { provider: OPENAI model: \"m\" embedding_model: \"a b\" }", "c");
+  CHECK_THROWS_WITH_AS(resolveModelSettings(spaced, envOf({}), noFile),
+                       doctest::Contains("model.embedding_model: expected a model name"),
+                       ConfigError);
+}
+
 TEST_CASE("config: the API key file is read and trimmed; a bad one is a clear error") {
   auto c = parseConfig("model { provider: OPENAI model: \"m\" api_key_file: \"/k\" }", "c");
   auto m = resolveModelSettings(c, envOf({}), [](const std::string& p) {

@@ -92,6 +92,16 @@ TEST_CASE("memory cli: status prints files, chunks, size, last update and stale 
   CHECK(indexed.find("  last update    never\n") != std::string::npos);
   CHECK(indexed.find("  rebuilt        the index did not exist\n") != std::string::npos);
   CHECK(indexed.find("stale files") == std::string::npos);
+  // The embeddings the gateway's memory_search stored, per model; a count of another type is
+  // left out.
+  std::string withVectors = formatMemoryStatus(
+      R"({"files":1,"chunks":2,"indexBytes":900,"added":0,"changed":0,"removed":0,)"
+      R"("unchanged":1,"stale":0,"skipped":0,"updatedAt":0,"rebuiltBecause":"",)"
+      R"("vectors":{"nomic-embed-text":2,"odd\u001b":"x"}})",
+      MemoryCommand::STATUS, "main", 0);
+  CHECK(withVectors.find("  embeddings     2 chunk text(s) by \"nomic-embed-text\"\n") !=
+        std::string::npos);
+  CHECK(withVectors.find("odd") == std::string::npos);
   CHECK_THROWS_WITH_AS(formatMemoryStatus("[1]", MemoryCommand::STATUS, "main", 0),
                        "the memory worker's answer is not a JSON object", std::runtime_error);
   CHECK_THROWS_WITH_AS(formatMemoryStatus(R"({"files":"3"})", MemoryCommand::STATUS, "main", 0),
@@ -110,7 +120,20 @@ TEST_CASE("memory cli: hits print as path:lines, score and snippet; file bytes a
         "    The **giraffe** project\n\n"
         "MEMORY.md:2-4  score 0.50\n"
         "    a\n    b\\x1b]52;c;x\\x07\n\n"
-        "2 matches for \"giraffe\", best first (score: BM25, higher is better)\n");
+        "2 matches for \"giraffe\", best first (score: BM25 keyword ranking, higher is "
+        "better)\n");
+  // A hybrid ranking's score is shown as it is (0..1, higher is better).
+  CHECK(formatMemorySearch(
+            R"({"files":2,"ranking":"hybrid","hits":[{"path":"memory/garage.md","startLine":1,)"
+            R"("endLine":1,"snippet":"Sedan needs new tyres.","score":0.512}]})",
+            "automobile") ==
+        "memory/garage.md:1  score 0.51\n"
+        "    Sedan needs new tyres.\n\n"
+        "1 match for \"automobile\", best first (score: meaning and keywords, 0 to 1, higher is "
+        "better)\n");
+  // A ranking of another type is no hybrid (the answer's shape is never trusted).
+  CHECK(formatMemorySearch(R"({"files":1,"ranking":7,"hits":[]})", "x") ==
+        "no matches for \"x\" (1 files indexed)\n");
   CHECK(formatMemorySearch(R"({"files":4,"hits":[]})", "okapi") ==
         "no matches for \"okapi\" (4 files indexed)\n");
   CHECK_THROWS_AS(formatMemorySearch(R"({"files":4})", "x"), std::runtime_error);

@@ -180,6 +180,14 @@ std::string formatMemoryStatus(const std::string& workerJson, MemoryCommand comm
            " (symlinks, not regular files, over 4 MiB, or a path over 1 KiB)\n";
   }
   if (!rebuilt.empty()) out += "  rebuilt        " + displayLine(rebuilt) + "\n";
+  // Embeddings stored by the gateway's memory_search (model.embedding_model), per model.
+  if (auto vectors = a.find("vectors"); vectors != a.end() && vectors->is_object()) {
+    for (const auto& [model, count] : vectors->items()) {
+      if (!count.is_number_unsigned()) continue;
+      out += "  embeddings     " + std::to_string(count.get<uint64_t>()) + " chunk text(s) by " +
+             shownQuoted(model) + "\n";
+    }
+  }
   return out;
 }
 
@@ -188,6 +196,8 @@ std::string formatMemorySearch(const std::string& workerJson, const std::string&
   auto hits = a.find("hits");
   if (hits == a.end() || !hits->is_array())
     throw std::runtime_error("the memory worker's answer has no list of hits");
+  auto ranking = a.find("ranking");
+  bool hybrid = ranking != a.end() && ranking->is_string() && *ranking == "hybrid";
   std::string out;
   unsigned n = 0;
   for (const auto& hit : *hits) {
@@ -197,8 +207,9 @@ std::string formatMemorySearch(const std::string& workerJson, const std::string&
     uint64_t start = hit.value("startLine", uint64_t(0)), end = hit.value("endLine", uint64_t(0));
     double score = hit.value("score", 0.0);
     char scoreText[32];
-    // SQLite's bm25() is lower-is-better; shown negated so that higher is better.
-    snprintf(scoreText, sizeof scoreText, "%.2f", -score);
+    // SQLite's bm25() is lower-is-better; shown negated so that higher is better. A hybrid
+    // score is higher-is-better already.
+    snprintf(scoreText, sizeof scoreText, "%.2f", hybrid ? score : -score);
     out += displayLine(hit["path"].get<std::string>()) + ":" + std::to_string(start) +
            (end > start ? "-" + std::to_string(end) : "") + "  score " + scoreText + "\n";
     std::string snippet = displayBlock(hit["snippet"].get<std::string>());
@@ -212,7 +223,8 @@ std::string formatMemorySearch(const std::string& workerJson, const std::string&
            " files indexed)\n";
   } else {
     out += std::to_string(n) + (n == 1 ? " match" : " matches") + " for " + shownQuoted(query) +
-           ", best first (score: BM25, higher is better)\n";
+           (hybrid ? ", best first (score: meaning and keywords, 0 to 1, higher is better)\n"
+                   : ", best first (score: BM25 keyword ranking, higher is better)\n");
   }
   return out;
 }

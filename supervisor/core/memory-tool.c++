@@ -4,6 +4,8 @@
 
 #include "memory-tool.h"
 
+#include <spdlog/spdlog.h>
+
 #include <nlohmann/json.hpp>
 
 #include "memory-path.h"
@@ -33,7 +35,8 @@ uint64_t lineOf(const json& hit, const char* key) {
 }  // namespace
 
 ToolOutcome memorySearchOutcome(const std::string& workerJson, const std::string& query,
-                                const UntrustedJudge& judge, uint32_t maxBytes) {
+                                const UntrustedJudge& judge, uint32_t maxBytes,
+                                std::string* embeddingProblem) {
   json answer = json::parse(workerJson, nullptr, false);
   if (!answer.is_object() || !answer.contains("hits") || !answer["hits"].is_array()) {
     return ToolOutcome{ToolOutcome::Status::ERROR,
@@ -74,6 +77,13 @@ ToolOutcome memorySearchOutcome(const std::string& workerJson, const std::string
     text += entry;
   }
   if (n == 0) text += "\n(no matches)\n";
+  // Embeddings that failed leave keyword ranking; the owner hears of it in the gateway's log.
+  if (auto problem = answer.find("embeddingError");
+      embeddingProblem != nullptr && problem != answer.end()) {
+    *embeddingProblem = cleanText(*problem, 512);
+    for (char& c : *embeddingProblem)
+      if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
   if (untrusted > 0) {
     text += "\n" + std::to_string(untrusted) +
             " of these matches come from notes written while untrusted content was in a "
@@ -98,7 +108,14 @@ kj::Promise<ToolOutcome> MemoryTool::run(const std::string& tool, const std::str
       return untrustedSourceOfFile(settings_.workspaceDir, path, settings_.untrustedPaths,
                                    untrusted_);
     };
-    return memorySearchOutcome(raw.content, query, judge, settings_.maxOutputBytes);
+    std::string embeddingProblem;
+    ToolOutcome out =
+        memorySearchOutcome(raw.content, query, judge, settings_.maxOutputBytes, &embeddingProblem);
+    if (!embeddingProblem.empty()) {
+      spdlog::warn("memory_search ranked by keywords alone: embeddings failed: {}",
+                   embeddingProblem);
+    }
+    return out;
   });
 }
 

@@ -23,9 +23,12 @@ namespace chitin {
 using UntrustedJudge = std::function<std::string(const std::string& path)>;
 
 // What the model reads of a memory_search worker answer (`workerJson`), at most about
-// `maxBytes`. `untrustedSource` is set when any hit came from an untrusted file.
+// `maxBytes`. `untrustedSource` is set when any hit came from an untrusted file. When the
+// worker says its embeddings failed (it then ranked by keywords alone), `embeddingProblem`
+// gets why, as one line of display text.
 ToolOutcome memorySearchOutcome(const std::string& workerJson, const std::string& query,
-                                const UntrustedJudge& judge, uint32_t maxBytes);
+                                const UntrustedJudge& judge, uint32_t maxBytes,
+                                std::string* embeddingProblem = nullptr);
 
 struct MemoryToolSettings {
   std::string workspaceDir;

@@ -19,75 +19,15 @@
 #include <unordered_map>
 #include <utility>
 
+#include "memory-sqlite.h"
+
 namespace chitin {
 
 namespace {
 
-// SQLite found the index file damaged while using it (SQLITE_CORRUPT, SQLITE_NOTADB): the index
-// is rebuilt (MemoryIndex::rebuildingOnDamage), unlike any other error.
-class IndexDamaged : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void fail(int rc, const std::string& message) {
-  int primary = rc & 0xff;
-  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) throw IndexDamaged(message);
-  throw std::runtime_error(message);
-}
-
-// A prepared statement that finalizes itself.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-    if (rc != SQLITE_OK)
-      fail(rc, std::string("memory index: ") + sqlite3_errmsg(db) + " in: " + sql);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& bind(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bindBlob(int i, const std::string& bytes) {
-    sqlite3_bind_blob(stmt_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
-    return *this;
-  }
-  Statement& bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  // true while there is a row; throws on an error.
-  bool step() {
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail(rc, std::string("memory index: ") + sqlite3_errmsg(db_));
-  }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
-  double real(int col) { return sqlite3_column_double(stmt_, col); }
-  std::string blob(int col) {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
-             : std::string();
-  }
-  std::string text(int col) {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
-             : std::string();
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
+using memory_sqlite::fail;
+using memory_sqlite::IndexDamaged;
+using memory_sqlite::Statement;
 
 // The schema's tables as SQLite keeps their definitions in sqlite_master (the cheap check
 // compares them), and what SQLite adds beside them: FTS5's shadow tables and the primary keys'
@@ -98,13 +38,18 @@ constexpr const char* OUR_TABLES[][2] = {
      "hash TEXT, chunks INTEGER)"},
     {"chunks",
      "CREATE VIRTUAL TABLE chunks USING fts5(text, path UNINDEXED, start_line UNINDEXED, "
-     "end_line UNINDEXED, tokenize='unicode61')"},
+     "end_line UNINDEXED, hash UNINDEXED, tokenize='unicode61')"},
     {"meta", "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER)"},
     {"scan", "CREATE TABLE scan(records BLOB)"},
+    // Embeddings of chunk texts (memory-vectors.c++), by the text's hash: an edit elsewhere in a
+    // file keeps its other chunks' vectors.
+    {"vectors",
+     "CREATE TABLE vectors(model TEXT, hash TEXT, vector BLOB, PRIMARY KEY(model, hash))"},
 };
 constexpr const char* SQLITE_ADDS[] = {
     "index sqlite_autoindex_files_1",
     "index sqlite_autoindex_meta_1",
+    "index sqlite_autoindex_vectors_1",
     "table chunks_config",
     "table chunks_content",
     "table chunks_data",
@@ -123,6 +68,16 @@ std::string contentHash(const std::string& content) {
   snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
 }
+
+}  // namespace
+
+std::string chunkHash(const std::string& text) {
+  // Change detection, not security: a collision (accidental, or made on purpose by whoever
+  // writes notes) gives a chunk another chunk's vector, so a rank, nothing more.
+  return contentHash(text) + "-" + std::to_string(text.size());
+}
+
+namespace {
 
 int64_t changeTimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec;
@@ -392,13 +347,13 @@ void MemoryIndex::recreate(const std::string& why) {
 }
 
 void MemoryIndex::createSchema() {
-  static_assert(SCHEMA_VERSION == 3, "the schema below is version 3");
+  static_assert(SCHEMA_VERSION == 4, "the schema below is version 4");
   exec("BEGIN");
   for (const auto& [name, sql] : OUR_TABLES) exec(sql);
   exec(
       "INSERT INTO meta(key, value) VALUES('files', 0), ('chunks', 0);"
       "INSERT INTO scan(records) VALUES(x'');"
-      "PRAGMA user_version=3;"
+      "PRAGMA user_version=4;"
       "COMMIT;");
 }
 
@@ -506,23 +461,6 @@ void MemoryIndex::writeStamp() {
   if (!whole) unlink(stampPath.c_str());
 }
 
-template <typename F>
-auto MemoryIndex::rebuildingOnDamage(bool refill, F&& use) -> decltype(use()) {
-  try {
-    return use();
-  } catch (const IndexDamaged& e) {
-    if (rebuiltOnDamage_) throw;  // once per call: damage again is not the file's
-    rebuiltOnDamage_ = true;
-    std::string why = std::string("the index was not valid (damaged: ") + e.what() + ")";
-    recreate(why);
-    if (refill && rootFd_ >= 0) {
-      updateOnce(rootFd_, WalkSync{});  // a new index: walked in full whatever was passed
-      rebuiltBecause_ = why;  // still this call's news (updateOnce reported it to no one)
-    }
-    return use();
-  }
-}
-
 MemoryStats MemoryIndex::update(int rootFd, WalkSync sync) {
   rootFd_ = rootFd;
   return rebuildingOnDamage(false, [&] { return updateOnce(rootFd, sync); });
@@ -593,8 +531,8 @@ MemoryStats MemoryIndex::updateOnce(int rootFd, WalkSync sync) {
                       "INSERT OR REPLACE INTO files(path, ctime, size, ino, hash, chunks) "
                       "VALUES(?, ?, ?, ?, ?, ?)");
     Statement putChunk(db_,
-                       "INSERT INTO chunks(text, path, start_line, end_line) "
-                       "VALUES(?, ?, ?, ?)");
+                       "INSERT INTO chunks(text, path, start_line, end_line, hash) "
+                       "VALUES(?, ?, ?, ?, ?)");
     auto forget = [&](const std::string& path) {
       delChunks.reset();
       delChunks.bind(1, path).step();
@@ -645,6 +583,7 @@ MemoryStats MemoryIndex::updateOnce(int rootFd, WalkSync sync) {
               .bind(2, found.path)
               .bind(3, static_cast<int64_t>(chunk.start))
               .bind(4, static_cast<int64_t>(chunk.end))
+              .bind(5, chunkHash(chunk.text))
               .step();
         }
         fileChunks = static_cast<int64_t>(pieces.size());
@@ -760,12 +699,13 @@ std::vector<MemoryHit> MemoryIndex::query(const std::string& match, uint32_t max
   std::vector<MemoryHit> hits;
   Statement s(db_,
               "SELECT path, start_line, end_line, "
-              "snippet(chunks, 0, '**', '**', '…', 24), bm25(chunks) "
+              "snippet(chunks, 0, '**', '**', '…', 24), bm25(chunks), rowid "
               "FROM chunks WHERE chunks MATCH ? ORDER BY bm25(chunks), path, start_line LIMIT ?");
   s.bind(1, match).bind(2, static_cast<int64_t>(maxResults));
   while (s.step()) {
     hits.push_back(MemoryHit{s.text(0), static_cast<uint32_t>(s.integer(1)),
-                             static_cast<uint32_t>(s.integer(2)), s.text(3), s.real(4)});
+                             static_cast<uint32_t>(s.integer(2)), s.text(3), s.real(4),
+                             s.integer(5)});
   }
   return hits;
 }

@@ -52,6 +52,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "memory-files.h"
@@ -63,7 +64,25 @@ struct MemoryHit {
   uint32_t startLine = 0;
   uint32_t endLine = 0;  // inclusive, 1-based
   std::string snippet;   // the matching words in **bold**; "…" where text was left out
-  double score = 0;      // BM25: lower is better (SQLite's sign)
+  // Keyword ranking: BM25, lower is better (SQLite's sign). Hybrid ranking (searchHybrid):
+  // the combined score, 0..1, higher is better.
+  double score = 0;
+  int64_t chunk = 0;  // the chunk's rowid in the index
+};
+
+// A chunk the index holds no vector for yet (chunksToEmbed()).
+struct ChunkToEmbed {
+  std::string hash;  // chunkHash(text)
+  std::string text;
+};
+
+// The query's and the chunks' vectors are combined as VECTOR_WEIGHT x cosine similarity +
+// (1 - VECTOR_WEIGHT) x the BM25 score scaled to 0..1 within the keyword candidates.
+struct HybridWeights {
+  double vectorWeight = 0.7;
+  uint32_t candidateFactor = 4;  // each side brings maxResults x this many candidates
+  // A chunk that shares no word with the query is a hit only at this similarity or above.
+  double minVectorOnlySimilarity = 0.35;
 };
 
 // The supervisor's watch on the memory files, as memory_search passes it (tool.capnp
@@ -88,7 +107,7 @@ struct MemoryStats {
 
 class MemoryIndex {
  public:
-  static constexpr int SCHEMA_VERSION = 3;
+  static constexpr int SCHEMA_VERSION = 4;
   static constexpr uint32_t CHUNK_MAX_LINES = 12;
   static constexpr uint64_t MAX_FILE_BYTES = MAX_MEMORY_FILE_BYTES;  // a larger one is skipped
   static constexpr uint64_t MAX_FILES = MAX_MEMORY_FILES;
@@ -124,6 +143,28 @@ class MemoryIndex {
   // them all, any of them). Throws std::invalid_argument when `query` has no word at all.
   std::vector<MemoryHit> search(const std::string& query, uint32_t maxResults);
 
+  // Embeddings (memory-vectors.c++). Vectors are stored per model and chunk text, scaled to
+  // length 1; a model's vectors are the only ones kept once another model's are stored.
+  //
+  // Up to `limit` chunks without a vector under `model`, one per distinct text.
+  std::vector<ChunkToEmbed> chunksToEmbed(const std::string& model, uint32_t limit);
+  // Stores `vectors[i]` for `chunks[i]` in one transaction, dropping other models' vectors and
+  // those of texts no chunk holds any more. Throws std::invalid_argument on a count mismatch,
+  // an empty or non-finite vector, or one of a dimension other than the stored ones'.
+  void putVectors(const std::string& model, const std::vector<ChunkToEmbed>& chunks,
+                  const std::vector<std::vector<float>>& vectors);
+  // Chunks with a vector under `model`.
+  uint64_t embeddedChunks(const std::string& model);
+  // Vectors held per model.
+  std::vector<std::pair<std::string, uint64_t>> vectorCounts();
+  // The best `maxResults` chunks by keyword and meaning together: `queryVector` is `query`'s
+  // embedding under `model`. Chunks without a vector rank by their keywords alone. Throws
+  // std::invalid_argument when `queryVector` is empty or not finite.
+  std::vector<MemoryHit> searchHybrid(const std::string& query,
+                                      const std::vector<float>& queryVector,
+                                      const std::string& model, uint32_t maxResults,
+                                      const HybridWeights& weights = {});
+
   const std::string& rebuiltBecause() const { return rebuiltBecause_; }
   // Whether opening this index read all of it (quick_check and FTS5's integrity-check): the
   // stamp was missing or did not match the file.
@@ -156,6 +197,9 @@ class MemoryIndex {
   bool rebuiltOnDamage_ = false;
   int rootFd_ = -1;  // the last update()'s, for a rebuild on damage
 };
+
+// The hash a chunk's vector is stored under (change detection, not security).
+std::string chunkHash(const std::string& text);
 
 // The FTS5 query for the words of `text` (letters, digits and the characters FTS5's unicode61
 // tokenizer keeps together), each quoted, joined with `joiner` (" " = all, " OR " = any).
