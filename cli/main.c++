@@ -68,7 +68,8 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
                           files; `index` brings it up to date (no gateway needed)
   memory search QUERY [--max N] [--agent NAME]
                           search MEMORY.md and memory/ (path:lines, score, snippet), through
-                          the sandboxed memory worker, as memory_search does
+                          the sandboxed memory worker, by keywords (the agent's memory_search
+                          also ranks by meaning when model.embedding_model is set)
   doctor                  check bubblewrap, user namespaces, seccomp, the model and the gateway
   version                 print the version
 
