@@ -193,6 +193,11 @@ def print_memory_search_cost():
     line("  search (FTS5, BM25, snippets)", f"{w['search_ms']:.2f} ms")
     line("  counts", f"{w['counts_ms']:.2f} ms")
     line("  together (open to close)", f"{w['total_ms']:.2f} ms")
+    print(f"    with embeddings (model.embedding_model; {w['vectors']} chunk vectors of 768 "
+          "dimensions), added per search besides the provider's time for the query:")
+    line("  chunks still to embed", f"{w['pending_ms']:.2f} ms")
+    line("  hybrid ranking (every vector read)", f"{w['hybrid_ms']:.2f} ms")
+    line("  chunks embedded (for the answer)", f"{w['embedded_ms']:.2f} ms")
 
 
 def prompt_assembly_cost():

@@ -41,15 +41,14 @@ constexpr const char* OUR_TABLES[][2] = {
      "end_line UNINDEXED, hash UNINDEXED, tokenize='unicode61')"},
     {"meta", "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER)"},
     {"scan", "CREATE TABLE scan(records BLOB)"},
-    // Embeddings of chunk texts (memory-vectors.c++), by the text's hash: an edit elsewhere in a
-    // file keeps its other chunks' vectors.
-    {"vectors",
-     "CREATE TABLE vectors(model TEXT, hash TEXT, vector BLOB, PRIMARY KEY(model, hash))"},
+    // Embeddings of chunk texts (memory-vectors.c++), by the text's hash, so an edit elsewhere
+    // in a file keeps its other chunks' vectors; all of the one model `vector_model` names.
+    {"vectors", "CREATE TABLE vectors(hash TEXT PRIMARY KEY, vector BLOB) WITHOUT ROWID"},
+    {"vector_model", "CREATE TABLE vector_model(model TEXT, dimensions INTEGER)"},
 };
 constexpr const char* SQLITE_ADDS[] = {
     "index sqlite_autoindex_files_1",
     "index sqlite_autoindex_meta_1",
-    "index sqlite_autoindex_vectors_1",
     "table chunks_config",
     "table chunks_content",
     "table chunks_data",
@@ -620,6 +619,12 @@ MemoryStats MemoryIndex::updateOnce(int rootFd, WalkSync sync) {
       exec("ROLLBACK");
     } else {
       if (changedFiles) {
+        // Vectors of texts no chunk holds any more go; the chunks' generation moves on, so the
+        // next search looks for chunks without a vector (memory-vectors.c++).
+        exec("DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM chunks)");
+        exec(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES('chunk_generation', "
+            "coalesce((SELECT value FROM meta WHERE key = 'chunk_generation'), 0) + 1)");
         Statement meta(db_,
                        "INSERT OR REPLACE INTO meta(key, value) "
                        "VALUES('updated_at', ?), ('files', ?), ('chunks', ?)");

@@ -143,19 +143,21 @@ class MemoryIndex {
   // them all, any of them). Throws std::invalid_argument when `query` has no word at all.
   std::vector<MemoryHit> search(const std::string& query, uint32_t maxResults);
 
-  // Embeddings (memory-vectors.c++). Vectors are stored per model and chunk text, scaled to
-  // length 1; a model's vectors are the only ones kept once another model's are stored.
+  // Embeddings (memory-vectors.c++). The index holds one model's vectors, one per distinct
+  // chunk text, scaled to length 1; an update drops those of texts no chunk holds any more.
   //
-  // Up to `limit` chunks without a vector under `model`, one per distinct text.
+  // Up to `limit` chunks without a vector under `model`, one per distinct text (all of them
+  // when the index holds another model's). Once none is left, later calls answer at once until
+  // the chunks change.
   std::vector<ChunkToEmbed> chunksToEmbed(const std::string& model, uint32_t limit);
-  // Stores `vectors[i]` for `chunks[i]` in one transaction, dropping other models' vectors and
-  // those of texts no chunk holds any more. Throws std::invalid_argument on a count mismatch,
-  // an empty or non-finite vector, or one of a dimension other than the stored ones'.
+  // Stores `vectors[i]` for `chunks[i]` in one transaction; vectors of another model, or of
+  // another dimension, are dropped first. Throws std::invalid_argument on a count mismatch, or
+  // an empty, zero or non-finite vector, or vectors of mixed dimensions.
   void putVectors(const std::string& model, const std::vector<ChunkToEmbed>& chunks,
                   const std::vector<std::vector<float>>& vectors);
   // Chunks with a vector under `model`.
   uint64_t embeddedChunks(const std::string& model);
-  // Vectors held per model.
+  // The model whose vectors the index holds, and how many (nothing when it holds none).
   std::vector<std::pair<std::string, uint64_t>> vectorCounts();
   // The best `maxResults` chunks by keyword and meaning together: `queryVector` is `query`'s
   // embedding under `model`. Chunks without a vector rank by their keywords alone. Throws

@@ -70,6 +70,9 @@ class Statement {
     return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
              : std::string();
   }
+  // A column's bytes without a copy, valid until the next step(); blobData() then bytes().
+  const void* blobData(int col) { return sqlite3_column_blob(stmt_, col); }
+  size_t bytes(int col) { return static_cast<size_t>(sqlite3_column_bytes(stmt_, col)); }
   std::string text(int col) {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
