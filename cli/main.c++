@@ -67,9 +67,9 @@ const char USAGE[] = R"(usage: chitin COMMAND [options]
                           the agent's memory index: files, chunks, size, last update, stale
                           files; `index` brings it up to date (no gateway needed)
   memory search QUERY [--max N] [--agent NAME]
-                          search MEMORY.md and memory/ (path:lines, score, snippet), through
-                          the sandboxed memory worker, by keywords (the agent's memory_search
-                          also ranks by meaning when model.embedding_model is set)
+                          search MEMORY.md and memory/ (path:lines, score, snippet) as the
+                          agent's memory_search does, through the running gateway (by meaning
+                          too with model.embedding_model); without one, here, by keywords
   doctor                  check bubblewrap, user namespaces, seccomp, the model and the gateway
   version                 print the version
 

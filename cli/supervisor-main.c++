@@ -26,8 +26,10 @@
 #include "config.h"
 #include "doctor.h"
 #include "home.h"
+#include "gateway-client.h"
 #include "memory-cli.h"
 #include "policy-cli.h"
+#include "remote-commands.h"
 #include "skills-cli.h"
 #include "spawner.h"
 #include "supervisor.h"
@@ -214,6 +216,27 @@ int cmdSkills(const std::vector<std::string>& args) {
   return chitin::skills::skillsCommand(args, env, std::cout, std::cerr);
 }
 
+// memory.search on the running gateway (gateway.url and gateway.token of $CHITIN_HOME, as for
+// `chitin status`); not reached when none runs. Connection problems are not shown: the search
+// then runs here.
+chitin::memory::GatewayMemoryAnswer askGatewayMemory(const chitin::memory::MemoryCliRequest& r) {
+  chitin::memory::GatewayMemoryAnswer answer;
+  std::ostringstream quiet;
+  chitin::cli::RemoteContext ctx{chitin::cli::processEnvironment(), quiet, quiet, false};
+  chitin::cli::withGateway(ctx, [&](chitin::cli::GatewayClient& client) {
+    answer.reached = true;
+    answer.text = "no answer";  // until one comes (a timeout or a dropped connection throws)
+    // The worker's wall clock (120 s) bounds the search; the embeddings take at most 40 s.
+    auto res =
+        client.request("memory.search", {{"query", r.query}, {"maxResults", r.maxResults}}, 130000);
+    answer.ok = res.ok;
+    answer.text = res.ok ? chitin::cli::jsonString(res.payload, "answerJson")
+                         : res.errorCode + ": " + res.errorMessage;
+    return 0;
+  });
+  return answer;
+}
+
 // `chitin memory`: the real memory worker in its shipped profile, started here (no gateway
 // needed). Root becomes the home's owner first: workers never run as root, and the index stays
 // the service user's.
@@ -247,7 +270,8 @@ int cmdMemory(const std::vector<std::string>& args) {
       [settings](const chitin::memory::MemoryCliRequest& request, const std::string& workspace,
                  const std::string& stateDir) {
         return chitin::memory::runMemoryWorker(settings, request, workspace, stateDir);
-      }};
+      },
+      askGatewayMemory};
   return chitin::memory::memoryCommand(args, env, std::cout, std::cerr);
 }
 

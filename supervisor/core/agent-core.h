@@ -106,6 +106,10 @@ class AgentCore final : public gateway::AgentService,
   void setSpareStatus(std::function<void(gateway::StatusPayload&)> fill) {
     spareStatus_ = std::move(fill);
   }
+  // The memory.search control method (`chitin memory search` through this gateway).
+  void setMemorySearch(ControlMethods::MemorySearch search) {
+    control_->setMemorySearch(std::move(search));
+  }
 
   // Aborts every run and stops every session worker (SIGTERM path).
   void shutdown();

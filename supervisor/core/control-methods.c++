@@ -21,8 +21,11 @@ ControlMethods::ControlMethods(Safeguards safeguards, ApprovalBook& approvals, G
       auditDir_(std::move(auditDir)) {}
 
 std::vector<std::string> ControlMethods::methods() const {
-  return {"approvals.list",  "approval.get", "approval.resolve", "pairing.list",
-          "pairing.approve", "pairing.deny", "policy.reload",    "workspace.rollback"};
+  std::vector<std::string> out = {"approvals.list", "approval.get",      "approval.resolve",
+                                  "pairing.list",   "pairing.approve",   "pairing.deny",
+                                  "policy.reload",  "workspace.rollback"};
+  if (memorySearch_) out.push_back("memory.search");
+  return out;
 }
 
 gateway::PolicyReloadResult ControlMethods::reloadPolicy(const std::string& by) {
@@ -137,6 +140,15 @@ std::optional<gateway::Result<google::protobuf::Struct>> ControlMethods::call(
 
 bool ControlMethods::callLater(const std::string& method, const google::protobuf::Struct& params,
                                gateway::AgentService::ControlReply reply) {
+  if (method == "memory.search" && memorySearch_) {
+    auto p = gateway::frames::paramsAs<gateway::MemorySearchParams>(params, method);
+    if (auto* e = std::get_if<gateway::UserError>(&p)) {
+      reply(*e);
+    } else {
+      searchMemory(std::get<gateway::MemorySearchParams>(p), std::move(reply));
+    }
+    return true;
+  }
   if (method != "workspace.rollback") return false;
   auto p = gateway::frames::paramsAs<gateway::RollbackParams>(params, method);
   if (auto* e = std::get_if<gateway::UserError>(&p)) {
@@ -145,6 +157,34 @@ bool ControlMethods::callLater(const std::string& method, const google::protobuf
     rollback(std::get<gateway::RollbackParams>(p), std::move(reply));
   }
   return true;
+}
+
+void ControlMethods::searchMemory(const gateway::MemorySearchParams& params,
+                                  gateway::AgentService::ControlReply reply) {
+  const std::string& query = params.query();
+  if (query.find_first_not_of(" \t\r\n") == std::string::npos)
+    return reply(gateway::UserError{"INVALID_REQUEST", "query: expected words to search for"});
+  if (query.size() > MAX_MEMORY_QUERY_BYTES ||
+      !isValidUtf8(kj::ArrayPtr<const char>(query.data(), query.size())))
+    return reply(gateway::UserError{"INVALID_REQUEST", "query: expected at most 4 KiB of UTF-8"});
+  uint32_t most = params.max_results() == 0 ? 10 : params.max_results();
+  if (most > rpc::MAX_MEMORY_HITS)
+    return reply(gateway::UserError{"INVALID_REQUEST", "maxResults: expected 1 to 50"});
+  auto shared = std::make_shared<gateway::AgentService::ControlReply>(std::move(reply));
+  tasks_.add(memorySearch_(query, most)
+                 .then(
+                     [shared](ToolOutcome outcome) {
+                       if (outcome.status != ToolOutcome::Status::OK) {
+                         (*shared)(gateway::UserError{"UNAVAILABLE", outcome.content});
+                         return;
+                       }
+                       gateway::MemorySearchResult result;
+                       result.set_answer_json(outcome.content);
+                       (*shared)(gateway::frames::toStruct(result));
+                     },
+                     [shared](kj::Exception&& e) {
+                       (*shared)(gateway::UserError{"INTERNAL", e.getDescription().cStr()});
+                     }));
 }
 
 void ControlMethods::rollback(const gateway::RollbackParams& params,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The owner's control methods on the gateway: approvals, pairing, policy reload, rollback.
+// The owner's control methods on the gateway: approvals, pairing, policy reload, rollback,
+// memory search.
 // Runs in: supervisor
 //
 // Owns: the table of control methods and what each does. Everyone who reaches these holds the
@@ -13,6 +14,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <kj/async.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +28,7 @@
 #include "snapshots.h"
 #include "taint.h"
 #include "task-errors.h"
+#include "tool-runner.h"
 
 namespace chitin {
 
@@ -56,8 +59,16 @@ class ControlMethods final {
   // Re-reads policies and entities (SIGHUP, `chitin policy reload`); audited either way.
   gateway::PolicyReloadResult reloadPolicy(const std::string& by);
 
+  // memory.search runs `search` (the ToolRunner's memory worker call for the agent's workspace);
+  // without it the method is not offered.
+  using MemorySearch =
+      std::function<kj::Promise<ToolOutcome>(const std::string& query, uint32_t maxResults)>;
+  void setMemorySearch(MemorySearch search) { memorySearch_ = std::move(search); }
+
  private:
   void rollback(const gateway::RollbackParams& params, gateway::AgentService::ControlReply reply);
+  void searchMemory(const gateway::MemorySearchParams& params,
+                    gateway::AgentService::ControlReply reply);
   gateway::Result<google::protobuf::Struct> rolledBack(const audit::Record& target,
                                                        const audit::Restored& restored);
 
@@ -65,6 +76,7 @@ class ControlMethods final {
   ApprovalBook& approvals_;
   Guard& guard_;
   std::string auditDir_;
+  MemorySearch memorySearch_;
   LogTaskErrors taskErrors_{"control method", spdlog::level::err};
   kj::TaskSet tasks_{taskErrors_};  // rollbacks in progress; destroyed first, so they end with us
 };

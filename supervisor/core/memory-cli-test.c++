@@ -198,5 +198,63 @@ TEST_CASE("memory cli: exit codes: 0 answered, 1 the worker failed or no workspa
                          0) == 0);
 }
 
+TEST_CASE("memory cli: search asks the running gateway first, and searches here without one") {
+  Home home;
+  std::filesystem::create_directories(home.root + "/workspace/other");
+  int localCalls = 0, gatewayCalls = 0;
+  MemoryCliEnv env{
+      home.root, "main", [&](const MemoryCliRequest&, const std::string&, const std::string&) {
+        ++localCalls;
+        return ToolOutcome{ToolOutcome::Status::OK, R"({"files":1,"ranking":"keyword","hits":[]})"};
+      }};
+  GatewayMemoryAnswer gateway;
+  MemoryCliRequest asked;
+  env.gatewaySearch = [&](const MemoryCliRequest& r) {
+    ++gatewayCalls;
+    asked = r;
+    return gateway;
+  };
+
+  // The gateway answers: its ranking is printed, no worker starts here.
+  gateway = {true, true,
+             R"({"files":3,"ranking":"hybrid","hits":[{"path":"memory/garage.md","startLine":1,)"
+             R"("endLine":1,"snippet":"Sedan needs new tyres.","score":0.5}]})"};
+  std::ostringstream out, err;
+  CHECK(memoryCommand({"search", "automobile", "--max", "3"}, env, out, err) == 0);
+  CHECK(out.str().rfind("memory/garage.md:1  score 0.50\n", 0) == 0);
+  CHECK(out.str().find("meaning and keywords") != std::string::npos);
+  CHECK(err.str().empty());
+  CHECK(asked.query == "automobile");
+  CHECK(asked.maxResults == 3);
+  CHECK(localCalls == 0);
+
+  // None runs: the search runs here, silently.
+  gateway = {false, false, ""};
+  std::ostringstream out2, err2;
+  CHECK(memoryCommand({"search", "tea"}, env, out2, err2) == 0);
+  CHECK(localCalls == 1);
+  CHECK(err2.str().empty());
+  CHECK(out2.str() == "no matches for \"tea\" (1 files indexed)\n");
+
+  // It fails, or answers what is not JSON: said, then the search runs here.
+  for (auto failed : {GatewayMemoryAnswer{true, false, "UNAVAILABLE: the memory tool failed"},
+                      GatewayMemoryAnswer{true, true, "not json"}}) {
+    gateway = failed;
+    std::ostringstream out3, err3;
+    CHECK(memoryCommand({"search", "tea"}, env, out3, err3) == 0);
+    CHECK(err3.str().rfind("chitin memory search: the gateway's search failed (", 0) == 0);
+    CHECK(err3.str().find("); searching here, by keywords\n") != std::string::npos);
+    CHECK(out3.str() == "no matches for \"tea\" (1 files indexed)\n");
+  }
+  CHECK(localCalls == 3);
+
+  // Another agent than the gateway's, and the other commands, never ask it.
+  int before = gatewayCalls;
+  std::ostringstream out4, err4;
+  CHECK(memoryCommand({"search", "tea", "--agent", "other"}, env, out4, err4) == 0);
+  CHECK(memoryCommand({"status"}, env, out4, err4) == 1);  // the fake's answer is no status
+  CHECK(gatewayCalls == before);
+}
+
 }  // namespace
 }  // namespace chitin::memory

@@ -245,6 +245,21 @@ int memoryCommand(const std::vector<std::string>& args, const MemoryCliEnv& env,
         << " (the gateway creates it when it first starts; --agent names another agent)\n";
     return EXIT_FAIL;
   }
+  if (request.command == MemoryCommand::SEARCH && agent == env.defaultAgent && env.gatewaySearch) {
+    GatewayMemoryAnswer answer = env.gatewaySearch(request);
+    if (answer.reached && answer.ok) {
+      try {
+        out << formatMemorySearch(answer.text, request.query);
+        return 0;
+      } catch (const std::exception& e) {
+        answer.text = e.what();
+      }
+    }
+    if (answer.reached) {
+      err << "chitin memory search: the gateway's search failed (" << displayLine(answer.text)
+          << "); searching here, by keywords\n";
+    }
+  }
   std::string stateDir = env.home + "/state/memory/" + agent;
   ToolOutcome outcome = env.call(request, workspace, stateDir);
   if (outcome.status != ToolOutcome::Status::OK) {

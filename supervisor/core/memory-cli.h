@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // `chitin memory status | index | search QUERY [--max N] [--agent NAME]`: the agent's memory
-// index as the owner sees it. Every command is one call of the real memory worker, in its
-// shipped sandbox profile (`memory`), started here by the spawner exactly as the gateway's
-// ToolRunner starts it: a sandbox that cannot be set up means the command does not run. It works
-// whether or not the gateway is running: the two processes' workers share the index in
+// index as the owner sees it. A search of the config's agent asks the running gateway first
+// (memory.search: its memory worker, with the embeddings only it can reach); otherwise every
+// command is one call of the real memory worker, in its shipped sandbox profile (`memory`),
+// started here by the spawner exactly as the gateway's ToolRunner starts it: a sandbox that
+// cannot be set up means the command does not run. It works whether or not the gateway is
+// running: the two processes' workers share the index in
 // $CHITIN_HOME/state/memory/<agent>/, and the index's lock (workers/memory/memory-index.h) lets
 // one of them at a time use it.
 // Runs in: the `chitin` command's process (chitin-supervisor), as the owner of $CHITIN_HOME
@@ -49,10 +51,22 @@ std::string formatMemorySearch(const std::string& workerJson, const std::string&
 using MemoryWorkerCall = std::function<ToolOutcome(
     const MemoryCliRequest& request, const std::string& workspaceDir, const std::string& stateDir)>;
 
+// What the running gateway answered to memory.search.
+struct GatewayMemoryAnswer {
+  bool reached = false;  // a gateway answered (else none runs, or it could not be reached)
+  bool ok = false;       // with the memory worker's JSON in `text`; else `text` says why not
+  std::string text;
+};
+using GatewayMemorySearch = std::function<GatewayMemoryAnswer(const MemoryCliRequest& request)>;
+
 struct MemoryCliEnv {
   std::string home;          // $CHITIN_HOME
   std::string defaultAgent;  // chitin.conf's agent.id
   MemoryWorkerCall call;     // runMemoryWorker with the real spawner; a fake in tests
+  // `search` of the config's agent asks the running gateway first: its memory_search ranks by
+  // meaning too when model.embedding_model is set, and only it may reach the provider. With no
+  // gateway (or one that fails) the search runs here, by keywords. Unset: always here.
+  GatewayMemorySearch gatewaySearch;
 };
 
 // Exit codes: 0 ok (a search without matches too); 1 the worker did not run or failed (the

@@ -412,6 +412,12 @@ int runGateway(const GatewayCommand& command) {
     if (status == 0) {
       broker->setGatewayPort(gw.port());  // the port bound (0 in the options: an ephemeral one)
       core.setConnectionCounter([&gw]() { return gw.connectionCount(); });
+      // `chitin memory search` through the gateway: its memory worker, with the embeddings.
+      core.setMemorySearch([&sandboxedTools, workspace = memorySettings.workspaceDir](
+                               const std::string& query, uint32_t maxResults) {
+        return sandboxedTools.runMemoryCommand(rpc::ToolInvocation::MEMORY_SEARCH, query,
+                                               maxResults, workspace);
+      });
       core.setSpareStatus([&spares, &spareSettings](gateway::StatusPayload& out) {
         out.set_spare_sandboxes(static_cast<uint32_t>(spares.stats().waiting));
         out.set_spare_sandboxes_max(spareSettings.maxSpares);

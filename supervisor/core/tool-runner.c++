@@ -50,8 +50,6 @@ const char* requireString(const json& args, const char* key, bool required, std:
   return it->get_ref<const std::string&>().c_str();
 }
 
-constexpr size_t MAX_MEMORY_QUERY_BYTES = 4 << 10;
-
 // An optional positive whole number argument, capped at `max`; false (and `error` set) when it
 // is there but not a positive whole number.
 bool positiveInteger(const json& args, const char* key, uint32_t max, uint32_t& out,

@@ -131,6 +131,9 @@ class ToolDecorator : public ToolExecutor {
   ToolExecutor& inner_;
 };
 
+// memory_search's query at most (and memory.search's).
+constexpr size_t MAX_MEMORY_QUERY_BYTES = 4 << 10;
+
 struct ToolRunnerSettings {
   uint32_t defaultTimeoutSeconds = 120;
   uint32_t maxTimeoutSeconds = 3600;

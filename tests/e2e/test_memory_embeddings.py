@@ -6,7 +6,8 @@ model worker, against the fake model's /v1/embeddings.
 A note that shares no word with the query is found by meaning; chunks are embedded once (a
 second search sends only its query); the embeddings go with the provider's key through the
 model worker only; when the provider's embeddings fail, memory_search still answers, by keywords,
-and the gateway's log says why.
+and the gateway's log says why. `chitin memory search` asks the running gateway, so it ranks the
+same way; without one it searches by keywords.
 """
 import os
 import sys
@@ -87,6 +88,26 @@ class MemoryEmbeddings(unittest.TestCase):
             self.assertEqual(self.embeddings_requests()[-1]["status"], 400)
         finally:
             harness.rewrite_script(self.model, {"scenarios": SCENARIOS})
+
+    def test_4_chitin_memory_search_asks_the_running_gateway(self):
+        r = self.gw.cli("memory", "search", "automobile")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("memory/garage.md:1", r.stdout)
+        self.assertIn("score: meaning and keywords", r.stdout)
+        self.assertEqual(r.stderr, "")
+        status = self.gw.cli("memory", "status")
+        self.assertIn('embeddings     3 chunk text(s) by "fake-embed"', status.stdout)
+
+    def test_5_without_the_gateway_chitin_memory_search_ranks_by_keywords(self):
+        self.gw.stop()
+        try:
+            r = self.gw.cli("memory", "search", "sedan")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("memory/garage.md:1", r.stdout)
+            self.assertIn("score: BM25 keyword ranking", r.stdout)
+            self.assertIn("no matches", self.gw.cli("memory", "search", "automobile").stdout)
+        finally:
+            self.gw.restart()
 
 
 if __name__ == "__main__":
