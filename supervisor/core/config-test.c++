@@ -58,6 +58,10 @@ TEST_CASE("config: errors name file:line:column") {
 
 TEST_CASE("config: semantic checks name the setting") {
   CHECK(errorOf("gateway { port: 70000 }").find("gateway.port") != std::string::npos);
+  CHECK(errorOf("gateway { max_connections: 20000 }")
+            .find("gateway.max_connections must be at "
+                  "most 16384, got 20000") != std::string::npos);
+  CHECK(parseConfig("", "c").gateway().max_connections() == 1024);
   CHECK(errorOf("agent { id: \"../evil\" }").find("agent.id") != std::string::npos);
   CHECK(errorOf("agent { max_steps: 1000 }").find("agent.max_steps") != std::string::npos);
   CHECK(errorOf("snapshots { max_depth: 5000 }").find("snapshots.max_depth") != std::string::npos);

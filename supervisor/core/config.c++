@@ -37,6 +37,7 @@ gateway {
   # Extra browser origins allowed to open the WebSocket (the gateway's own always are).
   # allowed_origins: "https://chat.example.org"
   # max_frame_bytes: 1048576
+  # max_connections: 1024
   # failed authentication is slowed (a correct token always gets in): from the 5th failure of
   # an address within 60 s, each failing connection is answered later (250 ms, doubling, to 60 s)
   # auth_failures_before_lockout: 5
@@ -260,6 +261,7 @@ void fillDefaults(config::ChitinConfig& c) {
   if (g->max_frame_bytes() == 0) g->set_max_frame_bytes(1 << 20);
   if (g->auth_failures_before_lockout() == 0) g->set_auth_failures_before_lockout(5);
   if (g->lockout_seconds() == 0) g->set_lockout_seconds(60);
+  if (g->max_connections() == 0) g->set_max_connections(1024);
   auto* a = c.mutable_agent();
   if (a->id().empty()) a->set_id("main");
   if (a->max_steps() == 0) a->set_max_steps(16);
@@ -303,6 +305,9 @@ void fillDefaults(config::ChitinConfig& c) {
 void validate(const config::ChitinConfig& c, const std::string& path) {
   auto fail = [&](const std::string& what) { throw ConfigError(path + ": " + what); };
   if (c.gateway().port() > 65535) fail("gateway.port must be 1..65535");
+  if (c.gateway().max_connections() > 16384)
+    fail("gateway.max_connections must be at most 16384, got " +
+         std::to_string(c.gateway().max_connections()));
   for (char ch : c.agent().id()) {
     if (!(isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) {
       fail("agent.id may contain only letters, digits, '-' and '_' (got \"" + c.agent().id() +

@@ -367,6 +367,7 @@ int runGateway(const GatewayCommand& command) {
                                     config.gateway().allowed_origins().end());
     gwOptions.webRoot = command.webRoot;
     gwOptions.maxFrameBytes = config.gateway().max_frame_bytes();
+    gwOptions.maxConnections = config.gateway().max_connections();
     gwOptions.authFailuresBeforeLockout = config.gateway().auth_failures_before_lockout();
     gwOptions.lockoutSeconds = config.gateway().lockout_seconds();
     gwOptions.version = CHITIN_VERSION;

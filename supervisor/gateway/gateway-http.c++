@@ -78,7 +78,7 @@ int confirmUpgrade(lws* wsi, Gateway::Impl& impl, const char* upgrade) {
                  frames::sanitizeMessage(origin.value_or(""), 100));
     return refuseUpgrade(wsi, impl, HTTP_STATUS_FORBIDDEN, FORBIDDEN_BODY);
   }
-  if (impl.sockets.size() >= MAX_CONNECTIONS) {
+  if (impl.sockets.size() >= impl.options.maxConnections) {
     return refuseUpgrade(wsi, impl, HTTP_STATUS_SERVICE_UNAVAILABLE, BUSY_BODY);
   }
   return 0;

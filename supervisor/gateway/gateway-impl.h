@@ -26,8 +26,6 @@ namespace chitin::gateway {
 namespace internal {
 
 inline const char* const WS_PROTOCOL = "chitin-gateway";
-// Beyond this many open WebSockets new upgrades get 503: a runaway client cannot exhaust fds.
-constexpr size_t MAX_CONNECTIONS = 256;
 // A client that stops reading is cut off instead of growing the send queue without bound.
 constexpr size_t MAX_QUEUED_BYTES = 64u << 20;
 

@@ -20,6 +20,7 @@ import time
 PORT = int(sys.argv[1])
 TOKEN = sys.argv[2]
 MAX_FRAME = int(sys.argv[3])
+MAX_CONNECTIONS = int(sys.argv[4])
 HOST = "127.0.0.1"
 
 
@@ -214,6 +215,27 @@ def test_upgrade_checks():
     ws.close()
 
 
+def test_connection_cap():
+    held = [WebSocket() for _ in range(MAX_CONNECTIONS)]
+    check(all(ws.status == 101 for ws in held), "connections up to the cap must upgrade")
+    over = WebSocket()
+    check(over.status == 503, f"one past the cap must get 503, got {over.status}")
+    over.sock.close()
+    held.pop().close()
+    # The server sees the close as its loop turns: a new connection is let in once it has.
+    deadline = time.monotonic() + 5
+    while True:
+        again = WebSocket()
+        if again.status == 101 or time.monotonic() > deadline:
+            break
+        again.sock.close()
+        time.sleep(0.05)
+    check(again.status == 101, f"a place freed must be usable again, got {again.status}")
+    held.append(again)
+    for ws in held:
+        ws.close()
+
+
 def test_session():
     ws = connected()
     health_answers(ws, "h1")
@@ -367,8 +389,8 @@ def test_auth_failures_and_lockout():  # (no lockout any more: failures are slow
 
 
 def main():
-    tests = [test_http, test_upgrade_checks, test_session, test_client_leaves_mid_run,
-             test_auth_failures_and_lockout]
+    tests = [test_http, test_connection_cap, test_upgrade_checks, test_session,
+             test_client_leaves_mid_run, test_auth_failures_and_lockout]
     for test in tests:
         try:
             test()

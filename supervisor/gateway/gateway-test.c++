@@ -26,6 +26,7 @@ namespace chitin::gateway {
 namespace {
 
 constexpr uint32_t MAX_FRAME = 64 * 1024;
+constexpr uint32_t MAX_CONNECTIONS = 12;
 
 pid_t spawnClient(const std::vector<std::string>& args) {
   std::vector<char*> argv;
@@ -54,6 +55,7 @@ GatewayOptions testOptions() {
   options.token = "integration-test-token-0123456789";
   options.webRoot = std::string(CHITIN_SOURCE_ROOT) + "/web";
   options.maxFrameBytes = MAX_FRAME;
+  options.maxConnections = MAX_CONNECTIONS;
   options.authFailuresBeforeLockout = 5;
   options.lockoutSeconds = 60;
   options.version = "test";
@@ -73,7 +75,8 @@ TEST_CASE("gateway: the protocol end to end against an independent Python client
       &gateway, &service,
       spawnClient({"/usr/bin/python3",
                    std::string(CHITIN_SOURCE_ROOT) + "/supervisor/gateway/gateway-test-client.py",
-                   std::to_string(gateway.port()), options.token, std::to_string(MAX_FRAME)})};
+                   std::to_string(gateway.port()), options.token, std::to_string(MAX_FRAME),
+                   std::to_string(MAX_CONNECTIONS)})};
   watch.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
 
   uv_timer_t poll;

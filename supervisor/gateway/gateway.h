@@ -29,6 +29,9 @@ struct GatewayOptions {
   std::vector<std::string> allowedOrigins;
   std::string webRoot;  // directory with index.html etc.; empty = no web chat
   uint32_t maxFrameBytes = 1 << 20;
+  // Beyond this many open WebSockets new upgrades get 503: a runaway client cannot exhaust the
+  // supervisor's descriptors (config gateway.max_connections).
+  uint32_t maxConnections = 1024;
   uint32_t authFailuresBeforeLockout = 5;
   uint32_t lockoutSeconds = 60;
   std::string version;

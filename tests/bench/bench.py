@@ -33,11 +33,16 @@
     scan, the update given the watch's pair, the search, the counts), without the sandbox
 (p) prompt assembly per turn (tests/bench/prompt-bench): workspace files, the skills list, the
     system prompt, and loading and replaying a 100-entry transcript
+(q) 1,000 idle sessions (100 with --quick), each with its session worker alive: the workers'
+    private memory in all (target <= 64 MiB at 1,000) and the supervisor's (bench_scale.py)
+(r) 1,000 WebSocket clients (200 with --quick) held open at once: all counted, turns still
+    answered meanwhile, the supervisor's memory
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 
 CHITIN_BENCH_ONLY=op runs only sections (o) and (p) (memory_search and prompt assembly), e.g.
-`CHITIN_BENCH_ONLY=op scripts/bench`; --quick applies to them too.
+`CHITIN_BENCH_ONLY=op scripts/bench`; CHITIN_BENCH_ONLY=qr only (q) and (r); --quick applies to
+them too.
 """
 import json
 import os
@@ -53,6 +58,7 @@ from bench_common import (
     _tool_calls, QUICK, N_TURNS, N_TOOLS, N_FLOOR, N_CLI, N_IDLE, N_LOAD_CLIENTS, LOAD_SECONDS,
     SCRIPT, TOOL_PAUSE, ROOT)
 from bench_channels import print_channel_cost
+from bench_scale import print_scale_cost
 from bench_tools import (print_browser_cost, print_memory_search_cost,
                          print_prompt_assembly_cost, print_web_fetch_cost)
 import harness  # noqa: E402
@@ -324,6 +330,13 @@ def main():
         print_memory_search_cost()
         print_prompt_assembly_cost()
         return 0
+    if os.environ.get("CHITIN_BENCH_ONLY") == "qr":
+        model = FakeModel(tempfile.mkdtemp(prefix="chitin-bench-model-"), SCRIPT)
+        try:
+            print_scale_cost(model)
+        finally:
+            model.stop()
+        return 0
     modeldir = tempfile.mkdtemp(prefix="chitin-bench-model-")
     model = FakeModel(modeldir, SCRIPT)
     try:
@@ -479,6 +492,11 @@ def main():
     print_web_fetch_cost()
     print_memory_search_cost()
     print_prompt_assembly_cost()
+    model = FakeModel(tempfile.mkdtemp(prefix="chitin-bench-model-"), SCRIPT)
+    try:
+        print_scale_cost(model)
+    finally:
+        model.stop()
     print("\nFor scale (quoted from the foundation issue, measured there on this kind of machine):"
           " the peer gateway (OpenClaw, Node) takes 16.8 s to accept a client, idles at 847 MiB and"
           " takes 326 ms per warm turn.")
