@@ -4,6 +4,8 @@
 
 #include "agent-loop.h"
 
+#include <malloc.h>
+
 #include <capnp/message.h>
 #include <kj/debug.h>
 
@@ -150,7 +152,13 @@ kj::Promise<void> SessionWorkerImpl::runTurn(RunTurnContext context) {
         }
         busy_ = false;
       })
-      .attach(kj::mv(turn), kj::defer([this]() { busy_ = false; }));
+      .attach(kj::defer([this]() {
+                busy_ = false;
+                // The turn's history, prompt and replies are freed by now; an idle session
+                // worker should not keep their pages (1,000 idle sessions each hold one).
+                malloc_trim(0);
+              }),
+              kj::mv(turn));
 }
 
 }  // namespace chitin
