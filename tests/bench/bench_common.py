@@ -77,10 +77,11 @@ def smaps_kib(pid):
     return out
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS:"):
+    """A memory line of /proc/PID/status in KiB (VmRSS, or e.g. RssAnon)."""
     with open(f"/proc/{pid}/status") as f:
         for l in f:
-            if l.startswith("VmRSS:"):
+            if l.startswith(field):
                 return int(l.split()[1])
     return 0
 
