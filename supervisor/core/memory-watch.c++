@@ -37,6 +37,12 @@ MemoryWatch::MemoryWatch(std::string workspaceDir) : workspace_(std::move(worksp
       return;
     }
   }
+  start();
+}
+
+void MemoryWatch::start() {
+  if (fd_ >= 0) close(fd_);
+  dirs_.clear();
   fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd_ < 0) {
     giveUp(std::string("inotify_init1: ") + strerror(errno));
@@ -122,14 +128,7 @@ void MemoryWatch::drain() {
       if (ev->mask & IN_Q_OVERFLOW) {
         // Events were lost, directories made meanwhile among them: watch everything afresh.
         ++generation_;
-        close(fd_);
-        dirs_.clear();
-        fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (fd_ < 0) {
-          giveUp(std::string("inotify_init1: ") + strerror(errno));
-          return;
-        }
-        watchRoot();
+        start();
         break;  // the rest of this buffer belongs to the old instance
       }
       if (ev->wd == rootWd_) {

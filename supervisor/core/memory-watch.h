@@ -50,6 +50,8 @@ class MemoryWatch {
 
  private:
   void drain();
+  // A new inotify instance watching the root and the memory tree (the old one closed).
+  void start();
   void watchRoot();
   void watchTree(const std::string& rel);  // `rel` beneath the workspace, and its subdirectories
   void giveUp(const std::string& why);
