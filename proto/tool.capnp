@@ -132,8 +132,9 @@ const maxMemoryGetTextBytes :UInt32 = 524288;
 const maxMemoryResultBytes :UInt64 = 1048576;
 # What one memory ToolResult may take in all (1 MiB). The JSON of memorySearch is the largest:
 # JSON escapes a byte as at most 6 (\u0001), so maxMemoryHits hits of a path and a snippet at
-# their bounds, with their numbers, and the statistics with a text of maxMemoryTextBytes, come to
-# under 1,000,000 bytes; memoryGet's text is at most half of it.
+# their bounds, with their numbers, the statistics with a text of maxMemoryTextBytes, and with
+# embeddings the model's name (maxMemoryPathBytes) and why they failed (maxMemoryTextBytes / 2),
+# come to under 1,010,000 bytes; memoryGet's text is at most half of it.
 
 interface ToolWorker {
   run @0 (invocation :ToolInvocation, output :Common.ByteSink) -> (result :ToolResult);

@@ -152,7 +152,13 @@ TEST_CASE("memory bounds: the memory worker's biggest honest answer fits its rea
                            {"stale", UINT64_MAX},
                            {"skipped", UINT64_MAX},
                            {"updatedAt", INT64_MAX},
-                           {"rebuiltBecause", worst(rpc::MAX_MEMORY_TEXT_BYTES)}};
+                           {"rebuiltBecause", worst(rpc::MAX_MEMORY_TEXT_BYTES)},
+                           // With embeddings (the model's name is the supervisor's; cut anyway).
+                           {"ranking", "keyword"},
+                           {"embeddingModel", worst(rpc::MAX_MEMORY_PATH_BYTES)},
+                           {"embedded", UINT64_MAX},
+                           {"embeddedNow", UINT64_MAX},
+                           {"embeddingError", worst(rpc::MAX_MEMORY_TEXT_BYTES / 2)}};
   nlohmann::json hits = nlohmann::json::array();
   for (uint32_t i = 0; i < rpc::MAX_MEMORY_HITS; ++i) {
     hits.push_back({{"path", worst(rpc::MAX_MEMORY_PATH_BYTES)},

@@ -50,7 +50,7 @@ json statsJson(const MemoryStats& s) {
 
 // One memory_search or memoryIndex call with embeddings (tool.capnp MemoryEmbeddings): the index
 // brought up to date, then chunks without a vector embedded through the supervisor's Embedder
-// in batches (at most the call's maxTexts, and only while EMBED_FOR_MS lasts, so the answer
+// in batches (at most the call's maxTexts, and only while EMBED_FOR lasts, so the answer
 // never waits out the sandbox's wall clock), then the query embedded and the hybrid ranking.
 // Whatever the embedder does, the call answers: without vectors it ranks by keywords and says
 // why in "embeddingError".
@@ -70,7 +70,7 @@ struct EmbeddingCall {
 constexpr kj::Duration EMBED_FOR = 20 * kj::SECONDS;
 constexpr kj::Duration EMBED_QUERY_FOR = 20 * kj::SECONDS;
 
-// The vectors of an Embedder answer, or "" and `error` set.
+// The vectors of an Embedder answer, or none and `error` set.
 std::vector<std::vector<float>> vectorsOf(rpc::Embedder::EmbedResults::Reader answer, size_t texts,
                                           std::string& error) {
   if (answer.getFailed().size() > 0) {
