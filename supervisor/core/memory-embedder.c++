@@ -23,6 +23,9 @@ kj::Promise<void> MemoryEmbedder::embed(EmbedContext context) {
     return kj::READY_NOW;
   }
   left_ -= texts.size();
+  // A memory worker that is gone (its wall clock, its call cancelled) takes its request with it:
+  // the model worker's HTTP request is aborted.
+  context.allowCancellation();
   return embed_(texts).then([context](kj::Own<capnp::MallocMessageBuilder> message) mutable {
     auto result = message->getRoot<rpc::EmbeddingResult>().asReader();
     auto results = context.getResults();
