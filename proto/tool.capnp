@@ -68,9 +68,11 @@ struct MemoryIndexArgs {
 
 # Vectors of the query and the chunks are combined as memoryVectorWeight x cosine similarity +
 # (1 - memoryVectorWeight) x the BM25 score scaled to 0..1 within the candidates, each side
-# contributing maxResults x memoryCandidateFactor candidates.
+# contributing maxResults x memoryCandidateFactor candidates; a chunk sharing no word with the
+# query is a hit only at a similarity of memoryMinVectorOnlySimilarity or more.
 const memoryVectorWeight :Float64 = 0.7;
 const memoryCandidateFactor :UInt32 = 4;
+const memoryMinVectorOnlySimilarity :Float64 = 0.35;
 
 # A walk at least this often whatever the watch says: it cannot see a file changed through a
 # shared mapping without a write.

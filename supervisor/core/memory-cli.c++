@@ -23,7 +23,6 @@ using nlohmann::json;
 
 constexpr int EXIT_FAIL = 1;
 constexpr int EXIT_USAGE = 2;
-constexpr size_t MAX_QUERY_BYTES = 4 << 10;  // as memory_search's (tool-runner.c++)
 
 const char USAGE[] =
     "usage: chitin memory status [--agent NAME]\n"
@@ -137,7 +136,7 @@ std::string parseMemoryArgs(const std::vector<std::string>& args, MemoryCliReque
     if (!haveQuery) return "memory search: expected a QUERY (words to search for)";
     if (out.query.find_first_not_of(" \t\r\n") == std::string::npos)
       return "memory search: the query is empty; expected words to search for";
-    if (out.query.size() > MAX_QUERY_BYTES)
+    if (out.query.size() > MAX_MEMORY_QUERY_BYTES)
       return "memory search: the query is " + std::to_string(out.query.size()) +
              " bytes; expected at most 4 KiB";
     if (!hasWord(out.query))

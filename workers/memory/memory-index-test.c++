@@ -7,6 +7,7 @@
 // Runs in: test
 
 #include "memory-index.h"
+#include "memory-test-dirs.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -27,31 +28,7 @@ namespace chitin {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Dirs {
-  fs::path workspace, state;
-  int rootFd = -1;
-  Dirs() {
-    char tmpl[] = "/tmp/memory-index-test.XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    fs::path base = tmpl;
-    workspace = base / "workspace";
-    state = base / "state";
-    fs::create_directories(workspace / "memory");
-    fs::create_directories(state);
-    rootFd = open(workspace.c_str(), O_RDONLY | O_DIRECTORY);
-    REQUIRE(rootFd >= 0);
-  }
-  ~Dirs() {
-    close(rootFd);
-    fs::remove_all(workspace.parent_path());
-  }
-  void write(const std::string& rel, const std::string& content) {
-    fs::create_directories((workspace / rel).parent_path());
-    std::ofstream(workspace / rel, std::ios::trunc) << content;
-  }
-  std::string index() const { return (state / "index.sqlite").string(); }
-};
+using Dirs = testing::MemoryDirs;
 
 bool anyHitIn(const std::vector<MemoryHit>& hits, const std::string& path) {
   for (const auto& h : hits)

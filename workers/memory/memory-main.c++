@@ -33,6 +33,10 @@ static_assert(MemoryIndex::MAX_PATH_BYTES == rpc::MAX_MEMORY_PATH_BYTES,
               "the index skips the paths tool.capnp does not allow");
 static_assert(MemoryIndex::WALK_EVERY_SECONDS == rpc::MEMORY_WALK_EVERY_SECONDS,
               "the index walks as often as tool.capnp promises");
+static_assert(HybridWeights{}.vectorWeight == rpc::MEMORY_VECTOR_WEIGHT &&
+                  HybridWeights{}.candidateFactor == rpc::MEMORY_CANDIDATE_FACTOR &&
+                  HybridWeights{}.minVectorOnlySimilarity == rpc::MEMORY_MIN_VECTOR_ONLY_SIMILARITY,
+              "the hybrid ranking is tool.capnp's");
 
 json statsJson(const MemoryStats& s) {
   return json{{"files", s.files},

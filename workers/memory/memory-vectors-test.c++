@@ -19,36 +19,13 @@
 #include <sqlite3.h>
 
 #include "memory-index.h"
+#include "memory-test-dirs.h"
 
 namespace chitin {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Dirs {
-  fs::path workspace, state;
-  int rootFd = -1;
-  Dirs() {
-    char tmpl[] = "/tmp/memory-vectors-test.XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    fs::path base = tmpl;
-    workspace = base / "workspace";
-    state = base / "state";
-    fs::create_directories(workspace / "memory");
-    fs::create_directories(state);
-    rootFd = open(workspace.c_str(), O_RDONLY | O_DIRECTORY);
-    REQUIRE(rootFd >= 0);
-  }
-  ~Dirs() {
-    close(rootFd);
-    fs::remove_all(workspace.parent_path());
-  }
-  void write(const std::string& rel, const std::string& content) {
-    fs::create_directories((workspace / rel).parent_path());
-    std::ofstream(workspace / rel, std::ios::trunc) << content;
-  }
-  std::string index() const { return (state / "index.sqlite").string(); }
-};
+using Dirs = testing::MemoryDirs;
 
 // A stand-in for an embeddings model: words of a concept share a dimension, others get one by
 // a hash of their own. 16 dimensions.
