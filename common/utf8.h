@@ -15,30 +15,14 @@
 #include <string>
 #include <string_view>
 
+#include "json-string.h"
+
 namespace chitin {
 
 // Length of the well-formed UTF-8 sequence that starts at bytes[i], or 0 if it is malformed
 // or cut off by the end of `bytes`.
 inline size_t utf8SequenceLength(kj::ArrayPtr<const char> bytes, size_t i) {
-  auto at = [&](size_t k) -> unsigned { return static_cast<unsigned char>(bytes[k]); };
-  auto inRange = [&](size_t k, unsigned lo, unsigned hi) {
-    return k < bytes.size() && at(k) >= lo && at(k) <= hi;
-  };
-  unsigned lead = at(i);
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) return inRange(i + 1, 0x80, 0xBF) ? 2 : 0;
-  if (lead >= 0xE0 && lead <= 0xEF) {
-    unsigned lo = lead == 0xE0 ? 0xA0 : 0x80;
-    unsigned hi = lead == 0xED ? 0x9F : 0xBF;
-    return inRange(i + 1, lo, hi) && inRange(i + 2, 0x80, 0xBF) ? 3 : 0;
-  }
-  if (lead >= 0xF0 && lead <= 0xF4) {
-    unsigned lo = lead == 0xF0 ? 0x90 : 0x80;
-    unsigned hi = lead == 0xF4 ? 0x8F : 0xBF;
-    return inRange(i + 1, lo, hi) && inRange(i + 2, 0x80, 0xBF) && inRange(i + 3, 0x80, 0xBF) ? 4
-                                                                                              : 0;
-  }
-  return 0;
+  return wellFormedUtf8Length(std::string_view(bytes.begin(), bytes.size()), i);
 }
 
 inline bool isValidUtf8(kj::ArrayPtr<const char> bytes) {

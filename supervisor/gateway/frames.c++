@@ -8,6 +8,7 @@
 #include <kj/debug.h>
 
 #include "json-bounds.h"
+#include "proto-json.h"
 
 namespace chitin::gateway::frames {
 
@@ -16,14 +17,6 @@ namespace {
 namespace pbutil = google::protobuf::util;
 
 const std::string INVALID_REQUEST = "INVALID_REQUEST";
-
-std::string printJson(const google::protobuf::Message& message) {
-  std::string out;
-  auto status = pbutil::MessageToJsonString(message, &out);
-  KJ_REQUIRE(status.ok(), "cannot print frame as JSON", message.GetTypeName(),
-             std::string(status.message()));
-  return out;
-}
 
 // The id of a frame that failed the schema, if it is at least a JSON object with a usable
 // string "id", so the client can tell which request was refused.
@@ -40,24 +33,18 @@ BadFrame bad(std::string id, std::string message) {
   return BadFrame{std::move(id), UserError{INVALID_REQUEST, std::move(message)}};
 }
 
-// proto3's JSON printer omits default values, but the protocol promises "id" (possibly "") and
-// "ok" on every reply, so both are spliced in after the fields that precede them. Fields are
-// printed in field-number order (type=1, id=2, …, ok=5), which the assertion double-checks.
-std::string printReply(const Frame& frame) {
-  Frame head;
-  head.set_type(frame.type());
-  head.set_id(frame.id());
-  std::string prefix = printJson(head);
-  KJ_ASSERT(!prefix.empty() && prefix.back() == '}', prefix);
-  prefix.pop_back();
-
-  std::string full = printJson(frame);
-  KJ_ASSERT(full.compare(0, prefix.size(), prefix) == 0, "unexpected field order", full);
-
-  std::string out = prefix;
-  if (frame.id().empty()) out += R"(,"id":"")";
-  if (!frame.ok()) out += R"(,"ok":false)";
-  out.append(full, prefix.size());
+// A reply frame, printed directly: {"type":"res","id":…,"ok":…, then `rest` (the payload or the
+// error). "id" (possibly "") and "ok" are on every reply, as the protocol promises; the keys
+// come in field-number order, as protobuf prints a Frame.
+std::string printReply(std::string_view id, bool ok, std::string_view restKey,
+                       const google::protobuf::Message& rest) {
+  std::string out = R"({"type":"res","id":)";
+  protojson::appendString(out, id);
+  out += ok ? R"(,"ok":true,")" : R"(,"ok":false,")";
+  out += restKey;
+  out += "\":";
+  protojson::append(out, rest);
+  out += '}';
   return out;
 }
 
@@ -113,7 +100,7 @@ std::variant<Request, BadFrame> parseRequest(std::string_view text) {
 
 Result<bool> paramsInto(const google::protobuf::Struct& params, std::string_view method,
                         google::protobuf::Message& out) {
-  auto status = pbutil::JsonStringToMessage(printJson(params), &out);
+  auto status = pbutil::JsonStringToMessage(protojson::print(params), &out);
   if (!status.ok()) {
     return UserError{INVALID_REQUEST, "invalid params for \"" + std::string(method) +
                                           "\": " + sanitizeMessage(status.message().as_string())};
@@ -123,7 +110,7 @@ Result<bool> paramsInto(const google::protobuf::Struct& params, std::string_view
 
 google::protobuf::Struct toStruct(const google::protobuf::Message& message) {
   google::protobuf::Struct out;
-  std::string json = printJson(message);
+  std::string json = protojson::print(message);
   auto status = pbutil::JsonStringToMessage(json, &out);
   KJ_REQUIRE(status.ok(), "payload does not convert to a JSON object", message.GetTypeName(),
              std::string(status.message()));
@@ -131,36 +118,34 @@ google::protobuf::Struct toStruct(const google::protobuf::Message& message) {
 }
 
 std::string printResult(std::string_view id, const google::protobuf::Message& payload) {
-  Frame frame;
-  frame.set_type("res");
-  frame.set_id(std::string(id));
-  frame.set_ok(true);
-  if (payload.GetDescriptor() == google::protobuf::Struct::descriptor()) {
-    frame.mutable_payload()->CopyFrom(payload);
-  } else {
-    *frame.mutable_payload() = toStruct(payload);
-  }
-  return printReply(frame);
+  // A typed payload is printed as the JSON object it converts to (toStruct), without the Struct
+  // in between.
+  return printReply(id, true, "payload", payload);
 }
 
 std::string printError(std::string_view id, const UserError& error) {
-  Frame frame;
-  frame.set_type("res");
-  frame.set_id(std::string(id));
-  frame.set_ok(false);
-  frame.mutable_error()->set_code(error.code);
-  frame.mutable_error()->set_message(error.message);
-  return printReply(frame);
+  ErrorShape shape;
+  shape.set_code(error.code);
+  shape.set_message(error.message);
+  return printReply(id, false, "error", shape);
 }
 
 std::string printEvent(std::string_view event, const google::protobuf::Message& payload,
                        uint32_t seq) {
-  Frame frame;
-  frame.set_type("event");
-  frame.set_event(std::string(event));
-  *frame.mutable_payload() = toStruct(payload);
-  frame.set_seq(seq);
-  return printJson(frame);
+  // {"type":"event","payload":…,"event":…,"seq":…}: Frame's field order, "seq" left out at 0 as
+  // protobuf leaves out a default.
+  std::string out = R"({"type":"event","payload":)";
+  protojson::append(out, payload);
+  if (!event.empty()) {
+    out += R"(,"event":)";
+    protojson::appendString(out, event);
+  }
+  if (seq != 0) {
+    out += R"(,"seq":)";
+    out += std::to_string(seq);
+  }
+  out += '}';
+  return out;
 }
 
 }  // namespace chitin::gateway::frames
