@@ -6,8 +6,12 @@
 
 #include <kj/debug.h>
 
-#include <algorithm>
+#include <kj/mutex.h>
 
+#include <algorithm>
+#include <unordered_set>
+
+#include "json-string.h"
 #include "untrusted-json.h"
 #include "utf8.h"
 
@@ -27,6 +31,29 @@ nlohmann::json toolParameters(rpc::ToolSpec::Reader tool) {
   KJ_REQUIRE(parsed != std::nullopt && parsed->is_object(),
              "ToolSpec.parametersJson must be a JSON object (a JSON Schema)", tool.getName());
   return *parsed;
+}
+
+void appendToolParameters(std::string& out, rpc::ToolSpec::Reader tool) {
+  auto text = tool.getParametersJson();
+  if (text.size() == 0) {
+    out += R"({"type":"object","properties":{}})";
+    return;
+  }
+  // Bounded: the supervisor offers a few dozen tools; a schema past the bound is checked
+  // each time rather than remembered.
+  static constexpr size_t MAX_REMEMBERED = 256;
+  static kj::MutexGuarded<std::unordered_set<std::string>> checked;
+  std::string_view schema(text.cStr(), text.size());
+  if (checked.lockShared()->count(std::string(schema)) == 0) {
+    (void)toolParameters(tool);  // throws for anything but a JSON object
+    auto lock = checked.lockExclusive();
+    if (lock->size() < MAX_REMEMBERED) lock->emplace(schema);
+  }
+  out += schema;
+}
+
+void appendJson(std::string& out, capnp::Text::Reader text) {
+  appendJsonString(out, std::string_view(text.cStr(), text.size()));
 }
 
 std::string toStd(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }

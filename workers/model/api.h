@@ -56,6 +56,14 @@ std::string joinUrl(std::string_view base, std::string_view path);
 // when none was given. Throws (a protocol fault by the supervisor) if it is not a JSON object.
 nlohmann::json toolParameters(rpc::ToolSpec::Reader tool);
 
+// The same schema appended as JSON text: parametersJson as it is, once it has been checked to
+// be a JSON object (the check is remembered per distinct text, since the same tools come with
+// every turn). Throws as toolParameters does.
+void appendToolParameters(std::string& out, rpc::ToolSpec::Reader tool);
+
+// capnp Text as a JSON string literal (json-string.h: invalid UTF-8 becomes U+FFFD).
+void appendJson(std::string& out, capnp::Text::Reader text);
+
 // capnp Text as std::string.
 std::string toStd(capnp::Text::Reader text);
 

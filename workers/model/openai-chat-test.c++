@@ -90,6 +90,43 @@ TEST_CASE("openai-chat: a tool message without toolCallId or a non-object schema
 
   fillRequest(request, "", {{rpc::Role::USER, "hi"}}, {{"t", "", "[1,2]"}});
   CHECK_THROWS_AS(buildOpenAiChatBody(request, {"m", 1}), kj::Exception);
+  // A refused schema is not remembered as checked: refused again on the next turn.
+  CHECK_THROWS_AS(buildOpenAiChatBody(request, {"m", 1}), kj::Exception);
+  // Nor does a remembered good schema vouch for another text.
+  fillRequest(request, "", {{rpc::Role::USER, "hi"}}, {{"t", "", R"({"type":"object"})"}});
+  CHECK_NOTHROW(buildOpenAiChatBody(request, {"m", 1}));
+  fillRequest(request, "", {{rpc::Role::USER, "hi"}}, {{"t", "", R"({"type":"object"}x)"}});
+  CHECK_THROWS_AS(buildOpenAiChatBody(request, {"m", 1}), kj::Exception);
+}
+
+TEST_CASE("openai-chat: every text is a well-formed JSON string, whatever it holds") {
+  capnp::MallocMessageBuilder message;
+  auto request = message.initRoot<rpc::CompletionRequest>();
+  std::string awkward =
+      "quote \" backslash \\ newline \n tab \t nul-free \x01\x1f del \x7f "
+      "caf\xC3\xA9 \xF0\x9F\x98\x80 lone \x80 overlong \xC0\xAF cut \xE2\x82";
+  fillRequest(request, awkward,
+              {{rpc::Role::USER, awkward},
+               {rpc::Role::ASSISTANT, awkward, {{awkward, awkward, awkward}}},
+               {rpc::Role::TOOL, awkward, {}, awkward}},
+              {{awkward, awkward, ""}});
+  std::string model = awkward;
+  Json body = Json::parse(buildOpenAiChatBody(request, {model, 5}));
+  std::string expected =
+      "quote \" backslash \\ newline \n tab \t nul-free \x01\x1f del \x7f "
+      "caf\xC3\xA9 \xF0\x9F\x98\x80 lone \xEF\xBF\xBD overlong "
+      "\xEF\xBF\xBD\xEF\xBF\xBD cut \xEF\xBF\xBD\xEF\xBF\xBD";
+  CHECK(body["model"] == expected);
+  CHECK(body["messages"][0]["content"] == expected);
+  CHECK(body["messages"][1]["content"] == expected);
+  CHECK(body["messages"][2]["content"] == expected);
+  CHECK(body["messages"][2]["tool_calls"][0]["id"] == expected);
+  CHECK(body["messages"][2]["tool_calls"][0]["function"]["name"] == expected);
+  CHECK(body["messages"][2]["tool_calls"][0]["function"]["arguments"] == expected);
+  CHECK(body["messages"][3]["tool_call_id"] == expected);
+  CHECK(body["messages"][3]["content"] == expected);
+  CHECK(body["tools"][0]["function"]["name"] == expected);
+  CHECK(body["tools"][0]["function"]["description"] == expected);
 }
 
 TEST_CASE("openai-chat: content fragments stream in order and form the message") {

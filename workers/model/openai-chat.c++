@@ -6,49 +6,75 @@
 
 #include <kj/debug.h>
 
+#include "json-string.h"
+
 namespace chitin::model {
 
 std::string openAiChatUrl(std::string_view baseUrl) {
   return joinUrl(baseUrl, "/chat/completions");
 }
 
+// Printed straight into the body, not built as a JSON document first: the history grows with
+// the session and goes out with every turn, and the document's allocations were most of the
+// model worker's time per turn (perf, issue 12).
 std::string buildOpenAiChatBody(rpc::CompletionRequest::Reader request,
                                 const BodySettings& settings) {
-  Json messages = Json::array();
+  std::string out;
+  out.reserve(4096);
+  out += R"({"model":)";
+  appendJsonString(out, settings.model);
+  out += R"(,"messages":[)";
+  bool first = true;
+  auto next = [&] {
+    if (!first) out += ',';
+    first = false;
+  };
   if (request.getSystem().size() > 0) {
-    messages.push_back({{"role", "system"}, {"content", toStd(request.getSystem())}});
+    next();
+    out += R"({"role":"system","content":)";
+    appendJson(out, request.getSystem());
+    out += '}';
   }
   uint32_t i = 0;
   for (auto message : request.getMessages()) {
-    Json out;
+    next();
     switch (message.getRole()) {
       case rpc::Role::SYSTEM:
-        out = {{"role", "system"}, {"content", toStd(message.getContent())}};
+        out += R"({"role":"system","content":)";
+        appendJson(out, message.getContent());
         break;
       case rpc::Role::USER:
-        out = {{"role", "user"}, {"content", toStd(message.getContent())}};
+        out += R"({"role":"user","content":)";
+        appendJson(out, message.getContent());
         break;
       case rpc::Role::ASSISTANT: {
-        out = {{"role", "assistant"}};
+        out += R"({"role":"assistant","content":)";
         // The API wants null content, not "", on a turn that only calls tools.
         if (message.getContent().size() > 0 || message.getToolCalls().size() == 0) {
-          out["content"] = toStd(message.getContent());
+          appendJson(out, message.getContent());
         } else {
-          out["content"] = nullptr;
+          out += "null";
         }
         if (message.getToolCalls().size() > 0) {
-          Json calls = Json::array();
+          out += R"(,"tool_calls":[)";
+          bool firstCall = true;
           for (auto call : message.getToolCalls()) {
             KJ_REQUIRE(call.getId().size() > 0, "an assistant tool call needs an id", i);
-            calls.push_back(
-                {{"id", toStd(call.getId())},
-                 {"type", "function"},
-                 {"function",
-                  {{"name", toStd(call.getName())},
-                   {"arguments", call.getArgumentsJson().size() > 0 ? toStd(call.getArgumentsJson())
-                                                                    : std::string("{}")}}}});
+            if (!firstCall) out += ',';
+            firstCall = false;
+            out += R"({"id":)";
+            appendJson(out, call.getId());
+            out += R"(,"type":"function","function":{"name":)";
+            appendJson(out, call.getName());
+            out += R"(,"arguments":)";
+            if (call.getArgumentsJson().size() > 0) {
+              appendJson(out, call.getArgumentsJson());
+            } else {
+              out += R"("{}")";
+            }
+            out += "}}";
           }
-          out["tool_calls"] = std::move(calls);
+          out += ']';
         }
         break;
       }
@@ -56,33 +82,37 @@ std::string buildOpenAiChatBody(rpc::CompletionRequest::Reader request,
         KJ_REQUIRE(message.getToolCallId().size() > 0,
                    "a tool message needs the toolCallId of the call it answers", i);
         // Chat Completions has no error flag on tool results; the content says what failed.
-        out = {{"role", "tool"},
-               {"tool_call_id", toStd(message.getToolCallId())},
-               {"content", toStd(message.getContent())}};
+        out += R"({"role":"tool","tool_call_id":)";
+        appendJson(out, message.getToolCallId());
+        out += R"(,"content":)";
+        appendJson(out, message.getContent());
         break;
     }
-    messages.push_back(std::move(out));
+    out += '}';
     ++i;
   }
-
-  Json body = {{"model", settings.model},
-               {"messages", std::move(messages)},
-               {"stream", true},
-               {"stream_options", {{"include_usage", true}}},
-               // max_tokens rather than max_completion_tokens: every compatible server accepts it.
-               {"max_tokens", settings.maxTokens}};
+  out += R"(],"stream":true,"stream_options":{"include_usage":true})";
+  // max_tokens rather than max_completion_tokens: every compatible server accepts it.
+  out += R"(,"max_tokens":)";
+  out += std::to_string(settings.maxTokens);
   if (request.getTools().size() > 0) {
-    Json tools = Json::array();
+    out += R"(,"tools":[)";
+    bool firstTool = true;
     for (auto tool : request.getTools()) {
-      tools.push_back({{"type", "function"},
-                       {"function",
-                        {{"name", toStd(tool.getName())},
-                         {"description", toStd(tool.getDescription())},
-                         {"parameters", toolParameters(tool)}}}});
+      if (!firstTool) out += ',';
+      firstTool = false;
+      out += R"({"type":"function","function":{"name":)";
+      appendJson(out, tool.getName());
+      out += R"(,"description":)";
+      appendJson(out, tool.getDescription());
+      out += R"(,"parameters":)";
+      appendToolParameters(out, tool);
+      out += "}}";
     }
-    body["tools"] = std::move(tools);
+    out += ']';
   }
-  return dumpBody(body);
+  out += '}';
+  return out;
 }
 
 bool OpenAiChatAssembler::fail(FailureKind kind, std::string message) {
