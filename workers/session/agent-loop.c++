@@ -124,6 +124,7 @@ std::string composeSystemPrompt(const std::string& base,
 
 kj::Promise<void> SessionWorkerImpl::runTurn(RunTurnContext context) {
   KJ_REQUIRE(!busy_, "runTurn called while a turn is running");
+  trim_ = nullptr;
   context.allowCancellation();  // an aborted turn stops here, not at its next model call
   busy_ = true;
   auto params = context.getParams();
@@ -154,11 +155,21 @@ kj::Promise<void> SessionWorkerImpl::runTurn(RunTurnContext context) {
       })
       .attach(kj::defer([this]() {
                 busy_ = false;
-                // The turn's history, prompt and replies are freed by now; an idle session
-                // worker should not keep their pages (1,000 idle sessions each hold one).
-                malloc_trim(0);
+                trimWhenIdle();
               }),
               kj::mv(turn));
+}
+
+void SessionWorkerImpl::trimWhenIdle() {
+  // The turn's history, prompt and replies are freed by now; an idle session worker should not
+  // keep their pages (1,000 idle sessions each hold one). Not at once in a conversation: the
+  // next turn would fault the same pages back in (perf: a tenth of the worker's time per turn).
+  if (timer_ == nullptr) {
+    malloc_trim(0);
+    return;
+  }
+  trim_ =
+      timer_->afterDelay(TRIM_AFTER_IDLE).then([]() { malloc_trim(0); }).eagerlyEvaluate(nullptr);
 }
 
 }  // namespace chitin

@@ -8,6 +8,8 @@
 
 #pragma once
 
+#include <kj/timer.h>
+
 #include <string>
 #include <vector>
 
@@ -25,11 +27,22 @@ struct ContextFileText {
 std::string composeSystemPrompt(const std::string& base, const std::vector<ContextFileText>& files);
 
 class SessionWorkerImpl final : public rpc::SessionWorker::Server {
+ public:
+  // With a timer, the heap's free pages go back to the system once the session has been idle
+  // for TRIM_AFTER_IDLE; without one (tests), after every turn.
+  explicit SessionWorkerImpl(kj::Timer* timer = nullptr) : timer_(timer) {}
+
+  static constexpr kj::Duration TRIM_AFTER_IDLE = 2 * kj::SECONDS;
+
  protected:
   kj::Promise<void> runTurn(RunTurnContext context) override;
 
  private:
+  void trimWhenIdle();
+
   bool busy_ = false;
+  kj::Timer* timer_;
+  kj::Maybe<kj::Promise<void>> trim_;  // pending: cancelled by the next turn
 };
 
 }  // namespace chitin

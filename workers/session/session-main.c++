@@ -6,7 +6,8 @@
 #include "worker-main.h"
 
 int main(int argc, char** argv) {
-  return chitin::runWorker(argc, argv, "session", [](chitin::WorkerContext&) {
-    return capnp::Capability::Client(kj::heap<chitin::SessionWorkerImpl>());
+  return chitin::runWorker(argc, argv, "session", [](chitin::WorkerContext& context) {
+    return capnp::Capability::Client(
+        kj::heap<chitin::SessionWorkerImpl>(&context.io.provider->getTimer()));
   });
 }
