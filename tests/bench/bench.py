@@ -3,15 +3,16 @@
 
 (a) ms from `chitin gateway` start to the first accepted WebSocket client
 (b) supervisor RSS, and private memory per idle session worker (worker + its bwrap monitor)
-(c) warm `agent` turn latency p50/p90 and turns/s, model answering instantly; the fake model's own
-    answer time, measured directly, is taken off for chitin's part (target <= 2 ms)
+(c) warm `agent` turn latency p50/p90 and turns/s against the instant model (tests/bench/
+    instant-model, C++: answers in microseconds); its own answer time, measured directly on a
+    body the size of the session's last request, is taken off for chitin's part (target <= 2 ms)
 (d) sandboxed `exec true` and `read` tool calls, p50/p90 (a session's calls after its first take
     the sandbox built for them ahead of need), the ratio to the bwrap floor (`bwrap --unshare-all
     ... /bin/true`) measured in the same run, and the memory of the spares waiting
 (e) `chitin status` and `chitin agent` one-shot wall time
 (f) one policy decision (allow/ask/deny: two Cedar evaluations) with the shipped policies
 (g) load: 200 concurrent WebSocket clients, each in its own session, running turns against the
-    instant fake model for a fixed time: throughput, p50/p99, lost or duplicated replies, memory
+    instant model for a fixed time: throughput, p50/p99, lost or duplicated replies, memory
 (h) workspace snapshot once warm: 10,000 files holding ~1 GiB against the same files holding
     ~40 MiB (the stat cache should make the cost follow entries, not bytes)
 (i) `in` over a large hierarchy (400 groups with 50 parents each; 50 and 1,000 policies): one
@@ -56,7 +57,7 @@ import time
 from bench_common import (
     pct, line, ms, _timed_http, private_kib, rss_kib, _free_port, _gateway_args, _env,
     _tool_calls, QUICK, N_TURNS, N_TOOLS, N_FLOOR, N_CLI, N_IDLE, N_LOAD_CLIENTS, LOAD_SECONDS,
-    SCRIPT, TOOL_PAUSE, ROOT)
+    SCRIPT, TOOL_PAUSE, ROOT, InstantModel)
 from bench_channels import print_channel_cost
 from bench_scale import print_scale_cost
 from bench_tools import (print_browser_cost, print_memory_search_cost,
@@ -132,6 +133,17 @@ def bwrap_floor():
         os.waitpid(pid, 0)
         samples.append(time.monotonic() - start)
     return samples, os.geteuid() == 0
+
+
+def _last_request_shape(turns):
+    """A Chat Completions body the size of a session's request after `turns` turns: the
+    history's messages (the instant model reads and parses the body to echo its last message)."""
+    messages = [{"role": "system", "content": "x" * 4000}]
+    for i in range(turns):
+        messages += [{"role": "user", "content": f"turn {i}"},
+                     {"role": "assistant", "content": f"echo: turn {i}"}]
+    messages.append({"role": "user", "content": f"turn {turns}"})
+    return {"model": "bench", "stream": True, "messages": messages}
 
 
 def load_test(gw):
@@ -339,12 +351,13 @@ def main():
         return 0
     modeldir = tempfile.mkdtemp(prefix="chitin-bench-model-")
     model = FakeModel(modeldir, SCRIPT)
+    instant = InstantModel(modeldir)
     try:
         a = time_to_first_client(model)
-        gw = Gateway(model)
+        # (c) warm turns in one session, against the instant model: the turn is chitin's own.
+        gw = Gateway(instant)
         try:
             ws = gw.connect()
-            # (c) warm turns in one session
             agent_over_ws(ws, "warm up", "agent:main:bench:direct:warm")
             turns = []
             started = time.monotonic()
@@ -352,13 +365,19 @@ def main():
                 t0 = time.monotonic()
                 _, _, final = agent_over_ws(ws, f"turn {i}", "agent:main:bench:direct:warm", req_id=f"t{i}")
                 assert final["payload"]["status"] == "ok", final
+                assert final["payload"]["reply"] == f"echo: turn {i}", final
                 turns.append(time.monotonic() - t0)
             turns_per_s = N_TURNS / (time.monotonic() - started)
-            # The fake's own part of a turn: one streamed answer, asked for directly.
-            fake_answer = _timed_http(f"{model.base_url}/chat/completions",
-                                      {"model": "bench", "stream": True,
-                                       "messages": [{"role": "user", "content": "hi"}]}, n=20)
-
+            ws.close()
+            # The instant model's own part of a turn: one streamed answer to the request body
+            # the last turn sent (the history grows with the session), asked for directly.
+            fake_answer = _timed_http(f"{instant.base_url}/chat/completions",
+                                      _last_request_shape(N_TURNS), n=20)
+        finally:
+            gw.cleanup()
+        gw = Gateway(model)
+        try:
+            ws = gw.connect()
             # (d) one exec (and one read) tool call per turn, measured between the tool's start
             # and end events. TOOL_PAUSE between turns stands in for the model's own time, in
             # which the session's next sandbox is built (warm spares); back to back, a call may
@@ -375,7 +394,9 @@ def main():
             # (b) memory: the supervisor, and N idle session workers
             for i in range(N_IDLE):
                 agent_over_ws(ws, "hi", f"agent:main:bench:direct:idle{i}", req_id=f"i{i}")
-            time.sleep(0.3)
+            # Idle: a session worker gives its free heap back after 2 s without a turn
+            # (SessionWorkerImpl::TRIM_AFTER_IDLE).
+            time.sleep(2.5)
             sup_rss = rss_kib(gw.proc.pid)
             sup_private = private_kib(gw.proc.pid)
             sup_anon = rss_kib(gw.proc.pid, "RssAnon:")
@@ -402,13 +423,14 @@ def main():
             model_requests = [r for r in model.requests() if "one shot" in json.dumps(r.get("body"))]
         finally:
             gw.cleanup()
-        gw = Gateway(model)
+        gw = Gateway(instant)
         try:
             load = load_test(gw)
         finally:
             gw.cleanup()
     finally:
         model.stop()
+        instant.stop()
 
     print("\n(a) start-up")
     line("process start of chitin-supervisor alone (loader + libraries)", ms(_exec_cost()))
@@ -427,7 +449,7 @@ def main():
     print("\n(c) warm agent turn (instant fake model, WebSocket client)")
     line(f"p50 / p90 over {N_TURNS} turns", f"{ms(pct(turns, 50))} / {ms(pct(turns, 90))}")
     fake = pct(fake_answer, 50)
-    line("  fake model (Python): one streamed answer, asked directly, p50", ms(fake))
+    line("  instant model (C++): one streamed answer, asked directly, p50", ms(fake))
     own = pct(turns, 50) - fake
     line("chitin's own part p50 (turn - the fake's answer)", ms(own), "p50 <= 2 ms", own <= 0.002)
     line("turns per second (sequential, one session)", f"{turns_per_s:.0f}")

@@ -6,6 +6,7 @@ measures."""
 import http.client
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -35,6 +36,25 @@ SCRIPT = {"scenarios": {
     "read": [{"tool_calls": [{"name": "read", "arguments": {"path": "small.txt"}}]}, {"text": "ok"}],
 }}
 TOOL_PAUSE = 0.05  # s between tool turns: far less than a real model takes to answer
+
+
+class InstantModel:
+    """tests/bench/instant-model: the same short streamed answer to every request, in
+    microseconds (C++), for the figures that should be chitin's own ((c), (g)). Quacks like
+    harness.FakeModel where Gateway needs it (base_url, port, stop)."""
+
+    def __init__(self, workdir):
+        self.port_file = os.path.join(workdir, "instant-model.port")
+        self.proc = subprocess.Popen(
+            [os.path.join(ROOT, "build", "tests", "bench", "instant-model"), "--port-file",
+             self.port_file], stdout=subprocess.DEVNULL)
+        self.port = int(harness.wait_for(lambda: harness._read(self.port_file).strip(),
+                                         what="instant model port"))
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def pct(values, p):

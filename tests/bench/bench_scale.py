@@ -34,7 +34,9 @@ def many_idle_sessions(model, n):
                                         req_id=f"m{i}", timeout=60)
             assert final["payload"]["status"] == "ok", final
         started = time.monotonic() - t0
-        time.sleep(0.5)
+        # Idle: a session worker gives its free heap back after 2 s without a turn
+        # (SessionWorkerImpl::TRIM_AFTER_IDLE).
+        time.sleep(2.5)
         workers = gw.worker_pids("session")
         procs = harness._processes()
         per = [private_kib(pid) + private_kib(procs[pid][0]) for pid in workers if pid in procs]
