@@ -19,6 +19,8 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "proto-json.h"
+
 namespace chitin::audit {
 
 namespace {
@@ -263,17 +265,10 @@ std::string normaliseSince(const std::string& since) {
   return rfc3339(secs * 1000 + millis);
 }
 
-std::string toLine(const Record& record) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = false;
-  options.always_print_primitive_fields = false;
-  options.preserve_proto_field_names = false;  // lowerCamelCase, like gateway.proto's frames
-  std::string out;
-  auto status = google::protobuf::util::MessageToJsonString(record, &out, options);
-  if (!status.ok())
-    throw std::runtime_error("audit log: cannot encode record: " + status.ToString());
-  return out;
-}
+// No whitespace, default values omitted, lowerCamelCase like gateway.proto's frames: protobuf's
+// JSON mapping, printed by protojson (two of these per turn; the library's printer was a tenth of
+// the supervisor's time per turn).
+std::string toLine(const Record& record) { return protojson::print(record); }
 
 Record parseLine(std::string_view line) {
   google::protobuf::util::JsonParseOptions options;
