@@ -132,6 +132,8 @@ class AgentCore final : public gateway::AgentService,
   ToolExecutor& tools_;
   AgentCoreSettings settings_;
   std::string sandboxStatus_;
+  // The skills catalog's parsed SKILL.md files (systemPromptFor, on the loop thread).
+  mutable skills::FrontMatterCache skillCache_;
   Safeguards safeguards_;
   std::unique_ptr<ApprovalBook> approvals_;
   std::unique_ptr<SessionTools> sessionTools_;  // wraps tools_ for the guard

@@ -92,9 +92,10 @@ std::string AgentCore::systemPromptFor(const TurnFacts& facts) const {
   p.tainted = facts.tainted;
   p.taintSource = facts.taintSource;
   p.untrustedDirs = settings_.untrustedPaths;
-  // Read each turn (a few small files): a skill the owner installs or the agent writes is
-  // listed at the next turn, without a restart.
-  p.skills = skills::promptList(skills::loadCatalog(settings_.skillDirs), settings_.workspaceDir);
+  // Read each turn: a skill the owner installs or the agent writes is listed at the next turn,
+  // without a restart (the cache re-reads only a SKILL.md whose stat changed).
+  p.skills = skills::promptList(skills::loadCatalog(settings_.skillDirs, {}, &skillCache_),
+                                settings_.workspaceDir);
   return buildSystemPrompt(p);
 }
 

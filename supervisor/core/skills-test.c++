@@ -6,7 +6,11 @@
 #include "skills.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <regex>
 #include <set>
@@ -137,6 +141,52 @@ TEST_CASE("skills: the workspace beats the owner beats bundled; the loser is rep
       if (s.meta.name == "notes") CHECK((*s.shadowedBy == Source::WORKSPACE));
     }
   CHECK(shadowed == 3);
+}
+
+TEST_CASE("skills: the front matter cache re-reads exactly what changed and forgets what went") {
+  TempDir t;
+  std::string path = t.root + "/owner/notes/SKILL.md";
+  put(path, skillMd("notes", "first words"));
+  put(t.root + "/owner/broken/SKILL.md", "---\nname: broken\n---\n");  // no description
+  std::vector<SkillDir> dirs = {{Source::OWNER, t.root + "/owner"}};
+  FrontMatterCache cache;
+  auto statOf = [](const std::string& p) {
+    struct stat st;
+    REQUIRE(stat(p.c_str(), &st) == 0);
+    return st;
+  };
+
+  Catalog first = loadCatalog(dirs, {}, &cache);
+  REQUIRE(first.find("notes"));
+  CHECK(first.find("notes")->meta.description == "first words");
+  REQUIRE(first.problems.size() == 1);
+  struct stat before = statOf(path);
+  CHECK(cache.find(path, before) != nullptr);  // remembered, so the next load does not read it
+
+  Catalog again = loadCatalog(dirs, {}, &cache);
+  CHECK(again.find("notes")->meta.description == "first words");
+  REQUIRE(again.problems.size() == 1);  // a refusal is remembered with its reason
+  CHECK(again.problems[0].what == first.problems[0].what);
+
+  // The same size, and the modification time put back: the change time still tells.
+  put(path, skillMd("notes", "other words"));
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+  CHECK(statOf(path).st_size == before.st_size);
+  CHECK(cache.find(path, statOf(path)) == nullptr);
+  Catalog edited = loadCatalog(dirs, {}, &cache);
+  CHECK(edited.find("notes")->meta.description == "other words");
+  // The same catalog as without a cache.
+  Catalog uncached = loadCatalog(dirs);
+  CHECK(uncached.find("notes")->meta.description == "other words");
+  CHECK(uncached.problems.size() == edited.problems.size());
+
+  // A skill removed is forgotten by the next load.
+  struct stat last = statOf(path);
+  std::filesystem::remove_all(t.root + "/owner/notes");
+  Catalog gone = loadCatalog(dirs, {}, &cache);
+  CHECK_FALSE(gone.find("notes"));
+  CHECK(cache.find(path, last) == nullptr);
 }
 
 TEST_CASE("skills: a broken or hostile skill folder is a problem, never a crash") {

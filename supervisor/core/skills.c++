@@ -352,7 +352,10 @@ std::vector<std::string> unmetRequirements(const Requirements& r, const SandboxV
 namespace {
 
 // Reads SKILL.md below an already opened skill folder: no symlink, a regular file, bounded.
-bool readSkillMd(int dirFd, std::string& out, std::string& error) {
+// `st` receives what fstat said of the file read.
+bool readSkillMd(int dirFd, std::string& out, std::string& error, struct stat& st,
+                 FrontMatterCache* cache, const std::string& path,
+                 const FrontMatterCache::Entry** cached) {
   int fd = openat(dirFd, "SKILL.md", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     error = errno == ELOOP    ? "SKILL.md is a symlink (not followed)"
@@ -360,12 +363,18 @@ bool readSkillMd(int dirFd, std::string& out, std::string& error) {
                               : std::string("cannot open SKILL.md: ") + strerror(errno);
     return false;
   }
-  struct stat st;
   bool ok = fstat(fd, &st) == 0;
   if (!ok || !S_ISREG(st.st_mode)) {
     close(fd);
     error = "SKILL.md is not a regular file";
     return false;
+  }
+  if (cache != nullptr) {
+    if (const auto* entry = cache->find(path, st)) {  // unchanged since it was parsed
+      close(fd);
+      *cached = entry;
+      return true;
+    }
   }
   if (static_cast<size_t>(st.st_size) > MAX_SKILL_MD_BYTES) {
     close(fd);
@@ -390,7 +399,8 @@ bool readSkillMd(int dirFd, std::string& out, std::string& error) {
   return true;
 }
 
-void loadDir(const SkillDir& src, std::vector<Skill>& skills, std::vector<Problem>& problems) {
+void loadDir(const SkillDir& src, std::vector<Skill>& skills, std::vector<Problem>& problems,
+             FrontMatterCache* cache) {
   int root = open(src.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (root < 0) {
     if (errno != ENOENT)
@@ -433,10 +443,19 @@ void loadDir(const SkillDir& src, std::vector<Skill>& skills, std::vector<Proble
       continue;
     }
     std::string text, error;
-    bool read = readSkillMd(fd, text, error);
+    std::string skillMd = dir + "/SKILL.md";
+    struct stat fileSt;
+    const FrontMatterCache::Entry* cached = nullptr;
+    bool read = readSkillMd(fd, text, error, fileSt, cache, skillMd, &cached);
     close(fd);
     std::optional<FrontMatter> fm;
-    if (read) fm = parseFrontMatter(text, error);
+    if (cached != nullptr) {
+      fm = cached->frontMatter;
+      error = cached->error;
+    } else if (read) {
+      fm = parseFrontMatter(text, error);
+      if (cache != nullptr) cache->put(skillMd, fileSt, fm, fm ? "" : error);
+    }
     if (!fm) {
       problems.push_back({dir + "/SKILL.md", error});
       continue;
@@ -451,18 +470,53 @@ void loadDir(const SkillDir& src, std::vector<Skill>& skills, std::vector<Proble
     s.meta = std::move(*fm);
     s.source = src.source;
     s.dir = dir;
-    s.skillMdPath = dir + "/SKILL.md";
+    s.skillMdPath = skillMd;
     skills.push_back(std::move(s));
   }
   closedir(d);
 }
 
+bool sameTime(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
 }  // namespace
 
-Catalog loadCatalog(const std::vector<SkillDir>& dirs, const SandboxView& sandbox) {
+const FrontMatterCache::Entry* FrontMatterCache::find(const std::string& path,
+                                                      const struct stat& st) {
+  auto it = entries_.find(path);
+  if (it == entries_.end()) return nullptr;
+  Entry& e = it->second;
+  if (e.dev != st.st_dev || e.ino != st.st_ino || e.size != st.st_size ||
+      !sameTime(e.mtime, st.st_mtim) || !sameTime(e.ctime, st.st_ctim)) {
+    return nullptr;
+  }
+  e.seen = true;
+  return &e;
+}
+
+void FrontMatterCache::put(const std::string& path, const struct stat& st,
+                           std::optional<FrontMatter> frontMatter, std::string error) {
+  entries_[path] =
+      Entry{st.st_dev,        st.st_ino, st.st_size, st.st_mtim, st.st_ctim, std::move(frontMatter),
+            std::move(error), true};
+}
+
+void FrontMatterCache::beginLoad() {
+  for (auto& [path, e] : entries_) e.seen = false;
+}
+
+void FrontMatterCache::endLoad() {
+  std::erase_if(entries_, [](const auto& item) { return !item.second.seen; });
+}
+
+Catalog loadCatalog(const std::vector<SkillDir>& dirs, const SandboxView& sandbox,
+                    FrontMatterCache* cache) {
   Catalog c;
   std::vector<Skill> all;
-  for (const auto& src : dirs) loadDir(src, all, c.problems);
+  if (cache != nullptr) cache->beginLoad();
+  for (const auto& src : dirs) loadDir(src, all, c.problems, cache);
+  if (cache != nullptr) cache->endLoad();
   std::map<std::string, Source> winner;
   std::vector<Skill> shadowed;
   for (auto& s : all) {  // `all` is in precedence order: the first of a name wins

@@ -24,6 +24,8 @@
 
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstddef>
 #include <map>
 #include <optional>
@@ -98,8 +100,38 @@ struct Catalog {
   const Skill* find(const std::string& name) const;  // the winner of that name, or nullptr
 };
 
+// Each SKILL.md's parsed front matter (or why it was refused), remembered by the file's identity
+// (device, inode, size, modification and change times). The catalog is read every turn, so that
+// a skill installed or edited shows at the next one; with this only what changed is read and
+// parsed again, the rest costs a stat. Forgets files a load no longer sees.
+class FrontMatterCache {
+ public:
+  struct Entry {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    std::optional<FrontMatter> frontMatter;
+    std::string error;  // when frontMatter is empty
+    bool seen = false;  // by the load under way
+  };
+
+  // The entry for `path` if `st` still describes the file it was made from.
+  const Entry* find(const std::string& path, const struct stat& st);
+  void put(const std::string& path, const struct stat& st, std::optional<FrontMatter> frontMatter,
+           std::string error);
+  void beginLoad();
+  void endLoad();  // drops what beginLoad's load did not see
+
+ private:
+  std::map<std::string, Entry> entries_;
+};
+
 // Reads every source (never throws for what is in them: problems are collected) and gates.
-Catalog loadCatalog(const std::vector<SkillDir>& dirs, const SandboxView& sandbox = {});
+// With a cache, unchanged SKILL.md files are not read again (the cache is the caller's: one
+// thread at a time).
+Catalog loadCatalog(const std::vector<SkillDir>& dirs, const SandboxView& sandbox = {},
+                    FrontMatterCache* cache = nullptr);
 
 // The unmet requirements of `r` in `sandbox`, one sentence each (empty: eligible).
 std::vector<std::string> unmetRequirements(const Requirements& r, const SandboxView& sandbox);
