@@ -6,6 +6,12 @@
 #include "frames.h"
 
 #include <doctest/doctest.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
 
 namespace chitin::gateway {
 namespace {
@@ -170,6 +176,165 @@ TEST_CASE("frames: sanitizeMessage keeps one printable line") {
   CHECK(frames::sanitizeMessage("first\nsecond") == "first");
   CHECK(frames::sanitizeMessage("a\tb\xc3\xa9") == "a?b??");
   CHECK(frames::sanitizeMessage(std::string(300, 'x'), 10) == "xxxxxxxxxx...");
+}
+
+// ---- The direct path and protobuf's parser agree ----
+
+// Random JSON text shaped like requests: the frame's fields and others, values of every JSON
+// type (right and wrong for the field), duplicate keys, integers at and past their limits,
+// strings with escapes and non-ASCII, and some malformed text.
+class FrameTexts {
+ public:
+  explicit FrameTexts(uint32_t seed) : random_(seed) {}
+
+  std::string frame() {
+    static const std::vector<std::string> keys = {"type",    "id",    "method", "params", "ok",
+                                                  "payload", "event", "seq",    "bogus",  "ID"};
+    std::string out = "{";
+    std::vector<std::string> chosen;
+    if (below(2) == 0) {  // shaped like a real request, perhaps with one thing wrong
+      chosen = {"type", "id", "method"};
+      if (below(3) > 0) chosen.push_back("params");
+      if (below(4) == 0) chosen.push_back(keys[below(static_cast<int>(keys.size()))]);
+      std::shuffle(chosen.begin(), chosen.end(), random_);
+    } else {
+      for (int i = below(6); i > 0; --i)
+        chosen.push_back(keys[below(static_cast<int>(keys.size()))]);
+    }
+    for (size_t i = 0; i < chosen.size(); ++i) {
+      if (i > 0) out += ",";
+      const std::string& key = chosen[i];
+      out += "\"" + key + "\":";
+      if (key == "params" && below(4) > 0) {
+        out += params();
+      } else if ((key == "type" || key == "id" || key == "method") && below(4) > 0) {
+        out += key == "type" ? (below(3) > 0 ? "\"req\"" : "\"res\"") : text();
+      } else {
+        out += value(2);
+      }
+    }
+    out += "}";
+    switch (below(12)) {
+      case 0:
+        return out.substr(0, out.size() / 2);  // cut short
+      case 1:
+        return out + " x";  // trailing text
+      case 2:
+        return "[" + out + "]";  // not an object
+      default:
+        return out;
+    }
+  }
+
+  // Params for AgentParams and ChatHistoryParams: their fields (snake_case and camelCase),
+  // unknown ones, values of every type.
+  std::string params() {
+    static const std::vector<std::string> keys = {
+        "message",  "sessionKey", "session_key",    "limit", "mentioned",
+        "chatType", "untrusted",  "idempotencyKey", "nope",  "sender"};
+    std::string out = "{";
+    int n = below(5);
+    for (int i = 0; i < n; ++i) {
+      if (i > 0) out += ",";
+      out += "\"" + keys[below(static_cast<int>(keys.size()))] + "\":" + value(1);
+    }
+    return out + "}";
+  }
+
+  std::string value(int depth) {
+    static const std::vector<std::string> scalars = {"null",
+                                                     "true",
+                                                     "false",
+                                                     "0",
+                                                     "1",
+                                                     "-1",
+                                                     "20",
+                                                     "1.5",
+                                                     "1e3",
+                                                     "4294967295",
+                                                     "4294967296",
+                                                     "9007199254740993",
+                                                     "-0",
+                                                     "\"20\"",
+                                                     "\"\"",
+                                                     "\"a\\\"b\\n\\u00e9\"",
+                                                     "\"caf\xC3\xA9\"",
+                                                     "\"\xFF\""};
+    int kind = below(depth > 0 ? 8 : 6);
+    if (kind < 5) return scalars[below(static_cast<int>(scalars.size()))];
+    if (kind == 5) return text();
+    if (kind == 6) {
+      std::string out = "[";
+      for (int i = below(3); i > 0; --i) out += value(depth - 1) + (i > 1 ? "," : "");
+      return out + "]";
+    }
+    return params();
+  }
+
+  std::string text() {
+    static const std::vector<std::string> texts = {"\"1\"", "\"abc\"", "\"\"", "\"chat.history\"",
+                                                   "\"agent\""};
+    return texts[below(static_cast<int>(texts.size()))];
+  }
+
+ private:
+  int below(int n) { return static_cast<int>(random_() % static_cast<uint32_t>(n)); }
+  std::mt19937 random_;
+};
+
+bool same(const std::variant<frames::Request, frames::BadFrame>& a,
+          const std::variant<frames::Request, frames::BadFrame>& b) {
+  if (a.index() != b.index()) return false;
+  if (auto* ra = std::get_if<frames::Request>(&a)) {
+    auto& rb = std::get<frames::Request>(b);
+    return ra->id == rb.id && ra->method == rb.method &&
+           google::protobuf::util::MessageDifferencer::Equals(ra->params, rb.params);
+  }
+  auto& ba = std::get<frames::BadFrame>(a);
+  auto& bb = std::get<frames::BadFrame>(b);
+  return ba.id == bb.id && ba.error.code == bb.error.code && ba.error.message == bb.error.message;
+}
+
+template <typename T>
+bool sameParams(const google::protobuf::Struct& params) {
+  T direct, slow;
+  auto a = frames::paramsInto(params, "m", direct);
+  auto b = frames::detail::paramsIntoByProtobuf(params, "m", slow);
+  if (a.index() != b.index()) return false;
+  if (std::holds_alternative<UserError>(a)) {
+    return std::get<UserError>(a).message == std::get<UserError>(b).message;
+  }
+  return google::protobuf::util::MessageDifferencer::Equals(direct, slow);
+}
+
+TEST_CASE("frames: the direct path accepts, refuses and words exactly as protobuf's parser") {
+  FrameTexts texts(20261203);
+  size_t requests = 0, accepted = 0, paramsChecked = 0;
+  for (int i = 0; i < 10000; ++i) {
+    std::string text = texts.frame();
+    auto direct = frames::parseRequest(text);
+    auto slow = frames::detail::parseRequestByProtobuf(text);
+    INFO(text);
+    REQUIRE(same(direct, slow));
+    ++requests;
+    if (auto* request = std::get_if<frames::Request>(&direct)) {
+      ++accepted;
+      CHECK(sameParams<AgentParams>(request->params));
+      CHECK(sameParams<ChatHistoryParams>(request->params));
+      paramsChecked += 2;
+    }
+  }
+  CHECK(requests == 10000);
+  CHECK(accepted > 250);  // the generator reaches well-formed requests, not only refusals
+  CHECK(paramsChecked == accepted * 2);
+
+  // Duplicate keys and the well-formed case, by hand.
+  for (const char* text : {R"({"type":"req","id":"1","id":"2","method":"m"})",
+                           R"({"type":"req","id":"1","method":"m","params":{"a":1,"a":2}})",
+                           R"({"type":"req","id":"1","method":"m","params":{"limit":20}})"}) {
+    INFO(text);
+    CHECK(same(frames::parseRequest(text), frames::detail::parseRequestByProtobuf(text)));
+  }
 }
 
 }  // namespace

@@ -69,6 +69,15 @@ std::string printError(std::string_view id, const UserError& error);
 std::string printEvent(std::string_view event, const google::protobuf::Message& payload,
                        uint32_t seq);
 
+// protobuf's own parser, which parseRequest and paramsInto hand everything to that is not
+// plainly well-formed (frames.c++ says why there are two paths). For the test that checks the
+// two agree.
+namespace detail {
+std::variant<Request, BadFrame> parseRequestByProtobuf(std::string_view text);
+Result<bool> paramsIntoByProtobuf(const google::protobuf::Struct& params, std::string_view method,
+                                  google::protobuf::Message& out);
+}  // namespace detail
+
 // Makes a parser or exception message safe to put in a frame: its first line, at most
 // `maxBytes`, with control characters and non-ASCII bytes replaced (the protobuf parser quotes
 // the offending input, which may be invalid UTF-8 and would make the reply unprintable).
