@@ -52,6 +52,12 @@ class InstantModel:
                                          what="instant model port"))
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
 
+    def own_p50(self):
+        """Seconds per answer inside the instant model (request read -> reply written), p50 of
+        every answer so far."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
+            return json.loads(r.read())["p50_us"] / 1e6
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)

@@ -7,6 +7,7 @@
 // requests and plays scripts.
 //
 //   instant-model --port-file PATH     listens on an ephemeral port, writes it to PATH
+//   GET /stats                         {"answers": N, "p50_us": …}: its own time per answer
 //
 // One thread per connection (kept alive, as the model worker keeps its connection); HTTP/1.1
 // with Content-Length or chunked request bodies. Not a test and not shipped.
@@ -18,13 +19,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -50,19 +56,92 @@ std::string streamedAnswer(const std::string& text) {
 }
 
 // The text of the last user message with string content in a Chat Completions request body.
-std::string lastUserText(std::string_view body) {
-  auto request = nlohmann::json::parse(body, nullptr, false);
-  if (!request.is_object() || !request.contains("messages") || !request["messages"].is_array()) {
-    return "";
-  }
-  const auto& messages = request["messages"];
-  for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
-    if (it->is_object() && it->value("role", "") == "user" && it->contains("content") &&
-        (*it)["content"].is_string()) {
-      return (*it)["content"].get<std::string>();
+// Read with a SAX pass that keeps no document: the history grows with the session, and the
+// model's own time should stay small beside chitin's.
+class LastUserText : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  std::string last;
+
+  bool null() override { return scalar(); }
+  bool boolean(bool) override { return scalar(); }
+  bool number_integer(number_integer_t) override { return scalar(); }
+  bool number_unsigned(number_unsigned_t) override { return scalar(); }
+  bool number_float(number_float_t, const string_t&) override { return scalar(); }
+  bool binary(binary_t&) override { return scalar(); }
+  bool string(string_t& value) override {
+    if (inMessage()) {
+      if (key_ == "role") role_ = value;
+      if (key_ == "content") content_ = value, hasContent_ = true;
     }
+    return scalar();
   }
-  return "";
+  bool start_object(std::size_t) override {
+    bool message = stack_.size() == 2 && stack_.back() == Context::MESSAGES;
+    stack_.push_back(message ? Context::MESSAGE : Context::OTHER);
+    if (message) role_.clear(), content_.clear(), hasContent_ = false;
+    key_.clear();
+    return true;
+  }
+  bool key(string_t& key) override {
+    key_ = key;
+    return true;
+  }
+  bool end_object() override {
+    if (inMessage() && role_ == "user" && hasContent_) last = content_;
+    stack_.pop_back();
+    key_.clear();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    // The top-level object's "messages" array.
+    stack_.push_back(stack_.size() == 1 && key_ == "messages" ? Context::MESSAGES : Context::OTHER);
+    return true;
+  }
+  bool end_array() override {
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  enum class Context { OTHER, MESSAGES, MESSAGE };
+  bool inMessage() const { return stack_.size() == 3 && stack_.back() == Context::MESSAGE; }
+  bool scalar() { return true; }
+
+  std::vector<Context> stack_;
+  std::string key_, role_, content_;
+  bool hasContent_ = false;
+};
+
+// The JSON string literal starting at body[at] (its opening quote), unescaped; nullopt if there
+// is none.
+std::optional<std::string> stringAt(std::string_view body, size_t at) {
+  if (at >= body.size() || body[at] != '"') return std::nullopt;
+  size_t end = at + 1;
+  while (end < body.size() && body[end] != '"') end += body[end] == '\\' ? 2 : 1;
+  if (end >= body.size()) return std::nullopt;
+  auto parsed = nlohmann::json::parse(body.substr(at, end - at + 1), nullptr, false);
+  if (!parsed.is_string()) return std::nullopt;
+  return parsed.get<std::string>();
+}
+
+std::string lastUserText(std::string_view body) {
+  // Quick path, a few microseconds: the last `"role":"user"` (quotes inside JSON strings are
+  // escaped, so this text can only be a key and its value) directly followed by its "content"
+  // string, the order chitin's model worker writes.
+  static constexpr std::string_view ROLE = R"("role":"user")";
+  static constexpr std::string_view CONTENT = R"(,"content":)";
+  size_t role = body.rfind(ROLE);
+  if (role != std::string_view::npos &&
+      body.substr(role + ROLE.size(), CONTENT.size()) == CONTENT) {
+    if (auto text = stringAt(body, role + ROLE.size() + CONTENT.size())) return *text;
+  }
+  // Any other shape: the whole body, without keeping a document.
+  LastUserText reader;
+  if (!nlohmann::json::sax_parse(body, &reader)) return "";
+  return reader.last;
 }
 
 std::string notFound() {
@@ -118,6 +197,25 @@ size_t skipChunked(int fd, std::string& buffer, size_t at) {
   }
 }
 
+// Each answer's time inside this process (request read -> reply written), for GET /stats: the
+// bench takes the model's own part off a turn with it.
+std::mutex statsMutex;
+std::vector<double> answerMicros;
+
+std::string stats() {
+  std::vector<double> sorted;
+  {
+    std::lock_guard<std::mutex> lock(statsMutex);
+    sorted = answerMicros;
+  }
+  std::sort(sorted.begin(), sorted.end());
+  double p50 = sorted.empty() ? 0 : sorted[sorted.size() / 2];
+  std::string body =
+      "{\"answers\":" + std::to_string(sorted.size()) + ",\"p50_us\":" + std::to_string(p50) + "}";
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 void serve(int fd) {
   static const std::string NOT_FOUND = notFound();
   std::string buffer;
@@ -141,8 +239,18 @@ void serve(int fd) {
     if (next == std::string::npos) break;
     bool post =
         head.rfind("post ", 0) == 0 && head.find(" /v1/chat/completions ") != std::string::npos;
-    std::string_view body = std::string_view(buffer).substr(bodyAt, next - bodyAt);
-    if (!writeAll(fd, post ? streamedAnswer("echo: " + lastUserText(body)) : NOT_FOUND)) break;
+    if (head.rfind("get /stats ", 0) == 0) {
+      if (!writeAll(fd, stats())) break;
+    } else if (post) {
+      auto started = std::chrono::steady_clock::now();
+      std::string_view body = std::string_view(buffer).substr(bodyAt, next - bodyAt);
+      if (!writeAll(fd, streamedAnswer("echo: " + lastUserText(body)))) break;
+      std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - started;
+      std::lock_guard<std::mutex> lock(statsMutex);
+      answerMicros.push_back(took.count());
+    } else if (!writeAll(fd, NOT_FOUND)) {
+      break;
+    }
     buffer.erase(0, next);
   }
   close(fd);
