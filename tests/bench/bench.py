@@ -22,7 +22,7 @@
 (j) an HTTPS request tunnelled through the egress broker (SOCKS5 over its unix socket, as the
     model worker makes it) against the same request made directly, as a ratio
 (k) a Telegram message from an approved owner at the fake Bot API -> the reply posted there
-    (sandboxed worker, egress broker, gateway, instant fake model): p50/p99, and what is left
+    (sandboxed worker, egress broker, gateway, instant model): p50/p99, and what is left
     once the fakes' own measured costs are taken off
 (l) private and anonymous memory of the idle Telegram channel worker (smaps_rollup)
 (m) the browser tool: a session's first `browser` turn (navigate + snapshot of a local page:
@@ -514,11 +514,14 @@ def main():
     direct, brokered, ratio, n = egress_cost()
     line(f"p50 over {n}: direct / through the egress broker", f"{direct:.2f} ms / {brokered:.2f} ms")
     line("ratio, through the broker / direct", f"{ratio:.2f}x")
-    model = FakeModel(tempfile.mkdtemp(prefix="chitin-bench-model-"), SCRIPT)
+    modeldir = tempfile.mkdtemp(prefix="chitin-bench-model-")
+    model = FakeModel(modeldir, SCRIPT)
+    instant = InstantModel(modeldir)
     try:
-        print_channel_cost(model)
+        print_channel_cost(model, instant)
     finally:
         model.stop()
+        instant.stop()
     print_browser_cost()
     print_web_fetch_cost()
     print_memory_search_cost()

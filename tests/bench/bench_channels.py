@@ -41,7 +41,8 @@ def _long_poll_turnaround(telegram, token, n):
 
 
 def channel_cost(model):
-    """(k) and (l): a Telegram account against the fake Bot API, an owner chatting with it."""
+    """(k) and (l): a Telegram account against the fake Bot API, an owner chatting with it;
+    `model` answers (the instant model for (k), whose own time per answer it reports)."""
     import channels
     from test_channel_telegram import DM, TOKEN, FakeTelegram
     d = tempfile.mkdtemp(prefix="chitin-bench-telegram-")
@@ -51,7 +52,7 @@ def channel_cost(model):
         # The fakes' own costs: the long poll's here, the others between the messages below
         # (so that they see the same load on this machine as chitin's runs do).
         poll = _long_poll_turnaround(telegram, TOKEN, 20)
-        sends, peeks, answers = [], [], []
+        sends, peeks = [], []
         syncs = fdatasync_cost(d)
         token = channels.write_credential(d, "telegram-token", TOKEN)
         where = f"127.0.0.1:{telegram.port}"
@@ -88,9 +89,6 @@ def channel_cost(model):
                     sends += _timed_http(f"{telegram.url}/bot{TOKEN}/sendMessage",
                                          {"chat_id": PROBE_CHAT["id"], "text": "probe"}, n=1)
                     peeks += _timed_http(f"{telegram.url}/control/sent", n=1)
-                    answers += _timed_http(f"{model.base_url}/chat/completions",
-                                           {"model": "bench", "stream": True,
-                                            "messages": [{"role": "user", "content": "hi"}]}, n=1)
             time.sleep(0.5)  # idle again
             # Bot API calls per message besides getUpdates (the reply, typing, the reaction).
             calls = (len(telegram.sent(chat_id=DM["id"])) - calls_before) / (N_CHANNEL + 3)
@@ -102,20 +100,21 @@ def channel_cost(model):
             gw.cleanup()
     finally:
         telegram.stop()
-    return {"latencies": latencies, "poll": poll, "send": sends, "peek": peeks, "model": answers,
+    return {"latencies": latencies, "poll": poll, "send": sends, "peek": peeks,
+            "model": model.own_p50(),
             "calls": calls, "sync": syncs, "memory": memory}
 
 
-def print_channel_cost(model):
-    c = channel_cost(model)
+def print_channel_cost(model, instant):
+    c = channel_cost(instant)
     lat = c["latencies"]
     p50 = pct(lat, 50)
-    print("\n(k) Telegram message -> reply posted (fake Bot API, instant fake model, approved owner)")
+    print("\n(k) Telegram message -> reply posted (fake Bot API, instant model, approved owner)")
     line(f"p50 / p99 over {len(lat)} messages", f"{ms(p50)} / {ms(pct(lat, 99))}")
     fakes = {"fake Bot API: message -> waiting getUpdates returns": pct(c["poll"], 50),
              f"fake Bot API: {c['calls']:.1f} calls (reply, typing, reaction) x one sendMessage":
                  c["calls"] * pct(c["send"], 50),
-             "fake model: one streamed answer": pct(c["model"], 50),
+             "instant model (C++): its own time per answer (inside it)": c["model"],
              "fake Bot API: one /control/sent look (the bench's poll)": pct(c["peek"], 50)}
     for label, value in fakes.items():
         line(f"  {label} p50", ms(value))
