@@ -449,7 +449,7 @@ def main():
         p = statistics.median(per_session)
         line(f"private memory per idle session worker (n={len(per_session)})", f"{p / 1024:.2f} MiB",
              "<= 1 MiB", p <= 1024)
-    print("\n(c) warm agent turn (instant fake model, WebSocket client)")
+    print("\n(c) warm agent turn (instant model, WebSocket client)")
     line(f"p50 / p90 over {N_TURNS} turns", f"{ms(pct(turns, 50))} / {ms(pct(turns, 90))}")
     line("  instant model (C++): its own time per answer (inside it), p50", ms(fake_own))
     line("    one answer asked directly by a Python client, p50", ms(pct(fake_answer, 50)))
