@@ -99,6 +99,14 @@ TEST_CASE("openai-chat: a tool message without toolCallId or a non-object schema
   CHECK_THROWS_AS(buildOpenAiChatBody(request, {"m", 1}), kj::Exception);
 }
 
+TEST_CASE("openai-chat: a message with a role this build does not know is refused") {
+  capnp::MallocMessageBuilder message;
+  auto request = message.initRoot<rpc::CompletionRequest>();
+  fillRequest(request, "", {{rpc::Role::USER, "hi"}, {rpc::Role::USER, "there"}});
+  request.getMessages()[1].setRole(static_cast<rpc::Role>(99));
+  CHECK_THROWS_AS(buildOpenAiChatBody(request, {"m", 1}), kj::Exception);
+}
+
 TEST_CASE("openai-chat: every text is a well-formed JSON string, whatever it holds") {
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<rpc::CompletionRequest>();

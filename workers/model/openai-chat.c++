@@ -37,8 +37,14 @@ std::string buildOpenAiChatBody(rpc::CompletionRequest::Reader request,
   }
   uint32_t i = 0;
   for (auto message : request.getMessages()) {
+    // The session worker chooses the messages: a role this build does not know (a Cap'n Proto
+    // enum carries any number) is a fault, not a message printed half.
+    auto role = message.getRole();
+    KJ_REQUIRE(role == rpc::Role::SYSTEM || role == rpc::Role::USER ||
+                   role == rpc::Role::ASSISTANT || role == rpc::Role::TOOL,
+               "a message with an unknown role", i, static_cast<uint16_t>(role));
     next();
-    switch (message.getRole()) {
+    switch (role) {
       case rpc::Role::SYSTEM:
         out += R"({"role":"system","content":)";
         appendJson(out, message.getContent());
