@@ -7,6 +7,7 @@
 
 #include <capnp/capability.h>
 #include <doctest/doctest.h>
+#include <kj/timer.h>
 #include <kj/async.h>
 
 #include <string>
@@ -168,6 +169,39 @@ TEST_CASE("agent loop: the step limit stops a model that never answers") {
   REQUIRE(outcome.isFailed());
   CHECK(std::string(outcome.getFailed()).find("3 model calls") != std::string::npos);
   CHECK(h.tools->calls.size() == 3);
+}
+
+TEST_CASE("agent loop: the heap goes back once the session has been idle, not after each turn") {
+  Harness h;
+  kj::TimerImpl timer(kj::origin<kj::TimePoint>());
+  int trims = 0;
+  h.worker = kj::heap<SessionWorkerImpl>(&timer, [&]() { ++trims; });
+  h.model->script = {{"one", {}, ""}, {"two", {}, ""}};
+  auto advance = [&](kj::Duration by) {
+    timer.advanceTo(timer.now() + by);
+    h.ws.poll();
+  };
+
+  h.run("first");
+  CHECK(trims == 0);  // not at once: the next turn would fault the pages back in
+  advance(SessionWorkerImpl::TRIM_AFTER_IDLE - 500 * kj::MILLISECONDS);
+  CHECK(trims == 0);
+  h.run("second");  // a turn before the idle time is up: the pending trim is dropped
+  advance(SessionWorkerImpl::TRIM_AFTER_IDLE - 500 * kj::MILLISECONDS);
+  CHECK(trims == 0);
+  advance(kj::SECONDS);  // idle long enough since the second turn
+  CHECK(trims == 1);
+  advance(10 * kj::SECONDS);
+  CHECK(trims == 1);  // once per idle spell
+}
+
+TEST_CASE("agent loop: without a timer the heap goes back after every turn") {
+  Harness h;
+  int trims = 0;
+  h.worker = kj::heap<SessionWorkerImpl>(nullptr, [&]() { ++trims; });
+  h.model->script = {{"one", {}, ""}};
+  h.run("first");
+  CHECK(trims == 1);
 }
 
 TEST_CASE("agent loop: system prompt without context files is the base prompt") {

@@ -165,11 +165,13 @@ void SessionWorkerImpl::trimWhenIdle() {
   // keep their pages (1,000 idle sessions each hold one). Not at once in a conversation: the
   // next turn would fault the same pages back in (perf: a tenth of the worker's time per turn).
   if (timer_ == nullptr) {
-    malloc_trim(0);
+    giveBack_();
     return;
   }
   trim_ =
-      timer_->afterDelay(TRIM_AFTER_IDLE).then([]() { malloc_trim(0); }).eagerlyEvaluate(nullptr);
+      timer_->afterDelay(TRIM_AFTER_IDLE).then([this]() { giveBack_(); }).eagerlyEvaluate(nullptr);
 }
+
+void SessionWorkerImpl::defaultGiveBack() { malloc_trim(0); }
 
 }  // namespace chitin

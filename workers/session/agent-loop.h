@@ -10,6 +10,7 @@
 
 #include <kj/timer.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,11 @@ std::string composeSystemPrompt(const std::string& base, const std::vector<Conte
 
 class SessionWorkerImpl final : public rpc::SessionWorker::Server {
  public:
-  // With a timer, the heap's free pages go back to the system once the session has been idle
-  // for TRIM_AFTER_IDLE; without one (tests), after every turn.
-  explicit SessionWorkerImpl(kj::Timer* timer = nullptr) : timer_(timer) {}
+  // With a timer, the heap's free pages go back to the system (`giveBack`, malloc_trim) once the
+  // session has been idle for TRIM_AFTER_IDLE; without one, after every turn.
+  explicit SessionWorkerImpl(kj::Timer* timer = nullptr,
+                             std::function<void()> giveBack = defaultGiveBack)
+      : timer_(timer), giveBack_(std::move(giveBack)) {}
 
   static constexpr kj::Duration TRIM_AFTER_IDLE = 2 * kj::SECONDS;
 
@@ -39,9 +42,11 @@ class SessionWorkerImpl final : public rpc::SessionWorker::Server {
 
  private:
   void trimWhenIdle();
+  static void defaultGiveBack();
 
   bool busy_ = false;
   kj::Timer* timer_;
+  std::function<void()> giveBack_;
   kj::Maybe<kj::Promise<void>> trim_;  // pending: cancelled by the next turn
 };
 
