@@ -23,7 +23,6 @@ namespace chitin::audit {
 namespace {
 
 constexpr size_t CHUNK = 256 * 1024;
-constexpr int64_t RACY_NANOS = 100'000'000;  // coarse clocks tick every 1-10 ms
 constexpr size_t MAX_LINK_BYTES = 4096;      // PATH_MAX: no symlink target is longer
 
 struct Stream {
@@ -46,10 +45,6 @@ const char* specialKind(mode_t mode) {
   if (S_ISCHR(mode)) return "a character device";
   if (S_ISBLK(mode)) return "a block device";
   return "an entry of unknown type";
-}
-
-int64_t nanos(const struct timespec& t) {
-  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
 std::string join(const std::string& dir, const std::string& name) {
@@ -137,16 +132,6 @@ void removeTreeAt(int dirFd, const std::string& name, const std::string& shownPa
       fail(rel + ": " + strerror(errno));
     stack.pop_back();
   }
-}
-
-bool WorkspaceScanner::StatKey::operator==(const StatKey& o) const {
-  return dev == o.dev && ino == o.ino && size == o.size && mode == o.mode &&
-         mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec &&
-         ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
-}
-
-WorkspaceScanner::StatKey WorkspaceScanner::keyOf(const struct stat& st) {
-  return {st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_mtim, st.st_ctim};
 }
 
 void WorkspaceScanner::skip(ScanResult& out, std::string path, std::string reason) {
@@ -246,7 +231,7 @@ ScanResult WorkspaceScanner::scan(int rootFd, git_odb* odb) {
 void WorkspaceScanner::addFile(int dirFd, const std::string& name, const std::string& path,
                                const struct stat& st, git_odb* odb, ScanResult& out) {
   git_filemode_t mode = (st.st_mode & S_IXUSR) ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
-  StatKey key = keyOf(st);
+  FileStamp key = FileStamp::of(st);
   auto hit = cache_.find(path);
   if (hit != cache_.end() && hit->second.key == key) {
     next_.insert(*hit);
@@ -324,12 +309,13 @@ bool WorkspaceScanner::streamFile(int dirFd, const std::string& name, const std:
     }
     out.bytesRead += done;
     struct stat after;
-    if (shortRead || ::fstat(fd.fd, &after) < 0 || !(keyOf(after) == keyOf(opened))) continue;
+    if (shortRead || ::fstat(fd.fd, &after) < 0 || !(FileStamp::of(after) == FileStamp::of(opened)))
+      continue;
     if (git_odb_stream_finalize_write(&oid, stream.s) < 0)
       throw std::runtime_error("snapshots: cannot store a blob of " + path);
-    Cached entry{keyOf(opened), oid};
+    Cached entry{FileStamp::of(opened), oid};
     inodes_[{opened.st_dev, opened.st_ino}] = entry;
-    if (nanos(opened.st_ctim) < scanStartNanos_ - RACY_NANOS && keyOf(opened) == keyOf(st))
+    if (settledBefore(opened, scanStartNanos_) && FileStamp::of(opened) == FileStamp::of(st))
       next_[path] = entry;
     return true;
   }

@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "file-stamp.h"
 #include "snapshots.h"
 
 namespace chitin::audit {
@@ -54,23 +55,14 @@ class WorkspaceScanner {
   const SnapshotLimits& limits() const { return limits_; }
 
  private:
-  struct StatKey {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    mode_t mode;
-    struct timespec mtime, ctime;
-    bool operator==(const StatKey& o) const;
-  };
   struct Cached {
-    StatKey key;
+    FileStamp key;
     git_oid oid;
   };
   struct InodeHash {
     size_t operator()(const std::pair<dev_t, ino_t>& k) const { return k.first * 31 + k.second; }
   };
 
-  static StatKey keyOf(const struct stat& st);
   void addFile(int dirFd, const std::string& name, const std::string& path, const struct stat& st,
                git_odb* odb, ScanResult& out);
   bool streamFile(int dirFd, const std::string& name, const std::string& path,

@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include <regex>
 #include <set>
@@ -156,6 +158,8 @@ TEST_CASE("skills: the front matter cache re-reads exactly what changed and forg
     return st;
   };
 
+  // Past the racy window: a file is remembered only once its last change is that old.
+  std::this_thread::sleep_for(std::chrono::nanoseconds(chitin::RACY_NANOS + 50'000'000));
   Catalog first = loadCatalog(dirs, {}, &cache);
   REQUIRE(first.find("notes"));
   CHECK(first.find("notes")->meta.description == "first words");
@@ -187,6 +191,25 @@ TEST_CASE("skills: the front matter cache re-reads exactly what changed and forg
   Catalog gone = loadCatalog(dirs, {}, &cache);
   CHECK_FALSE(gone.find("notes"));
   CHECK(cache.find(path, last) == nullptr);
+}
+
+TEST_CASE("skills: a SKILL.md changed just before the load is not remembered by its stamp") {
+  // Its timestamps come from a coarse clock: written again within the same tick at the same
+  // size, it would keep its stamp, and a remembered parse would hide the new text.
+  TempDir t;
+  std::string path = t.root + "/owner/notes/SKILL.md";
+  put(path, skillMd("notes", "first words"));
+  std::vector<SkillDir> dirs = {{Source::OWNER, t.root + "/owner"}};
+  FrontMatterCache cache;
+  struct stat st;
+
+  CHECK(loadCatalog(dirs, {}, &cache).find("notes")->meta.description == "first words");
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  CHECK(cache.find(path, st) == nullptr);  // too fresh to trust its stamp
+
+  std::this_thread::sleep_for(std::chrono::nanoseconds(chitin::RACY_NANOS + 50'000'000));
+  CHECK(loadCatalog(dirs, {}, &cache).find("notes")->meta.description == "first words");
+  CHECK(cache.find(path, st) != nullptr);  // settled: remembered
 }
 
 TEST_CASE("skills: a broken or hostile skill folder is a problem, never a crash") {

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -476,33 +477,29 @@ void loadDir(const SkillDir& src, std::vector<Skill>& skills, std::vector<Proble
   closedir(d);
 }
 
-bool sameTime(const struct timespec& a, const struct timespec& b) {
-  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
 }  // namespace
 
 const FrontMatterCache::Entry* FrontMatterCache::find(const std::string& path,
                                                       const struct stat& st) {
   auto it = entries_.find(path);
-  if (it == entries_.end()) return nullptr;
-  Entry& e = it->second;
-  if (e.dev != st.st_dev || e.ino != st.st_ino || e.size != st.st_size ||
-      !sameTime(e.mtime, st.st_mtim) || !sameTime(e.ctime, st.st_ctim)) {
-    return nullptr;
-  }
-  e.seen = true;
-  return &e;
+  if (it == entries_.end() || !(it->second.stamp == FileStamp::of(st))) return nullptr;
+  it->second.seen = true;
+  return &it->second;
 }
 
 void FrontMatterCache::put(const std::string& path, const struct stat& st,
                            std::optional<FrontMatter> frontMatter, std::string error) {
-  entries_[path] =
-      Entry{st.st_dev,        st.st_ino, st.st_size, st.st_mtim, st.st_ctim, std::move(frontMatter),
-            std::move(error), true};
+  if (!settledBefore(st, loadStartNanos_)) {
+    entries_.erase(path);  // read again next time, until it has settled
+    return;
+  }
+  entries_[path] = Entry{FileStamp::of(st), std::move(frontMatter), std::move(error), true};
 }
 
 void FrontMatterCache::beginLoad() {
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  loadStartNanos_ = nanos(now);
   for (auto& [path, e] : entries_) e.seen = false;
 }
 

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "file-stamp.h"
+
 namespace chitin::skills {
 
 // Bounds checked before anything is parsed.
@@ -100,17 +102,15 @@ struct Catalog {
   const Skill* find(const std::string& name) const;  // the winner of that name, or nullptr
 };
 
-// Each SKILL.md's parsed front matter (or why it was refused), remembered by the file's identity
-// (device, inode, size, modification and change times). The catalog is read every turn, so that
-// a skill installed or edited shows at the next one; with this only what changed is read and
-// parsed again, the rest costs a stat. Forgets files a load no longer sees.
+// Each SKILL.md's parsed front matter (or why it was refused), remembered by the file's stamp
+// (file-stamp.h). The catalog is read every turn, so that a skill installed or edited shows at
+// the next one; with this only what changed is read and parsed again, the rest costs a stat. A
+// file changed within RACY_NANOS of the load is not remembered (it could change again with the
+// same stamp). Forgets files a load no longer sees.
 class FrontMatterCache {
  public:
   struct Entry {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
+    FileStamp stamp;
     std::optional<FrontMatter> frontMatter;
     std::string error;  // when frontMatter is empty
     bool seen = false;  // by the load under way
@@ -125,6 +125,7 @@ class FrontMatterCache {
 
  private:
   std::map<std::string, Entry> entries_;
+  int64_t loadStartNanos_ = 0;
 };
 
 // Reads every source (never throws for what is in them: problems are collected) and gates.

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+// What a file's stat says of its contents, for caches that skip rereading unchanged files.
+// Runs in: supervisor (standard library only)
+//
+// The rule both users follow (the snapshot scanner's blob cache, the skills catalog's parsed
+// SKILL.md files): the same stamp means the same contents, except just after a change. File
+// timestamps come from a coarse clock (a tick of 1-10 ms), so a file written again within the
+// same tick, at the same size, keeps its stamp. What was read from a file is therefore
+// remembered only when the file's last change is older than the read by RACY_NANOS (git's
+// "racily clean" entries, handled the same way).
+
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+
+namespace chitin {
+
+inline constexpr int64_t RACY_NANOS = 100'000'000;
+
+inline int64_t nanos(const struct timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+struct FileStamp {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  mode_t mode;
+  struct timespec mtime, ctime;
+
+  static FileStamp of(const struct stat& st) {
+    return {st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_mtim, st.st_ctim};
+  }
+  bool operator==(const FileStamp& o) const {
+    return dev == o.dev && ino == o.ino && size == o.size && mode == o.mode &&
+           nanos(mtime) == nanos(o.mtime) && nanos(ctime) == nanos(o.ctime);
+  }
+};
+
+// Whether what was read from the file `st` describes, in a read that began at `readStartNanos`
+// (CLOCK_REALTIME), may be remembered by its stamp.
+inline bool settledBefore(const struct stat& st, int64_t readStartNanos) {
+  return nanos(st.st_ctim) < readStartNanos - RACY_NANOS;
+}
+
+}  // namespace chitin
