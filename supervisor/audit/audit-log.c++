@@ -266,8 +266,8 @@ std::string normaliseSince(const std::string& since) {
 }
 
 // No whitespace, default values omitted, lowerCamelCase like gateway.proto's frames: protobuf's
-// JSON mapping, printed by protojson (two of these per turn; the library's printer was a tenth of
-// the supervisor's time per turn).
+// JSON mapping, printed by protojson (two records per tool call; the library's printer was a
+// tenth of the supervisor's time in a turn with a tool call).
 std::string toLine(const Record& record) { return protojson::print(record); }
 
 Record parseLine(std::string_view line) {
