@@ -137,8 +137,8 @@ def bwrap_floor():
 
 
 def _last_request_shape(turns):
-    """A Chat Completions body the size of a session's request after `turns` turns: the
-    history's messages (the instant model reads and parses the body to echo its last message)."""
+    """A Chat Completions body the size of a session's request after `turns` turns (the
+    history's messages), for timing one answer of the instant model from a Python client."""
     messages = [{"role": "system", "content": "x" * 4000}]
     for i in range(turns):
         messages += [{"role": "user", "content": f"turn {i}"},

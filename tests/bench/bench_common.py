@@ -39,9 +39,10 @@ TOOL_PAUSE = 0.05  # s between tool turns: far less than a real model takes to a
 
 
 class InstantModel:
-    """tests/bench/instant-model: the same short streamed answer to every request, in
-    microseconds (C++), for the figures that should be chitin's own ((c), (g)). Quacks like
-    harness.FakeModel where Gateway needs it (base_url, port, stop)."""
+    """tests/bench/instant-model: a short streamed answer echoing the last user message, in
+    microseconds (C++), for the figures that should be chitin's own ((c), (g), (k)); own_p50()
+    is its own time per answer. Quacks like harness.FakeModel where Gateway needs it
+    (base_url, port, stop)."""
 
     def __init__(self, workdir):
         self.port_file = os.path.join(workdir, "instant-model.port")

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -160,7 +161,7 @@ bool writeAll(int fd, std::string_view bytes) {
   return true;
 }
 
-// Reads into `buffer` until it holds `want` bytes past `from`; false when the peer is gone.
+// Reads into `buffer` until it holds `want` bytes; false when the peer is gone.
 bool fill(int fd, std::string& buffer, size_t want) {
   char chunk[65536];
   while (buffer.size() < want) {
