@@ -30,6 +30,10 @@ N_CLI = 10 if QUICK else 30
 N_IDLE = 5 if QUICK else 10
 N_LOAD_CLIENTS = 50 if QUICK else 200
 LOAD_SECONDS = 5 if QUICK else 15
+# (g)'s open loop: turns per second per client on average. 200 clients at 1/s offer 200 turns/s,
+# about half what this 2-core host serves when saturated (the closed loop after it measures
+# that), and far more than 200 people typing.
+LOAD_RATE = 1.0
 PROBE_CHAT = {"id": 2002, "type": "private", "first_name": "Probe"}
 SCRIPT = {"scenarios": {
     "tool": [{"tool_calls": [{"name": "exec", "arguments": {"command": "true"}}]}, {"text": "ok"}],
