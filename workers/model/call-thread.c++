@@ -8,19 +8,22 @@
 
 namespace chitin::model {
 
-CallThread::CallThread(CallSpec spec, std::unique_ptr<HttpSession> http)
-    : spec_(std::move(spec)), http_(std::move(http)), thread_([this]() { runOnThread(); }) {}
+CallThread::CallThread(CallSpec spec, std::unique_ptr<HttpSession> http,
+                       std::unique_ptr<TransferThread> thread)
+    : spec_(std::move(spec)), http_(std::move(http)), thread_(std::move(thread)) {
+  thread_->start([this]() { runOnThread(); });
+}
 
 CallThread::~CallThread() {
-  if (!thread_.joinable()) return;
+  if (thread_ == nullptr) return;  // takeThread(): the job had returned
   {
     // Set under the mutex so a pushText() between its check and its wait cannot miss it.
     std::lock_guard<std::mutex> lock(mutex_);
     cancelled_ = true;
   }
   textTaken_.notify_all();
-  http_->wakeup();
-  thread_.join();
+  if (http_ != nullptr) http_->wakeup();
+  thread_->waitDone();
 }
 
 void CallThread::runOnThread() {
@@ -94,10 +97,17 @@ kj::Promise<kj::Own<Outcome>> CallThread::pump() {
 }
 
 std::unique_ptr<HttpSession> CallThread::takeSession() {
-  // run() has resolved, so the thread has stored its outcome and is about to exit.
-  if (thread_.joinable()) thread_.join();
+  // run() has resolved, so the thread has stored its outcome and is about to leave the job.
+  if (thread_ != nullptr) thread_->waitDone();
   KJ_REQUIRE(outcome_ != std::nullopt, "takeSession() before the call finished");
   return std::move(http_);
+}
+
+std::unique_ptr<TransferThread> CallThread::takeThread() {
+  KJ_REQUIRE(thread_ != nullptr, "takeThread() called twice");
+  thread_->waitDone();
+  KJ_REQUIRE(outcome_ != std::nullopt, "takeThread() before the call finished");
+  return std::move(thread_);
 }
 
 }  // namespace chitin::model

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// Runs one model call (runCall) on its own thread, because libcurl blocks, and hands its
-// streamed text and final Outcome to the RPC thread.
+// Runs one model call (runCall) on a transfer thread of its own while it lasts (a kept
+// TransferThread, reused by later calls), because libcurl blocks, and hands its streamed text
+// and final Outcome to the RPC thread.
 // Runs in: worker (sandboxed)
 //
 // The transfer thread never waits on the RPC thread's event loop: it appends text to a
 // mutex-guarded buffer and wakes the loop through a cross-thread fulfiller. When the buffer
 // is full it waits on a condition variable (backpressure from the supervisor's TextStream),
 // which cancellation also signals. So the destructor -- run on the RPC thread when the
-// supervisor drops the call -- can cancel, wake libcurl, and join without deadlock.
+// supervisor drops the call -- can cancel, wake libcurl, and wait for the job without deadlock.
 
 #pragma once
 
@@ -19,18 +20,19 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "model.capnp.h"
+#include "transfer-thread.h"
 #include "transfer.h"
 
 namespace chitin::model {
 
 class CallThread {
  public:
-  // Starts the transfer thread at once.
-  CallThread(CallSpec spec, std::unique_ptr<HttpSession> http);
-  // Cancels the transfer if it is still running and joins the thread.
+  // Starts the call on `thread` (idle) at once.
+  CallThread(CallSpec spec, std::unique_ptr<HttpSession> http,
+             std::unique_ptr<TransferThread> thread);
+  // Cancels the transfer if it is still running and waits for the thread to leave it.
   ~CallThread();
   CallThread(const CallThread&) = delete;
   CallThread& operator=(const CallThread&) = delete;
@@ -43,6 +45,8 @@ class CallThread {
 
   // After run() resolved: the HTTP session, so its open connection can serve the next call.
   std::unique_ptr<HttpSession> takeSession();
+  // After run() resolved: the thread, idle again, for the next call.
+  std::unique_ptr<TransferThread> takeThread();
 
   // Text held for the RPC thread before the transfer thread waits for it to be taken.
   static constexpr size_t MAX_PENDING_TEXT = 64u << 10;
@@ -68,7 +72,7 @@ class CallThread {
   kj::Maybe<rpc::TextStream::Client> stream_;
   bool started_ = false;
 
-  std::thread thread_;  // last: started once everything above exists
+  std::unique_ptr<TransferThread> thread_;  // last: given the job once everything above exists
 };
 
 }  // namespace chitin::model

@@ -201,7 +201,7 @@ kj::Promise<void> ModelProviderServer::runCall(CallSpec spec,
                                                Done done) {
   return acquireSlot().then([this, spec = kj::mv(spec), stream = kj::mv(stream),
                              done = kj::mv(done)](kj::Own<Slot> slot) mutable {
-    auto call = kj::heap<CallThread>(kj::mv(spec), takeIdleSession());
+    auto call = kj::heap<CallThread>(kj::mv(spec), takeIdleSession(), takeIdleThread());
     CallThread& ref = *call;
     return ref.run(kj::mv(stream))
         .then([this, done = kj::mv(done), &ref](kj::Own<Outcome> outcome) mutable {
@@ -209,6 +209,7 @@ kj::Promise<void> ModelProviderServer::runCall(CallSpec spec,
           if (outcome->failure == std::nullopt && idleSessions_.size() < MAX_IDLE_SESSIONS) {
             idleSessions_.push_back(ref.takeSession());
           }
+          if (idleThreads_.size() < MAX_IDLE_THREADS) idleThreads_.push_back(ref.takeThread());
         })
         .attach(kj::mv(call), kj::mv(slot));
   });
@@ -235,6 +236,13 @@ void ModelProviderServer::releaseSlot() {
     }
   }
   --running_;
+}
+
+std::unique_ptr<TransferThread> ModelProviderServer::takeIdleThread() {
+  if (idleThreads_.empty()) return std::make_unique<TransferThread>();
+  auto thread = std::move(idleThreads_.back());
+  idleThreads_.pop_back();
+  return thread;
 }
 
 std::unique_ptr<HttpSession> ModelProviderServer::takeIdleSession() {

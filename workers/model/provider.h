@@ -3,8 +3,8 @@
 // Runs in: worker (sandboxed)
 //
 // configure() is accepted once; it is the only way the API key enters this process. Each
-// complete() and embed() runs on its own CallThread, so calls from several sessions proceed in parallel;
-// dropping a call cancels its HTTP request.
+// complete() and embed() runs on its own CallThread (on a transfer thread kept between calls),
+// so calls from several sessions proceed in parallel; dropping a call cancels its HTTP request.
 
 #pragma once
 
@@ -58,7 +58,8 @@ class ModelProviderServer final : public rpc::ModelProvider::Server {
   // Calls that run at once; later ones wait their turn. Each call has a transfer thread (and
   // libcurl a resolver thread): the sandbox's RLIMIT_NPROC (32, threads included) must never be
   // what refuses a call -- a thread that cannot start fails the call as a fault, and the
-  // supervisor then stops the whole worker.
+  // supervisor then stops the whole worker. Idle transfer threads kept count too: at most
+  // MAX_CONCURRENT_CALLS transfer threads exist at once, kept or running.
   static constexpr size_t MAX_CONCURRENT_CALLS = 8;
 
  protected:
@@ -68,6 +69,7 @@ class ModelProviderServer final : public rpc::ModelProvider::Server {
 
  private:
   std::unique_ptr<HttpSession> takeIdleSession();
+  std::unique_ptr<TransferThread> takeIdleThread();
   // Runs `spec` on a CallThread once a slot is free; `done` fills the results from the outcome.
   template <typename Done>
   kj::Promise<void> runCall(CallSpec spec, kj::Maybe<rpc::TextStream::Client> stream, Done done);
@@ -93,6 +95,11 @@ class ModelProviderServer final : public rpc::ModelProvider::Server {
   // Sessions of finished calls, with their open connections, reused by later calls.
   std::vector<std::unique_ptr<HttpSession>> idleSessions_;
   static constexpr size_t MAX_IDLE_SESSIONS = 4;
+  // Transfer threads of finished calls, idle until the next call takes one (a new thread is
+  // started only when none is idle, so kept and running threads together stay within
+  // MAX_CONCURRENT_CALLS).
+  std::vector<std::unique_ptr<TransferThread>> idleThreads_;
+  static constexpr size_t MAX_IDLE_THREADS = 4;
 };
 #pragma GCC diagnostic pop
 
