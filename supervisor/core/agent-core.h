@@ -134,6 +134,7 @@ class AgentCore final : public gateway::AgentService,
   std::string sandboxStatus_;
   // The skills catalog's parsed SKILL.md files (systemPromptFor, on the loop thread).
   mutable skills::FrontMatterCache skillCache_;
+  PromptFileCache promptFileCache_;  // the workspace's bootstrap files, by their stamps
   Safeguards safeguards_;
   std::unique_ptr<ApprovalBook> approvals_;
   std::unique_ptr<SessionTools> sessionTools_;  // wraps tools_ for the guard

@@ -114,7 +114,7 @@ AgentCore::TurnInput AgentCore::prepareTurn(const std::shared_ptr<Run>& run) {
       [this](const std::string& name, const struct stat& st) {
         return untrustedSourceOfPromptFile(name, st, safeguards_.untrusted);
       },
-      untrusted);
+      untrusted, &promptFileCache_);
   for (const auto& why : untrusted) run->facts->taint(why);
   in.systemPrompt = systemPromptFor(*run->facts);
   return in;

@@ -212,6 +212,37 @@ TEST_CASE("skills: a SKILL.md changed just before the load is not remembered by 
   CHECK(cache.find(path, st) != nullptr);  // settled: remembered
 }
 
+TEST_CASE("skills: a remembered skill whose folder or SKILL.md becomes a symlink is refused") {
+  // With a cache, an unchanged SKILL.md costs one stat by path; that path must not let a folder
+  // or a SKILL.md swapped for a symlink through, even one pointing at the very file read before.
+  TempDir t;
+  std::string ws = t.root + "/ws/skills";
+  put(ws + "/notes/SKILL.md", skillMd("notes", "first words"));
+  put(ws + "/plan/SKILL.md", skillMd("plan", "plan words"));
+  std::vector<SkillDir> dirs = {{Source::WORKSPACE, ws}};
+  FrontMatterCache cache;
+  std::this_thread::sleep_for(std::chrono::nanoseconds(chitin::RACY_NANOS + 50'000'000));
+  REQUIRE(loadCatalog(dirs, {}, &cache).skills.size() == 2);
+  struct stat st;
+  REQUIRE(stat((ws + "/notes/SKILL.md").c_str(), &st) == 0);
+  REQUIRE(cache.find(ws + "/notes/SKILL.md", st) != nullptr);
+  REQUIRE(loadCatalog(dirs, {}, &cache).skills.size() == 2);  // the remembered path
+
+  // The folder moved away and a symlink to it put in its place: the same SKILL.md file.
+  REQUIRE(rename((ws + "/notes").c_str(), (t.root + "/moved").c_str()) == 0);
+  REQUIRE(symlink((t.root + "/moved").c_str(), (ws + "/notes").c_str()) == 0);
+  // SKILL.md moved aside and a symlink to it in its place.
+  REQUIRE(rename((ws + "/plan/SKILL.md").c_str(), (ws + "/plan/real.md").c_str()) == 0);
+  REQUIRE(symlink("real.md", (ws + "/plan/SKILL.md").c_str()) == 0);
+
+  Catalog c = loadCatalog(dirs, {}, &cache);
+  CHECK(c.skills.empty());
+  std::map<std::string, std::string> why;
+  for (const auto& p : c.problems) why[p.path.substr(ws.size() + 1)] = p.what;
+  CHECK(why["notes"].find("a symlink") != std::string::npos);
+  CHECK(why["plan/SKILL.md"] == "SKILL.md is a symlink (not followed)");
+}
+
 TEST_CASE("skills: a broken or hostile skill folder is a problem, never a crash") {
   TempDir t;
   std::string ws = t.root + "/ws/skills";

@@ -327,10 +327,14 @@ std::vector<std::string> unmetRequirements(const Requirements& r, const SandboxV
   for (const auto& bin : r.bins) {
     bool found = false;
     if (bin.find('/') == std::string::npos && bin != "." && bin != "..") {
-      for (const char* sub : {"/local/bin/", "/bin/", "/sbin/"}) {
+      // Where programs most often are first: this runs for every skill at every turn.
+      for (const char* sub : {"/bin/", "/local/bin/", "/sbin/"}) {
         std::string p = sandbox.usrRoot + sub + bin;
         struct stat st;
-        if (stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) found = true;
+        if (stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) {
+          found = true;
+          break;
+        }
       }
     }
     if (!found)
@@ -417,11 +421,11 @@ void loadDir(const SkillDir& src, std::vector<Skill>& skills, std::vector<Proble
     problems.push_back({src.path, "cannot list the skills folder"});
     return;
   }
-  std::vector<std::string> names;
+  std::vector<std::pair<std::string, unsigned char>> names;  // with the listing's d_type
   while (dirent* e = readdir(d)) {
     std::string n = e->d_name;
     if (n == "." || n == ".." || n[0] == '.') continue;  // .install-* staging folders
-    names.push_back(n);
+    names.emplace_back(n, e->d_type);
   }
   std::sort(names.begin(), names.end());
   if (names.size() > MAX_SKILLS_PER_SOURCE) {
@@ -429,33 +433,50 @@ void loadDir(const SkillDir& src, std::vector<Skill>& skills, std::vector<Proble
                                       " entries; only the first are read"});
     names.resize(MAX_SKILLS_PER_SOURCE);
   }
-  for (const auto& n : names) {
+  for (const auto& [n, type] : names) {
     std::string dir = src.path + "/" + n;
-    struct stat st;
     // Files beside the skill folders (a README) are not skills, and not problems either.
-    if (fstatat(dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+    if (type == DT_REG) continue;
+    struct stat st;
+    if (type == DT_UNKNOWN && fstatat(dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode))
       continue;
-    int fd = openat(dirfd(d), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-      problems.push_back(
-          {dir, errno == ELOOP || errno == ENOTDIR
-                    ? "not a skill folder (a symlink or a special file; skills are folders)"
-                    : std::string("cannot open: ") + strerror(errno)});
-      continue;
-    }
-    std::string text, error;
     std::string skillMd = dir + "/SKILL.md";
-    struct stat fileSt;
-    const FrontMatterCache::Entry* cached = nullptr;
-    bool read = readSkillMd(fd, text, error, fileSt, cache, skillMd, &cached);
-    close(fd);
     std::optional<FrontMatter> fm;
+    std::string error;
+    const FrontMatterCache::Entry* cached = nullptr;
+    if (cache != nullptr && type == DT_DIR) {
+      // A SKILL.md unchanged since it was parsed needs one stat by path, not the checked opens
+      // below. The path would follow the folder had it become a symlink since the listing, but
+      // only the very file read through the checked path before (device, inode, size, times)
+      // matches the cache, so no other text comes in this way.
+      std::string relative = n + "/SKILL.md";
+      struct stat fileSt;
+      if (fstatat(dirfd(d), relative.c_str(), &fileSt, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISREG(fileSt.st_mode))
+        cached = cache->find(skillMd, fileSt);
+    }
+    if (cached == nullptr) {
+      int fd = openat(dirfd(d), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        problems.push_back(
+            {dir, errno == ELOOP || errno == ENOTDIR
+                      ? "not a skill folder (a symlink or a special file; skills are folders)"
+                      : std::string("cannot open: ") + strerror(errno)});
+        continue;
+      }
+      std::string text;
+      struct stat fileSt;
+      bool read = readSkillMd(fd, text, error, fileSt, cache, skillMd, &cached);
+      close(fd);
+      if (cached == nullptr && read) {
+        fm = parseFrontMatter(text, error);
+        if (cache != nullptr) cache->put(skillMd, fileSt, fm, fm ? "" : error);
+      }
+    }
     if (cached != nullptr) {
       fm = cached->frontMatter;
       error = cached->error;
-    } else if (read) {
-      fm = parseFrontMatter(text, error);
-      if (cache != nullptr) cache->put(skillMd, fileSt, fm, fm ? "" : error);
     }
     if (!fm) {
       problems.push_back({dir + "/SKILL.md", error});

@@ -10,9 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace chitin {
 namespace {
@@ -36,14 +38,15 @@ struct Dir {
 };
 
 std::vector<PromptFile> load(const Dir& d, bool owner, PromptFileBudget budget = {},
-                             std::vector<std::string>* why = nullptr) {
+                             std::vector<std::string>* why = nullptr,
+                             PromptFileCache* cache = nullptr) {
   std::vector<std::string> tainted;
   auto files = loadPromptFiles(
       d.path, owner, budget,
       [](const std::string& name, const struct stat&) {
         return name == "TOOLS.md" ? std::string("TOOLS.md was written by a tainted session") : "";
       },
-      tainted);
+      tainted, cache);
   if (why != nullptr) *why = tainted;
   return files;
 }
@@ -72,6 +75,62 @@ TEST_CASE("workspace files: the templates are written once, never over an existi
   unlink((d.path + "/AGENTS.md").c_str());
   CHECK(bootstrapWorkspaceOnce(d.path, marker).empty());
   CHECK(access((d.path + "/AGENTS.md").c_str(), F_OK) != 0);
+}
+
+// What loadPromptFiles returned, as one comparable text.
+std::string shown(const std::vector<PromptFile>& files) {
+  std::string all;
+  for (const auto& f : files) all += f.name + (f.cut ? " (cut)" : "") + ":\n" + f.content + "\n";
+  return all;
+}
+
+TEST_CASE("workspace files: with the cache, a turn sees exactly what it would without it") {
+  Dir d;
+  d.write("AGENTS.md", "<!-- note -->\nwork words\n");
+  d.write("SOUL.md", "soul words\n");
+  d.write("TOOLS.md", "tool words\n");
+  d.write("MEMORY.md", "remembered\n");
+  PromptFileCache cache;
+  auto same = [&](bool owner) {
+    std::vector<std::string> whyCached, whyPlain;
+    std::string cached = shown(load(d, owner, {}, &whyCached, &cache));
+    CHECK(cached == shown(load(d, owner, {}, &whyPlain)));
+    CHECK(whyCached == whyPlain);  // the taint is judged every time, cached or not
+    return cached;
+  };
+  auto path = [&](const char* name) { return d.path + "/" + name; };
+  auto statOf = [&](const char* name) {
+    struct stat st {};
+    REQUIRE(lstat(path(name).c_str(), &st) == 0);
+    return st;
+  };
+
+  // Fresh files are not remembered (their stamp could hide a rewrite in the same tick).
+  same(true);
+  CHECK(cache.find("SOUL.md", statOf("SOUL.md")) == nullptr);
+  std::this_thread::sleep_for(std::chrono::nanoseconds(RACY_NANOS + 50'000'000));
+  CHECK(same(true).find("soul words") != std::string::npos);
+  CHECK(cache.find("SOUL.md", statOf("SOUL.md")) != nullptr);
+  CHECK(same(false).find("remembered") == std::string::npos);  // MEMORY.md: owners only, still
+
+  // Rewritten at the same size with its modification time put back: the change time tells.
+  struct stat before = statOf("SOUL.md");
+  d.write("SOUL.md", "SOUL WORDS\n");
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(utimensat(AT_FDCWD, path("SOUL.md").c_str(), times, 0) == 0);
+  CHECK(same(true).find("SOUL WORDS") != std::string::npos);
+
+  // Replaced by a symlink (to a copy with other words) or removed: not shown, as without it.
+  std::this_thread::sleep_for(std::chrono::nanoseconds(RACY_NANOS + 50'000'000));
+  same(true);
+  d.write("elsewhere.md", "linked words\n");
+  REQUIRE(unlink(path("AGENTS.md").c_str()) == 0);
+  REQUIRE(symlink("elsewhere.md", path("AGENTS.md").c_str()) == 0);
+  REQUIRE(unlink(path("TOOLS.md").c_str()) == 0);
+  std::string now = same(true);
+  CHECK(now.find("AGENTS.md") == std::string::npos);
+  CHECK(now.find("linked words") == std::string::npos);
+  CHECK(now.find("TOOLS.md") == std::string::npos);
 }
 
 TEST_CASE("workspace files: a workspace that cannot be written is an error naming the file") {

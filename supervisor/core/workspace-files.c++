@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -228,27 +229,59 @@ std::string cutToCharacters(const std::string& text, size_t max, bool& cut) {
   return text.substr(0, at);
 }
 
+const std::string* PromptFileCache::find(const std::string& name, const struct stat& st) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !(it->second.stamp == FileStamp::of(st))) return nullptr;
+  return &it->second.text;
+}
+
+void PromptFileCache::put(const std::string& name, const struct stat& st, const std::string& text,
+                          int64_t readStartNanos) {
+  if (!settledBefore(st, readStartNanos) || text.size() > MAX_TEXT_BYTES) {
+    entries_.erase(name);
+    return;
+  }
+  entries_[name] = Entry{FileStamp::of(st), text};
+}
+
 std::vector<PromptFile> loadPromptFiles(
     const std::string& workspaceDir, bool ownerPrivate, const PromptFileBudget& budget,
     const std::function<std::string(const std::string& name, const struct stat& st)>&
         untrustedSource,
-    std::vector<std::string>& tainted) {
+    std::vector<std::string>& tainted, PromptFileCache* cache) {
   std::vector<PromptFile> files;
   int dirFd = open(workspaceDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirFd < 0) return files;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int64_t readStart = nanos(now);
   size_t left = budget.total;
   for (const auto& t : workspaceTemplates()) {
     if (!t.injected || (t.ownerOnly && !ownerPrivate)) continue;
     struct stat st {};
-    bool exists = false;
-    std::string raw = readBeneath(dirFd, t.name, st, exists);
-    if (!exists) continue;
+    std::string text;
+    // An unchanged file: one stat of the name itself (a symlink there is not a regular file,
+    // so it takes the checked open below, which refuses it).
+    const std::string* known = nullptr;
+    if (cache != nullptr && fstatat(dirFd, t.name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode))
+      known = cache->find(t.name, st);
+    if (known != nullptr) {
+      text = *known;
+    } else {
+      bool exists = false;
+      std::string raw = readBeneath(dirFd, t.name, st, exists);
+      if (!exists) {
+        if (cache != nullptr) cache->forget(t.name);
+        continue;
+      }
+      text = withoutComments(sanitizeUtf8(kj::ArrayPtr<const char>(raw.data(), raw.size())).cStr());
+      if (cache != nullptr) cache->put(t.name, st, text, readStart);
+    }
     // What the model reads of it is judged as the file: an untrusted file taints even when
     // only its comments had anything in them.
     std::string why = untrustedSource(t.name, st);
     if (!why.empty()) tainted.push_back(why);
-    std::string text =
-        withoutComments(sanitizeUtf8(kj::ArrayPtr<const char>(raw.data(), raw.size())).cStr());
     if (text.empty()) continue;
     size_t limit = std::min(budget.perFile, left);
     if (limit == 0) {

@@ -21,8 +21,11 @@
 #include <sys/stat.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "file-stamp.h"
 
 namespace chitin {
 
@@ -57,14 +60,37 @@ struct PromptFile {
   bool cut = false;
 };
 
+// The bootstrap files' texts (comments removed) by their stamps, so a file unchanged since the
+// last turn costs one stat, not an open, a read and the comment stripping. Only a file whose
+// last change had settled when it was read is remembered (file-stamp.h), and only one of at
+// most MAX_TEXT_BYTES. The caller's: one thread at a time.
+class PromptFileCache {
+ public:
+  static constexpr size_t MAX_TEXT_BYTES = 64 << 10;
+
+  // The text of `name` if `st` still describes the file it was read from.
+  const std::string* find(const std::string& name, const struct stat& st) const;
+  void put(const std::string& name, const struct stat& st, const std::string& text,
+           int64_t readStartNanos);
+  void forget(const std::string& name) { entries_.erase(name); }
+
+ private:
+  struct Entry {
+    FileStamp stamp;
+    std::string text;
+  };
+  std::map<std::string, Entry> entries_;
+};
+
 // What goes into a session's prompt: the injected files that exist and are not empty (after
 // comments are removed), MEMORY.md only when `ownerPrivate`. `untrustedSource(name, stat)`
 // returns why a file is untrusted ("" if it is not); each such reason is appended to `tainted`.
+// With a cache, unchanged files are not read again (the result is the same).
 std::vector<PromptFile> loadPromptFiles(
     const std::string& workspaceDir, bool ownerPrivate, const PromptFileBudget& budget,
     const std::function<std::string(const std::string& name, const struct stat& st)>&
         untrustedSource,
-    std::vector<std::string>& tainted);
+    std::vector<std::string>& tainted, PromptFileCache* cache = nullptr);
 
 // `text` without its <!-- ... --> comments (an unclosed one runs to the end), and with the blank
 // lines they leave collapsed; leading and trailing blank lines removed.

@@ -210,7 +210,7 @@ def prompt_assembly_cost():
 def print_prompt_assembly_cost():
     p = prompt_assembly_cost()
     print(f"\n(p) prompt assembly per turn (prompt-bench, {p['rounds']} rounds)")
-    line("workspace files (bootstrap templates, MEMORY.md)", f"{p['files_us']:.1f} us")
+    line("workspace files (bootstrap templates, MEMORY.md; unchanged)", f"{p['files_us']:.1f} us")
     line("skills catalog + list (3 bundled skills)", f"{p['skills_us']:.1f} us")
     line("system prompt", f"{p['system_prompt_us']:.1f} us")
     line("transcript load + replay (100 entries)", f"{p['history_100_entries_us']:.1f} us")

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <ctime>
 #include <string>
+#include <thread>
 
 #include "compaction.h"
 #include "skills.h"
@@ -74,9 +75,13 @@ int main(int argc, char** argv) {
 
   size_t sink = 0;
   auto noTaint = [](const std::string&, const struct stat&) { return std::string(); };
+  // As a turn reads them: each file read once, then only stat'd while unchanged (AgentCore's
+  // cache, which remembers a file only once its last change has settled: file-stamp.h).
+  std::this_thread::sleep_for(std::chrono::nanoseconds(RACY_NANOS + 50'000'000));
+  PromptFileCache fileCache;
   double files = microsecondsPerRound(rounds, [&] {
     std::vector<std::string> tainted;
-    sink += loadPromptFiles(workspace, true, {}, noTaint, tainted).size();
+    sink += loadPromptFiles(workspace, true, {}, noTaint, tainted, &fileCache).size();
   });
   // As a turn reads it: SKILL.md files parsed once, then only stat'd (AgentCore's cache).
   skills::FrontMatterCache cache;
