@@ -83,8 +83,24 @@ Result<AgentAccepted> FakeAgentService::startRun(const AgentParams& params,
   }
 
   std::string reply = "Hello! You said: " + params.message();
-  run->steps.push_back(
-      [reply](Run& r) { r.sink->event(delta(r.runId, r.sessionKey, reply.substr(0, 3))); });
+  if (params.message().find("burst") != std::string::npos) {
+    // Many events queued at once (the socket writes several per writeable callback).
+    std::string text;
+    for (int i = 0; i < 200; ++i) text += "<" + std::to_string(i) + ">";
+    reply = text;
+    run->steps.push_back([text](Run& r) {
+      for (size_t at = 0; at < text.size(); at = text.find('<', at + 1)) {
+        size_t end = text.find('<', at + 1);
+        r.sink->event(delta(r.runId, r.sessionKey,
+                            text.substr(at, end == std::string::npos ? end : end - at)));
+        if (end == std::string::npos) break;
+      }
+    });
+    run->result.set_reply(reply);
+  } else {
+    run->steps.push_back(
+        [reply](Run& r) { r.sink->event(delta(r.runId, r.sessionKey, reply.substr(0, 3))); });
+  }
   if (params.message().find("tool") != std::string::npos) {
     ToolCallSummary tool;
     tool.set_id("call-1");
@@ -113,9 +129,11 @@ Result<AgentAccepted> FakeAgentService::startRun(const AgentParams& params,
       r.sink->event(event);
     });
   }
-  run->steps.push_back(
-      [reply](Run& r) { r.sink->event(delta(r.runId, r.sessionKey, reply.substr(3))); });
-  run->result.set_reply(reply);
+  if (params.message().find("burst") == std::string::npos) {
+    run->steps.push_back(
+        [reply](Run& r) { r.sink->event(delta(r.runId, r.sessionKey, reply.substr(3))); });
+    run->result.set_reply(reply);
+  }
 
   auto step =
       params.message().find("slow") != std::string::npos ? std::chrono::milliseconds(400) : step_;

@@ -294,6 +294,15 @@ def test_session():
     check(final["ok"] and payload["status"] == "ok" and payload["reply"] == text, f"{final}")
     check(payload["tools"][0]["name"] == "exec", f"tools {payload}")
 
+    # 200 events queued in one go, then the final reply: every one arrives, once, in order.
+    accepted, events, final = run_agent(ws, "b1", {"message": "burst"})
+    seqs = [e["seq"] for e in events]
+    check(len(events) == 200, f"burst: {len(events)} events")
+    check(seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"burst seqs {seqs}")
+    deltas = [e["payload"].get("delta", "") for e in events]
+    check(deltas == [f"<{i}>" for i in range(200)], f"burst deltas {deltas[:5]}...")
+    check(final["payload"]["reply"] == "".join(deltas), f"burst final {final['payload']}")
+
     # Same idempotency key: the original run, and both requests get a final reply.
     ws.request("i1", "agent", {"message": "once", "idempotencyKey": "key-1"})
     ws.request("i2", "agent", {"message": "once", "idempotencyKey": "key-1"})

@@ -33,6 +33,9 @@ using namespace internal;
 
 namespace {
 
+// Frames written in one writeable callback at most, so one busy socket does not hold the loop.
+constexpr int MAX_FRAMES_PER_WRITEABLE = 16;
+
 // lws keeps pointers into this table for the context's lifetime (and copies it per vhost, so
 // connections are found through our registry, never by protocol pointer).
 const lws_protocols PROTOCOLS[] = {
@@ -146,13 +149,21 @@ int internal::wsCallback(lws* wsi, lws_callback_reasons reason, void* user, void
       Gateway::Impl::Socket* socket = implOf(wsi).socketFor(user);
       if (socket == nullptr || socket->kill) return -1;
       if (!socket->queue.empty()) {
-        std::string& frame = socket->queue.front();
-        size_t length = frame.size() - LWS_PRE;
-        int n = lws_write(wsi, reinterpret_cast<unsigned char*>(frame.data()) + LWS_PRE, length,
-                          LWS_WRITE_TEXT);
-        if (n < 0 || static_cast<size_t>(n) < length) return -1;
-        socket->queuedBytes -= frame.size();
-        socket->queue.pop_front();
+        // Several frames per callback while the socket takes them (a turn's last events and
+        // its result are queued together): one wait for writability, not one per frame. The
+        // first write is the one lws guarantees; each further one only when
+        // lws_send_pipe_choked() says nothing is left over and the socket is writable.
+        for (int written = 0; !socket->queue.empty() && written < MAX_FRAMES_PER_WRITEABLE;
+             ++written) {
+          if (written > 0 && lws_send_pipe_choked(wsi)) break;
+          std::string& frame = socket->queue.front();
+          size_t length = frame.size() - LWS_PRE;
+          int n = lws_write(wsi, reinterpret_cast<unsigned char*>(frame.data()) + LWS_PRE, length,
+                            LWS_WRITE_TEXT);
+          if (n < 0 || static_cast<size_t>(n) < length) return -1;
+          socket->queuedBytes -= frame.size();
+          socket->queue.pop_front();
+        }
         if (!socket->queue.empty() || socket->closeCode) lws_callback_on_writable(wsi);
         return 0;
       }
