@@ -120,8 +120,10 @@ struct Core {
     core = std::make_unique<AgentCore>(
         &loop, rig.io, *spawner, *transcripts, *model, *tools, settings, "ok",
         Safeguards{*policy, *pairing, *rig.audit, *snapshots, *rig.untrusted});
+    waitPump() = [this]() { uv_run(&loop, UV_RUN_NOWAIT); };
   }
   ~Core() {
+    waitPump() = nullptr;
     rig.host = nullptr;
     rig.router = nullptr;
     core = nullptr;

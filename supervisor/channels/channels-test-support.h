@@ -296,10 +296,18 @@ class ScriptedAgent final : public gateway::AgentService {
 };
 
 // Runs the event loop until `done()` or `timeoutMs`; false on timeout.
+// What else waitUntil turns while it waits: a test that runs the real agent core sets it to
+// run its libuv loop too (the core's transcript syncs report there), and clears it after.
+inline std::function<void()>& waitPump() {
+  static std::function<void()> pump;
+  return pump;
+}
+
 inline bool waitUntil(kj::AsyncIoContext& io, const std::function<bool()>& done,
                       int timeoutMs = 3000) {
   for (int waited = 0; waited < timeoutMs; waited += 2) {
     if (done()) return true;
+    if (waitPump()) waitPump()();
     io.provider->getTimer().afterDelay(2 * kj::MILLISECONDS).wait(io.waitScope);
   }
   return done();

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <regex>
 
 #include "frames.h"
@@ -153,7 +154,31 @@ void AgentCore::record(const std::shared_ptr<Run>& run, TranscriptEntry entry) {
   if (entry.role != "user" && run->facts && run->facts->tainted && entry.untrusted.empty()) {
     entry.untrusted = run->facts->taintSource;
   }
-  transcripts_.append(run->sessionKey, entry);
+  // Written now (the next load sees it), durable shortly: the run's result waits for it.
+  ++run->unsyncedAppends;
+  try {
+    transcripts_.appendAsync(loop_, run->sessionKey, entry,
+                             [this, alive = std::weak_ptr<bool>(alive_), run](int error) {
+                               if (!alive.expired()) appendSynced(run, error);
+                             });
+  } catch (...) {
+    --run->unsyncedAppends;
+    throw;
+  }
+}
+
+void AgentCore::appendSynced(const std::shared_ptr<Run>& run, int error) {
+  --run->unsyncedAppends;
+  if (error != 0 && run->syncError == 0) {
+    run->syncError = error;
+    spdlog::error("run {}: the transcript of {} could not be synced to disk: {}", run->id,
+                  run->sessionKey, strerror(error));
+  }
+  if (run->unsyncedAppends == 0 && run->deliver) {
+    auto deliver = std::move(run->deliver);
+    run->deliver = nullptr;
+    deliver();
+  }
 }
 
 void AgentCore::emitTool(const std::shared_ptr<Run>& run, const gateway::ToolCallSummary& tool,
@@ -446,7 +471,20 @@ void AgentCore::finishRun(const std::shared_ptr<Run>& run, const std::string& st
   run->revoked = true;  // both capabilities are dead from here on
   if (!run->canceler.isEmpty()) run->canceler.cancel("the turn has ended");
   runs_.erase(run->id);
+  if (run->unsyncedAppends > 0) {
+    run->deliver = [this, run, status, reply, error]() { deliverRun(run, status, reply, error); };
+    return;
+  }
+  deliverRun(run, status, reply, error);
+}
 
+void AgentCore::deliverRun(const std::shared_ptr<Run>& run, std::string status,
+                           const std::string& reply, std::string error) {
+  if (run->syncError != 0) {
+    status = "error";
+    error = std::string("this conversation could not be saved to disk (") +
+            strerror(run->syncError) + "); the reply was not kept";
+  }
   gateway::AgentEvent end;
   end.set_run_id(run->id);
   end.set_session_key(run->sessionKey);

@@ -149,6 +149,8 @@ class AgentCore final : public gateway::AgentService,
   std::map<std::string, std::shared_ptr<Run>> runs_;  // active and queued, by run id
   kj::TaskSet tasks_;
   bool shuttingDown_ = false;
+  // Expires with this core: a transcript sync finishing later finds it gone and does nothing.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
   Session& sessionFor(const std::string& key);
   std::string defaultSessionKey(const gateway::ClientIdentity& who) const;
@@ -170,8 +172,13 @@ class AgentCore final : public gateway::AgentService,
   // entry and audits it. Resolves to a report for the user (also when nothing was done).
   kj::Promise<std::string> compactSession(std::shared_ptr<Run> run, std::string instructions,
                                           std::string trigger);
+  // Ends `run` at once (its capabilities revoked); its last events and result go out once what
+  // it recorded is on disk (deliverRun).
   void finishRun(const std::shared_ptr<Run>& run, const std::string& status,
                  const std::string& reply, const std::string& error);
+  void deliverRun(const std::shared_ptr<Run>& run, std::string status, const std::string& reply,
+                  std::string error);
+  void appendSynced(const std::shared_ptr<Run>& run, int error);
   void ensureWorker(Session& session);
   void armIdleTimer(Session& session);
   void closeIdleTimer(Session& session);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 namespace chitin {
@@ -120,6 +121,40 @@ std::vector<std::string> contents(const std::vector<TranscriptEntry>& entries) {
   std::vector<std::string> out;
   for (const auto& e : entries) out.push_back(e.content);
   return out;
+}
+
+TEST_CASE("transcript: appendAsync writes at once and says on the loop when each is on disk") {
+  TempDir dir;
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  std::vector<int> synced;  // the order the syncs reported, by record number
+  std::vector<int> errors;
+  {
+    TranscriptStore store(dir.path);
+    store.append("k", said("before"));
+    for (int i = 0; i < 3; ++i) {
+      store.appendAsync(&loop, "k", said("async " + std::to_string(i)), [&, i](int error) {
+        synced.push_back(i);
+        errors.push_back(error);
+      });
+    }
+    // Written already: a load before any sync has finished sees all, in order.
+    CHECK(contents(store.load("k")) ==
+          std::vector<std::string>{"before", "async 0", "async 1", "async 2"});
+    CHECK(synced.empty());  // reported only from the loop
+    // A record that cannot be written throws here and reports nothing later.
+    TranscriptStore broken(dir.path + "/missing");
+    CHECK_THROWS_WITH_AS(
+        broken.appendAsync(&loop, "k", said("lost"), [&](int) { synced.push_back(-1); }),
+        doctest::Contains("cannot open transcript"), std::runtime_error);
+  }  // the store may go before its syncs finish
+  REQUIRE(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+  std::sort(synced.begin(), synced.end());
+  CHECK(synced == std::vector<int>{0, 1, 2});
+  CHECK(errors == std::vector<int>{0, 0, 0});
+  CHECK(uv_loop_close(&loop) == 0);  // no descriptor or request left behind
+  TranscriptStore again(dir.path);
+  CHECK(again.load("k").size() == 4);
 }
 
 TEST_CASE("transcript: loads after appends see every entry, whatever was cached before") {

@@ -214,10 +214,11 @@ void cutTornTail(int fd, const std::string& path) {
 
 }  // namespace
 
-void TranscriptStore::append(const std::string& key, const TranscriptEntry& entry) {
+int TranscriptStore::write(const std::string& key, const TranscriptEntry& entry,
+                           std::string& path) {
   std::string line = entry.toJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line += '\n';
-  std::string path = dir_ + "/" + fileNameFor(key);
+  path = dir_ + "/" + fileNameFor(key);
   int fd = open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) throw std::runtime_error("cannot open transcript " + path + ": " + strerror(errno));
   try {
@@ -227,13 +228,57 @@ void TranscriptStore::append(const std::string& key, const TranscriptEntry& entr
     throw;
   }
   // One write per record: with O_APPEND the record lands whole or (on a crash) as a torn tail.
-  ssize_t n = write(fd, line.data(), line.size());
+  ssize_t n = ::write(fd, line.data(), line.size());
+  if (n != static_cast<ssize_t>(line.size())) {
+    int saved = n < 0 ? errno : ENOSPC;
+    close(fd);
+    throw std::runtime_error("cannot append to transcript " + path + ": " + strerror(saved));
+  }
+  return fd;
+}
+
+void TranscriptStore::append(const std::string& key, const TranscriptEntry& entry) {
+  std::string path;
+  int fd = write(key, entry, path);
+  bool synced = fdatasync(fd) == 0;
   int saved = errno;
-  bool synced = n == static_cast<ssize_t>(line.size()) && fdatasync(fd) == 0;
   close(fd);
   if (!synced) {
     throw std::runtime_error("cannot append to transcript " + path + ": " + strerror(saved));
   }
+}
+
+namespace {
+
+struct SyncRequest {
+  uv_fs_t fs;
+  int fd;
+  std::function<void(int error)> synced;
+};
+
+}  // namespace
+
+void TranscriptStore::appendAsync(uv_loop_t* loop, const std::string& key,
+                                  const TranscriptEntry& entry,
+                                  std::function<void(int error)> synced) {
+  std::string path;
+  int fd = write(key, entry, path);
+  auto request = std::make_unique<SyncRequest>();
+  request->fd = fd;
+  request->synced = std::move(synced);
+  request->fs.data = request.get();
+  int rc = uv_fs_fdatasync(loop, &request->fs, fd, [](uv_fs_t* fs) {
+    std::unique_ptr<SyncRequest> done(static_cast<SyncRequest*>(fs->data));
+    int error = fs->result < 0 ? static_cast<int>(-fs->result) : 0;
+    uv_fs_req_cleanup(fs);
+    close(done->fd);
+    done->synced(error);
+  });
+  if (rc != 0) {
+    close(fd);
+    throw std::runtime_error("cannot sync transcript " + path + ": " + uv_strerror(rc));
+  }
+  request.release();  // the callback owns it now
 }
 
 std::vector<TranscriptEntry> TranscriptStore::load(const std::string& key, size_t* skipped) const {

@@ -5,11 +5,16 @@
 // Written only by the supervisor, from what it proxied between the session worker, the model
 // and the tools (never from what a worker reports). Each record is one write(2) on an O_APPEND
 // descriptor followed by fdatasync, so a crash can at worst leave a torn last line, which the
-// reader skips (and reports) instead of losing the file.
+// reader skips (and reports) instead of losing the file. appendAsync() leaves the fdatasync to
+// libuv's thread pool and says when it is done; the agent core holds a run's result until
+// everything the run recorded is on disk, so no reply is acknowledged before its transcript.
 
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <uv.h>
+
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +70,13 @@ class TranscriptStore {
   ~TranscriptStore();
 
   void append(const std::string& sessionKey, const TranscriptEntry& entry);
+  // The record is written here, as by append() (a later load() sees it), and made durable on
+  // libuv's thread pool: `synced` runs on `loop` with 0 once it is on disk, or with the errno
+  // of a failed fdatasync. Records of one session stay in their order (one write each, on an
+  // O_APPEND descriptor). Failing to open or write throws here, as append() does. `synced`
+  // may run after this store is gone (it touches nothing of the store).
+  void appendAsync(uv_loop_t* loop, const std::string& sessionKey, const TranscriptEntry& entry,
+                   std::function<void(int error)> synced);
 
   // All readable entries, oldest first. `skipped` counts lines that did not parse (a torn
   // tail after a crash).
@@ -83,6 +95,9 @@ class TranscriptStore {
 
  private:
   struct Cache;
+  // Opens the session's file and writes the record (cutting a torn last line first); returns
+  // the descriptor, not yet synced. Throws naming the file.
+  int write(const std::string& sessionKey, const TranscriptEntry& entry, std::string& path);
   std::string dir_;
   std::unique_ptr<Cache> cache_;
 };

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+
 #include "agent-service.h"
 #include "gateway.pb.h"
 #include "guard.h"
@@ -55,6 +57,11 @@ struct Run {
   std::string model;  // the session's /model choice for this run, "" = the configured one
   kj::Canceler canceler;
   kj::Maybe<kj::Promise<void>> turn;
+  // Transcript records written and not yet on disk (TranscriptStore::appendAsync); the run's
+  // result waits in `deliver` until they are, so no reply is acknowledged before it is kept.
+  uint32_t unsyncedAppends = 0;
+  int syncError = 0;  // the first failed fdatasync's errno
+  std::function<void()> deliver;
 };
 
 // What a turn's capabilities may call: the agent core that owns the run.
