@@ -488,13 +488,35 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
         return ToolOutcome{ToolOutcome::Status::ERROR, "error: the " + tool + " tool failed: " +
                                                            std::string(e.getDescription().cStr())};
       })
-      .then([this, session, request = kj::mv(request), label,
-             readerOptions](ToolOutcome outcome) {
-        // The session used this kind of tool: its next call of the kind finds its sandbox built.
-        if (spares_ != nullptr) spares_->prepare(session, request, label, readerOptions);
+      .then([this, session, request = kj::mv(request), label, readerOptions,
+             host = kj::mv(host)](ToolOutcome outcome) mutable {
+        // The worker has answered (or died). A worker that can write to the host is torn down
+        // (frozen, killed, reaped) before its result goes on: nothing it left running may
+        // change the workspace after the call, behind the comparison that records what the
+        // call changed. Any other is torn down END_WORKER_AFTER later, when the result has gone
+        // through the guard to the session worker and the call's events to the client. Then,
+        // as the session used this kind of tool, the sandbox for its next call of the kind is
+        // built. Cancelled before this point, the call ends its worker at once, with this lambda.
+        bool endNow = true;
+        try {
+          endNow = spawner_.writesHost(request.profile);
+        } catch (const std::exception&) {
+          // It loaded to spawn this worker; if it no longer does, end the worker now.
+        }
+        if (endNow) host = nullptr;
+        auto later = io_.provider->getTimer().afterDelay(END_WORKER_AFTER);
+        endings_.add(later.then([this, host = kj::mv(host), session, request = kj::mv(request),
+                                 label, readerOptions]() mutable {
+          host = nullptr;
+          if (spares_ != nullptr) spares_->prepare(session, request, label, readerOptions);
+        }));
         return outcome;
       })
-      .attach(kj::mv(host), kj::mv(message));
+      .attach(kj::mv(message));
+}
+
+void ToolRunner::LogTaskErrors::taskFailed(kj::Exception&& exception) {
+  spdlog::error("ending a tool worker: {}", exception.getDescription().cStr());
 }
 
 }  // namespace chitin

@@ -192,6 +192,16 @@ class ToolRunner final : public ToolExecutor {
   SpareSandboxes* spares_;
   // Per workspace, made at its first memory_search: lets a search skip its walk.
   std::map<std::string, std::unique_ptr<MemoryWatch>> memoryWatches_;
+  // After a call: a worker that cannot write to the host ended, and the session's next sandbox
+  // of the kind built, END_WORKER_AFTER later (neither is the caller's wait); destroying the
+  // runner ends the rest at once.
+  static constexpr kj::Duration END_WORKER_AFTER = 2 * kj::MILLISECONDS;
+  class LogTaskErrors final : public kj::TaskSet::ErrorHandler {
+   public:
+    void taskFailed(kj::Exception&& exception) override;
+  };
+  LogTaskErrors taskErrors_;
+  kj::TaskSet endings_{taskErrors_};
 };
 
 }  // namespace chitin

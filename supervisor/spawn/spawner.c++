@@ -166,6 +166,10 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker) {
 
 namespace {
 
+// How long killSandbox() waits for a killed pid namespace to empty (it is a moment; the bound
+// only keeps a kernel that never reports it from holding the loop).
+constexpr int KILL_WAIT_MS = 2000;
+
 int pidfdSignal(int pidfd, int sig) {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
@@ -212,12 +216,26 @@ int killSandbox(int pidfd, pid_t pid) {
                   WSTOPPED | WEXITED | WNOWAIT) < 0 &&
            errno == EINTR) {
     }
+    std::vector<int> killed;
     for (pid_t child : childrenOf(pid)) {
       int childFd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
       if (childFd < 0) continue;  // gone already
       // Checked through its own pidfd: the pid cannot have been given to another process since.
-      if (parentIs(child, pid)) pidfdSignal(childFd, SIGKILL);
-      close(childFd);
+      if (parentIs(child, pid) && pidfdSignal(childFd, SIGKILL) == 0) {
+        killed.push_back(childFd);
+      } else {
+        close(childFd);
+      }
+    }
+    // A pid namespace's init that dies takes the namespace with it, but only as it exits: until
+    // its pidfd reports the exit, what the sandbox left running (a process in a session of its
+    // own, still writing to a bind mount) may run on. Waited for here, so that when this
+    // returns nothing of the sandbox runs any more.
+    for (int fd : killed) {
+      struct pollfd p = {fd, POLLIN, 0};
+      while (poll(&p, 1, KILL_WAIT_MS) < 0 && errno == EINTR) {
+      }
+      close(fd);
     }
   }
   if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) return errno;
@@ -319,6 +337,13 @@ const Spawner::Compiled& Spawner::compiled(const std::string& name) {
   entry->profile = loadProfile(os_, settings_.profileDir, name);
   entry->bpf = compileSeccomp(entry->profile);
   return *cache_.emplace(name, kj::mv(entry)).first->second;
+}
+
+bool Spawner::writesHost(const std::string& profile) {
+  for (const auto& m : compiled(profile).profile.mount()) {
+    if (m.kind() == config::Mount::BIND) return true;
+  }
+  return false;
 }
 
 std::optional<std::string> Spawner::hiddenIdentity(const SpawnRequest& request) {

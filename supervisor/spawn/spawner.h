@@ -99,7 +99,9 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
 // the outer bwrap is stopped first (it starts nothing more, and cannot reap a child, so a child's
 // pid stays that child's), each of its children is killed through a pidfd of its own (the whole
 // pid namespace when it is the namespace's init), then the outer bwrap. Blocks for as long as the
-// outer bwrap takes to stop (it is never in a state that ignores SIGSTOP for long). Returns 0, or
+// outer bwrap takes to stop (it is never in a state that ignores SIGSTOP for long), and until
+// each killed child has exited (a pid namespace's init exits only once the namespace is empty,
+// so nothing the sandbox left running outlives this call). Returns 0, or
 // the errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is 0).
 int killSandbox(int pidfd, pid_t pid);
 // killSandbox() for a spawned worker (the wall-clock limit, a test's clean-up).
@@ -169,6 +171,12 @@ class Spawner {
   // spare's covers were mounted on the directories named when it was built; it is used only
   // while this is unchanged (supervisor/core/spare-sandboxes.h).
   std::optional<std::string> hiddenIdentity(const SpawnRequest& request);
+
+  // Whether a worker of `profile` can write to the host: a read-write bind (BIND) of a host
+  // path. One that cannot may be torn down after its result has gone on (nothing it could still
+  // do changes what the supervisor reads of the host). Throws SandboxUnavailable as spawn() does
+  // for a profile that does not load.
+  bool writesHost(const std::string& profile);
 
   // nullopt when bwrap, user namespaces and seccomp all work; else a user-facing reason.
   // Runs a real, trivial sandbox once (cached after success).

@@ -246,4 +246,39 @@ TEST_CASE("spares: shutdown kills the waiting spares and leaves nothing holding 
   CHECK(rig.spares->stats().waiting == 0);
 }
 
+TEST_CASE("spares: a worker that can write the workspace is gone before its result goes on") {
+  // The runner ends a worker that cannot write to the host a little after its result (the
+  // teardown is not the call's wait); one that can must be gone first, or what it left running
+  // would change the workspace behind the comparison that records what the call changed.
+  TempDir workspace("chitin-ws");
+  Rig rig({8, 600});
+  Scope scope("writer");
+  std::string late = workspace.path() + "/late";
+  auto sizeOf = [](const std::string& path) -> long {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : -1;
+  };
+  long atResult = -2;
+  bool done = false;
+  // A writer left running in the background (a session of its own, so the exec worker's end
+  // of the command's process group does not reach it), appending as fast as it can; the
+  // command waits until it has written, so it is surely running when the result is sent.
+  std::string args =
+      "{\"command\": \"setsid sh -c 'while :; do echo x >> /workspace/late; done' "
+      ">/dev/null 2>&1 & "
+      "while [ ! -s /workspace/late ]; do :; done; echo started\", \"timeoutSeconds\": 30}";
+  auto task = rig.runner->run("exec", args, workspace.path(), {}, &scope)
+                  .then([&](ToolOutcome result) {
+                    CHECK(has(result.content, "started"));
+                    atResult = sizeOf(late);
+                    done = true;
+                  })
+                  .eagerlyEvaluate(nullptr);
+  REQUIRE(rig.until([&] { return done; }, 60));
+  REQUIRE(atResult > 0);
+  rig.until([] { return false; }, 0.3);
+  // At most the one append that was under way when the sandbox was killed.
+  CHECK(sizeOf(late) - atResult <= 2);
+}
+
 }  // namespace chitin::testing
