@@ -129,6 +129,12 @@ struct Core {
     core = nullptr;
     model = nullptr;
     broker = nullptr;
+    // The core's transcript syncs still under way (libuv's thread pool) report before the loop
+    // closes, or their requests would leak.
+    for (int i = 0; i < 5000 && loop.active_reqs.count > 0; ++i) {
+      uv_run(&loop, UV_RUN_NOWAIT);
+      usleep(1000);
+    }
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
   }

@@ -472,7 +472,11 @@ void AgentCore::finishRun(const std::shared_ptr<Run>& run, const std::string& st
   if (!run->canceler.isEmpty()) run->canceler.cancel("the turn has ended");
   runs_.erase(run->id);
   if (run->unsyncedAppends > 0) {
-    run->deliver = [this, run, status, reply, error]() { deliverRun(run, status, reply, error); };
+    // Weak: the run must not keep itself alive through its own `deliver` (a sync that reports
+    // after this core is gone drops its run, and this with it).
+    run->deliver = [this, weak = std::weak_ptr<Run>(run), status, reply, error]() {
+      if (auto live = weak.lock()) deliverRun(live, status, reply, error);
+    };
     return;
   }
   deliverRun(run, status, reply, error);

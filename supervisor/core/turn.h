@@ -12,12 +12,11 @@
 
 #include <kj/async.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <functional>
 
 #include "agent-service.h"
 #include "gateway.pb.h"
