@@ -12,8 +12,11 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 namespace chitin {
 
@@ -44,5 +47,45 @@ struct FileStamp {
 inline bool settledBefore(const struct stat& st, int64_t readStartNanos) {
   return nanos(st.st_ctim) < readStartNanos - RACY_NANOS;
 }
+
+// Now, on the clock file timestamps come from: a read's start for settledBefore().
+inline int64_t realtimeNanos() {
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return nanos(now);
+}
+
+// What was read from files, by key (a path or a name), each value kept with the stamp of the
+// file it came from, by the rule above: find() gives it back while the file's stat still
+// matches; put() keeps it only when the file had settled before the read began, and otherwise
+// forgets what was kept for the key. One thread at a time.
+template <typename T>
+class StampedValues {
+ public:
+  T* find(const std::string& key, const struct stat& st) {
+    auto it = entries_.find(key);
+    if (it == entries_.end() || !(it->second.stamp == FileStamp::of(st))) return nullptr;
+    return &it->second.value;
+  }
+  void put(const std::string& key, const struct stat& st, T value, int64_t readStartNanos) {
+    if (!settledBefore(st, readStartNanos)) {
+      entries_.erase(key);  // read again next time, until it has settled
+      return;
+    }
+    entries_.insert_or_assign(key, Entry{FileStamp::of(st), std::move(value)});
+  }
+  void erase(const std::string& key) { entries_.erase(key); }
+  template <typename Predicate>
+  void eraseIf(Predicate drop) {
+    std::erase_if(entries_, [&](const auto& item) { return drop(item.second.value); });
+  }
+
+ private:
+  struct Entry {
+    FileStamp stamp;
+    T value;
+  };
+  std::map<std::string, Entry> entries_;
+};
 
 }  // namespace chitin

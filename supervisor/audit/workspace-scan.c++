@@ -150,9 +150,7 @@ ScanResult WorkspaceScanner::scan(int rootFd, git_odb* odb) {
   using Clock = std::chrono::steady_clock;
   ScanResult out;
   auto deadline = Clock::now() + std::chrono::milliseconds(limits_.timeLimitMs);
-  struct timespec now;
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  scanStartNanos_ = nanos(now);
+  scanStartNanos_ = realtimeNanos();
   next_.clear();
   inodes_.clear();
   std::string timeUp = "not scanned: the snapshot's time limit (" +

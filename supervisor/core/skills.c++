@@ -502,30 +502,23 @@ void loadDir(const SkillDir& src, std::vector<Skill>& skills, std::vector<Proble
 
 const FrontMatterCache::Entry* FrontMatterCache::find(const std::string& path,
                                                       const struct stat& st) {
-  auto it = entries_.find(path);
-  if (it == entries_.end() || !(it->second.stamp == FileStamp::of(st))) return nullptr;
-  it->second.seen = true;
-  return &it->second;
+  Entry* entry = entries_.find(path, st);
+  if (entry != nullptr) entry->load = load_;
+  return entry;
 }
 
 void FrontMatterCache::put(const std::string& path, const struct stat& st,
                            std::optional<FrontMatter> frontMatter, std::string error) {
-  if (!settledBefore(st, loadStartNanos_)) {
-    entries_.erase(path);  // read again next time, until it has settled
-    return;
-  }
-  entries_[path] = Entry{FileStamp::of(st), std::move(frontMatter), std::move(error), true};
+  entries_.put(path, st, Entry{std::move(frontMatter), std::move(error), load_}, loadStartNanos_);
 }
 
 void FrontMatterCache::beginLoad() {
-  struct timespec now;
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  loadStartNanos_ = nanos(now);
-  for (auto& [path, e] : entries_) e.seen = false;
+  ++load_;
+  loadStartNanos_ = realtimeNanos();
 }
 
 void FrontMatterCache::endLoad() {
-  std::erase_if(entries_, [](const auto& item) { return !item.second.seen; });
+  entries_.eraseIf([this](const Entry& e) { return e.load != load_; });
 }
 
 Catalog loadCatalog(const std::vector<SkillDir>& dirs, const SandboxView& sandbox,

@@ -110,10 +110,9 @@ struct Catalog {
 class FrontMatterCache {
  public:
   struct Entry {
-    FileStamp stamp;
     std::optional<FrontMatter> frontMatter;
     std::string error;  // when frontMatter is empty
-    bool seen = false;  // by the load under way
+    uint64_t load = 0;  // the last load that saw it
   };
 
   // The entry for `path` if `st` still describes the file it was made from.
@@ -124,7 +123,8 @@ class FrontMatterCache {
   void endLoad();  // drops what beginLoad's load did not see
 
  private:
-  std::map<std::string, Entry> entries_;
+  StampedValues<Entry> entries_;
+  uint64_t load_ = 0;
   int64_t loadStartNanos_ = 0;
 };
 

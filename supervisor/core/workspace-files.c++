@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -229,19 +228,13 @@ std::string cutToCharacters(const std::string& text, size_t max, bool& cut) {
   return text.substr(0, at);
 }
 
-const std::string* PromptFileCache::find(const std::string& name, const struct stat& st) const {
-  auto it = entries_.find(name);
-  if (it == entries_.end() || !(it->second.stamp == FileStamp::of(st))) return nullptr;
-  return &it->second.text;
-}
-
 void PromptFileCache::put(const std::string& name, const struct stat& st, const std::string& text,
                           int64_t readStartNanos) {
-  if (!settledBefore(st, readStartNanos) || text.size() > MAX_TEXT_BYTES) {
-    entries_.erase(name);
+  if (text.size() > MAX_TEXT_BYTES) {
+    texts_.erase(name);
     return;
   }
-  entries_[name] = Entry{FileStamp::of(st), text};
+  texts_.put(name, st, text, readStartNanos);
 }
 
 std::vector<PromptFile> loadPromptFiles(
@@ -252,9 +245,7 @@ std::vector<PromptFile> loadPromptFiles(
   std::vector<PromptFile> files;
   int dirFd = open(workspaceDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirFd < 0) return files;
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  int64_t readStart = nanos(now);
+  int64_t readStart = realtimeNanos();
   size_t left = budget.total;
   for (const auto& t : workspaceTemplates()) {
     if (!t.injected || (t.ownerOnly && !ownerPrivate)) continue;

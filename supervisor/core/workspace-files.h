@@ -21,7 +21,6 @@
 #include <sys/stat.h>
 
 #include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -69,17 +68,15 @@ class PromptFileCache {
   static constexpr size_t MAX_TEXT_BYTES = 64 << 10;
 
   // The text of `name` if `st` still describes the file it was read from.
-  const std::string* find(const std::string& name, const struct stat& st) const;
+  const std::string* find(const std::string& name, const struct stat& st) {
+    return texts_.find(name, st);
+  }
   void put(const std::string& name, const struct stat& st, const std::string& text,
            int64_t readStartNanos);
-  void forget(const std::string& name) { entries_.erase(name); }
+  void forget(const std::string& name) { texts_.erase(name); }
 
  private:
-  struct Entry {
-    FileStamp stamp;
-    std::string text;
-  };
-  std::map<std::string, Entry> entries_;
+  StampedValues<std::string> texts_;
 };
 
 // What goes into a session's prompt: the injected files that exist and are not empty (after
