@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <vector>
 
 namespace chitin {
 namespace {
@@ -97,6 +98,81 @@ TEST_CASE("home: CHITIN_HOME wins over the service user's home") {
 TEST_CASE("home: --user names must exist and must not be root") {
   CHECK_THROWS_WITH(lookupServiceUser("no-such-user-chitin"), doctest::Contains("no such user"));
   CHECK_THROWS_WITH(lookupServiceUser("root"), doctest::Contains("uid 0"));
+}
+
+struct timespec ctimeOf(const std::string& path) {
+  struct stat st;
+  REQUIRE(lstat(path.c_str(), &st) == 0);
+  return st.st_ctim;
+}
+
+bool same(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+TEST_CASE("home: handing a tree over changes nothing that already has the owner, at any depth") {
+  TempHome t;
+  std::string dir = t.root + "/workspace";
+  REQUIRE(mkdir(dir.c_str(), 0700) == 0);
+  std::ofstream(dir + "/note.md") << "kept\n";
+  REQUIRE(symlink("/etc/hostname", (dir + "/link").c_str()) == 0);
+  // Deeper than PATH_MAX: made and walked relative to each directory.
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(fd >= 0);
+  std::string name(200, 'd');
+  for (int i = 0; i < 30; ++i) {
+    REQUIRE(mkdirat(fd, name.c_str(), 0700) == 0);
+    int next = openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY);
+    REQUIRE(next >= 0);
+    close(fd);
+    fd = next;
+  }
+  int deep = openat(fd, "bottom.md", O_WRONLY | O_CREAT, 0600);
+  REQUIRE(deep >= 0);
+  close(deep);
+  struct stat bottom;
+  REQUIRE(fstatat(fd, "bottom.md", &bottom, 0) == 0);
+  auto before = std::vector<struct timespec>{ctimeOf(t.root), ctimeOf(dir),
+                                             ctimeOf(dir + "/note.md"), ctimeOf(dir + "/link")};
+  usleep(20000);  // a change now would show in the ctime
+  handTreeTo(t.root, getuid(), getgid());
+  auto after = std::vector<struct timespec>{ctimeOf(t.root), ctimeOf(dir),
+                                            ctimeOf(dir + "/note.md"), ctimeOf(dir + "/link")};
+  for (size_t i = 0; i < before.size(); ++i) CHECK(same(before[i], after[i]));
+  struct stat bottomAfter;
+  REQUIRE(fstatat(fd, "bottom.md", &bottomAfter, 0) == 0);
+  CHECK(same(bottom.st_ctim, bottomAfter.st_ctim));
+  close(fd);
+}
+
+TEST_CASE(
+    "home: handing a tree over gives root's files to the user, a symlink but not its target") {
+  if (geteuid() != 0) return;  // only root can give a file away
+  TempHome t;
+  TempHome outside;
+  std::string target = outside.root + "/root-owned";
+  std::ofstream(target) << "not chitin's\n";
+  std::string sub = t.root + "/state";
+  REQUIRE(mkdir(sub.c_str(), 0700) == 0);
+  std::ofstream(sub + "/transcript.jsonl") << "{}\n";
+  REQUIRE(symlink(target.c_str(), (sub + "/escape").c_str()) == 0);
+  const uid_t uid = 65534;
+  const gid_t gid = 65534;
+  handTreeTo(t.root, uid, gid);
+  for (std::string path : {t.root, sub, sub + "/transcript.jsonl", sub + "/escape"}) {
+    struct stat st;
+    REQUIRE(lstat(path.c_str(), &st) == 0);
+    CHECK_MESSAGE(st.st_uid == uid, path);
+    CHECK_MESSAGE(st.st_gid == gid, path);
+  }
+  struct stat st;
+  REQUIRE(stat(target.c_str(), &st) == 0);
+  CHECK(st.st_uid == 0);
+}
+
+TEST_CASE("home: handing over a tree that is not there names it") {
+  CHECK_THROWS_WITH(handTreeTo("/nonexistent-chitin-home", getuid(), getgid()),
+                    doctest::Contains("cannot open /nonexistent-chitin-home"));
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sodium.h>
@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <vector>
+
+#include <kj/common.h>
 
 namespace chitin {
 
@@ -35,13 +38,75 @@ void makeDir(const std::string& path) {
   }
 }
 
-uid_t chownUid;
-gid_t chownGid;
-int chownEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return lchown(path, chownUid, chownGid) == 0 ? 0 : -1;
-}
+// One directory being walked by handTreeTo(): its stream and its path (for messages only).
+struct OpenDir {
+  DIR* dir;
+  std::string path;
+};
 
 }  // namespace
+
+void handTreeTo(const std::string& root, uid_t uid, gid_t gid) {
+  // Walked by file descriptor, never by path: each directory is opened beneath the one before it
+  // with O_NOFOLLOW, and each entry is looked at and changed relative to its directory without
+  // following a symlink. A directory swapped for a symlink while the walk runs (the service user
+  // owns this tree) then cannot point root's chown at anything outside it, and no path grows past
+  // PATH_MAX however deep the tree. An entry that already has the owner is left alone: chown sets
+  // the ctime even when nothing changes, and ctime is what the snapshot and memory indexes take a
+  // file's change by.
+  auto fail = [](const std::string& what) {
+    throw std::runtime_error(what + ": " + strerror(errno));
+  };
+  auto hand = [&](int dirFd, const char* name, const struct stat& st, const std::string& path) {
+    if (st.st_uid == uid && st.st_gid == gid) return;
+    if (fchownat(dirFd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) fail("cannot chown " + path);
+  };
+  int rootFd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (rootFd < 0) fail("cannot open " + root);
+  std::vector<OpenDir> stack;
+  KJ_DEFER(for (auto& d : stack) closedir(d.dir));
+  DIR* top = fdopendir(rootFd);
+  if (top == nullptr) {
+    close(rootFd);
+    fail("cannot open " + root);
+  }
+  stack.push_back({top, root});
+  struct stat st;
+  if (fstat(rootFd, &st) != 0) fail("cannot stat " + root);
+  if ((st.st_uid != uid || st.st_gid != gid) && fchown(rootFd, uid, gid) != 0)
+    fail("cannot chown " + root);
+  while (!stack.empty()) {
+    OpenDir& here = stack.back();
+    errno = 0;
+    struct dirent* e = readdir(here.dir);
+    if (e == nullptr) {
+      if (errno != 0) fail("cannot list " + here.path);
+      closedir(here.dir);
+      stack.pop_back();
+      continue;
+    }
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    int fd = dirfd(here.dir);
+    std::string path = here.path + "/" + e->d_name;
+    if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;  // gone since it was listed
+      fail("cannot stat " + path);
+    }
+    hand(fd, e->d_name, st, path);
+    if (!S_ISDIR(st.st_mode)) continue;
+    int child = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child < 0) {
+      if (errno == ENOENT) continue;
+      fail("cannot open " + path);
+    }
+    DIR* dir = fdopendir(child);
+    if (dir == nullptr) {
+      close(child);
+      fail("cannot open " + path);
+    }
+    stack.push_back({dir, std::move(path)});
+  }
+}
 
 void writeFileAtomically(const std::string& path, const std::string& content, mode_t mode) {
   std::string tmp = path + ".tmp";
@@ -136,10 +201,11 @@ ServiceUser lookupServiceUser(const std::string& name) {
 void dropRootTo(const ServiceUser& user, const std::string& home) {
   if (geteuid() != 0) return;
   // The service user must own its home: it writes transcripts and the token there.
-  chownUid = user.uid;
-  chownGid = user.gid;
-  if (nftw(home.c_str(), chownEntry, 32, FTW_PHYS) != 0)
-    fail("cannot hand " + home + " to " + user.name);
+  try {
+    handTreeTo(home, user.uid, user.gid);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("cannot hand " + home + " to " + user.name + ": " + e.what());
+  }
   becomeUser(user);
 }
 

@@ -78,7 +78,13 @@ struct ServiceUser {
 // Looks up `name` (throws if unknown or if it is root).
 ServiceUser lookupServiceUser(const std::string& name);
 
-// If running as root: hands `home` (recursively) to `user`, then drops to it for good
+// Gives `root` and everything beneath it to uid:gid (symlinks themselves, never their targets),
+// walking by file descriptor so that nothing renamed or swapped for a symlink meanwhile can
+// redirect it, and changing only what has another owner (an unchanged file keeps its ctime).
+// Throws std::runtime_error naming the path it could not open, list, stat or change.
+void handTreeTo(const std::string& root, uid_t uid, gid_t gid);
+
+// If running as root: hands `home` (recursively, handTreeTo) to `user`, then drops to it for good
 // (supplementary groups, gid, uid) and verifies root cannot be regained. Must run before any
 // thread or worker is started. Throws std::runtime_error on any failure.
 void dropRootTo(const ServiceUser& user, const std::string& home);
