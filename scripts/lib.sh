@@ -9,6 +9,7 @@ RUN_PACKAGES=(meson ninja-build pkg-config g++ ca-certificates
   libuv1-dev libwebsockets-dev libwebsockets-evlib-uv capnproto libcapnp-dev
   libprotobuf-dev protobuf-compiler libseccomp-dev bubblewrap libspdlog-dev doctest-dev
   libcurl4-openssl-dev libxml2-dev nlohmann-json3-dev libsodium-dev libssl-dev libgit2-dev libqrencode-dev libidn2-dev libyaml-dev
+  nettle-dev
   qrencode)
 # What the test suites need on top: Python for the fakes (aiohttp and websockets for the chat
 # platform fakes, discord.py to check the Discord one), headless Chromium and Node for the web
