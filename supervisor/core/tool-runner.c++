@@ -488,7 +488,7 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
         return ToolOutcome{ToolOutcome::Status::ERROR, "error: the " + tool + " tool failed: " +
                                                            std::string(e.getDescription().cStr())};
       })
-      .then([this, session, request = kj::mv(request), label, readerOptions,
+      .then([this, tool, session, request = kj::mv(request), label, readerOptions,
              host = kj::mv(host)](ToolOutcome outcome) mutable {
         // The worker has answered (or died). A worker that can write to the host is torn down
         // (frozen, killed, reaped) before its result goes on: nothing it left running may
@@ -503,7 +503,19 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
         } catch (const std::exception&) {
           // It loaded to spawn this worker; if it no longer does, end the worker now.
         }
-        if (endNow) host = nullptr;
+        if (endNow) {
+          // Not confirmed gone, it may still change the workspace: the call fails rather than
+          // pass for complete.
+          std::string notGone = host->end();
+          host = nullptr;
+          if (!notGone.empty()) {
+            outcome = ToolOutcome{ToolOutcome::Status::ERROR,
+                                  "error: the " + tool +
+                                      " tool's sandbox could not be confirmed stopped (" + notGone +
+                                      "); what it changes from now on is not recorded "
+                                      "(see the gateway log)"};
+          }
+        }
         auto later = io_.provider->getTimer().afterDelay(END_WORKER_AFTER);
         endings_.add(later.then([this, host = kj::mv(host), session, request = kj::mv(request),
                                  label, readerOptions]() mutable {

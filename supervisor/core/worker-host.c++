@@ -104,23 +104,41 @@ void WorkerHost::armWallClock() {
   wallClockSeconds_ = 0;
 }
 
-WorkerHost::~WorkerHost() noexcept(false) {
+namespace {
+
+std::string whyNotKilled(int error) {
+  if (error == ETIMEDOUT)
+    return "a process of its sandbox had not exited " + std::to_string(spawn::KILL_WAIT_MS) +
+           " ms after SIGKILL";
+  return std::string("it could not be signalled: ") + strerror(error);
+}
+
+}  // namespace
+
+std::string WorkerHost::end() {
   // Drop the connection first so no RPC touches a dying stream, then make sure the process is
   // gone. The pidfd stays valid until we close it, so the signal cannot hit a recycled pid.
   killOnViolation_ = nullptr;
   rpc_ = nullptr;
   stream_ = nullptr;
-  if (!exited_) {
-    spawn::killSandbox(pidfd_.get(), pid_);
-    // Reap synchronously: SIGKILL is not ignorable, and what bwrap started was killed with it.
-    siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) <
-               0 &&
-           errno == EINTR) {
-    }
-    exited_ = true;
+  if (exited_) return "";
+  int error = spawn::killSandbox(pidfd_.get(), pid_);
+  // Reap synchronously: SIGKILL is not ignorable, and what bwrap started was killed with it.
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) <
+             0 &&
+         errno == EINTR) {
   }
+  exited_ = true;
+  if (error == 0) return "";
+  std::string why = whyNotKilled(error);
+  spdlog::error("{} (pid {}): ending it: {}", label_, pid_, why);
+  return why;
+}
+
+WorkerHost::~WorkerHost() noexcept(false) {
+  end();
   cgroup_ = nullptr;  // reaped: the cgroup can go
   watch_->owner = nullptr;
   uv_poll_stop(&watch_->poll);
@@ -142,7 +160,7 @@ void WorkerHost::kill(const std::string& reason) {
   if (killReason_.empty()) killReason_ = reason;
   spdlog::warn("{} (pid {}): killing: {}", label_, pid_, reason);
   if (int error = spawn::killSandbox(pidfd_.get(), pid_); error != 0) {
-    spdlog::error("{}: pidfd_send_signal failed: {}", label_, strerror(error));
+    spdlog::error("{} (pid {}): killing it: {}", label_, pid_, whyNotKilled(error));
   }
 }
 

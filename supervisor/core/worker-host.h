@@ -72,6 +72,11 @@ class WorkerHost {
   // SIGKILL the sandbox; `reason` ends up in WorkerExit::reason and the log.
   void kill(const std::string& reason);
 
+  // Ends the worker now, as destroying the host does (connection dropped, sandbox killed, its
+  // outer bwrap reaped): "" once every process of the sandbox is confirmed gone, else why not
+  // (logged too). Destroying the host afterwards only releases what is left.
+  std::string end();
+
   bool exited() const { return exited_; }
   pid_t pid() const { return pid_; }
   const std::string& label() const { return label_; }

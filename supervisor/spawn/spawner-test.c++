@@ -7,13 +7,17 @@
 #include <kj/debug.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -610,6 +614,65 @@ TEST_CASE("worker exit: describe() names the signal; the limits flag spells ever
           limits.set_max_file_bytes(5);
           return limits;
         }()) == "--chitin-limits=as=1,nproc=2,nofile=3,cpu=4,fsize=5");
+}
+
+// A stand-in for a sandbox without bwrap: `outer` (stopped and enumerated as the outer bwrap
+// is) with one child that holds `touchMiB` of written memory, so that its exit takes a while.
+struct FakeSandbox {
+  pid_t outer = -1;
+  pid_t inner = -1;
+  int pidfd = -1;
+
+  explicit FakeSandbox(size_t touchMiB) {
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
+    outer = fork();
+    REQUIRE(outer >= 0);
+    if (outer == 0) {
+      pid_t child = fork();
+      if (child == 0) {
+        size_t size = touchMiB << 20;
+        void* memory = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (memory == MAP_FAILED) _exit(1);
+        pid_t self = getpid();
+        if (write(ready[1], &self, sizeof(self)) != sizeof(self)) _exit(1);
+        for (;;) pause();
+      }
+      for (;;) pause();
+    }
+    close(ready[1]);
+    REQUIRE(read(ready[0], &inner, sizeof(inner)) == sizeof(inner));
+    close(ready[0]);
+    pidfd = static_cast<int>(syscall(SYS_pidfd_open, outer, 0));
+    REQUIRE(pidfd >= 0);
+  }
+  ~FakeSandbox() {
+    ::kill(inner, SIGKILL);
+    ::kill(outer, SIGKILL);
+    waitpid(outer, nullptr, 0);
+    close(pidfd);
+  }
+  // Whether the child still runs (neither gone nor a zombie waiting for its stopped parent).
+  bool innerRuns() const {
+    std::ifstream in("/proc/" + std::to_string(inner) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t close = stat.rfind(')');
+    return close != std::string::npos && stat.size() > close + 2 && stat[close + 2] != 'Z';
+  }
+};
+
+TEST_CASE("killSandbox: returns once what the sandbox ran has exited, and says when it cannot") {
+  SUBCASE("control: a child that exits in time is gone on return, and 0 is returned") {
+    FakeSandbox sandbox(1);
+    CHECK(killSandbox(sandbox.pidfd, sandbox.outer) == 0);
+    CHECK_FALSE(sandbox.innerRuns());
+  }
+  SUBCASE("a child still exiting when the bound runs out is reported, not passed over") {
+    // 256 MiB to give back: its exit takes far longer than a bound of 0 ms.
+    FakeSandbox sandbox(256);
+    CHECK(killSandbox(sandbox.pidfd, sandbox.outer, 0) == ETIMEDOUT);
+  }
 }
 
 }  // namespace chitin::spawn

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -166,10 +167,6 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker) {
 
 namespace {
 
-// How long killSandbox() waits for a killed pid namespace to empty (it is a moment; the bound
-// only keeps a kernel that never reports it from holding the loop).
-constexpr int KILL_WAIT_MS = 2000;
-
 int pidfdSignal(int pidfd, int sig) {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
@@ -206,7 +203,8 @@ bool parentIs(pid_t child, pid_t parent) {
 
 }  // namespace
 
-int killSandbox(int pidfd, pid_t pid) {
+int killSandbox(int pidfd, pid_t pid, int waitMs) {
+  bool outlived = false;
   if (pidfdSignal(pidfd, SIGSTOP) == 0) {
     // Until it has stopped it may still clone. It is our child: waitid sees the stop (or its
     // end), and WNOWAIT leaves either to be reported again.
@@ -231,15 +229,23 @@ int killSandbox(int pidfd, pid_t pid) {
     // its pidfd reports the exit, what the sandbox left running (a process in a session of its
     // own, still writing to a bind mount) may run on. Waited for here, so that when this
     // returns nothing of the sandbox runs any more.
+    // The wait is a moment; its bound (shared by all of them) only keeps a kernel that never
+    // reports an exit from holding the loop, and running out of it is said, not passed over.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
     for (int fd : killed) {
       struct pollfd p = {fd, POLLIN, 0};
-      while (poll(&p, 1, KILL_WAIT_MS) < 0 && errno == EINTR) {
-      }
+      int ready;
+      do {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+      } while (ready < 0 && errno == EINTR);
+      if (ready <= 0) outlived = true;
       close(fd);
     }
   }
   if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) return errno;
-  return 0;
+  return outlived ? ETIMEDOUT : 0;
 }
 
 void killWorker(const SpawnedWorker& worker) {

@@ -101,9 +101,12 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
 // pid namespace when it is the namespace's init), then the outer bwrap. Blocks for as long as the
 // outer bwrap takes to stop (it is never in a state that ignores SIGSTOP for long), and until
 // each killed child has exited (a pid namespace's init exits only once the namespace is empty,
-// so nothing the sandbox left running outlives this call). Returns 0, or
-// the errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is 0).
-int killSandbox(int pidfd, pid_t pid);
+// so nothing the sandbox left running outlives this call), at most `waitMs` in all. Returns 0;
+// ETIMEDOUT when a killed child had still not exited by then (the outer bwrap is killed all the
+// same, but the caller must not take the sandbox for gone: what it left may still run); or the
+// errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is 0).
+constexpr int KILL_WAIT_MS = 2000;
+int killSandbox(int pidfd, pid_t pid, int waitMs = KILL_WAIT_MS);
 // killSandbox() for a spawned worker (the wall-clock limit, a test's clean-up).
 void killWorker(const SpawnedWorker& worker);
 
