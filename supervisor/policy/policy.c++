@@ -110,11 +110,18 @@ std::variant<PolicySet, std::vector<ParseError>> PolicySet::loadDirs(
 std::optional<ParseError> readPolicyFile(const std::string& path, std::string* text) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return ParseError{path, 0, 0, std::string("cannot read: ") + strerror(errno)};
-  // One byte past the limit is enough for addFile to refuse the file; the rest is not read.
-  text->assign(MAX_POLICY_FILE_BYTES + 1, '\0');
-  in.read(text->data(), static_cast<std::streamsize>(text->size()));
-  if (in.bad()) return ParseError{path, 0, 0, std::string("cannot read: ") + strerror(errno)};
-  text->resize(static_cast<size_t>(in.gcount()));
+  // One byte past the limit is enough for addFile to refuse the file; the rest is not read. Read
+  // in pieces: a buffer of the limit's size, zero-filled first, cost ~4 ms of page faults at
+  // every start for a 13 KiB file.
+  text->clear();
+  char piece[16384];
+  while (text->size() <= MAX_POLICY_FILE_BYTES) {
+    size_t want = std::min(sizeof(piece), MAX_POLICY_FILE_BYTES + 1 - text->size());
+    in.read(piece, static_cast<std::streamsize>(want));
+    if (in.bad()) return ParseError{path, 0, 0, std::string("cannot read: ") + strerror(errno)};
+    text->append(piece, static_cast<size_t>(in.gcount()));
+    if (!in) break;  // the end of the file
+  }
   return std::nullopt;
 }
 
