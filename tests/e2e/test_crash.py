@@ -183,5 +183,36 @@ class SupervisorKill(unittest.TestCase):
             self.assertEqual(gw.cli("audit", "verify").returncode, 0)
 
 
+@unittest.skipIf(SKIP, SKIP or "")
+class TranscriptSync(unittest.TestCase):
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to put a device where a transcript goes")
+    def test_a_reply_whose_transcript_cannot_be_synced_is_an_error_not_kept(self):
+        # A character device (the null device's numbers) where the session's transcript goes:
+        # each record is written, and each fdatasync fails (EINVAL), as a failing disk's would.
+        import pwd
+        import stat
+        with harness.own_gateway(SCRIPT) as (model, gw):
+            key = "agent:main:e2e:direct:nosync"
+            name = "".join(c if c.isalnum() or c in "._-" else "%%%02X" % ord(c) for c in key)
+            path = os.path.join(gw.home, "state", "sessions", name + ".jsonl")
+            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+            try:
+                os.close(os.open(path, os.O_WRONLY))
+            except OSError as e:
+                os.unlink(path)
+                self.skipTest(f"this file system does not open device nodes ({e})")
+            user = pwd.getpwnam(os.environ.get("CHITIN_TEST_USER", "chitin-test"))
+            os.chown(path, user.pw_uid, user.pw_gid)
+            code, out, err = gw.agent_json("keep this", key)
+            self.assertNotEqual(code, 0, out)
+            self.assertIn("could not be saved to disk (Invalid argument)", err + json.dumps(out))
+            self.assertIn("could not be synced to disk", gw.stderr())
+            # Control: another session, on a real file, is answered and kept.
+            reply = gw.agent_ok("and this", "agent:main:e2e:direct:synced")
+            self.assertEqual(reply["reply"], "echo: and this")
+            self.assertEqual(gw.transcript("agent:main:e2e:direct:synced")[-1]["content"],
+                             "echo: and this")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
