@@ -273,6 +273,51 @@ TEST_CASE("audit log: open on a broken chain reports it, repairs nothing, and ke
   CHECK(r.badLine == 2);  // still the original break, nothing new
 }
 
+TEST_CASE("audit log: open resumes from the tail of a long log, and a last line of any length") {
+  TempDir dir;
+  {
+    auto log = AuditLog::open(dir.path);
+    // Far more than the tail open() reads first, then a last line longer than it.
+    for (int i = 0; i < 2000; ++i) log->append(toolStart("s", "t" + std::to_string(i), ""), false);
+    Record big = toolStart("s", "big", "");
+    big.set_arguments(std::string(300000, 'x'));
+    log->append(big);
+  }
+  {
+    auto log = AuditLog::open(dir.path);
+    CHECK(log->openProblem() == "");
+    CHECK(log->lastSeq() == 2001);
+    CHECK(log->append(toolStart("s", "after", "")) == 2002);
+  }
+  auto r = verify(dir.path);
+  CHECK(r.ok);
+  CHECK(r.records == 2002);
+  CHECK(r.headHash == sha256Hex(lines(readFile(dir.path + "/audit.jsonl")).back()));
+}
+
+TEST_CASE("audit log: a last line that is not a record: the head is the last record's seq") {
+  TempDir dir;
+  auto ls = fiveRecords(dir);
+  ls.push_back("not a record");
+  rewrite(dir, ls);
+  auto log = AuditLog::open(dir.path);
+  CHECK(log->openProblem().find("line 6") != std::string::npos);
+  CHECK(log->lastSeq() == 5);
+  CHECK(log->append(toolStart("s", "after", "")) == 6);
+  auto now = lines(readFile(log->path()));
+  CHECK(parseLine(now.back()).prev() == sha256Hex("not a record"));
+}
+
+TEST_CASE("audit log: closing a log while its chain is being checked does not wait for the end") {
+  TempDir dir;
+  {
+    auto log = AuditLog::open(dir.path);
+    for (int i = 0; i < 3000; ++i) log->append(toolStart("s", "t" + std::to_string(i), ""), false);
+  }
+  for (int i = 0; i < 3; ++i) AuditLog::open(dir.path);  // opened and closed at once
+  CHECK(verify(dir.path).ok);
+}
+
 // Writes records with chosen times (read() does not check the chain).
 void writeRecords(const TempDir& dir, std::vector<Record> recs) {
   std::vector<std::string> ls;

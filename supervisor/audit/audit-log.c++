@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
+#include <kj/common.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/file.h>
@@ -16,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 
@@ -87,28 +90,15 @@ void makeDirs(const std::string& dir) {
   if (!S_ISDIR(st.st_mode)) throw std::runtime_error("audit log: " + dir + " is not a directory");
 }
 
-// The chain check shared by verify() and AuditLog::open(). Keeps scanning after the first
-// problem so that open() learns the head (the last line's hash and seq) regardless.
-VerifyResult scan(const std::string& content) {
-  VerifyResult r;
-  r.headHash = GENESIS_HASH;
-  std::string prevHash = GENESIS_HASH;
-  uint64_t prevSeq = 0;
-  size_t lineNo = 0;
-  auto fail = [&](uint64_t seq, std::string why) {
-    if (!r.ok) return;
-    r.ok = false;
-    r.badLine = lineNo;
-    r.badSeq = seq;
-    r.reason = std::move(why);
-  };
-  size_t pos = 0;
-  while (pos < content.size()) {
-    ++lineNo;
-    size_t nl = content.find('\n', pos);
-    bool complete = nl != std::string::npos;
-    std::string_view line(content.data() + pos, (complete ? nl : content.size()) - pos);
-    pos = complete ? nl + 1 : content.size();
+// The chain check, a line at a time, shared by verify() and AuditLog's check of the chain it
+// opened. Keeps going after the first problem so that the head (the last line's hash and seq) is
+// learnt regardless.
+class ChainCheck {
+ public:
+  ChainCheck() { r_.headHash = GENESIS_HASH; }
+
+  void line(std::string_view line, bool complete) {
+    ++lineNo_;
     std::string hash = sha256Hex(line);
     Record rec;
     bool parsed = false;
@@ -122,26 +112,79 @@ VerifyResult scan(const std::string& content) {
       fail(parsed ? rec.seq() : 0,
            "incomplete last line (a write torn by a crash; never acknowledged)");
     } else if (parsed) {
-      if (rec.seq() != prevSeq + 1) {
+      if (rec.seq() != prevSeq_ + 1) {
         fail(rec.seq(), "seq " + std::to_string(rec.seq()) + " follows seq " +
-                            std::to_string(prevSeq) + " (expected " + std::to_string(prevSeq + 1) +
-                            ")");
-      } else if (rec.prev() != prevHash) {
-        fail(rec.seq(), lineNo == 1 ? "prev is not the genesis hash"
-                                    : "prev does not match the SHA-256 of line " +
-                                          std::to_string(lineNo - 1) +
-                                          " (a record before it was changed, removed or moved)");
+                            std::to_string(prevSeq_) + " (expected " +
+                            std::to_string(prevSeq_ + 1) + ")");
+      } else if (rec.prev() != prevHash_) {
+        fail(rec.seq(), lineNo_ == 1 ? "prev is not the genesis hash"
+                                     : "prev does not match the SHA-256 of line " +
+                                           std::to_string(lineNo_ - 1) +
+                                           " (a record before it was changed, removed or moved)");
       }
     }
     if (parsed) {
-      prevSeq = rec.seq();
-      r.headSeq = rec.seq();
+      prevSeq_ = rec.seq();
+      r_.headSeq = rec.seq();
     }
-    if (r.ok) ++r.records;
-    prevHash = hash;
-    r.headHash = hash;
+    if (r_.ok) ++r_.records;
+    prevHash_ = hash;
+    r_.headHash = hash;
   }
-  return r;
+
+  const VerifyResult& result() const { return r_; }
+
+ private:
+  void fail(uint64_t seq, std::string why) {
+    if (!r_.ok) return;
+    r_.ok = false;
+    r_.badLine = lineNo_;
+    r_.badSeq = seq;
+    r_.reason = std::move(why);
+  }
+
+  VerifyResult r_;
+  std::string prevHash_ = GENESIS_HASH;
+  uint64_t prevSeq_ = 0;
+  size_t lineNo_ = 0;
+};
+
+// The chain check over the first `length` bytes of `fd`, read in pieces (a log of any size costs
+// no more memory than its longest line). Stops early, not ok, when `stop` becomes true.
+VerifyResult scanFile(int fd, const std::string& path, off_t length,
+                      const std::atomic<bool>* stop) {
+  ChainCheck check;
+  std::string pending;  // the start of a line whose end is not read yet
+  char buf[65536];
+  off_t at = 0;
+  while (at < length) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+      VerifyResult stopped = check.result();
+      stopped.ok = false;
+      stopped.reason = "the check was stopped";
+      return stopped;
+    }
+    size_t want = static_cast<size_t>(std::min<off_t>(sizeof(buf), length - at));
+    ssize_t n = ::pread(fd, buf, want, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwLogErrno("cannot read", path, errno);
+    if (n == 0) break;  // shorter than it was
+    at += n;
+    std::string_view piece(buf, static_cast<size_t>(n));
+    size_t pos = 0;
+    for (size_t nl; (nl = piece.find('\n', pos)) != std::string_view::npos; pos = nl + 1) {
+      if (pending.empty()) {
+        check.line(piece.substr(pos, nl - pos), true);
+      } else {
+        pending.append(piece.substr(pos, nl - pos));
+        check.line(pending, true);
+        pending.clear();
+      }
+    }
+    pending.append(piece.substr(pos));
+  }
+  if (!pending.empty()) check.line(pending, false);
+  return check.result();
 }
 
 template <typename F>
@@ -285,7 +328,11 @@ Record parseLine(std::string_view line) {
 
 AuditLog::AuditLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
 
-AuditLog::~AuditLog() { ::close(fd_); }
+AuditLog::~AuditLog() {
+  stopVerifying_ = true;
+  if (verifier_.joinable()) verifier_.join();
+  ::close(fd_);
+}
 
 std::unique_ptr<AuditLog> AuditLog::open(const std::string& dir) {
   if (sodium_init() < 0) throw std::runtime_error("audit log: sodium_init failed");
@@ -305,26 +352,79 @@ std::unique_ptr<AuditLog> AuditLog::open(const std::string& dir) {
 }
 
 void AuditLog::recover() {
-  std::string content;
-  if (!readWholeFile(path_, content)) throwLogErrno("cannot read", path_, ENOENT);
-  size_t dropped = 0;
-  if (!content.empty() && content.back() != '\n') {
-    size_t keep = content.rfind('\n');
-    keep = keep == std::string::npos ? 0 : keep + 1;
-    dropped = content.size() - keep;
-    if (::ftruncate(fd_, static_cast<off_t>(keep)) < 0) {
-      throwLogErrno("cannot truncate", path_, errno);
+  struct stat st;
+  if (::fstat(fd_, &st) < 0) throwLogErrno("cannot stat", path_, errno);
+  const off_t size = st.st_size;
+  // Only the tail is read here: the last complete line (the head of the chain, which appends
+  // continue from) and what follows it. Reading and checking the whole log at every start made
+  // start-up grow with the log (which only grows); the whole chain is checked on a thread of its
+  // own instead, below.
+  std::string tail;
+  off_t from = size;
+  size_t lastNl = std::string::npos, prevNl = std::string::npos;
+  for (size_t want = 65536;; want *= 4) {
+    from = size > static_cast<off_t>(want) ? size - static_cast<off_t>(want) : 0;
+    tail.resize(static_cast<size_t>(size - from));
+    size_t got = 0;
+    while (got < tail.size()) {
+      ssize_t n =
+          ::pread(fd_, tail.data() + got, tail.size() - got, from + static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throwLogErrno("cannot read", path_, errno);
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
     }
-    if (::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
-    content.resize(keep);
+    tail.resize(got);
+    lastNl = tail.rfind('\n');
+    prevNl = lastNl == std::string::npos || lastNl == 0 ? std::string::npos
+                                                        : tail.rfind('\n', lastNl - 1);
+    if (from == 0 || prevNl != std::string::npos) break;  // the last line is whole in `tail`
   }
-  VerifyResult r = scan(content);
-  if (!r.ok)
-    openProblem_ = "audit log " + path_ + " broken at line " + std::to_string(r.badLine) +
-                   " (seq " + std::to_string(r.badSeq) + "): " + r.reason;
-  lastSeq_ = r.headSeq;
-  lastHash_ = r.headHash;
-  size_ = static_cast<off_t>(content.size());
+  off_t keep = lastNl == std::string::npos ? 0 : from + static_cast<off_t>(lastNl) + 1;
+  size_t dropped = static_cast<size_t>(size - keep);
+  if (dropped > 0) {
+    if (::ftruncate(fd_, keep) < 0) throwLogErrno("cannot truncate", path_, errno);
+    if (::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
+  }
+  size_ = keep;
+  if (lastNl != std::string::npos) {
+    size_t start = prevNl == std::string::npos ? 0 : prevNl + 1;
+    std::string_view last(tail.data() + start, lastNl - start);
+    try {
+      lastSeq_ = parseLine(last).seq();
+      lastHash_ = sha256Hex(last);
+    } catch (const std::exception&) {
+      // The last line is not a record: the head is then what the whole scan finds (the last
+      // record's seq, the last line's hash), as the chain check reports it.
+      VerifyResult r = scanFile(fd_, path_, keep, nullptr);
+      lastSeq_ = r.headSeq;
+      lastHash_ = r.headHash;
+    }
+  }
+  verifier_ = std::thread([this, keep] {
+    std::string problem;
+    try {
+      int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) throwLogErrno("cannot open", path_, errno);
+      KJ_DEFER(::close(fd));
+      VerifyResult r = scanFile(fd, path_, keep, &stopVerifying_);
+      if (!r.ok && !stopVerifying_)
+        problem = "audit log " + path_ + " broken at line " + std::to_string(r.badLine) + " (seq " +
+                  std::to_string(r.badSeq) + "): " + r.reason;
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    if (!problem.empty()) {
+      spdlog::error(
+          "THE AUDIT LOG DOES NOT VERIFY: {} (appending continues; run `chitin audit verify` "
+          "and keep a copy of {})",
+          problem, path_);
+    }
+    std::lock_guard<std::mutex> lock(verifyMutex_);
+    openProblem_ = std::move(problem);
+    verified_ = true;
+    verifiedCv_.notify_all();
+  });
   if (dropped > 0) {
     Record rec;
     rec.set_kind(LOG_RECOVERED);
@@ -386,7 +486,11 @@ uint64_t AuditLog::lastSeq() const {
   return lastSeq_;
 }
 
-const std::string& AuditLog::openProblem() const { return openProblem_; }
+std::string AuditLog::openProblem() const {
+  std::unique_lock<std::mutex> lock(verifyMutex_);
+  verifiedCv_.wait(lock, [this] { return verified_; });
+  return openProblem_;
+}
 
 const std::string& AuditLog::path() const { return path_; }
 
@@ -394,14 +498,18 @@ const std::string& AuditLog::path() const { return path_; }
 
 VerifyResult verify(const std::string& dir) {
   std::string path = dir + "/" + LOG_FILE_NAME;
-  std::string content;
-  if (!readWholeFile(path, content)) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) throwLogErrno("cannot open", path, errno);
     VerifyResult r;
     r.ok = false;
     r.reason = "no audit log at " + path;
     return r;
   }
-  return scan(content);
+  KJ_DEFER(::close(fd));
+  struct stat st;
+  if (::fstat(fd, &st) < 0) throwLogErrno("cannot stat", path, errno);
+  return scanFile(fd, path, st.st_size, nullptr);
 }
 
 std::vector<Record> read(const std::string& dir, const Filter& filter) {

@@ -11,10 +11,13 @@
 
 #include <stdint.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "audit.pb.h"
@@ -30,12 +33,14 @@ class AuditLog {
  public:
   // Opens (creating a 0700 dir / 0600 file) `<dir>/audit.jsonl` for appending, and takes an
   // exclusive flock() on it: two supervisors appending to one chain would fork it, so a second
-  // open (in any process) throws. Reads the existing file to recover the last seq and the hash
-  // of the last line. A torn tail (the file does not end in '\n': a crash mid-write) is cut off
-  // (it was never synced nor acknowledged) and a LOG_RECOVERED record saying how many bytes were
-  // dropped is appended. A chain that does not verify is NOT repaired: open succeeds (appends
-  // continue from the last line) but openProblem() says what is wrong so the supervisor can log
-  // it loudly. Throws std::runtime_error naming the path on I/O errors.
+  // open (in any process) throws. Reads the existing file's tail to recover the last seq and the
+  // hash of the last line (the whole file only when its last line is not a record). A torn tail
+  // (the file does not end in '\n': a crash mid-write) is cut off (it was never synced nor
+  // acknowledged) and a LOG_RECOVERED record saying how many bytes were dropped is appended. The
+  // whole chain as it was is checked on a thread of this object's (so start-up does not grow with
+  // the log); one that does not verify is NOT repaired: appends continue from the last line, the
+  // problem is logged loudly, and openProblem() says what it is. Throws std::runtime_error
+  // naming the path on I/O errors.
   static std::unique_ptr<AuditLog> open(const std::string& dir);
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
@@ -53,8 +58,9 @@ class AuditLog {
   // fdatasync() now (for records appended with sync = false). Throws on failure.
   void sync();
   uint64_t lastSeq() const;
-  // "" when the existing chain verified at open; otherwise what `verify()` found.
-  const std::string& openProblem() const;
+  // "" when the chain that was there at open verified; otherwise what `verify()` found. Waits for
+  // that check to end.
+  std::string openProblem() const;
   const std::string& path() const;
 
  private:
@@ -68,6 +74,12 @@ class AuditLog {
   std::string lastHash_ = GENESIS_HASH;
   off_t size_ = 0;
   bool failed_ = false;  // a failed append could not be cut off: the file's tail is unknown
+  // The check of the chain as it was at open (recover()), and what it found.
+  std::thread verifier_;
+  std::atomic<bool> stopVerifying_{false};
+  mutable std::mutex verifyMutex_;
+  mutable std::condition_variable verifiedCv_;
+  bool verified_ = false;
   std::string openProblem_;
 };
 
