@@ -26,6 +26,7 @@ N_CHANNEL = 30 if QUICK else 50
 N_TURNS = 30 if QUICK else 100
 N_TOOLS = 15 if QUICK else 50
 N_FLOOR = 15 if QUICK else 50
+N_AUDIT_RECORDS = 20000 if QUICK else 200000  # (a): start-up must not grow with the log
 N_CLI = 10 if QUICK else 30
 N_IDLE = 5 if QUICK else 10
 N_LOAD_CLIENTS = 50 if QUICK else 200
