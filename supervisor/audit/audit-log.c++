@@ -10,9 +10,12 @@
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <kj/common.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -401,7 +404,14 @@ void AuditLog::recover() {
       lastHash_ = r.headHash;
     }
   }
+  // Started with every signal blocked (signals are the event loop's to take, as for the snapshot
+  // thread), and at a lower priority than the loop it shares the machine with.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  KJ_DEFER(pthread_sigmask(SIG_SETMASK, &old, nullptr));
   verifier_ = std::thread([this, keep] {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
     std::string problem;
     try {
       int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
