@@ -170,6 +170,31 @@ TEST_CASE(
   CHECK(st.st_uid == 0);
 }
 
+TEST_CASE("home: handing a tree over stops descending at its depth bound, and goes on") {
+  if (geteuid() != 0) return;  // only root can give a file away
+  TempHome t;
+  int fd = open(t.root.c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(fd >= 0);
+  int shallow = -1;
+  for (size_t i = 0; i < MAX_HAND_DEPTH + 5; ++i) {
+    REQUIRE(mkdirat(fd, "d", 0700) == 0);
+    int next = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+    REQUIRE(next >= 0);
+    if (i == 10) shallow = dup(next);
+    close(fd);
+    fd = next;
+  }
+  for (int dir : {shallow, fd}) close(openat(dir, "f", O_WRONLY | O_CREAT, 0600));
+  handTreeTo(t.root, 65534, 65534);
+  struct stat st;
+  REQUIRE(fstatat(shallow, "f", &st, 0) == 0);
+  CHECK(st.st_uid == 65534);
+  REQUIRE(fstatat(fd, "f", &st, 0) == 0);
+  CHECK(st.st_uid == 0);  // below the bound: not reached
+  close(shallow);
+  close(fd);
+}
+
 TEST_CASE("home: handing over a tree that is not there names it") {
   CHECK_THROWS_WITH(handTreeTo("/nonexistent-chitin-home", getuid(), getgid()),
                     doctest::Contains("cannot open /nonexistent-chitin-home"));

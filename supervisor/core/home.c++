@@ -4,9 +4,9 @@
 
 #include "home.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sodium.h>
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <kj/common.h>
+#include <spdlog/spdlog.h>
 
 namespace chitin {
 
@@ -38,10 +39,10 @@ void makeDir(const std::string& path) {
   }
 }
 
-// One directory being walked by handTreeTo(): its stream and its path (for messages only).
+// One directory being walked by handTreeTo(): its stream and its name in its parent.
 struct OpenDir {
   DIR* dir;
-  std::string path;
+  std::string name;
 };
 
 }  // namespace
@@ -50,61 +51,69 @@ void handTreeTo(const std::string& root, uid_t uid, gid_t gid) {
   // Walked by file descriptor, never by path: each directory is opened beneath the one before it
   // with O_NOFOLLOW, and each entry is looked at and changed relative to its directory without
   // following a symlink. A directory swapped for a symlink while the walk runs (the service user
-  // owns this tree) then cannot point root's chown at anything outside it, and no path grows past
-  // PATH_MAX however deep the tree. An entry that already has the owner is left alone: chown sets
-  // the ctime even when nothing changes, and ctime is what the snapshot and memory indexes take a
-  // file's change by.
+  // owns this tree) then cannot point root's chown at anything outside it. An entry that already
+  // has the owner is left alone: chown sets the ctime even when nothing changes, and ctime is
+  // what the snapshot and memory indexes take a file's change by. The walk holds a descriptor
+  // and a name per level, so it does not descend past MAX_HAND_DEPTH (a tree that deep is the
+  // work of a tool, which wrote it as the service user already); that is logged, not fatal, so
+  // no tree in the workspace can keep the gateway from starting.
+  std::vector<OpenDir> stack;
+  KJ_DEFER(for (auto& d : stack) closedir(d.dir));
+  auto pathOf = [&](const char* name) {
+    std::string path = root;
+    for (size_t i = 1; i < stack.size(); ++i) path += "/" + stack[i].name;
+    return name == nullptr ? path : path + "/" + name;
+  };
   auto fail = [](const std::string& what) {
     throw std::runtime_error(what + ": " + strerror(errno));
   };
-  auto hand = [&](int dirFd, const char* name, const struct stat& st, const std::string& path) {
-    if (st.st_uid == uid && st.st_gid == gid) return;
-    if (fchownat(dirFd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) fail("cannot chown " + path);
-  };
   int rootFd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (rootFd < 0) fail("cannot open " + root);
-  std::vector<OpenDir> stack;
-  KJ_DEFER(for (auto& d : stack) closedir(d.dir));
   DIR* top = fdopendir(rootFd);
   if (top == nullptr) {
     close(rootFd);
     fail("cannot open " + root);
   }
-  stack.push_back({top, root});
+  stack.push_back({top, ""});
   struct stat st;
   if (fstat(rootFd, &st) != 0) fail("cannot stat " + root);
   if ((st.st_uid != uid || st.st_gid != gid) && fchown(rootFd, uid, gid) != 0)
     fail("cannot chown " + root);
   while (!stack.empty()) {
-    OpenDir& here = stack.back();
     errno = 0;
-    struct dirent* e = readdir(here.dir);
+    struct dirent* e = readdir(stack.back().dir);
     if (e == nullptr) {
-      if (errno != 0) fail("cannot list " + here.path);
-      closedir(here.dir);
+      if (errno != 0) fail("cannot list " + pathOf(nullptr));
+      closedir(stack.back().dir);
       stack.pop_back();
       continue;
     }
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    int fd = dirfd(here.dir);
-    std::string path = here.path + "/" + e->d_name;
+    int fd = dirfd(stack.back().dir);
     if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;  // gone since it was listed
-      fail("cannot stat " + path);
+      fail("cannot stat " + pathOf(e->d_name));
     }
-    hand(fd, e->d_name, st, path);
+    if ((st.st_uid != uid || st.st_gid != gid) &&
+        fchownat(fd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+      fail("cannot chown " + pathOf(e->d_name));
     if (!S_ISDIR(st.st_mode)) continue;
+    if (stack.size() > MAX_HAND_DEPTH) {
+      spdlog::warn("{} is more than {} directories deep: what is below it was not handed over",
+                   pathOf(e->d_name), MAX_HAND_DEPTH);
+      continue;
+    }
     int child = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (child < 0) {
       if (errno == ENOENT) continue;
-      fail("cannot open " + path);
+      fail("cannot open " + pathOf(e->d_name));
     }
     DIR* dir = fdopendir(child);
     if (dir == nullptr) {
       close(child);
-      fail("cannot open " + path);
+      fail("cannot open " + pathOf(e->d_name));
     }
-    stack.push_back({dir, std::move(path)});
+    stack.push_back({dir, e->d_name});
   }
 }
 

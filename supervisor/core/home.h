@@ -81,7 +81,9 @@ ServiceUser lookupServiceUser(const std::string& name);
 // Gives `root` and everything beneath it to uid:gid (symlinks themselves, never their targets),
 // walking by file descriptor so that nothing renamed or swapped for a symlink meanwhile can
 // redirect it, and changing only what has another owner (an unchanged file keeps its ctime).
-// Throws std::runtime_error naming the path it could not open, list, stat or change.
+// Does not descend past MAX_HAND_DEPTH levels (logged). Throws std::runtime_error naming the
+// path it could not open, list, stat or change.
+constexpr size_t MAX_HAND_DEPTH = 256;
 void handTreeTo(const std::string& root, uid_t uid, gid_t gid);
 
 // If running as root: hands `home` (recursively, handTreeTo) to `user`, then drops to it for good
