@@ -250,6 +250,9 @@ int killSandbox(int pidfd, pid_t pid, int waitMs) {
 
 void killWorker(const SpawnedWorker& worker) {
   int error = killSandbox(worker.pidfd.get(), worker.pid);
+  if (error == ETIMEDOUT)
+    KJ_FAIL_REQUIRE("a process of the sandbox had not exited after SIGKILL", worker.pid,
+                    KILL_WAIT_MS);
   if (error != 0) KJ_FAIL_SYSCALL("pidfd_send_signal", error, worker.pid);
 }
 

@@ -107,7 +107,8 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
 // errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is 0).
 constexpr int KILL_WAIT_MS = 2000;
 int killSandbox(int pidfd, pid_t pid, int waitMs = KILL_WAIT_MS);
-// killSandbox() for a spawned worker (the wall-clock limit, a test's clean-up).
+// killSandbox() for a spawned worker (the wall-clock limit, a test's clean-up); throws when it
+// fails or the sandbox is not confirmed gone.
 void killWorker(const SpawnedWorker& worker);
 
 // The OS operations the spawner needs, so unit tests can compile profiles without running
