@@ -195,7 +195,10 @@ class TranscriptSync(unittest.TestCase):
             key = "agent:main:e2e:direct:nosync"
             name = "".join(c if c.isalnum() or c in "._-" else "%%%02X" % ord(c) for c in key)
             path = os.path.join(gw.home, "state", "sessions", name + ".jsonl")
-            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+            try:
+                os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+            except OSError as e:
+                self.skipTest(f"cannot make a device node here ({e})")
             try:
                 os.close(os.open(path, os.O_WRONLY))
             except OSError as e:
