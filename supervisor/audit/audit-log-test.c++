@@ -397,6 +397,37 @@ TEST_CASE("audit log: findSnapshotRecord picks the requested or the last snapsho
                        std::invalid_argument);
 }
 
+TEST_CASE("audit log: findSnapshotRecord reads from the end, across pieces, and names a bad line") {
+  TempDir dir;
+  Record big = toolStart("s1", "write", "c1");
+  big.set_arguments(std::string(200000, 'a'));  // longer than one piece read from the end
+  std::vector<Record> recs = {toolStart("s1", "write", "c0"), big};
+  for (int i = 0; i < 500; ++i) recs.push_back(toolStart("s2", "read", ""));
+  recs.push_back(toolStart("s2", "exec", "c2"));
+  recs.push_back(toolStart("s1", "read", ""));
+  writeRecords(dir, recs);
+  CHECK(findSnapshotRecord(dir.path, std::nullopt).snapshot() == "c2");
+  CHECK(findSnapshotRecord(dir.path, std::nullopt, "s1").snapshot() == "c1");
+  CHECK(findSnapshotRecord(dir.path, 2).arguments().size() == 200000);
+  CHECK(findSnapshotRecord(dir.path, 1).snapshot() == "c0");
+  // A torn last line is not a record yet: skipped, as read() skips it.
+  std::string path = dir.path + "/audit.jsonl";
+  {
+    std::ofstream out(path, std::ios::app);
+    out << "{\"seq\":\"9";
+  }
+  CHECK(findSnapshotRecord(dir.path, std::nullopt).snapshot() == "c2");
+  // A damaged line older than the record found is not read; one on the way is named.
+  auto ls = lines(readFile(path));
+  ls.pop_back();  // the torn line
+  REQUIRE(ls.size() == 504);
+  ls[0] = "damaged";
+  rewrite(dir, ls);
+  CHECK(findSnapshotRecord(dir.path, 2).snapshot() == "c1");
+  CHECK_THROWS_WITH_AS(findSnapshotRecord(dir.path, 1), doctest::Contains("line 1 "),
+                       std::runtime_error);
+}
+
 TEST_CASE("audit log: normaliseSince accepts RFC 3339 forms and rejects others") {
   CHECK(normaliseSince("2024-05-01") == "2024-05-01T00:00:00.000Z");
   CHECK(normaliseSince("2024-05-01T12:30") == "2024-05-01T12:30:00.000Z");

@@ -522,6 +522,51 @@ VerifyResult verify(const std::string& dir) {
   return scanFile(fd, path, st.st_size, nullptr);
 }
 
+namespace {
+
+// Calls fn(line) for each complete line of `path`, the last first, until fn returns true; reads
+// backwards in pieces, so a long log costs what the lines visited cost. An incomplete last line
+// is not a record yet and is skipped (as forEachCompleteLine does). False if there is no log.
+template <typename F>
+bool forEachLineBackwards(const std::string& path, F&& fn) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return false;
+    throwLogErrno("cannot open", path, errno);
+  }
+  KJ_DEFER(::close(fd));
+  struct stat st;
+  if (::fstat(fd, &st) < 0) throwLogErrno("cannot stat", path, errno);
+  std::string carry;  // the end of a line whose start is in a piece not read yet
+  bool seenNewline = false;
+  char buf[65536];
+  for (off_t at = st.st_size; at > 0;) {
+    size_t n = static_cast<size_t>(std::min<off_t>(sizeof(buf), at));
+    at -= static_cast<off_t>(n);
+    for (size_t got = 0; got < n;) {
+      ssize_t r = ::pread(fd, buf + got, n - got, at + static_cast<off_t>(got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) throwLogErrno("cannot read", path, errno);
+      if (r == 0) throw std::runtime_error("audit log: " + path + " shrank while being read");
+      got += static_cast<size_t>(r);
+    }
+    std::string_view piece(buf, n);
+    size_t end = n;  // piece[end..] belongs to the line in `carry`
+    for (size_t i = n; i-- > 0;) {
+      if (buf[i] != '\n') continue;
+      if (seenNewline && fn(std::string(piece.substr(i + 1, end - i - 1)) + carry)) return true;
+      seenNewline = true;  // (what follows the last newline is an incomplete line: dropped)
+      carry.clear();
+      end = i;
+    }
+    carry.insert(0, piece.substr(0, end));
+  }
+  if (seenNewline) fn(carry);  // the first line
+  return true;
+}
+
+}  // namespace
+
 std::vector<Record> read(const std::string& dir, const Filter& filter) {
   std::string since = filter.since.empty() ? "" : normaliseSince(filter.since);
   std::string path = dir + "/" + LOG_FILE_NAME;
@@ -547,15 +592,36 @@ std::vector<Record> read(const std::string& dir, const Filter& filter) {
 
 Record findSnapshotRecord(const std::string& dir, std::optional<uint64_t> seq,
                           const std::string& session) {
-  Filter filter;
-  filter.seq = seq;
-  filter.session = session;
-  std::vector<Record> records = read(dir, filter);
+  // Read from the end: what is asked for is nearly always recent, and a rollback (run on the
+  // gateway's loop) must not cost a parse of the whole log. Lines older than the one found are
+  // not read; a line on the way that is not a record sends it to read(), which names it.
+  std::string path = dir + "/" + LOG_FILE_NAME;
+  std::optional<Record> found;
+  bool unreadable = false;
+  forEachLineBackwards(path, [&](const std::string& line) {
+    Record rec;
+    try {
+      rec = parseLine(line);
+    } catch (const std::exception&) {
+      unreadable = true;
+      return true;
+    }
+    if (seq ? rec.seq() != *seq : rec.kind() != TOOL_START || rec.snapshot().empty()) return false;
+    if (!session.empty() && rec.session() != session) return false;
+    found = std::move(rec);
+    return true;
+  });
+  if (unreadable) {
+    Filter filter;
+    filter.seq = seq;
+    filter.session = session;
+    read(dir, filter);  // throws, naming the line
+  }
   std::string inSession = session.empty() ? "" : " in session " + session;
   if (seq) {
-    if (records.empty())
+    if (!found)
       throw std::invalid_argument("no audit record with seq " + std::to_string(*seq) + inSession);
-    const Record& rec = records.back();
+    const Record& rec = *found;
     if (rec.kind() != TOOL_START)
       throw std::invalid_argument("audit record " + std::to_string(*seq) + " is a " +
                                   Kind_Name(rec.kind()) + " record, not a TOOL_START");
@@ -564,8 +630,7 @@ Record findSnapshotRecord(const std::string& dir, std::optional<uint64_t> seq,
                                   ") has no snapshot: that tool call was not taken as mutating");
     return rec;
   }
-  for (auto it = records.rbegin(); it != records.rend(); ++it)
-    if (it->kind() == TOOL_START && !it->snapshot().empty()) return *it;
+  if (found) return *found;
   throw std::invalid_argument("no tool call with a workspace snapshot in the audit log" +
                               inSession);
 }

@@ -114,8 +114,9 @@ struct Filter {
 std::vector<Record> read(const std::string& dir, const Filter& filter);
 
 // The snapshot to roll back to: the TOOL_START record `seq` (which must carry a snapshot), or with
-// seq unset the last TOOL_START that has one (only in `session` if given). Throws
-// std::invalid_argument with a message for the user otherwise.
+// seq unset the last TOOL_START that has one (only in `session` if given). Reads the log from its
+// end and stops there (older lines are not read). Throws std::invalid_argument with a message for
+// the user otherwise, std::runtime_error (naming it) for a line on the way that is not a record.
 Record findSnapshotRecord(const std::string& dir, std::optional<uint64_t> seq,
                           const std::string& session = "");
 
