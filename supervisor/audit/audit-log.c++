@@ -190,6 +190,41 @@ VerifyResult scanFile(int fd, const std::string& path, off_t length,
   return check.result();
 }
 
+// Calls fn(line, at) for each complete line of the first `size` bytes of `fd`, the last first
+// (`at`: the offset of its '\n'), until fn returns true; reads backwards in pieces, so a long log
+// costs what the lines visited cost. An incomplete last line is not a record yet and is skipped
+// (as forEachCompleteLine does).
+template <typename F>
+void forEachLineBackwards(int fd, const std::string& path, off_t size, F&& fn) {
+  std::string carry;     // the end of a line whose start is in a piece not read yet
+  off_t newlineAt = -1;  // of the line in `carry`; -1 until the file's last '\n' is seen
+  char buf[65536];
+  for (off_t at = size; at > 0;) {
+    size_t n = static_cast<size_t>(std::min<off_t>(sizeof(buf), at));
+    at -= static_cast<off_t>(n);
+    for (size_t got = 0; got < n;) {
+      ssize_t r = ::pread(fd, buf + got, n - got, at + static_cast<off_t>(got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) throwLogErrno("cannot read", path, errno);
+      if (r == 0) throw std::runtime_error("audit log: " + path + " shrank while being read");
+      got += static_cast<size_t>(r);
+    }
+    std::string_view piece(buf, n);
+    size_t end = n;  // piece[end..] belongs to the line in `carry`
+    for (size_t i = n; i-- > 0;) {
+      if (buf[i] != '\n') continue;
+      if (newlineAt >= 0 && fn(std::string(piece.substr(i + 1, end - i - 1)) + carry, newlineAt))
+        return;
+      // (what follows the file's last newline is an incomplete line: dropped)
+      newlineAt = at + static_cast<off_t>(i);
+      carry.clear();
+      end = i;
+    }
+    carry.insert(0, piece.substr(0, end));
+  }
+  if (newlineAt >= 0) fn(carry, newlineAt);  // the first line
+}
+
 template <typename F>
 void forEachCompleteLine(const std::string& content, F&& fn) {
   size_t pos = 0, lineNo = 0;
@@ -362,37 +397,20 @@ void AuditLog::recover() {
   // continue from) and what follows it. Reading and checking the whole log at every start made
   // start-up grow with the log (which only grows); the whole chain is checked on a thread of its
   // own instead, below.
-  std::string tail;
-  off_t from = size;
-  size_t lastNl = std::string::npos, prevNl = std::string::npos;
-  for (size_t want = 65536;; want *= 4) {
-    from = size > static_cast<off_t>(want) ? size - static_cast<off_t>(want) : 0;
-    tail.resize(static_cast<size_t>(size - from));
-    size_t got = 0;
-    while (got < tail.size()) {
-      ssize_t n =
-          ::pread(fd_, tail.data() + got, tail.size() - got, from + static_cast<off_t>(got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throwLogErrno("cannot read", path_, errno);
-      if (n == 0) break;
-      got += static_cast<size_t>(n);
-    }
-    tail.resize(got);
-    lastNl = tail.rfind('\n');
-    prevNl = lastNl == std::string::npos || lastNl == 0 ? std::string::npos
-                                                        : tail.rfind('\n', lastNl - 1);
-    if (from == 0 || prevNl != std::string::npos) break;  // the last line is whole in `tail`
-  }
-  off_t keep = lastNl == std::string::npos ? 0 : from + static_cast<off_t>(lastNl) + 1;
+  off_t keep = 0;
+  std::string last;
+  forEachLineBackwards(fd_, path_, size, [&](const std::string& line, off_t newlineAt) {
+    keep = newlineAt + 1;
+    last = line;
+    return true;
+  });
   size_t dropped = static_cast<size_t>(size - keep);
   if (dropped > 0) {
     if (::ftruncate(fd_, keep) < 0) throwLogErrno("cannot truncate", path_, errno);
     if (::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
   }
   size_ = keep;
-  if (lastNl != std::string::npos) {
-    size_t start = prevNl == std::string::npos ? 0 : prevNl + 1;
-    std::string_view last(tail.data() + start, lastNl - start);
+  if (keep > 0) {
     try {
       lastSeq_ = parseLine(last).seq();
       lastHash_ = sha256Hex(last);
@@ -522,51 +540,6 @@ VerifyResult verify(const std::string& dir) {
   return scanFile(fd, path, st.st_size, nullptr);
 }
 
-namespace {
-
-// Calls fn(line) for each complete line of `path`, the last first, until fn returns true; reads
-// backwards in pieces, so a long log costs what the lines visited cost. An incomplete last line
-// is not a record yet and is skipped (as forEachCompleteLine does). False if there is no log.
-template <typename F>
-bool forEachLineBackwards(const std::string& path, F&& fn) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return false;
-    throwLogErrno("cannot open", path, errno);
-  }
-  KJ_DEFER(::close(fd));
-  struct stat st;
-  if (::fstat(fd, &st) < 0) throwLogErrno("cannot stat", path, errno);
-  std::string carry;  // the end of a line whose start is in a piece not read yet
-  bool seenNewline = false;
-  char buf[65536];
-  for (off_t at = st.st_size; at > 0;) {
-    size_t n = static_cast<size_t>(std::min<off_t>(sizeof(buf), at));
-    at -= static_cast<off_t>(n);
-    for (size_t got = 0; got < n;) {
-      ssize_t r = ::pread(fd, buf + got, n - got, at + static_cast<off_t>(got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) throwLogErrno("cannot read", path, errno);
-      if (r == 0) throw std::runtime_error("audit log: " + path + " shrank while being read");
-      got += static_cast<size_t>(r);
-    }
-    std::string_view piece(buf, n);
-    size_t end = n;  // piece[end..] belongs to the line in `carry`
-    for (size_t i = n; i-- > 0;) {
-      if (buf[i] != '\n') continue;
-      if (seenNewline && fn(std::string(piece.substr(i + 1, end - i - 1)) + carry)) return true;
-      seenNewline = true;  // (what follows the last newline is an incomplete line: dropped)
-      carry.clear();
-      end = i;
-    }
-    carry.insert(0, piece.substr(0, end));
-  }
-  if (seenNewline) fn(carry);  // the first line
-  return true;
-}
-
-}  // namespace
-
 std::vector<Record> read(const std::string& dir, const Filter& filter) {
   std::string since = filter.since.empty() ? "" : normaliseSince(filter.since);
   std::string path = dir + "/" + LOG_FILE_NAME;
@@ -598,19 +571,27 @@ Record findSnapshotRecord(const std::string& dir, std::optional<uint64_t> seq,
   std::string path = dir + "/" + LOG_FILE_NAME;
   std::optional<Record> found;
   bool unreadable = false;
-  forEachLineBackwards(path, [&](const std::string& line) {
-    Record rec;
-    try {
-      rec = parseLine(line);
-    } catch (const std::exception&) {
-      unreadable = true;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno != ENOENT) throwLogErrno("cannot open", path, errno);
+  if (fd >= 0) {  // (a missing log holds no record)
+    KJ_DEFER(::close(fd));
+    struct stat st;
+    if (::fstat(fd, &st) < 0) throwLogErrno("cannot stat", path, errno);
+    forEachLineBackwards(fd, path, st.st_size, [&](const std::string& line, off_t) {
+      Record rec;
+      try {
+        rec = parseLine(line);
+      } catch (const std::exception&) {
+        unreadable = true;
+        return true;
+      }
+      if (seq ? rec.seq() != *seq : rec.kind() != TOOL_START || rec.snapshot().empty())
+        return false;
+      if (!session.empty() && rec.session() != session) return false;
+      found = std::move(rec);
       return true;
-    }
-    if (seq ? rec.seq() != *seq : rec.kind() != TOOL_START || rec.snapshot().empty()) return false;
-    if (!session.empty() && rec.session() != session) return false;
-    found = std::move(rec);
-    return true;
-  });
+    });
+  }
   if (unreadable) {
     Filter filter;
     filter.seq = seq;
