@@ -10,6 +10,7 @@
 #include <git2.h>
 #include <kj/function.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -75,6 +76,7 @@ struct Snapshots::Impl {
   git_repository* repo = nullptr;  // null until readyLocked()
   WorkspaceScanner scanner;
   std::mutex lock;  // one thread uses `repo` at a time
+  std::atomic<bool> openPosted = false;  // openInBackground() was called
 
   // The last snapshot, so that an unchanged workspace costs only the scan.
   bool haveLast = false;
@@ -96,9 +98,11 @@ struct Snapshots::Impl {
       : gitDir(std::move(g)), workDir(std::move(w)), retention(r), scanner(l) {}
   ~Impl();
 
-  // Opens the repository on first use: libgit2's start-up (it reads the system's CA bundle)
-  // and the open are not paid before the gateway accepts clients. Creates it if missing.
+  // Opens the repository on first use (creating it if missing): libgit2's start-up (it parses
+  // the system's CA bundle, ~6 ms) and the open are not paid before the gateway accepts
+  // clients. Then empties libgit2's trust store (emptyTrustStore in snapshots.c++).
   void readyLocked();
+  void openOrCreateLocked();
   void openRepositoryLocked();
   int64_t lastStampLocked();
   int64_t nextStampLocked();

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 
 #include "snapshots-impl.h"
 #include "utf8.h"
@@ -35,6 +36,29 @@ void ensureLibgit2() {
     ~Lib() { git_libgit2_shutdown(); }
   };
   static Lib lib;
+}
+
+// libgit2's start-up parses the system's whole CA bundle for HTTPS remotes and keeps it for the
+// life of the process (~360 KiB of the supervisor's heap with Debian's bundle). Snapshots never
+// fetch or push, so once a repository exists the trust store is swapped for one read from a
+// fresh, empty directory made beside it and removed at once: no certificate is kept, and an
+// HTTPS connection libgit2 were ever asked to make would verify against nothing. If that
+// directory cannot be made the bundle stays; it costs memory, nothing else.
+void emptyTrustStore(const std::string& besideDir) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    std::string dir = besideDir + "/.no-ca-XXXXXX";
+    if (::mkdtemp(dir.data()) == nullptr) {
+      spdlog::debug("snapshots: libgit2 keeps the CA bundle (cannot make {}: {})", dir,
+                    strerror(errno));
+      return;
+    }
+    if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, nullptr, dir.c_str()) < 0) {
+      const git_error* e = git_error_last();
+      spdlog::debug("snapshots: libgit2 keeps the CA bundle ({})", e ? e->message : "?");
+    }
+    ::rmdir(dir.c_str());
+  });
 }
 
 using ObjectPtr = GitPtr<git_object, git_object_free>;
@@ -440,6 +464,12 @@ std::optional<std::string> Snapshots::Impl::prunedProblem(const std::string& id)
 void Snapshots::Impl::readyLocked() {
   if (repo != nullptr) return;
   ensureLibgit2();
+  openOrCreateLocked();
+  size_t slash = gitDir.find_last_of('/');
+  emptyTrustStore(slash == std::string::npos ? "." : slash == 0 ? "/" : gitDir.substr(0, slash));
+}
+
+void Snapshots::Impl::openOrCreateLocked() {
   struct stat st;
   if (::stat((gitDir + "/HEAD").c_str(), &st) == 0) {
     openRepositoryLocked();
@@ -484,6 +514,7 @@ Snapshots::Snapshots(std::string gitDir, std::string workDir, SnapshotLimits lim
 
 void Snapshots::openInBackground() {
   Impl& im = *impl_;
+  if (im.openPosted.exchange(true)) return;
   im.post([&im] {
     std::lock_guard<std::mutex> g(im.lock);
     try {

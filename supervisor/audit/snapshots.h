@@ -177,7 +177,8 @@ class Snapshots {
   const std::string& workDir() const;
 
   // Opens the repository on this object's thread now, so the first snapshot need not; a failure
-  // is logged, and the snapshots that follow try again (and throw).
+  // is logged, and the snapshots that follow try again (and throw). Only the first call does
+  // anything, so it can be made wherever a snapshot may soon be wanted.
   void openInBackground();
 
   // Accepted ids: a full or abbreviated commit id, or anything git_revparse_single() takes

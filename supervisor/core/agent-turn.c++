@@ -121,6 +121,11 @@ AgentCore::TurnInput AgentCore::prepareTurn(const std::shared_ptr<Run>& run) {
 }
 
 void AgentCore::beginTurn(Session&, std::shared_ptr<Run> run) {
+  // The snapshot repository opens on the snapshot thread when the first turn begins, while the
+  // model thinks, rather than at start-up: there, libgit2's start-up (~6 ms of CPU) competed
+  // with serving the first clients. A failure is logged; the first mutating call's snapshot
+  // tries again and fails closed.
+  safeguards_.snapshots.openInBackground();
   gateway::AgentEvent start;
   start.set_run_id(run->id);
   start.set_session_key(run->sessionKey);

@@ -12,6 +12,7 @@
 #include <kj/debug.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "account-setup.h"
 #include "agent-core.h"
@@ -440,11 +442,6 @@ int runGateway(const GatewayCommand& command) {
         channelHost.start();
       }
 
-      // The snapshot repository (libgit2's start-up reads the whole CA bundle) opens on the
-      // snapshot thread, after the gateway accepts clients; a failure there is logged, and the
-      // first mutating call's snapshot tries again and fails closed.
-      snapshots->openInBackground();
-
       // Whether sandboxes can be built here, checked once with a real one off the loop thread
       // so start-up does not wait for it. Nothing depends on the answer for safety: every
       // spawn checks again and fails closed.
@@ -461,10 +458,16 @@ int runGateway(const GatewayCommand& command) {
           &loop, &check->work,
           [](uv_work_t* w) {
             auto* c = static_cast<SandboxCheck*>(w->data);
-            spawn::SystemSpawnOs os;
-            spawn::Spawner probe(c->settings, os);
-            c->problem = probe.checkAvailable();
-            c->cgroups = probe.detectCgroups();
+            // On a thread of its own at nice 19 (niceness is per thread and passes to the
+            // processes it starts): the trial sandbox, a few ms of CPU in bwrap, takes a core
+            // only when serving the first clients does not want it.
+            std::thread([c] {
+              setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
+              spawn::SystemSpawnOs os;
+              spawn::Spawner probe(c->settings, os);
+              c->problem = probe.checkAvailable();
+              c->cgroups = probe.detectCgroups();
+            }).join();
           },
           [](uv_work_t* w, int result) {
             auto* c = static_cast<SandboxCheck*>(w->data);
