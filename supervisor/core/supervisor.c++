@@ -463,10 +463,16 @@ int runGateway(const GatewayCommand& command) {
             // only when serving the first clients does not want it.
             std::thread([c] {
               setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
-              spawn::SystemSpawnOs os;
-              spawn::Spawner probe(c->settings, os);
-              c->problem = probe.checkAvailable();
-              c->cgroups = probe.detectCgroups();
+              try {
+                spawn::SystemSpawnOs os;
+                spawn::Spawner probe(c->settings, os);
+                c->problem = probe.checkAvailable();
+                c->cgroups = probe.detectCgroups();
+              } catch (const std::exception& e) {
+                c->problem = std::string("the sandbox check failed: ") + e.what();
+              } catch (const kj::Exception& e) {
+                c->problem = std::string("the sandbox check failed: ") + e.getDescription().cStr();
+              }
             }).join();
           },
           [](uv_work_t* w, int result) {
