@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 
 #include "proto-json.h"
@@ -410,6 +411,7 @@ void AuditLog::recover() {
     if (::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
   }
   size_ = keep;
+  std::optional<VerifyResult> scanned;  // the whole chain, when finding its head took a scan
   if (keep > 0) {
     try {
       lastSeq_ = parseLine(last).seq();
@@ -417,42 +419,40 @@ void AuditLog::recover() {
     } catch (const std::exception&) {
       // The last line is not a record: the head is then what the whole scan finds (the last
       // record's seq, the last line's hash), as the chain check reports it.
-      VerifyResult r = scanFile(fd_, path_, keep, nullptr);
-      lastSeq_ = r.headSeq;
-      lastHash_ = r.headHash;
+      scanned = scanFile(fd_, path_, keep, nullptr);
+      lastSeq_ = scanned->headSeq;
+      lastHash_ = scanned->headHash;
     }
   }
-  // Started with every signal blocked (signals are the event loop's to take, as for the snapshot
-  // thread), and at a lower priority than the loop it shares the machine with.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  KJ_DEFER(pthread_sigmask(SIG_SETMASK, &old, nullptr));
-  verifier_ = std::thread([this, keep] {
-    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
-    std::string problem;
-    try {
-      int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) throwLogErrno("cannot open", path_, errno);
-      KJ_DEFER(::close(fd));
-      VerifyResult r = scanFile(fd, path_, keep, &stopVerifying_);
-      if (!r.ok && !stopVerifying_)
-        problem = "audit log " + path_ + " broken at line " + std::to_string(r.badLine) + " (seq " +
-                  std::to_string(r.badSeq) + "): " + r.reason;
-    } catch (const std::exception& e) {
-      problem = e.what();
-    }
-    if (!problem.empty()) {
-      spdlog::error(
-          "THE AUDIT LOG DOES NOT VERIFY: {} (appending continues; run `chitin audit verify` "
-          "and keep a copy of {})",
-          problem, path_);
-    }
-    std::lock_guard<std::mutex> lock(verifyMutex_);
-    openProblem_ = std::move(problem);
-    verified_ = true;
-    verifiedCv_.notify_all();
-  });
+  auto describe = [this](const VerifyResult& r) {
+    return r.ok ? std::string()
+                : "audit log " + path_ + " broken at line " + std::to_string(r.badLine) + " (seq " +
+                      std::to_string(r.badSeq) + "): " + r.reason;
+  };
+  if (scanned) {
+    settleVerification(describe(*scanned));  // that scan was the check: no second one
+  } else {
+    // Started with every signal blocked (signals are the event loop's to take, as for the
+    // snapshot thread), and at a lower priority than the loop it shares the machine with.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    KJ_DEFER(pthread_sigmask(SIG_SETMASK, &old, nullptr));
+    verifier_ = std::thread([this, keep, describe] {
+      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+      std::string problem;
+      try {
+        int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throwLogErrno("cannot open", path_, errno);
+        KJ_DEFER(::close(fd));
+        VerifyResult r = scanFile(fd, path_, keep, &stopVerifying_);
+        if (!stopVerifying_) problem = describe(r);
+      } catch (const std::exception& e) {
+        problem = e.what();
+      }
+      settleVerification(std::move(problem));
+    });
+  }
   if (dropped > 0) {
     Record rec;
     rec.set_kind(LOG_RECOVERED);
@@ -461,6 +461,19 @@ void AuditLog::recover() {
                    " bytes (a write torn by a crash; it was never acknowledged)");
     append(std::move(rec), true);
   }
+}
+
+void AuditLog::settleVerification(std::string problem) {
+  if (!problem.empty()) {
+    spdlog::error(
+        "THE AUDIT LOG DOES NOT VERIFY: {} (appending continues; run `chitin audit verify` and "
+        "keep a copy of {})",
+        problem, path_);
+  }
+  std::lock_guard<std::mutex> lock(verifyMutex_);
+  openProblem_ = std::move(problem);
+  verified_ = true;
+  verifiedCv_.notify_all();
 }
 
 uint64_t AuditLog::appendOrLog(Record record, bool sync) noexcept {

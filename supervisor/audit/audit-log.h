@@ -66,6 +66,9 @@ class AuditLog {
  private:
   AuditLog(std::string path, int fd);
   void recover();
+  // The end of the check of the chain at open: logs the problem if there is one, then wakes
+  // openProblem().
+  void settleVerification(std::string problem);
 
   std::string path_;
   int fd_;
