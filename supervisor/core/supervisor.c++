@@ -449,10 +449,10 @@ int runGateway(const GatewayCommand& command) {
         uv_work_t work;
         spawn::SpawnerSettings settings;
         std::optional<std::string> problem;
-        spawn::CgroupStatus cgroups;
+        std::optional<spawn::CgroupStatus> cgroups;  // none if the check itself failed
         AgentCore* core;
       };
-      auto* check = new SandboxCheck{{}, spawnSettings, std::nullopt, {}, &core};
+      auto* check = new SandboxCheck{{}, spawnSettings, std::nullopt, std::nullopt, &core};
       check->work.data = check;
       uv_queue_work(
           &loop, &check->work,
@@ -480,13 +480,13 @@ int runGateway(const GatewayCommand& command) {
             if (result == 0) {
               if (c->problem)
                 spdlog::error("sandbox unavailable, no worker will run: {}", *c->problem);
-              if (c->cgroups.inForce) {
-                spdlog::info("cgroup limits in force: {}", c->cgroups.detail);
-              } else {
+              if (c->cgroups && c->cgroups->inForce) {
+                spdlog::info("cgroup limits in force: {}", c->cgroups->detail);
+              } else if (c->cgroups) {
                 spdlog::warn(
                     "cgroup limits not in force ({}); workers are bounded by rlimits, "
                     "capped tmpfs and the wall clock only. {}",
-                    c->cgroups.detail, c->cgroups.fix);
+                    c->cgroups->detail, c->cgroups->fix);
               }
               c->core->setSandboxStatus(c->problem ? *c->problem : "ok");
             }
