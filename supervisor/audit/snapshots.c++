@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 
+#include "libgit2-loader.h"
 #include "snapshots-impl.h"
 #include "utf8.h"
 
@@ -23,11 +24,15 @@ namespace chitin::audit {
 
 namespace {
 
-// libgit2 once per process; its global/system config search paths cleared, so that neither the
-// owner's ~/.gitconfig nor /etc/gitconfig changes how snapshots are written.
+// libgit2 once per process, loaded now (libgit2-loader.h: a library that cannot be loaded fails
+// this snapshot, and is tried again for the next); its global/system config search paths
+// cleared, so that neither the owner's ~/.gitconfig nor /etc/gitconfig changes how snapshots
+// are written.
 void ensureLibgit2() {
   struct Lib {
     Lib() {
+      if (std::string problem = loadLibgit2(); !problem.empty())
+        throw std::runtime_error("snapshots: " + problem);
       git_libgit2_init();
       for (int level : {GIT_CONFIG_LEVEL_PROGRAMDATA, GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
                         GIT_CONFIG_LEVEL_GLOBAL})

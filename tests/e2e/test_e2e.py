@@ -399,6 +399,25 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             self.assertIn("[[scenario:secret]] first", json.dumps(last))
             self.assertIn("noted", json.dumps(last))
 
+    def test_libgit2_is_loaded_for_the_first_turn_not_at_start(self):
+        # Only snapshots use libgit2, and the supervisor does not link it (libgit2-loader.h):
+        # a start on an existing home maps none of it; a turn's mutating calls load it.
+        with own_gateway(prepare_home=lambda gw: None) as (model, gw):
+            def maps():
+                with open(f"/proc/{gw.proc.pid}/maps") as f:
+                    return f.read()
+            self.assertEqual(gw.cli("status").returncode, 0)
+            self.assertNotIn("/libgit2.so", maps())
+            code, out, err = gw.agent_json("[[scenario:multistep]] go", "agent:main:e2e:direct:git")
+            self.assertEqual(code, 0, err)
+            self.assertTrue(all(t["status"] == "ok" for t in out["tools"]), out["tools"])
+            self.assertIn("/libgit2.so", maps())
+            # Each mutating call's intent names the snapshot taken before it.
+            starts = [r for r in gw.audit() if r.get("kind") == "TOOL_START"
+                      and r.get("tool") in ("exec", "write", "edit")]
+            self.assertEqual(len(starts), 3, starts)
+            self.assertTrue(all(r.get("snapshot") for r in starts), starts)
+
     def test_session_worker_inventing_a_tool_call_is_killed_and_nothing_runs(self):
         with own_gateway(hostile_workers) as (model, gw):
             key = "agent:main:e2e:direct:hostile"
