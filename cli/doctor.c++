@@ -21,6 +21,7 @@
 #include "display-text.h"
 #include "home.h"
 #include "gateway-client.h"
+#include "libgit2-loader.h"
 #include "remote-commands.h"
 
 namespace chitin::cli {
@@ -271,6 +272,15 @@ int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
   }
 
   checkCgroups(r, settings);
+  // The gateway starts without libgit2 (it is loaded for the first snapshot), so only this says
+  // before the first tool call that snapshots, and every call that needs one, would fail.
+  if (std::string problem = audit::loadLibgit2(); problem.empty()) {
+    r.ok(std::string("snapshots: libgit2 loads (") + audit::libgit2Soname() + ")");
+  } else {
+    std::string soname = audit::libgit2Soname();  // libgit2.so.1.5 is Debian's libgit2-1.5
+    r.fail("snapshots: " + problem + "; no tool call that changes the workspace can run",
+           "apt-get install libgit2-" + soname.substr(soname.rfind(".so.") + 4));
+  }
   checkModel(r);
   checkChannels(r, settings);
 

@@ -291,7 +291,7 @@ class E2E(unittest.TestCase):
         r = self.gw.cli("doctor")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         for check in ("bubblewrap:", "user namespaces:", "seccomp:", "sandbox:", "cgroup limits:",
-                      "gateway: answering"):
+                      "snapshots: libgit2 loads (libgit2.so.", "gateway: answering"):
             self.assertIn(check, r.stdout)
         self.assertIn(f"at {self.model.base_url}: reachable", r.stdout)
 
