@@ -4,15 +4,13 @@
 
 #include "libgit2-loader.h"
 
-#include <dlfcn.h>
 #include <git2.h>
 #include <stdarg.h>
 
-#include <array>
-#include <atomic>
-#include <mutex>
 #include <stdexcept>
 #include <type_traits>
+
+#include "lazy-library.h"
 
 // Every libgit2 function chitin calls but git_libgit2_opts (variadic) and git_error_last
 // (written out below): return type, name, parameters, arguments. A function used and not listed
@@ -138,27 +136,22 @@ enum class Fn : size_t {
 #define CHITIN_ENUM(name) name,
       CHITIN_LIBGIT2_SPECIAL(CHITIN_ENUM)
 #undef CHITIN_ENUM
-          COUNT
 };
 
-constexpr std::array<const char*, static_cast<size_t>(Fn::COUNT)> NAMES = {
+LazyLibrary& library() {
+  static LazyLibrary lib("libgit2.so." LIBGIT2_SOVERSION,
+                         {
 #define CHITIN_NAME(ret, name, params, args) #name,
-    CHITIN_LIBGIT2_FUNCTIONS(CHITIN_NAME)
+                             CHITIN_LIBGIT2_FUNCTIONS(CHITIN_NAME)
 #undef CHITIN_NAME
 #define CHITIN_NAME(name) #name,
-        CHITIN_LIBGIT2_SPECIAL(CHITIN_NAME)
+                                 CHITIN_LIBGIT2_SPECIAL(CHITIN_NAME)
 #undef CHITIN_NAME
-};
-
-// Written once, under `loading`, before `loaded` is set (release); read after `loaded` is seen
-// (acquire). Never unloaded.
-std::array<void*, static_cast<size_t>(Fn::COUNT)> table;
-std::atomic<bool> loaded{false};
-std::mutex loading;
-
-void* resolved(Fn fn) {
-  return loaded.load(std::memory_order_acquire) ? table[static_cast<size_t>(fn)] : nullptr;
+                         });
+  return lib;
 }
+
+void* resolved(Fn fn) { return library().resolved(static_cast<size_t>(fn)); }
 
 template <typename R>
 R unavailable(const char* name) {
@@ -179,35 +172,16 @@ F function(Fn fn, const char* name) {
 
 }  // namespace libgit2_table
 
-const char* libgit2Soname() { return "libgit2.so." LIBGIT2_SOVERSION; }
+const char* libgit2Soname() { return libgit2_table::library().soname(); }
 
-bool libgit2Loaded() { return libgit2_table::loaded.load(std::memory_order_acquire); }
+bool libgit2Loaded() { return libgit2_table::library().loaded(); }
 
 std::string loadLibgit2() { return loadLibgit2From(libgit2Soname()); }
 
 std::string loadLibgit2From(const char* soname) {
-  using libgit2_table::NAMES;
-  std::lock_guard<std::mutex> g(libgit2_table::loading);
-  if (libgit2_table::loaded.load(std::memory_order_relaxed)) return "";
-  // By soname, as the loader would have found it at start (ld.so.cache, the system's
-  // directories). Local: nothing else in the process can bind to its symbols by accident.
-  void* lib = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    const char* why = ::dlerror();
-    return std::string("cannot load ") + soname + ": " + (why ? why : "dlopen failed");
-  }
-  std::array<void*, NAMES.size()> found{};
-  for (size_t i = 0; i < found.size(); ++i) {
-    found[i] = ::dlsym(lib, NAMES[i]);
-    if (found[i] == nullptr) {
-      ::dlclose(lib);
-      return std::string(soname) + " has no " + NAMES[i] + " (chitin was built against libgit2 " +
-             LIBGIT2_VERSION + ")";
-    }
-  }
-  libgit2_table::table = found;
-  libgit2_table::loaded.store(true, std::memory_order_release);
-  return "";
+  std::string problem = libgit2_table::library().loadFrom(soname);
+  if (problem.empty()) return "";
+  return problem + " (chitin was built against libgit2 " LIBGIT2_VERSION ")";
 }
 
 }  // namespace chitin::audit

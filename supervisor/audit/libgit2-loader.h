@@ -4,14 +4,14 @@
 //
 // Only the snapshot thread uses libgit2, and only once a turn begins; yet linked normally, it
 // and its thirteen dependencies (Kerberos, mbedTLS, libssh2, ...) are mapped and relocated by
-// the loader before `main`, ~3 ms of every start on a small VM. So the supervisor does not link
-// it: libgit2-loader.c++ defines each libgit2 function chitin calls (their declarations come
-// from the git2 headers, so a signature that differs does not compile) as a call through a
-// pointer that `loadLibgit2()` resolves in the library opened by its soname. Until then, and if
-// it cannot be loaded, every such function throws std::logic_error saying so, except the
-// `*_free` functions, which do nothing (no libgit2 object can exist yet); `git_error_last`
-// returns null. Snapshots call `loadLibgit2()` before their first libgit2 call and fail closed
-// (no snapshot, no mutating tool call) with its message.
+// the loader before `main`: ~120 page faults, 3.6 ms of every start on a small VM. So the
+// supervisor does not link it (common/lazy-library.h). libgit2-loader.c++ defines each libgit2
+// function chitin calls (their declarations come from the git2 headers, so a signature that
+// differs does not compile) as a call through the pointer `loadLibgit2()` resolved. Until then,
+// and if it cannot be loaded, every such function throws std::logic_error saying so, except
+// the `*_free` functions, which do nothing (no libgit2 object can exist yet), and
+// `git_error_last`, which returns null. Snapshots call `loadLibgit2()` before their first
+// libgit2 call and fail closed (no snapshot, no mutating tool call) with its message.
 
 #pragma once
 
@@ -24,7 +24,7 @@ const char* libgit2Soname();
 
 // Opens libgit2 (once; a failure is tried again on the next call) and resolves every function
 // chitin uses. "" when they are all there; otherwise what is missing, naming the library or
-// the function.
+// the function and the libgit2 version chitin was built against.
 std::string loadLibgit2();
 
 // The same, with the library named: for the test of what a missing one says.

@@ -17,6 +17,8 @@
 #include <memory>
 #include <set>
 
+#include "lazy-library.h"
+
 namespace chitin::skills {
 
 const char* sourceName(Source s) {
@@ -47,22 +49,48 @@ struct Node {
   }
 };
 
+// libyaml is opened when a turn first reads a skill's front matter, not at start
+// (lazy-library.h).
+enum YamlFunction : size_t {
+  YAML_PARSER_INITIALIZE,
+  YAML_PARSER_SET_INPUT_STRING,
+  YAML_PARSER_DELETE,
+  YAML_PARSER_PARSE,
+  YAML_EVENT_DELETE
+};
+LazyLibrary& libyaml() {
+  static LazyLibrary lib("libyaml-0.so.2",
+                         {"yaml_parser_initialize", "yaml_parser_set_input_string",
+                          "yaml_parser_delete", "yaml_parser_parse", "yaml_event_delete"});
+  return lib;
+}
+template <typename F>
+F yamlFunction(YamlFunction f) {
+  return reinterpret_cast<F>(libyaml().resolved(f));  // once `missing` below is empty
+}
+
 struct YamlParser {
   yaml_parser_t p;
+  std::string missing = libyaml().load();  // non-empty: the library could not be loaded
   explicit YamlParser(const std::string& text) {
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_string(&p, reinterpret_cast<const unsigned char*>(text.data()),
-                                 text.size());
+    if (!missing.empty()) return;
+    yamlFunction<decltype(&::yaml_parser_initialize)>(YAML_PARSER_INITIALIZE)(&p);
+    yamlFunction<decltype(&::yaml_parser_set_input_string)>(YAML_PARSER_SET_INPUT_STRING)(
+        &p, reinterpret_cast<const unsigned char*>(text.data()), text.size());
   }
-  ~YamlParser() { yaml_parser_delete(&p); }
+  ~YamlParser() {
+    if (missing.empty()) yamlFunction<decltype(&::yaml_parser_delete)>(YAML_PARSER_DELETE)(&p);
+  }
 };
 
 struct Event {
   yaml_event_t e;
   bool ok;
-  explicit Event(yaml_parser_t* p) { ok = yaml_parser_parse(p, &e) != 0; }
+  explicit Event(yaml_parser_t* p) {
+    ok = yamlFunction<decltype(&::yaml_parser_parse)>(YAML_PARSER_PARSE)(p, &e) != 0;
+  }
   ~Event() {
-    if (ok) yaml_event_delete(&e);
+    if (ok) yamlFunction<decltype(&::yaml_event_delete)>(YAML_EVENT_DELETE)(&e);
   }
 };
 
@@ -75,6 +103,7 @@ class TreeBuilder {
   explicit TreeBuilder(std::string text) : text_(std::move(text)), yaml_(text_) {}
 
   std::unique_ptr<Node> build(std::string& error) {
+    if (!yaml_.missing.empty()) return fail(error, "front matter cannot be read: " + yaml_.missing);
     for (;;) {
       Event ev(&yaml_.p);
       if (!ev.ok) return fail(error, yamlError());

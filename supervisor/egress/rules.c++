@@ -11,9 +11,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lazy-library.h"
+
 namespace chitin::egress {
 
 namespace {
+
+// libidn2 (with libunistring) only for a host name that is not ASCII: opened then, not at every
+// start (lazy-library.h).
+enum Idn2 : size_t { IDN2_TO_ASCII, IDN2_STRERROR, IDN2_FREE };
+LazyLibrary& idn2() {
+  static LazyLibrary lib("libidn2.so.0", {"idn2_to_ascii_8z", "idn2_strerror", "idn2_free"});
+  return lib;
+}
 
 [[noreturn]] void fail(const std::string& message) { throw RuleError(message); }
 
@@ -91,15 +101,24 @@ std::optional<std::string> normalizeHost(const std::string& input, std::string* 
   if (!ascii) {
     // UTF-8 to the A-label form ("bücher.example" -> "xn--bcher-kva.example"), as a resolver
     // would send it; what IDNA2008 (UTS#46 non-transitional) refuses is refused.
-    char* out = nullptr;
-    int rc = idn2_to_ascii_8z(host.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-    if (rc != IDN2_OK) {
+    std::string missing;
+    auto toAscii = idn2().function<decltype(&::idn2_to_ascii_8z)>(IDN2_TO_ASCII, missing);
+    if (toAscii == nullptr) {
+      // Not checked, not allowed.
       if (why != nullptr)
-        *why = std::string("not a valid internationalized name (") + idn2_strerror(rc) + ")";
+        *why = "an internationalized name cannot be checked here (" + missing + ")";
+      return std::nullopt;
+    }
+    char* out = nullptr;
+    int rc = toAscii(host.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    if (rc != IDN2_OK) {
+      auto describe = idn2().function<decltype(&::idn2_strerror)>(IDN2_STRERROR, missing);
+      if (why != nullptr)
+        *why = std::string("not a valid internationalized name (") + describe(rc) + ")";
       return std::nullopt;
     }
     host = out;
-    idn2_free(out);
+    idn2().function<decltype(&::idn2_free)>(IDN2_FREE, missing)(out);
   }
   if (!checkName(host, why)) return std::nullopt;
   return host;

@@ -399,19 +399,22 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             self.assertIn("[[scenario:secret]] first", json.dumps(last))
             self.assertIn("noted", json.dumps(last))
 
-    def test_libgit2_is_loaded_for_the_first_turn_not_at_start(self):
-        # Only snapshots use libgit2, and the supervisor does not link it (libgit2-loader.h):
-        # a start on an existing home maps none of it; a turn's mutating calls load it.
+    def test_rarely_used_libraries_are_opened_when_first_used_not_at_start(self):
+        # The supervisor does not link them (common/lazy-library.h): a start on an existing home
+        # maps none; a turn with mutating calls opens libgit2 (snapshots) and libyaml (the
+        # bundled skills' front matter); nothing here needs libidn2 or libqrencode.
+        lazy = ("/libgit2.so", "/libyaml-0.so", "/libidn2.so", "/libqrencode.so")
         with own_gateway(prepare_home=lambda gw: None) as (model, gw):
-            def maps():
+            def mapped():
                 with open(f"/proc/{gw.proc.pid}/maps") as f:
-                    return f.read()
+                    maps = f.read()
+                return [lib for lib in lazy if lib in maps]
             self.assertEqual(gw.cli("status").returncode, 0)
-            self.assertNotIn("/libgit2.so", maps())
+            self.assertEqual(mapped(), [])
             code, out, err = gw.agent_json("[[scenario:multistep]] go", "agent:main:e2e:direct:git")
             self.assertEqual(code, 0, err)
             self.assertTrue(all(t["status"] == "ok" for t in out["tools"]), out["tools"])
-            self.assertIn("/libgit2.so", maps())
+            self.assertEqual(mapped(), ["/libgit2.so", "/libyaml-0.so"])
             # Each mutating call's intent names the snapshot taken before it.
             starts = [r for r in gw.audit() if r.get("kind") == "TOOL_START"
                       and r.get("tool") in ("exec", "write", "edit")]
