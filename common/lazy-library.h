@@ -16,7 +16,9 @@
 #include <atomic>
 #include <initializer_list>
 #include <mutex>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace chitin {
@@ -53,4 +55,27 @@ class LazyLibrary {
   std::mutex mutex_;
 };
 
+// What a forwarder (below) does when called before its library is loaded: a function returning
+// nothing does nothing (they free or tear down what the library made, and nothing it made can
+// exist yet); any other throws std::logic_error naming it.
+template <typename R>
+R lazyUnavailable(const char* soname, const char* name) {
+  if constexpr (std::is_void_v<R>) {
+    return;
+  } else {
+    throw std::logic_error(std::string(name) + " was called but " + soname + " is not loaded");
+  }
+}
+
 }  // namespace chitin
+
+// Defines the library function `name` (declared by the library's header, so parameters that
+// differ do not compile) as a call through the function at `index` of `library`: callers keep
+// calling it by its name, and the program needs no link to the library.
+#define CHITIN_LAZY_FORWARD(library, index, ret, name, params, args)    \
+  extern "C" ret name params {                                          \
+    void* chitin_lazy_fn = (library).resolved(index);                   \
+    if (chitin_lazy_fn == nullptr)                                      \
+      return ::chitin::lazyUnavailable<ret>((library).soname(), #name); \
+    return reinterpret_cast<decltype(&::name)>(chitin_lazy_fn) args;    \
+  }

@@ -153,20 +153,10 @@ LazyLibrary& library() {
 
 void* resolved(Fn fn) { return library().resolved(static_cast<size_t>(fn)); }
 
-template <typename R>
-R unavailable(const char* name) {
-  if constexpr (std::is_void_v<R>) {
-    return;  // freeing needs no library: nothing it made can exist before it is loaded
-  } else {
-    throw std::logic_error(std::string(name) + " was called but libgit2 (" + libgit2Soname() +
-                           ") is not loaded");
-  }
-}
-
 template <typename F>
 F function(Fn fn, const char* name) {
   void* p = resolved(fn);
-  if (p == nullptr) unavailable<int>(name);
+  if (p == nullptr) lazyUnavailable<int>(libgit2Soname(), name);
   return reinterpret_cast<F>(p);
 }
 
@@ -186,29 +176,26 @@ std::string loadLibgit2From(const char* soname) {
 
 }  // namespace chitin::audit
 
-using chitin::audit::libgit2_table::Fn;
-
 // The definitions the snapshot code links against. Each declaration is git2's own, so a
 // parameter list here that differs from the library's does not compile.
-#define CHITIN_FORWARD(ret, name, params, args)                                     \
-  extern "C" ret name params {                                                      \
-    void* p = chitin::audit::libgit2_table::resolved(Fn::name);                     \
-    if (p == nullptr) return chitin::audit::libgit2_table::unavailable<ret>(#name); \
-    return reinterpret_cast<decltype(&::name)>(p) args;                             \
-  }
+#define CHITIN_FORWARD(ret, name, params, args)                                               \
+  CHITIN_LAZY_FORWARD(chitin::audit::libgit2_table::library(),                                \
+                      static_cast<size_t>(chitin::audit::libgit2_table::Fn::name), ret, name, \
+                      params, args)
 CHITIN_LIBGIT2_FUNCTIONS(CHITIN_FORWARD)
 #undef CHITIN_FORWARD
 
 extern "C" const git_error* git_error_last(void) {
-  void* p = chitin::audit::libgit2_table::resolved(Fn::git_error_last);
+  void* p =
+      chitin::audit::libgit2_table::resolved(chitin::audit::libgit2_table::Fn::git_error_last);
   return p == nullptr ? nullptr : reinterpret_cast<decltype(&::git_error_last)>(p)();
 }
 
 // Variadic: the options chitin sets are forwarded with their own argument lists; any other
 // is refused rather than passed on with arguments it did not get.
 extern "C" int git_libgit2_opts(int option, ...) {
-  auto opts = chitin::audit::libgit2_table::function<int (*)(int, ...)>(Fn::git_libgit2_opts,
-                                                                        "git_libgit2_opts");
+  auto opts = chitin::audit::libgit2_table::function<int (*)(int, ...)>(
+      chitin::audit::libgit2_table::Fn::git_libgit2_opts, "git_libgit2_opts");
   va_list ap;
   va_start(ap, option);
   int rc;
