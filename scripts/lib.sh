@@ -15,9 +15,10 @@ RUN_PACKAGES=(meson ninja-build pkg-config g++ ca-certificates
 # platform fakes, discord.py to check the Discord one), headless Chromium and Node for the web
 # chat test, clang and its libFuzzer runtime for the fuzz suite, and the real servers the
 # channel platforms are tested against (tests/channels/): IRC (ngircd; InspIRCd + Atheme for
-# SASL), IMAP (Dovecot), SMTP (aiosmtpd), openssl for their test certificates.
+# SASL), IMAP (Dovecot), SMTP (aiosmtpd), openssl for their test certificates; zlib's header for
+# the lazy-library test (common/lazy-library-test.c++ opens libz.so.1 at run time).
 TEST_PACKAGES=(python3 python3-aiohttp python3-websockets python3-discord chromium
-  fonts-dejavu-core clang-14 libclang-rt-14-dev
+  fonts-dejavu-core clang-14 libclang-rt-14-dev zlib1g-dev
   ngircd inspircd atheme-services dovecot-imapd python3-aiosmtpd openssl)
 
 missing_packages() {
