@@ -40,11 +40,17 @@ class LazyLibrary {
   // The function at `index` of the constructor's list once loaded, else nullptr.
   void* resolved(size_t index) const { return loaded() ? symbols_[index] : nullptr; }
 
+  // The same, typed: `F` is the library's own `decltype(&::name)`.
+  template <typename F>
+  F resolvedAs(size_t index) const {
+    return reinterpret_cast<F>(resolved(index));
+  }
+
   // Loads if needed; the function, or nullptr with `why` set.
   template <typename F>
   F function(size_t index, std::string& why) {
     why = load();
-    return why.empty() ? reinterpret_cast<F>(symbols_[index]) : nullptr;
+    return resolvedAs<F>(index);
   }
 
  private:

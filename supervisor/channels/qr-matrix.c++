@@ -41,7 +41,7 @@ std::vector<std::string> qrRows(const std::string& payload) {
   for (int y = 0; y < code->width; ++y)
     for (int x = 0; x < code->width; ++x)
       if (code->data[y * code->width + x] & 1) rows[y][x] = '1';  // bit 0: dark module
-  qrencode().function<decltype(&::QRcode_free)>(QR_FREE, missing)(code);
+  qrencode().resolvedAs<decltype(&::QRcode_free)>(QR_FREE)(code);
   return rows;
 }
 

@@ -64,22 +64,20 @@ LazyLibrary& libyaml() {
                           "yaml_parser_delete", "yaml_parser_parse", "yaml_event_delete"});
   return lib;
 }
-template <typename F>
-F yamlFunction(YamlFunction f) {
-  return reinterpret_cast<F>(libyaml().resolved(f));  // once `missing` below is empty
-}
 
 struct YamlParser {
   yaml_parser_t p;
-  std::string missing = libyaml().load();  // non-empty: the library could not be loaded
+  // Non-empty: the library could not be loaded, and nothing below calls into it.
+  std::string missing = libyaml().load();
   explicit YamlParser(const std::string& text) {
     if (!missing.empty()) return;
-    yamlFunction<decltype(&::yaml_parser_initialize)>(YAML_PARSER_INITIALIZE)(&p);
-    yamlFunction<decltype(&::yaml_parser_set_input_string)>(YAML_PARSER_SET_INPUT_STRING)(
+    libyaml().resolvedAs<decltype(&::yaml_parser_initialize)>(YAML_PARSER_INITIALIZE)(&p);
+    libyaml().resolvedAs<decltype(&::yaml_parser_set_input_string)>(YAML_PARSER_SET_INPUT_STRING)(
         &p, reinterpret_cast<const unsigned char*>(text.data()), text.size());
   }
   ~YamlParser() {
-    if (missing.empty()) yamlFunction<decltype(&::yaml_parser_delete)>(YAML_PARSER_DELETE)(&p);
+    if (missing.empty())
+      libyaml().resolvedAs<decltype(&::yaml_parser_delete)>(YAML_PARSER_DELETE)(&p);
   }
 };
 
@@ -87,10 +85,10 @@ struct Event {
   yaml_event_t e;
   bool ok;
   explicit Event(yaml_parser_t* p) {
-    ok = yamlFunction<decltype(&::yaml_parser_parse)>(YAML_PARSER_PARSE)(p, &e) != 0;
+    ok = libyaml().resolvedAs<decltype(&::yaml_parser_parse)>(YAML_PARSER_PARSE)(p, &e) != 0;
   }
   ~Event() {
-    if (ok) yamlFunction<decltype(&::yaml_event_delete)>(YAML_EVENT_DELETE)(&e);
+    if (ok) libyaml().resolvedAs<decltype(&::yaml_event_delete)>(YAML_EVENT_DELETE)(&e);
   }
 };
 

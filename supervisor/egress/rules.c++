@@ -112,13 +112,13 @@ std::optional<std::string> normalizeHost(const std::string& input, std::string* 
     char* out = nullptr;
     int rc = toAscii(host.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
     if (rc != IDN2_OK) {
-      auto describe = idn2().function<decltype(&::idn2_strerror)>(IDN2_STRERROR, missing);
+      auto describe = idn2().resolvedAs<decltype(&::idn2_strerror)>(IDN2_STRERROR);
       if (why != nullptr)
         *why = std::string("not a valid internationalized name (") + describe(rc) + ")";
       return std::nullopt;
     }
     host = out;
-    idn2().function<decltype(&::idn2_free)>(IDN2_FREE, missing)(out);
+    idn2().resolvedAs<decltype(&::idn2_free)>(IDN2_FREE)(out);
   }
   if (!checkName(host, why)) return std::nullopt;
   return host;
