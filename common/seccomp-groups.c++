@@ -405,6 +405,31 @@ const Rule BOOTSTRAP_RULES[] = {
     allowIf("prctl", 0, ALL_BITS, PR_GET_DUMPABLE, "PR_GET_DUMPABLE"),
 };
 
+// The zygote's own filter (common/zygote.h) adds these to its profile's groups and bootstrap:
+// the one filter in chitin that allows mount, capset and namespace flags, because each forked
+// worker builds its own namespaces with them. No worker keeps them: a forked worker loads its
+// profile's filter, which kills on all of them, before it reads a byte from the supervisor.
+const Rule ZYGOTE_RULES[] = {
+    // Exactly the flags a fork asks for: never CLONE_NEWUSER (the workers share the zygote's
+    // user namespace), never CLONE_VM or CLONE_THREAD.
+    allowIf("clone", 0, ALL_BITS, ZYGOTE_CLONE_FLAGS, "the zygote's fork flags"),
+    allow("mount"),   // the worker's fresh proc, tmpfs and devpts; its read-only root
+    allow("capset"),  // the worker drops the zygote's CAP_SYS_ADMIN
+    allow("wait4"),   // reaping forked workers
+    allow("recvmsg"),
+    allow("recvfrom"),
+    allow("sendmsg"),
+    allow("poll"),
+    allow("dup2"),
+    allow("close_range"),
+    allow("getpid"),
+    allow("statfs"),  // the root's mount flags, kept when the worker makes it read-only
+    allowIf("prctl", 0, ALL_BITS, PR_SET_PDEATHSIG, "PR_SET_PDEATHSIG"),
+    allowIf("prctl", 0, ALL_BITS, PR_GET_NO_NEW_PRIVS, "PR_GET_NO_NEW_PRIVS"),
+    allowIf("prctl", 0, ALL_BITS, PR_CAPBSET_READ, "PR_CAPBSET_READ"),
+    allowIf("prctl", 0, ALL_BITS, PR_CAPBSET_DROP, "PR_CAPBSET_DROP"),
+};
+
 const char* const NEVER_ALLOWED_NAMES[] = {
     "ptrace",
     "process_vm_readv",
@@ -605,6 +630,8 @@ kj::ArrayPtr<const Rule> groupRules(Group group) {
 
 kj::ArrayPtr<const Rule> bootstrapRules() { return BOOTSTRAP_RULES; }
 
+kj::ArrayPtr<const Rule> zygoteRules() { return ZYGOTE_RULES; }
+
 kj::Maybe<const KindLockdown&> lockdownFor(kj::StringPtr kind) {
   for (auto& lockdown : LOCKDOWNS) {
     if (kind == lockdown.kind) return lockdown;
@@ -687,6 +714,9 @@ Filter::Filter(const FilterSpec& spec) {
   for (auto& rule : spec.extraRules) add(rule);
   if (spec.bootstrap) {
     for (auto& rule : bootstrapRules()) add(rule);
+  }
+  if (spec.zygote) {
+    for (auto& rule : zygoteRules()) add(rule);
   }
   for (auto& name : spec.errnoSyscalls) {
     // An unconditional errno would silently replace every allow rule for the same syscall.

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <kj/array.h>
+#include <sched.h>
+#include <signal.h>
 #include <kj/common.h>
 #include <kj/string.h>
 #include <stdint.h>
@@ -59,6 +61,13 @@ kj::ArrayPtr<const Rule> groupRules(Group group);
 // epoll/eventfd, loading the stacked filter).
 kj::ArrayPtr<const Rule> bootstrapRules();
 
+// What a zygote (common/zygote.h) may do beyond its profile: fork with exactly
+// ZYGOTE_CLONE_FLAGS, mount, capset, reap. Only the zygote's own filter has them; every worker
+// it forks stacks its profile's filter, which forbids each, before it serves.
+kj::ArrayPtr<const Rule> zygoteRules();
+constexpr uint64_t ZYGOTE_CLONE_FLAGS = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
+                                        CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PIDFD | SIGCHLD;
+
 // Syscalls no group, bootstrap or lockdown may allow; the unit tests enforce it.
 extern const kj::ArrayPtr<const char* const> NEVER_ALLOWED;
 
@@ -81,6 +90,7 @@ struct FilterSpec {
   kj::ArrayPtr<const Group> groups;
   kj::ArrayPtr<const Rule> extraRules;
   bool bootstrap = false;                           // add bootstrapRules()
+  bool zygote = false;                              // add zygoteRules() (a zygote's own only)
   kj::ArrayPtr<const kj::StringPtr> errnoSyscalls;  // fail with EPERM instead of killing
 };
 

@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <string>
+#include <vector>
+
 #include "sandbox-child.h"
+#include "zygote.h"
 
 namespace chitin {
 
@@ -44,6 +48,22 @@ int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBoot
     fprintf(stderr, "chitin-worker-%s: a hidden directory is not hidden: %s\n", kind,
             e->getDescription().cStr());
     return EXIT_SETUP_FAILED;
+  }
+
+  // A zygote (zygote.h) forks the workers instead: this returns only in a forked worker, whose
+  // own sandbox steps are done, and which then applies its profile's limits as bwrap's would.
+  if (zygote::requested(argc, argv)) {
+    zygote::Child child = zygote::serve();
+    std::vector<char*> childArgv{argv[0]};
+    for (auto& arg : child.args) childArgv.push_back(arg.data());
+    childArgv.push_back(nullptr);
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
+                   applyLimitsInChild(static_cast<int>(childArgv.size() - 1), childArgv.data());
+                 })) {
+      fprintf(stderr, "chitin-worker-%s: cannot apply limits: %s\n", kind,
+              e->getDescription().cStr());
+      return EXIT_SETUP_FAILED;
+    }
   }
 
   int status = 0;

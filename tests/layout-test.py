@@ -20,6 +20,7 @@ ALLOWED = {
     "supervisor/spawn/": "the spawner builds every sandbox",
     "common/sandbox-child.c++": "the in-sandbox half of the spawner's recipe (limits, lockdown)",
     "common/seccomp-groups.c++": "filter construction shared by the spawner and the lockdown",
+    "common/zygote.c++": "a forked worker's own namespaces and mounts, before its filter (zygote.h)",
     "supervisor/core/home.c++": "dropRootTo(): the one-way switch from root to the service user",
     "tests/": "tests drop root and probe denials on purpose",
 }

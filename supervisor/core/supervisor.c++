@@ -232,6 +232,7 @@ int runGateway(const GatewayCommand& command) {
                                    : config.sandbox().profile_dir();
     spawnSettings.workerDir =
         config.sandbox().worker_dir().empty() ? command.workerDir : config.sandbox().worker_dir();
+    spawnSettings.warn = [](const std::string& message) { spdlog::warn("{}", message); };
     spawn::Spawner spawner(spawnSettings, spawnOs);
 
     // The egress broker before every worker that may hold one of its endpoints.

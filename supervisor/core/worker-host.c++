@@ -70,6 +70,8 @@ WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWo
     log_ = std::make_unique<WorkerLog>(loop, kj::mv(worker.output), label_);
   }
   cgroup_ = kj::mv(worker.cgroup);
+  reporter_ = kj::mv(worker.reporter);
+  reporterPid_ = worker.reporterPid;
   socketFd_ = worker.socket.get();
   stream_ = io.lowLevelProvider->wrapUnixSocketFd(worker.socket.release(),
                                                   kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
@@ -122,13 +124,18 @@ std::string WorkerHost::end() {
   rpc_ = nullptr;
   stream_ = nullptr;
   if (exited_) return "";
-  int error = spawn::killSandbox(pidfd_.get(), pid_);
-  // Reap synchronously: SIGKILL is not ignorable, and what bwrap started was killed with it.
-  siginfo_t info;
-  memset(&info, 0, sizeof(info));
-  while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) <
-             0 &&
-         errno == EINTR) {
+  int error = killNow();
+  // Reap synchronously: SIGKILL is not ignorable, and what bwrap started was killed with it. A
+  // zygote reaps its own workers: only its report is taken.
+  if (reporter_) {
+    if (error == 0) reporter_->exitStatus(reporterPid_, spawn::KILL_WAIT_MS);
+  } else {
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) <
+               0 &&
+           errno == EINTR) {
+    }
   }
   exited_ = true;
   if (error == 0) return "";
@@ -159,17 +166,36 @@ void WorkerHost::kill(const std::string& reason) {
   if (exited_) return;
   if (killReason_.empty()) killReason_ = reason;
   spdlog::warn("{} (pid {}): killing: {}", label_, pid_, reason);
-  if (int error = spawn::killSandbox(pidfd_.get(), pid_); error != 0) {
+  if (int error = killNow(); error != 0) {
     spdlog::error("{} (pid {}): killing it: {}", label_, pid_, whyNotKilled(error));
   }
+}
+
+int WorkerHost::killNow() {
+  return reporter_ ? spawn::killForked(pidfd_.get()) : spawn::killSandbox(pidfd_.get(), pid_);
 }
 
 void WorkerHost::reap() {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
-  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info,
-             WEXITED | WNOHANG) != 0)
+  if (reporter_) {
+    // Readable: it has gone, with its whole pid namespace. Its status is the zygote's to tell.
+    auto status = reporter_->exitStatus(reporterPid_, spawn::KILL_WAIT_MS);
+    info.si_pid = pid_;
+    if (!status) {
+      info.si_code = CLD_KILLED;  // the zygote went first and took it along
+      info.si_status = SIGKILL;
+    } else if (WIFEXITED(*status)) {
+      info.si_code = CLD_EXITED;
+      info.si_status = WEXITSTATUS(*status);
+    } else {
+      info.si_code = CLD_KILLED;
+      info.si_status = WTERMSIG(*status);
+    }
+  } else if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info,
+                    WEXITED | WNOHANG) != 0) {
     return;
+  }
   if (info.si_pid == 0) return;  // spurious wake-up
   exited_ = true;
   uv_poll_stop(&watch_->poll);

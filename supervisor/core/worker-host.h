@@ -94,6 +94,8 @@ class WorkerHost {
   Watch* watch_;
   std::unique_ptr<WorkerLog> log_;  // null when the spawn request gave its own fds
   std::unique_ptr<spawn::CgroupLease> cgroup_;
+  std::shared_ptr<spawn::ExitReporter> reporter_;  // a zygote's worker: not our child
+  pid_t reporterPid_ = -1;
   bool exited_ = false;
   uint32_t wallClockSeconds_ = 0;  // 0: none, or already armed
   std::string killReason_;
@@ -101,6 +103,7 @@ class WorkerHost {
   kj::Own<kj::PromiseFulfiller<WorkerExit>> exitFulfiller_;
 
   void reap();
+  int killNow();  // spawn::killSandbox, or killForked for a zygote's worker
 };
 
 }  // namespace chitin

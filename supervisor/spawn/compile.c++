@@ -13,6 +13,7 @@
 #include "sandbox-child.h"
 #include "seccomp-groups.h"
 #include "spawner.h"
+#include "zygote.h"
 
 namespace chitin::spawn {
 
@@ -136,16 +137,29 @@ std::string limitsFlag(const config::Limits& limits) {
          ",fsize=" + std::to_string(limits.max_file_bytes());
 }
 
-std::string compileSeccomp(const config::SandboxProfile& profile) {
+namespace {
+
+std::string compileFilter(const config::SandboxProfile& profile, bool zygote) {
   auto groups = groupsOf(profile);
   std::vector<kj::StringPtr> errnoNames;
   for (auto& name : profile.errno_syscalls()) errnoNames.push_back(name.c_str());
   seccomp::FilterSpec spec;
   spec.groups = kj::arrayPtr(groups.data(), groups.size());
   spec.bootstrap = true;
+  spec.zygote = zygote;
   spec.errnoSyscalls = kj::arrayPtr(errnoNames.data(), errnoNames.size());
   auto bpf = seccomp::Filter(spec).exportBpf();
   return std::string(bpf.asChars().begin(), bpf.size());
+}
+
+}  // namespace
+
+std::string compileSeccomp(const config::SandboxProfile& profile) {
+  return compileFilter(profile, false);
+}
+
+std::string compileZygoteSeccomp(const config::SandboxProfile& profile) {
+  return compileFilter(profile, true);
 }
 
 std::string Spawner::findWorker(const config::SandboxProfile& profile, const SpawnRequest& request,
@@ -179,7 +193,7 @@ std::vector<std::string> Spawner::compileArgv(const config::SandboxProfile& prof
 
 std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& profile,
                                                   const SpawnRequest& request, int seccompFd,
-                                                  bool forExplain) {
+                                                  bool forExplain, bool zygote) {
   for (auto& [name, value] : request.vars) {
     if (KNOWN_VARIABLES.count(name) == 0) {
       throw SandboxUnavailable("unknown sandbox variable \"" + name +
@@ -191,6 +205,7 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
     KJ_REQUIRE(arg.rfind(HIDDEN_FLAG, 0) != 0, "worker args must not name hidden paths", arg);
     KJ_REQUIRE(arg.rfind(EGRESS_FLAG, 0) != 0, "worker args must not name an egress socket", arg);
     KJ_REQUIRE(arg.find('\0') == std::string::npos, "worker arg contains NUL");
+    KJ_REQUIRE(arg != zygote::ZYGOTE_FLAG, "worker args must not ask for a zygote", arg);
   }
   KJ_REQUIRE(seccompFd > 3, "fd 0-2 are stdio and fd 3 is the worker's socket", seccompFd);
 
@@ -206,6 +221,10 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   // with the supervisor, no controlling terminal (TIOCSTI), no capabilities, no environment.
   add({"--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
        "--hostname", "chitin-sandbox"});
+  // A zygote keeps two capabilities, inside this sandbox's user namespace only: each worker it
+  // forks mounts its own proc and tmpfs with the first, then takes both out of its bounding set
+  // with the second and drops them (common/zygote.h).
+  if (zygote) add({"--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"});
   // The one variable every worker gets: GnuTLS (loaded only as a dependency of libcurl's
   // dependencies; chitin's TLS is OpenSSL) otherwise initialises itself in a library
   // constructor, loading p11-kit's trust module: ~100 KiB of heap in each worker that links libcurl, for nothing.
@@ -269,7 +288,15 @@ std::vector<std::string> Spawner::compileArgvImpl(const config::SandboxProfile& 
   argv.insert(argv.end(), egress.begin(), egress.end());
   add({"--ro-bind", workerPath, WORKER_PATH_INSIDE});
   add({"--chdir", profile.workdir().empty() ? std::string("/") : profile.workdir()});
-  add({"--", WORKER_PATH_INSIDE, limitsFlag(profile.limits())});
+  if (zygote) {
+    // The zygote's own limits: the profile's, but room for its workers in RLIMIT_NPROC (they
+    // share its user namespace; each sets the profile's own after the fork).
+    config::Limits limits = profile.limits();
+    limits.set_max_processes(ZYGOTE_MAX_WORKERS + 1);
+    add({"--", WORKER_PATH_INSIDE, limitsFlag(limits), zygote::ZYGOTE_FLAG});
+  } else {
+    add({"--", WORKER_PATH_INSIDE, limitsFlag(profile.limits())});
+  }
   for (auto& path : request.hide) add({HIDDEN_FLAG + path});
   if (!egress.empty()) add({std::string(EGRESS_FLAG) + EGRESS_SOCKET_INSIDE});
   argv.insert(argv.end(), request.workerArgs.begin(), request.workerArgs.end());
@@ -419,6 +446,18 @@ std::string Spawner::explain(const std::string& name,
     for (auto syscall : lockdown->errnoSyscalls) out << " errno:" << syscall;
   } else {
     out << " none known for kind \"" << profile.worker() << "\": the worker refuses to start";
+  }
+  if (profile.fork_server()) {
+    out << "\n\nfork server: one zygote, the command line above with --cap-add CAP_SYS_ADMIN "
+           "and CAP_SETPCAP (inside its own\nuser namespace only), "
+        << zygote::ZYGOTE_FLAG << " and RLIMIT_NPROC " << ZYGOTE_MAX_WORKERS + 1
+        << ", under the filter above plus:\n";
+    listRules("zygote (forking workers into namespaces of their own)", seccomp::zygoteRules());
+    out << "forks each worker (where cgroup limits are not in force; else bwrap spawns it as "
+           "above)\ninto fresh pid, mount, network (nothing up), IPC, UTS and cgroup "
+           "namespaces; before it serves, the worker\nmounts its own /proc, each tmpfs, "
+           "/dev/shm and devpts, makes the root read-only, drops every capability\n(bounding "
+           "set included) and loads the filter above; then its limits and lockdown as below.";
   }
   out << "\n\nhidden directories (each an empty read-only tmpfs; the worker checks them before "
          "it serves):";

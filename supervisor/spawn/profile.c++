@@ -194,6 +194,26 @@ void checkProfile(const Checker& check, const config::SandboxProfile& profile,
         "egress");
   }
 
+  if (profile.fork_server()) {
+    // Its workers share the zygote's mounts: only what nothing in one sandbox can change for
+    // another (read-only binds, symlinks) or what each worker renews (proc, tmpfs, dev).
+    for (int i = 0; i < profile.mount_size(); i++) {
+      auto kind = profile.mount(i).kind();
+      if (kind == config::Mount::BIND || kind == config::Mount::DIR) {
+        check.fail(
+            "fork_server: true allows no BIND or DIR mount (its workers share the zygote's "
+            "mounts; only read-only binds, symlinks, proc, tmpfs and dev)",
+            "fork_server");
+      }
+    }
+    if (profile.network() || profile.egress()) {
+      check.fail(
+          "fork_server: true excludes network: true and egress: true (each forked worker has "
+          "a network namespace of its own with nothing in it)",
+          "fork_server");
+    }
+  }
+
   // errno exceptions: real syscall names that no group already allows.
   std::set<std::string> allowed;
   auto collect = [&](kj::ArrayPtr<const seccomp::Rule> rules) {

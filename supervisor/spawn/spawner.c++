@@ -10,6 +10,7 @@
 #include <kj/debug.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <stdio.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -29,6 +30,7 @@
 #include <sstream>
 #include <vector>
 
+#include "fork-server.h"
 #include "sandbox-child.h"
 
 namespace chitin::spawn {
@@ -111,24 +113,31 @@ kj::AutoCloseFd dupHigh(int fd) {
   return kj::AutoCloseFd(high);
 }
 
+// A forked worker's end: its pidfd turns readable (not our child: no waitid), then the zygote's
+// report. nullopt while it runs (or, blocking, never).
+std::optional<WorkerExit> waitForked(const SpawnedWorker& worker, bool block) {
+  struct pollfd p = {worker.pidfd.get(), POLLIN, 0};
+  int ready;
+  do {
+    ready = poll(&p, 1, block ? -1 : 0);
+  } while (ready < 0 && errno == EINTR);
+  if (ready <= 0) return std::nullopt;
+  if (auto status = worker.reporter->exitStatus(worker.reporterPid, KILL_WAIT_MS)) {
+    return decodeWaitStatus(*status);
+  }
+  WorkerExit gone;  // the zygote went, and took it along: as if killed
+  gone.signal = SIGKILL;
+  return gone;
+}
+
 std::optional<WorkerExit> waitPidfd(int pidfd, bool block) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
   int flags = WEXITED | (block ? 0 : WNOHANG);
   KJ_SYSCALL(waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, flags));
   if (info.si_pid == 0) return std::nullopt;
-  WorkerExit exit;
-  if (info.si_code == CLD_EXITED) {
-    // bwrap reports a worker's death by signal N as exit status 128 + N.
-    if (info.si_status > 128 && info.si_status < 128 + NSIG) {
-      exit.signal = info.si_status - 128;
-    } else {
-      exit.exitCode = info.si_status;
-    }
-  } else {
-    exit.signal = info.si_status;
-  }
-  return exit;
+  if (info.si_code == CLD_EXITED) return decodeWaitStatus(W_EXITCODE(info.si_status, 0));
+  return decodeWaitStatus(W_EXITCODE(0, info.si_status));
 }
 
 CgroupFs& systemCgroupFs() {
@@ -148,6 +157,7 @@ std::string readSysctl(const std::string& path) {
 struct Spawner::Compiled {
   config::SandboxProfile profile;
   std::string bpf;
+  std::string zygoteBpf;  // fork_server profiles only
 };
 
 std::string WorkerExit::describe() const {
@@ -159,9 +169,29 @@ std::string WorkerExit::describe() const {
   return "exited with status " + std::to_string(exitCode);
 }
 
-WorkerExit waitForExit(const SpawnedWorker& worker) { return *waitPidfd(worker.pidfd.get(), true); }
+WorkerExit decodeWaitStatus(int status) {
+  WorkerExit exit;
+  if (WIFEXITED(status)) {
+    int code = WEXITSTATUS(status);
+    // bwrap reports a worker's death by signal N as exit status 128 + N.
+    if (code > 128 && code < 128 + NSIG) {
+      exit.signal = code - 128;
+    } else {
+      exit.exitCode = code;
+    }
+  } else {
+    exit.signal = WTERMSIG(status);
+  }
+  return exit;
+}
+
+WorkerExit waitForExit(const SpawnedWorker& worker) {
+  if (worker.reporter) return *waitForked(worker, true);
+  return *waitPidfd(worker.pidfd.get(), true);
+}
 
 std::optional<WorkerExit> pollExit(const SpawnedWorker& worker) {
+  if (worker.reporter) return waitForked(worker, false);
   return waitPidfd(worker.pidfd.get(), false);
 }
 
@@ -248,8 +278,22 @@ int killSandbox(int pidfd, pid_t pid, int waitMs) {
   return outlived ? ETIMEDOUT : 0;
 }
 
+int killForked(int pidfd, int waitMs) {
+  if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) return errno;
+  struct pollfd p = {pidfd, POLLIN, 0};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
+  int ready;
+  do {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+  } while (ready < 0 && errno == EINTR);
+  return ready > 0 ? 0 : ETIMEDOUT;
+}
+
 void killWorker(const SpawnedWorker& worker) {
-  int error = killSandbox(worker.pidfd.get(), worker.pid);
+  int error = worker.reporter ? killForked(worker.pidfd.get())
+                              : killSandbox(worker.pidfd.get(), worker.pid);
   if (error == ETIMEDOUT)
     KJ_FAIL_REQUIRE("a process of the sandbox had not exited after SIGKILL", worker.pid,
                     KILL_WAIT_MS);
@@ -345,6 +389,7 @@ const Spawner::Compiled& Spawner::compiled(const std::string& name) {
   auto entry = std::make_shared<Compiled>();
   entry->profile = loadProfile(os_, settings_.profileDir, name);
   entry->bpf = compileSeccomp(entry->profile);
+  if (entry->profile.fork_server()) entry->zygoteBpf = compileZygoteSeccomp(entry->profile);
   return *cache_.emplace(name, kj::mv(entry)).first->second;
 }
 
@@ -380,20 +425,88 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request) {
     if (auto reason = checkAvailable()) throw SandboxUnavailable(*reason);
   }
   auto& entry = compiled(request.profile);
-  // The argv first: a request the profile refuses creates no cgroup.
+  // The argv first: a request the profile refuses (and so no zygote would serve) creates
+  // nothing.
   auto args = compileArgv(entry.profile, request, SECCOMP_FD);
+  if (entry.profile.fork_server() && request.hide.empty() && request.egressSocket.empty() &&
+      !cgroups_.status().inForce) {
+    if (auto server = forkServerFor(entry, request)) {
+      try {
+        return server->fork(request.stdoutFd, request.stderrFd);
+      } catch (const SandboxUnavailable& e) {
+        warn(std::string(e.what()) + "; this worker is spawned by bwrap");
+      }
+    }
+  }
   const auto& limits = entry.profile.limits();
   // bwrap itself is in the cgroup too, outside the sandbox's user namespace: one more pid than
   // RLIMIT_NPROC counts.
   auto cgroup = cgroups_.create(
       entry.profile.name(), CgroupLimits{limits.sandbox_memory_bytes(), limits.max_processes() + 1,
                                          limits.cpu_percent()});
-  return start(entry.profile, entry.bpf, request, args, kj::mv(cgroup));
+  return start(entry.profile, entry.bpf, request, args, kj::mv(cgroup), SOCK_STREAM);
+}
+
+Spawner::~Spawner() noexcept(false) {}
+
+namespace {
+
+// A zygote's workers run with its argv (they are forked, not exec'd): one zygote per profile,
+// worker and worker arguments.
+std::string forkServerKey(const SpawnRequest& request) {
+  std::string key = request.profile + '\0' + request.workerOverride.value_or("");
+  for (auto& arg : request.workerArgs) key += '\0' + arg;
+  return key;
+}
+
+}  // namespace
+
+void Spawner::warn(const std::string& message) {
+  if (settings_.warn) {
+    settings_.warn(message);
+  } else {
+    fprintf(stderr, "chitin spawner: %s\n", message.c_str());
+  }
+}
+
+std::shared_ptr<ForkServer> Spawner::forkServerOf(const SpawnRequest& request) {
+  auto it = forkServers_.find(forkServerKey(request));
+  if (it == forkServers_.end() || !it->second->usable()) return nullptr;
+  return it->second;
+}
+
+std::shared_ptr<ForkServer> Spawner::forkServerFor(const Compiled& entry,
+                                                   const SpawnRequest& request) {
+  std::string key = forkServerKey(request);
+  auto it = forkServers_.find(key);
+  if (it != forkServers_.end()) {
+    if (it->second->usable()) return it->second;
+    forkServers_.erase(it);  // ended or broken: its workers went with it; a new one below
+  }
+  try {
+    SpawnRequest zygoteRequest;
+    zygoteRequest.profile = request.profile;
+    zygoteRequest.workerOverride = request.workerOverride;
+    zygoteRequest.workerArgs = request.workerArgs;
+    auto args = compileArgvImpl(entry.profile, zygoteRequest, SECCOMP_FD, false, true);
+    auto server = std::make_shared<ForkServer>(
+        start(entry.profile, entry.zygoteBpf, zygoteRequest, args, nullptr, SOCK_SEQPACKET),
+        entry.profile, entry.bpf);
+    forkServers_[key] = server;
+    return server;
+  } catch (const SandboxUnavailable& e) {
+    warn("the " + request.profile + " zygote cannot start (" + e.what() +
+         "); its workers are spawned by bwrap one by one");
+  } catch (const kj::Exception& e) {
+    warn("the " + request.profile + " zygote cannot start (" + e.getDescription().cStr() +
+         "); its workers are spawned by bwrap one by one");
+  }
+  return nullptr;
 }
 
 SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::string& bpf,
                              const SpawnRequest& request, const std::vector<std::string>& args,
-                             std::unique_ptr<CgroupLease> cgroup) {
+                             std::unique_ptr<CgroupLease> cgroup, int socketType) {
   // Step 1: the argv, from the profile alone (plus the request's variables, hidden directories
   // and arguments), compiled by the caller.
 
@@ -414,7 +527,7 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
   // of its own unless the caller gave fds. Never our own stderr: the worker's processes could
   // reopen it through /proc/1/fd and read the gateway's log (its token URL included).
   int pair[2];
-  KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair));
+  KJ_SYSCALL(socketpair(AF_UNIX, socketType | SOCK_CLOEXEC, 0, pair));
   kj::AutoCloseFd ours(pair[0]), theirs(pair[1]);
   int devNull;
   KJ_SYSCALL(devNull = open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -561,7 +674,7 @@ std::optional<std::string> Spawner::checkAvailable() {
   SpawnedWorker worker;
   try {
     worker = start(trial, compileSeccomp(trial), request, compileArgv(trial, request, SECCOMP_FD),
-                   nullptr);
+                   nullptr, SOCK_STREAM);
   } catch (const SandboxUnavailable& e) {
     return std::string(e.what());
   }

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <kj/io.h>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -31,6 +32,8 @@
 
 namespace chitin::spawn {
 
+class ForkServer;
+
 // Thrown when a sandbox cannot be built (no bwrap, no user namespaces, no seccomp, bad
 // profile). The message is user-facing and says how to fix it.
 struct SandboxUnavailable : std::runtime_error {
@@ -41,6 +44,9 @@ struct SpawnerSettings {
   std::string bwrapPath = "/usr/bin/bwrap";
   std::string profileDir;  // directory holding <name>.textproto
   std::string workerDir;   // directory holding chitin-worker-<kind> executables
+  // Where the spawner says what it worked around (a zygote that could not start: its
+  // profile's workers are then each spawned by bwrap). Default: stderr.
+  std::function<void(const std::string&)> warn;
 };
 
 struct SpawnRequest {
@@ -67,8 +73,19 @@ struct SpawnRequest {
   std::string egressSocket;
 };
 
+// How the end of a worker the supervisor did not start itself is learnt: one forked by a zygote
+// (fork-server.h) is the zygote's child, so its wait status comes from the zygote.
+class ExitReporter {
+ public:
+  virtual ~ExitReporter() noexcept(false) = default;
+  // The raw wait status of the child `pid` (its pid in the zygote's namespace), once its pidfd
+  // has reported its end; waits up to `waitMs` for the report. nullopt: there will be none (the
+  // zygote has gone, and the worker with it).
+  virtual std::optional<int> exitStatus(pid_t pid, int waitMs) = 0;
+};
+
 struct SpawnedWorker {
-  pid_t pid = -1;                 // the outer bwrap process
+  pid_t pid = -1;                 // the outer bwrap process (a forked worker: the worker)
   kj::AutoCloseFd pidfd;          // pidfd_open(pid): readable when it exits
   kj::AutoCloseFd socket;         // the supervisor's end of the socketpair (worker has fd 3)
   kj::AutoCloseFd output;         // non-blocking read end of the worker's stdout+stderr pipe
@@ -78,6 +95,9 @@ struct SpawnedWorker {
   // The worker's cgroup where cgroup limits are in force, else null. Keep it until the worker
   // has been reaped: destroying it removes the cgroup.
   std::unique_ptr<CgroupLease> cgroup;
+  // Set for a worker forked by a zygote: not our child; its status comes from here.
+  std::shared_ptr<ExitReporter> reporter;
+  pid_t reporterPid = -1;  // its pid in the zygote's namespace
 };
 
 // How a worker ended. bwrap reports a worker killed by signal N as exit status 128+N;
@@ -107,6 +127,12 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
 // errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is 0).
 constexpr int KILL_WAIT_MS = 2000;
 int killSandbox(int pidfd, pid_t pid, int waitMs = KILL_WAIT_MS);
+// killSandbox() for a worker forked by a zygote: it is pid 1 of its own pid namespace, so its
+// SIGKILL takes the namespace, and its pidfd turns readable only once all of it has gone.
+// Returns 0 then, ETIMEDOUT when that took longer than `waitMs`, or the signal's errno.
+int killForked(int pidfd, int waitMs = KILL_WAIT_MS);
+// The wait status as WorkerExit (bwrap's 128+N form included).
+WorkerExit decodeWaitStatus(int status);
 // killSandbox() for a spawned worker (the wall-clock limit, a test's clean-up); throws when it
 // fails or the sandbox is not confirmed gone.
 void killWorker(const SpawnedWorker& worker);
@@ -161,7 +187,16 @@ class Spawner {
 
   // Starts one sandboxed worker. Throws SandboxUnavailable (fail closed) if the sandbox cannot
   // be built; never starts a worker without its sandbox. Refuses to run as uid 0.
+  // A `fork_server` profile's worker is forked by the profile's zygote (common/zygote.h; started
+  // at the first such spawn, and again after it has ended; one per worker and worker arguments,
+  // which its workers inherit) when the request names no hidden directory, and cgroup limits
+  // are not in force; otherwise, or when the
+  // zygote cannot be started or does not answer (said through `warn`), bwrap spawns it.
   SpawnedWorker spawn(const SpawnRequest& request);
+  ~Spawner() noexcept(false);
+
+  // The zygote serving `profile` (and `workerOverride`) now, if one runs (tests, `explain`).
+  std::shared_ptr<ForkServer> forkServerOf(const SpawnRequest& request);
 
   // What the profile compiles to, for a reviewer: the exact bwrap argv and the seccomp
   // allowlist (syscall names per group, the default action, errno exceptions).
@@ -211,12 +246,16 @@ class Spawner {
   const Compiled& compiled(const std::string& profile);
   std::vector<std::string> compileArgvImpl(const config::SandboxProfile& profile,
                                            const SpawnRequest& request, int seccompFd,
-                                           bool forExplain);
+                                           bool forExplain, bool zygote = false);
   std::string findWorker(const config::SandboxProfile& profile, const SpawnRequest& request,
                          bool forExplain);
   SpawnedWorker start(const config::SandboxProfile& profile, const std::string& bpf,
                       const SpawnRequest& request, const std::vector<std::string>& args,
-                      std::unique_ptr<CgroupLease> cgroup);
+                      std::unique_ptr<CgroupLease> cgroup, int socketType);
+  // The zygote for this request's profile and worker, started if none runs; null when it
+  // cannot be (said through warn()).
+  std::shared_ptr<ForkServer> forkServerFor(const Compiled& entry, const SpawnRequest& request);
+  void warn(const std::string& message);
 
   // The host directories behind request.hide, checked; "--perms 0555 --size N --tmpfs P
   // --remount-ro P" for each.
@@ -234,10 +273,16 @@ class Spawner {
   Cgroups cgroups_;
   bool available_ = false;
   std::map<std::string, std::shared_ptr<const Compiled>> cache_;
+  std::map<std::string, std::shared_ptr<ForkServer>> forkServers_;  // by profile and worker
 };
 
 // The argv flag carrying a profile's rlimits to the worker (common/sandbox-child.h).
 std::string limitsFlag(const config::Limits& limits);
+
+// The filter a zygote of `profile` runs under: the profile's, plus seccomp::zygoteRules().
+std::string compileZygoteSeccomp(const config::SandboxProfile& profile);
+// How many workers one zygote may have at once (its RLIMIT_NPROC, less itself).
+constexpr uint32_t ZYGOTE_MAX_WORKERS = 4096;
 
 // The seccomp program bwrap loads for a profile: its groups, the bootstrap set, its errno
 // exceptions; default kill.

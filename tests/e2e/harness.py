@@ -22,6 +22,8 @@ CHITIN = os.environ["CHITIN_BIN"]
 FAKE_MODEL = os.environ["CHITIN_FAKE_MODEL"]
 PYTHON = os.environ.get("CHITIN_TEST_PYTHON", sys.executable)
 TEST_USER = os.environ.get("CHITIN_TEST_USER", "chitin-test")
+# argv flag of a zygote (common/zygote.h): its forked workers are its children and keep its argv.
+ZYGOTE_FLAG = b"--chitin-zygote"
 
 
 def running_as_root():
@@ -217,11 +219,27 @@ class Gateway:
         """pids of the chitin-worker-<kind> processes this gateway started.
 
         Each worker runs as pid 1 of its sandbox under an outer bwrap that is the gateway's
-        child and names the worker binary in its argv."""
+        child and names the worker binary in its argv; or, for a fork_server profile, it is a
+        child of that profile's zygote, which runs so (common/zygote.h)."""
         procs = _processes()
         sandboxes = [pid for pid, (ppid, argv) in procs.items()
                      if ppid == self.proc.pid and f"chitin-worker-{kind}".encode() in argv]
-        return [pid for pid, (ppid, _) in procs.items() if ppid in sandboxes]
+        inner = [pid for pid, (ppid, _) in procs.items() if ppid in sandboxes]
+        workers = []
+        for pid in inner:
+            if ZYGOTE_FLAG in procs[pid][1]:
+                workers += [child for child, (ppid, _) in procs.items() if ppid == pid]
+            else:
+                workers.append(pid)
+        return workers
+
+    def zygote_pids(self, kind):
+        """pids of the zygote of chitin-worker-<kind> and of its outer bwrap, if one runs."""
+        procs = _processes()
+        sandboxes = [pid for pid, (ppid, argv) in procs.items()
+                     if ppid == self.proc.pid and f"chitin-worker-{kind}".encode() in argv]
+        return [(pid, ppid) for pid, (ppid, argv) in procs.items()
+                if ppid in sandboxes and ZYGOTE_FLAG in argv]
 
 
     def restart(self):

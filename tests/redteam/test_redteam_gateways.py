@@ -175,10 +175,12 @@ class HostileWorker(RedTeamBase):
                      "--session", "agent:main:redteam:direct:outlive"],
                     env=gw.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                 wait_for(lambda: len(scan(b"4245.5")) >= 2, timeout=20, what="the sandboxed sleeps")
-                # And one spawn caught before bwrap has armed anything: a new session's worker.
+                # And one spawn caught before bwrap has armed anything: a new session's first
+                # exec sandbox (its session worker is forked by the session zygote, which runs
+                # already: no bwrap of its own).
                 open(os.path.join(spawn_dir, "hold"), "w").close()
                 agents.append(subprocess.Popen(
-                    [harness.CHITIN, "agent", "-m", "hello", "--session",
+                    [harness.CHITIN, "agent", "-m", "[[scenario:twice]] go", "--session",
                      "agent:main:redteam:direct:midspawn"],
                     env=gw.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                 held = wait_for(lambda: [n for n in os.listdir(spawn_dir) if n.startswith("held.")],
