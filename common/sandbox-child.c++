@@ -10,7 +10,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/magic.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
@@ -139,22 +141,49 @@ void checkHiddenInChild(int argc, char** argv) {
   }
 }
 
-void lockDownInWorker(kj::StringPtr kind) {
+namespace {
+
+seccomp::Filter lockdownFilter(kj::StringPtr kind) {
   auto& lockdown = KJ_REQUIRE_NONNULL(seccomp::lockdownFor(kind), "unknown worker kind", kind);
   auto errnoNames = KJ_MAP(name, lockdown.errnoSyscalls) { return kj::StringPtr(name); };
   seccomp::FilterSpec spec;
   spec.groups = lockdown.groups;
   spec.extraRules = lockdown.extraRules;
   spec.errnoSyscalls = errnoNames;
-  // Build before loading: building allocates, which the filter itself allows anyway, but a
-  // failure here must leave a clear error rather than a half-locked process.
-  seccomp::Filter filter(spec);
-  // KJ records a stack trace in every exception, and glibc's backtrace() dlopens libgcc_s on
-  // first use. Make that first use now, while the worker may still open files; otherwise the
-  // first exception after lockdown (even a normal disconnect) would kill a session worker.
+  return seccomp::Filter(spec);
+}
+
+// KJ records a stack trace in every exception, and glibc's backtrace() dlopens libgcc_s on first
+// use. Make that first use before the lockdown, while the worker may still open files; otherwise
+// the first exception after it (even a normal disconnect) would kill a session worker.
+void loadLibgccNow() {
   void* frames[4];
   backtrace(frames, 4);
+}
+
+}  // namespace
+
+void lockDownInWorker(kj::StringPtr kind) {
+  // Build before loading: building allocates, which the filter itself allows anyway, but a
+  // failure here must leave a clear error rather than a half-locked process.
+  seccomp::Filter filter = lockdownFilter(kind);
+  loadLibgccNow();
   filter.load();  // sets PR_SET_NO_NEW_PRIVS first
+}
+
+kj::Array<kj::byte> lockdownProgramFor(kj::StringPtr kind) {
+  return lockdownFilter(kind).exportBpf();
+}
+
+void lockDownWithProgram(kj::ArrayPtr<const kj::byte> program) {
+  KJ_REQUIRE(program.size() > 0 && program.size() % sizeof(sock_filter) == 0 &&
+                 program.size() / sizeof(sock_filter) <= BPF_MAXINSNS,
+             "not a seccomp program", program.size());
+  loadLibgccNow();
+  KJ_SYSCALL(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+  sock_fprog fprog{static_cast<unsigned short>(program.size() / sizeof(sock_filter)),
+                   reinterpret_cast<sock_filter*>(const_cast<kj::byte*>(program.begin()))};
+  KJ_SYSCALL(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog));
 }
 
 }  // namespace chitin

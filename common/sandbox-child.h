@@ -8,6 +8,7 @@
 
 #pragma once
 
+#include <kj/array.h>
 #include <kj/string.h>
 
 namespace chitin {
@@ -42,5 +43,9 @@ void applyLimitsInChild(int argc, char** argv);
 // Known kinds: "session", "model", "exec", "read", "write", "edit", "probe", and every
 // "channel-<kind>". Unknown kind throws.
 void lockDownInWorker(kj::StringPtr kind);
+// The same filter built ahead (a zygote builds it once for all the workers it forks: building it
+// is most of a worker's start-up allocation), as the BPF program lockDownWithProgram() loads.
+kj::Array<kj::byte> lockdownProgramFor(kj::StringPtr kind);
+void lockDownWithProgram(kj::ArrayPtr<const kj::byte> program);
 
 }  // namespace chitin

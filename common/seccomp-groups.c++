@@ -424,6 +424,9 @@ const Rule ZYGOTE_RULES[] = {
     allow("close_range"),
     allow("getpid"),
     allow("statfs"),  // the root's mount flags, kept when the worker makes it read-only
+    // Exporting the workers' lockdown filter, built once (libseccomp writes it to a memfd).
+    allow("memfd_create"),
+    allow("lseek"),
     allowIf("prctl", 0, ALL_BITS, PR_SET_PDEATHSIG, "PR_SET_PDEATHSIG"),
     allowIf("prctl", 0, ALL_BITS, PR_GET_NO_NEW_PRIVS, "PR_GET_NO_NEW_PRIVS"),
     allowIf("prctl", 0, ALL_BITS, PR_CAPBSET_READ, "PR_CAPBSET_READ"),

@@ -52,7 +52,13 @@ int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBoot
 
   // A zygote (zygote.h) forks the workers instead: this returns only in a forked worker, whose
   // own sandbox steps are done, and which then applies its profile's limits as bwrap's would.
+  kj::Array<kj::byte> lockdown;  // built ahead by a zygote, for all the workers it forks
   if (zygote::requested(argc, argv)) {
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { lockdown = lockdownProgramFor(kind); })) {
+      fprintf(stderr, "chitin-worker-%s: cannot build its lockdown filter: %s\n", kind,
+              e->getDescription().cStr());
+      return EXIT_SETUP_FAILED;
+    }
     zygote::Child child = zygote::serve();
     std::vector<char*> childArgv{argv[0]};
     for (auto& arg : child.args) childArgv.push_back(arg.data());
@@ -79,7 +85,11 @@ int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBoot
                                            capnp::rpc::twoparty::Side::SERVER);
 
                  // Step 3: from here on the worker runs under its kind's stricter filter.
-                 lockDownInWorker(kind);
+                 if (lockdown.size() > 0) {
+                   lockDownWithProgram(lockdown);
+                 } else {
+                   lockDownInWorker(kind);
+                 }
 
                  // Step 4: serve until the supervisor goes away or the worker says it is done.
                  auto disconnected = rpc.onDisconnect();

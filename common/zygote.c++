@@ -5,10 +5,12 @@
 #include "zygote.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,27 +40,33 @@ constexpr int EXIT_BROKEN = 70;  // sysexits.h EX_SOFTWARE, as runWorker's set-u
 
 bool terminated(const char* text, size_t size) { return memchr(text, '\0', size) != nullptr; }
 
-// The SETUP message, checked whole before anything is forked.
+// The SETUP message, checked whole before anything is forked. Static, not on the heap: the
+// zygote leaves its heap as its start-up left it, so that what a forked worker allocates lands in
+// fresh pages rather than spread over pages it would first copy.
 struct Plan {
   Setup setup;
-  std::vector<sock_filter> filter;
+  sock_filter filter[MAX_FILTER_BYTES / sizeof(sock_filter) + 1];
+  size_t filterLength;
 };
+Plan thePlan;
 
-Plan receiveSetup() {
-  std::vector<char> buffer(sizeof(Setup) + MAX_FILTER_BYTES + 1);
+const Plan& receiveSetup() {
+  Plan& plan = thePlan;
+  iovec parts[2] = {{&plan.setup, sizeof(plan.setup)}, {plan.filter, sizeof(plan.filter)}};
+  msghdr msg{};
+  msg.msg_iov = parts;
+  msg.msg_iovlen = 2;
   ssize_t n;
   do {
-    n = recv(CONTROL_FD, buffer.data(), buffer.size(), 0);
+    n = recvmsg(CONTROL_FD, &msg, 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) give_up("reading its set-up", errno);
   if (n == 0) _exit(0);  // the supervisor went before asking for anything
   if (static_cast<size_t>(n) < sizeof(Setup)) give_up("set-up message too short", 0);
-  Plan plan;
-  memcpy(&plan.setup, buffer.data(), sizeof(Setup));
   const Setup& s = plan.setup;
   size_t filterBytes = static_cast<size_t>(n) - sizeof(Setup);
-  if (s.type != Type::SETUP || s.renewalCount > MAX_RENEWALS || s.filterBytes != filterBytes ||
-      filterBytes == 0 || filterBytes > MAX_FILTER_BYTES ||
+  if ((msg.msg_flags & MSG_TRUNC) != 0 || s.type != Type::SETUP || s.renewalCount > MAX_RENEWALS ||
+      s.filterBytes != filterBytes || filterBytes == 0 || filterBytes > MAX_FILTER_BYTES ||
       filterBytes % sizeof(sock_filter) != 0 || !terminated(s.limits, sizeof(s.limits))) {
     give_up("malformed set-up message", 0);
   }
@@ -70,8 +78,7 @@ Plan receiveSetup() {
       give_up("malformed mount in the set-up message", 0);
     }
   }
-  plan.filter.resize(filterBytes / sizeof(sock_filter));
-  memcpy(plan.filter.data(), buffer.data() + sizeof(Setup), filterBytes);
+  plan.filterLength = filterBytes / sizeof(sock_filter);
   return plan;
 }
 
@@ -188,8 +195,8 @@ void becomeWorker(const Plan& plan, const int (&fds)[3], int signalFd, const sig
 
   // 5. The profile's filter, stacked on the zygote's (no_new_privs is bwrap's, inherited).
   if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) give_up("no_new_privs is not set", 0);
-  sock_fprog program{static_cast<unsigned short>(plan.filter.size()),
-                     const_cast<sock_filter*>(plan.filter.data())};
+  sock_fprog program{static_cast<unsigned short>(plan.filterLength),
+                     const_cast<sock_filter*>(plan.filter)};
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) < 0)
     give_up("loading the profile's filter", errno);
 }
@@ -207,7 +214,14 @@ Child serve() {
   // Pid 1 of the sandbox (bwrap --as-pid-1): each child's glibc thread id stays right (above),
   // and the zygote's end takes every worker it forked with it.
   if (getpid() != 1) give_up("the zygote is not pid 1 of its sandbox", 0);
-  Plan plan = receiveSetup();
+  const Plan& plan = receiveSetup();
+  // What each worker would otherwise do for itself after the fork, done once here so that its
+  // pages are shared: glibc's backtrace() loads libgcc_s on first use (lockDownInWorker()).
+  void* frames[4];
+  backtrace(frames, 4);
+  // What start-up freed (the lockdown filter's building, runWorker's) goes back now: the pages
+  // a worker allocates into are then fresh ones, not copies of the zygote's.
+  malloc_trim(0);
 
   sigset_t chld, saved;
   sigemptyset(&chld);

@@ -22,8 +22,10 @@
 #include <set>
 #include <sstream>
 
+#include "fork-server.h"
 #include "seccomp-groups.h"
 #include "spawner.h"
+#include "zygote.h"
 
 namespace chitin::spawn {
 
@@ -430,6 +432,65 @@ TEST_CASE("profile: egress needs UNIX_IPC and excludes network: true") {
   CHECK(loadError(both + "network: true\negress: true\n") ==
         "/p/demo.textproto:17:1: egress: true and network: true exclude each other (an egress "
         "worker reaches the network only through the broker's socket)");
+}
+
+TEST_CASE("profile: fork_server only where every mount is shared read-only or renewed") {
+  // GOOD binds the workspace read-write: one worker could change it for the others.
+  CHECK(loadError(GOOD + std::string("fork_server: true\n")) ==
+        "/p/demo.textproto:16:1: fork_server: true allows no BIND or DIR mount (its workers "
+        "share the zygote's mounts; only read-only binds, symlinks, proc, tmpfs and dev)");
+  std::string readOnly = replaced(GOOD, "kind: BIND src", "kind: RO_BIND src");
+  CHECK(loadError(readOnly + "fork_server: true\n") == "(loaded)");
+  CHECK(loadError(readOnly + "mount { kind: DIR dst: \"/x\" }\nfork_server: true\n")
+            .find("allows no BIND or DIR mount") != std::string::npos);
+  std::string networked =
+      replaced(readOnly, "syscalls: BASIC_IO", "syscalls: BASIC_IO syscalls: NETWORK");
+  CHECK(loadError(networked + "network: true\nfork_server: true\n") ==
+        "/p/demo.textproto:17:1: fork_server: true excludes network: true and egress: true (each "
+        "forked worker has a network namespace of its own with nothing in it)");
+}
+
+TEST_CASE("zygote set-up: every writable mount renewed, the limits and the filter whole") {
+  SystemSpawnOs os;
+  auto profile = loadProfile(os, sourceProfileDir(), "session");
+  REQUIRE(profile.fork_server());
+  std::string bpf = compileSeccomp(profile);
+  std::string message = zygoteSetup(profile, bpf);
+  REQUIRE(message.size() == sizeof(zygote::Setup) + bpf.size());
+  zygote::Setup setup;
+  memcpy(&setup, message.data(), sizeof(setup));
+  CHECK(setup.type == zygote::Type::SETUP);
+  std::vector<std::string> renewed;
+  for (uint32_t i = 0; i < setup.renewalCount; i++) {
+    const auto& r = setup.renewals[i];
+    renewed.push_back(std::to_string(static_cast<int>(r.kind)) + ":" + r.path + ":" +
+                      std::to_string(r.sizeBytes));
+  }
+  // The session profile: proc, dev (its /dev/shm and devpts), tmpfs /tmp, each tmpfs capped.
+  std::string cap = std::to_string(profile.limits().tmpfs_bytes());
+  CHECK(renewed == std::vector<std::string>{"1:/proc:0", "2:/dev/shm:" + cap, "3:/dev/pts:0",
+                                            "2:/tmp:" + cap});
+  CHECK(std::string(setup.limits) == limitsFlag(profile.limits()));
+  CHECK(setup.filterBytes == bpf.size());
+  CHECK(message.substr(sizeof(setup)) == bpf);
+  // What a zygote cannot renew for each worker is refused, not shared.
+  auto withBind = profile;
+  auto* bind = withBind.add_mount();
+  bind->set_kind(config::Mount::BIND);
+  bind->set_src("/srv");
+  bind->set_dst("/srv");
+  CHECK_THROWS_WITH_AS(zygoteSetup(withBind, bpf),
+                       "sandbox profile \"session\" has a mount a zygote cannot renew for each "
+                       "worker",
+                       SandboxUnavailable);
+  auto crowded = profile;
+  for (int i = 0; i < 8; i++) {
+    auto* tmp = crowded.add_mount();
+    tmp->set_kind(config::Mount::TMPFS);
+    tmp->set_dst("/t" + std::to_string(i));
+  }
+  CHECK_THROWS_AS(zygoteSetup(crowded, bpf), SandboxUnavailable);
+  CHECK_THROWS_AS(zygoteSetup(profile, ""), SandboxUnavailable);
 }
 
 TEST_CASE(

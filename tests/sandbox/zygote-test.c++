@@ -83,6 +83,10 @@ TEST_CASE("zygote: session workers are forked by one zygote, each in namespaces 
     CHECK(statusField(pid, "Seccomp_filters") == "3");
     CHECK(statusField(pid, "Seccomp_filters") != statusField(zygote, "Seccomp_filters"));
   }
+  MESSAGE("private memory of a forked worker, idle: ",
+          rollupKb(a.worker().pid, "Private_Dirty") + rollupKb(a.worker().pid, "Private_Clean"),
+          " KiB; of its zygote: ",
+          rollupKb(zygote, "Private_Dirty") + rollupKb(zygote, "Private_Clean"), " KiB");
   // Killing one leaves the other serving; its end is reported.
   auto end = a.kill();
   CHECK(end.signal == SIGKILL);
