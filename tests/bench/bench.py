@@ -60,7 +60,7 @@ import tempfile
 import time
 
 from bench_common import (
-    pct, line, ms, _timed_http, private_kib, rss_kib, _free_port, _gateway_args, _env,
+    pct, line, ms, _timed_http, private_kib, rss_kib, session_memory, _free_port, _gateway_args, _env,
     _tool_calls, QUICK, N_TURNS, N_TOOLS, N_FLOOR, N_CLI, N_AUDIT_RECORDS, N_IDLE, N_LOAD_CLIENTS,
     LOAD_SECONDS, LOAD_RATE, SCRIPT, TOOL_PAUSE, ROOT, InstantModel)
 from bench_channels import print_channel_cost
@@ -481,12 +481,7 @@ def main():
             sup_rss = rss_kib(gw.proc.pid)
             sup_private = private_kib(gw.proc.pid)
             sup_anon = rss_kib(gw.proc.pid, "RssAnon:")
-            workers = gw.worker_pids("session")
-            per_session = []
-            procs = harness._processes()
-            for pid in workers:
-                monitor = procs[pid][0]  # the outer bwrap
-                per_session.append(private_kib(pid) + private_kib(monitor))
+            per_session, sessions_shared = session_memory(gw)
             ws.close()
 
             # (e) one-shot CLI
@@ -531,6 +526,8 @@ def main():
         p = statistics.median(per_session)
         line(f"private memory per idle session worker (n={len(per_session)})", f"{p / 1024:.2f} MiB",
              "<= 1 MiB", p <= 1024)
+        line("  the session zygote and its bwrap, once for all of them",
+             f"{sessions_shared / 1024:.2f} MiB")
     print("\n(c) warm agent turn (instant model, WebSocket client)")
     line(f"p50 / p90 over {N_TURNS} turns", f"{ms(pct(turns, 50))} / {ms(pct(turns, 90))}")
     line("  instant model (C++): its own time per answer (inside it), p50", ms(fake_own))

@@ -95,6 +95,23 @@ def private_kib(pid):
     return total
 
 
+def session_memory(gw):
+    """The idle session workers' private memory: ([each worker, with its own outer bwrap when
+    bwrap spawned it], what all of them share once: the session zygote and its outer bwrap, when
+    the workers were forked by one (common/zygote.h)), in KiB."""
+    procs = harness._processes()
+    zygotes = {pid for pid, _ in gw.zygote_pids("session")}
+    per, shared = [], 0
+    for pid in gw.worker_pids("session"):
+        if pid not in procs:
+            continue
+        parent = procs[pid][0]
+        per.append(private_kib(pid) + (0 if parent in zygotes else private_kib(parent)))
+    for zygote, monitor in gw.zygote_pids("session"):
+        shared += private_kib(zygote) + private_kib(monitor)
+    return per, shared
+
+
 def smaps_kib(pid):
     """{field: KiB} from /proc/<pid>/smaps_rollup (empty once the process is gone)."""
     out = {}

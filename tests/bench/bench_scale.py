@@ -8,8 +8,7 @@ import resource
 import statistics
 import time
 
-from bench_common import QUICK, line, ms, pct, private_kib, rss_kib
-import harness  # noqa: E402
+from bench_common import QUICK, line, ms, pct, private_kib, rss_kib, session_memory
 from harness import Gateway, agent_over_ws  # noqa: E402
 
 N_MANY_SESSIONS = 100 if QUICK else 1000
@@ -37,16 +36,15 @@ def many_idle_sessions(model, n):
         # Idle: a session worker gives its free heap back after 2 s without a turn
         # (SessionWorkerImpl::TRIM_AFTER_IDLE).
         time.sleep(2.5)
-        workers = gw.worker_pids("session")
-        procs = harness._processes()
-        per = [private_kib(pid) + private_kib(procs[pid][0]) for pid in workers if pid in procs]
+        per, shared = session_memory(gw)
         # One of them again: its worker is warm.
         t1 = time.monotonic()
         agent_over_ws(ws, "again", "agent:main:bench:direct:many0", req_id="again")
         again = time.monotonic() - t1
         ws.close()
-        return {"sessions": n, "workers": len(workers), "started_s": started,
-                "workers_private": sum(per), "per_worker": statistics.median(per) if per else 0,
+        return {"sessions": n, "workers": len(per), "started_s": started,
+                "workers_private": sum(per) + shared, "zygote_private": shared,
+                "per_worker": statistics.median(per) if per else 0,
                 "supervisor_private": private_kib(gw.proc.pid),
                 "supervisor_rss": rss_kib(gw.proc.pid), "again": again}
     finally:
@@ -90,11 +88,12 @@ def print_scale_cost(model):
     print(f"\n(q) {s['sessions']} idle sessions, each with its session worker alive")
     line("sessions started (one turn each, sequential)", f"{s['started_s']:.1f} s")
     line("session workers alive", f"{s['workers']}")
-    line("private memory of all session workers (worker + its bwrap)",
+    line("private memory of all session workers (each with its own bwrap, or their zygote)",
          f"{s['workers_private'] / 1024:.1f} MiB",
          "<= 64 MiB at 1,000" if not QUICK else None,
          s["workers_private"] <= 64 * 1024 if not QUICK else None)
     line("  per session (median)", f"{s['per_worker'] / 1024:.2f} MiB")
+    line("  the session zygote and its bwrap, once", f"{s['zygote_private'] / 1024:.2f} MiB")
     line("supervisor private / RSS with them",
          f"{s['supervisor_private'] / 1024:.1f} / {s['supervisor_rss'] / 1024:.1f} MiB")
     line("a turn in one of them afterwards", ms(s["again"]))
