@@ -9,6 +9,9 @@
 //      user namespace, because since Linux 5.14 RLIMIT_NPROC is counted per (user namespace,
 //      uid): set here it caps this sandbox alone instead of every worker of the service user.
 //      Then checkHiddenInChild(): each directory the spawner hid is the empty read-only cover.
+//   1b. Started as a zygote (zygote.h, a `fork_server` profile): build the kind's lockdown filter
+//      once, then serve fork requests; each forked worker returns here, its own sandbox steps
+//      done, applies its profile's limits and goes on (a zygote never gets past this step).
 //   2. KJ async I/O, fd 3 wrapped as a capability stream, the RPC system started with this
 //      worker's bootstrap capability (fds, epoll and eventfd exist from here on).
 //   3. lockDownInWorker(): the kind's stricter seccomp filter, stacked on the profile's.
