@@ -116,15 +116,17 @@ ForkServer::ForkServer(SpawnedWorker zygote, const config::SandboxProfile& profi
 }
 
 ForkServer::~ForkServer() noexcept(false) {
-  // Its end takes every worker it forked (it is pid 1 of their sandbox).
-  int error = killSandbox(zygote_.pidfd.get(), zygote_.pid);
+  if (reaped_) return;
+  // Its end takes every worker it forked (it is pid 1 of their sandbox); their own hosts learn
+  // of it through their pidfds.
+  killSandbox(zygote_.pidfd.get(), zygote_.pid);
   waitForExit(zygote_);
-  (void)error;  // its workers' own hosts learn of their end through their pidfds
 }
 
 bool ForkServer::usable() {
   if (broken_) return false;
   if (pollExit(zygote_)) {
+    reaped_ = true;
     broken_ = true;
     return false;
   }

@@ -50,6 +50,7 @@ class ForkServer final : public ExitReporter, public std::enable_shared_from_thi
   std::string profileName_;
   uint32_t wallClockSeconds_;
   bool broken_ = false;
+  bool reaped_ = false;  // the zygote's sandbox has ended and been waited for
   uint64_t nextId_ = 1;
   std::map<pid_t, int> exited_;  // reported ends not yet asked for
   std::string said_;             // the zygote's last output, for error messages

@@ -415,6 +415,18 @@ std::optional<std::string> Spawner::hiddenIdentity(const SpawnRequest& request) 
   return joined;
 }
 
+namespace {
+
+// A zygote's workers run with its argv (they are forked, not exec'd): one zygote per profile,
+// worker and worker arguments.
+std::string forkServerKey(const SpawnRequest& request) {
+  std::string key = request.profile + '\0' + request.workerOverride.value_or("");
+  for (auto& arg : request.workerArgs) key += '\0' + arg;
+  return key;
+}
+
+}  // namespace
+
 SpawnedWorker Spawner::spawn(const SpawnRequest& request) {
   if (geteuid() == 0) throw SandboxUnavailable(ROOT_REFUSAL);
   // A worker's parent-death signal fires when the *thread* that cloned it ends: only the main
@@ -434,7 +446,9 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request) {
       try {
         return server->fork(request.stdoutFd, request.stderrFd);
       } catch (const SandboxUnavailable& e) {
-        warn(std::string(e.what()) + "; this worker is spawned by bwrap");
+        warn(std::string(e.what()) +
+             "; this worker is spawned by bwrap, and so are the next for a minute");
+        forkServerFailures_[forkServerKey(request)] = std::chrono::steady_clock::now();
       }
     }
   }
@@ -448,18 +462,6 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request) {
 }
 
 Spawner::~Spawner() noexcept(false) {}
-
-namespace {
-
-// A zygote's workers run with its argv (they are forked, not exec'd): one zygote per profile,
-// worker and worker arguments.
-std::string forkServerKey(const SpawnRequest& request) {
-  std::string key = request.profile + '\0' + request.workerOverride.value_or("");
-  for (auto& arg : request.workerArgs) key += '\0' + arg;
-  return key;
-}
-
-}  // namespace
 
 void Spawner::warn(const std::string& message) {
   if (settings_.warn) {
@@ -483,6 +485,14 @@ std::shared_ptr<ForkServer> Spawner::forkServerFor(const Compiled& entry,
     if (it->second->usable()) return it->second;
     forkServers_.erase(it);  // ended or broken: its workers went with it; a new one below
   }
+  // One that could not start is not tried again for a while: each spawn would pay for the
+  // attempt and say the same again.
+  auto failed = forkServerFailures_.find(key);
+  if (failed != forkServerFailures_.end() &&
+      std::chrono::steady_clock::now() - failed->second < FORK_SERVER_RETRY) {
+    return nullptr;
+  }
+  forkServerFailures_.erase(key);
   try {
     SpawnRequest zygoteRequest;
     zygoteRequest.profile = request.profile;
@@ -496,11 +506,12 @@ std::shared_ptr<ForkServer> Spawner::forkServerFor(const Compiled& entry,
     return server;
   } catch (const SandboxUnavailable& e) {
     warn("the " + request.profile + " zygote cannot start (" + e.what() +
-         "); its workers are spawned by bwrap one by one");
+         "); its workers are spawned by bwrap one by one for a minute, then it is tried again");
   } catch (const kj::Exception& e) {
     warn("the " + request.profile + " zygote cannot start (" + e.getDescription().cStr() +
-         "); its workers are spawned by bwrap one by one");
+         "); its workers are spawned by bwrap one by one for a minute, then it is tried again");
   }
+  forkServerFailures_[key] = std::chrono::steady_clock::now();
   return nullptr;
 }
 

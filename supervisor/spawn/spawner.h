@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <kj/io.h>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -274,6 +275,8 @@ class Spawner {
   bool available_ = false;
   std::map<std::string, std::shared_ptr<const Compiled>> cache_;
   std::map<std::string, std::shared_ptr<ForkServer>> forkServers_;  // by profile and worker
+  std::map<std::string, std::chrono::steady_clock::time_point> forkServerFailures_;
+  static constexpr std::chrono::seconds FORK_SERVER_RETRY{60};
 };
 
 // The argv flag carrying a profile's rlimits to the worker (common/sandbox-child.h).

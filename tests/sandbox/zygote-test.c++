@@ -175,3 +175,40 @@ TEST_CASE("zygote: its end takes every worker it forked; the next spawn starts a
 }
 
 }  // namespace chitin::testing
+
+namespace chitin::testing {
+
+TEST_CASE("zygote: one that cannot serve is said, and bwrap spawns the workers meanwhile") {
+  // A "worker" that is no zygote: /usr/bin/true exits as soon as bwrap starts it.
+  std::vector<std::string> said;
+  spawn::SystemSpawnOs os;
+  auto settings = testSpawner().settings();
+  settings.warn = [&said](const std::string& message) { said.push_back(message); };
+  spawn::Spawner spawner(settings, os);
+  spawn::SpawnRequest request;
+  request.profile = "session";
+  request.workerOverride = "/usr/bin/true";
+  auto first = spawner.spawn(request);
+  // Spawned all the same, by bwrap: the supervisor's own child, no zygote's.
+  CHECK(first.reporter == nullptr);
+  CHECK(spawn::waitForExit(first).exitCode == 0);
+  REQUIRE(said.size() == 1);
+  CHECK(said[0].find("zygote") != std::string::npos);
+  CHECK(said[0].find("spawned by bwrap") != std::string::npos);
+  // Not tried again at once: the next spawn goes to bwrap without another attempt.
+  auto second = spawner.spawn(request);
+  CHECK(second.reporter == nullptr);
+  CHECK(spawn::waitForExit(second).exitCode == 0);
+  CHECK(said.size() == 1);
+  CHECK(spawner.forkServerOf(request) == nullptr);
+  // The control: the shipped session worker's zygote serves (a forked worker, nothing said).
+  spawn::SpawnRequest real;
+  real.profile = "session";
+  auto forked = spawner.spawn(real);
+  CHECK(forked.reporter != nullptr);
+  CHECK(said.size() == 1);
+  spawn::killWorker(forked);
+  CHECK(spawn::waitForExit(forked).signal == SIGKILL);
+}
+
+}  // namespace chitin::testing
