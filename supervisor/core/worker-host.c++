@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <kj/debug.h>
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <string.h>
@@ -180,6 +181,8 @@ void WorkerHost::reap() {
   memset(&info, 0, sizeof(info));
   if (reporter_) {
     // Readable: it has gone, with its whole pid namespace. Its status is the zygote's to tell.
+    struct pollfd ended = {pidfd_.get(), POLLIN, 0};
+    if (poll(&ended, 1, 0) != 1) return;  // spurious wake-up
     auto status = reporter_->exitStatus(reporterPid_, spawn::KILL_WAIT_MS);
     info.si_pid = pid_;
     if (!status) {

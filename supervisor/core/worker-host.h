@@ -9,7 +9,9 @@
 // them fails the connection and the worker is killed as a protocol breaker (worker-connection.h).
 //
 // Destroying a WorkerHost kills the worker (SIGKILL to bwrap; --die-with-parent takes the rest
-// of the sandbox with it) and stops watching it. Exit is reported once, through onExit().
+// of the sandbox with it; a worker forked by a zygote, pid 1 of its own namespace, is killed
+// itself and its status is the zygote's report) and stops watching it. Exit is reported once,
+// through onExit().
 
 #pragma once
 

@@ -334,7 +334,11 @@ class E2E(unittest.TestCase):
                             r["outcome"])
             self.assertGreater(int(r["bytesUp"]), 0)
             self.assertGreater(int(r["bytesDown"]), 0)
-        # The worker comes back on the next turn, through a socket of its own again.
+        # The worker comes back on the next turn, through a socket of its own again. (Once the
+        # gateway has seen it go: a turn sent before that would meet the dead worker, and is
+        # answered that the model worker stopped and restarts on the next message.)
+        wait_for(lambda: "model worker killed by signal 9" in harness._read(self.gw.stderr_path),
+                 what="the gateway to see the model worker's end")
         self.assertIn("after", json.dumps(self.gw.agent_json("after", "agent:main:e2e:direct:egress")))
 
 
