@@ -152,6 +152,44 @@ void checkCgroups(Report& r, const spawn::SpawnerSettings& settings) {
   }
 }
 
+// Whether session workers are forked by the session profile's zygote here (fork_server), or each
+// spawned by bwrap, and why: one real worker is started and killed. Either way each session has a
+// sandbox of its own; forked ones cost a fifth of the memory and start faster.
+void checkForkServer(Report& r, const spawn::SpawnerSettings& settings) {
+  std::vector<std::string> said;
+  spawn::SpawnerSettings quiet = settings;
+  quiet.warn = [&said](const std::string& message) { said.push_back(message); };
+  spawn::SystemSpawnOs os;
+  spawn::Spawner spawner(quiet, os);
+  spawn::SpawnRequest request;
+  request.profile = "session";
+  try {
+    auto worker = spawner.spawn(request);
+    bool forked = worker.reporter != nullptr;
+    spawn::killWorker(worker);
+    spawn::waitForExit(worker);
+    if (forked) {
+      r.ok(
+          "session workers: forked by one zygote of the session profile (fork_server), each in "
+          "namespaces of its own");
+    } else if (spawner.detectCgroups().inForce) {
+      r.ok(
+          "session workers: one bwrap each (cgroup limits are in force: each sandbox's cgroup "
+          "holds it from its first page)");
+    } else {
+      r.warn("session workers: one bwrap each, the zygote could not serve" +
+                 (said.empty() ? std::string() : ": " + said.front()),
+             "each session still has a sandbox of its own, at about five times the memory; see "
+             "the reason above");
+    }
+  } catch (const spawn::SandboxUnavailable& e) {
+    r.fail(std::string("session workers: cannot start: ") + e.what(), "see the message above");
+  } catch (const kj::Exception& e) {
+    r.fail(std::string("session workers: cannot start: ") + e.getDescription().cStr(),
+           "see the gateway's sandbox checks above");
+  }
+}
+
 // Each configured channel account: what the gateway will check before starting its worker (the
 // credential file, the hosts its options name, its sandbox profile), then, if a gateway
 // answers, how its worker is doing.
@@ -268,6 +306,7 @@ int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
       r.fail("sandbox: a test worker could not start: " + *problem, "see the message above");
     } else {
       r.ok("sandbox: a test worker started under bwrap + seccomp");
+      checkForkServer(r, settings);
     }
   }
 

@@ -6,6 +6,8 @@ Run by meson (`meson test --suite e2e`); each test starts its own gateway on 127
 """
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -293,6 +295,24 @@ class E2E(unittest.TestCase):
         for check in ("bubblewrap:", "user namespaces:", "seccomp:", "sandbox:", "cgroup limits:",
                       "snapshots: libgit2 loads (libgit2.so.", "gateway: answering"):
             self.assertIn(check, r.stdout)
+        # As the service user (the gateway's), one real session worker is started: forked by the
+        # session zygote, or (where cgroup limits are in force) spawned by bwrap, said so. (As
+        # root the doctor starts no sandbox: asked again as the test user then.)
+        out = r.stdout
+        if "sandbox: not tried as root" in out:
+            pw = pwd.getpwnam(harness.TEST_USER)
+            home = tempfile.mkdtemp()
+            os.chmod(home, 0o777)
+            try:
+                out = subprocess.run(
+                    ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
+                     "env", f"HOME={home}", harness.CHITIN, "doctor"],
+                    capture_output=True, text=True, timeout=60).stdout
+            finally:
+                shutil.rmtree(home, ignore_errors=True)
+        self.assertIn("ok    sandbox: a test worker started", out)
+        self.assertRegex(out, r"ok    session workers: (forked by one zygote|one bwrap each "
+                              r"\(cgroup limits are in force)")
         self.assertIn(f"at {self.model.base_url}: reachable", r.stdout)
 
     def test_api_key_reaches_the_model_only_as_a_header(self):
