@@ -155,12 +155,8 @@ void checkCgroups(Report& r, const spawn::SpawnerSettings& settings) {
 // Whether session workers are forked by the session profile's zygote here (fork_server), or each
 // spawned by bwrap, and why: one real worker is started and killed. Either way each session has a
 // sandbox of its own; forked ones cost a fifth of the memory and start faster.
-void checkForkServer(Report& r, const spawn::SpawnerSettings& settings) {
-  std::vector<std::string> said;
-  spawn::SpawnerSettings quiet = settings;
-  quiet.warn = [&said](const std::string& message) { said.push_back(message); };
-  spawn::SystemSpawnOs os;
-  spawn::Spawner spawner(quiet, os);
+// `spawner` says what it works around into `said`.
+void checkForkServer(Report& r, spawn::Spawner& spawner, const std::vector<std::string>& said) {
   spawn::SpawnRequest request;
   request.profile = "session";
   try {
@@ -300,13 +296,16 @@ int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
     r.warn("sandbox: not tried as root (chitin never runs workers as uid 0)",
            "run `chitin doctor` as the service user, or start the gateway with --user NAME");
   } else {
+    std::vector<std::string> said;
+    spawn::SpawnerSettings quiet = settings;
+    quiet.warn = [&said](const std::string& message) { said.push_back(message); };
     spawn::SystemSpawnOs os;
-    spawn::Spawner spawner(settings, os);
+    spawn::Spawner spawner(quiet, os);
     if (auto problem = spawner.checkAvailable()) {
       r.fail("sandbox: a test worker could not start: " + *problem, "see the message above");
     } else {
       r.ok("sandbox: a test worker started under bwrap + seccomp");
-      checkForkServer(r, settings);
+      checkForkServer(r, spawner, said);
     }
   }
 

@@ -181,9 +181,15 @@ void lockDownWithProgram(kj::ArrayPtr<const kj::byte> program) {
              "not a seccomp program", program.size());
   loadLibgccNow();
   KJ_SYSCALL(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+  if (int error = loadSeccompProgram(program); error != 0) {
+    KJ_FAIL_SYSCALL("seccomp(SECCOMP_SET_MODE_FILTER)", error);
+  }
+}
+
+int loadSeccompProgram(kj::ArrayPtr<const kj::byte> program) {
   sock_fprog fprog{static_cast<unsigned short>(program.size() / sizeof(sock_filter)),
                    reinterpret_cast<sock_filter*>(const_cast<kj::byte*>(program.begin()))};
-  KJ_SYSCALL(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog));
+  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0 ? errno : 0;
 }
 
 }  // namespace chitin

@@ -47,5 +47,8 @@ void lockDownInWorker(kj::StringPtr kind);
 // is most of a worker's start-up allocation), as the BPF program lockDownWithProgram() loads.
 kj::Array<kj::byte> lockdownProgramFor(kj::StringPtr kind);
 void lockDownWithProgram(kj::ArrayPtr<const kj::byte> program);
+// Stacks the classic BPF program `program` (as exported by seccomp::Filter, or bwrap's
+// --seccomp format) on the calling thread; no_new_privs must be set. 0, or the errno.
+int loadSeccompProgram(kj::ArrayPtr<const kj::byte> program);
 
 }  // namespace chitin

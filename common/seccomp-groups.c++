@@ -417,7 +417,6 @@ const Rule ZYGOTE_RULES[] = {
     allow("capset"),  // the worker drops the zygote's CAP_SYS_ADMIN
     allow("wait4"),   // reaping forked workers
     allow("recvmsg"),
-    allow("recvfrom"),
     allow("sendmsg"),
     allow("poll"),
     allow("dup2"),

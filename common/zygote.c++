@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sandbox-child.h"
 #include "seccomp-groups.h"
 
 namespace chitin::zygote {
@@ -195,10 +195,10 @@ void becomeWorker(const Plan& plan, const int (&fds)[3], int signalFd, const sig
 
   // 5. The profile's filter, stacked on the zygote's (no_new_privs is bwrap's, inherited).
   if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) give_up("no_new_privs is not set", 0);
-  sock_fprog program{static_cast<unsigned short>(plan.filterLength),
-                     const_cast<sock_filter*>(plan.filter)};
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) < 0)
-    give_up("loading the profile's filter", errno);
+  auto program = kj::arrayPtr(reinterpret_cast<const kj::byte*>(plan.filter),
+                              plan.filterLength * sizeof(sock_filter));
+  if (int error = loadSeccompProgram(program); error != 0)
+    give_up("loading the profile's filter", error);
 }
 
 }  // namespace

@@ -197,6 +197,18 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker) {
 
 namespace {
 
+// Waits until `fd` is readable (a pidfd: its process has gone) or `deadline` has passed.
+bool readableBy(int fd, std::chrono::steady_clock::time_point deadline) {
+  struct pollfd p = {fd, POLLIN, 0};
+  int ready;
+  do {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+  } while (ready < 0 && errno == EINTR);
+  return ready > 0;
+}
+
 int pidfdSignal(int pidfd, int sig) {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
@@ -263,14 +275,7 @@ int killSandbox(int pidfd, pid_t pid, int waitMs) {
     // reports an exit from holding the loop, and running out of it is said, not passed over.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
     for (int fd : killed) {
-      struct pollfd p = {fd, POLLIN, 0};
-      int ready;
-      do {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
-      } while (ready < 0 && errno == EINTR);
-      if (ready <= 0) outlived = true;
+      if (!readableBy(fd, deadline)) outlived = true;
       close(fd);
     }
   }
@@ -280,15 +285,8 @@ int killSandbox(int pidfd, pid_t pid, int waitMs) {
 
 int killForked(int pidfd, int waitMs) {
   if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) return errno;
-  struct pollfd p = {pidfd, POLLIN, 0};
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
-  int ready;
-  do {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
-  } while (ready < 0 && errno == EINTR);
-  return ready > 0 ? 0 : ETIMEDOUT;
+  return readableBy(pidfd, deadline) ? 0 : ETIMEDOUT;
 }
 
 void killWorker(const SpawnedWorker& worker) {
@@ -417,10 +415,11 @@ std::optional<std::string> Spawner::hiddenIdentity(const SpawnRequest& request) 
 
 namespace {
 
-// A zygote's workers run with its argv (they are forked, not exec'd): one zygote per profile,
-// worker and worker arguments.
+// A zygote's workers run with its argv and mounts (they are forked, not exec'd): one zygote per
+// profile, variables, worker and worker arguments.
 std::string forkServerKey(const SpawnRequest& request) {
   std::string key = request.profile + '\0' + request.workerOverride.value_or("");
+  for (auto& [name, value] : request.vars) key += '\0' + name + '=' + value;
   for (auto& arg : request.workerArgs) key += '\0' + arg;
   return key;
 }
@@ -496,6 +495,7 @@ std::shared_ptr<ForkServer> Spawner::forkServerFor(const Compiled& entry,
   try {
     SpawnRequest zygoteRequest;
     zygoteRequest.profile = request.profile;
+    zygoteRequest.vars = request.vars;
     zygoteRequest.workerOverride = request.workerOverride;
     zygoteRequest.workerArgs = request.workerArgs;
     auto args = compileArgvImpl(entry.profile, zygoteRequest, SECCOMP_FD, false, true);

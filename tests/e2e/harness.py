@@ -222,8 +222,7 @@ class Gateway:
         child and names the worker binary in its argv; or, for a fork_server profile, it is a
         child of that profile's zygote, which runs so (common/zygote.h)."""
         procs = _processes()
-        sandboxes = [pid for pid, (ppid, argv) in procs.items()
-                     if ppid == self.proc.pid and f"chitin-worker-{kind}".encode() in argv]
+        sandboxes = self._sandboxes(procs, kind)
         inner = [pid for pid, (ppid, _) in procs.items() if ppid in sandboxes]
         workers = []
         for pid in inner:
@@ -236,10 +235,14 @@ class Gateway:
     def zygote_pids(self, kind):
         """pids of the zygote of chitin-worker-<kind> and of its outer bwrap, if one runs."""
         procs = _processes()
-        sandboxes = [pid for pid, (ppid, argv) in procs.items()
-                     if ppid == self.proc.pid and f"chitin-worker-{kind}".encode() in argv]
+        sandboxes = self._sandboxes(procs, kind)
         return [(pid, ppid) for pid, (ppid, argv) in procs.items()
                 if ppid in sandboxes and ZYGOTE_FLAG in argv]
+
+    def _sandboxes(self, procs, kind):
+        """The outer bwraps this gateway started for chitin-worker-<kind> (its children)."""
+        return [pid for pid, (ppid, argv) in procs.items()
+                if ppid == self.proc.pid and f"chitin-worker-{kind}".encode() in argv]
 
 
     def restart(self):
