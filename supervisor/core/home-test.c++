@@ -82,10 +82,15 @@ TEST_CASE("home: gateway.url is written whole") {
   TempHome t;
   HomeLayout home{t.root};
   writeGatewayUrl(home, "ws://127.0.0.1:1234");
+  writeGatewayUrl(home, "ws://127.0.0.1:5678");  // a restart replaces it
   std::ifstream in(home.urlPath());
   std::string line;
   std::getline(in, line);
-  CHECK(line == "ws://127.0.0.1:1234");
+  CHECK(line == "ws://127.0.0.1:5678");
+  struct stat st;
+  REQUIRE(stat(home.urlPath().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0644);
+  CHECK(access((home.urlPath() + ".tmp").c_str(), F_OK) != 0);  // renamed, not left behind
 }
 
 TEST_CASE("home: CHITIN_HOME wins over the service user's home") {

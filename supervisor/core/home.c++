@@ -117,17 +117,19 @@ void handTreeTo(const std::string& root, uid_t uid, gid_t gid) {
   }
 }
 
-void writeFileAtomically(const std::string& path, const std::string& content, mode_t mode) {
+void writeFileAtomically(const std::string& path, const std::string& content, mode_t mode,
+                         Durability durability) {
   std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) fail("cannot write " + tmp);
   bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            fchmod(fd, mode) == 0 && fsync(fd) == 0;
+            fchmod(fd, mode) == 0 && (durability == Durability::RENAMED || fsync(fd) == 0);
   int saved = errno;
   close(fd);
   errno = saved;
   if (!ok) fail("cannot write " + tmp);
   if (rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename " + tmp + " to " + path);
+  if (durability == Durability::RENAMED) return;
   // The rename is durable only once the directory entry is.
   std::string dir = path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/'));
   int dirFd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -193,7 +195,7 @@ std::string loadOrCreateToken(const HomeLayout& home) {
 }
 
 void writeGatewayUrl(const HomeLayout& home, const std::string& url) {
-  writeFileAtomically(home.urlPath(), url + "\n", 0644);
+  writeFileAtomically(home.urlPath(), url + "\n", 0644, Durability::RENAMED);
 }
 
 ServiceUser lookupServiceUser(const std::string& name) {
