@@ -201,7 +201,56 @@ void becomeWorker(const Plan& plan, const int (&fds)[3], int signalFd, const sig
     give_up("loading the profile's filter", error);
 }
 
+// malloc, with the pointer escaping: a chunk sealHeap() takes is held, never used, and the
+// compiler may otherwise remove the call (GCC drops an allocation whose result is only compared).
+void* take(size_t bytes) {
+  void* chunk = malloc(bytes);
+  asm volatile("" : : "g"(chunk) : "memory");
+  return chunk;
+}
+
 }  // namespace
+
+void sealHeap() {
+  constexpr size_t MIN_CHUNK = 32;     // glibc's MINSIZE on x86-64
+  constexpr size_t CACHED_MAX = 1040;  // its largest chunk its per-thread cache keeps
+  constexpr int MAX_STEPS = 100'000;   // a bound, whatever malloc does
+  // In mallinfo2's terms: uordblks counts the chunks in use and those in the cache; fordblks the
+  // free ones in the bins and the top chunk, keepcost the top chunk alone.
+  auto freeBelowTop = [](const struct mallinfo2& mi) { return mi.fordblks - mi.keepcost; };
+  int steps = 0;
+  // 0. What can go back to the system goes (and the fast bins are merged into the others).
+  malloc_trim(0);
+  // 1. The per-thread cache, when it is on (a chunk freed into it stays counted in use): a chunk
+  //    taken from it changes no total. The first that does (from the bins or the top) is kept
+  //    too and ends that size.
+  void* probe = take(MIN_CHUNK - sizeof(size_t));
+  size_t inUse = mallinfo2().uordblks;
+  free(probe);
+  if (mallinfo2().uordblks == inUse) {
+    for (size_t chunk = MIN_CHUNK; chunk <= CACHED_MAX; chunk += 16) {
+      while (steps++ < MAX_STEPS) {
+        size_t before = mallinfo2().uordblks;
+        if (take(chunk - sizeof(size_t)) == nullptr || mallinfo2().uordblks != before) break;
+      }
+    }
+  }
+  // 2. The bins, largest requests first (the smallest fits any free chunk). A chunk carved from
+  //    the top changes the top's size: that ends its request size, and a large one goes back
+  //    (merging into the top again; a small one would be cached, so it is kept).
+  for (size_t request = 64 * 1024; request >= 16; request /= 4) {
+    while (steps++ < MAX_STEPS) {
+      struct mallinfo2 before = mallinfo2();
+      if (freeBelowTop(before) < MIN_CHUNK) return;
+      void* chunk = take(request);
+      if (chunk == nullptr) return;
+      if (mallinfo2().keepcost != before.keepcost) {
+        if (request + sizeof(size_t) > CACHED_MAX) free(chunk);
+        break;
+      }
+    }
+  }
+}
 
 bool requested(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
@@ -219,9 +268,10 @@ Child serve() {
   // pages are shared: glibc's backtrace() loads libgcc_s on first use (lockDownInWorker()).
   void* frames[4];
   backtrace(frames, 4);
-  // What start-up freed (the lockdown filter's building, runWorker's) goes back now: the pages
-  // a worker allocates into are then fresh ones, not copies of the zygote's.
-  malloc_trim(0);
+  // What start-up freed (the lockdown filter's building, runWorker's) goes back now, and what
+  // stays free between live chunks is taken: the pages a worker allocates into are then fresh
+  // ones, not copies of the zygote's.
+  sealHeap();
 
   sigset_t chld, saved;
   sigemptyset(&chld);

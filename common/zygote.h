@@ -40,6 +40,19 @@ namespace chitin::zygote {
 // argv flag of a worker started as a zygote (the spawner adds it; never a worker's own request).
 constexpr char ZYGOTE_FLAG[] = "--chitin-zygote";
 
+// glibc's malloc settings in a fork_server profile's zygote and workers (GLIBC_TUNABLES, set by
+// the spawner): no per-thread cache and no fast bins, so that a freed chunk coalesces at once and
+// an idle worker's malloc_trim gives back every whole free page.
+constexpr char ZYGOTE_MALLOC_TUNABLES[] = "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0";
+
+// Gives back what malloc_trim can, then takes every free chunk of this process's heap, for good
+// (the zygote, once, before its first fork), so that a forked worker's allocations come from fresh
+// pages above it: each hole a worker reused instead made the whole page around it the worker's
+// private copy. The chunks taken stay allocated, shared by every worker and written by none.
+// Afterwards the heap has no free chunk below its top (glibc's mallinfo2: fordblks == keepcost),
+// whether or not the cache is on.
+void sealHeap();
+
 enum class Type : uint32_t { SETUP = 1, FORK = 2, FORKED = 3, EXITED = 4 };
 
 enum class RenewKind : uint32_t { PROC = 1, TMPFS = 2, DEVPTS = 3 };

@@ -450,6 +450,23 @@ TEST_CASE("profile: fork_server only where every mount is shared read-only or re
         "forked worker has a network namespace of its own with nothing in it)");
 }
 
+TEST_CASE("argv: a fork_server profile's workers get the zygote's malloc settings, others none") {
+  FakeOs os;
+  std::string readOnly = replaced(GOOD, "kind: BIND src", "kind: RO_BIND src");
+  os.executables.insert("/w/chitin-worker-demo");
+  os.dirs["/w"] = {};
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  SpawnRequest request;
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  const std::vector<std::string> tunables = {"--setenv", "GLIBC_TUNABLES",
+                                             zygote::ZYGOTE_MALLOC_TUNABLES};
+  os.files["/p/demo.textproto"] = readOnly + "fork_server: true\n";
+  CHECK(contains(spawner.compileArgv(loadProfile(os, "/p", "demo"), request, 4), tunables));
+  // The control: the same profile without fork_server leaves glibc's defaults.
+  os.files["/p/demo.textproto"] = readOnly;
+  CHECK_FALSE(contains(spawner.compileArgv(loadProfile(os, "/p", "demo"), request, 4), tunables));
+}
+
 TEST_CASE("zygote set-up: every writable mount renewed, the limits and the filter whole") {
   SystemSpawnOs os;
   auto profile = loadProfile(os, sourceProfileDir(), "session");

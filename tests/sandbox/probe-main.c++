@@ -16,6 +16,7 @@
 #include <kj/debug.h>
 #include <linux/if_packet.h>
 #include <linux/openat2.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -36,6 +37,7 @@
 #include <vector>
 
 #include "worker-main.h"
+#include "zygote.h"
 
 namespace {
 
@@ -304,6 +306,34 @@ std::string run(const Probe& probe) {
     }
     writeLine(line);
     holdForever();
+  }
+  if (name == "malloc") {
+    // How this process's malloc keeps a freed chunk (zygote.h, ZYGOTE_MALLOC_TUNABLES): counted in
+    // use still (glibc's per-thread cache), in a fast bin, or free and coalesced.
+    void* chunk = malloc(100);
+    asm volatile("" : : "g"(chunk) : "memory");
+    struct mallinfo2 before = mallinfo2();
+    free(chunk);
+    struct mallinfo2 after = mallinfo2();
+    return std::string("ok cached=") + (after.uordblks == before.uordblks ? "1" : "0") +
+           " fast=" + (after.fsmblks > before.fsmblks ? "1" : "0");
+  }
+  if (name == "seal") {
+    // zygote::sealHeap() on a heap with holes made on purpose: the free total below the top
+    // chunk before and after.
+    std::vector<void*> chunks;
+    for (int i = 0; i < 256; i++) chunks.push_back(malloc(100 + 16 * (i % 8)));
+    for (size_t i = 0; i < chunks.size(); i += 2) free(chunks[i]);
+    auto freeBelowTop = []() {
+      struct mallinfo2 mi = mallinfo2();
+      return mi.fordblks - mi.keepcost;
+    };
+    size_t before = freeBelowTop();
+    chitin::zygote::sealHeap();
+    size_t after = freeBelowTop();
+    for (size_t i = 1; i < chunks.size(); i += 2) free(chunks[i]);  // holes again, for the check
+    return "ok before=" + std::to_string(before) + " after=" + std::to_string(after) +
+           " again=" + std::to_string(freeBelowTop());
   }
   if (name == "stat") {
     // Which file system a path is on (a fresh tmpfs per sandbox, or one shared).

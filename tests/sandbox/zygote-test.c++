@@ -190,6 +190,31 @@ TEST_CASE("zygote: its end takes every worker it forked; the next spawn starts a
 
 namespace chitin::testing {
 
+TEST_CASE("zygote: a forked worker's malloc frees at once, and a sealed heap has no hole") {
+  if (!zygotesUsedHere()) return;
+  // No per-thread cache and no fast bins in a worker the zygote forked (ZYGOTE_MALLOC_TUNABLES):
+  // a freed chunk is free at once, and an idle worker's malloc_trim gives back every whole free
+  // page. The control: the same probe outside any sandbox, with glibc's defaults, finds the chunk
+  // kept in the cache.
+  CHECK(runProbe({"session", "session", "malloc"}).result == "ok cached=0 fast=0");
+  CHECK(runUnsandboxed("malloc").result == "ok cached=1 fast=0");
+  // zygote::sealHeap() (what the zygote does once before its first fork) leaves no free chunk
+  // below the top; the control: freeing the chunks left between makes holes the probe sees again.
+  // Both ways of glibc's, the zygote's and its defaults.
+  for (const std::string& result :
+       {runProbe({"session", "session", "seal"}).result, runUnsandboxed("seal").result}) {
+    CAPTURE(result);
+    auto field = [&result](const std::string& name) {
+      size_t at = result.find(" " + name + "=");
+      REQUIRE(at != std::string::npos);
+      return std::stoul(result.substr(at + name.size() + 2));
+    };
+    CHECK(field("before") > 4096);
+    CHECK(field("after") < 32);
+    CHECK(field("again") > 4096);
+  }
+}
+
 TEST_CASE("zygote: one that cannot serve is said, and bwrap spawns the workers meanwhile") {
   if (!zygotesUsedHere()) return;
   // A "worker" that is no zygote: /usr/bin/true exits as soon as bwrap starts it.
