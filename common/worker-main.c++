@@ -8,7 +8,9 @@
 #include <kj/async-unix.h>
 #include <kj/debug.h>
 #include <kj/exception.h>
+#include <malloc.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <string>
@@ -91,9 +93,33 @@ int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBoot
                    lockDownInWorker(kind);
                  }
 
-                 // Step 4: serve until the supervisor goes away or the worker says it is done.
-                 auto disconnected = rpc.onDisconnect();
-                 disconnected.exclusiveJoin(kj::mv(paf.promise)).wait(io.waitScope);
+                 // Step 4: serve until the supervisor goes away or the worker says it is done;
+                 // back here whenever it says it is idle, to give back the heap's free pages
+                 // and the stack below this frame (after the next wait's one allocation: made
+                 // after the trim, it could take a fresh page).
+                 bool over = false;
+                 kj::Maybe<kj::Exception> failure;
+                 auto watch = rpc.onDisconnect()
+                                  .exclusiveJoin(kj::mv(paf.promise))
+                                  .then([&over]() { over = true; },
+                                        [&over, &failure](kj::Exception&& e) {
+                                          over = true;
+                                          failure = kj::mv(e);
+                                        })
+                                  .then([&context]() { context.idle->fulfill(); })
+                                  .eagerlyEvaluate(nullptr);
+                 for (bool idled = false; !over; idled = true) {
+                   auto wake = kj::newPromiseAndFulfiller<void>();  // by idle, or by the end
+                   context.idle = kj::mv(wake.fulfiller);
+                   if (idled) {
+                     malloc_trim(0);
+                     releaseDeadStack();
+                   }
+                   wake.promise.wait(io.waitScope);
+                 }
+                 KJ_IF_MAYBE (e, failure) {
+                   kj::throwFatalException(kj::mv(*e));
+                 }
                })) {
     if (e->getType() == kj::Exception::Type::DISCONNECTED) {
       status = 0;  // the supervisor hung up: a normal end
@@ -103,6 +129,21 @@ int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBoot
     }
   }
   return status;
+}
+
+void releaseDeadStack() {
+  // Below this frame the stack is dead, but for what this call itself goes on to use: madvise's
+  // frame (a few dozen bytes) and the x86-64 ABI's 128-byte red zone below a leaf. 512 bytes
+  // below this frame are kept for them, and the page they fall in. The kernel keeps at least
+  // 1 MiB unmapped below a stack, so the span below never reaches another mapping; its
+  // unmapped part only makes madvise report ENOMEM.
+  constexpr uintptr_t PAGE = 4096;
+  constexpr uintptr_t KEPT = 512;
+  constexpr uintptr_t SPAN = 512 * 1024;
+  uintptr_t frame = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  uintptr_t top = (frame - KEPT) & ~(PAGE - 1);
+  if (top <= SPAN) return;
+  madvise(reinterpret_cast<void*>(top - SPAN), SPAN, MADV_DONTNEED);
 }
 
 }  // namespace chitin

@@ -15,7 +15,9 @@
 //   2. KJ async I/O, fd 3 wrapped as a capability stream, the RPC system started with this
 //      worker's bootstrap capability (fds, epoll and eventfd exist from here on).
 //   3. lockDownInWorker(): the kind's stricter seccomp filter, stacked on the profile's.
-//   4. Serve until the supervisor disconnects; then exit.
+//   4. Serve until the supervisor disconnects; then exit. Each time the worker says it is idle
+//      (WorkerContext::idle), the heap's free pages and the stack below runWorker's own frame go
+//      back (malloc_trim, releaseDeadStack).
 // A failure in 0-3 exits with status 70 before any request is read (fail closed).
 
 #pragma once
@@ -31,7 +33,17 @@ struct WorkerContext {
   // Resolves when the supervisor has gone (EOF on fd 3). A worker may also finish earlier by
   // fulfilling `done` itself (tool workers exit after their one call).
   kj::Own<kj::PromiseFulfiller<void>> done;
+  // Fulfilled by a worker that has gone idle (the session worker, some seconds after a turn):
+  // the event loop then returns to runWorker's own frame, which gives back the heap's free pages
+  // and every stack page below it, the frames of the loop and of the call that said so included,
+  // and serves on with a new fulfiller here. (From the idle call's own frame, the pages between
+  // it and the loop's resting depth stayed: two per idle session worker.)
+  kj::Own<kj::PromiseFulfiller<void>> idle;
 };
+
+// Gives back the stack's pages below the caller's frame: the calls that used them are over.
+// Ready to be touched again (zero-filled) by a later call that goes that deep.
+void releaseDeadStack();
 
 using BootstrapFactory = kj::Function<capnp::Capability::Client(WorkerContext&)>;
 

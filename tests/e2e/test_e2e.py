@@ -409,6 +409,38 @@ class E2EWithoutSharedGateway(unittest.TestCase):
             self.assertEqual(code, 0, err2)
             self.assertIsNone(gw.proc.poll())
 
+    def test_an_idle_session_worker_gives_back_its_stack_and_serves_on(self):
+        # Idle for TRIM_AFTER_IDLE (2 s), the worker's loop returns to runWorker, which gives
+        # back the heap's free pages and the stack below its frame (common/worker-main.h), then
+        # waits again: the same worker answers the next turn. (A turn leaves 36-40 KiB of stack
+        # resident; idle, 8-12 KiB of its own and the top page it shares with the zygote.)
+        if os.geteuid() != 0:
+            self.skipTest("a worker's smaps (it is not dumpable) are readable by root only")
+        with own_gateway() as (model, gw):
+            key = "agent:main:e2e:direct:trimmed"
+            self.assertEqual(gw.agent_json("first", key)[0], 0)
+            (pid,) = gw.worker_pids("session")
+
+            def stack_kib():
+                kib, in_stack = 0, False
+                with open(f"/proc/{pid}/smaps") as f:
+                    for line in f:
+                        if "-" in line.split()[0] and ":" not in line.split()[0]:
+                            in_stack = line.rstrip().endswith("[stack]")
+                        elif in_stack and line.startswith("Rss:"):
+                            kib = int(line.split()[1])
+                return kib
+
+            # What a turn leaves resident (its deeper frames), then what stays once idle: the
+            # frames from the stack's top down to the event loop's wait, a few pages.
+            after_turn = stack_kib()
+            wait_for(lambda: stack_kib() <= 16, timeout=10, what="the idle worker's stack given back")
+            self.assertLess(stack_kib(), after_turn)
+            code, out, err = gw.agent_json("second", key)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(out["reply"], "echo: second")
+            self.assertEqual(gw.worker_pids("session"), [pid])
+
     def test_idle_session_worker_exits_and_is_recreated_from_the_transcript(self):
         with own_gateway(config="agent { session_idle_seconds: 1 }\n") as (model, gw):
             key = "agent:main:e2e:direct:idle"

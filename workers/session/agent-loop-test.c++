@@ -4,6 +4,7 @@
 // Runs in: test
 
 #include "agent-loop.h"
+#include "worker-main.h"
 
 #include <capnp/capability.h>
 #include <doctest/doctest.h>
@@ -232,7 +233,7 @@ TEST_CASE("agent loop: the stack below the idle frame goes back with the heap") 
     MESSAGE("touchStack's frames are not on this stack; skipped");
     return;
   }
-  SessionWorkerImpl::releaseDeadStack();
+  releaseDeadStack();
   CHECK_FALSE(resident(deep));
   // The frames still live (this test's own) keep their pages.
   CHECK(resident(here));

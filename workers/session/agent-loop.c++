@@ -5,10 +5,11 @@
 #include "agent-loop.h"
 
 #include <malloc.h>
-#include <sys/mman.h>
 
 #include <capnp/message.h>
 #include <kj/debug.h>
+
+#include "worker-main.h"
 
 namespace chitin {
 
@@ -176,21 +177,6 @@ void SessionWorkerImpl::trimWhenIdle() {
 void SessionWorkerImpl::defaultGiveBack() {
   malloc_trim(0);
   releaseDeadStack();
-}
-
-void SessionWorkerImpl::releaseDeadStack() {
-  // Below the deepest frame live now the stack is dead: the x86-64 ABI lets a leaf function use
-  // 128 bytes below its stack pointer, and a page is kept besides. What a turn's deeper calls
-  // touched there (tens of KiB of copied pages in a forked worker) goes back as the heap's free
-  // pages do, and is zero-filled if a later call goes that deep again. The kernel keeps at least
-  // 1 MiB unmapped below a stack, so the span below never reaches another mapping; its unmapped
-  // part only makes madvise report ENOMEM.
-  constexpr uintptr_t PAGE = 4096;
-  constexpr uintptr_t SPAN = 512 * 1024;
-  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-  uintptr_t top = (sp - PAGE) & ~(PAGE - 1);
-  if (top <= SPAN) return;
-  madvise(reinterpret_cast<void*>(top - SPAN), SPAN, MADV_DONTNEED);
 }
 
 }  // namespace chitin

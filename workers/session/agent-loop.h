@@ -37,15 +37,15 @@ class SessionWorkerImpl final : public rpc::SessionWorker::Server {
 
   static constexpr kj::Duration TRIM_AFTER_IDLE = 2 * kj::SECONDS;
 
-  // Gives back the stack's pages below the current frame (the calls that used them are over).
-  static void releaseDeadStack();
+  // malloc_trim, and releaseDeadStack() (worker-main.h) from here. The worker's main gives
+  // WorkerContext::idle instead, which has runWorker do both from its shallower frame.
+  static void defaultGiveBack();
 
  protected:
   kj::Promise<void> runTurn(RunTurnContext context) override;
 
  private:
   void trimWhenIdle();
-  static void defaultGiveBack();  // malloc_trim, and releaseDeadStack()
 
   bool busy_ = false;
   kj::Timer* timer_;
