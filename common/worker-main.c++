@@ -111,10 +111,7 @@ int runWorker(int argc, char** argv, const char* kind, BootstrapFactory makeBoot
                  for (bool idled = false; !over; idled = true) {
                    auto wake = kj::newPromiseAndFulfiller<void>();  // by idle, or by the end
                    context.idle = kj::mv(wake.fulfiller);
-                   if (idled) {
-                     malloc_trim(0);
-                     releaseDeadStack();
-                   }
+                   if (idled) giveBackIdleMemory();
                    wake.promise.wait(io.waitScope);
                  }
                  KJ_IF_MAYBE (e, failure) {
@@ -144,6 +141,11 @@ void releaseDeadStack() {
   uintptr_t top = (frame - KEPT) & ~(PAGE - 1);
   if (top <= SPAN) return;
   madvise(reinterpret_cast<void*>(top - SPAN), SPAN, MADV_DONTNEED);
+}
+
+void giveBackIdleMemory() {
+  malloc_trim(0);
+  releaseDeadStack();
 }
 
 }  // namespace chitin

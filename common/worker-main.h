@@ -45,6 +45,10 @@ struct WorkerContext {
 // Ready to be touched again (zero-filled) by a later call that goes that deep.
 void releaseDeadStack();
 
+// What an idle worker keeps and need not: the heap's free pages (malloc_trim) and the stack
+// below the caller's frame (releaseDeadStack).
+void giveBackIdleMemory();
+
 using BootstrapFactory = kj::Function<capnp::Capability::Client(WorkerContext&)>;
 
 // `kind` names the worker ("session", "model", "exec", ...) for logs and for choosing the

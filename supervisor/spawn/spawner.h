@@ -190,10 +190,9 @@ class Spawner {
   // be built; never starts a worker without its sandbox. Refuses to run as uid 0.
   // A `fork_server` profile's worker is forked by the profile's zygote (common/zygote.h; started
   // at the first such spawn, and again after it has ended; one per variables, worker and worker
-  // arguments,
-  // which its workers inherit) when the request names no hidden directory, and cgroup limits
-  // are not in force; otherwise, or when the
-  // zygote cannot be started or does not answer (said through `warn`), bwrap spawns it.
+  // arguments, which its workers inherit) when the request names no hidden directory, and
+  // cgroup limits are not in force; otherwise, or when the zygote cannot be started or does not
+  // answer (said through `warn`), bwrap spawns it.
   SpawnedWorker spawn(const SpawnRequest& request);
   ~Spawner() noexcept(false);
 

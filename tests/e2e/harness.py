@@ -244,7 +244,6 @@ class Gateway:
         return [pid for pid, (ppid, argv) in procs.items()
                 if ppid == self.proc.pid and f"chitin-worker-{kind}".encode() in argv]
 
-
     def restart(self):
         """Starts the gateway again on the same home (after stop())."""
         self._out.close()

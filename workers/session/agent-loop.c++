@@ -4,12 +4,8 @@
 
 #include "agent-loop.h"
 
-#include <malloc.h>
-
 #include <capnp/message.h>
 #include <kj/debug.h>
-
-#include "worker-main.h"
 
 namespace chitin {
 
@@ -172,11 +168,6 @@ void SessionWorkerImpl::trimWhenIdle() {
   }
   trim_ =
       timer_->afterDelay(TRIM_AFTER_IDLE).then([this]() { giveBack_(); }).eagerlyEvaluate(nullptr);
-}
-
-void SessionWorkerImpl::defaultGiveBack() {
-  malloc_trim(0);
-  releaseDeadStack();
 }
 
 }  // namespace chitin

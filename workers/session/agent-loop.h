@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "session.capnp.h"
+#include "worker-main.h"
 
 namespace chitin {
 
@@ -29,17 +30,14 @@ std::string composeSystemPrompt(const std::string& base, const std::vector<Conte
 
 class SessionWorkerImpl final : public rpc::SessionWorker::Server {
  public:
-  // With a timer, the heap's free pages go back to the system (`giveBack`, malloc_trim) once the
+  // With a timer, what the worker keeps and need not goes back (`giveBack`; the worker's main
+  // passes WorkerContext::idle, which has runWorker do it from its shallower frame) once the
   // session has been idle for TRIM_AFTER_IDLE; without one, after every turn.
   explicit SessionWorkerImpl(kj::Timer* timer = nullptr,
-                             std::function<void()> giveBack = defaultGiveBack)
+                             std::function<void()> giveBack = giveBackIdleMemory)
       : timer_(timer), giveBack_(std::move(giveBack)) {}
 
   static constexpr kj::Duration TRIM_AFTER_IDLE = 2 * kj::SECONDS;
-
-  // malloc_trim, and releaseDeadStack() (worker-main.h) from here. The worker's main gives
-  // WorkerContext::idle instead, which has runWorker do both from its shallower frame.
-  static void defaultGiveBack();
 
  protected:
   kj::Promise<void> runTurn(RunTurnContext context) override;
