@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Warm spares: after a session's tool call, the sandbox for that session's next call of the same
 // kind is built ahead of need, so the next call pays only its RPC and its work, not a bwrap
-// start-up.
+// start-up (and, for exec, not bash's either: the worker starts its bash as it starts, and
+// the call hands it the command; workers/exec/exec-runner.h WarmShell).
 // Runs in: supervisor
 //
 // A spare is a worker spawned by the same Spawner from exactly the request the call would make

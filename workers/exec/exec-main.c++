@@ -29,14 +29,22 @@ class ExecToolWorker final : public rpc::ToolWorker::Server {
         oneCall(worker, rpc::ToolInvocation::EXEC),
         rootFd(kj::mv(rootFd)),
         home(home),
-        maxOutputBytes(maxOutputBytes) {}
+        maxOutputBytes(maxOutputBytes),
+        // bash for the call, started ahead of it from the event loop: runWorker loads the
+        // worker's seccomp filter before the loop first runs, so bash inherits it, as a bash
+        // started for the call does.
+        warming(
+            kj::evalLater([this]() {
+              warm = WarmShell::start(ExecSettings{this->rootFd, this->home, 0});
+            }).eagerlyEvaluate([](kj::Exception&& e) { KJ_LOG(WARNING, "no warm shell", e); })) {}
 
   kj::Promise<void> run(RunContext context) override {
     auto params = context.getParams();
     oneCall.begin(params.getInvocation());
     ExecSettings settings{rootFd, home, maxOutputBytes};
     auto work = kj::evalNow([&]() {
-      return runExec(io, settings, params.getInvocation().getExec(), params.getOutput());
+      return runExec(io, settings, params.getInvocation().getExec(), params.getOutput(),
+                     kj::mv(warm));
     });
     return oneCall.finish(work.then([context](ExecOutcome outcome) mutable {
       auto result = context.getResults().initResult();
@@ -57,6 +65,8 @@ class ExecToolWorker final : public rpc::ToolWorker::Server {
   kj::AutoCloseFd rootFd;
   kj::StringPtr home;  // points into argv
   size_t maxOutputBytes;
+  kj::Own<WarmShell> warm;  // null until started, and once the call has it
+  kj::Promise<void> warming;
 };
 #pragma GCC diagnostic pop
 

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,13 +89,11 @@ void checkSpawnCall(int rc, const char* call) {
   if (rc != 0) KJ_FAIL_SYSCALL(call, rc);
 }
 
-struct Spawned {
-  pid_t pid;
-  kj::AutoCloseFd pidfd;
-  kj::AutoCloseFd outputReadEnd;
-};
-
-Spawned spawnBash(kj::StringPtr command, int workdirFd, kj::StringPtr home) {
+// Starts `/bin/bash -c script` in `workdirFd`, in a session of its own, with stdin /dev/null,
+// stdout and stderr one pipe (our end returned), the exec environment, clean signal state, and
+// `extra` as fds 3, 4, ... (nothing else open).
+SpawnedShell spawnBash(kj::StringPtr script, int workdirFd, kj::StringPtr home,
+                       kj::ArrayPtr<const int> extra = nullptr) {
   int pipeFds[2];
   KJ_SYSCALL(pipe2(pipeFds, O_CLOEXEC));
   kj::AutoCloseFd readEnd(pipeFds[0]);
@@ -111,7 +110,17 @@ Spawned spawnBash(kj::StringPtr command, int workdirFd, kj::StringPtr home) {
                  "addopen(/dev/null)");
   checkSpawnCall(posix_spawn_file_actions_adddup2(&actions, writeEnd, STDOUT_FILENO), "adddup2");
   checkSpawnCall(posix_spawn_file_actions_adddup2(&actions, writeEnd, STDERR_FILENO), "adddup2");
-  checkSpawnCall(posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1),
+  // Each extra fd is above every target (the worker's own fds 0-3 are taken), so no dup2 here
+  // overwrites one still to be copied.
+  for (size_t i = 0; i < extra.size(); ++i) {
+    KJ_REQUIRE(extra[i] > STDERR_FILENO + static_cast<int>(extra.size()), "extra fd too low",
+               extra[i]);
+    checkSpawnCall(posix_spawn_file_actions_adddup2(&actions, extra[i],
+                                                    STDERR_FILENO + 1 + static_cast<int>(i)),
+                   "adddup2");
+  }
+  checkSpawnCall(posix_spawn_file_actions_addclosefrom_np(
+                     &actions, STDERR_FILENO + 1 + static_cast<int>(extra.size())),
                  "addclosefrom_np");
 
   posix_spawnattr_t attr;
@@ -134,11 +143,11 @@ Spawned spawnBash(kj::StringPtr command, int workdirFd, kj::StringPtr home) {
   kj::Vector<const char*> envp;
   for (auto& entry : env) envp.add(entry.cStr());
   envp.add(nullptr);
-  const char* argv[] = {BASH, "-c", command.cStr(), nullptr};
+  const char* argv[] = {BASH, "-c", script.cStr(), nullptr};
   pid_t pid;
   int rc = posix_spawn(&pid, BASH, &actions, &attr, const_cast<char* const*>(argv),
                        const_cast<char* const*>(envp.begin()));
-  if (rc != 0) KJ_FAIL_SYSCALL("posix_spawn(/bin/bash)", rc, command.size());
+  if (rc != 0) KJ_FAIL_SYSCALL("posix_spawn(/bin/bash)", rc, script.size());
   writeEnd = nullptr;
 
   // Safe even if bash already exited: it stays a zombie until we reap it.
@@ -149,12 +158,24 @@ Spawned spawnBash(kj::StringPtr command, int workdirFd, kj::StringPtr home) {
     waitpid(pid, nullptr, 0);
     KJ_FAIL_SYSCALL("pidfd_open", error, pid);
   }
-  return Spawned{pid, kj::AutoCloseFd(static_cast<int>(pidfd)), kj::mv(readEnd)};
+  return SpawnedShell{pid, kj::AutoCloseFd(static_cast<int>(pidfd)), kj::mv(readEnd)};
 }
+
+// What the warm shell runs: it waits for one byte on fd 4 (the call has come), reads the
+// command whole from fd 3 (a file: bash reads a pipe a byte at a time), closes both, and runs
+// the command as the shell's own code, its variables gone first. The expansion happens before
+// eval runs, so the command's own `$...` are expanded only as it runs, after the unset.
+constexpr const char WARM_SHELL_READER[] =
+    "read -r -n 1 -u 4 __chitin_go || exit 125\n"
+    "exec 4<&-\n"
+    "IFS= read -r -d '' __chitin_command <&3\n"
+    "exec 3<&-\n"
+    "SECONDS=0\n"
+    "eval \"unset __chitin_go __chitin_command; $__chitin_command\"\n";
 
 class CommandRun {
  public:
-  CommandRun(kj::AsyncIoContext& io, Spawned spawned, rpc::ByteSink::Client output,
+  CommandRun(kj::AsyncIoContext& io, SpawnedShell spawned, rpc::ByteSink::Client output,
              size_t maxOutputBytes, uint32_t timeoutSeconds)
       : timer(io.provider->getTimer()),
         pid(spawned.pid),
@@ -307,8 +328,75 @@ class CommandRun {
 
 }  // namespace
 
+kj::Own<WarmShell> WarmShell::start(const ExecSettings& settings) {
+  // The command goes in a file nobody can name (bash reads a file in blocks, a pipe a byte at a
+  // time); the sandbox's /tmp is the call's own. Without one, calls start bash as before.
+  int file = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (file < 0) {
+    KJ_LOG(WARNING, "no warm shell: cannot make its command file in /tmp", strerror(errno));
+    return {};
+  }
+  kj::AutoCloseFd commandFile(file);
+  int goFds[2];
+  KJ_SYSCALL(pipe2(goFds, O_CLOEXEC));
+  kj::AutoCloseFd goReadEnd(goFds[0]);
+  kj::AutoCloseFd goWriteEnd(goFds[1]);
+  auto root = openWorkdir(settings.rootFd, "");
+  if (root.is<kj::String>()) {
+    KJ_LOG(WARNING, "no warm shell", root.get<kj::String>());
+    return {};
+  }
+  // bash's extra fds are 3 and 4; dup2 needs the sources above them.
+  kj::AutoCloseFd fileAbove(fcntl(commandFile, F_DUPFD_CLOEXEC, 10));
+  kj::AutoCloseFd goAbove(fcntl(goReadEnd, F_DUPFD_CLOEXEC, 10));
+  if (fileAbove.get() < 0 || goAbove.get() < 0) KJ_FAIL_SYSCALL("fcntl(F_DUPFD_CLOEXEC)", errno);
+  const int extra[] = {fileAbove.get(), goAbove.get()};
+  auto shell = spawnBash(WARM_SHELL_READER, root.get<kj::AutoCloseFd>(), settings.home, extra);
+  return kj::heap<WarmShell>(kj::mv(shell), kj::mv(commandFile), kj::mv(goWriteEnd));
+}
+
+WarmShell::WarmShell(SpawnedShell shell, kj::AutoCloseFd commandFile, kj::AutoCloseFd go)
+    : shell(kj::mv(shell)), commandFile(kj::mv(commandFile)), go(kj::mv(go)) {}
+
+WarmShell::~WarmShell() noexcept(false) {
+  KJ_IF_MAYBE (waiting, shell) {
+    // Never handed a command: it and anything it started go now.
+    kill(-waiting->pid, SIGKILL);
+    siginfo_t info;
+    waitid(P_PIDFD, static_cast<id_t>(waiting->pidfd.get()), &info, WEXITED);
+  }
+}
+
+kj::Maybe<SpawnedShell> WarmShell::hand(kj::StringPtr command) {
+  KJ_IF_MAYBE (waiting, shell) {
+    struct pollfd ended = {waiting->pidfd.get(), POLLIN, 0};
+    if (poll(&ended, 1, 0) != 0) return nullptr;  // it has gone (the destructor reaps it)
+    for (size_t done = 0; done < command.size();) {
+      ssize_t n = pwrite(commandFile, command.begin() + done, command.size() - done,
+                         static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return nullptr;
+      done += static_cast<size_t>(n);
+    }
+    commandFile = nullptr;
+    // The shell's read of its command starts after this byte: the file is whole by then. If it
+    // went meanwhile the write fails (EPIPE; the event loop ignores SIGPIPE).
+    ssize_t n;
+    do {
+      n = write(go, "g", 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) return nullptr;
+    go = nullptr;
+    SpawnedShell handed = kj::mv(*waiting);
+    shell = nullptr;
+    return kj::mv(handed);
+  }
+  return nullptr;
+}
+
 kj::Promise<ExecOutcome> runExec(kj::AsyncIoContext& io, const ExecSettings& settings,
-                                 rpc::ExecArgs::Reader args, rpc::ByteSink::Client output) {
+                                 rpc::ExecArgs::Reader args, rpc::ByteSink::Client output,
+                                 kj::Own<WarmShell> warm) {
   uint32_t timeoutSeconds = args.getTimeoutSeconds();
   KJ_REQUIRE(timeoutSeconds <= EXEC_MAX_TIMEOUT_SECONDS,
              "exec timeoutSeconds above the maximum; the supervisor must clamp it", timeoutSeconds,
@@ -325,12 +413,17 @@ kj::Promise<ExecOutcome> runExec(kj::AsyncIoContext& io, const ExecSettings& set
                               MAX_COMMAND_BYTES, "); write a script file and run that"));
   }
 
-  auto workdir = openWorkdir(settings.rootFd, args.getWorkdir());
-  if (workdir.is<kj::String>()) return failedWith(kj::mv(workdir.get<kj::String>()));
-
-  auto run =
-      kj::heap<CommandRun>(io, spawnBash(command, workdir.get<kj::AutoCloseFd>(), settings.home),
-                           kj::mv(output), settings.maxOutputBytes, timeoutSeconds);
+  // The warm shell's directory is the workspace root: a call that names another starts bash.
+  kj::Maybe<SpawnedShell> shell;
+  if (warm.get() != nullptr && args.getWorkdir().size() == 0) shell = warm->hand(command);
+  warm = nullptr;  // not handed a command, it ends here
+  if (shell == nullptr) {
+    auto workdir = openWorkdir(settings.rootFd, args.getWorkdir());
+    if (workdir.is<kj::String>()) return failedWith(kj::mv(workdir.get<kj::String>()));
+    shell = spawnBash(command, workdir.get<kj::AutoCloseFd>(), settings.home);
+  }
+  auto run = kj::heap<CommandRun>(io, kj::mv(KJ_ASSERT_NONNULL(shell)), kj::mv(output),
+                                  settings.maxOutputBytes, timeoutSeconds);
   auto promise = run->run();
   return promise.attach(kj::mv(run));
 }

@@ -95,6 +95,96 @@ bool processGone(pid_t pid) {
   return close != std::string::npos && stat.compare(close + 2, 1, "Z") == 0;  // a zombie
 }
 
+// The worker's bash waiting for its command (WarmShell), once it has started: its pid, or -1
+// when none appears within `timeoutMs`.
+pid_t warmShellOf(pid_t worker, int timeoutMs) {
+  for (int waited = 0; waited <= timeoutMs; waited += 10) {
+    std::string children = readHostFile("/proc/" + std::to_string(worker) + "/task/" +
+                                        std::to_string(worker) + "/children");
+    size_t at = 0;
+    while (at < children.size() && children != "<missing>") {
+      size_t end = children.find(' ', at);
+      if (end == std::string::npos) end = children.size();
+      std::string pid = children.substr(at, end - at);
+      if (!pid.empty() && has(readHostFile("/proc/" + pid + "/cmdline"), "__chitin_command")) {
+        return static_cast<pid_t>(std::stol(pid));
+      }
+      at = end + 1;
+    }
+    usleep(10 * 1000);
+  }
+  return -1;
+}
+
+// `text` without its first line.
+std::string afterFirstLine(const std::string& text) {
+  size_t newline = text.find('\n');
+  return newline == std::string::npos ? std::string() : text.substr(newline + 1);
+}
+
+TEST_CASE("exec worker: a call runs in the bash started ahead of it, which leaves no trace") {
+  TempDir ws;
+  auto io = kj::setupAsyncIo();
+  TempDir home;
+  // What the command can see of how it was started: its variables, its clock, its fds, its
+  // seccomp filters (started before the worker's lockdown, it would have one filter fewer).
+  const std::string probe =
+      "echo $$; echo ${__chitin_go-unset} ${__chitin_command-unset} $SECONDS $0 $PWD; "
+      "ls /proc/self/fd | tr '\\n' ' '; echo; grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs):' "
+      "/proc/self/status; awk '{print \"leads its session:\", $1 == $5 && $1 == $6}' "
+      "/proc/$$/stat; exit 7";
+  std::string warmOutput;
+  {
+    TestWorker worker(io, "CHITIN_WORKER_EXEC", ws.path(), {"--home=" + home.path()});
+    pid_t shell = warmShellOf(worker.pid, 5000);
+    REQUIRE(shell > 0);
+    usleep(1100 * 1000);  // $SECONDS counts from the call, not from the shell's start
+    Streamed streamed;
+    auto r = run(io, worker, {probe}, streamed);
+    CHECK(r.exitCode == 7);
+    CHECK(r.text.substr(0, r.text.find('\n')) == std::to_string(shell));
+    warmOutput = afterFirstLine(r.text);
+    INFO(warmOutput);
+    CHECK(has(warmOutput, "unset unset 0 /bin/bash " + ws.path() + "\n0 1 2 3 \n"));
+    CHECK(has(warmOutput, "Seccomp:\t2\n"));
+    CHECK(has(warmOutput, "leads its session: 1\n"));
+  }
+  // The same command in a bash started for the call (a workdir, even ".", asks for one).
+  TestWorker worker(io, "CHITIN_WORKER_EXEC", ws.path(), {"--home=" + home.path()});
+  pid_t shell = warmShellOf(worker.pid, 5000);
+  Streamed streamed;
+  auto r = run(io, worker, {probe, "."}, streamed);
+  CHECK(r.text.substr(0, r.text.find('\n')) != std::to_string(shell));
+  CHECK(afterFirstLine(r.text) == warmOutput);
+  // Not handed the call, the warm shell ends with it.
+  for (int waited = 0; waited < 2000 && !processGone(shell); waited += 10) usleep(10 * 1000);
+  CHECK(processGone(shell));
+}
+
+TEST_CASE("exec worker: a warm shell that has gone is not used: the call starts bash") {
+  TempDir ws;
+  auto io = kj::setupAsyncIo();
+  TestWorker worker(io, "CHITIN_WORKER_EXEC", ws.path());
+  pid_t shell = warmShellOf(worker.pid, 5000);
+  REQUIRE(shell > 0);
+  REQUIRE(kill(shell, SIGKILL) == 0);
+  for (int waited = 0; waited < 2000 && !processGone(shell); waited += 10) usleep(10 * 1000);
+  Streamed streamed;
+  auto r = run(io, worker, {"echo $$ ran"}, streamed);
+  CHECK_FALSE(r.failed);
+  CHECK(has(r.text, " ran\n"));
+  CHECK(r.text != std::to_string(shell) + " ran\n");
+}
+
+TEST_CASE("exec worker: a syntax error fails the call as it does in `bash -c`") {
+  TempDir ws;
+  Streamed streamed;
+  auto r = runOnce(ws, {"echo never; if"}, streamed);
+  CHECK(r.exitCode == 2);
+  CHECK_FALSE(has(r.text, "never"));
+  CHECK(has(r.text, "syntax error"));
+}
+
 TEST_CASE("exec worker: exit status 3 is a failed result with the output, streamed live") {
   TempDir ws;
   Streamed streamed;
