@@ -217,16 +217,21 @@ void Browser::onRequestPaused(const json& params, const std::string& sessionId) 
     auto& c = **cdp;
     kj::Promise<GateAnswer> answer =
         gate_ ? gate_(url) : kj::Promise<GateAnswer>(GateAnswer{false, "no gate"});
+    ++gatesPending_;
     tasks_.add(answer
                    .catch_([](kj::Exception&& e) {
                      return GateAnswer{false, "the supervisor did not answer"};
                    })
                    .then([this, &c, requestId, sessionId, url](GateAnswer a) {
+                     if (!a.allowed) lastRefusal_ = url + ": " + a.reason;
+                     if (--gatesPending_ == 0) {
+                       for (auto& waiter : gateWaiters_) waiter->fulfill();
+                       gateWaiters_.clear();
+                     }
                      if (a.allowed) {
                        return c.call("Fetch.continueRequest", {{"requestId", requestId}}, sessionId)
                            .ignoreResult();
                      }
-                     lastRefusal_ = url + ": " + a.reason;
                      return c
                          .call("Fetch.failRequest",
                                {{"requestId", requestId}, {"errorReason", "BlockedByClient"}},
@@ -264,10 +269,18 @@ kj::Promise<void> Browser::waitForLoad(const std::string& sessionId, uint32_t mi
 }
 
 kj::Promise<void> Browser::settle() {
-  // An action may start a navigation (a link, a form): give it a moment to begin, then wait
-  // for its load event, within bounds.
+  // An action may start a navigation (a link, a form): give it a moment to begin, let the gate
+  // answer the requests it paused meanwhile (a refusal belongs in this action's result), then
+  // wait for its load event, within bounds.
   return io_.provider->getTimer()
       .afterDelay(200 * kj::MILLISECONDS)
+      .then([this]() -> kj::Promise<void> {
+        if (gatesPending_ == 0) return kj::READY_NOW;
+        auto answered = kj::newPromiseAndFulfiller<void>();
+        gateWaiters_.push_back(kj::mv(answered.fulfiller));
+        return answered.promise.exclusiveJoin(
+            io_.provider->getTimer().afterDelay(10 * kj::SECONDS));
+      })
       .then([this]() -> kj::Promise<void> {
         Tab* tab = current();
         if (tab == nullptr || !loading_[tab->sessionId]) return kj::READY_NOW;

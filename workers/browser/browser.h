@@ -113,6 +113,10 @@ class Browser {
   std::map<std::string, std::string> downloadNames_;  // guid -> suggested name
   std::vector<DownloadedFile> finished_;
   std::string lastRefusal_;
+  // Requests paused for the supervisor's gate and not yet answered, and settle()s waiting for
+  // them: an action's result says what the gate refused on its behalf.
+  size_t gatesPending_ = 0;
+  std::vector<kj::Own<kj::PromiseFulfiller<void>>> gateWaiters_;
   kj::TaskSet::ErrorHandler& errors_;
   kj::TaskSet tasks_;
 };
