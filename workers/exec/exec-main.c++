@@ -35,7 +35,7 @@ class ExecToolWorker final : public rpc::ToolWorker::Server {
         // started for the call does.
         warming(
             kj::evalLater([this]() {
-              warm = WarmShell::start(ExecSettings{this->rootFd, this->home, 0});
+              warm = WarmShell::start(this->rootFd, this->home);
             }).eagerlyEvaluate([](kj::Exception&& e) { KJ_LOG(WARNING, "no warm shell", e); })) {}
 
   kj::Promise<void> run(RunContext context) override {

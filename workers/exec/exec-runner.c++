@@ -328,7 +328,7 @@ class CommandRun {
 
 }  // namespace
 
-kj::Own<WarmShell> WarmShell::start(const ExecSettings& settings) {
+kj::Own<WarmShell> WarmShell::start(int rootFd, kj::StringPtr home) {
   // The command goes in a file nobody can name (bash reads a file in blocks, a pipe a byte at a
   // time); the sandbox's /tmp is the call's own. Without one, calls start bash as before.
   int file = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -341,7 +341,7 @@ kj::Own<WarmShell> WarmShell::start(const ExecSettings& settings) {
   KJ_SYSCALL(pipe2(goFds, O_CLOEXEC));
   kj::AutoCloseFd goReadEnd(goFds[0]);
   kj::AutoCloseFd goWriteEnd(goFds[1]);
-  auto root = openWorkdir(settings.rootFd, "");
+  auto root = openWorkdir(rootFd, "");
   if (root.is<kj::String>()) {
     KJ_LOG(WARNING, "no warm shell", root.get<kj::String>());
     return {};
@@ -351,7 +351,7 @@ kj::Own<WarmShell> WarmShell::start(const ExecSettings& settings) {
   kj::AutoCloseFd goAbove(fcntl(goReadEnd, F_DUPFD_CLOEXEC, 10));
   if (fileAbove.get() < 0 || goAbove.get() < 0) KJ_FAIL_SYSCALL("fcntl(F_DUPFD_CLOEXEC)", errno);
   const int extra[] = {fileAbove.get(), goAbove.get()};
-  auto shell = spawnBash(WARM_SHELL_READER, root.get<kj::AutoCloseFd>(), settings.home, extra);
+  auto shell = spawnBash(WARM_SHELL_READER, root.get<kj::AutoCloseFd>(), home, extra);
   return kj::heap<WarmShell>(kj::mv(shell), kj::mv(commandFile), kj::mv(goWriteEnd));
 }
 

@@ -67,8 +67,9 @@ struct SpawnedShell {
 // and $BASH_EXECUTION_STRING and /proc/$$/cmdline hold the reader, not the command.
 class WarmShell {
  public:
-  // Null when it cannot be set up (no /tmp for its command file): calls then start bash.
-  static kj::Own<WarmShell> start(const ExecSettings& settings);
+  // In the workspace root `rootFd`, with `home` as HOME (ExecSettings'). Null when it cannot
+  // be set up (no /tmp for its command file): calls then start bash.
+  static kj::Own<WarmShell> start(int rootFd, kj::StringPtr home);
 
   WarmShell(SpawnedShell shell, kj::AutoCloseFd commandFile, kj::AutoCloseFd go);
   ~WarmShell() noexcept(false);
