@@ -47,8 +47,8 @@
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 
 CHITIN_BENCH_ONLY=op runs only sections (o) and (p) (memory_search and prompt assembly), e.g.
-`CHITIN_BENCH_ONLY=op scripts/bench`; CHITIN_BENCH_ONLY=qr only (q) and (r); --quick applies to
-them too.
+`CHITIN_BENCH_ONLY=op scripts/bench`; CHITIN_BENCH_ONLY=qr only (q) and (r); CHITIN_BENCH_ONLY=kl
+only (k) and (l) (the channels); --quick applies to them too.
 """
 import json
 import os
@@ -419,6 +419,15 @@ def main():
     if os.environ.get("CHITIN_BENCH_ONLY") == "op":
         print_memory_search_cost()
         print_prompt_assembly_cost()
+        return 0
+    if os.environ.get("CHITIN_BENCH_ONLY") == "kl":
+        modeldir = tempfile.mkdtemp(prefix="chitin-bench-model-")
+        model, instant = FakeModel(modeldir, SCRIPT), InstantModel(modeldir)
+        try:
+            print_channel_cost(model, instant)
+        finally:
+            instant.stop()
+            model.stop()
         return 0
     if os.environ.get("CHITIN_BENCH_ONLY") == "qr":
         model = FakeModel(tempfile.mkdtemp(prefix="chitin-bench-model-"), SCRIPT)
