@@ -16,7 +16,6 @@
 #include <thread>
 
 #include "host-bridge.h"
-#include "stream.h"
 #include "worker-main.h"
 
 namespace chitin::channel {
@@ -317,11 +316,14 @@ kj::Own<rpc::ChannelWorker::Server> newChannelWorker(WorkerOptions options,
   return kj::heap<ChannelWorkerServer>(std::move(options), std::move(factory));
 }
 
-int workerMain(int argc, char** argv, const char* kind, PlatformFactory factory) {
+int localWorkerMain(int argc, char** argv, const char* kind, PlatformFactory factory) {
+  return runChannelWorker(argc, argv, kind, std::move(factory), nullptr);
+}
+
+int runChannelWorker(int argc, char** argv, const char* kind, PlatformFactory factory,
+                     void (*beforeThreads)()) {
   return runWorker(argc, argv, kind, [&](WorkerContext&) {
-    // Before any thread exists and before the lockdown: libcurl and OpenSSL set up their
-    // global state here (curl_global_init is not thread-safe).
-    initNetworkGlobal();
+    if (beforeThreads != nullptr) beforeThreads();
     // One malloc arena for the three threads: they rarely allocate at once, and each extra
     // arena costs touched pages (and 64 MiB of address space) in an otherwise idle worker.
     mallopt(M_ARENA_MAX, 1);

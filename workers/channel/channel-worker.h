@@ -37,4 +37,9 @@ inline constexpr uint64_t DEFAULT_MAX_ATTACHMENT_BYTES = 20u << 20;
 kj::Own<rpc::ChannelWorker::Server> newChannelWorker(WorkerOptions options,
                                                      PlatformFactory factory);
 
+// workerMain() and localWorkerMain() (platform.h): runWorker() with the ChannelWorker bootstrap,
+// `beforeThreads` (if not null) called first, before any thread and the lockdown.
+int runChannelWorker(int argc, char** argv, const char* kind, PlatformFactory factory,
+                     void (*beforeThreads)());
+
 }  // namespace chitin::channel

@@ -160,8 +160,14 @@ class Platform {
 using PlatformFactory = std::function<std::unique_ptr<Platform>(Settings& settings, Host& host)>;
 
 // The worker's main(): runWorker() with a ChannelWorker bootstrap that builds the platform on
-// `start` and runs it. `kind` is the worker kind ("channel-telegram").
+// `start` and runs it. `kind` is the worker kind ("channel-telegram"). Before any thread and
+// before the lockdown it sets up libcurl's and OpenSSL's global state, which every platform
+// that reaches its servers itself needs (network-main.c++).
 int workerMain(int argc, char** argv, const char* kind, PlatformFactory factory);
+// The same for a platform that reaches no network itself (WhatsApp: its bridge child does).
+// Its binary then loads neither libcurl nor OpenSSL, nor their two dozen dependencies (an idle
+// WhatsApp adapter: ~2.5 MiB less private memory).
+int localWorkerMain(int argc, char** argv, const char* kind, PlatformFactory factory);
 
 // Reconnect delays: exponential from `initial` to `max`, each with full jitter (uniformly in
 // [d/2, d]) so a fleet of workers does not reconnect in step. reset() after a success.

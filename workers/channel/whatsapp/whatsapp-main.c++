@@ -5,5 +5,6 @@
 #include "whatsapp-channel.h"
 
 int main(int argc, char** argv) {
-  return chitin::channel::workerMain(argc, argv, "channel-whatsapp", chitin::channel::makeWhatsApp);
+  return chitin::channel::localWorkerMain(argc, argv, "channel-whatsapp",
+                                          chitin::channel::makeWhatsApp);
 }
