@@ -74,7 +74,8 @@ std::optional<std::string> readStateFile(const std::string& dir, const std::stri
   return content;
 }
 
-void writeStateFile(const std::string& dir, const std::string& name, std::string_view content) {
+void writeStateFile(const std::string& dir, const std::string& name, std::string_view content,
+                    StateSync sync) {
   std::string path = dir + "/" + name;
   std::string temporary = path + ".tmp";
   {
@@ -87,12 +88,15 @@ void writeStateFile(const std::string& dir, const std::string& name, std::string
       if (n < 0) throw ChannelError(failure("cannot write", temporary, errno));
       done += n;
     }
-    if (fsync(fd.get()) != 0) throw ChannelError(failure("cannot sync", temporary, errno));
+    if (sync == StateSync::DURABLE && fsync(fd.get()) != 0) {
+      throw ChannelError(failure("cannot sync", temporary, errno));
+    }
     if (close(fd.release()) != 0) throw ChannelError(failure("cannot close", temporary, errno));
   }
   if (rename(temporary.c_str(), path.c_str()) != 0) {
     throw ChannelError(failure("cannot replace", path, errno));
   }
+  if (sync == StateSync::LAZY) return;
   // The rename itself is durable only once the directory is.
   Fd directory(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (directory.get() < 0 || fsync(directory.get()) != 0) {

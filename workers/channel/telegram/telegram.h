@@ -8,7 +8,8 @@
 //                a local Bot API server), because the token travels in the URL
 //   pollTimeout  getUpdates long-poll seconds, 0-50, default 50
 // The credential is the bot token from @BotFather ("123456:ABC-..."). State (/state):
-// `offset` (the next update to ask for, written only after the supervisor has the message) and
+// `offset` (the next update to ask for, written only after the supervisor has the message, not
+// synced: losing it only redelivers what the supervisor drops as duplicates) and
 // `migrations` (groups that became supergroups: old id -> new id).
 
 #pragma once
