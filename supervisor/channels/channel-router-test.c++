@@ -58,9 +58,10 @@ struct Rig {
     router = nullptr;
   }
   void start(gateway::AgentService& agent,
-             std::vector<config::ChannelAccountConfig> accounts = {telegram()}) {
+             std::vector<config::ChannelAccountConfig> accounts = {telegram()},
+             uv_loop_t* loop = nullptr) {
     router = std::make_unique<ChannelRouter>(agent, io.provider->getTimer(), untrusted.get(),
-                                             routerSettings);
+                                             routerSettings, loop);
     host = std::make_unique<ChannelHost>(launcher, &broker, *router, *audit,
                                          io.provider->getTimer(), hostSettings, accounts);
     host->start();
@@ -237,6 +238,26 @@ TEST_CASE("channel router: the dedupe record survives a gateway restart") {
   CHECK_FALSE(rig.deliver("42", "42", "1", "hello"));
   CHECK(rig.deliver("42", "42", "2", "again"));
   CHECK(agent.runs.size() == 2);
+}
+
+TEST_CASE("channel router: the run starts beside the id's sync; the worker hears once it is done") {
+  Rig rig;
+  ScriptedAgent agent;
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  rig.start(agent, {telegram()}, &loop);
+  auto answer = inbound(KJ_ASSERT_NONNULL(rig.log.sink), "42", "42", "1", "hello").send();
+  // The run is under way while the sync waits on libuv's pool (this loop has not run yet)...
+  REQUIRE(waitUntil(rig.io, [&] { return agent.runs.size() == 1; }));
+  settle(rig.io, 20);
+  CHECK_FALSE(answer.poll(rig.io.waitScope));
+  // ...and the worker is told the message was taken only after the sync has reported.
+  REQUIRE(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHECK(answer.wait(rig.io.waitScope).getAccepted());
+  CHECK(entries(rig.home.path + "/state/channel-seen").size() == 1);
+  rig.host = nullptr;
+  rig.router = nullptr;
+  REQUIRE(uv_loop_close(&loop) == 0);
 }
 
 TEST_CASE("channel router: who is speaking comes from the worker, with ids the core accepts") {

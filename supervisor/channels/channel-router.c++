@@ -123,9 +123,10 @@ class ChannelRouter::Sink final : public gateway::RunSink {
 };
 
 ChannelRouter::ChannelRouter(gateway::AgentService& agent, kj::Timer& timer,
-                             UntrustedFiles* untrusted, RouterSettings settings)
+                             UntrustedFiles* untrusted, RouterSettings settings, uv_loop_t* loop)
     : agent_(agent),
       timer_(timer),
+      loop_(loop),
       untrusted_(untrusted),
       settings_(std::move(settings)),
       alive_(std::make_shared<bool>(true)),
@@ -249,17 +250,46 @@ void ChannelRouter::releaseSlot(const std::string& key) {
   if (p.runs > 0) --p.runs;
 }
 
-bool ChannelRouter::admitted(const std::string& key, Inbound in, kj::Own<SlotLease> lease,
-                             kj::Own<HeldBytes> held) {
+kj::Promise<bool> ChannelRouter::admitted(const std::string& key, Inbound in,
+                                          kj::Own<SlotLease> lease, kj::Own<HeldBytes> held) {
   auto it = ports_.find(key);
   if (it == ports_.end()) KJ_FAIL_REQUIRE("the channel was stopped");
   Port& p = *it->second;
-  ChannelPort& port = *p.port;
   // A copy of the same message may have waited alongside this one.
   if (p.seen->contains(in.chatId, in.messageId)) return false;
-  p.seen->record(in.chatId, in.messageId);  // throws on an I/O error: not accepted
-  if (blank(in.text) && in.attachments.empty()) return true;  // a sticker, a join: nothing to say
+  p.seen->record(in.chatId, in.messageId);  // throws on a write error: not accepted
+  // The worker records its progress (a poll offset) once it has the answer, so the answer waits
+  // until the id is on disk; the run need not, and starts beside the sync.
+  auto synced = durable(*p.seen);
+  if (!blank(in.text) || !in.attachments.empty()) {  // a sticker, a join: nothing to say
+    start(p, kj::mv(in), kj::mv(lease), kj::mv(held));
+  }
+  return synced.then([]() { return true; });
+}
 
+kj::Promise<void> ChannelRouter::durable(SeenStore& seen) {
+  if (loop_ == nullptr) {
+    seen.sync();
+    return kj::READY_NOW;
+  }
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  // The callback may come after the router is gone: it holds nothing of it.
+  auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<void>>>(kj::mv(paf.fulfiller));
+  seen.syncAsync(loop_, [fulfiller, path = seen.path()](int error) {
+    if (error == 0) {
+      (*fulfiller)->fulfill();
+      return;
+    }
+    spdlog::error("{}: cannot sync the message ids: {}", path, strerror(error));
+    // The worker delivers it again later, and hears it is a duplicate (the id stays known).
+    (*fulfiller)->reject(KJ_EXCEPTION(FAILED, "the message could not be recorded on disk"));
+  });
+  return kj::mv(paf.promise);
+}
+
+void ChannelRouter::start(Port& p, Inbound in, kj::Own<SlotLease> lease, kj::Own<HeldBytes> held) {
+  std::string key = p.key;
+  ChannelPort& port = *p.port;
   auto run = std::make_shared<Run>();
   run->portKey = key;
   run->kind = port.kind();
@@ -317,11 +347,10 @@ bool ChannelRouter::admitted(const std::string& key, Inbound in, kj::Own<SlotLea
     spdlog::warn("channel {}: message {} from {} not taken up: {}", key, in.messageId, sender,
                  error->message);
     run->lease = nullptr;
-    return true;
+    return;
   }
   run->runId = std::get<gateway::AgentAccepted>(result).run_id();
   if (!run->finished) runs_[run->runId] = run;
-  return true;
 }
 
 void ChannelRouter::turnStarted(const std::shared_ptr<Run>& run) {

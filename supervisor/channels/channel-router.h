@@ -7,9 +7,10 @@
 //   bounds (inbound.h; a violation kills the worker) -> duplicate? (seen-store.h: answered
 //   `accepted = false`, nothing else happens) -> a slot: at most `maxRunsPerPort` runs and a
 //   rate per worker, callers beyond `maxWaitingPerPort` refused with OVERLOADED (the worker
-//   delivers again later) -> the id recorded durably -> AgentService::startRun with the
-//   worker's own (kind) as channel and the sender's id: the agent core decides (chat policy,
-//   pairing, mention gating, sessions).
+//   delivers again later) -> the id recorded -> AgentService::startRun with the worker's own
+//   (kind) as channel and the sender's id: the agent core decides (chat policy, pairing,
+//   mention gating, sessions). The answer to the worker waits until the id is durable (synced
+//   beside the run's start), since the worker records its progress only once it has it.
 // When the agent's turn really starts (its `lifecycle start` event; never for a message that is
 // ignored, denied or answered with a pairing code): attachments are written into the
 // workspace inbox/, the acknowledgement reaction is sent, typing starts and is refreshed until
@@ -87,8 +88,9 @@ struct RouterSettings {
 class ChannelRouter {
  public:
   // `untrusted` (may be null in tests) records the saved attachments as untrusted content.
+  // `loop` runs the seen-stores' syncs on its pool; without one (tests) they sync in place.
   ChannelRouter(gateway::AgentService& agent, kj::Timer& timer, UntrustedFiles* untrusted,
-                RouterSettings settings);
+                RouterSettings settings, uv_loop_t* loop = nullptr);
   ~ChannelRouter();
 
   // Starts routing for `port` (opens its seen store: throws std::runtime_error naming the file).
@@ -116,8 +118,10 @@ class ChannelRouter {
   class SlotLease;
   class HeldBytes;
   kj::Promise<kj::Own<SlotLease>> slotFor(Port& port);
-  bool admitted(const std::string& key, Inbound in, kj::Own<SlotLease> lease,
-                kj::Own<HeldBytes> held);
+  kj::Promise<bool> admitted(const std::string& key, Inbound in, kj::Own<SlotLease> lease,
+                             kj::Own<HeldBytes> held);
+  void start(Port& port, Inbound in, kj::Own<SlotLease> lease, kj::Own<HeldBytes> held);
+  kj::Promise<void> durable(SeenStore& seen);
   void releaseSlot(const std::string& key);
   void turnStarted(const std::shared_ptr<Run>& run);
   void runFinished(const std::shared_ptr<Run>& run, const gateway::AgentResult& result);
@@ -132,6 +136,7 @@ class ChannelRouter {
 
   gateway::AgentService& agent_;
   kj::Timer& timer_;
+  uv_loop_t* loop_;
   UntrustedFiles* untrusted_;
   RouterSettings settings_;
   std::map<std::string, std::unique_ptr<Port>> ports_;  // by "<kind>/<account>"

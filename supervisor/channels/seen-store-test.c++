@@ -4,13 +4,16 @@
 
 #include "seen-store.h"
 
+#include <dirent.h>
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace chitin::channels {
 namespace {
@@ -55,6 +58,42 @@ TEST_CASE("seen store: an id is known once recorded, and after a restart") {
   struct stat st;
   REQUIRE(stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
+}
+
+size_t openFds() {
+  size_t n = 0;
+  DIR* dir = opendir("/proc/self/fd");
+  while (readdir(dir) != nullptr) ++n;
+  closedir(dir);
+  return n;
+}
+
+TEST_CASE("seen store: synced off the loop thread, through a compaction, leaving no descriptor") {
+  TempDir dir;
+  std::string path = dir.path + "/telegram-default";
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  size_t fdsBefore = openFds();
+  {
+    SeenStore store(path, 2);
+    std::vector<int> results;
+    store.record("42", "1");
+    store.syncAsync(&loop, [&](int error) { results.push_back(error); });
+    // The fourth line compacts: the file is replaced while the first sync may still run.
+    for (int i = 2; i <= 4; ++i) store.record("42", std::to_string(i));
+    store.syncAsync(&loop, [&](int error) { results.push_back(error); });
+    CHECK(results.empty());  // nothing waited for on this thread
+    REQUIRE(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+    CHECK(results == std::vector<int>{0, 0});
+    store.record("42", "5");  // the store's own descriptor is still the one to append to
+    store.sync();
+  }
+  CHECK(openFds() == fdsBefore);
+  SeenStore reopened(path, 2);
+  CHECK(reopened.contains("42", "4"));
+  CHECK(reopened.contains("42", "5"));
+  CHECK_FALSE(reopened.contains("42", "1"));  // beyond the capacity: compacted away
+  REQUIRE(uv_loop_close(&loop) == 0);
 }
 
 TEST_CASE("seen store: bounded: the newest ids are kept, the file is compacted") {

@@ -10,9 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memory>
 #include <stdexcept>
 
 #include "home.h"
+#include "pool-sync.h"
 
 namespace chitin::channels {
 
@@ -116,8 +118,8 @@ void SeenStore::record(const std::string& chatId, const std::string& messageId) 
   do {
     n = write(fd_, line.data(), line.size());
   } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(line.size()) || fdatasync(fd_) != 0) {
-    int error = n < 0 ? errno : EIO;
+  if (n != static_cast<ssize_t>(line.size())) {
+    int error = n < 0 ? errno : ENOSPC;
     // Whatever part reached the file is not acknowledged: cut it off now, so the next line
     // does not continue a torn one.
     if (ftruncate(fd_, static_cast<off_t>(bytes_)) != 0)
@@ -128,6 +130,23 @@ void SeenStore::record(const std::string& chatId, const std::string& messageId) 
   ++lines_;
   remember(std::move(key));
   if (lines_ >= 2 * capacity_) compact();
+}
+
+void SeenStore::sync() {
+  if (fdatasync(fd_) != 0)
+    throw std::runtime_error(path_ + ": cannot sync the message ids: " + strerror(errno));
+}
+
+void SeenStore::syncAsync(uv_loop_t* loop, std::function<void(int error)> synced) {
+  int fd = fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    synced(errno);
+    return;
+  }
+  // The callback is moved only once the request is queued: kept here for the error below.
+  auto callback = std::make_shared<std::function<void(int)>>(std::move(synced));
+  if (int rc = fdatasyncOnPool(loop, fd, [callback](int error) { (*callback)(error); }); rc != 0)
+    (*callback)(-rc);
 }
 
 void SeenStore::compact() {

@@ -377,7 +377,8 @@ int runGateway(const GatewayCommand& command) {
     routerSettings.seenDir = home.root + "/state/channel-seen";
     routerSettings.ackReaction = cc.ack_reaction();
     routerSettings.maxAttachmentBytes = cc.max_attachment_bytes();
-    channels::ChannelRouter router(core, io.provider->getTimer(), untrusted.get(), routerSettings);
+    channels::ChannelRouter router(core, io.provider->getTimer(), untrusted.get(), routerSettings,
+                                   &loop);
     channels::HostSettings hostSettings;
     hostSettings.homeDir = home.root;
     hostSettings.serviceUid = geteuid();

@@ -18,6 +18,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "pool-sync.h"
+
 namespace chitin {
 
 namespace {
@@ -248,37 +250,14 @@ void TranscriptStore::append(const std::string& key, const TranscriptEntry& entr
   }
 }
 
-namespace {
-
-struct SyncRequest {
-  uv_fs_t fs;
-  int fd;
-  std::function<void(int error)> synced;
-};
-
-}  // namespace
-
 void TranscriptStore::appendAsync(uv_loop_t* loop, const std::string& key,
                                   const TranscriptEntry& entry,
                                   std::function<void(int error)> synced) {
   std::string path;
   int fd = write(key, entry, path);
-  auto request = std::make_unique<SyncRequest>();
-  request->fd = fd;
-  request->synced = std::move(synced);
-  request->fs.data = request.get();
-  int rc = uv_fs_fdatasync(loop, &request->fs, fd, [](uv_fs_t* fs) {
-    std::unique_ptr<SyncRequest> done(static_cast<SyncRequest*>(fs->data));
-    int error = fs->result < 0 ? static_cast<int>(-fs->result) : 0;
-    uv_fs_req_cleanup(fs);
-    close(done->fd);
-    done->synced(error);
-  });
-  if (rc != 0) {
-    close(fd);
+  if (int rc = fdatasyncOnPool(loop, fd, std::move(synced)); rc != 0) {
     throw std::runtime_error("cannot sync transcript " + path + ": " + uv_strerror(rc));
   }
-  request.release();  // the callback owns it now
 }
 
 std::vector<TranscriptEntry> TranscriptStore::load(const std::string& key, size_t* skipped) const {
