@@ -130,13 +130,11 @@ std::string WorkerHost::end() {
   // zygote reaps its own workers: only its report is taken.
   if (reporter_) {
     if (error == 0) reporter_->exitStatus(reporterPid_, spawn::KILL_WAIT_MS);
-  } else {
+  } else if (error == 0 || error == ETIMEDOUT) {
+    // Its monitor had SIGKILL (ETIMEDOUT is about what it had started). The loop's watch made the
+    // pidfd non-blocking: reapPidfd() waits all the same.
     siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) <
-               0 &&
-           errno == EINTR) {
-    }
+    spawn::reapPidfd(pidfd_.get(), info);
   }
   exited_ = true;
   if (error == 0) return "";

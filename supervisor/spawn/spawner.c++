@@ -133,8 +133,11 @@ std::optional<WorkerExit> waitForked(const SpawnedWorker& worker, bool block) {
 std::optional<WorkerExit> waitPidfd(int pidfd, bool block) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
-  int flags = WEXITED | (block ? 0 : WNOHANG);
-  KJ_SYSCALL(waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, flags));
+  if (block) {
+    if (int error = reapPidfd(pidfd, info); error != 0) KJ_FAIL_SYSCALL("waitid(P_PIDFD)", error);
+  } else {
+    KJ_SYSCALL(waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, WEXITED | WNOHANG));
+  }
   if (info.si_pid == 0) return std::nullopt;
   if (info.si_code == CLD_EXITED) return decodeWaitStatus(W_EXITCODE(info.si_status, 0));
   return decodeWaitStatus(W_EXITCODE(0, info.si_status));
@@ -245,15 +248,29 @@ bool parentIs(pid_t child, pid_t parent) {
 
 }  // namespace
 
+int reapPidfd(int pidfd, siginfo_t& info) {
+  while (true) {
+    memset(&info, 0, sizeof(info));
+    if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED) == 0)
+      return 0;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return errno;
+    // A non-blocking pidfd: it polls readable once the process has exited.
+    struct pollfd p = {pidfd, POLLIN, 0};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) return errno;
+  }
+}
+
 int killSandbox(int pidfd, pid_t pid, int waitMs) {
   bool outlived = false;
   if (pidfdSignal(pidfd, SIGSTOP) == 0) {
     // Until it has stopped it may still clone. It is our child: waitid sees the stop (or its
-    // end), and WNOWAIT leaves either to be reported again.
+    // end), and WNOWAIT leaves either to be reported again. By pid, not through the pidfd: a
+    // pidfd tells no stop, and one made non-blocking would not wait at all (reapPidfd()); the
+    // pid is still this process's, as it is our child and not reaped.
     siginfo_t info;
     memset(&info, 0, sizeof(info));
-    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info,
-                  WSTOPPED | WEXITED | WNOWAIT) < 0 &&
+    while (waitid(P_PID, static_cast<id_t>(pid), &info, WSTOPPED | WEXITED | WNOWAIT) < 0 &&
            errno == EINTR) {
     }
     std::vector<int> killed;

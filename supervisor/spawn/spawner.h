@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <kj/io.h>
+#include <signal.h>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -113,7 +114,13 @@ struct WorkerExit {
 // nullopt while it still runs. Call once the pidfd is readable to avoid blocking the loop.
 WorkerExit waitForExit(const SpawnedWorker& worker);
 std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
-// Kills a sandbox: its outer bwrap and every process bwrap has started. Once bwrap has finished
+// Waits for our child behind `pidfd` to exit and reaps it, into `info`: 0, or the errno of
+// waitid. Whatever the pidfd's file status flags: an event loop that watches a pidfd makes it
+// non-blocking (libuv's uv_poll_init does), and waitid(P_PIDFD) on a non-blocking pidfd returns
+// EAGAIN at once instead of waiting. Every blocking wait on a pidfd goes through here.
+int reapPidfd(int pidfd, siginfo_t& info);
+// Kills a sandbox: its outer bwrap (`pid`, our child, not yet reaped) and every process bwrap has
+// started. Once bwrap has finished
 // its set-up, --die-with-parent and the pid namespace take every process with the outer bwrap;
 // during the set-up they do not (bwrap's child arms its parent-death signal only just before it
 // execs, and until then may wait for ever on a word from its dead parent: bubblewrap #633). So

@@ -6,10 +6,12 @@
 // Runs in: tests (the real spawner; a stand-in monitor, then real bwraps from the shipped profile)
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +22,8 @@
 #include <thread>
 
 #include "probe-runner.h"
+#include "uv-kj-bridge.h"
+#include "worker-host.h"
 
 namespace chitin::testing {
 
@@ -89,22 +93,27 @@ TEST_CASE("kill: what the sandbox's monitor started before tying it to its own d
   CHECK_MESSAGE(ended, "the monitor's child outlived the sandbox it belonged to");
 }
 
-TEST_CASE("kill: real sandboxes killed 0-4 ms into bwrap's set-up leave no process behind") {
-  // The shipped exec profile and the real bwrap, killed at once or a few ms after the spawn
-  // (measured before the fix: most such kills left bwrap's child running). Each sandbox's
-  // workspace path is in every one of its processes' command lines.
+namespace {
+
+// Real sandboxes from the shipped exec profile, each killed at once or a few ms after its spawn
+// (measured before the fix: most such kills left bwrap's child running), then reaped. Returns
+// what they left running, killed. Each sandbox's workspace path is in every one of its
+// processes' command lines. With `loopWatched`, each pidfd is first made non-blocking, as the
+// supervisor's libuv watch makes it (uv_poll_init), so the kill and the reap must not rely on
+// waitid(P_PIDFD) blocking.
+std::vector<pid_t> killedDuringSetup(bool loopWatched, int spawns) {
   TempDir workspace("chitin-kill-ws");
   std::mt19937 random(20261203);
   std::uniform_int_distribution<int> delayUs(0, 4000);
-  constexpr int SPAWNS = 40;
   spawn::SpawnRequest request;
   request.profile = "exec";
   request.vars = {{"WORKSPACE", workspace.path()}};
   request.workerOverride = getenv("CHITIN_PROBE");
   request.workerArgs = {"--probe-kind=exec", "--probe=stderr"};
   bool sawOne = false;
-  for (int i = 0; i < SPAWNS; ++i) {
+  for (int i = 0; i < spawns; ++i) {
     auto worker = testSpawner().spawn(request);
+    if (loopWatched) REQUIRE(fcntl(worker.pidfd.get(), F_SETFL, O_NONBLOCK) == 0);
     if (i == 0) {
       // Control: the scan sees a sandbox. (Polled: exec releases a vfork parent before the new
       // program's command line is in place, so for a moment it reads empty.)
@@ -129,7 +138,59 @@ TEST_CASE("kill: real sandboxes killed 0-4 ms into bwrap's set-up leave no proce
     MESSAGE("left behind: pid ", pid, ": ", readAll("/proc/" + std::to_string(pid) + "/stat"));
     ::kill(pid, SIGKILL);  // not left for the next test
   }
-  CHECK(left.empty());
+  return left;
+}
+
+}  // namespace
+
+TEST_CASE("kill: real sandboxes killed 0-4 ms into bwrap's set-up leave no process behind") {
+  CHECK(killedDuringSetup(false, 40).empty());
+}
+
+TEST_CASE("kill: the same with pidfds an event loop made non-blocking, as the supervisor's are") {
+  // waitid(P_PIDFD) on a non-blocking pidfd returns EAGAIN at once: the kill did not wait for
+  // bwrap to stop before listing its children (a child cloned after the list outlived it,
+  // blocked for ever on a word from its dead parent), and waitForExit() failed.
+  CHECK(killedDuringSetup(true, 60).empty());
+}
+
+TEST_CASE("kill: a worker host that ends its worker reaps the sandbox's monitor") {
+  // WorkerHost watches the pidfd on the libuv loop, which makes it non-blocking; its end()
+  // reaped through it with waitid(P_PIDFD) and got EAGAIN, so each ended tool worker left its
+  // outer bwrap a zombie of the supervisor's for as long as the gateway ran.
+  TempDir workspace("chitin-kill-host");
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  std::vector<pid_t> monitors;
+  {
+    auto io = kj::setupAsyncIo();
+    UvKjBridge bridge(&loop, io);
+    spawn::SpawnRequest request;
+    request.profile = "exec";
+    request.vars = {{"WORKSPACE", workspace.path()}};
+    request.workerOverride = getenv("CHITIN_PROBE");
+    request.workerArgs = {"--probe-kind=exec", "--probe=stderr"};
+    for (int i = 0; i < 3; ++i) {
+      WorkerHost host(&loop, io, testSpawner().spawn(request), "probe worker");
+      // Control: a running monitor is our child, not yet waitable.
+      siginfo_t info{};
+      REQUIRE(waitid(P_PID, static_cast<id_t>(host.pid()), &info, WEXITED | WNOHANG | WNOWAIT) ==
+              0);
+      CHECK(info.si_pid == 0);
+      monitors.push_back(host.pid());
+      CHECK(host.end().empty());
+    }
+    bridge.close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop);
+  for (pid_t pid : monitors) {
+    // Reaped: no longer a child of ours at all (a zombie would be reported here, and reaped).
+    siginfo_t info{};
+    int rc = waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG);
+    CHECK_MESSAGE((rc < 0 && errno == ECHILD), "the monitor of an ended worker, pid ", pid,
+                  ", was left a zombie");
+  }
 }
 
 }  // namespace chitin::testing
