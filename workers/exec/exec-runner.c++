@@ -208,9 +208,10 @@ class CommandRun {
           return kj::NEVER_DONE;  // the exit follows
         }));
     return exited.then([this, pumped = kj::mv(pumped)](siginfo_t info) mutable {
-      return pumped.exclusiveJoin(timer.afterDelay(DRAIN_GRACE))
-          .then([this]() { return endOutput(); })
-          .then([this, info]() { return makeOutcome(info); });
+      return pumped.exclusiveJoin(timer.afterDelay(DRAIN_GRACE)).then([this, info]() {
+        endOutput();
+        return makeOutcome(info);
+      });
     });
   }
 
@@ -221,6 +222,7 @@ class CommandRun {
   kj::UnixEventPort::FdObserver pidObserver;
   kj::Own<kj::AsyncInputStream> input;
   rpc::ByteSink::Client output;
+  kj::Promise<void> ended = nullptr;  // endOutput()'s call, answered or not
   size_t maxOutputBytes;
   uint32_t timeoutSeconds;
 
@@ -278,9 +280,16 @@ class CommandRun {
     });
   }
 
-  kj::Promise<void> endOutput() {
-    if (!streaming) return kj::READY_NOW;
-    return output.endRequest().send().ignoreResult().catch_([](kj::Exception&&) {});
+  // Tells the sink the stream is over, without waiting for its answer: calls on one connection
+  // arrive in the order they were made, so the supervisor has the end (after every write) before
+  // the result that follows it, and a round trip per call is saved.
+  void endOutput() {
+    if (!streaming) return;
+    ended = output.endRequest()
+                .send()
+                .ignoreResult()
+                .catch_([](kj::Exception&&) {})
+                .eagerlyEvaluate(nullptr);
   }
 
   ExecOutcome makeOutcome(const siginfo_t& info) {
