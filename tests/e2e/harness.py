@@ -257,7 +257,9 @@ class Gateway:
 
     def stop(self):
         """Stops the gateway with SIGTERM, as systemd does; fails the test when it does not exit
-        on its own (it is killed then, so the next test starts clean)."""
+        on its own (it is killed then, so the next test starts clean), or when it leaves a
+        process of its own running (any process whose command line names its home: its sandboxes
+        do, at every layer)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -268,7 +270,29 @@ class Gateway:
                 raise AssertionError(
                     f"the gateway did not stop within {self.STOP_SECONDS} s of SIGTERM "
                     f"(killed); its last log lines:\n{self.stderr()[-2000:]}")
+            left = self.left_behind()
+            if left:
+                for pid in left:
+                    try:
+                        os.kill(pid, signal.SIGKILL)  # not left for the next test
+                    except ProcessLookupError:
+                        pass
+                raise AssertionError(
+                    "the gateway stopped but left processes of its own running: " +
+                    "; ".join(f"{pid}: {argv[:300]!r}" for pid, argv in left.items()))
         return self.proc.returncode
+
+    def left_behind(self, grace=3.0):
+        """{pid: argv} of live processes naming this gateway's home once it has stopped (a
+        SIGKILLed process may take a moment to go: waited for up to `grace` seconds)."""
+        home = self.home.encode()
+        deadline = time.monotonic() + grace
+        while True:
+            left = {pid: argv for pid, (_, argv) in _processes().items()
+                    if home in argv and _state(pid) not in ("Z", "X", None)}
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.02)
 
     def cleanup(self):
         try:
@@ -342,6 +366,15 @@ def rewrite_script(model, script):
 def processes():
     """{pid: (ppid, raw cmdline)} for every process we can see."""
     return _processes()
+
+
+def _state(pid):
+    """A process's state letter (R, S, D, Z, ...), or None when it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def _processes():
