@@ -26,6 +26,7 @@
 #include <kj/debug.h>
 
 #include "gateway-impl.h"
+#include "lws-loader.h"
 
 namespace chitin::gateway {
 
@@ -205,6 +206,9 @@ void Gateway::start() {
   if (options.maxFrameBytes == 0) throw std::runtime_error("gateway maxFrameBytes is 0");
   impl.web.emplace(options.webRoot);
   if (options.port != 0) checkBindable(options.bind, options.port);
+  // Loaded on a thread since the supervisor started (lws-loader.h): waits for it, if need be.
+  if (std::string problem = loadLibwebsockets(); !problem.empty())
+    throw std::runtime_error("gateway: " + problem + " (apt-get install libwebsockets17)");
 
   lws_set_log_level(LLL_ERR | LLL_WARN, lwsLog);
   bool v6 = options.bind.find(':') != std::string::npos;
