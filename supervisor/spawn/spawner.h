@@ -120,19 +120,19 @@ std::optional<WorkerExit> pollExit(const SpawnedWorker& worker);
 // EAGAIN at once instead of waiting. Every blocking wait on a pidfd goes through here.
 int reapPidfd(int pidfd, siginfo_t& info);
 // Kills a sandbox: its outer bwrap (`pid`, our child, not yet reaped) and every process bwrap has
-// started. Once bwrap has finished
-// its set-up, --die-with-parent and the pid namespace take every process with the outer bwrap;
-// during the set-up they do not (bwrap's child arms its parent-death signal only just before it
-// execs, and until then may wait for ever on a word from its dead parent: bubblewrap #633). So
-// the outer bwrap is stopped first (it starts nothing more, and cannot reap a child, so a child's
-// pid stays that child's), each of its children is killed through a pidfd of its own (the whole
-// pid namespace when it is the namespace's init), then the outer bwrap. Blocks for as long as the
-// outer bwrap takes to stop (it is never in a state that ignores SIGSTOP for long), and until
-// each killed child has exited (a pid namespace's init exits only once the namespace is empty,
-// so nothing the sandbox left running outlives this call), at most `waitMs` in all. Returns 0;
-// ETIMEDOUT when a killed child had still not exited by then (the outer bwrap is killed all the
-// same, but the caller must not take the sandbox for gone: what it left may still run); or the
-// errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is 0).
+// started. Once bwrap has finished its set-up, --die-with-parent and the pid namespace take every
+// process with the outer bwrap; during the set-up they do not (bwrap's child arms its parent-death
+// signal only just before it execs, and until then may wait for ever on a word from its dead
+// parent: bubblewrap #633). So the outer bwrap is stopped first (it starts nothing more, and cannot
+// reap a child, so a child's pid stays that child's), each of its children is killed through a
+// pidfd of its own (the whole pid namespace when it is the namespace's init), then the outer bwrap.
+// Blocks for as long as the outer bwrap takes to stop (it is never in a state that ignores SIGSTOP
+// for long), and until each killed child has exited (a pid namespace's init exits only once the
+// namespace is empty, so nothing the sandbox left running outlives this call), at most `waitMs` in
+// all. Returns 0; ETIMEDOUT when a killed child had still not exited by then (the outer bwrap is
+// killed all the same, but the caller must not take the sandbox for gone: what it left may still
+// run); or the errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is
+// 0).
 constexpr int KILL_WAIT_MS = 2000;
 int killSandbox(int pidfd, pid_t pid, int waitMs = KILL_WAIT_MS);
 // killSandbox() for a worker forked by a zygote: it is pid 1 of its own pid namespace, so its
