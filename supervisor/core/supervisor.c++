@@ -39,7 +39,6 @@
 #include "sandbox-launcher.h"
 #include "pairing.h"
 #include "policy-host.h"
-#include "lws-loader.h"
 #include "snapshots.h"
 #include "config.h"
 #include "gateway.h"
@@ -75,8 +74,6 @@ struct Signals {
 int runGateway(const GatewayCommand& command) {
   // Logs go to stderr; stdout carries only what a script may parse (the URLs).
   spdlog::set_default_logger(spdlog::stderr_color_st("chitin"));
-  // libwebsockets and OpenSSL load meanwhile (gateway/lws-loader.h); the thread only loads them.
-  auto libwebsockets = gateway::loadLibwebsocketsInBackground();
 
   // 1. Who we run as. Workers must never run as uid 0 (bwrap would map root to root on every
   //    bind mount), so root must name a service user to become.

@@ -206,7 +206,7 @@ void Gateway::start() {
   if (options.maxFrameBytes == 0) throw std::runtime_error("gateway maxFrameBytes is 0");
   impl.web.emplace(options.webRoot);
   if (options.port != 0) checkBindable(options.bind, options.port);
-  // Loaded on a thread since the supervisor started (lws-loader.h): waits for it, if need be.
+  // libwebsockets is opened here, not linked (lws-loader.h).
   if (std::string problem = loadLibwebsockets(); !problem.empty())
     throw std::runtime_error("gateway: " + problem + " (apt-get install libwebsockets17)");
 

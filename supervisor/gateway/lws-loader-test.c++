@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// libwebsockets is loaded on a thread while the supervisor starts, not linked (lws-loader.h). A
+// libwebsockets is opened when the gateway starts, not linked (lws-loader.h). A
 // binary of its own: the library loads once per process, and these cases need a process where
 // nothing has loaded it yet. They run in the order written.
 // Runs in: test
@@ -51,9 +51,7 @@ TEST_CASE("lws loader: a library that is missing, or is not libwebsockets, is na
   CHECK_THROWS_AS(lws_context_user(nullptr), std::logic_error);
 }
 
-TEST_CASE("lws loader: loaded on a thread, with its libuv plugin; calls then reach it") {
-  auto loading = loadLibwebsocketsInBackground();
-  // Waits for the thread (the loader's lock), or finds the work done.
+TEST_CASE("lws loader: loaded with its libuv plugin; calls then reach it") {
   CHECK(loadLibwebsockets() == "");
   CHECK(libwebsocketsLoaded());
   CHECK(mapped(libwebsocketsSoname()));

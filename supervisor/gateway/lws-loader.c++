@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// libwebsockets loaded on a thread while the supervisor starts (see lws-loader.h).
+// libwebsockets opened when the gateway starts (see lws-loader.h).
 // Runs in: supervisor
 
 #include "lws-loader.h"
@@ -98,10 +98,6 @@ std::string loadLibwebsocketsFrom(const char* soname) {
     ::dlopen(CHITIN_LWS_UV_PLUGIN, RTLD_NOW | RTLD_LOCAL);
   }
   return "";
-}
-
-BackgroundLoad loadLibwebsocketsInBackground() {
-  return BackgroundLoad(std::thread([] { loadLibwebsockets(); }));
 }
 
 }  // namespace chitin::gateway

@@ -1,25 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
-// libwebsockets, loaded on a thread of its own while the supervisor starts, instead of by ld.so
-// before `main`.
+// libwebsockets, opened when the gateway starts instead of by ld.so before `main`.
 // Runs in: supervisor
 //
 // libwebsockets brings OpenSSL's libssl and libcrypto, libcap and zlib: mapping, relocating and
 // binding them was a third of the supervisor's process start (exec to its usage error, `perf stat
-// -r 80`: 9.0 -> 5.9 ms without them), all of it before `main`, in series with everything
-// else, and paid by `chitin sandbox` and `chitin doctor` too, which never serve a client. Loaded
-// here (common/lazy-library.h) from the first line of the gateway's start-up, it overlaps
-// reading the config, the policies and the audit log, which the gateway waits for anyway
-// (start -> first client, medians of 12 alternating starts: 27.6 ms loading it in `main` when
-// the gateway starts, 26.1 ms on the thread; on two cores the thread competes with the rest). lws-loader.c++ defines each libwebsockets function the gateway calls (declared by
-// libwebsockets' own header, so a signature that differs does not compile) as a call through
-// the loaded table; until it is loaded, and if it cannot be, each throws std::logic_error saying
-// so (those returning nothing do nothing). Gateway::start() loads it (waiting for the thread if
-// it is still at work) and fails with what is missing.
+// -r 80`: 9.0 -> 5.9 ms without them), paid by `chitin sandbox` and `chitin doctor` too, which
+// never serve a client. lws-loader.c++ defines each libwebsockets function the gateway calls
+// (declared by libwebsockets' own header, so a signature that differs does not compile) as a
+// call through a table loaded here (common/lazy-library.h); until it is loaded, and if it cannot
+// be, each throws std::logic_error saying so (those returning nothing do nothing).
+// Gateway::start() loads it and fails with what is missing.
+//
+// Not on a thread of its own, though that overlapped the rest of the start-up (start -> first
+// client, medians of 12 alternating starts: 27.6 -> 26.1 ms): the libraries' constructors read
+// the environment inside dlopen, the start-up sets TZ, HOME and USER, and setenv() beside a
+// reading thread crashed a gateway (SIGSEGV, once in CI). A thread started after the last
+// setenv() would be safe only for as long as nobody adds one.
 
 #pragma once
 
 #include <string>
-#include <thread>
 
 namespace chitin::gateway {
 
@@ -37,25 +37,5 @@ std::string loadLibwebsockets();
 std::string loadLibwebsocketsFrom(const char* soname);
 
 bool libwebsocketsLoaded();
-
-// loadLibwebsocketsInBackground()'s thread, joined when this goes: a process must not return
-// from `main` (and destroy what the loader uses) while the thread is still inside dlopen, as a
-// gateway that stops at a config error would.
-class BackgroundLoad {
- public:
-  explicit BackgroundLoad(std::thread thread) : thread_(std::move(thread)) {}
-  BackgroundLoad(BackgroundLoad&&) = default;
-  BackgroundLoad& operator=(BackgroundLoad&&) = delete;
-  ~BackgroundLoad() {
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  std::thread thread_;
-};
-
-// Starts loadLibwebsockets() on a thread of its own and returns; whoever calls
-// loadLibwebsockets() next waits for it, or finds it done.
-[[nodiscard]] BackgroundLoad loadLibwebsocketsInBackground();
 
 }  // namespace chitin::gateway
