@@ -489,12 +489,13 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
                                                            std::string(e.getDescription().cStr())};
       })
       .then([this, tool, session, request = kj::mv(request), label, readerOptions,
-             host = kj::mv(host)](ToolOutcome outcome) mutable {
+             host = kj::mv(host)](ToolOutcome outcome) mutable -> kj::Promise<ToolOutcome> {
         // The worker has answered (or died). A worker that can write to the host is torn down
         // (frozen, killed, reaped) before its result goes on: nothing it left running may
         // change the workspace after the call, behind the comparison that records what the
         // call changed. Any other is torn down END_WORKER_AFTER later, when the result has gone
-        // through the guard to the session worker and the call's events to the client. Then,
+        // through the guard to the session worker and the call's events to the client. Either
+        // way the loop runs on while the sandbox's pid namespace is torn down (endAsync). Then,
         // as the session used this kind of tool, the sandbox for its next call of the kind is
         // built. Cancelled before this point, the call ends its worker at once, with this lambda.
         bool endNow = true;
@@ -503,11 +504,23 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
         } catch (const std::exception&) {
           // It loaded to spawn this worker; if it no longer does, end the worker now.
         }
-        if (endNow) {
+        auto next = [this, session, request = kj::mv(request), label, readerOptions]() mutable {
+          if (spares_ != nullptr) spares_->prepare(session, request, label, readerOptions);
+        };
+        if (!endNow) {
+          auto later = io_.provider->getTimer().afterDelay(END_WORKER_AFTER);
+          endings_.add(later.then([host = kj::mv(host), next = kj::mv(next)]() mutable {
+            WorkerHost& ending = *host;
+            return ending.endAsync().ignoreResult().attach(kj::mv(host)).then(kj::mv(next));
+          }));
+          return kj::mv(outcome);
+        }
+        WorkerHost& ending = *host;
+        return ending.endAsync().then([this, tool, outcome = kj::mv(outcome), host = kj::mv(host),
+                                       next = kj::mv(next)](std::string notGone) mutable {
+          host = nullptr;
           // Not confirmed gone, it may still change the workspace: the call fails rather than
           // pass for complete.
-          std::string notGone = host->end();
-          host = nullptr;
           if (!notGone.empty()) {
             outcome = ToolOutcome{ToolOutcome::Status::ERROR,
                                   "error: the " + tool +
@@ -515,14 +528,9 @@ kj::Promise<ToolOutcome> ToolRunner::runWorker(const std::string& tool,
                                       "); what it changes from now on is not recorded "
                                       "(see the gateway log)"};
           }
-        }
-        auto later = io_.provider->getTimer().afterDelay(END_WORKER_AFTER);
-        endings_.add(later.then([this, host = kj::mv(host), session, request = kj::mv(request),
-                                 label, readerOptions]() mutable {
-          host = nullptr;
-          if (spares_ != nullptr) spares_->prepare(session, request, label, readerOptions);
-        }));
-        return outcome;
+          endings_.add(io_.provider->getTimer().afterDelay(END_WORKER_AFTER).then(kj::mv(next)));
+          return kj::mv(outcome);
+        });
       })
       .attach(kj::mv(message));
 }

@@ -56,9 +56,9 @@ capnp::ReaderOptions readerOptionsFor(uint64_t maxMessageBytes) {
 }
 
 WorkerHost::WorkerHost(uv_loop_t* loop, kj::AsyncIoContext& io, spawn::SpawnedWorker worker,
-                       std::string label, capnp::ReaderOptions readerOptions,
-                       WallClock wallClock)
+                       std::string label, capnp::ReaderOptions readerOptions, WallClock wallClock)
     : loop_(loop),
+      io_(&io),
       label_(std::move(label)),
       pid_(worker.pid),
       pidfd_(kj::mv(worker.pidfd)),
@@ -118,12 +118,25 @@ std::string whyNotKilled(int error) {
 
 }  // namespace
 
-std::string WorkerHost::end() {
-  // Drop the connection first so no RPC touches a dying stream, then make sure the process is
-  // gone. The pidfd stays valid until we close it, so the signal cannot hit a recycled pid.
+void WorkerHost::dropConnection() {
+  // First, so no RPC touches a dying stream. The pidfd stays valid until we close it, so no signal
+  // can hit a recycled pid.
   killOnViolation_ = nullptr;
   rpc_ = nullptr;
   stream_ = nullptr;
+  socketFd_ = -1;  // closed with the stream
+}
+
+std::string WorkerHost::ended(int error) {
+  exited_ = true;
+  if (error == 0) return "";
+  std::string why = whyNotKilled(error);
+  spdlog::error("{} (pid {}): ending it: {}", label_, pid_, why);
+  return why;
+}
+
+std::string WorkerHost::end() {
+  dropConnection();
   if (exited_) return "";
   int error = killNow();
   // Reap synchronously: SIGKILL is not ignorable, and what bwrap started was killed with it. A
@@ -136,11 +149,69 @@ std::string WorkerHost::end() {
     siginfo_t info;
     spawn::reapPidfd(pidfd_.get(), info);
   }
-  exited_ = true;
-  if (error == 0) return "";
-  std::string why = whyNotKilled(error);
-  spdlog::error("{} (pid {}): ending it: {}", label_, pid_, why);
-  return why;
+  return ended(error);
+}
+
+namespace {
+
+// Resolves true once every one of `fds` is readable (pidfds: their processes have gone), false
+// when `waitMs` runs out first.
+kj::Promise<bool> readableWithin(kj::AsyncIoContext& io, kj::ArrayPtr<const int> fds, int waitMs) {
+  auto observers = kj::heapArrayBuilder<kj::Own<kj::UnixEventPort::FdObserver>>(fds.size());
+  auto readable = kj::heapArrayBuilder<kj::Promise<void>>(fds.size());
+  for (int fd : fds) {
+    observers.add(kj::heap<kj::UnixEventPort::FdObserver>(
+        io.unixEventPort, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ));
+    readable.add(observers.back()->whenBecomesReadable());
+  }
+  return kj::joinPromises(readable.finish())
+      .then([]() { return true; })
+      .exclusiveJoin(io.provider->getTimer().afterDelay(waitMs * kj::MILLISECONDS).then([]() {
+        return false;
+      }))
+      .attach(observers.finish());
+}
+
+}  // namespace
+
+kj::Promise<std::string> WorkerHost::endAsync() {
+  dropConnection();
+  if (exited_) return std::string();
+  // This host reaps the worker itself from here: the loop's watch would race it.
+  uv_poll_stop(&watch_->poll);
+  uv_timer_stop(&watch_->timer);
+  if (reporter_) {
+    // Pid 1 of its own namespace: its pidfd turns readable once all of the namespace has gone.
+    if (syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0) < 0 && errno != ESRCH)
+      return ended(errno);
+    int fd = pidfd_.get();
+    return readableWithin(*io_, kj::arrayPtr(&fd, 1), spawn::KILL_WAIT_MS).then([this](bool gone) {
+      if (!gone) return ended(ETIMEDOUT);
+      reporter_->exitStatus(reporterPid_, spawn::KILL_WAIT_MS);
+      return ended(0);
+    });
+  }
+  // killSandbox(), with the wait for what bwrap had started (the pid namespace's teardown) and for
+  // bwrap's own exit on the event loop instead of blocking it.
+  auto stop = kj::heap(spawn::stopSandbox(pidfd_.get(), pid_));
+  auto fds = kj::heapArray<int>(stop->exiting.size());
+  for (size_t i = 0; i < fds.size(); ++i) fds[i] = stop->exiting[i].get();
+  auto waited = readableWithin(*io_, fds, spawn::KILL_WAIT_MS);
+  return waited.attach(kj::mv(stop), kj::mv(fds))
+      .then([this](bool gone) -> kj::Promise<std::string> {
+        int error = spawn::finishSandbox(pidfd_.get(), !gone);
+        if (error != 0 && error != ETIMEDOUT) return ended(error);
+        // Its monitor had SIGKILL: reaped as soon as it has exited.
+        int fd = pidfd_.get();
+        return readableWithin(*io_, kj::arrayPtr(&fd, 1), spawn::KILL_WAIT_MS)
+            .then([this, error](bool exited) {
+              // A monitor not gone 2 s after SIGKILL is said, not waited for on the loop.
+              if (!exited) return ended(ETIMEDOUT);
+              siginfo_t info;
+              spawn::reapPidfd(pidfd_.get(), info);
+              return ended(error);
+            });
+      });
 }
 
 WorkerHost::~WorkerHost() noexcept(false) {

@@ -78,6 +78,11 @@ class WorkerHost {
   // outer bwrap reaped): "" once every process of the sandbox is confirmed gone, else why not
   // (logged too). Destroying the host afterwards only releases what is left.
   std::string end();
+  // end() without blocking the loop while the sandbox's processes exit (a pid namespace takes a
+  // millisecond or more to tear down): resolves with what end() would return, once it would have
+  // returned. The host must outlive the promise; destroyed before it resolves, it ends the worker
+  // as its destructor always does.
+  kj::Promise<std::string> endAsync();
 
   bool exited() const { return exited_; }
   pid_t pid() const { return pid_; }
@@ -86,6 +91,7 @@ class WorkerHost {
  private:
   struct Watch;  // uv handles; freed asynchronously after uv_close
   uv_loop_t* loop_;
+  kj::AsyncIoContext* io_;
   std::string label_;
   pid_t pid_;
   kj::AutoCloseFd pidfd_;
@@ -105,6 +111,8 @@ class WorkerHost {
   kj::Own<kj::PromiseFulfiller<WorkerExit>> exitFulfiller_;
 
   void reap();
+  void dropConnection();
+  std::string ended(int error);  // marks it ended; "" for 0, else why not (logged)
   int killNow();  // spawn::killSandbox, or killForked for a zygote's worker
 };
 

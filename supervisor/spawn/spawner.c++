@@ -28,6 +28,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include "fork-server.h"
@@ -235,15 +236,20 @@ std::vector<pid_t> childrenOf(pid_t pid) {
 // Whether /proc/CHILD/stat names `parent` as its parent (field 4, after the parenthesised name,
 // which may itself hold spaces and parentheses).
 bool parentIs(pid_t child, pid_t parent) {
-  std::ifstream in("/proc/" + std::to_string(child) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream rest(stat.substr(close + 1));
-  std::string state;
+  std::string path = "/proc/" + std::to_string(child) + "/stat";
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];  // the name is at most 16 bytes: the fields up to the parent's fit
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return false;
+  std::string_view stat(buf, static_cast<size_t>(n));
+  size_t name = stat.rfind(')');
+  if (name == std::string_view::npos) return false;
+  char state = 0;
   long ppid = 0;
-  rest >> state >> ppid;
-  return ppid == parent;
+  std::string rest(stat.substr(name + 1));
+  return sscanf(rest.c_str(), " %c %ld", &state, &ppid) == 2 && ppid == parent;
 }
 
 }  // namespace
@@ -261,43 +267,48 @@ int reapPidfd(int pidfd, siginfo_t& info) {
   }
 }
 
-int killSandbox(int pidfd, pid_t pid, int waitMs) {
-  bool outlived = false;
-  if (pidfdSignal(pidfd, SIGSTOP) == 0) {
-    // Until it has stopped it may still clone. It is our child: waitid sees the stop (or its
-    // end), and WNOWAIT leaves either to be reported again. By pid, not through the pidfd: a
-    // pidfd tells no stop, and one made non-blocking would not wait at all (reapPidfd()); the
-    // pid is still this process's, as it is our child and not reaped.
-    siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    while (waitid(P_PID, static_cast<id_t>(pid), &info, WSTOPPED | WEXITED | WNOWAIT) < 0 &&
-           errno == EINTR) {
-    }
-    std::vector<int> killed;
-    for (pid_t child : childrenOf(pid)) {
-      int childFd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
-      if (childFd < 0) continue;  // gone already
-      // Checked through its own pidfd: the pid cannot have been given to another process since.
-      if (parentIs(child, pid) && pidfdSignal(childFd, SIGKILL) == 0) {
-        killed.push_back(childFd);
-      } else {
-        close(childFd);
-      }
-    }
-    // A pid namespace's init that dies takes the namespace with it, but only as it exits: until
-    // its pidfd reports the exit, what the sandbox left running (a process in a session of its
-    // own, still writing to a bind mount) may run on. Waited for here, so that when this
-    // returns nothing of the sandbox runs any more.
-    // The wait is a moment; its bound (shared by all of them) only keeps a kernel that never
-    // reports an exit from holding the loop, and running out of it is said, not passed over.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
-    for (int fd : killed) {
-      if (!readableBy(fd, deadline)) outlived = true;
-      close(fd);
-    }
+SandboxStop stopSandbox(int pidfd, pid_t pid) {
+  SandboxStop stop;
+  if (pidfdSignal(pidfd, SIGSTOP) != 0) return stop;  // gone already: nothing left to stop
+  // Until it has stopped it may still clone. It is our child: waitid sees the stop (or its end),
+  // and WNOWAIT leaves either to be reported again. By pid, not through the pidfd: a pidfd tells
+  // no stop, and one made non-blocking would not wait at all (reapPidfd()); the pid is still this
+  // process's, as it is our child and not reaped.
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  while (waitid(P_PID, static_cast<id_t>(pid), &info, WSTOPPED | WEXITED | WNOWAIT) < 0 &&
+         errno == EINTR) {
   }
+  for (pid_t child : childrenOf(pid)) {
+    int childFd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+    if (childFd < 0) continue;  // gone already
+    kj::AutoCloseFd fd(childFd);
+    // Checked through its own pidfd: the pid cannot have been given to another process since.
+    if (parentIs(child, pid) && pidfdSignal(childFd, SIGKILL) == 0)
+      stop.exiting.push_back(kj::mv(fd));
+  }
+  return stop;
+}
+
+int finishSandbox(int pidfd, bool outlived) {
   if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) return errno;
   return outlived ? ETIMEDOUT : 0;
+}
+
+int killSandbox(int pidfd, pid_t pid, int waitMs) {
+  SandboxStop stop = stopSandbox(pidfd, pid);
+  // A pid namespace's init that dies takes the namespace with it, but only as it exits: until its
+  // pidfd reports the exit, what the sandbox left running (a process in a session of its own,
+  // still writing to a bind mount) may run on. Waited for here, so that when this returns nothing
+  // of the sandbox runs any more. The wait is a moment; its bound (shared by all of them) only
+  // keeps a kernel that never reports an exit from holding the caller, and running out of it is
+  // said, not passed over.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
+  bool outlived = false;
+  for (auto& fd : stop.exiting) {
+    if (!readableBy(fd.get(), deadline)) outlived = true;
+  }
+  return finishSandbox(pidfd, outlived);
 }
 
 int killForked(int pidfd, int waitMs) {

@@ -135,6 +135,18 @@ int reapPidfd(int pidfd, siginfo_t& info);
 // 0).
 constexpr int KILL_WAIT_MS = 2000;
 int killSandbox(int pidfd, pid_t pid, int waitMs = KILL_WAIT_MS);
+// killSandbox() in two halves, for a caller that must not block while the sandbox's processes
+// exit (the teardown of a pid namespace takes a millisecond or more: WorkerHost::endAsync).
+// `stopSandbox` stops the outer bwrap (waiting for the stop, a moment) and SIGKILLs each process
+// it had started, returning a pidfd of each: readable once that process, and with a namespace's
+// init its whole namespace, has gone. `finishSandbox`, once every one of them is readable
+// (`outlived`: or the caller's wait for them ran out), SIGKILLs the outer bwrap and returns what
+// killSandbox() returns. The outer bwrap is then the caller's to reap.
+struct SandboxStop {
+  std::vector<kj::AutoCloseFd> exiting;  // empty too when bwrap had gone already
+};
+SandboxStop stopSandbox(int pidfd, pid_t pid);
+int finishSandbox(int pidfd, bool outlived);
 // killSandbox() for a worker forked by a zygote: it is pid 1 of its own pid namespace, so its
 // SIGKILL takes the namespace, and its pidfd turns readable only once all of it has gone.
 // Returns 0 then, ETIMEDOUT when that took longer than `waitMs`, or the signal's errno.

@@ -193,4 +193,86 @@ TEST_CASE("kill: a worker host that ends its worker reaps the sandbox's monitor"
   }
 }
 
+TEST_CASE(
+    "kill: a worker host ended on the event loop: the loop runs on while the sandbox is torn "
+    "down, and nothing of the sandbox runs once it resolves") {
+  // endAsync() is end() with its waits (the pid namespace's teardown, a millisecond or more, and
+  // the monitor's exit) on the loop: end() held the whole supervisor that long per tool call.
+  TempDir workspace("chitin-kill-async");
+  const std::string marker = "4247.61";
+  const std::string lingering = std::string("sleep\0", 6) + marker;  // in its own session
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  {
+    auto io = kj::setupAsyncIo();
+    UvKjBridge bridge(&loop, io);
+    spawn::SpawnRequest request;
+    request.profile = "exec";
+    request.vars = {{"WORKSPACE", workspace.path()}};
+    request.workerOverride = getenv("CHITIN_PROBE");
+    request.workerArgs = {"--probe-kind=exec", "--probe=bash",
+                          "--probe-arg=setsid sleep " + marker + " & exec sleep 4247.62"};
+    auto host = kj::heap<WorkerHost>(&loop, io, testSpawner().spawn(request), "probe worker");
+    pid_t monitor = host->pid();
+    // Control: what the sandbox left running in a session of its own runs (once setsid has
+    // become the sleep).
+    auto sleeping = [&]() {
+      for (pid_t pid : processesWith(lingering)) {
+        if (readAll("/proc/" + std::to_string(pid) + "/comm") == "sleep\n") return pid;
+      }
+      return pid_t{-1};
+    };
+    double deadline = monotonicSeconds() + 10;
+    while (sleeping() < 0 && monotonicSeconds() < deadline) usleep(2000);
+    pid_t sleep = sleeping();
+    REQUIRE_MESSAGE(sleep > 0, "the sandbox did not start its sleep");
+    int sleepFd = pidfdOf(sleep);
+    REQUIRE(sleepFd >= 0);
+    KJ_DEFER(close(sleepFd));
+
+    bool done = false;
+    std::string notGone = "unresolved";
+    std::vector<pid_t> leftAtEnd;
+    bool monitorReaped = false;
+    bool sleepGone = false;
+    auto ending = host->endAsync()
+                      .then([&](std::string why) {
+                        // At the moment it resolves, not a grace period later.
+                        sleepGone = endsWithin(sleepFd, 0);
+                        leftAtEnd = processesWith(marker);
+                        siginfo_t info{};
+                        monitorReaped = waitid(P_PID, static_cast<id_t>(monitor), &info,
+                                               WEXITED | WNOHANG) < 0 &&
+                                        errno == ECHILD;
+                        notGone = why;
+                        done = true;
+                      })
+                      .eagerlyEvaluate(nullptr);
+    // end() had the sandbox gone before it returned; endAsync() returns first.
+    CHECK_FALSE(host->exited());
+    int turns = 0;
+    while (turns++ < 1000) {
+      bridge.pump();
+      if (done) break;
+      uv_run(&loop, UV_RUN_ONCE);
+    }
+    REQUIRE(done);
+    CHECK(notGone == "");
+    CHECK(host->exited());
+    CHECK_MESSAGE(monitorReaped, "the monitor ", monitor, " was not reaped when endAsync resolved");
+    for (pid_t pid : leftAtEnd) {
+      MESSAGE("running when endAsync resolved: pid ", pid, ": ",
+              readAll("/proc/" + std::to_string(pid) + "/stat"));
+      ::kill(pid, SIGKILL);
+    }
+    CHECK(leftAtEnd.empty());
+    CHECK_MESSAGE(sleepGone, "what the sandbox left running had not exited when endAsync resolved");
+    ending = nullptr;
+    host = nullptr;
+    bridge.close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop);
+}
+
 }  // namespace chitin::testing
