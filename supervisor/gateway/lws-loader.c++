@@ -4,9 +4,7 @@
 
 #include "lws-loader.h"
 
-#include <dlfcn.h>
 #include <libwebsockets.h>
-
 
 #include "lazy-library.h"
 
@@ -87,16 +85,9 @@ bool libwebsocketsLoaded() { return lws_table::library().loaded(); }
 std::string loadLibwebsockets() { return loadLibwebsocketsFrom(libwebsocketsSoname()); }
 
 std::string loadLibwebsocketsFrom(const char* soname) {
-  bool before = lws_table::library().loaded();
   std::string problem = lws_table::library().loadFrom(soname);
   if (!problem.empty())
     return problem + " (chitin was built against libwebsockets " LWS_LIBRARY_VERSION ")";
-  if (!before) {
-    // libwebsockets opens its libuv plugin by this path when the gateway creates its context
-    // (LWS_SERVER_OPTION_LIBUV); opened now, that finds it loaded. Never closed, as there.
-    // Failing here is not an error: the context's creation then fails and the gateway says why.
-    ::dlopen(CHITIN_LWS_UV_PLUGIN, RTLD_NOW | RTLD_LOCAL);
-  }
   return "";
 }
 

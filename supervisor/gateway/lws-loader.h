@@ -26,11 +26,10 @@ namespace chitin::gateway {
 // The soname chitin was built against ("libwebsockets.so.17").
 const char* libwebsocketsSoname();
 
-// Opens libwebsockets (once; a failure is tried again on the next call), resolves every
-// function the gateway uses, and opens its libuv event-loop plugin, which libwebsockets would
-// otherwise open itself while the gateway starts. "" when the functions are all there;
-// otherwise what is missing, naming the library or the function and the version chitin was
-// built against. (A missing plugin is libwebsockets' to report: the gateway's start says so.)
+// Opens libwebsockets (once; a failure is tried again on the next call) and resolves every
+// function the gateway uses: "" when they are all there; otherwise what is missing, naming the
+// library or the function and the version chitin was built against. (Its libuv event-loop
+// plugin is libwebsockets' own to open, when the gateway creates its context, and to report.)
 std::string loadLibwebsockets();
 
 // The same, with the library named: for the test of what a missing one says.
