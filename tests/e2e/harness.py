@@ -371,28 +371,30 @@ def processes():
     return _processes()
 
 
-def _describe(pid, argv):
-    """A left-behind process for a failure message: state, parent, its program and the worker
-    binary its sandbox runs (a bwrap's argv names it after --ro-bind)."""
+def _stat_fields(pid):
+    """The fields of /proc/PID/stat after the parenthesised name (state, ppid, ...), or None
+    when the process has gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        state, ppid = fields[0], fields[1]
+            return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        state, ppid = "?", "?"
+        return None
+
+
+def _describe(pid, argv):
+    """A left-behind process for the LEFT BEHIND report: state, parent, its program and the
+    worker binary its sandbox runs (a bwrap's argv names it after --ro-bind)."""
+    fields = _stat_fields(pid) or ["?", "?"]
     args = argv.split(b"\0")
     workers = [a.decode(errors="replace") for a in args if b"chitin-worker-" in a]
-    return (f"state {state}, parent {ppid}, {args[0].decode(errors='replace')}, "
+    return (f"state {fields[0]}, parent {fields[1]}, {args[0].decode(errors='replace')}, "
             f"worker {workers[-1] if workers else '?'}, {len(args)} arguments")
 
 
 def _state(pid):
     """A process's state letter (R, S, D, Z, ...), or None when it has gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def _processes():
@@ -401,12 +403,12 @@ def _processes():
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        fields = _stat_fields(entry)
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read()
-        except (OSError, ValueError, IndexError):
+            ppid = int(fields[1])
+        except (OSError, ValueError, TypeError):
             continue
         out[int(entry)] = (ppid, argv)
     return out
