@@ -11,7 +11,9 @@
 (d) sandboxed `exec true` and `read` tool calls, p50/p90 (a session's calls after its first take
     the sandbox built for them ahead of need, with the exec worker's bash already started in it),
     the ratio to the bwrap floor (`bwrap --unshare-all ... /bin/true`) measured in the same run,
-    `bash -c true` started inside such a sandbox for scale, and the memory of the spares waiting
+    `bash -c true` started inside such a sandbox for scale, the memory of the spares waiting, and
+    another client's `health` round trips while a session runs exec calls (for as long as a call
+    holds the supervisor's loop, every other client waits)
 (e) `chitin status` and `chitin agent` one-shot wall time
 (f) one policy decision (allow/ask/deny: two Cedar evaluations) with the shipped policies
 (g) load: 200 concurrent WebSocket clients, each in its own session, running turns against the
@@ -61,7 +63,7 @@ import time
 
 from bench_common import (
     pct, line, ms, _timed_http, private_kib, rss_kib, session_memory, _free_port, _gateway_args, _env,
-    _tool_calls, QUICK, N_TURNS, N_TOOLS, N_FLOOR, N_CLI, N_AUDIT_RECORDS, N_IDLE, N_LOAD_CLIENTS,
+    _tool_calls, _tool_calls_watched, QUICK, N_TURNS, N_TOOLS, N_FLOOR, N_CLI, N_AUDIT_RECORDS, N_IDLE, N_LOAD_CLIENTS,
     LOAD_SECONDS, LOAD_RATE, SCRIPT, TOOL_PAUSE, ROOT, InstantModel)
 from bench_channels import print_channel_cost
 from bench_scale import print_scale_cost
@@ -477,6 +479,7 @@ def main():
             tools = _tool_calls(ws, "tool", N_TOOLS, TOOL_PAUSE)
             reads = _tool_calls(ws, "read", N_TOOLS, TOOL_PAUSE)
             back_to_back = _tool_calls(ws, "tool", N_TOOLS, 0, session="agent:main:bench:direct:b2b")
+            watched = _tool_calls_watched(gw, ws, N_TOOLS, TOOL_PAUSE)
             spares = _spare_memory(gw)
             spare_status = json.loads(gw.cli("status", "--json").stdout)
             floor, _ = bwrap_floor()
@@ -566,6 +569,10 @@ def main():
     _, b2b = back_to_back
     line(f"exec back to back, no pause: p50 / p90 over {len(b2b)}",
          f"{ms(pct(b2b, 50))} / {ms(pct(b2b, 90))}")
+    calls, pings = watched
+    line("another client's health, one a ms: p50 / p99 / max",
+         f"{ms(pct(pings, 50))} / {ms(pct(pings, 99))} / {ms(max(pings))}")
+    line(f"  (those exec calls: p50 over {len(calls)})", ms(pct(calls, 50)))
     line("bwrap --unshare-all /bin/true floor p50 / p90", f"{ms(f50)} / {ms(pct(floor, 90))}")
     ratio = pct(warm, 50) / f50
     line("ratio exec p50 / floor p50", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)

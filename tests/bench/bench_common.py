@@ -225,3 +225,41 @@ def _tool_calls(ws, scenario, n, pause, session=None):
         times.append(t)
         time.sleep(pause)
     return times[0], times[1:]
+
+
+def _health_pings(gw, ready, stop, results):
+    """(d), in a process of its own: a second client's `health` round trips, one a millisecond,
+    until `stop` is set; their seconds go to `results`."""
+    ws = gw.connect()
+    ready.set()
+    times, i = [], 0
+    while not stop.is_set():
+        i += 1
+        t0 = time.monotonic()
+        ws.send_json({"type": "req", "id": f"h{i}", "method": "health"})
+        while ws.recv_json().get("id") != f"h{i}":
+            pass
+        times.append(time.monotonic() - t0)
+        time.sleep(0.001)
+    ws.close()
+    results.put(times)
+
+
+def _tool_calls_watched(gw, ws, n, pause):
+    """(d): n exec calls as _tool_calls makes them, while another client asks the gateway for its
+    health every millisecond: ([the calls after the first], [the health round trips]). What the
+    supervisor's loop spends blocked on a call (a spawn, a sync, a wait) is everyone's wait."""
+    import multiprocessing
+    context = multiprocessing.get_context("fork")
+    ready, stop, results = context.Event(), context.Event(), context.Queue()
+    pinger = context.Process(target=_health_pings, args=(gw, ready, stop, results))
+    pinger.start()
+    try:
+        if not ready.wait(20):
+            raise RuntimeError("the health client did not connect")
+        _, calls = _tool_calls(ws, "tool", n, pause, session="agent:main:bench:direct:watched")
+    finally:
+        stop.set()
+    pings = results.get(timeout=20)
+    pinger.join(20)
+    return calls, pings
