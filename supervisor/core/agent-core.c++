@@ -129,6 +129,7 @@ void AgentCore::shutdown() {
     closeIdleTimer(*session);
   }
   sessions_.clear();
+  endings_.endNow();
 }
 
 std::string AgentCore::defaultSessionKey(const gateway::ClientIdentity& who) const {
@@ -571,7 +572,7 @@ void AgentCore::onIdle(uv_timer_t* handle) {
   spdlog::info("session {}: idle for {} s, stopping its worker", s.key,
                self.settings_.sessionIdleSeconds);
   s.client = nullptr;
-  s.host = nullptr;
+  self.endings_.add(kj::mv(s.host));
 }
 
 void AgentCore::closeIdleTimer(Session& session) {

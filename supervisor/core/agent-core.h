@@ -44,6 +44,7 @@
 #include "transcript.h"
 #include "turn.h"
 #include "skills.h"
+#include "worker-host.h"
 #include "workspace-files.h"
 
 namespace chitin {
@@ -148,6 +149,7 @@ class AgentCore final : public gateway::AgentService,
   std::map<std::string, std::unique_ptr<Session>> sessions_;
   std::map<std::string, std::shared_ptr<Run>> runs_;  // active and queued, by run id
   kj::TaskSet tasks_;
+  WorkerEndings endings_;  // idle sessions' workers, torn down off the loop's back
   bool shuttingDown_ = false;
   // Expires with this core: a transcript sync finishing later finds it gone and does nothing.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

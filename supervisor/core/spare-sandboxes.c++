@@ -99,16 +99,18 @@ kj::Own<WorkerHost> SpareSandboxes::take(const std::string& session,
   }
   if (uv_now(loop_) - spare->builtAtMs >= uint64_t{settings_.idleSeconds} * 1000) {
     ++stats_.expired;
+    retire(std::move(spare));
     return {};  // its sweep had not come round yet
   }
   if (!request.hide.empty()) {
     auto now = spawner_.hiddenIdentity(request);
     if (!now || *now != spare->hiddenAt) {
-      // Destroying the host kills the spare: the call spawns a sandbox whose covers are mounted
-      // on what the paths name now (or is refused, as any spawn would be).
+      // Killed, not used: the call spawns a sandbox whose covers are mounted on what the paths
+      // name now (or is refused, as any spawn would be).
       ++stats_.changed;
       spdlog::info("{}: a hidden directory was replaced since the spare was built; not used",
                    spare->host->label());
+      retire(std::move(spare));
       return {};
     }
   }
@@ -173,7 +175,8 @@ void SpareSandboxes::buildPending() {
 
 void SpareSandboxes::add(std::unique_ptr<Spare> spare) {
   while (spares_.size() >= settings_.maxSpares && !spares_.empty()) {
-    spares_.erase(spares_.begin());  // the oldest: its host kills it
+    retire(std::move(spares_.front()));  // the oldest
+    spares_.erase(spares_.begin());
     ++stats_.evicted;
   }
   spares_.push_back(std::move(spare));
@@ -198,13 +201,14 @@ void SpareSandboxes::armSweep() {
 void SpareSandboxes::sweep() {
   uint64_t now = uv_now(loop_);
   uint64_t idleMs = uint64_t{settings_.idleSeconds} * 1000;
-  std::erase_if(spares_, [&](const std::unique_ptr<Spare>& s) {
+  std::erase_if(spares_, [&](std::unique_ptr<Spare>& s) {
     if (s->host->exited()) {
       ++stats_.died;
       return true;
     }
     if (now - s->builtAtMs >= idleMs) {
       ++stats_.expired;
+      retire(std::move(s));
       return true;
     }
     return false;
@@ -216,7 +220,11 @@ void SpareSandboxes::sweep() {
 void SpareSandboxes::dropSession(const std::string& session) {
   std::erase_if(pending_, [&](const Pending& p) { return p.session == session; });
   size_t before = spares_.size();
-  std::erase_if(spares_, [&](const std::unique_ptr<Spare>& s) { return s->session == session; });
+  std::erase_if(spares_, [&](std::unique_ptr<Spare>& s) {
+    if (s->session != session) return false;
+    retire(std::move(s));
+    return true;
+  });
   stats_.expired += before - spares_.size();
   stats_.waiting = spares_.size();
 }
@@ -226,9 +234,14 @@ void SpareSandboxes::shutdown() {
   pending_.clear();
   stats_.expired += spares_.size();
   spares_.clear();  // each WorkerHost kills and reaps its worker
+  endings_.endNow();
   stats_.waiting = 0;
   uv_timer_stop(&timers_->build);
   uv_timer_stop(&timers_->sweep);
+}
+
+void SpareSandboxes::retire(std::unique_ptr<Spare> spare) {
+  if (spare != nullptr) endings_.add(kj::mv(spare->host));
 }
 
 SpareStats SpareSandboxes::stats() const { return stats_; }

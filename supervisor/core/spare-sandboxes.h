@@ -37,10 +37,9 @@
 #include <vector>
 
 #include "spawner.h"
+#include "worker-host.h"
 
 namespace chitin {
-
-class WorkerHost;
 
 struct SpareSettings {
   uint32_t maxSpares = 8;      // 0: no spares, every call spawns its sandbox when it runs
@@ -93,6 +92,7 @@ class SpareSandboxes {
   void sweep();
   void add(std::unique_ptr<Spare> spare);
   void armSweep();
+  void retire(std::unique_ptr<Spare> spare);  // ended off the loop's back (WorkerEndings)
 
   uv_loop_t* loop_;
   kj::AsyncIoContext& io_;
@@ -103,6 +103,7 @@ class SpareSandboxes {
   Timers* timers_;
   SpareStats stats_;
   bool shutDown_ = false;
+  WorkerEndings endings_;
 };
 
 // What a spare is keyed by besides its session: the whole spawn request, as one string.

@@ -214,6 +214,17 @@ kj::Promise<std::string> WorkerHost::endAsync() {
       });
 }
 
+void WorkerEndings::add(kj::Own<WorkerHost> host) {
+  if (host.get() == nullptr) return;
+  WorkerHost& ending = *host;
+  // What went wrong is logged by the host (WorkerHost::ended).
+  tasks_->add(ending.endAsync().ignoreResult().attach(kj::mv(host)));
+}
+
+void WorkerEndings::LogErrors::taskFailed(kj::Exception&& exception) {
+  spdlog::error("ending a worker: {}", exception.getDescription().cStr());
+}
+
 WorkerHost::~WorkerHost() noexcept(false) {
   end();
   cgroup_ = nullptr;  // reaped: the cgroup can go

@@ -116,4 +116,25 @@ class WorkerHost {
   int killNow();  // spawn::killSandbox, or killForked for a zygote's worker
 };
 
+// Workers being ended without holding the loop (WorkerHost::endAsync): for hosts whose owner is
+// done with them and waits for nothing (an idle session's worker, a spare no longer wanted). Each
+// host is kept until its sandbox is confirmed gone; destroying this ends the rest at once, as
+// their hosts' destructors do.
+class WorkerEndings {
+ public:
+  void add(kj::Own<WorkerHost> host);
+  // Ends the rest at once, as destroying this does (a shutdown leaves none behind). Not from
+  // inside a KJ callback.
+  void endNow() { tasks_ = kj::heap<kj::TaskSet>(errors_); }
+  bool empty() { return tasks_->isEmpty(); }
+
+ private:
+  class LogErrors final : public kj::TaskSet::ErrorHandler {
+   public:
+    void taskFailed(kj::Exception&& exception) override;
+  };
+  LogErrors errors_;
+  kj::Own<kj::TaskSet> tasks_ = kj::heap<kj::TaskSet>(errors_);
+};
+
 }  // namespace chitin

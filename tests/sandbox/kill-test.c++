@@ -275,4 +275,56 @@ TEST_CASE(
   uv_loop_close(&loop);
 }
 
+TEST_CASE("kill: workers handed to WorkerEndings are gone and reaped once it is empty; endNow() "
+          "ends the rest at once") {
+  TempDir workspace("chitin-kill-endings");
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  std::vector<pid_t> monitors;
+  {
+    auto io = kj::setupAsyncIo();
+    UvKjBridge bridge(&loop, io);
+    spawn::SpawnRequest request;
+    request.profile = "exec";
+    request.vars = {{"WORKSPACE", workspace.path()}};
+    request.workerOverride = getenv("CHITIN_PROBE");
+    request.workerArgs = {"--probe-kind=exec", "--probe=sleep"};
+    auto reaped = [](pid_t pid) {
+      siginfo_t info{};
+      return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG) < 0 &&
+             errno == ECHILD;
+    };
+    WorkerEndings endings;
+    for (int i = 0; i < 3; ++i) {
+      auto host = kj::heap<WorkerHost>(&loop, io, testSpawner().spawn(request), "probe worker");
+      monitors.push_back(host->pid());
+      endings.add(kj::mv(host));
+    }
+    // Handed over, not ended yet: the loop has not run.
+    CHECK_FALSE(endings.empty());
+    CHECK_FALSE(reaped(monitors[0]));
+    int turns = 0;
+    while (turns++ < 1000) {
+      bridge.pump();
+      if (endings.empty()) break;
+      uv_run(&loop, UV_RUN_ONCE);
+    }
+    REQUIRE(endings.empty());
+    for (pid_t pid : monitors) CHECK_MESSAGE(reaped(pid), "monitor ", pid, " not reaped");
+    CHECK(processesWith(workspace.path()).empty());
+
+    // endNow(): what is still being ended is ended before it returns.
+    auto host = kj::heap<WorkerHost>(&loop, io, testSpawner().spawn(request), "probe worker");
+    pid_t last = host->pid();
+    endings.add(kj::mv(host));
+    endings.endNow();
+    CHECK(endings.empty());
+    CHECK(reaped(last));
+    CHECK(processesWith(workspace.path()).empty());
+    bridge.close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop);
+}
+
 }  // namespace chitin::testing
