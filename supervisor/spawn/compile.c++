@@ -176,10 +176,16 @@ std::string Spawner::findWorker(const config::SandboxProfile& profile, const Spa
   std::string file = "chitin-worker-" + profile.worker();
   std::string direct = settings_.workerDir + "/" + file;
   if (os_.isExecutable(direct)) return direct;
-  // The meson build tree keeps each worker in build/workers/<folder>/.
+  // The meson build tree keeps each worker in build/workers/<folder>/: listed once, then the
+  // file found is checked again at each spawn (and looked for anew once it has gone).
+  auto known = nestedWorkers_.find(file);
+  if (known != nestedWorkers_.end()) {
+    if (os_.isExecutable(known->second)) return known->second;
+    nestedWorkers_.erase(known);
+  }
   for (auto& sub : os_.subdirectories(settings_.workerDir)) {
     std::string nested = settings_.workerDir + "/" + sub + "/" + file;
-    if (os_.isExecutable(nested)) return nested;
+    if (os_.isExecutable(nested)) return nestedWorkers_[file] = nested;
   }
   if (forExplain) return direct + " (not found)";
   throw SandboxUnavailable("worker executable " + file + " not found in " + settings_.workerDir +

@@ -40,7 +40,9 @@ class FakeOs final : public SpawnOs {
   bool fileExists(const std::string& path) override { return files.count(path) > 0; }
   bool isExecutable(const std::string& path) override { return executables.count(path) > 0; }
   std::string readFile(const std::string& path) override { return files.at(path); }
+  int listings = 0;
   std::vector<std::string> subdirectories(const std::string& path) override {
+    ++listings;
     auto it = dirs.find(path);
     return it == dirs.end() ? std::vector<std::string>{} : it->second;
   }
@@ -229,6 +231,37 @@ TEST_CASE("argv: network: true adds --share-net; the worker dir is searched firs
   auto argv = spawner.compileArgv(profile, request, 4);
   CHECK(contains(argv, {"--unshare-all", "--unshare-user", "--share-net", "--disable-userns"}));
   CHECK(contains(argv, {"--ro-bind", "/w/chitin-worker-demo", "/run/chitin/worker"}));
+}
+
+TEST_CASE(
+    "argv: a worker found in a folder of the worker dir is not looked for again, unless it "
+    "has gone") {
+  FakeOs os;
+  os.files["/p/demo.textproto"] = GOOD;
+  os.executables.insert("/w/nested/chitin-worker-demo");
+  os.dirs["/w"] = {"nested", "other"};
+  Spawner spawner({"/usr/bin/bwrap", "/p", "/w"}, os);
+  auto profile = loadProfile(os, "/p", "demo");
+  SpawnRequest request;
+  request.vars = {{"WORKSPACE", "/srv/ws"}};
+  for (int i = 0; i < 3; ++i) {
+    auto argv = spawner.compileArgv(profile, request, 4);
+    CHECK(contains(argv, {"--ro-bind", "/w/nested/chitin-worker-demo", "/run/chitin/worker"}));
+  }
+  CHECK(os.listings == 1);
+  // Moved to another folder: found there, after one more listing.
+  os.executables.erase("/w/nested/chitin-worker-demo");
+  os.executables.insert("/w/other/chitin-worker-demo");
+  auto argv = spawner.compileArgv(profile, request, 4);
+  CHECK(contains(argv, {"--ro-bind", "/w/other/chitin-worker-demo", "/run/chitin/worker"}));
+  CHECK(os.listings == 2);
+  // Installed directly in the worker dir: that one comes first, as always.
+  os.executables.insert("/w/chitin-worker-demo");
+  argv = spawner.compileArgv(profile, request, 4);
+  CHECK(contains(argv, {"--ro-bind", "/w/chitin-worker-demo", "/run/chitin/worker"}));
+  // Gone everywhere: refused, as before.
+  os.executables.clear();
+  CHECK_THROWS_AS(spawner.compileArgv(profile, request, 4), SandboxUnavailable);
 }
 
 TEST_CASE("argv: missing or bad variables, unknown workers and stray limits are refused") {

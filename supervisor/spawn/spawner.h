@@ -295,6 +295,9 @@ class Spawner {
   std::map<std::string, std::shared_ptr<const Compiled>> cache_;
   std::map<std::string, std::shared_ptr<ForkServer>> forkServers_;  // by profile and worker
   std::map<std::string, std::chrono::steady_clock::time_point> forkServerFailures_;
+  // Where findWorker() found each worker inside a folder of the worker dir (the build tree's
+  // layout), so a spawn checks that one file instead of listing the folders again.
+  std::map<std::string, std::string> nestedWorkers_;
   static constexpr std::chrono::seconds FORK_SERVER_RETRY{60};
 };
 
