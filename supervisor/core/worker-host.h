@@ -8,10 +8,12 @@
 // defaults, 64 MiB and 64 levels, unless the owner sized them: channel workers do); a message past
 // them fails the connection and the worker is killed as a protocol breaker (worker-connection.h).
 //
-// Destroying a WorkerHost kills the worker (SIGKILL to bwrap; --die-with-parent takes the rest
-// of the sandbox with it; a worker forked by a zygote, pid 1 of its own namespace, is killed
-// itself and its status is the zygote's report) and stops watching it. Exit is reported once,
-// through onExit().
+// Destroying a WorkerHost ends the worker, blocking until every process of its sandbox has gone
+// (spawn::killSandbox: bwrap stopped, what it started killed and waited for, then bwrap itself,
+// reaped; a worker forked by a zygote, pid 1 of its own namespace, is killed itself and its
+// status is the zygote's report), and stops watching it. endAsync() ends it the same way with
+// the waits on the event loop (tool calls; WorkerEndings for hosts nobody waits on). Exit is
+// reported once, through onExit().
 
 #pragma once
 
