@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,8 +181,7 @@ kj::Promise<std::string> WorkerHost::endAsync() {
   uv_timer_stop(&watch_->timer);
   if (reporter_) {
     // Pid 1 of its own namespace: its pidfd turns readable once all of the namespace has gone.
-    if (syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0) < 0 && errno != ESRCH)
-      return ended(errno);
+    if (int error = spawn::stopForked(pidfd_.get()); error != 0) return ended(error);
     int fd = pidfd_.get();
     return readableWithin(*io_, kj::arrayPtr(&fd, 1), spawn::KILL_WAIT_MS).then([this](bool gone) {
       if (!gone) return ended(ETIMEDOUT);

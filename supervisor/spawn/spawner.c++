@@ -311,8 +311,10 @@ int killSandbox(int pidfd, pid_t pid, int waitMs) {
   return finishSandbox(pidfd, outlived);
 }
 
+int stopForked(int pidfd) { return pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH ? errno : 0; }
+
 int killForked(int pidfd, int waitMs) {
-  if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) return errno;
+  if (int error = stopForked(pidfd); error != 0) return error;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
   return readableBy(pidfd, deadline) ? 0 : ETIMEDOUT;
 }

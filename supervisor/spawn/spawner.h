@@ -151,6 +151,10 @@ int finishSandbox(int pidfd, bool outlived);
 // SIGKILL takes the namespace, and its pidfd turns readable only once all of it has gone.
 // Returns 0 then, ETIMEDOUT when that took longer than `waitMs`, or the signal's errno.
 int killForked(int pidfd, int waitMs = KILL_WAIT_MS);
+// killForked()'s first half, for a caller that waits on the event loop (WorkerHost::endAsync):
+// SIGKILLs the worker; the caller then waits for its pidfd to turn readable. Returns 0 (ESRCH,
+// gone already, included) or the signal's errno.
+int stopForked(int pidfd);
 // The wait status as WorkerExit (bwrap's 128+N form included).
 WorkerExit decodeWaitStatus(int status);
 // killSandbox() for a spawned worker (the wall-clock limit, a test's clean-up); throws when it
