@@ -122,7 +122,7 @@ std::string composeSystemPrompt(const std::string& base,
 
 kj::Promise<void> SessionWorkerImpl::runTurn(RunTurnContext context) {
   KJ_REQUIRE(!busy_, "runTurn called while a turn is running");
-  trim_ = nullptr;
+  trimCanceler_.cancel("a turn began");
   context.allowCancellation();  // an aborted turn stops here, not at its next model call
   busy_ = true;
   auto params = context.getParams();
@@ -166,8 +166,14 @@ void SessionWorkerImpl::trimWhenIdle() {
     giveBack_();
     return;
   }
-  trim_ =
-      timer_->afterDelay(TRIM_AFTER_IDLE).then([this]() { giveBack_(); }).eagerlyEvaluate(nullptr);
+  trims_.add(
+      trimCanceler_.wrap(timer_->afterDelay(TRIM_AFTER_IDLE)).then([this]() { giveBack_(); }));
+}
+
+void SessionWorkerImpl::taskFailed(kj::Exception&& exception) {
+  // A trim cancelled by a turn; giveBack_ itself does not throw. Nothing to report either way:
+  // what was not given back now will be at the end of the next turn.
+  (void)exception;
 }
 
 }  // namespace chitin

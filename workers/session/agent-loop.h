@@ -28,7 +28,8 @@ struct ContextFileText {
 // own heading (OpenClaw's "Project Context" layout).
 std::string composeSystemPrompt(const std::string& base, const std::vector<ContextFileText>& files);
 
-class SessionWorkerImpl final : public rpc::SessionWorker::Server {
+class SessionWorkerImpl final : public rpc::SessionWorker::Server,
+                                private kj::TaskSet::ErrorHandler {
  public:
   // With a timer, what the worker keeps and need not goes back (`giveBack`; the worker's main
   // passes WorkerContext::idle, which has runWorker do it from its shallower frame) once the
@@ -44,11 +45,16 @@ class SessionWorkerImpl final : public rpc::SessionWorker::Server {
 
  private:
   void trimWhenIdle();
+  void taskFailed(kj::Exception&& exception) override;
 
   bool busy_ = false;
   kj::Timer* timer_;
   std::function<void()> giveBack_;
-  kj::Maybe<kj::Promise<void>> trim_;  // pending: cancelled by the next turn
+  // The pending trim, cancelled by the next turn. A task, not a promise held here: it is made at
+  // the end of a turn, when the turn's chunks still fill the heap, and a resolved promise kept
+  // here would pin the heap's top page for the whole idle spell; a task is freed once it is done.
+  kj::Canceler trimCanceler_;
+  kj::TaskSet trims_{*this};
 };
 
 }  // namespace chitin
