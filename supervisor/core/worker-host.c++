@@ -171,6 +171,12 @@ kj::Promise<bool> readableWithin(kj::AsyncIoContext& io, kj::ArrayPtr<const int>
       .attach(observers.finish());
 }
 
+// Whether `fd` is readable at once (a pidfd: its process has exited).
+bool readableNow(int fd) {
+  struct pollfd p = {fd, POLLIN, 0};
+  return poll(&p, 1, 0) > 0;
+}
+
 }  // namespace
 
 kj::Promise<std::string> WorkerHost::endAsync() {
@@ -192,24 +198,18 @@ kj::Promise<std::string> WorkerHost::endAsync() {
   // killSandbox(), with the wait for what bwrap had started (the pid namespace's teardown) and for
   // bwrap's own exit on the event loop instead of blocking it.
   auto stop = kj::heap(spawn::stopSandbox(pidfd_.get(), pid_));
-  auto fds = kj::heapArray<int>(stop->exiting.size());
-  for (size_t i = 0; i < fds.size(); ++i) fds[i] = stop->exiting[i].get();
+  if (stop->error != 0) return ended(stop->error);
+  auto fds = kj::heapArray<int>(stop->exiting.size() + 1);
+  for (size_t i = 0; i < stop->exiting.size(); ++i) fds[i] = stop->exiting[i].get();
+  fds[stop->exiting.size()] = pidfd_.get();  // bwrap itself, reaped once it has exited
   auto waited = readableWithin(*io_, fds, spawn::KILL_WAIT_MS);
-  return waited.attach(kj::mv(stop), kj::mv(fds))
-      .then([this](bool gone) -> kj::Promise<std::string> {
-        int error = spawn::finishSandbox(pidfd_.get(), !gone);
-        if (error != 0 && error != ETIMEDOUT) return ended(error);
-        // Its monitor had SIGKILL: reaped as soon as it has exited.
-        int fd = pidfd_.get();
-        return readableWithin(*io_, kj::arrayPtr(&fd, 1), spawn::KILL_WAIT_MS)
-            .then([this, error](bool exited) {
-              // A monitor not gone 2 s after SIGKILL is said, not waited for on the loop.
-              if (!exited) return ended(ETIMEDOUT);
-              siginfo_t info;
-              spawn::reapPidfd(pidfd_.get(), info);
-              return ended(error);
-            });
-      });
+  return waited.attach(kj::mv(stop), kj::mv(fds)).then([this](bool allGone) {
+    // A monitor not gone 2 s after SIGKILL is said, and not waited for on the loop.
+    if (!allGone && !readableNow(pidfd_.get())) return ended(ETIMEDOUT);
+    siginfo_t info;
+    spawn::reapPidfd(pidfd_.get(), info);
+    return ended(allGone ? 0 : ETIMEDOUT);  // or a killed child had still not exited
+  });
 }
 
 void WorkerEndings::add(kj::Own<WorkerHost> host) {

@@ -9,7 +9,7 @@
 // them fails the connection and the worker is killed as a protocol breaker (worker-connection.h).
 //
 // Destroying a WorkerHost ends the worker, blocking until every process of its sandbox has gone
-// (spawn::killSandbox: bwrap stopped, what it started killed and waited for, then bwrap itself,
+// (spawn::killSandbox: what bwrap started killed, bwrap itself killed, both waited for and bwrap
 // reaped; a worker forked by a zygote, pid 1 of its own namespace, is killed itself and its
 // status is the zygote's report), and stops watching it. endAsync() ends it the same way with
 // the waits on the event loop (tool calls; WorkerEndings for hosts nobody waits on). Exit is

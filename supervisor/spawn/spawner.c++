@@ -267,32 +267,48 @@ int reapPidfd(int pidfd, siginfo_t& info) {
   }
 }
 
-SandboxStop stopSandbox(int pidfd, pid_t pid) {
-  SandboxStop stop;
-  if (pidfdSignal(pidfd, SIGSTOP) != 0) return stop;  // gone already: nothing left to stop
-  // Until it has stopped it may still clone. It is our child: waitid sees the stop (or its end),
-  // and WNOWAIT leaves either to be reported again. By pid, not through the pidfd: a pidfd tells
-  // no stop, and one made non-blocking would not wait at all (reapPidfd()); the pid is still this
-  // process's, as it is our child and not reaped.
-  siginfo_t info;
-  memset(&info, 0, sizeof(info));
-  while (waitid(P_PID, static_cast<id_t>(pid), &info, WSTOPPED | WEXITED | WNOWAIT) < 0 &&
-         errno == EINTR) {
-  }
+namespace {
+
+// SIGKILLs each child of `pid` (an outer bwrap) through a pidfd of its own, kept in `stop`. Whether
+// one was found: then bwrap had made it (each is checked through its own pidfd, so the pid cannot
+// have been given to another process since).
+bool killChildren(pid_t pid, SandboxStop& stop) {
+  bool found = false;
   for (pid_t child : childrenOf(pid)) {
     int childFd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
     if (childFd < 0) continue;  // gone already
     kj::AutoCloseFd fd(childFd);
-    // Checked through its own pidfd: the pid cannot have been given to another process since.
-    if (parentIs(child, pid) && pidfdSignal(childFd, SIGKILL) == 0)
-      stop.exiting.push_back(kj::mv(fd));
+    if (!parentIs(child, pid)) continue;
+    found = true;
+    if (pidfdSignal(childFd, SIGKILL) == 0) stop.exiting.push_back(kj::mv(fd));
   }
-  return stop;
+  return found;
 }
 
-int finishSandbox(int pidfd, bool outlived) {
-  if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) return errno;
-  return outlived ? ETIMEDOUT : 0;
+}  // namespace
+
+SandboxStop stopSandbox(int pidfd, pid_t pid) {
+  SandboxStop stop;
+  // bwrap makes one child, at its start, before any set-up (the raw_clone into the new
+  // namespaces), and never another. Found, it was made: killed, nothing is left to start.
+  if (!killChildren(pid, stop)) {
+    // Not made yet (or made, ended and reaped already): bwrap may still make it. Stopped, it
+    // cannot. It is our child: waitid sees the stop (or its end), and WNOWAIT leaves either to be
+    // reported again. By pid, not through the pidfd: a pidfd tells no stop, and one made
+    // non-blocking would not wait at all (reapPidfd()); the pid is still this process's, as it is
+    // our child and not reaped.
+    if (pidfdSignal(pidfd, SIGSTOP) != 0) return stop;  // gone already: nothing left to stop
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    while (waitid(P_PID, static_cast<id_t>(pid), &info, WSTOPPED | WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR) {
+    }
+    killChildren(pid, stop);
+  }
+  // Its children have their SIGKILL: bwrap goes now, not once they have gone. They exit all the
+  // same (reparented if bwrap goes first), and the caller waits for both.
+  if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) stop.error = errno;
+  return stop;
 }
 
 int killSandbox(int pidfd, pid_t pid, int waitMs) {
@@ -308,7 +324,8 @@ int killSandbox(int pidfd, pid_t pid, int waitMs) {
   for (auto& fd : stop.exiting) {
     if (!readableBy(fd.get(), deadline)) outlived = true;
   }
-  return finishSandbox(pidfd, outlived);
+  if (stop.error != 0) return stop.error;
+  return outlived ? ETIMEDOUT : 0;
 }
 
 int stopForked(int pidfd) { return pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH ? errno : 0; }

@@ -123,30 +123,30 @@ int reapPidfd(int pidfd, siginfo_t& info);
 // started. Once bwrap has finished its set-up, --die-with-parent and the pid namespace take every
 // process with the outer bwrap; during the set-up they do not (bwrap's child arms its parent-death
 // signal only just before it execs, and until then may wait for ever on a word from its dead
-// parent: bubblewrap #633). So the outer bwrap is stopped first (it starts nothing more, and cannot
-// reap a child, so a child's pid stays that child's), each of its children is killed through a
-// pidfd of its own (the whole pid namespace when it is the namespace's init), then the outer bwrap.
-// Blocks for as long as the outer bwrap takes to stop (it is never in a state that ignores SIGSTOP
-// for long), and until each killed child has exited (a pid namespace's init exits only once the
-// namespace is empty, so nothing the sandbox left running outlives this call), at most `waitMs` in
-// all. Returns 0; ETIMEDOUT when a killed child had still not exited by then (the outer bwrap is
-// killed all the same, but the caller must not take the sandbox for gone: what it left may still
-// run); or the errno of the last signal when the outer bwrap could not be killed (ESRCH, gone, is
-// 0).
+// parent: bubblewrap #633). So each child of the outer bwrap is killed through a pidfd of its own
+// (the whole pid namespace when it is the namespace's init), then the outer bwrap. bwrap makes its
+// one child at its start, before its set-up, and never another: when it has one, the list of its
+// children is final; when it has none yet, it is stopped first (it then starts nothing, and cannot
+// reap a child, so a child's pid stays that child's), and listed again.
+// Blocks for as long as the outer bwrap takes to stop, if it must be (it is never in a state that
+// ignores SIGSTOP for long), and until each killed child has exited (a pid namespace's init exits
+// only once the namespace is empty, so nothing the sandbox left running outlives this call), at
+// most `waitMs` in all. Returns 0; ETIMEDOUT when a killed child had still not exited by then (the
+// caller must not take the sandbox for gone: what it left may still run); or the errno of the
+// signal when the outer bwrap could not be killed (ESRCH, gone, is 0). The outer bwrap is then the
+// caller's to reap.
 constexpr int KILL_WAIT_MS = 2000;
 int killSandbox(int pidfd, pid_t pid, int waitMs = KILL_WAIT_MS);
-// killSandbox() in two halves, for a caller that must not block while the sandbox's processes
-// exit (the teardown of a pid namespace takes a millisecond or more: WorkerHost::endAsync).
-// `stopSandbox` stops the outer bwrap (waiting for the stop, a moment) and SIGKILLs each process
-// it had started, returning a pidfd of each: readable once that process, and with a namespace's
-// init its whole namespace, has gone. `finishSandbox`, once every one of them is readable
-// (`outlived`: or the caller's wait for them ran out), SIGKILLs the outer bwrap and returns what
-// killSandbox() returns. The outer bwrap is then the caller's to reap.
+// killSandbox() without its wait, for a caller that must not block while the sandbox's processes
+// exit (the teardown of a pid namespace takes a millisecond or more: WorkerHost::endAsync). Kills
+// as killSandbox() does, and returns a pidfd of each child killed: readable once that process, and
+// with a namespace's init its whole namespace, has gone. The caller waits for them and for the
+// outer bwrap's own pidfd, then reaps the outer bwrap.
 struct SandboxStop {
   std::vector<kj::AutoCloseFd> exiting;  // empty too when bwrap had gone already
+  int error = 0;                         // the outer bwrap's SIGKILL failed (not ESRCH): errno
 };
 SandboxStop stopSandbox(int pidfd, pid_t pid);
-int finishSandbox(int pidfd, bool outlived);
 // killSandbox() for a worker forked by a zygote: it is pid 1 of its own pid namespace, so its
 // SIGKILL takes the namespace, and its pidfd turns readable only once all of it has gone.
 // Returns 0 then, ETIMEDOUT when that took longer than `waitMs`, or the signal's errno.
