@@ -5,6 +5,9 @@
 #include "audit-log.h"
 
 #include <doctest/doctest.h>
+#include <kj/async-io.h>
+#include <kj/debug.h>
+#include <kj/vector.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -121,6 +124,43 @@ TEST_CASE("audit log: records appended without sync are written at once; sync() 
   log->sync();
   log->append(toolStart("s", "b", ""), true);
   CHECK(verify(dir.path).ok);
+}
+
+TEST_CASE(
+    "audit log: syncAsync() resolves on the caller's loop; a closing log answers every "
+    "request still waiting") {
+  TempDir dir;
+  auto io = kj::setupAsyncIo();
+  auto log = AuditLog::open(dir.path);
+  log->append(toolStart("s", "a", ""), false);
+  log->syncAsync().wait(io.waitScope);
+  // Several at once (one sync may answer them all), and more left waiting as the log closes.
+  kj::Vector<kj::Promise<void>> waiting;
+  for (int i = 0; i < 20; ++i) {
+    log->append(toolStart("s", "b" + std::to_string(i), ""), false);
+    waiting.add(log->syncAsync());
+  }
+  log.reset();
+  kj::joinPromises(waiting.releaseAsArray()).wait(io.waitScope);  // none broken by the close
+  CHECK(verify(dir.path).ok);
+  CHECK(verify(dir.path).records == 21);
+}
+
+TEST_CASE("audit log: a sync that fails rejects syncAsync(), naming the log") {
+  TempDir dir;
+  auto io = kj::setupAsyncIo();
+  // A FIFO takes appends into its buffer, and fdatasync() on it fails (EINVAL).
+  REQUIRE(mkfifo((dir.path + "/audit.jsonl").c_str(), 0600) == 0);
+  auto log = AuditLog::open(dir.path);
+  log->append(toolStart("s", "a", ""), false);
+  auto failure = kj::runCatchingExceptions([&]() { log->syncAsync().wait(io.waitScope); });
+  KJ_IF_MAYBE (e, failure) {
+    CHECK(std::string(e->getDescription().cStr()).find("cannot sync " + log->path()) !=
+          std::string::npos);
+  } else {
+    FAIL("syncAsync() resolved though the sync failed");
+  }
+  CHECK_THROWS_AS(log->sync(), std::runtime_error);  // the same, synchronously
 }
 
 TEST_CASE("audit log: a failed write throws, leaves no partial line, and the chain continues") {

@@ -370,6 +370,12 @@ AuditLog::AuditLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {
 AuditLog::~AuditLog() {
   stopVerifying_ = true;
   if (verifier_.joinable()) verifier_.join();
+  {
+    std::lock_guard<std::mutex> lock(syncMutex_);
+    stopSyncing_ = true;  // the requests still waiting get their sync first
+  }
+  syncWanted_.notify_one();
+  if (syncer_.joinable()) syncer_.join();
   ::close(fd_);
 }
 
@@ -520,6 +526,49 @@ uint64_t AuditLog::append(Record record, bool sync) {
 void AuditLog::sync() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
+}
+
+kj::Promise<void> AuditLog::syncAsync() {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+  {
+    std::lock_guard<std::mutex> lock(syncMutex_);
+    if (!syncer_.joinable()) {
+      // Signals stay with the event loop, as for the verifier.
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      KJ_DEFER(pthread_sigmask(SIG_SETMASK, &old, nullptr));
+      syncer_ = std::thread([this] { syncLoop(); });
+    }
+    syncWaiting_.push_back(kj::mv(paf.fulfiller));
+  }
+  syncWanted_.notify_one();
+  return kj::mv(paf.promise);
+}
+
+void AuditLog::syncLoop() {
+  for (;;) {
+    std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<void>>> batch;
+    {
+      std::unique_lock<std::mutex> lock(syncMutex_);
+      syncWanted_.wait(lock, [this] { return stopSyncing_ || !syncWaiting_.empty(); });
+      if (syncWaiting_.empty()) return;  // stopping, and nobody waits
+      batch.swap(syncWaiting_);
+    }
+    // Each request in the batch came after its records' write() had returned: this sync, begun
+    // after all of them, covers them. (write() and fdatasync() on one file from two threads are
+    // safe; the append lock is not needed.)
+    int error = ::fdatasync(fd_) < 0 ? errno : 0;
+    for (auto& waiting : batch) {
+      if (error == 0) {
+        waiting->fulfill();
+      } else {
+        std::string why = "audit log: cannot sync " + path_ + ": " + strerror(error);
+        waiting->reject(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                                      kj::heapString(why.data(), why.size())));
+      }
+    }
+  }
 }
 
 uint64_t AuditLog::lastSeq() const {

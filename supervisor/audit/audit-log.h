@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include <kj/async.h>
+
 #include "audit.pb.h"
 
 namespace chitin::audit {
@@ -57,6 +59,12 @@ class AuditLog {
   uint64_t appendOrLog(Record record, bool sync = true) noexcept;
   // fdatasync() now (for records appended with sync = false). Throws on failure.
   void sync();
+  // sync() off the caller's thread: the fdatasync() runs on the log's sync thread, and the promise
+  // (on the calling thread's KJ event loop) resolves once one that began after this call has
+  // completed, so every record appended before the call is on disk; it is rejected, naming the
+  // path, if that sync failed. Requests that come while a sync runs share the next one (group
+  // commit: one sync for the records of several sessions). The event loop serves on meanwhile.
+  kj::Promise<void> syncAsync();
   uint64_t lastSeq() const;
   // "" when the chain that was there at open verified; otherwise what `verify()` found. Waits for
   // that check to end.
@@ -84,6 +92,14 @@ class AuditLog {
   mutable std::condition_variable verifiedCv_;
   bool verified_ = false;
   std::string openProblem_;
+  // The sync thread (syncAsync), started on first use: it takes every request waiting when it
+  // begins a sync, and answers them when it ends.
+  void syncLoop();
+  std::thread syncer_;
+  std::mutex syncMutex_;
+  std::condition_variable syncWanted_;
+  std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<void>>> syncWaiting_;
+  bool stopSyncing_ = false;
 };
 
 struct VerifyResult {

@@ -113,7 +113,10 @@ struct Fixture {
   std::unique_ptr<Guard> guard;
 
   // `shipped`: the shipped default.cedar decides (else the operator may do anything).
-  explicit Fixture(bool shipped = false, const std::string& extraPolicy = "") {
+  // `unsyncableAudit`: the audit log is a FIFO, whose appends go into its buffer and whose every
+  // fdatasync() fails (EINVAL).
+  explicit Fixture(bool shipped = false, const std::string& extraPolicy = "",
+                   bool unsyncableAudit = false) {
     char tmpl[] = "/tmp/chitin-guard-XXXXXX";
     root = mkdtemp(tmpl);
     for (const char* d : {"/ws", "/ws/downloads", "/ws/notes", "/policies"}) {
@@ -131,6 +134,10 @@ struct Fixture {
     }
     ps.entitiesPath = root + "/entities.json";
     policy = std::make_unique<PolicyHost>(ps);
+    if (unsyncableAudit) {
+      mkdir((root + "/audit").c_str(), 0700);
+      REQUIRE(mkfifo((root + "/audit/audit.jsonl").c_str(), 0600) == 0);
+    }
     audit = audit::AuditLog::open(root + "/audit");
     snapshots = std::make_unique<audit::Snapshots>(root + "/snapshots.git", ws());
     untrusted = std::make_unique<UntrustedFiles>(root + "/untrusted.json");
@@ -173,6 +180,28 @@ struct Fixture {
   }
   int calls = 0;
 };
+
+TEST_CASE("guard: a call whose intent record cannot be synced does not run") {
+  // The intent is synced on the audit log's thread, off the loop; a failed sync still stops the
+  // effect (fail closed). Control: the same call runs when the log syncs.
+  for (bool unsyncable : {false, true}) {
+    CAPTURE(unsyncable);
+    Fixture f(false, "", unsyncable);
+    bool ran = false;
+    f.tools.onExec = [&](const std::string&) {
+      ran = true;
+      return std::string("done");
+    };
+    ToolOutcome outcome = f.call(f.session(), "exec", {{"command", "true"}});
+    CHECK(ran == !unsyncable);
+    if (unsyncable) {
+      CHECK(outcome.status == ToolOutcome::Status::ERROR);
+      CHECK(outcome.content.find("audit log cannot be written") != std::string::npos);
+    } else {
+      CHECK(outcome.status == ToolOutcome::Status::OK);
+    }
+  }
+}
 
 TEST_CASE("guard: reading downloads/ taints, through a symlink or a hard link too") {
   Fixture f;

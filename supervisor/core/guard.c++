@@ -477,24 +477,36 @@ kj::Promise<ToolOutcome> Guard::execute(std::shared_ptr<Call> call) {
             call->snapshot = snap.id;
             start.set_snapshot(call->snapshot);
             audit::addSkipped(start, snap.skipped, snap.incomplete);
-            try {
-              // The intent is on disk before the effect can happen.
-              call->intentSeq = record(start, true);
-            } catch (const std::exception& e) {
-              spdlog::error("tool {} not run: {}", call->tool, e.what());
+            auto notRun = [call](const char* why) {
+              spdlog::error("tool {} not run: {}", call->tool, why);
               return ToolOutcome{ToolOutcome::Status::ERROR,
                                  "error: the tool did not run because the audit log cannot be "
                                  "written (see the gateway log)"};
+            };
+            try {
+              call->intentSeq = record(start, false);
+            } catch (const std::exception& e) {
+              return notRun(e.what());
             }
-            noteWhatCallCanSee(*call, mutating);
-            auto scope = kj::heap<Scope>(*this, call);
-            CallScope* callScope = scope.get();
-            return tools_
-                .run(call->tool, call->arguments, settings_.workspaceDir, call->hidden, callScope)
-                .attach(kj::mv(scope))
-                .then([this, call, mutating,
-                       before = kj::mv(snap.skipped)](ToolOutcome outcome) mutable {
-                  return afterTool(call, mutating, kj::mv(before), kj::mv(outcome));
+            // The intent is on disk before the effect can happen. Synced on the log's thread:
+            // the loop serves every other session meanwhile.
+            return audit_.syncAsync().then(
+                [this, call, mutating,
+                 before = kj::mv(snap.skipped)]() mutable -> kj::Promise<ToolOutcome> {
+                  noteWhatCallCanSee(*call, mutating);
+                  auto scope = kj::heap<Scope>(*this, call);
+                  CallScope* callScope = scope.get();
+                  return tools_
+                      .run(call->tool, call->arguments, settings_.workspaceDir, call->hidden,
+                           callScope)
+                      .attach(kj::mv(scope))
+                      .then([this, call, mutating,
+                             before = kj::mv(before)](ToolOutcome outcome) mutable {
+                        return afterTool(call, mutating, kj::mv(before), kj::mv(outcome));
+                      });
+                },
+                [notRun](kj::Exception&& e) -> kj::Promise<ToolOutcome> {
+                  return notRun(e.getDescription().cStr());
                 });
           },
           [call](kj::Exception&& e) -> kj::Promise<ToolOutcome> {
@@ -552,7 +564,7 @@ kj::Promise<ToolOutcome> Guard::afterTool(std::shared_ptr<Call> call, bool mutat
                       ? " [exit " + std::to_string(outcome.exitCode) + "]"
                       : ""));
   try {
-    record(std::move(end), !mutating);
+    record(std::move(end), false);  // synced with what follows it, before the result goes on
   } catch (const std::exception& e) {
     spdlog::error("audit after {}: {}", call->tool, e.what());
   }
@@ -584,7 +596,6 @@ kj::Promise<ToolOutcome> Guard::afterTool(std::shared_ptr<Call> call, bool mutat
                     if (newSkips) audit::addSkipped(files, c.skipped, c.incomplete);
                     record(std::move(files), false);
                   }
-                  audit_.sync();
                   *compared = kj::mv(c);
                 },
                 [this, call, compared](kj::Exception&& e) {
@@ -592,7 +603,6 @@ kj::Promise<ToolOutcome> Guard::afterTool(std::shared_ptr<Call> call, bool mutat
                                 e.getDescription().cStr());
                   // Nothing is known of what it wrote: for the taint record, all of it.
                   compared->incomplete = true;
-                  audit_.sync();
                 })
             .then([] {},
                   [call](kj::Exception&& e) {
@@ -619,7 +629,16 @@ kj::Promise<ToolOutcome> Guard::afterTool(std::shared_ptr<Call> call, bool mutat
             if (!note.empty()) outcome.content += "\n" + note;
             recordWhatCallWrote(*call, *compared);
             return kj::mv(outcome);
-          });
+          })
+      .then([this, call](ToolOutcome outcome) {
+        // The call's end, and what it changed, are on disk before its result goes on (synced on
+        // the log's thread, as the intent was). A failed sync is logged: the effect has happened.
+        return audit_.syncAsync()
+            .catch_([call](kj::Exception&& e) {
+              spdlog::error("audit after {}: {}", call->tool, e.getDescription().cStr());
+            })
+            .then([outcome = kj::mv(outcome)]() mutable { return kj::mv(outcome); });
+      });
 }
 
 bool Guard::noteWhatCallSaw(Call& call, const std::string& fromOutside) {
