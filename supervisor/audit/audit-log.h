@@ -64,6 +64,7 @@ class AuditLog {
   // completed, so every record appended before the call is on disk; it is rejected, naming the
   // path, if that sync failed. Requests that come while a sync runs share the next one (group
   // commit: one sync for the records of several sessions). The event loop serves on meanwhile.
+  // A closing log syncs once more for the requests still waiting, and answers them.
   kj::Promise<void> syncAsync();
   uint64_t lastSeq() const;
   // "" when the chain that was there at open verified; otherwise what `verify()` found. Waits for

@@ -182,8 +182,8 @@ struct Fixture {
 };
 
 TEST_CASE("guard: a call whose intent record cannot be synced does not run") {
-  // The intent is synced on the audit log's thread, off the loop; a failed sync still stops the
-  // effect (fail closed). Control: the same call runs when the log syncs.
+  // A failed sync of the intent stops the effect (fail closed), though the record was written.
+  // Control: the same call runs when the log syncs.
   for (bool unsyncable : {false, true}) {
     CAPTURE(unsyncable);
     Fixture f(false, "", unsyncable);

@@ -84,7 +84,7 @@ policy::Value::Record policyContext(const TurnFacts& turn, bool confirmed, polic
 // approval's fingerprint, so a symlink swapped while the owner decides voids the approval.
 std::string resolvedIdentity(const std::string& workspaceDir, const std::string& relativePath);
 
-class Guard {
+class Guard final : private kj::TaskSet::ErrorHandler {
  public:
   Guard(PolicyHost& policy, ApprovalBook& approvals, audit::AuditLog& audit,
         audit::Snapshots& snapshots, ToolExecutor& tools, UntrustedFiles& untrusted,
@@ -124,6 +124,9 @@ class Guard {
                                      std::vector<audit::Skipped> skippedBefore,
                                      ToolOutcome outcome);
   uint64_t record(audit::Record r, bool sync);
+  // Has the records of a call's end (TOOL_END, FILE_CHANGE) synced in the background.
+  void endSynced();
+  void taskFailed(kj::Exception&& exception) override;
   // Taint (taint.h). Before the call: what untrusted content it can reach. After it: what it
   // brought into the session's context (true: it tainted the session just now), and what it
   // wrote (what it changed, plus what the comparison could not see).
@@ -148,6 +151,7 @@ class Guard {
   // overlaps one may have seen what it was writing.
   uint32_t taintedWriters_ = 0;
   uint64_t taintedWritersStarted_ = 0;
+  kj::TaskSet endSyncs_;  // endSynced()'s, in flight
 };
 
 }  // namespace chitin
