@@ -32,6 +32,13 @@ namespace {
 // A pidfd of `pid`, or -1 when it is gone.
 int pidfdOf(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
+// Whether our child `pid` has been reaped: it is no longer a child of ours at all (a zombie would
+// be reported here, and reaped).
+bool reaped(pid_t pid) {
+  siginfo_t info{};
+  return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG) < 0 && errno == ECHILD;
+}
+
 // Whether the process behind `pidfd` has ended within `seconds` (a pidfd polls readable then).
 bool endsWithin(int pidfd, double seconds) {
   pollfd p{pidfd, POLLIN, 0};
@@ -185,11 +192,7 @@ TEST_CASE("kill: a worker host that ends its worker reaps the sandbox's monitor"
   }
   uv_loop_close(&loop);
   for (pid_t pid : monitors) {
-    // Reaped: no longer a child of ours at all (a zombie would be reported here, and reaped).
-    siginfo_t info{};
-    int rc = waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG);
-    CHECK_MESSAGE((rc < 0 && errno == ECHILD), "the monitor of an ended worker, pid ", pid,
-                  ", was left a zombie");
+    CHECK_MESSAGE(reaped(pid), "the monitor of an ended worker, pid ", pid, ", was left a zombie");
   }
 }
 
@@ -240,10 +243,7 @@ TEST_CASE(
                         // At the moment it resolves, not a grace period later.
                         sleepGone = endsWithin(sleepFd, 0);
                         leftAtEnd = processesWith(marker);
-                        siginfo_t info{};
-                        monitorReaped = waitid(P_PID, static_cast<id_t>(monitor), &info,
-                                               WEXITED | WNOHANG) < 0 &&
-                                        errno == ECHILD;
+                        monitorReaped = reaped(monitor);
                         notGone = why;
                         done = true;
                       })
@@ -289,11 +289,6 @@ TEST_CASE("kill: workers handed to WorkerEndings are gone and reaped once it is 
     request.vars = {{"WORKSPACE", workspace.path()}};
     request.workerOverride = getenv("CHITIN_PROBE");
     request.workerArgs = {"--probe-kind=exec", "--probe=sleep"};
-    auto reaped = [](pid_t pid) {
-      siginfo_t info{};
-      return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG) < 0 &&
-             errno == ECHILD;
-    };
     WorkerEndings endings;
     for (int i = 0; i < 3; ++i) {
       auto host = kj::heap<WorkerHost>(&loop, io, testSpawner().spawn(request), "probe worker");
