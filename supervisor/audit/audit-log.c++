@@ -523,11 +523,6 @@ uint64_t AuditLog::append(Record record, bool sync) {
   return lastSeq_;
 }
 
-void AuditLog::sync() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (::fdatasync(fd_) < 0) throwLogErrno("cannot sync", path_, errno);
-}
-
 kj::Promise<void> AuditLog::syncAsync() {
   auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
   {

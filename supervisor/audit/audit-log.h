@@ -57,9 +57,8 @@ class AuditLog {
   // The same, for a record whose loss must not stop anything (the effect it describes has
   // happened or been refused already): a failure is logged, and the seq is 0.
   uint64_t appendOrLog(Record record, bool sync = true) noexcept;
-  // fdatasync() now (for records appended with sync = false). Throws on failure.
-  void sync();
-  // sync() off the caller's thread: the fdatasync() runs on the log's sync thread, and the promise
+  // An fdatasync() for records appended with sync = false, off the caller's thread: it runs on
+  // the log's sync thread, and the promise
   // (on the calling thread's KJ event loop) resolves once one that began after this call has
   // completed, so every record appended before the call is on disk; it is rejected, naming the
   // path, if that sync failed. Requests that come while a sync runs share the next one (group
