@@ -202,6 +202,9 @@ int runGateway(const GatewayCommand& command) {
     return 1;
   }
   // (A chain that does not verify is said loudly by the audit log's own check, off the loop.)
+  // Appended here, synced below on the log's thread while the start-up goes on: the first record
+  // that must be on disk before something happens (a tool call's intent) is synced in line and
+  // takes this one with it, so nothing waits for it.
   {
     audit::Record started;
     started.set_kind(audit::CONFIG_CHANGE);
@@ -210,7 +213,7 @@ int runGateway(const GatewayCommand& command) {
     started.set_detail("gateway " CHITIN_VERSION " started with " +
                        std::to_string(policy->policyCount()) + " policies");
     try {
-      auditLog->append(started, true);
+      auditLog->append(started, false);
     } catch (const std::exception& e) {
       fprintf(stderr, "chitin gateway: the audit log cannot be written: %s\n", e.what());
       return 1;
@@ -223,6 +226,13 @@ int runGateway(const GatewayCommand& command) {
   {
     auto io = kj::setupAsyncIo();
     UvKjBridge bridge(&loop, io);
+    kj::Promise<void> startSynced =
+        auditLog->syncAsync()
+            .catch_([](kj::Exception&& e) {
+              spdlog::error("the gateway's start record is not on disk: {}",
+                            e.getDescription().cStr());
+            })
+            .eagerlyEvaluate(nullptr);
 
     spawn::SystemSpawnOs spawnOs;
     spawn::SpawnerSettings spawnSettings;
