@@ -67,6 +67,7 @@ struct Signals {
   uv_signal_t term;
   uv_signal_t interrupt;
   uv_signal_t hangup;
+  uv_signal_t child;  // SIGCHLD: what a sandbox's end leaves to us (spawn::reapAdopted)
 };
 
 }  // namespace
@@ -141,6 +142,15 @@ int runGateway(const GatewayCommand& command) {
       fprintf(stderr, "chitin gateway: %s\n", e.what());
       return 1;
     }
+  }
+
+  // What a sandbox's monitor leaves when it dies is ours to kill and reap, not pid 1's to keep
+  // (spawn::adoptOrphans). Before the first spawn: a process started earlier does not look for us.
+  try {
+    spawn::adoptOrphans();
+  } catch (const kj::Exception& e) {
+    fprintf(stderr, "chitin gateway: %s\n", e.getDescription().cStr());
+    return 1;
   }
 
   ModelSettings modelSettings;
@@ -537,10 +547,20 @@ int runGateway(const GatewayCommand& command) {
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->term), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->interrupt), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->hangup), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->child), nullptr);
       };
       uv_signal_init(&loop, &signals.term);
       uv_signal_init(&loop, &signals.interrupt);
       uv_signal_init(&loop, &signals.hangup);
+      uv_signal_init(&loop, &signals.child);
+      uv_signal_start(
+          &signals.child,
+          [](uv_signal_t*, int) {
+            spawn::AdoptedSweep sweep = spawn::reapAdopted();
+            if (sweep.killed > 0)
+              spdlog::debug("killed {} process(es) a sandbox's monitor left", sweep.killed);
+          },
+          SIGCHLD);
       uv_signal_start(&signals.term, onStop, SIGTERM);
       uv_signal_start(&signals.interrupt, onStop, SIGINT);
       uv_signal_start(
@@ -560,6 +580,7 @@ int runGateway(const GatewayCommand& command) {
     uv_run(&loop, UV_RUN_NOWAIT);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
+  spawn::reapAdopted();  // what the last sandboxes left: killed now, or pid 1 would keep it
   int closed = uv_loop_close(&loop);
   if (closed != 0) spdlog::debug("uv_loop_close: {}", uv_strerror(closed));
   if (status == 0) spdlog::info("stopped cleanly");

@@ -311,6 +311,53 @@ SandboxStop stopSandbox(int pidfd, pid_t pid) {
   return stop;
 }
 
+namespace {
+
+// How many pid namespaces `pid` is in, counted from /proc's (its status' NSpid: one pid for
+// each), or 0 when that cannot be read.
+size_t pidNamespaceDepth(const std::string& pid) {
+  std::ifstream status("/proc/" + pid + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("NSpid:", 0) != 0) continue;
+    std::istringstream fields(line.substr(6));
+    return static_cast<size_t>(std::distance(std::istream_iterator<std::string>(fields),
+                                             std::istream_iterator<std::string>()));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void adoptOrphans() { KJ_SYSCALL(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)); }
+
+AdoptedSweep reapAdopted() {
+  AdoptedSweep sweep;
+  pid_t self = getpid();
+  static const size_t ownDepth = pidNamespaceDepth("self");
+  if (ownDepth == 0) return sweep;  // unknown: no child can be told adopted
+  // The kernel hands an orphan to the subreaper's first live thread: the main one, listed with
+  // every other thread's children here.
+  for (pid_t child : childrenOf(self)) {
+    int childFd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+    if (childFd < 0) continue;  // reaped meanwhile
+    kj::AutoCloseFd fd(childFd);
+    // Checked after the pidfd is held: the pid is this child's (and, a child of ours not yet
+    // reaped, stays so).
+    if (!parentIs(child, self) || pidNamespaceDepth(std::to_string(child)) <= ownDepth) continue;
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(childFd), &info,
+               WEXITED | WNOHANG) == 0 &&
+        info.si_pid != 0) {
+      ++sweep.reaped;
+    } else if (pidfdSignal(childFd, SIGKILL) == 0) {
+      ++sweep.killed;
+    }
+  }
+  return sweep;
+}
+
 int killSandbox(int pidfd, pid_t pid, int waitMs) {
   SandboxStop stop = stopSandbox(pidfd, pid);
   // A pid namespace's init that dies takes the namespace with it, but only as it exits: until its

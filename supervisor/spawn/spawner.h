@@ -161,6 +161,27 @@ WorkerExit decodeWaitStatus(int status);
 // fails or the sandbox is not confirmed gone.
 void killWorker(const SpawnedWorker& worker);
 
+// What a sandbox's outer bwrap leaves when it dies by a kill that is not the supervisor's (an
+// administrator's, the OOM killer's) during its set-up: its child, which waits for ever on a word
+// from its dead parent before it ties itself to anyone's death (bubblewrap #633), reparented to
+// pid 1 and running on after the supervisor too. A supervisor that is a child subreaper
+// (adoptOrphans()) becomes that child's parent instead, and reapAdopted() kills it. The same goes
+// for a sandbox the supervisor kills (killSandbox()): bwrap's child, killed with it, may exit
+// after bwrap and is the supervisor's to reap. Every such child is the init of a pid namespace of
+// its own, and the supervisor starts no child outside its own namespace: so a child of ours in a
+// namespace below ours is one we adopted, and nothing else is taken for one.
+//
+// adoptOrphans(): call before the first spawn (a process started earlier does not look for us).
+void adoptOrphans();
+// Reaps each adopted child that has exited and SIGKILLs each still running (its exit then comes
+// as SIGCHLD): call at every SIGCHLD, and once more before exiting. Non-blocking; each child is
+// checked and signalled through a pidfd of its own.
+struct AdoptedSweep {
+  int killed = 0;
+  int reaped = 0;
+};
+AdoptedSweep reapAdopted();
+
 // The OS operations the spawner needs, so unit tests can compile profiles without running
 // anything. `SystemOs` is the real implementation.
 class SpawnOs {

@@ -26,6 +26,10 @@ SCRIPT = {"scenarios": {
         {"tool_calls": [{"name": "exec", "arguments": {"command": "sleep 30"}}]},
         {"text": "exec said: {{last_tool_result}}"},
     ],
+    "quickexec": [
+        {"tool_calls": [{"name": "exec", "arguments": {"command": "true"}}]},
+        {"text": "exec said: {{last_tool_result}}"},
+    ],
     "read": [
         {"tool_calls": [{"name": "read", "arguments": {"path": "r.txt"}}]},
         {"text": "read said: {{last_tool_result}}"},
@@ -70,6 +74,40 @@ def kill_when_seen(gw, kind, stop, killed):
         if pids:
             return
         time.sleep(0.0005)
+
+
+def _stat_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def catch_in_set_up(gw, kind, stop, caught):
+    """Stops each `kind` sandbox's outer bwrap as it shows up and looks at its child: one blocked
+    on its first read (the word bwrap sends it once its uid map is written) is the moment. bwrap is
+    then SIGKILLed, as an administrator or the OOM killer might, and the child's pid goes into
+    `caught`; otherwise bwrap goes on and is looked at again."""
+    while not stop.is_set():
+        for pid, (ppid, argv) in harness._processes().items():
+            if ppid != gw.proc.pid or f"chitin-worker-{kind}".encode() not in argv:
+                continue
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                deadline = time.monotonic() + 1
+                while _stat_state(pid) not in ("T", "t") and time.monotonic() < deadline:
+                    time.sleep(0.0001)
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    children = f.read().split()
+                for child in children:
+                    with open(f"/proc/{child}/syscall") as f:
+                        blocked_in = f.read().split()[0]
+                    if os.readlink(f"/proc/{child}/exe") == "/usr/bin/bwrap" and blocked_in == "0":
+                        os.kill(pid, signal.SIGKILL)
+                        caught.append(int(child))
+                        return
+                os.kill(pid, signal.SIGCONT)
+            except (OSError, IndexError):
+                pass
+        time.sleep(0.0002)
 
 
 def assert_files_valid(test, gw):
@@ -143,6 +181,41 @@ class WorkerKills(unittest.TestCase):
                 assert_files_valid(self, gw)
             exits = [r for r in gw.audit() if r["kind"] == "TOOL_END" and r.get("outcome") == "error"]
             self.assertGreaterEqual(len(exits), 4)
+
+
+    def test_a_sandbox_whose_monitor_is_killed_during_its_set_up_leaves_nothing_running(self):
+        # bwrap's child waits for a word from its parent before it ties itself to anyone's death
+        # (bubblewrap #633): an outer bwrap killed then by someone else than the gateway left it
+        # blocked for ever, reparented to pid 1, past the gateway's own end. The gateway is a
+        # child subreaper: the child is adopted, and killed and reaped at the SIGCHLD.
+        config = "agent { spare_sandboxes: 0 }\n"
+        with harness.own_gateway(SCRIPT, config=config) as (model, gw):
+            caught = []
+            for attempt in range(20):
+                stop = threading.Event()
+                catcher = threading.Thread(target=catch_in_set_up, args=(gw, "exec", stop, caught))
+                catcher.start()
+                code, out, err = gw.agent_json("[[scenario:quickexec]] go",
+                                               "agent:main:e2e:direct:orphan", timeout=90)
+                stop.set()
+                catcher.join()
+                self.assertIsNone(gw.proc.poll(), "the supervisor died")
+                if caught:
+                    break
+            self.assertTrue(caught, "never caught an exec sandbox's bwrap child before its word")
+            child = caught[0]
+            deadline = time.monotonic() + 5
+            while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if os.path.exists(f"/proc/{child}"):
+                with open(f"/proc/{child}/stat") as f:
+                    stat = f.read()
+                os.kill(child, signal.SIGKILL)  # not left for the next test
+                self.fail(f"bwrap's child outlived its killed monitor: {stat}")
+            # The next message is answered.
+            code, out, err = gw.agent_json("still there?", "agent:main:e2e:direct:orphan")
+            self.assertEqual(code, 0, err)
+            self.assertEqual(out["reply"], "echo: still there?")
 
 
 @unittest.skipIf(SKIP, SKIP or "")

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -149,6 +150,61 @@ std::vector<pid_t> killedDuringSetup(bool loopWatched, int spawns) {
 }
 
 }  // namespace
+
+namespace {
+
+// Real sandboxes from the shipped exec profile whose outer bwrap alone is SIGKILLed 0-4 ms after
+// its spawn by someone else than the supervisor (an administrator, the OOM killer), then reaped.
+// With `adopting`, this process is a child subreaper that sweeps what it adopted, as the
+// supervisor is and does at each SIGCHLD (spawn::adoptOrphans, spawn::reapAdopted). Returns what
+// was left running, killed.
+std::vector<pid_t> monitorsKilledFromOutside(bool adopting, int spawns) {
+  TempDir workspace(adopting ? "chitin-adopt-ws" : "chitin-orphan-ws");
+  std::mt19937 random(20261205);
+  std::uniform_int_distribution<int> delayUs(0, 4000);
+  spawn::SpawnRequest request;
+  request.profile = "exec";
+  request.vars = {{"WORKSPACE", workspace.path()}};
+  request.workerOverride = getenv("CHITIN_PROBE");
+  request.workerArgs = {"--probe-kind=exec", "--probe=stderr"};
+  if (adopting) spawn::adoptOrphans();
+  for (int i = 0; i < spawns; ++i) {
+    auto worker = testSpawner().spawn(request);
+    std::this_thread::sleep_for(std::chrono::microseconds(delayUs(random)));
+    REQUIRE(syscall(SYS_pidfd_send_signal, worker.pidfd.get(), SIGKILL, nullptr, 0) == 0);
+    spawn::waitForExit(worker);
+    if (adopting) spawn::reapAdopted();  // its SIGCHLD
+  }
+  std::vector<pid_t> left;
+  spawn::AdoptedSweep last;
+  double deadline = monotonicSeconds() + 3;
+  do {
+    if (adopting) last = spawn::reapAdopted();  // the SIGCHLD of each adopted child killed
+    left = processesWith(workspace.path());
+    if (left.empty() && last.killed == 0 && last.reaped == 0) break;
+    usleep(20000);
+  } while (monotonicSeconds() < deadline);
+  if (adopting) {
+    CHECK_MESSAGE(last.killed + last.reaped == 0, "adopted children still to kill or reap");
+    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) == 0);
+  }
+  for (pid_t pid : left) {
+    MESSAGE("left behind: pid ", pid, ": ", readAll("/proc/" + std::to_string(pid) + "/stat"));
+    ::kill(pid, SIGKILL);  // not left for the next test
+  }
+  return left;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "kill: sandboxes whose monitor is killed from outside during bwrap's set-up leave nothing "
+    "running once the supervisor has swept what it adopted") {
+  // Control: not adopting, such kills leave bwrap's child running, reparented to pid 1 and blocked
+  // for ever on a word from its dead parent (measured: 9 of 60).
+  CHECK_FALSE(monitorsKilledFromOutside(false, 60).empty());
+  CHECK(monitorsKilledFromOutside(true, 40).empty());
+}
 
 TEST_CASE("kill: real sandboxes killed 0-4 ms into bwrap's set-up leave no process behind") {
   CHECK(killedDuringSetup(false, 40).empty());
