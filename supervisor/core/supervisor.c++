@@ -67,7 +67,8 @@ struct Signals {
   uv_signal_t term;
   uv_signal_t interrupt;
   uv_signal_t hangup;
-  uv_signal_t child;  // SIGCHLD: what a sandbox's end leaves to us (spawn::reapAdopted)
+  uv_signal_t child;  // SIGCHLD: what a sandbox's end leaves to us (spawn::reapAdopted)...
+  uv_timer_t sweep;   // ...swept a moment later
 };
 
 }  // namespace
@@ -548,17 +549,30 @@ int runGateway(const GatewayCommand& command) {
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->interrupt), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->hangup), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->child), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->sweep), nullptr);
       };
       uv_signal_init(&loop, &signals.term);
       uv_signal_init(&loop, &signals.interrupt);
       uv_signal_init(&loop, &signals.hangup);
+      // What a sandbox's end leaves to us is swept 10 ms after its SIGCHLD: once for every end of
+      // that moment (a tool call ends two processes), and not on the path of the call that ended
+      // it (a sweep reads /proc for each child of ours).
+      uv_timer_init(&loop, &signals.sweep);
       uv_signal_init(&loop, &signals.child);
+      signals.child.data = &signals.sweep;
       uv_signal_start(
           &signals.child,
-          [](uv_signal_t*, int) {
-            spawn::AdoptedSweep sweep = spawn::reapAdopted();
-            if (sweep.killed > 0)
-              spdlog::debug("killed {} process(es) a sandbox's monitor left", sweep.killed);
+          [](uv_signal_t* s, int) {
+            auto* sweep = static_cast<uv_timer_t*>(s->data);
+            if (uv_is_active(reinterpret_cast<uv_handle_t*>(sweep))) return;
+            uv_timer_start(
+                sweep,
+                [](uv_timer_t*) {
+                  spawn::AdoptedSweep swept = spawn::reapAdopted();
+                  if (swept.killed > 0)
+                    spdlog::debug("killed {} process(es) a sandbox's monitor left", swept.killed);
+                },
+                10, 0);
           },
           SIGCHLD);
       uv_signal_start(&signals.term, onStop, SIGTERM);

@@ -174,7 +174,8 @@ void killWorker(const SpawnedWorker& worker);
 // adoptOrphans(): call before the first spawn (a process started earlier does not look for us).
 void adoptOrphans();
 // Reaps each adopted child that has exited and SIGKILLs each still running (its exit then comes
-// as SIGCHLD): call at every SIGCHLD, and once more before exiting. Non-blocking; each child is
+// as SIGCHLD): call after SIGCHLD (the gateway does, 10 ms after, once for the SIGCHLDs of that
+// moment), and once more before exiting. Non-blocking; each child is
 // checked and signalled through a pidfd of its own.
 struct AdoptedSweep {
   int killed = 0;

@@ -86,12 +86,25 @@ def catch_in_set_up(gw, kind, stop, caught):
     on its first read (the word bwrap sends it once its uid map is written) is the moment. bwrap is
     then SIGKILLed, as an administrator or the OOM killer might, and the child's pid goes into
     `caught`; otherwise bwrap goes on and is looked at again."""
+    worker = f"chitin-worker-{kind}".encode()
     while not stop.is_set():
-        for pid, (ppid, argv) in harness._processes().items():
-            if ppid != gw.proc.pid or f"chitin-worker-{kind}".encode() not in argv:
-                continue
+        # The gateway's own children only (it spawns from its main thread): a scan of all of
+        # /proc takes milliseconds, and the moment is a fraction of one.
+        try:
+            with open(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children") as f:
+                sandboxes = [int(pid) for pid in f.read().split()]
+        except OSError:
+            sandboxes = []
+        for pid in sandboxes:
             try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if worker not in f.read():
+                        continue
                 os.kill(pid, signal.SIGSTOP)
+            except OSError:
+                continue
+            killed = False
+            try:
                 deadline = time.monotonic() + 1
                 while _stat_state(pid) not in ("T", "t") and time.monotonic() < deadline:
                     time.sleep(0.0001)
@@ -103,11 +116,17 @@ def catch_in_set_up(gw, kind, stop, caught):
                     if os.readlink(f"/proc/{child}/exe") == "/usr/bin/bwrap" and blocked_in == "0":
                         os.kill(pid, signal.SIGKILL)
                         caught.append(int(child))
+                        killed = True
                         return
-                os.kill(pid, signal.SIGCONT)
             except (OSError, IndexError):
                 pass
-        time.sleep(0.0002)
+            finally:
+                if not killed:  # never left stopped: the call would wait for its wall clock
+                    try:
+                        os.kill(pid, signal.SIGCONT)
+                    except OSError:
+                        pass
+        time.sleep(0.0001)
 
 
 def assert_files_valid(test, gw):
@@ -191,7 +210,7 @@ class WorkerKills(unittest.TestCase):
         config = "agent { spare_sandboxes: 0 }\n"
         with harness.own_gateway(SCRIPT, config=config) as (model, gw):
             caught = []
-            for attempt in range(20):
+            for attempt in range(40):
                 stop = threading.Event()
                 catcher = threading.Thread(target=catch_in_set_up, args=(gw, "exec", stop, caught))
                 catcher.start()
