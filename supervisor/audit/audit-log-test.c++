@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -357,6 +358,22 @@ TEST_CASE("audit log: closing a log while its chain is being checked does not wa
   }
   for (int i = 0; i < 3; ++i) AuditLog::open(dir.path);  // opened and closed at once
   CHECK(verify(dir.path).ok);
+}
+
+TEST_CASE("audit log: a check put off by verifyAfter begins then; closing the log does not wait") {
+  TempDir dir;
+  auto ls = fiveRecords(dir);
+  ls.erase(ls.begin() + 1);
+  rewrite(dir, ls);
+  {
+    auto start = std::chrono::steady_clock::now();
+    auto log = AuditLog::open(dir.path, std::chrono::milliseconds(300));
+    CHECK(log->openProblem().find("line 2") != std::string::npos);  // found once it has begun
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(300));
+  }
+  auto start = std::chrono::steady_clock::now();
+  AuditLog::open(dir.path, std::chrono::hours(1));  // opened and closed at once
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
 }
 
 // Writes records with chosen times (read() does not check the chain).

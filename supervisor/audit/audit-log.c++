@@ -368,7 +368,11 @@ Record parseLine(std::string_view line) {
 AuditLog::AuditLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
 
 AuditLog::~AuditLog() {
-  stopVerifying_ = true;
+  {
+    std::lock_guard<std::mutex> lock(verifyMutex_);
+    stopVerifying_ = true;
+  }
+  verifyStopCv_.notify_all();
   if (verifier_.joinable()) verifier_.join();
   {
     std::lock_guard<std::mutex> lock(syncMutex_);
@@ -379,13 +383,15 @@ AuditLog::~AuditLog() {
   ::close(fd_);
 }
 
-std::unique_ptr<AuditLog> AuditLog::open(const std::string& dir) {
+std::unique_ptr<AuditLog> AuditLog::open(const std::string& dir,
+                                         std::chrono::milliseconds verifyAfter) {
   if (sodium_init() < 0) throw std::runtime_error("audit log: sodium_init failed");
   makeDirs(dir);
   std::string path = dir + "/" + LOG_FILE_NAME;
   int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) throwLogErrno("cannot open", path, errno);
   std::unique_ptr<AuditLog> log(new AuditLog(path, fd));
+  log->verifyAfter_ = verifyAfter;
   if (::flock(fd, LOCK_EX | LOCK_NB) < 0) {
     if (errno == EWOULDBLOCK)
       throw std::runtime_error("audit log: " + path +
@@ -446,6 +452,10 @@ void AuditLog::recover() {
     KJ_DEFER(pthread_sigmask(SIG_SETMASK, &old, nullptr));
     verifier_ = std::thread([this, keep, describe] {
       setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+      if (verifyAfter_.count() > 0) {
+        std::unique_lock<std::mutex> lock(verifyMutex_);
+        verifyStopCv_.wait_for(lock, verifyAfter_, [this] { return stopVerifying_.load(); });
+      }
       std::string problem;
       try {
         int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);

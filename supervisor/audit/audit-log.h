@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -41,9 +42,11 @@ class AuditLog {
   // acknowledged) and a LOG_RECOVERED record saying how many bytes were dropped is appended. The
   // whole chain as it was is checked on a thread of this object's (so start-up does not grow with
   // the log); one that does not verify is NOT repaired: appends continue from the last line, the
-  // problem is logged loudly, and openProblem() says what it is. Throws std::runtime_error
-  // naming the path on I/O errors.
-  static std::unique_ptr<AuditLog> open(const std::string& dir);
+  // problem is logged loudly, and openProblem() says what it is. That check begins `verifyAfter`
+  // after the open (the gateway's: once its start-up is over, which the check would otherwise
+  // share two cores with). Throws std::runtime_error naming the path on I/O errors.
+  static std::unique_ptr<AuditLog> open(
+      const std::string& dir, std::chrono::milliseconds verifyAfter = std::chrono::milliseconds(0));
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
@@ -87,8 +90,10 @@ class AuditLog {
   bool failed_ = false;  // a failed append could not be cut off: the file's tail is unknown
   // The check of the chain as it was at open (recover()), and what it found.
   std::thread verifier_;
-  std::atomic<bool> stopVerifying_{false};
+  std::chrono::milliseconds verifyAfter_{0};
+  std::atomic<bool> stopVerifying_{false};  // set under verifyMutex_, with verifyStopCv_ told
   mutable std::mutex verifyMutex_;
+  std::condition_variable verifyStopCv_;
   mutable std::condition_variable verifiedCv_;
   bool verified_ = false;
   std::string openProblem_;
