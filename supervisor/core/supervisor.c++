@@ -68,8 +68,6 @@ struct Signals {
   uv_signal_t term;
   uv_signal_t interrupt;
   uv_signal_t hangup;
-  uv_signal_t child;  // SIGCHLD: what a sandbox's end leaves to us (spawn::reapAdopted)...
-  uv_timer_t sweep;   // ...swept a moment later
 };
 
 }  // namespace
@@ -144,15 +142,6 @@ int runGateway(const GatewayCommand& command) {
       fprintf(stderr, "chitin gateway: %s\n", e.what());
       return 1;
     }
-  }
-
-  // What a sandbox's monitor leaves when it dies is ours to kill and reap, not pid 1's to keep
-  // (spawn::adoptOrphans). Before the first spawn: a process started earlier does not look for us.
-  try {
-    spawn::adoptOrphans();
-  } catch (const kj::Exception& e) {
-    fprintf(stderr, "chitin gateway: %s\n", e.getDescription().cStr());
-    return 1;
   }
 
   ModelSettings modelSettings;
@@ -552,33 +541,10 @@ int runGateway(const GatewayCommand& command) {
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->term), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->interrupt), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->hangup), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->child), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&stop.signals->sweep), nullptr);
       };
       uv_signal_init(&loop, &signals.term);
       uv_signal_init(&loop, &signals.interrupt);
       uv_signal_init(&loop, &signals.hangup);
-      // What a sandbox's end leaves to us is swept 10 ms after its SIGCHLD: once for every end of
-      // that moment (a tool call ends two processes), and not on the path of the call that ended
-      // it (a sweep reads /proc for each child of ours).
-      uv_timer_init(&loop, &signals.sweep);
-      uv_signal_init(&loop, &signals.child);
-      signals.child.data = &signals.sweep;
-      uv_signal_start(
-          &signals.child,
-          [](uv_signal_t* s, int) {
-            auto* sweep = static_cast<uv_timer_t*>(s->data);
-            if (uv_is_active(reinterpret_cast<uv_handle_t*>(sweep))) return;
-            uv_timer_start(
-                sweep,
-                [](uv_timer_t*) {
-                  spawn::AdoptedSweep swept = spawn::reapAdopted();
-                  if (swept.killed > 0)
-                    spdlog::debug("killed {} process(es) a sandbox's monitor left", swept.killed);
-                },
-                10, 0);
-          },
-          SIGCHLD);
       uv_signal_start(&signals.term, onStop, SIGTERM);
       uv_signal_start(&signals.interrupt, onStop, SIGINT);
       uv_signal_start(
@@ -598,7 +564,6 @@ int runGateway(const GatewayCommand& command) {
     uv_run(&loop, UV_RUN_NOWAIT);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
-  spawn::reapAdopted();  // what the last sandboxes left: killed now, or pid 1 would keep it
   int closed = uv_loop_close(&loop);
   if (closed != 0) spdlog::debug("uv_loop_close: {}", uv_strerror(closed));
   if (status == 0) spdlog::info("stopped cleanly");

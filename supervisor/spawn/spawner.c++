@@ -41,17 +41,62 @@ namespace {
 const char ROOT_REFUSAL[] =
     "chitin never runs workers as uid 0; start as a normal user or use --user";
 
-// The recipe's inputs, prepared by the parent: the vfork child may not allocate.
+// The recipe's inputs, prepared by the parent: the vfork children may not allocate.
 struct ChildPlan {
-  int sources[5];    // become fds 0..4: /dev/null, stdout, stderr, worker socket, seccomp
-  int cgroupProcs;   // the worker's cgroup.procs, or -1 when cgroup limits are not in force
-  pid_t supervisor;  // getpid() before clone: the parent the child must still have
+  int sources[5];          // become fds 0..4: /dev/null, stdout, stderr, worker socket, seccomp
+  int cgroupProcs;         // the worker's cgroup.procs, or -1 when cgroup limits are not in force
+  int userNamespace;       // the sandboxes' user namespace; -1: bwrap in our own pid namespace
+  pid_t supervisor;        // getpid() before clone: the parent the children must still have
+  pid_t supervisorInProc;  // the same, as /proc numbers it (parentSeenByProc())
+  char* monitorStack;      // the top of the stack the outer bwrap's own clone runs on
   const char* path;
   char* const* argv;
   char* const* envp;
-  int failedStep;  // written by the child if it cannot exec
+  pid_t monitor;   // the outer bwrap, when it is cloned into a pid namespace of its own
+  int failedStep;  // written by a child that cannot go on
   int savedErrno;
 };
+
+// The parent of the calling process as /proc/self/stat gives it: in /proc's pid namespace, where
+// getppid() says 0 to the init of a new one. -1 when it cannot be read. Async-signal-safe.
+pid_t parentSeenByProc() {
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[512];  // the fields up to the parent's fit: the name in parentheses is <= 16 bytes
+  ssize_t n = read(fd, buf, sizeof(buf));
+  close(fd);
+  ssize_t i = n - 1;
+  while (i >= 0 && buf[i] != ')') --i;  // the name may hold ')' itself: the last one ends it
+  i += 4;                               // ") S "
+  if (i <= 3 || i >= n) return -1;
+  pid_t parent = 0;
+  for (; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) parent = parent * 10 + (buf[i] - '0');
+  return parent;
+}
+
+// The outer bwrap, cloned by execBwrapInChild() with CLONE_PARENT into a new pid namespace whose
+// init it is: our child, on the child's stack. Like that child, it ties itself to our death
+// before anything else (the signal is tied to our cloning thread, its parent), and goes if we
+// are gone already.
+int execMonitorInChild(void* arg) {
+  auto* plan = static_cast<ChildPlan*>(arg);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    plan->failedStep = 6;
+    plan->savedErrno = errno;
+    _exit(127);
+  }
+  pid_t parent = parentSeenByProc();
+  if (parent < 0) {
+    plan->failedStep = 9;
+    plan->savedErrno = errno;
+    _exit(127);
+  }
+  if (parent != plan->supervisorInProc) _exit(127);
+  execve(plan->path, plan->argv, plan->envp);
+  plan->failedStep = 4;
+  plan->savedErrno = errno;
+  _exit(127);
+}
 
 // Runs in the clone(CLONE_VM|CLONE_VFORK) child, on its own stack, until execve. Only
 // async-signal-safe calls; the parent is suspended and reads `failedStep` when we are gone.
@@ -70,6 +115,14 @@ int execBwrapInChild(void* arg) {
     _exit(127);
   }
   if (getppid() != plan->supervisor) _exit(127);
+  // Step 0b: into the sandboxes' user namespace, where we may make a pid namespace. Full
+  // capabilities there (and nowhere else) until the outer bwrap's exec drops them: its uid is
+  // ours, not the namespace's root.
+  if (plan->userNamespace >= 0 && setns(plan->userNamespace, CLONE_NEWUSER) < 0) {
+    plan->failedStep = 7;
+    plan->savedErrno = errno;
+    _exit(127);
+  }
   // Step 1: the five fds in place. Every source is >= 10 (see start()), so dup2 never sees its
   // own target and always clears close-on-exec.
   for (int target = 0; target < 5; target++) {
@@ -101,6 +154,20 @@ int execBwrapInChild(void* arg) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (plan->userNamespace >= 0) {
+    // Step 8: the outer bwrap, as the init of a new pid namespace (execMonitorInChild()), made
+    // our parent's child (CLONE_PARENT), with these fds, this cgroup and these signals. We go
+    // once it has exec'd, and our parent resumes.
+    pid_t monitor = clone(execMonitorInChild, plan->monitorStack,
+                          CLONE_VM | CLONE_VFORK | CLONE_PARENT | CLONE_NEWPID, plan);
+    if (monitor < 0) {
+      plan->failedStep = 8;
+      plan->savedErrno = errno;
+      _exit(127);
+    }
+    plan->monitor = monitor;
+    _exit(0);
+  }
   // Step 4: bwrap, with an empty environment.
   execve(plan->path, plan->argv, plan->envp);
   plan->failedStep = 4;
@@ -112,6 +179,153 @@ kj::AutoCloseFd dupHigh(int fd) {
   int high;
   KJ_SYSCALL(high = fcntl(fd, F_DUPFD_CLOEXEC, 10));
   return kj::AutoCloseFd(high);
+}
+
+// A pidfd of the outer bwrap cloned into a pid namespace of its own: our child, not reaped yet,
+// so the pid is still its own. Without one it is killed and reaped, and the spawn fails.
+kj::AutoCloseFd adoptMonitor(pid_t monitor) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, monitor, 0));
+  if (fd >= 0) return kj::AutoCloseFd(fd);
+  int error = errno;
+  kill(monitor, SIGKILL);
+  siginfo_t info;
+  while (waitid(P_PID, static_cast<id_t>(monitor), &info, WEXITED) < 0 && errno == EINTR) {
+  }
+  KJ_FAIL_SYSCALL("pidfd_open(the outer bwrap)", error, monitor);
+}
+
+// What holds the sandboxes' user namespace while its maps are written: any program that echoes
+// what it reads and waits for more. cat is in every Debian (coreutils is Essential).
+const char USERNS_HOLDER[] = "/usr/bin/cat";
+
+struct HolderPlan {
+  int sources[3];  // become fds 0..2: the pipe we write to, the pipe we read, /dev/null
+  int failedStep;
+  int savedErrno;
+};
+
+// The holder, in a new user namespace: cloned like execBwrapInChild(), on its own stack.
+int execHolderInChild(void* arg) {
+  auto* plan = static_cast<HolderPlan*>(arg);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    plan->failedStep = 1;
+    plan->savedErrno = errno;
+    _exit(127);
+  }
+  for (int target = 0; target < 3; target++) {
+    if (dup2(plan->sources[target], target) < 0) {
+      plan->failedStep = 2;
+      plan->savedErrno = errno;
+      _exit(127);
+    }
+  }
+  if (close_range(3, ~0U, 0) < 0) {
+    plan->failedStep = 3;
+    plan->savedErrno = errno;
+    _exit(127);
+  }
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  char name[] = "cat";
+  char* argv[] = {name, nullptr};
+  char* envp[] = {nullptr};
+  execve(USERNS_HOLDER, argv, envp);
+  plan->failedStep = 4;
+  plan->savedErrno = errno;
+  _exit(127);
+}
+
+// Writes `text` to /proc/PID/FILE; the errno, or 0.
+int writeProcFile(pid_t pid, const char* file, const std::string& text) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = write(fd, text.data(), text.size());
+  int error = n == static_cast<ssize_t>(text.size()) ? 0 : n < 0 ? errno : EIO;
+  close(fd);
+  return error;
+}
+
+// The user namespace every sandbox's pid namespace belongs to (SpawnerSettings::
+// pidNamespacePerSandbox): a pid namespace needs CAP_SYS_ADMIN in its user namespace, and we have
+// it only in one we own. Ours alone: our uid and gid mapped to themselves, setgroups denied, all
+// an unprivileged owner may write, so it gives nothing outside itself. Its maps cannot be written
+// while a clone child of ours is its only member: that child shares our memory, which is not
+// dumpable, so its /proc files stay root's until it execs. So the child execs USERNS_HOLDER on two
+// pipes, the byte it echoes says it runs, we write its maps and open its /proc/PID/ns/user (which
+// keeps the namespace), and it is killed. Throws SandboxUnavailable.
+kj::AutoCloseFd makeSandboxUserNamespace() {
+  auto fail = [](const std::string& what, int error) {
+    throw SandboxUnavailable(
+        "cannot make the user namespace the sandboxes' pid namespaces belong to: " + what + ": " +
+        strerror(error) + " (unprivileged user namespaces must be enabled, as bwrap needs)");
+  };
+  int toHolder[2], fromHolder[2];
+  KJ_SYSCALL(pipe2(toHolder, O_CLOEXEC));
+  kj::AutoCloseFd toRead(toHolder[0]), toWrite(toHolder[1]);
+  KJ_SYSCALL(pipe2(fromHolder, O_CLOEXEC));
+  kj::AutoCloseFd fromRead(fromHolder[0]), fromWrite(fromHolder[1]);
+  int devNull;
+  KJ_SYSCALL(devNull = open("/dev/null", O_WRONLY | O_CLOEXEC));
+  kj::AutoCloseFd nullFd(devNull);
+  kj::AutoCloseFd sources[3] = {dupHigh(toRead), dupHigh(fromWrite), dupHigh(nullFd)};
+  HolderPlan plan{};
+  for (int i = 0; i < 3; i++) plan.sources[i] = sources[i].get();
+
+  constexpr size_t STACK_SIZE = 64 * 1024;
+  void* stack = mmap(nullptr, STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) KJ_FAIL_SYSCALL("mmap(child stack)", errno);
+  KJ_DEFER(munmap(stack, STACK_SIZE));
+  sigset_t all, saved;
+  sigfillset(&all);
+  int maskRc = pthread_sigmask(SIG_SETMASK, &all, &saved);
+  KJ_REQUIRE(maskRc == 0, "pthread_sigmask", strerror(maskRc));
+  int pidfd = -1;
+  pid_t pid = clone(execHolderInChild, static_cast<char*>(stack) + STACK_SIZE,
+                    CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD, &plan, &pidfd);
+  int cloneErrno = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid < 0) fail("clone(CLONE_NEWUSER)", cloneErrno);
+  kj::AutoCloseFd holder(pidfd);
+  // From here on the holder is killed and reaped on every way out.
+  KJ_DEFER({
+    syscall(SYS_pidfd_send_signal, holder.get(), SIGKILL, nullptr, 0);
+    siginfo_t info;
+    reapPidfd(holder.get(), info);
+  });
+  if (plan.failedStep != 0) {
+    fail(plan.failedStep == 4
+             ? std::string("cannot run ") + USERNS_HOLDER
+             : std::string("setting up its holder (step ") + std::to_string(plan.failedStep) + ")",
+         plan.savedErrno);
+  }
+  for (auto& source : sources) source = nullptr;
+  toRead = nullptr;
+  fromWrite = nullptr;
+  char byte = 'x';
+  if (write(toWrite, &byte, 1) != 1) fail(std::string("writing to ") + USERNS_HOLDER, errno);
+  pollfd p{fromRead.get(), POLLIN, 0};
+  int ready;
+  do {
+    ready = poll(&p, 1, 10000);
+  } while (ready < 0 && errno == EINTR);
+  if (ready <= 0 || read(fromRead, &byte, 1) != 1 || byte != 'x') {
+    fail(std::string(USERNS_HOLDER) + " did not answer within 10 s", ready < 0 ? errno : ETIMEDOUT);
+  }
+  if (int error = writeProcFile(pid, "setgroups", "deny")) fail("setgroups", error);
+  std::string uid = std::to_string(geteuid()), gid = std::to_string(getegid());
+  if (int error = writeProcFile(pid, "uid_map", uid + " " + uid + " 1\n")) fail("uid_map", error);
+  if (int error = writeProcFile(pid, "gid_map", gid + " " + gid + " 1\n")) fail("gid_map", error);
+  std::string nsPath = "/proc/" + std::to_string(pid) + "/ns/user";
+  int ns = open(nsPath.c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) fail(nsPath, errno);
+  return kj::AutoCloseFd(ns);
 }
 
 // A forked worker's end: its pidfd turns readable (not our child: no waitid), then the zygote's
@@ -309,53 +523,6 @@ SandboxStop stopSandbox(int pidfd, pid_t pid) {
   // same (reparented if bwrap goes first), and the caller waits for both.
   if (pidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) stop.error = errno;
   return stop;
-}
-
-namespace {
-
-// How many pid namespaces `pid` is in, counted from /proc's (its status' NSpid: one pid for
-// each), or 0 when that cannot be read.
-size_t pidNamespaceDepth(const std::string& pid) {
-  std::ifstream status("/proc/" + pid + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("NSpid:", 0) != 0) continue;
-    std::istringstream fields(line.substr(6));
-    return static_cast<size_t>(std::distance(std::istream_iterator<std::string>(fields),
-                                             std::istream_iterator<std::string>()));
-  }
-  return 0;
-}
-
-}  // namespace
-
-void adoptOrphans() { KJ_SYSCALL(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)); }
-
-AdoptedSweep reapAdopted() {
-  AdoptedSweep sweep;
-  pid_t self = getpid();
-  static const size_t ownDepth = pidNamespaceDepth("self");
-  if (ownDepth == 0) return sweep;  // unknown: no child can be told adopted
-  // The kernel hands an orphan to the subreaper's first live thread: the main one, listed with
-  // every other thread's children here.
-  for (pid_t child : childrenOf(self)) {
-    int childFd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
-    if (childFd < 0) continue;  // reaped meanwhile
-    kj::AutoCloseFd fd(childFd);
-    // Checked after the pidfd is held: the pid is this child's (and, a child of ours not yet
-    // reaped, stays so).
-    if (!parentIs(child, self) || pidNamespaceDepth(std::to_string(child)) <= ownDepth) continue;
-    siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(childFd), &info,
-               WEXITED | WNOHANG) == 0 &&
-        info.si_pid != 0) {
-      ++sweep.reaped;
-    } else if (pidfdSignal(childFd, SIGKILL) == 0) {
-      ++sweep.killed;
-    }
-  }
-  return sweep;
 }
 
 int killSandbox(int pidfd, pid_t pid, int waitMs) {
@@ -662,34 +829,56 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
   ChildPlan plan{};
   for (int i = 0; i < 5; i++) plan.sources[i] = sources[i].get();
   plan.cgroupProcs = cgroup ? cgroupProcs.get() : -1;
+  plan.userNamespace = settings_.pidNamespacePerSandbox ? sandboxUserNamespace() : -1;
   plan.supervisor = getpid();
+  if (plan.userNamespace >= 0) {
+    // /proc's number for us, which the outer bwrap compares its parent with (/proc may be
+    // another pid namespace's than ours).
+    char self[32] = {};
+    if (readlink("/proc/self", self, sizeof(self) - 1) <= 0) {
+      throw SandboxUnavailable(std::string("cannot read /proc/self (is /proc mounted?): ") +
+                               strerror(errno));
+    }
+    plan.supervisorInProc = static_cast<pid_t>(atoi(self));
+  }
   plan.path = settings_.bwrapPath.c_str();
   plan.argv = argv.data();
   plan.envp = envp;
 
   // Step 5: clone(CLONE_VM|CLONE_VFORK): no copy of our address space (fork() of a big
-  // supervisor costs tens of ms), and we resume only once the child has exec'd or failed.
-  // CLONE_PIDFD gives the pidfd atomically, so the pid can never be recycled under us.
+  // supervisor costs tens of ms), and we resume only once the child has exec'd bwrap, or has
+  // cloned the outer bwrap into its pid namespace (which has then exec'd), or has failed.
+  // CLONE_PIDFD gives the pidfd atomically, so the pid can never be recycled under us. Two
+  // stacks: the child's at the top, the outer bwrap's clone's below it.
   constexpr size_t STACK_SIZE = 64 * 1024;
-  void* stack = mmap(nullptr, STACK_SIZE, PROT_READ | PROT_WRITE,
+  void* stack = mmap(nullptr, 2 * STACK_SIZE, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) KJ_FAIL_SYSCALL("mmap(child stack)", errno);
-  KJ_DEFER(munmap(stack, STACK_SIZE));
+  KJ_DEFER(munmap(stack, 2 * STACK_SIZE));
+  plan.monitorStack = static_cast<char*>(stack) + STACK_SIZE;
   sigset_t all, saved;
   sigfillset(&all);
   // Blocked in the parent so no handler of ours runs on the shared stack-less child.
   int maskRc = pthread_sigmask(SIG_SETMASK, &all, &saved);
   KJ_REQUIRE(maskRc == 0, "pthread_sigmask", strerror(maskRc));
   int pidfd = -1;
-  pid_t pid = clone(execBwrapInChild, static_cast<char*>(stack) + STACK_SIZE,
+  pid_t pid = clone(execBwrapInChild, static_cast<char*>(stack) + 2 * STACK_SIZE,
                     CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &pidfd);
   int cloneErrno = errno;
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (pid < 0) KJ_FAIL_SYSCALL("clone", cloneErrno);
   kj::AutoCloseFd ownedPidfd(pidfd);
+  if (plan.userNamespace >= 0) {
+    // The child has gone: the outer bwrap, its clone, is ours now (or failed before its exec).
+    waitPidfd(pidfd, true);
+    ownedPidfd = nullptr;
+    if (plan.monitor > 0) ownedPidfd = adoptMonitor(plan.monitor);
+    pid = plan.monitor;
+    pidfd = ownedPidfd.get();
+  }
 
   if (plan.failedStep != 0) {
-    waitPidfd(pidfd, true);  // reap the child that could not exec
+    if (pidfd >= 0) waitPidfd(pidfd, true);  // reap the child that could not exec
     if (plan.failedStep == 4) {
       throw SandboxUnavailable("cannot run bubblewrap at " + settings_.bwrapPath + ": " +
                                strerror(plan.savedErrno) + " (apt-get install bubblewrap)");
@@ -698,11 +887,23 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
       throw SandboxUnavailable("cgroup limits: cannot move the worker into its cgroup " +
                                cgroup->path() + ": " + strerror(plan.savedErrno));
     }
+    if (plan.failedStep == 9) {
+      throw SandboxUnavailable(std::string("cannot read /proc/self/stat (is /proc mounted?): ") +
+                               strerror(plan.savedErrno));
+    }
+    if (plan.failedStep == 7 || plan.failedStep == 8) {
+      throw SandboxUnavailable(
+          std::string("cannot start the sandbox in a pid namespace of its own (") +
+          (plan.failedStep == 7 ? "setns(CLONE_NEWUSER)" : "clone(CLONE_NEWPID)") +
+          "): " + strerror(plan.savedErrno));
+    }
     KJ_FAIL_SYSCALL(plan.failedStep == 1   ? "dup2"
                     : plan.failedStep == 6 ? "prctl(PR_SET_PDEATHSIG)"
                                            : "close_range",
                     plan.savedErrno);
   }
+  // Gone before its exec, with nothing to say: we were taken for dead (cannot be, we are here).
+  KJ_REQUIRE(pid > 0, "the outer bwrap was not started");
   if (cgroup) cgroup->closeProcsFd();
 
   SpawnedWorker worker;
@@ -714,6 +915,11 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
   worker.wallClockSeconds = profile.limits().wall_clock_seconds();
   worker.profile = profile.name();
   return worker;
+}
+
+int Spawner::sandboxUserNamespace() {
+  if (userNamespace_.get() < 0) userNamespace_ = makeSandboxUserNamespace();
+  return userNamespace_.get();
 }
 
 std::optional<std::string> Spawner::checkAvailable() {

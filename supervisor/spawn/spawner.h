@@ -49,6 +49,14 @@ struct SpawnerSettings {
   // Where the spawner says what it worked around (a zygote that could not start: its
   // profile's workers are then each spawned by bwrap). Default: stderr.
   std::function<void(const std::string&)> warn;
+  // Each sandbox's outer bwrap is the init of a pid namespace of its own, so whatever ends it
+  // (the supervisor's death through its parent-death signal, a kill by anyone) ends every process
+  // of the sandbox with it, during bwrap's set-up too: the kernel kills a pid namespace whole when
+  // its init dies, and its pidfd turns readable only once all of it has gone. Before, bwrap's
+  // child, which ties itself to its parent's death only just before it execs the worker, was left
+  // running under pid 1 by such an end during the set-up (bubblewrap #633). Tests only: false
+  // starts bwrap in the supervisor's own pid namespace, the control of the tests that show why.
+  bool pidNamespacePerSandbox = true;
 };
 
 struct SpawnRequest {
@@ -160,28 +168,6 @@ WorkerExit decodeWaitStatus(int status);
 // killSandbox() for a spawned worker (the wall-clock limit, a test's clean-up); throws when it
 // fails or the sandbox is not confirmed gone.
 void killWorker(const SpawnedWorker& worker);
-
-// What a sandbox's outer bwrap leaves when it dies by a kill that is not the supervisor's (an
-// administrator's, the OOM killer's) during its set-up: its child, which waits for ever on a word
-// from its dead parent before it ties itself to anyone's death (bubblewrap #633), reparented to
-// pid 1 and running on after the supervisor too. A supervisor that is a child subreaper
-// (adoptOrphans()) becomes that child's parent instead, and reapAdopted() kills it. The same goes
-// for a sandbox the supervisor kills (killSandbox()): bwrap's child, killed with it, may exit
-// after bwrap and is the supervisor's to reap. Every such child is the init of a pid namespace of
-// its own, and the supervisor starts no child outside its own namespace: so a child of ours in a
-// namespace below ours is one we adopted, and nothing else is taken for one.
-//
-// adoptOrphans(): call before the first spawn (a process started earlier does not look for us).
-void adoptOrphans();
-// Reaps each adopted child that has exited and SIGKILLs each still running (its exit then comes
-// as SIGCHLD): call after SIGCHLD (the gateway does, 10 ms after, once for the SIGCHLDs of that
-// moment), and once more before exiting. Non-blocking; each child is
-// checked and signalled through a pidfd of its own.
-struct AdoptedSweep {
-  int killed = 0;
-  int reaped = 0;
-};
-AdoptedSweep reapAdopted();
 
 // The OS operations the spawner needs, so unit tests can compile profiles without running
 // anything. `SystemOs` is the real implementation.
@@ -302,6 +288,9 @@ class Spawner {
   // cannot be (said through warn()).
   std::shared_ptr<ForkServer> forkServerFor(const Compiled& entry, const SpawnRequest& request);
   void warn(const std::string& message);
+  // The user namespace the sandboxes' pid namespaces belong to, made at the first spawn. Throws
+  // SandboxUnavailable.
+  int sandboxUserNamespace();
 
   // The host directories behind request.hide, checked; "--perms 0555 --size N --tmpfs P
   // --remount-ro P" for each.
@@ -318,6 +307,7 @@ class Spawner {
   SpawnOs& os_;
   Cgroups cgroups_;
   bool available_ = false;
+  kj::AutoCloseFd userNamespace_;
   std::map<std::string, std::shared_ptr<const Compiled>> cache_;
   std::map<std::string, std::shared_ptr<ForkServer>> forkServers_;  // by profile and worker
   std::map<std::string, std::chrono::steady_clock::time_point> forkServerFailures_;

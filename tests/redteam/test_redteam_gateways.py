@@ -31,7 +31,8 @@ SLOW_BWRAP = """#!/usr/bin/python3
 import os, sys, time
 here = os.path.dirname(os.path.abspath(__file__))
 if os.path.exists(os.path.join(here, "hold")):
-    open(os.path.join(here, "held.%d" % os.getpid()), "w").close()
+    # Our pid as the supervisor sees it: /proc is its, and we are pid 1 of our own namespace.
+    open(os.path.join(here, "held.%s" % os.readlink("/proc/self")), "w").close()
     time.sleep(HOLD)
 os.execv("/usr/bin/bwrap", ["/usr/bin/bwrap"] + sys.argv[1:])
 """

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Killing a sandbox kills everything it started, also while bwrap is still setting it up
-// (spawn::killSandbox). bwrap's child ties itself to its parent's death only just before it
-// execs the worker; a sandbox killed before that left the child running (or blocked for ever on
-// a word from its dead parent), which happened to most spares killed right after being built.
+// Killing a sandbox kills everything it started, also while bwrap is still setting it up: by
+// spawn::killSandbox, and whoever kills it (the supervisor's own death included), because its
+// outer bwrap is the init of a pid namespace of its own (SpawnerSettings::pidNamespacePerSandbox).
+// bwrap's child ties itself to its parent's death only just before it execs the worker; a sandbox
+// killed before that left the child running (or blocked for ever on a word from its dead parent),
+// which happened to most spares killed right after being built.
 // Runs in: tests (the real spawner; a stand-in monitor, then real bwraps from the shipped profile)
 
 #include <doctest/doctest.h>
@@ -20,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "probe-runner.h"
@@ -65,13 +68,14 @@ TEST_CASE("kill: what the sandbox's monitor started before tying it to its own d
   // death, and waits. The child must die with the sandbox.
   TempDir dir("chitin-kill");
   std::string script = dir.path() + "/monitor";
-  std::string pidFile = dir.path() + "/child.pid";
+  std::string pidFile = dir.path() + "/child.started";
   {
     std::ofstream out(script);
     // The spawner's trial sandbox (it runs /usr/bin/true once) passes; a worker's does not end.
+    // Its child's pid is not `$!`: that is the pid in the sandbox's pid namespace, whose init
+    // the stand-in is. The test finds it by its command line.
     out << "#!/bin/sh\nfor arg; do [ \"$arg\" = /usr/bin/true ] && exit 0; done\n"
-        << "sleep 4247.25 &\necho $! > " << pidFile << ".tmp\nmv " << pidFile << ".tmp " << pidFile
-        << "\nwait\n";
+        << "sleep 4247.25 &\ntouch " << pidFile << "\nwait\n";
   }
   REQUIRE(chmod(script.c_str(), 0755) == 0);
   spawn::SpawnerSettings settings = testSpawner().settings();
@@ -84,11 +88,11 @@ TEST_CASE("kill: what the sandbox's monitor started before tying it to its own d
   auto worker = spawner.spawn(request);
 
   double deadline = monotonicSeconds() + 20;
-  while (readAll(pidFile).empty() && monotonicSeconds() < deadline) usleep(2000);
-  std::string text = readAll(pidFile);
-  REQUIRE_MESSAGE(!text.empty(), "the stand-in monitor did not start its child");
-  pid_t child = std::stoi(text);
-  int childFd = pidfdOf(child);
+  std::vector<pid_t> children;
+  while ((children = processesWith("4247.25")).empty() && monotonicSeconds() < deadline)
+    usleep(2000);
+  REQUIRE_MESSAGE(children.size() == 1, "the stand-in monitor did not start its child");
+  int childFd = pidfdOf(children[0]);
   REQUIRE(childFd >= 0);
   // Control: the child runs, below the monitor, until the sandbox is killed.
   CHECK_FALSE(endsWithin(childFd, 0.2));
@@ -103,6 +107,39 @@ TEST_CASE("kill: what the sandbox's monitor started before tying it to its own d
 
 namespace {
 
+// A spawner like testSpawner(), its outer bwraps in pid namespaces of their own or not.
+spawn::SpawnerSettings spawnerSettings(bool pidNamespace) {
+  spawn::SpawnerSettings settings = testSpawner().settings();
+  settings.pidNamespacePerSandbox = pidNamespace;
+  return settings;
+}
+
+spawn::SpawnRequest probeRequest(const std::string& workspace) {
+  spawn::SpawnRequest request;
+  request.profile = "exec";
+  request.vars = {{"WORKSPACE", workspace}};
+  request.workerOverride = getenv("CHITIN_PROBE");
+  request.workerArgs = {"--probe-kind=exec", "--probe=stderr"};
+  return request;
+}
+
+// What is left running with `marker` in its command line once the kernel has had 3 s to finish
+// the dying, killed (not left for the next test) and said.
+std::vector<pid_t> leftRunning(const std::string& marker) {
+  std::vector<pid_t> left;
+  double deadline = monotonicSeconds() + 3;
+  do {
+    left = processesWith(marker);
+    if (left.empty()) break;
+    usleep(20000);
+  } while (monotonicSeconds() < deadline);
+  for (pid_t pid : left) {
+    MESSAGE("left behind: pid ", pid, ": ", readAll("/proc/" + std::to_string(pid) + "/stat"));
+    ::kill(pid, SIGKILL);
+  }
+  return left;
+}
+
 // Real sandboxes from the shipped exec profile, each killed at once or a few ms after its spawn
 // (measured before the fix: most such kills left bwrap's child running), then reaped. Returns
 // what they left running, killed. Each sandbox's workspace path is in every one of its
@@ -111,16 +148,16 @@ namespace {
 // waitid(P_PIDFD) blocking.
 std::vector<pid_t> killedDuringSetup(bool loopWatched, int spawns) {
   TempDir workspace("chitin-kill-ws");
+  // bwrap in our own pid namespace: the kill alone must leave nothing (each sandbox's pid
+  // namespace of its own would end it all too, and is tested below).
+  spawn::SystemSpawnOs os;
+  spawn::Spawner spawner(spawnerSettings(false), os);
   std::mt19937 random(20261203);
   std::uniform_int_distribution<int> delayUs(0, 4000);
-  spawn::SpawnRequest request;
-  request.profile = "exec";
-  request.vars = {{"WORKSPACE", workspace.path()}};
-  request.workerOverride = getenv("CHITIN_PROBE");
-  request.workerArgs = {"--probe-kind=exec", "--probe=stderr"};
+  auto request = probeRequest(workspace.path());
   bool sawOne = false;
   for (int i = 0; i < spawns; ++i) {
-    auto worker = testSpawner().spawn(request);
+    auto worker = spawner.spawn(request);
     if (loopWatched) REQUIRE(fcntl(worker.pidfd.get(), F_SETFL, O_NONBLOCK) == 0);
     if (i == 0) {
       // Control: the scan sees a sandbox. (Polled: exec releases a vfork parent before the new
@@ -134,76 +171,127 @@ std::vector<pid_t> killedDuringSetup(bool loopWatched, int spawns) {
     spawn::waitForExit(worker);
   }
   CHECK(sawOne);
-  // What a kill left would keep running; give the kernel a moment to finish the dying ones.
-  std::vector<pid_t> left;
-  double deadline = monotonicSeconds() + 3;
-  do {
-    left = processesWith(workspace.path());
-    if (left.empty()) break;
-    usleep(20000);
-  } while (monotonicSeconds() < deadline);
-  for (pid_t pid : left) {
-    MESSAGE("left behind: pid ", pid, ": ", readAll("/proc/" + std::to_string(pid) + "/stat"));
-    ::kill(pid, SIGKILL);  // not left for the next test
-  }
-  return left;
+  return leftRunning(workspace.path());
 }
-
-}  // namespace
-
-namespace {
 
 // Real sandboxes from the shipped exec profile whose outer bwrap alone is SIGKILLed 0-4 ms after
 // its spawn by someone else than the supervisor (an administrator, the OOM killer), then reaped.
-// With `adopting`, this process is a child subreaper that sweeps what it adopted, as the
-// supervisor is and does at each SIGCHLD (spawn::adoptOrphans, spawn::reapAdopted). Returns what
-// was left running, killed.
-std::vector<pid_t> monitorsKilledFromOutside(bool adopting, int spawns) {
-  TempDir workspace(adopting ? "chitin-adopt-ws" : "chitin-orphan-ws");
+// Returns what was left running, killed.
+std::vector<pid_t> monitorsKilledFromOutside(bool pidNamespace, int spawns) {
+  TempDir workspace(pidNamespace ? "chitin-pidns-ws" : "chitin-orphan-ws");
+  spawn::SystemSpawnOs os;
+  spawn::Spawner spawner(spawnerSettings(pidNamespace), os);
   std::mt19937 random(20261205);
   std::uniform_int_distribution<int> delayUs(0, 4000);
-  spawn::SpawnRequest request;
-  request.profile = "exec";
-  request.vars = {{"WORKSPACE", workspace.path()}};
-  request.workerOverride = getenv("CHITIN_PROBE");
-  request.workerArgs = {"--probe-kind=exec", "--probe=stderr"};
-  if (adopting) spawn::adoptOrphans();
+  auto request = probeRequest(workspace.path());
   for (int i = 0; i < spawns; ++i) {
-    auto worker = testSpawner().spawn(request);
+    auto worker = spawner.spawn(request);
     std::this_thread::sleep_for(std::chrono::microseconds(delayUs(random)));
     REQUIRE(syscall(SYS_pidfd_send_signal, worker.pidfd.get(), SIGKILL, nullptr, 0) == 0);
     spawn::waitForExit(worker);
-    if (adopting) spawn::reapAdopted();  // its SIGCHLD
   }
-  std::vector<pid_t> left;
-  spawn::AdoptedSweep last;
-  double deadline = monotonicSeconds() + 3;
-  do {
-    if (adopting) last = spawn::reapAdopted();  // the SIGCHLD of each adopted child killed
-    left = processesWith(workspace.path());
-    if (left.empty() && last.killed == 0 && last.reaped == 0) break;
-    usleep(20000);
-  } while (monotonicSeconds() < deadline);
-  if (adopting) {
-    CHECK_MESSAGE(last.killed + last.reaped == 0, "adopted children still to kill or reap");
-    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) == 0);
+  return leftRunning(workspace.path());
+}
+
+// A supervisor SIGKILLed 0-4 ms after it spawned a real sandbox from the shipped exec profile, in
+// each of `trials` stand-ins: a child of ours with a spawner of its own, killed once its spawn()
+// has returned. Returns what was left running, killed.
+std::vector<pid_t> supervisorsKilledDuringSetup(bool pidNamespace, int trials) {
+  TempDir workspace(pidNamespace ? "chitin-pidns-sup-ws" : "chitin-orphan-sup-ws");
+  std::mt19937 random(20261206);
+  std::uniform_int_distribution<int> delayUs(0, 4000);
+  auto request = probeRequest(workspace.path());
+  auto settings = spawnerSettings(pidNamespace);
+  for (int i = 0; i < trials; ++i) {
+    int fds[2];
+    REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
+    kj::AutoCloseFd readEnd(fds[0]), writeEnd(fds[1]);
+    pid_t supervisor = fork();
+    REQUIRE(supervisor >= 0);
+    if (supervisor == 0) {
+      try {
+        spawn::SystemSpawnOs os;
+        spawn::Spawner spawner(settings, os);
+        if (spawner.checkAvailable()) _exit(2);
+        auto worker = spawner.spawn(request);
+        char byte = 's';
+        if (write(writeEnd.get(), &byte, 1) != 1) _exit(3);
+        pause();
+      } catch (...) {
+      }
+      _exit(1);
+    }
+    writeEnd = nullptr;
+    char byte = 0;
+    bool spawned = read(readEnd.get(), &byte, 1) == 1;
+    if (spawned) std::this_thread::sleep_for(std::chrono::microseconds(delayUs(random)));
+    ::kill(supervisor, SIGKILL);
+    int status = 0;
+    REQUIRE(waitpid(supervisor, &status, 0) == supervisor);
+    REQUIRE_MESSAGE(spawned, "the stand-in supervisor could not spawn: ", status);
   }
-  for (pid_t pid : left) {
-    MESSAGE("left behind: pid ", pid, ": ", readAll("/proc/" + std::to_string(pid) + "/stat"));
-    ::kill(pid, SIGKILL);  // not left for the next test
-  }
-  return left;
+  return leftRunning(workspace.path());
+}
+
+// `text`'s words, one space between each.
+std::string squeezed(const std::string& text) {
+  std::istringstream words(text);
+  std::string word, out;
+  while (words >> word) out += (out.empty() ? "" : " ") + word;
+  return out;
 }
 
 }  // namespace
 
 TEST_CASE(
-    "kill: sandboxes whose monitor is killed from outside during bwrap's set-up leave nothing "
-    "running once the supervisor has swept what it adopted") {
-  // Control: not adopting, such kills leave bwrap's child running, reparented to pid 1 and blocked
-  // for ever on a word from its dead parent (measured: 9 of 60).
+    "kill: the outer bwrap is the init of a pid namespace of its own, in a user namespace that "
+    "maps "
+    "only the supervisor's ids, and holds no capability") {
+  TempDir workspace("chitin-pidns-look");
+  for (bool pidNamespace : {false, true}) {
+    CAPTURE(pidNamespace);
+    spawn::SystemSpawnOs os;
+    spawn::Spawner spawner(spawnerSettings(pidNamespace), os);
+    auto worker = spawner.spawn(probeRequest(workspace.path()));
+    std::string nspid = squeezed(statusField(worker.pid, "NSpid"));
+    std::string ownUserNs = std::filesystem::read_symlink("/proc/self/ns/user");
+    std::string itsUserNs =
+        std::filesystem::read_symlink("/proc/" + std::to_string(worker.pid) + "/ns/user");
+    if (pidNamespace) {
+      CHECK(nspid == std::to_string(worker.pid) + " 1");
+      CHECK(itsUserNs != ownUserNs);
+      std::string uid = std::to_string(geteuid()), gid = std::to_string(getegid());
+      std::string proc = "/proc/" + std::to_string(worker.pid);
+      CHECK(squeezed(readAll(proc + "/uid_map")) == uid + " " + uid + " 1");
+      CHECK(squeezed(readAll(proc + "/gid_map")) == gid + " " + gid + " 1");
+      CHECK(squeezed(readAll(proc + "/setgroups")) == "deny");
+    } else {
+      // Control: in our own pid and user namespaces, as bwrap is when started as a plain child.
+      CHECK(nspid == std::to_string(worker.pid));
+      CHECK(itsUserNs == ownUserNs);
+    }
+    CHECK(statusField(worker.pid, "CapEff") == "0000000000000000");
+    CHECK(statusField(worker.pid, "CapPrm") == "0000000000000000");
+    spawn::killWorker(worker);
+    spawn::waitForExit(worker);
+  }
+}
+
+TEST_CASE(
+    "kill: sandboxes whose outer bwrap is killed from outside during its set-up leave nothing "
+    "running: it is the init of their pid namespace") {
+  // Control: with bwrap in our own pid namespace, such kills leave bwrap's child running,
+  // reparented to pid 1 and blocked for ever on a word from its dead parent (measured: 7-9 of 60).
   CHECK_FALSE(monitorsKilledFromOutside(false, 60).empty());
   CHECK(monitorsKilledFromOutside(true, 40).empty());
+}
+
+TEST_CASE(
+    "kill: a supervisor killed during bwrap's set-up leaves nothing of the sandbox running: its "
+    "outer bwrap dies with it, and the pid namespace with its init") {
+  // Control: the outer bwrap's parent-death signal takes it, but not its child, as above.
+  CHECK_FALSE(supervisorsKilledDuringSetup(false, 60).empty());
+  CHECK(supervisorsKilledDuringSetup(true, 40).empty());
 }
 
 TEST_CASE("kill: real sandboxes killed 0-4 ms into bwrap's set-up leave no process behind") {

@@ -293,4 +293,12 @@ TcpListener::TcpListener() {
 
 TcpListener::~TcpListener() { close(fd); }
 
+std::string statusField(pid_t pid, const std::string& field) {
+  std::string status = readAll("/proc/" + std::to_string(pid) + "/status");
+  size_t at = status.find(field + ":\t");
+  REQUIRE_MESSAGE(at != std::string::npos, field);
+  size_t start = at + field.size() + 2;
+  return status.substr(start, status.find('\n', start) - start);
+}
+
 }  // namespace chitin::testing

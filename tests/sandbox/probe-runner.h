@@ -77,6 +77,9 @@ uint16_t freePort();
 long rollupKb(pid_t pid, const std::string& field);
 // A whole file; "" when it cannot be read.
 std::string readAll(const std::string& path);
+// The value of `field` ("NSpid", "CapEff", ...) in /proc/PID/status, as it stands there (tabs
+// between the values); fails the test when the field is missing.
+std::string statusField(pid_t pid, const std::string& field);
 
 // A private directory under /tmp, removed with everything in it at the end of the test.
 class TempDir {

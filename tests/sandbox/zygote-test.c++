@@ -35,14 +35,6 @@ pid_t parentOf(pid_t pid) {
   return static_cast<pid_t>(std::stol(stat.substr(close + 4)));
 }
 
-std::string statusField(pid_t pid, const std::string& field) {
-  std::string status = readAll("/proc/" + std::to_string(pid) + "/status");
-  size_t at = status.find(field + ":\t");
-  REQUIRE_MESSAGE(at != std::string::npos, field);
-  size_t start = at + field.size() + 2;
-  return status.substr(start, status.find('\n', start) - start);
-}
-
 const char* const OWN_NAMESPACES[] = {"pid", "mnt", "net", "ipc", "uts", "cgroup"};
 
 // Where cgroup limits are in force, every worker is spawned by bwrap (each sandbox's cgroup must
