@@ -198,6 +198,12 @@ kj::AutoCloseFd adoptMonitor(pid_t monitor) {
 // what it reads and waits for more. cat is in every Debian (coreutils is Essential).
 const char USERNS_HOLDER[] = "/usr/bin/cat";
 
+// Why the supervisor may not make or use a user namespace of its own, where bwrap may.
+const char USERNS_HINT[] =
+    " (unprivileged user namespaces must be enabled for the supervisor as for bwrap; Ubuntu >= "
+    "23.10: kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile that allows "
+    "userns for chitin-supervisor as for bwrap)";
+
 struct HolderPlan {
   int sources[3];  // become fds 0..2: the pipe we write to, the pipe we read, /dev/null
   int failedStep;
@@ -263,7 +269,7 @@ kj::AutoCloseFd makeSandboxUserNamespace() {
   auto fail = [](const std::string& what, int error) {
     throw SandboxUnavailable(
         "cannot make the user namespace the sandboxes' pid namespaces belong to: " + what + ": " +
-        strerror(error) + " (unprivileged user namespaces must be enabled, as bwrap needs)");
+        strerror(error) + USERNS_HINT);
   };
   int toHolder[2], fromHolder[2];
   KJ_SYSCALL(pipe2(toHolder, O_CLOEXEC));
@@ -895,7 +901,7 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
       throw SandboxUnavailable(
           std::string("cannot start the sandbox in a pid namespace of its own (") +
           (plan.failedStep == 7 ? "setns(CLONE_NEWUSER)" : "clone(CLONE_NEWPID)") +
-          "): " + strerror(plan.savedErrno));
+          "): " + strerror(plan.savedErrno) + USERNS_HINT);
     }
     KJ_FAIL_SYSCALL(plan.failedStep == 1   ? "dup2"
                     : plan.failedStep == 6 ? "prctl(PR_SET_PDEATHSIG)"
