@@ -196,7 +196,6 @@ class WorkerKills(unittest.TestCase):
             exits = [r for r in gw.audit() if r["kind"] == "TOOL_END" and r.get("outcome") == "error"]
             self.assertGreaterEqual(len(exits), 4)
 
-
     @unittest.skipUnless(os.geteuid() == 0, "stops the gateway's sandboxes and reads their "
                          "/proc/PID/syscall, which needs root")
     def test_a_sandbox_whose_monitor_is_killed_during_its_set_up_leaves_nothing_running(self):
