@@ -145,12 +145,12 @@ std::vector<pid_t> leftRunning(const std::string& marker) {
 // processes' command lines. With `loopWatched`, each pidfd is first made non-blocking, as the
 // supervisor's libuv watch makes it (uv_poll_init), so the kill and the reap must not rely on
 // waitid(P_PIDFD) blocking.
-std::vector<pid_t> killedDuringSetup(bool loopWatched, int spawns) {
+std::vector<pid_t> killedDuringSetup(bool loopWatched, int spawns, bool pidNamespace) {
   TempDir workspace("chitin-kill-ws");
-  // bwrap in our own pid namespace: the kill alone must leave nothing (each sandbox's pid
-  // namespace of its own would end it all too, and is tested below).
+  // Both ways: without a pid namespace of its own, killSandbox()'s kills alone must leave nothing;
+  // with one, as the supervisor spawns them, nothing either.
   spawn::SystemSpawnOs os;
-  spawn::Spawner spawner(spawnerSettings(false), os);
+  spawn::Spawner spawner(spawnerSettings(pidNamespace), os);
   std::mt19937 random(20261203);
   std::uniform_int_distribution<int> delayUs(0, 4000);
   auto request = probeRequest(workspace.path());
@@ -294,14 +294,16 @@ TEST_CASE(
 }
 
 TEST_CASE("kill: real sandboxes killed 0-4 ms into bwrap's set-up leave no process behind") {
-  CHECK(killedDuringSetup(false, 40).empty());
+  CHECK(killedDuringSetup(false, 40, false).empty());
+  CHECK(killedDuringSetup(false, 40, true).empty());
 }
 
 TEST_CASE("kill: the same with pidfds an event loop made non-blocking, as the supervisor's are") {
   // waitid(P_PIDFD) on a non-blocking pidfd returns EAGAIN at once: the kill did not wait for
   // bwrap to stop before listing its children (a child cloned after the list outlived it,
   // blocked for ever on a word from its dead parent), and waitForExit() failed.
-  CHECK(killedDuringSetup(true, 60).empty());
+  CHECK(killedDuringSetup(true, 60, false).empty());
+  CHECK(killedDuringSetup(true, 40, true).empty());
 }
 
 TEST_CASE("kill: a worker host that ends its worker reaps the sandbox's monitor") {
