@@ -68,7 +68,10 @@ pid_t parentSeenByProc() {
   ssize_t i = n - 1;
   while (i >= 0 && buf[i] != ')') --i;  // the name may hold ')' itself: the last one ends it
   i += 4;                               // ") S "
-  if (i <= 3 || i >= n) return -1;
+  if (i <= 3 || i >= n) {
+    errno = EINVAL;
+    return -1;
+  }
   pid_t parent = 0;
   for (; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) parent = parent * 10 + (buf[i] - '0');
   return parent;
