@@ -279,7 +279,8 @@ int runDoctor(const spawn::SpawnerSettings& settings, std::ostream& out) {
            "sysctl -w user.max_user_namespaces=15000");
   } else if (apparmor == "1") {
     r.warn("user namespaces: AppArmor restricts unprivileged user namespaces",
-           "allow bwrap in an AppArmor profile or sysctl -w "
+           "allow user namespaces for bwrap and chitin-supervisor (which gives each sandbox a "
+           "pid namespace of its own) in AppArmor profiles, or sysctl -w "
            "kernel.apparmor_restrict_unprivileged_userns=0");
   } else {
     r.ok("user namespaces: available (max " + (maxNs.empty() ? std::string("?") : maxNs) + ")");
