@@ -2,8 +2,11 @@
 """chitin's benchmark: the five figures of the foundation issue, each with its target.
 
 (a) ms from `chitin gateway` start to the first accepted WebSocket client, with an empty home and
-    with a long audit log (200,000 records, 20,000 with --quick: start-up must not grow with it)
-(b) supervisor RSS, and private memory per idle session worker (worker + its bwrap monitor)
+    with a long audit log (200,000 records, 20,000 with --quick: start-up must not grow with it);
+    beside it the floor: the same measure for a server on chitin's transport stack with no chitin
+    in it (tests/bench/stack-floor: libwebsockets on libuv, set up as the gateway sets them up)
+(b) supervisor RSS, and private memory per idle session worker (worker + its bwrap monitor);
+    beside it the floor server's memory after its clients
 (c) warm `agent` turn latency p50/p90 and turns/s against the instant model (tests/bench/
     instant-model, C++: answers in microseconds); its own time per answer, timed inside it, is
     taken off for chitin's part (target <= 2 ms); the turn is timed by a Python WebSocket
@@ -48,7 +51,7 @@
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 
-CHITIN_BENCH_ONLY=op runs only sections (o) and (p) (memory_search and prompt assembly), e.g.
+CHITIN_BENCH_ONLY=a runs only (a) and the floor under (a) and (b); CHITIN_BENCH_ONLY=op runs only sections (o) and (p) (memory_search and prompt assembly), e.g.
 `CHITIN_BENCH_ONLY=op scripts/bench`; CHITIN_BENCH_ONLY=qr only (q) and (r); CHITIN_BENCH_ONLY=kl
 only (k) and (l) (the channels); --quick applies to them too.
 """
@@ -62,7 +65,7 @@ import tempfile
 import time
 
 from bench_common import (
-    pct, line, ms, _timed_http, private_kib, rss_kib, session_memory, _free_port, _gateway_args, _env,
+    pct, line, ms, _timed_http, private_kib, rss_kib, file_rss_kib, session_memory, _free_port, _gateway_args, _env,
     _tool_calls, _tool_calls_watched, QUICK, N_TURNS, N_TOOLS, N_FLOOR, N_CLI, N_AUDIT_RECORDS, N_IDLE, N_LOAD_CLIENTS,
     LOAD_SECONDS, LOAD_RATE, SCRIPT, TOOL_PAUSE, ROOT, InstantModel)
 from bench_channels import print_channel_cost
@@ -140,6 +143,39 @@ def time_to_first_client(model, audit_records=0):
         proc.terminate()
         proc.wait()
     return statistics.median(samples), log_bytes
+
+
+def stack_floor():
+    """The floor under (a) and (b): tests/bench/stack-floor started and connected to as (a)
+    connects to the gateway (its greeting, one frame, its answer), the same number of times.
+    Returns the median start -> answered, and the RSS / private / anonymous KiB of the last one
+    after its client."""
+    exe = os.path.join(ROOT, "build", "tests", "bench", "stack-floor")
+    samples, memory = [], (0, 0, 0)
+    for _ in range(3 if QUICK else 5):
+        port = _free_port()
+        start = time.monotonic()
+        proc = subprocess.Popen([exe, str(port)], stdout=subprocess.DEVNULL, env={})
+        try:
+            while True:
+                try:
+                    ws = WsClient("127.0.0.1", port)
+                    ws.recv_json()
+                    ws.send_json({"type": "req", "id": "1", "method": "connect"})
+                    ok = ws.recv_json()["ok"]
+                    ws.close()
+                    if ok:
+                        break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"stack-floor exited with {proc.returncode}")
+                    time.sleep(0.0005)
+            samples.append(time.monotonic() - start)
+            memory = (rss_kib(proc.pid), private_kib(proc.pid), rss_kib(proc.pid, "RssAnon:"))
+        finally:
+            proc.terminate()
+            proc.wait()
+    return statistics.median(samples), memory
 
 
 def _exec_cost():
@@ -415,9 +451,34 @@ def _spare_memory(gw):
             and any(f"chitin-worker-{k}".encode() in argv for k in ("exec", "read"))]
 
 
+def print_start_up(a, floor):
+    floor_a, _ = floor
+    line("process start of chitin-supervisor alone (loader + libraries)", ms(_exec_cost()))
+    line("gateway start -> first accepted WS client (median)", ms(a), "<= 20 ms", a <= 0.020)
+    line("  floor: the same for stack-floor (libwebsockets on libuv, no chitin)", ms(floor_a))
+    line("  chitin's part: the gateway's figure less the floor", ms(a - floor_a))
+
+
+def print_floor_memory(floor):
+    _, (rss, private, anon) = floor
+    line("  floor: stack-floor after its client, RSS / private / anonymous",
+         f"{rss / 1024:.1f} / {private / 1024:.1f} / {anon / 1024:.1f} MiB")
+
+
 def main():
     print(f"chitin bench ({'quick' if QUICK else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
+    if os.environ.get("CHITIN_BENCH_ONLY") == "a":
+        model = FakeModel(tempfile.mkdtemp(prefix="chitin-bench-model-"), SCRIPT)
+        try:
+            a, _ = time_to_first_client(model)
+        finally:
+            model.stop()
+        floor = stack_floor()
+        print("\n(a) start-up")
+        print_start_up(a, floor)
+        print_floor_memory(floor)
+        return 0
     if os.environ.get("CHITIN_BENCH_ONLY") == "op":
         print_memory_search_cost()
         print_prompt_assembly_cost()
@@ -443,6 +504,7 @@ def main():
     instant = InstantModel(modeldir)
     try:
         a, _ = time_to_first_client(model)
+        floor_server = stack_floor()
         a_long, a_long_bytes = time_to_first_client(model, N_AUDIT_RECORDS)
         # (c) warm turns in one session, against the instant model: the turn is chitin's own.
         gw = Gateway(instant)
@@ -494,6 +556,8 @@ def main():
             sup_rss = rss_kib(gw.proc.pid)
             sup_private = private_kib(gw.proc.pid)
             sup_anon = rss_kib(gw.proc.pid, "RssAnon:")
+            sup_own = file_rss_kib(gw.proc.pid, os.path.join(os.path.dirname(os.environ["CHITIN_BIN"]),
+                                                             "chitin-supervisor"))
             per_session, sessions_shared = session_memory(gw)
             ws.close()
 
@@ -524,8 +588,7 @@ def main():
         instant.stop()
 
     print("\n(a) start-up")
-    line("process start of chitin-supervisor alone (loader + libraries)", ms(_exec_cost()))
-    line("gateway start -> first accepted WS client (median)", ms(a), "<= 20 ms", a <= 0.020)
+    print_start_up(a, floor_server)
     line(f"  the same with a {N_AUDIT_RECORDS:,}-record audit log ({a_long_bytes / 2**20:.0f} MiB)",
          ms(a_long))
     print("\n(b) memory")
@@ -535,6 +598,9 @@ def main():
     # The rest of the private pages is library and program text only this process maps: clean,
     # file-backed, reclaimable.
     line("    of which anonymous (RssAnon: heap, stacks, written data)", f"{sup_anon / 1024:.1f} MiB")
+    line("    of which the chitin-supervisor binary's own pages (text, data; static capnp, kj,"
+         " protobuf)", f"{sup_own / 1024:.1f} MiB")
+    print_floor_memory(floor_server)
     if per_session:
         p = statistics.median(per_session)
         line(f"private memory per idle session worker (n={len(per_session)})", f"{p / 1024:.2f} MiB",

@@ -95,6 +95,21 @@ def private_kib(pid):
     return total
 
 
+def file_rss_kib(pid, path):
+    """Resident KiB of every mapping of the file `path` in process `pid` (/proc/PID/smaps): for a
+    program, its own text and data as this process holds them."""
+    total, inside = 0, False
+    real = os.path.realpath(path)
+    with open(f"/proc/{pid}/smaps") as f:
+        for l in f:
+            fields = l.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line
+                inside = " ".join(fields[5:]) == real
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total
+
+
 def session_memory(gw):
     """The idle session workers' private memory: ([each worker, with its own outer bwrap when
     bwrap spawned it], what all of them share once: the session zygote and its outer bwrap, when
