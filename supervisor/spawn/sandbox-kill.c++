@@ -9,7 +9,6 @@
 #include <kj/debug.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -19,9 +18,9 @@
 #include <chrono>
 #include <fstream>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "proc-stat.h"
 #include "spawner.h"
 
 namespace chitin::spawn {
@@ -60,23 +59,10 @@ std::vector<pid_t> childrenOf(pid_t pid) {
   return out;
 }
 
-// Whether /proc/CHILD/stat names `parent` as its parent (field 4, after the parenthesised name,
-// which may itself hold spaces and parentheses).
+// Whether /proc/CHILD/stat names `parent` as its parent.
 bool parentIs(pid_t child, pid_t parent) {
   std::string path = "/proc/" + std::to_string(child) + "/stat";
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[1024];  // the name is at most 16 bytes: the fields up to the parent's fit
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return false;
-  std::string_view stat(buf, static_cast<size_t>(n));
-  size_t name = stat.rfind(')');
-  if (name == std::string_view::npos) return false;
-  char state = 0;
-  long ppid = 0;
-  std::string rest(stat.substr(name + 1));
-  return sscanf(rest.c_str(), " %c %ld", &state, &ppid) == 2 && ppid == parent;
+  return parentInProcStat(path.c_str()) == parent;
 }
 
 }  // namespace

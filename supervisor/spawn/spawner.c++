@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "fork-server.h"
+#include "proc-stat.h"
 #include "sandbox-child.h"
 
 namespace chitin::spawn {
@@ -72,23 +73,7 @@ void resetSignals() {
 
 // The parent of the calling process as /proc/self/stat gives it: in /proc's pid namespace, where
 // getppid() says 0 to the init of a new one. -1 when it cannot be read. Async-signal-safe.
-pid_t parentSeenByProc() {
-  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[512];  // the fields up to the parent's fit: the name in parentheses is <= 16 bytes
-  ssize_t n = read(fd, buf, sizeof(buf));
-  close(fd);
-  ssize_t i = n - 1;
-  while (i >= 0 && buf[i] != ')') --i;  // the name may hold ')' itself: the last one ends it
-  i += 4;                               // ") S "
-  if (i <= 3 || i >= n) {
-    errno = EINVAL;
-    return -1;
-  }
-  pid_t parent = 0;
-  for (; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) parent = parent * 10 + (buf[i] - '0');
-  return parent;
-}
+pid_t parentSeenByProc() { return parentInProcStat("/proc/self/stat"); }
 
 // The outer bwrap, cloned by execBwrapInChild() with CLONE_PARENT into a new pid namespace whose
 // init it is: our child, on the child's stack. Like that child, it ties itself to our death
