@@ -65,7 +65,7 @@ import tempfile
 import time
 
 from bench_common import (
-    pct, line, ms, _timed_http, private_kib, rss_kib, file_rss_kib, session_memory, _free_port, _gateway_args, _env,
+    pct, line, ms, _timed_http, private_kib, rss_kib, mapped_kib, forget_references, session_memory, _free_port, _gateway_args, _env,
     _tool_calls, _tool_calls_watched, QUICK, N_TURNS, N_TOOLS, N_FLOOR, N_CLI, N_AUDIT_RECORDS, N_IDLE, N_LOAD_CLIENTS,
     LOAD_SECONDS, LOAD_RATE, SCRIPT, TOOL_PAUSE, ROOT, InstantModel)
 from bench_channels import print_channel_cost
@@ -547,7 +547,9 @@ def main():
             floor, _ = bwrap_floor()
             command = command_floor()
 
-            # (b) memory: the supervisor, and N idle session workers
+            # (b) memory: the supervisor, and N idle session workers; what of the supervisor's
+            # memory these turns and the idle time after them used (its working set).
+            forgot = forget_references(gw.proc.pid)
             for i in range(N_IDLE):
                 agent_over_ws(ws, "hi", f"agent:main:bench:direct:idle{i}", req_id=f"i{i}")
             # Idle: a session worker gives its free heap back after 2 s without a turn
@@ -556,8 +558,11 @@ def main():
             sup_rss = rss_kib(gw.proc.pid)
             sup_private = private_kib(gw.proc.pid)
             sup_anon = rss_kib(gw.proc.pid, "RssAnon:")
-            sup_own = file_rss_kib(gw.proc.pid, os.path.join(os.path.dirname(os.environ["CHITIN_BIN"]),
-                                                             "chitin-supervisor"))
+            sup_exe = os.path.join(os.path.dirname(os.environ["CHITIN_BIN"]), "chitin-supervisor")
+            sup_own = mapped_kib(gw.proc.pid, sup_exe)
+            if forgot:
+                sup_used = mapped_kib(gw.proc.pid, field="Referenced:")
+                sup_own_used = mapped_kib(gw.proc.pid, sup_exe, field="Referenced:")
             per_session, sessions_shared = session_memory(gw)
             ws.close()
 
@@ -600,6 +605,11 @@ def main():
     line("    of which anonymous (RssAnon: heap, stacks, written data)", f"{sup_anon / 1024:.1f} MiB")
     line("    of which the chitin-supervisor binary's own pages (text, data; static capnp, kj,"
          " protobuf)", f"{sup_own / 1024:.1f} MiB")
+    # smaps' Referenced after clear_refs: pages this process touched since, and shared library
+    # pages any process touched (their flag is the page's own), so an upper bound.
+    line(f"  used by {N_IDLE} turns and the idle time after them (smaps Referenced), of all /"
+         " of the binary's", f"{sup_used / 1024:.1f} / {sup_own_used / 1024:.1f} MiB" if forgot
+         else "n/a (clear_refs needs root here)")
     print_floor_memory(floor_server)
     if per_session:
         p = statistics.median(per_session)

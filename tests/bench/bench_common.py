@@ -95,19 +95,34 @@ def private_kib(pid):
     return total
 
 
-def file_rss_kib(pid, path):
-    """Resident KiB of every mapping of the file `path` in process `pid` (/proc/PID/smaps): for a
-    program, its own text and data as this process holds them."""
-    total, inside = 0, False
-    real = os.path.realpath(path)
-    with open(f"/proc/{pid}/smaps") as f:
-        for l in f:
-            fields = l.split()
-            if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line
-                inside = " ".join(fields[5:]) == real
-            elif inside and fields[0] == "Rss:":
-                total += int(fields[1])
+def mapped_kib(pid, path=None, field="Rss:"):
+    """A /proc/PID/smaps field in KiB, summed over every mapping of the file `path` (for a
+    program, its own text and data as this process holds them), or over all mappings."""
+    total, inside = 0, path is None
+    real = os.path.realpath(path) if path else None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for l in f:
+                fields = l.split()
+                if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line
+                    inside = real is None or " ".join(fields[5:]) == real
+                elif inside and fields[0] == field:
+                    total += int(fields[1])
+    except OSError:  # as private_kib(): not this user's to read
+        pass
     return total
+
+
+def forget_references(pid):
+    """Clears the referenced bits of every page `pid` maps (/proc/PID/clear_refs), so that
+    mapped_kib(..., field="Referenced:") then counts the pages it used since. False if this
+    user may not (a non-dumpable process's /proc files are root's)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False
 
 
 def session_memory(gw):
