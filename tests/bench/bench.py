@@ -51,9 +51,10 @@
 
 Uses the real gateway, real sandboxes, and the fake model API on 127.0.0.1.
 
-CHITIN_BENCH_ONLY=a runs only (a) and the floor under (a) and (b); CHITIN_BENCH_ONLY=op runs only sections (o) and (p) (memory_search and prompt assembly), e.g.
+CHITIN_BENCH_ONLY=op runs only sections (o) and (p) (memory_search and prompt assembly), e.g.
 `CHITIN_BENCH_ONLY=op scripts/bench`; CHITIN_BENCH_ONLY=qr only (q) and (r); CHITIN_BENCH_ONLY=kl
-only (k) and (l) (the channels); --quick applies to them too.
+only (k) and (l) (the channels); CHITIN_BENCH_ONLY=a only (a) and the floor under (a) and (b);
+--quick applies to them too.
 """
 import json
 import os
@@ -65,7 +66,8 @@ import tempfile
 import time
 
 from bench_common import (
-    pct, line, ms, _timed_http, private_kib, rss_kib, mapped_kib, forget_references, session_memory, _free_port, _gateway_args, _env,
+    pct, line, ms, _timed_http, private_kib, rss_kib, mapped_kib, forget_references, session_memory,
+    _free_port, _gateway_args, _env,
     _tool_calls, _tool_calls_watched, QUICK, N_TURNS, N_TOOLS, N_FLOOR, N_CLI, N_AUDIT_RECORDS, N_IDLE, N_LOAD_CLIENTS,
     LOAD_SECONDS, LOAD_RATE, SCRIPT, TOOL_PAUSE, ROOT, InstantModel)
 from bench_channels import print_channel_cost
