@@ -175,6 +175,49 @@ kj::AutoCloseFd dupHigh(int fd) {
   return kj::AutoCloseFd(high);
 }
 
+// Stacks for our clone(CLONE_VM) children, 64 KiB each in one mapping, unmapped with this.
+class ChildStacks {
+ public:
+  explicit ChildStacks(size_t count) : bytes_(count * SIZE) {
+    base_ = static_cast<char*>(mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0));
+    if (base_ == MAP_FAILED) KJ_FAIL_SYSCALL("mmap(child stack)", errno);
+  }
+  ~ChildStacks() { munmap(base_, bytes_); }
+  KJ_DISALLOW_COPY(ChildStacks);
+  // The top of stack `i` (stacks grow down): 0 is the lowest.
+  char* top(size_t i) { return base_ + (i + 1) * SIZE; }
+
+ private:
+  static constexpr size_t SIZE = 64 * 1024;
+  size_t bytes_;
+  char* base_;
+};
+
+struct VforkedChild {
+  pid_t pid;  // -1: clone failed, with `error`
+  int pidfd;  // ours to close
+  int error;
+};
+
+// fn(arg) in a clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD | `flags`) child on
+// `stackTop`: no copy of our address space (fork() of a big supervisor costs tens of ms), and we
+// resume only once the child has exec'd or gone. CLONE_PIDFD gives the pidfd atomically, so the
+// pid can never be recycled under us. Every signal is blocked around the clone, so that no
+// handler of ours runs in the child, on its stack and our memory.
+VforkedChild vforkOnStack(int (*fn)(void*), char* stackTop, int flags, void* arg) {
+  sigset_t all, saved;
+  sigfillset(&all);
+  int maskRc = pthread_sigmask(SIG_SETMASK, &all, &saved);
+  KJ_REQUIRE(maskRc == 0, "pthread_sigmask", strerror(maskRc));
+  VforkedChild child{-1, -1, 0};
+  child.pid = clone(fn, stackTop, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD | flags, arg,
+                    &child.pidfd);
+  child.error = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  return child;
+}
+
 // A pidfd of the outer bwrap cloned into a pid namespace of its own: our child, not reaped yet,
 // so the pid is still its own. Without one it is killed and reaped, and the spawn fails.
 kj::AutoCloseFd adoptMonitor(pid_t monitor) {
@@ -271,22 +314,11 @@ kj::AutoCloseFd makeSandboxUserNamespace() {
   HolderPlan plan{};
   for (int i = 0; i < 3; i++) plan.sources[i] = sources[i].get();
 
-  constexpr size_t STACK_SIZE = 64 * 1024;
-  void* stack = mmap(nullptr, STACK_SIZE, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) KJ_FAIL_SYSCALL("mmap(child stack)", errno);
-  KJ_DEFER(munmap(stack, STACK_SIZE));
-  sigset_t all, saved;
-  sigfillset(&all);
-  int maskRc = pthread_sigmask(SIG_SETMASK, &all, &saved);
-  KJ_REQUIRE(maskRc == 0, "pthread_sigmask", strerror(maskRc));
-  int pidfd = -1;
-  pid_t pid = clone(execHolderInChild, static_cast<char*>(stack) + STACK_SIZE,
-                    CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD, &plan, &pidfd);
-  int cloneErrno = errno;
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (pid < 0) fail("clone(CLONE_NEWUSER)", cloneErrno);
-  kj::AutoCloseFd holder(pidfd);
+  ChildStacks stack(1);
+  VforkedChild child = vforkOnStack(execHolderInChild, stack.top(0), CLONE_NEWUSER, &plan);
+  if (child.pid < 0) fail("clone(CLONE_NEWUSER)", child.error);
+  pid_t pid = child.pid;
+  kj::AutoCloseFd holder(child.pidfd);
   // From here on the holder is killed and reaped on every way out.
   KJ_DEFER({
     syscall(SYS_pidfd_send_signal, holder.get(), SIGKILL, nullptr, 0);
@@ -693,28 +725,15 @@ SpawnedWorker Spawner::start(const config::SandboxProfile& profile, const std::s
   plan.argv = argv.data();
   plan.envp = envp;
 
-  // Step 5: clone(CLONE_VM|CLONE_VFORK): no copy of our address space (fork() of a big
-  // supervisor costs tens of ms), and we resume only once the child has exec'd bwrap, or has
-  // cloned the outer bwrap into its pid namespace (which has then exec'd), or has failed.
-  // CLONE_PIDFD gives the pidfd atomically, so the pid can never be recycled under us. Two
-  // stacks: the child's at the top, the outer bwrap's clone's below it.
-  constexpr size_t STACK_SIZE = 64 * 1024;
-  void* stack = mmap(nullptr, 2 * STACK_SIZE, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) KJ_FAIL_SYSCALL("mmap(child stack)", errno);
-  KJ_DEFER(munmap(stack, 2 * STACK_SIZE));
-  plan.monitorStack = static_cast<char*>(stack) + STACK_SIZE;
-  sigset_t all, saved;
-  sigfillset(&all);
-  // Blocked in the parent so no handler of ours runs on the shared stack-less child.
-  int maskRc = pthread_sigmask(SIG_SETMASK, &all, &saved);
-  KJ_REQUIRE(maskRc == 0, "pthread_sigmask", strerror(maskRc));
-  int pidfd = -1;
-  pid_t pid = clone(execBwrapInChild, static_cast<char*>(stack) + 2 * STACK_SIZE,
-                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &pidfd);
-  int cloneErrno = errno;
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (pid < 0) KJ_FAIL_SYSCALL("clone", cloneErrno);
+  // Step 5: the child (vforkOnStack()); we resume once it has exec'd bwrap, or has cloned the
+  // outer bwrap into its pid namespace (which has then exec'd), or has failed. Two stacks: the
+  // child's on top, the outer bwrap's clone's below it.
+  ChildStacks stacks(2);
+  plan.monitorStack = stacks.top(0);
+  VforkedChild child = vforkOnStack(execBwrapInChild, stacks.top(1), 0, &plan);
+  if (child.pid < 0) KJ_FAIL_SYSCALL("clone", child.error);
+  pid_t pid = child.pid;
+  int pidfd = child.pidfd;
   kj::AutoCloseFd ownedPidfd(pidfd);
   if (plan.userNamespace >= 0) {
     // The child has gone: the outer bwrap, its clone, is ours now (or failed before its exec).
